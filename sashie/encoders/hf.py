@@ -1,0 +1,137 @@
+"""`hf:<hub id or local directory>`: CLIP-style models through Hugging Face transformers.
+
+Any model whose class has `get_image_features` and `get_text_features` works: `CLIPModel`
+checkpoints, and remote-code models such as line-corporation/clip-japanese-base when the
+user passes trust_remote_code.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from ..errors import SashieError
+from .base import TorchEncoder
+
+WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth")
+
+
+def fingerprint_directory(path: Path) -> str:
+    """A short hash of a model directory's config and weights (sizes and both ends of each)."""
+    digest = hashlib.sha256()
+    for file in sorted(path.iterdir()):
+        if file.name == "config.json":
+            digest.update(file.read_bytes())
+        elif file.suffix in WEIGHT_SUFFIXES and file.is_file():
+            size = file.stat().st_size
+            digest.update(f"{file.name}:{size}".encode())
+            with file.open("rb") as f:
+                digest.update(f.read(1 << 20))
+                f.seek(max(0, size - (1 << 20)))
+                digest.update(f.read(1 << 20))
+    return digest.hexdigest()[:12]
+
+
+def _fingerprint(name: str) -> str:
+    path = Path(name)
+    if path.is_dir():
+        return fingerprint_directory(path)
+    from huggingface_hub import try_to_load_from_cache
+
+    config = try_to_load_from_cache(name, "config.json")
+    if isinstance(config, str):  # .../snapshots/<commit>/config.json
+        return Path(config).parent.name[:12]
+    return "hub"
+
+
+def _features(output) -> torch.Tensor:
+    """transformers 5 returns a model output whose pooler_output holds the projected features."""
+    if isinstance(output, torch.Tensor):
+        return output
+    pooled = getattr(output, "pooler_output", None)
+    if pooled is not None:
+        return pooled
+    return output[0]
+
+
+class HFEncoder(TorchEncoder):
+    def __init__(self, name: str, *, device: str | None = None, trust_remote_code: bool = False):
+        super().__init__(device)
+        from transformers import AutoImageProcessor, AutoModel, AutoTokenizer
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.set_verbosity_error()
+        hf_logging.disable_progress_bar()
+        location = str(Path(name).resolve()) if Path(name).is_dir() else name
+        options = {"trust_remote_code": trust_remote_code}
+        try:
+            model = AutoModel.from_pretrained(location, **options)
+            self.tokenizer = AutoTokenizer.from_pretrained(location, **options)
+            self.processor = _image_processor(AutoImageProcessor, location, options)
+        except (OSError, ValueError) as e:
+            first_line = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            raise SashieError(f"cannot load model hf:{name} ({first_line})") from None
+        if not (hasattr(model, "get_image_features") and hasattr(model, "get_text_features")):
+            raise SashieError(
+                f"hf:{name} is a {type(model).__name__}, which has no "
+                "get_image_features/get_text_features; it is not a CLIP-style model"
+            )
+        self.model = self._place(model)
+        self.model_id = f"hf:{name}@{_fingerprint(name)}"
+        self.image_size = _input_side(self.processor)
+        self.max_text_tokens = _max_text_tokens(self.tokenizer, model.config)
+        self.dim = int(self.encode_texts(["a picture"]).shape[1])
+
+    def preprocess(self, image: Image.Image) -> np.ndarray:
+        pixels = self.processor(images=[image], return_tensors="np")["pixel_values"][0]
+        return np.asarray(pixels, dtype=np.float32)
+
+    def _images(self, pixels: torch.Tensor) -> torch.Tensor:
+        return _features(self.model.get_image_features(pixel_values=pixels))
+
+    def _texts(self, texts: list[str]) -> torch.Tensor:
+        tokens = self.tokenizer(
+            texts,
+            padding=True,
+            truncation=True,
+            max_length=self.max_text_tokens,
+            return_tensors="pt",
+        )
+        tokens = {k: v.to(self.device) for k, v in tokens.items() if k != "token_type_ids"}
+        return _features(self.model.get_text_features(**tokens))
+
+
+def _image_processor(auto, location: str, options: dict):
+    """The Pillow-based processor: it needs no torchvision and is safe to call from threads."""
+    import transformers
+
+    if int(transformers.__version__.split(".")[0]) >= 5:
+        try:
+            return auto.from_pretrained(location, backend="pil", **options)
+        except (TypeError, ValueError):
+            pass
+    return auto.from_pretrained(location, use_fast=False, **options)
+
+
+def _input_side(processor) -> int:
+    for attr in ("crop_size", "size"):
+        value = getattr(processor, attr, None)
+        if value is not None and not isinstance(value, int):  # dict, or SizeDict in v5
+            get = value.get if isinstance(value, dict) else lambda k: getattr(value, k, None)
+            value = get("height") or get("shortest_edge")
+        if isinstance(value, int) and value > 0:
+            return value
+    return 224
+
+
+def _max_text_tokens(tokenizer, config) -> int:
+    text_config = getattr(config, "text_config", None)
+    limit = getattr(text_config, "max_position_embeddings", None) or 77
+    declared = getattr(tokenizer, "model_max_length", None)
+    if isinstance(declared, int) and 0 < declared < 100_000:
+        limit = min(limit, declared)
+    return int(limit)

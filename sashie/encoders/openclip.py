@@ -1,0 +1,61 @@
+"""`openclip:<architecture>/<pretrained tag or checkpoint path>` through open_clip.
+
+open_clip needs torchvision, which the core install leaves out; install the `openclip` extra
+(`pip install 'sashie[openclip]'`) to use this backend.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from ..errors import SashieError
+from .base import TorchEncoder
+
+
+class OpenClipEncoder(TorchEncoder):
+    def __init__(self, spec: str, *, device: str | None = None):
+        super().__init__(device)
+        try:
+            import open_clip
+        except ImportError:
+            raise SashieError(
+                "the openclip: backend needs open_clip; install it with "
+                "pip install 'sashie[openclip]'"
+            ) from None
+        architecture, _, pretrained = spec.partition("/")
+        if not architecture or not pretrained:
+            raise SashieError(
+                f"openclip spec {spec!r} must be ARCHITECTURE/TAG_OR_CHECKPOINT, "
+                "e.g. openclip:ViT-B-32/laion2b_s34b_b79k"
+            )
+        try:
+            model, _, self.transform = open_clip.create_model_and_transforms(
+                architecture, pretrained=pretrained
+            )
+        except (RuntimeError, OSError, ValueError) as e:
+            raise SashieError(f"cannot load model openclip:{spec} ({e})") from None
+        self.tokenizer = open_clip.get_tokenizer(architecture)
+        self.model = self._place(model)
+        checkpoint = Path(pretrained)
+        tag = pretrained
+        if checkpoint.is_file():
+            stat = checkpoint.stat()
+            tag = hashlib.sha256(f"{checkpoint.name}:{stat.st_size}".encode()).hexdigest()[:12]
+        self.model_id = f"openclip:{architecture}/{tag}"
+        size = getattr(model.visual, "image_size", 224)
+        self.image_size = int(size[0] if isinstance(size, (tuple, list)) else size)
+        self.dim = int(self.encode_texts(["a picture"]).shape[1])
+
+    def preprocess(self, image: Image.Image) -> np.ndarray:
+        return self.transform(image).numpy().astype(np.float32)
+
+    def _images(self, pixels: torch.Tensor) -> torch.Tensor:
+        return self.model.encode_image(pixels)
+
+    def _texts(self, texts: list[str]) -> torch.Tensor:
+        return self.model.encode_text(self.tokenizer(texts).to(self.device))

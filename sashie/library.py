@@ -1,0 +1,365 @@
+"""The `Library`: the one object a user holds. A directory that is one indexed collection.
+
+    lib = Library("books.sashie", create=True)
+    lib.add(["scans/"], model="hf:line-corporation/clip-japanese-base", trust_remote_code=True)
+    for hit in lib.search("a crane and a pine tree", k=10):
+        print(hit.score, hit.page, hit.bbox)
+
+On disk:
+    manifest.json          format version, the models and their dimensions, the default model
+    catalog.sqlite         pages, items, skipped inputs, vector counts (WAL mode)
+    vectors/<model>/       vectors.f16 and items.i64 of each model (see vectors.py)
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import re
+from collections import Counter
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Iterator, Sequence
+
+import numpy as np
+from tqdm import tqdm
+
+from .catalog import Catalog
+from .encoders import Encoder, load_encoder
+from .errors import SashieError
+from .images import DEFAULT_MAX_PIXELS
+from .indexer import AddReport, Indexer, reason_kind
+from .query import DEFAULT_DIMS, Query, Term, build_query, parse_query
+from .regions import load_detectors
+from .search import VectorIndex, restrict
+from .sources import check_sources
+from .vectors import VectorFile
+
+FORMAT = "sashie-library"
+FORMAT_VERSION = 1
+MANIFEST = "manifest.json"
+CATALOG = "catalog.sqlite"
+
+
+@dataclass(frozen=True)
+class Result:
+    rank: int
+    item: int
+    score: float
+    page: str  # the page image: path or URL
+    bbox: tuple[int, int, int, int]
+    detector: str
+    source: str
+    metadata: dict
+
+    def as_dict(self) -> dict:
+        out = asdict(self)
+        out["bbox"] = list(self.bbox)
+        return out
+
+
+class Library:
+    def __init__(self, path: str | os.PathLike, *, create: bool = False) -> None:
+        self.path = Path(path)
+        manifest_path = self.path / MANIFEST
+        if not manifest_path.is_file():
+            if not create:
+                raise SashieError(f"no sashie library at {self.path}")
+            if self.path.exists() and (not self.path.is_dir() or any(self.path.iterdir())):
+                raise SashieError(f"{self.path} exists and is not a sashie library")
+            self.path.mkdir(parents=True, exist_ok=True)
+            self._write_manifest({"format": FORMAT, "version": FORMAT_VERSION,
+                                  "default_model": None, "models": {}})
+        self.manifest = self._read_manifest()
+        self.catalog = Catalog(self.path / CATALOG)
+        self._encoders: dict[str, Encoder] = {}
+        self._indexes: dict[str, VectorIndex] = {}
+
+    # --- the manifest ----------------------------------------------------------------------
+
+    def _read_manifest(self) -> dict:
+        try:
+            manifest = json.loads((self.path / MANIFEST).read_text())
+        except (OSError, json.JSONDecodeError) as e:
+            raise SashieError(f"unreadable library manifest in {self.path} ({e})") from None
+        if manifest.get("format") != FORMAT:
+            raise SashieError(f"{self.path} is not a sashie library")
+        if manifest.get("version", 0) > FORMAT_VERSION:
+            raise SashieError(
+                f"{self.path} was written by a newer sashie (format {manifest['version']}); "
+                "upgrade sashie to open it"
+            )
+        return manifest
+
+    def _write_manifest(self, manifest: dict) -> None:
+        tmp = self.path / (MANIFEST + ".tmp")
+        tmp.write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n")
+        os.replace(tmp, self.path / MANIFEST)
+
+    @property
+    def default_model(self) -> str | None:
+        return self.manifest.get("default_model")
+
+    @property
+    def models(self) -> dict[str, dict]:
+        return self.manifest["models"]
+
+    # --- models ----------------------------------------------------------------------------
+
+    def encoder(self, model: str | None = None, *, trust_remote_code: bool = False,
+                device: str | None = None) -> Encoder:
+        """The encoder for a model id or spec (the default model when None), loaded once."""
+        model_id = self._find_model(model)
+        if model_id is not None:
+            entry = self.models[model_id]
+            spec, trust_remote_code = entry["spec"], entry.get("trust_remote_code", False)
+        elif model is None:
+            raise SashieError("this library has no model yet; index something with --model SPEC")
+        else:
+            spec = model
+        if spec not in self._encoders:
+            self._encoders[spec] = load_encoder(spec, device=device,
+                                                trust_remote_code=trust_remote_code)
+        encoder = self._encoders[spec]
+        if model_id is not None and encoder.model_id != model_id:
+            raise SashieError(
+                f"the model at {spec} is now {encoder.model_id}, but this library's vectors "
+                f"were made by {model_id}; index again with --model {spec}"
+            )
+        entry = self.models.get(encoder.model_id)
+        if entry is not None and entry["dim"] != encoder.dim:
+            raise SashieError(
+                f"model {spec} gives {encoder.dim}-dimensional vectors, but this library's "
+                f"vectors for it are {entry['dim']}-dimensional"
+            )
+        return encoder
+
+    def _find_model(self, model: str | None) -> str | None:
+        """The model id that a spec or id names among this library's models (None if new)."""
+        if model is None:
+            return self.default_model
+        if model in self.models:
+            return model
+        for model_id, entry in self.models.items():
+            if entry["spec"] == model:
+                return model_id
+        return None
+
+    def _register(self, spec: str, encoder: Encoder, trust_remote_code: bool) -> str:
+        if encoder.model_id not in self.models:
+            slug = re.sub(r"[^A-Za-z0-9._-]+", "-", encoder.model_id).strip("-")[-80:]
+            self.models[encoder.model_id] = {
+                "spec": spec,
+                "trust_remote_code": trust_remote_code,
+                "dim": encoder.dim,
+                "vectors": f"vectors/{slug}",
+            }
+            if self.default_model is None:
+                self.manifest["default_model"] = encoder.model_id
+            self._write_manifest(self.manifest)
+        return encoder.model_id
+
+    def _vector_file(self, model_id: str) -> VectorFile:
+        entry = self.models[model_id]
+        return VectorFile(self.path / entry["vectors"], entry["dim"])
+
+    # --- adding ----------------------------------------------------------------------------
+
+    def add(
+        self,
+        sources: Sequence[str] | str,
+        *,
+        model: str | None = None,
+        regions: str | Sequence[str] = "whole",
+        trust_remote_code: bool = False,
+        device: str | None = None,
+        batch_size: int | None = None,
+        workers: int | None = None,
+        max_pixels: int = DEFAULT_MAX_PIXELS,
+        progress: bool = False,
+    ) -> AddReport:
+        """Index sources (folders, path lists, IIIF manifests, images): only what is new or
+        changed is read and embedded. Raises `Interrupted` on Ctrl-C, with all done so far kept."""
+        sources = [sources] if isinstance(sources, str) else list(sources)
+        if not sources:
+            raise SashieError("nothing to index: name at least one source")
+        check_sources(sources)
+        detectors = load_detectors(regions)
+        with self._writing():
+            encoder = self.encoder(model, trust_remote_code=trust_remote_code, device=device)
+            spec = model if model is not None else self.models[self.default_model]["spec"]
+            model_id = self._register(spec, encoder, trust_remote_code)
+            if batch_size is None:
+                batch_size = 256 if encoder.device.startswith("cuda") else 32
+            indexer = Indexer(self.catalog, self._vector_file(model_id), model_id, encoder,
+                              detectors, batch_size=batch_size, workers=workers,
+                              max_pixels=max_pixels, progress=progress)
+            self._indexes.clear()
+            return indexer.run(sources)
+
+    @contextmanager
+    def _writing(self) -> Iterator[None]:
+        """One writer at a time: a second `sashie index` on the same library is refused."""
+        with open(self.path / "lock", "w") as lock:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise SashieError(f"{self.path} is being indexed by another process") from None
+            yield
+
+    # --- searching -------------------------------------------------------------------------
+
+    def index(self, model: str | None = None, *, progress: bool = False) -> VectorIndex:
+        """The model's vectors of live items as a float32 matrix in RAM (loaded once)."""
+        model_id = self._find_model(model)
+        if model_id is None:
+            if model is None:
+                raise SashieError("this library is empty; index something first")
+            raise SashieError(f"this library has no vectors of model {model}")
+        if model_id not in self._indexes:
+            self._indexes[model_id] = self._load_index(model_id, progress)
+        return self._indexes[model_id]
+
+    def _load_index(self, model_id: str, progress: bool) -> VectorIndex:
+        rows = self.catalog.vector_rows(model_id)
+        files = self._vector_file(model_id)
+        item_ids = files.item_ids(rows)
+        live = np.isin(item_ids, self.catalog.live_item_ids())
+        stored = files.vectors(rows)
+        matrix = np.empty((int(live.sum()), files.dim), np.float32)
+        filled, step = 0, 1 << 16
+        for start in tqdm(range(0, rows, step), desc="loading vectors", unit="block",
+                          disable=not progress or rows < 4 * step):
+            keep = live[start : start + step]
+            block = stored[start : start + step][keep]
+            matrix[filled : filled + len(block)] = block
+            filled += len(block)
+        return VectorIndex(matrix, item_ids[live])
+
+    def query(self, text: str | None = None, *, images: Sequence[str] = (),
+              dims: int | None = DEFAULT_DIMS, select: str = "cv", seed: int = 0,
+              model: str | None = None) -> Query:
+        """Turn a query expression and example images into a query vector (and dimensions)."""
+        terms = parse_query(text) if text else []
+        terms += [Term(1.0, "image", path) for path in images]
+        return build_query(self.encoder(model), terms, dims=dims, select=select, seed=seed)
+
+    def search(
+        self,
+        text: str | None = None,
+        *,
+        images: Sequence[str] = (),
+        k: int = 100,
+        dims: int | None = DEFAULT_DIMS,
+        select: str = "cv",
+        seed: int = 0,
+        model: str | None = None,
+        vector: np.ndarray | None = None,
+    ) -> list[Result]:
+        """Top-k items for a text or expression, example images, or a ready query vector.
+
+        Several images make a multi-image query: the `dims` dimensions on which the examples
+        agree most (lowest coefficient of variation; `select="random"` for the control) are
+        kept, and each library vector is restricted to them; `dims=None` keeps all.
+        """
+        if k <= 0:
+            raise SashieError("k must be at least 1")
+        index = self.index(model)
+        if vector is not None:
+            query_vector, query_dims = np.asarray(vector, np.float32), None
+        else:
+            q = self.query(text, images=images, dims=dims, select=select, seed=seed, model=model)
+            query_vector, query_dims = q.vector, q.dims
+        if len(query_vector) != index.dim:
+            raise SashieError(f"query has {len(query_vector)} dimensions, library {index.dim}")
+        try:
+            restrict(query_vector, query_dims)
+        except ValueError as e:
+            raise SashieError(str(e)) from None
+        item_ids, scores = index.search(query_vector, k, query_dims)
+        rows = {row.id: row for row in self.catalog.items(item_ids.tolist())}
+        return [
+            Result(rank, int(item), float(score), rows[item].page, rows[item].bbox,
+                   rows[item].detector, rows[item].source, rows[item].metadata)
+            for rank, (item, score) in enumerate(zip(item_ids.tolist(), scores), start=1)
+        ]
+
+    # --- describing and exporting ----------------------------------------------------------
+
+    def info(self) -> dict:
+        """What the library holds: pages, items, models and their vectors, skipped inputs."""
+        counts = self.catalog.counts()
+        live = self.catalog.live_item_ids()
+        models = []
+        for model_id, entry in self.models.items():
+            rows = self.catalog.vector_rows(model_id)
+            ids = self._vector_file(model_id).item_ids(rows)
+            models.append({
+                "id": model_id,
+                "spec": entry["spec"],
+                "dim": entry["dim"],
+                "vectors": int(np.isin(ids, live).sum()),
+                "default": model_id == self.default_model,
+            })
+        skipped = self.catalog.skipped()
+        return {
+            "path": str(self.path.resolve()),
+            "format_version": self.manifest["version"],
+            "pages": counts["pages"],
+            "items": counts["items"],
+            "items_by_detector": self.catalog.items_by_detector(),
+            "models": models,
+            "skipped": len(skipped),
+            "skipped_by_reason": dict(Counter(reason_kind(s["reason"]) for s in skipped)),
+            "skipped_inputs": skipped,
+            "disk_bytes": sum(f.stat().st_size for f in self.path.rglob("*") if f.is_file()),
+        }
+
+    def export(self, out_dir: str | os.PathLike, *, model: str | None = None) -> Path:
+        """Vectors as .npy and item metadata as Parquet, row for row (clip-retrieval layout):
+        OUT/img_emb/img_emb_0.npy, OUT/metadata/metadata_0.parquet, OUT/model.json."""
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        model_id = self._find_model(model)
+        if model_id is None:
+            raise SashieError("nothing to export: the library has no vectors"
+                              if model is None else f"this library has no vectors of {model}")
+        files = self._vector_file(model_id)
+        rows = self.catalog.vector_rows(model_id)
+        item_ids = files.item_ids(rows)
+        live = np.isin(item_ids, self.catalog.live_item_ids())
+        items = self.catalog.items(item_ids[live].tolist())
+        out = Path(out_dir)
+        (out / "img_emb").mkdir(parents=True, exist_ok=True)
+        (out / "metadata").mkdir(parents=True, exist_ok=True)
+        np.save(out / "img_emb" / "img_emb_0.npy", np.asarray(files.vectors(rows)[live]))
+        table = pa.table({
+            "item": [r.id for r in items],
+            "image_path": [r.page for r in items],
+            "source": [r.source for r in items],
+            "detector": [r.detector for r in items],
+            "x0": [r.bbox[0] for r in items],
+            "y0": [r.bbox[1] for r in items],
+            "x1": [r.bbox[2] for r in items],
+            "y1": [r.bbox[3] for r in items],
+            "page_width": [r.page_size[0] for r in items],
+            "page_height": [r.page_size[1] for r in items],
+            "metadata": [json.dumps(r.metadata, ensure_ascii=False) for r in items],
+        })
+        pq.write_table(table, out / "metadata" / "metadata_0.parquet")
+        (out / "model.json").write_text(json.dumps(
+            {"model_id": model_id, "dim": files.dim, "spec": self.models[model_id]["spec"],
+             "items": len(items)}, indent=2, ensure_ascii=False) + "\n")
+        return out
+
+    def close(self) -> None:
+        self.catalog.close()
+
+    def __enter__(self) -> "Library":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
