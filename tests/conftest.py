@@ -1,0 +1,72 @@
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+sys.path.insert(0, str(Path(__file__).parent))
+from tiny_clip import build_tiny_clip  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def tiny_clip(tmp_path_factory) -> Path:
+    """A tiny random CLIP saved in Hugging Face format, loaded as a user's model is."""
+    return build_tiny_clip(tmp_path_factory.mktemp("models") / "tiny-clip")
+
+
+@pytest.fixture(scope="session")
+def tiny_spec(tiny_clip) -> str:
+    return f"hf:{tiny_clip}"
+
+
+def make_pages(folder: Path, count: int, *, size=(96, 128), seed: int = 0) -> list[Path]:
+    """Small distinct page images: a coloured paper with a shape on it."""
+    rng = np.random.default_rng(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for i in range(count):
+        pixels = np.full((size[1], size[0], 3), rng.integers(0, 256, 3), np.uint8)
+        x, y = rng.integers(0, size[0] // 2), rng.integers(0, size[1] // 2)
+        pixels[y : y + size[1] // 3, x : x + size[0] // 3] = rng.integers(0, 256, 3)
+        path = folder / f"page{i:04d}.png"
+        Image.fromarray(pixels).save(path)
+        paths.append(path)
+    return paths
+
+
+@pytest.fixture
+def pages(tmp_path) -> Path:
+    make_pages(tmp_path / "pages", 12)
+    return tmp_path / "pages"
+
+
+def run_cli(*args, check: bool = True):
+    """The real `sashie` command line, run in this process (fast: the model stays imported)."""
+    from click.testing import CliRunner
+
+    from sashie.cli import main
+
+    result = CliRunner().invoke(main, [str(a) for a in args])
+    if result.exception and not isinstance(result.exception, SystemExit):
+        raise result.exception
+    if check and result.exit_code != 0:
+        raise AssertionError(f"sashie {args} failed ({result.exit_code}):\n{result.stderr}")
+    return result
+
+
+def start_cli_process(*args: str, **kwargs) -> subprocess.Popen:
+    """The `sashie` command as its own process, for tests that interrupt it."""
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    return subprocess.Popen([sys.executable, "-m", "sashie.cli", *map(str, args)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                            **kwargs)
+
+
+def cli_json(*args: str) -> dict:
+    return json.loads(run_cli(*args).stdout)
