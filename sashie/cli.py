@@ -31,11 +31,12 @@ def main() -> None:
     """Search the illustrations inside large digitized collections.
 
     \b
-    sashie index books.sashie scans/ --model hf:DIR      index a folder
-    sashie search books.sashie "a crane and a pine tree" search by text
-    sashie search books.sashie --image a.jpg --image b.jpg   by several examples
-    sashie search books.sashie '"crane" + pine.jpg - "handwriting"'
-    sashie info books.sashie                             what the library holds
+    sashie index LIB scans/ --model hf:DIR       index a folder (again: only what is new)
+    sashie search LIB "a crane and a pine tree"  search by text
+    sashie search LIB -i a.jpg -i b.jpg          by several example images
+    sashie search LIB '"crane" + pine.jpg - "handwriting"'       by a sum of terms
+    sashie info LIB                              what the library holds, what was skipped
+    sashie export LIB OUT/                       vectors (.npy) and metadata (Parquet)
     """
 
 
@@ -122,7 +123,7 @@ def search(library, query, images, k, dims, select, seed, model, as_json):
 @click.argument("library", type=click.Path(file_okay=False))
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def info(library, as_json):
-    """What LIBRARY holds: pages, items, models, and the inputs skipped and why."""
+    """Show pages, items, models and skipped inputs of LIBRARY."""
     facts = Library(library).info()
     if as_json:
         click.echo(json.dumps(facts, indent=2, ensure_ascii=False))
@@ -151,7 +152,7 @@ def info(library, as_json):
 @click.argument("out_dir", type=click.Path(file_okay=False))
 @click.option("--model", "-m", metavar="SPEC_OR_ID", help="Which of the library's models.")
 def export(library, out_dir, model):
-    """Write LIBRARY's vectors (.npy) and item metadata (Parquet) to OUT_DIR."""
+    """Export vectors (.npy) and item metadata (Parquet) to OUT_DIR."""
     out = Library(library).export(out_dir, model=model)
     click.echo(f"exported to {out}", err=True)
 

@@ -24,7 +24,6 @@ from pathlib import Path
 from typing import Iterator, Sequence
 
 import numpy as np
-from tqdm import tqdm
 
 from .catalog import Catalog
 from .encoders import Encoder, load_encoder
@@ -211,7 +210,7 @@ class Library:
 
     # --- searching -------------------------------------------------------------------------
 
-    def index(self, model: str | None = None, *, progress: bool = False) -> VectorIndex:
+    def index(self, model: str | None = None) -> VectorIndex:
         """The model's vectors of live items as a float32 matrix in RAM (loaded once)."""
         model_id = self._find_model(model)
         if model_id is None:
@@ -219,24 +218,15 @@ class Library:
                 raise SashieError("this library is empty; index something first")
             raise SashieError(f"this library has no vectors of model {model}")
         if model_id not in self._indexes:
-            self._indexes[model_id] = self._load_index(model_id, progress)
+            self._indexes[model_id] = self._load_index(model_id)
         return self._indexes[model_id]
 
-    def _load_index(self, model_id: str, progress: bool) -> VectorIndex:
+    def _load_index(self, model_id: str) -> VectorIndex:
         rows = self.catalog.vector_rows(model_id)
         files = self._vector_file(model_id)
         item_ids = files.item_ids(rows)
         live = np.isin(item_ids, self.catalog.live_item_ids())
-        stored = files.vectors(rows)
-        matrix = np.empty((int(live.sum()), files.dim), np.float32)
-        filled, step = 0, 1 << 16
-        for start in tqdm(range(0, rows, step), desc="loading vectors", unit="block",
-                          disable=not progress or rows < 4 * step):
-            keep = live[start : start + step]
-            block = stored[start : start + step][keep]
-            matrix[filled : filled + len(block)] = block
-            filled += len(block)
-        return VectorIndex(matrix, item_ids[live])
+        return VectorIndex(files.load_float32(rows, live), item_ids[live])
 
     def query(self, text: str | None = None, *, images: Sequence[str] = (),
               dims: int | None = DEFAULT_DIMS, select: str = "cv", seed: int = 0,
@@ -280,10 +270,11 @@ class Library:
             raise SashieError(str(e)) from None
         item_ids, scores = index.search(query_vector, k, query_dims)
         rows = {row.id: row for row in self.catalog.items(item_ids.tolist())}
-        return [
-            Result(rank, int(item), float(score), rows[item].page, rows[item].bbox,
+        found = [(item, score) for item, score in zip(item_ids.tolist(), scores) if item in rows]
+        return [  # an item removed since the vectors were loaded is left out
+            Result(rank, item, float(score), rows[item].page, rows[item].bbox,
                    rows[item].detector, rows[item].source, rows[item].metadata)
-            for rank, (item, score) in enumerate(zip(item_ids.tolist(), scores), start=1)
+            for rank, (item, score) in enumerate(found, start=1)
         ]
 
     # --- describing and exporting ----------------------------------------------------------

@@ -56,3 +56,22 @@ class VectorFile:
         if rows == 0:
             return np.zeros(0, np.int64)
         return np.fromfile(self.item_path, dtype=np.int64, count=rows)
+
+    def load_float32(self, rows: int, keep: np.ndarray | None = None, *,
+                     step: int = 1 << 16) -> np.ndarray:
+        """The kept rows among the first `rows` as one float32 matrix in RAM, converted block by
+        block so that no float16 copy of the whole file is ever held."""
+        stored = self.vectors(rows)
+        if keep is None:
+            keep = np.ones(rows, bool)
+        matrix = np.empty((int(keep.sum()), self.dim), np.float32)
+        filled = 0
+        for start in range(0, rows, step):
+            block = stored[start : start + step]
+            kept = keep[start : start + step]
+            if not kept.all():
+                block = block[kept]
+            matrix[filled : filled + len(block)] = block
+            filled += len(block)
+        return matrix
+
