@@ -101,6 +101,16 @@ def test_search_results_and_json(tmp_path, tiny_spec, pages):
     assert "rank" in text and str(pages) in text
 
 
+def test_a_query_vector_of_another_dimension_is_refused(tmp_path, tiny_spec, pages):
+    lib = Library(tmp_path / "lib", create=True)
+    lib.add([str(pages)], model=tiny_spec)
+    assert len(lib.search(vector=np.ones(48), k=3)) == 3
+    with pytest.raises(SashieError, match="query has 512 dimensions, library 48"):
+        lib.search(vector=np.ones(512))
+    with pytest.raises(SashieError, match="no vectors of model"):
+        lib.search("crane", model="hf:some/other-model")
+
+
 def test_export_writes_npy_and_parquet_row_for_row(tmp_path, tiny_spec, pages):
     lib = Library(tmp_path / "lib", create=True)
     lib.add([str(pages)], model=tiny_spec)

@@ -118,13 +118,15 @@ def _image_processor(auto, location: str, options: dict):
 
 
 def _input_side(processor) -> int:
+    """The square side the model sees, from crop_size or size (a dict, or a SizeDict in v5)."""
     for attr in ("crop_size", "size"):
         value = getattr(processor, attr, None)
-        if value is not None and not isinstance(value, int):  # dict, or SizeDict in v5
-            get = value.get if isinstance(value, dict) else lambda k: getattr(value, k, None)
-            value = get("height") or get("shortest_edge")
         if isinstance(value, int) and value > 0:
             return value
+        for key in ("height", "shortest_edge"):
+            side = value.get(key) if isinstance(value, dict) else getattr(value, key, None)
+            if isinstance(side, int) and side > 0:
+                return side
     return 224
 
 
