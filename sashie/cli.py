@@ -65,12 +65,11 @@ def index(library, sources, model, regions, trust_remote_code, device, batch_siz
     IIIF manifest (v2 or v3, file or URL), or one image. Run it again to add new or changed
     pages only; an interrupted run resumes where it stopped.
     """
-    lib = Library(library, create=True)
+    lib = Library(library, create=True, progress=not quiet)
     try:
         report = lib.add(list(sources), model=model, regions=regions,
                          trust_remote_code=trust_remote_code, device=device,
-                         batch_size=batch_size, workers=workers, max_pixels=max_pixels,
-                         progress=not quiet)
+                         batch_size=batch_size, workers=workers, max_pixels=max_pixels)
     except Interrupted as stop:
         click.echo(f"interrupted: {stop.report.pages_indexed} pages saved; "
                    "run the same command again to resume", err=True)
@@ -102,7 +101,7 @@ def search(library, query, images, k, dims, select, seed, model, as_json):
       'pine.jpg - 0.5*"text"'     an image, less some of a text
     A term naming an existing file or an image URL is an image; quote it to search the text.
     """
-    lib = Library(library)
+    lib = Library(library, progress=True)
     results = lib.search(query, images=images, k=k, dims=parse_dims(dims), select=select,
                          seed=seed, model=model)
     if as_json:

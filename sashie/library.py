@@ -60,8 +60,12 @@ class Result:
 
 
 class Library:
-    def __init__(self, path: str | os.PathLike, *, create: bool = False) -> None:
+    def __init__(self, path: str | os.PathLike, *, create: bool = False,
+                 progress: bool = False) -> None:
+        """Open the library at `path` (`create` makes it if missing); `progress` shows
+        progress bars on long steps (indexing, loading many vectors)."""
         self.path = Path(path)
+        self.progress = progress
         manifest_path = self.path / MANIFEST
         if not manifest_path.is_file():
             if not create:
@@ -177,7 +181,6 @@ class Library:
         batch_size: int | None = None,
         workers: int | None = None,
         max_pixels: int = DEFAULT_MAX_PIXELS,
-        progress: bool = False,
     ) -> AddReport:
         """Index sources (folders, path lists, IIIF manifests, images): only what is new or
         changed is read and embedded. Raises `Interrupted` on Ctrl-C, with all done so far kept."""
@@ -194,7 +197,7 @@ class Library:
                 batch_size = 256 if encoder.device.startswith("cuda") else 32
             indexer = Indexer(self.catalog, self._vector_file(model_id), model_id, encoder,
                               detectors, batch_size=batch_size, workers=workers,
-                              max_pixels=max_pixels, progress=progress)
+                              max_pixels=max_pixels, progress=self.progress)
             self._indexes.clear()
             return indexer.run(sources)
 
@@ -226,7 +229,8 @@ class Library:
         files = self._vector_file(model_id)
         item_ids = files.item_ids(rows)
         live = np.isin(item_ids, self.catalog.live_item_ids())
-        return VectorIndex(files.load_float32(rows, live), item_ids[live])
+        matrix = files.load_float32(rows, live, progress=self.progress)
+        return VectorIndex(matrix, item_ids[live])
 
     def query(self, text: str | None = None, *, images: Sequence[str] = (),
               dims: int | None = DEFAULT_DIMS, select: str = "cv", seed: int = 0,
