@@ -156,5 +156,26 @@ def export(library, out_dir, model):
     click.echo(f"exported to {out}", err=True)
 
 
+@main.command()
+@click.argument("out", type=click.Path(file_okay=False))
+@click.option("--pages", type=click.IntRange(1), default=300, show_default=True,
+              help="How many pages.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Same seed, same bytes.")
+@click.option("--workers", type=click.IntRange(1), metavar="N",
+              help="Processes drawing pages (default: one per core).")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+def world(out, pages, seed, workers, quiet):
+    """Generate an evaluation collection with ground truth into OUT.
+
+    Pages that look like scans of Edo-period printed books, with illustrations drawn by real
+    artists (Noto Emoji in ink, OpenMoji hand-coloured) and complete ground truth:
+    OUT/pages/*.jpg, OUT/truth.jsonl, OUT/world.json. Needs the `world` extra.
+    """
+    from .world import make_world
+
+    make_world(out, pages=pages, seed=seed, workers=workers, progress=not quiet)
+    click.echo(f"{pages} pages with ground truth in {out}", err=True)
+
+
 if __name__ == "__main__":
     main()

@@ -1,0 +1,84 @@
+import hashlib
+import json
+
+import numpy as np
+import pytest
+
+from conftest import run_cli
+from sashie.world import make_world, read_truth
+from sashie.world.artists import ARTISTS, Artists, alpha_bbox, load_concepts
+from sashie.world.vocab import caption, vocabulary
+
+SMALL = (400, 600)  # quarter-size pages keep the tests fast; the code path is the same
+
+
+def digest(folder):
+    return {p.relative_to(folder).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_same_seed_same_bytes_other_seed_other_pages(tmp_path):
+    a = make_world(tmp_path / "a", pages=6, seed=11, size=SMALL, workers=2)
+    b = make_world(tmp_path / "b", pages=6, seed=11, size=SMALL, workers=1)
+    c = make_world(tmp_path / "c", pages=6, seed=12, size=SMALL, workers=2)
+    assert digest(a) == digest(b)
+    assert digest(a)["truth.jsonl"] != digest(c)["truth.jsonl"]
+
+
+def test_ground_truth_is_consistent(tmp_path):
+    world = make_world(tmp_path / "w", pages=40, seed=3, size=SMALL)
+    truth = read_truth(world)
+    meta = json.loads((world / "world.json").read_text())
+    known = {c["key"] for c in meta["concepts"]}
+    kinds = {row["kind"] for row in truth}
+    assert kinds <= {"text", "mixed", "full", "blank"} and len(kinds) >= 3
+    from PIL import Image
+
+    for row in truth:
+        with Image.open(row["page"]) as image:
+            assert image.size == (row["width"], row["height"]) == SMALL
+        for box in [i["bbox"] for i in row["illustrations"]] + row["text_blocks"]:
+            x0, y0, x1, y1 = box
+            assert 0 <= x0 < x1 <= row["width"] and 0 <= y0 < y1 <= row["height"]
+        for illustration in row["illustrations"]:
+            assert 1 <= len(illustration["concepts"]) <= 4
+            assert set(illustration["concepts"]) <= known
+            assert illustration["style"] in ("ink", "colour")
+        if row["kind"] in ("mixed", "full"):
+            assert row["illustrations"]
+        if row["kind"] == "blank":
+            assert not row["illustrations"] and not row["text_blocks"]
+    assert sum(len(r["illustrations"]) for r in truth) > 10
+
+
+def test_every_concept_is_drawn_by_all_three_artists():
+    concepts = load_concepts()
+    assert len(concepts) >= 1000
+    assert len({c.en for c in concepts}) == len({c.ja for c in concepts}) == len(concepts)
+    artists = Artists()
+    for concept in concepts:
+        for artist in ARTISTS:
+            drawing = artists.draw(concept, artist, 40)
+            assert alpha_bbox(drawing) is not None, (concept, artist)
+
+
+def test_vocabulary_split_is_fixed_and_heldout_names_stay_out_of_captions():
+    vocab = vocabulary()
+    assert vocab == vocabulary()
+    assert len(vocab.heldout) >= 50 and len(vocab.query_seen) >= 20
+    assert set(vocab.query_heldout) <= vocab.heldout
+    assert not set(vocab.query_seen) & vocab.heldout
+    rng = np.random.default_rng(0)
+    seen = vocab.seen
+    for _ in range(200):
+        picked = [seen[i] for i in rng.choice(len(seen), 2, replace=False)]
+        for language in ("en", "ja"):
+            text = caption(rng, picked, "ink", language)
+            assert picked[0].en in text or picked[0].ja in text
+
+
+def test_world_command(tmp_path):
+    run_cli("world", tmp_path / "w", "--pages", "3", "--seed", "1", "-q")
+    assert len(list((tmp_path / "w" / "pages").glob("*.jpg"))) == 3
+    done = run_cli("world", tmp_path / "w", "--pages", "3", check=False)
+    assert done.exit_code != 0 and done.stderr.startswith("error: ")
