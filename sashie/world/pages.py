@@ -73,6 +73,18 @@ def paper(rng: np.random.Generator, size: tuple[int, int]) -> Image.Image:
     texture = _paper_textures(size)[int(rng.integers(0, 4))]
     if rng.random() < 0.5:
         texture = texture.transpose(Image.Transpose.ROTATE_180)
+    return _tone(rng, texture)
+
+
+def paper_patch(rng: np.random.Generator, size: tuple[int, int]) -> Image.Image:
+    """A piece of page-sized paper, for drawings made outside a page (training samples)."""
+    texture = _paper_textures(PAGE_SIZE)[int(rng.integers(0, 4))]
+    x = int(rng.integers(0, PAGE_SIZE[0] - size[0] + 1))
+    y = int(rng.integers(0, PAGE_SIZE[1] - size[1] + 1))
+    return _tone(rng, texture.crop((x, y, x + size[0], y + size[1])))
+
+
+def _tone(rng: np.random.Generator, texture: Image.Image) -> Image.Image:
     tone = np.clip(np.array([226, 211, 178]) + rng.normal(0, 6, 3), 150, 255) / 230
     return Image.merge("RGB", [texture.point([min(255, int(v * t)) for v in range(256)])
                                for t in tone])
@@ -85,7 +97,7 @@ def _multiply(page: Image.Image, layer: Image.Image, at: tuple[int, int]) -> Non
     page.paste(ImageChops.multiply(page.crop(box), layer), box)
 
 
-def _stains(rng, page: Image.Image, count: int, strength: float) -> None:
+def stains(rng, page: Image.Image, count: int, strength: float) -> None:
     width, height = page.size
     small = Image.new("L", (width // 8, height // 8), 255)
     draw = ImageDraw.Draw(small)
@@ -104,7 +116,7 @@ def _stains(rng, page: Image.Image, count: int, strength: float) -> None:
     page.paste(ImageChops.multiply(page, brown))
 
 
-def _text_column_layer(rng, artists: Artists, height: int, char_size: int, lines: int,
+def text_column_layer(rng, artists: Artists, height: int, char_size: int, lines: int,
                        gap: int) -> Image.Image:
     """Columns of vertical text, right to left, as an L mask (255 = ink)."""
     width = lines * (char_size + gap)
@@ -122,7 +134,7 @@ def _text_column_layer(rng, artists: Artists, height: int, char_size: int, lines
     return layer
 
 
-def _ink(page: Image.Image, mask: Image.Image, at: tuple[int, int]) -> None:
+def ink(page: Image.Image, mask: Image.Image, at: tuple[int, int]) -> None:
     page.paste(Image.new("RGB", mask.size, INK), at, mask)
 
 
@@ -199,9 +211,9 @@ def make_page(rng: np.random.Generator, artists: Artists, pick_concepts,
     gap = int(char_size * rng.uniform(0.35, 0.6))
 
     def text_block(x_right: int, y_top: int, y_bottom: int, columns: int) -> None:
-        layer = _text_column_layer(rng, artists, y_bottom - y_top, char_size, columns, gap)
+        layer = text_column_layer(rng, artists, y_bottom - y_top, char_size, columns, gap)
         at = (x_right - layer.width, y_top)
-        _ink(page, layer, at)
+        ink(page, layer, at)
         box = layer.getbbox()
         if box:
             truth.text_blocks.append((at[0] + box[0], at[1] + box[1],
@@ -225,17 +237,17 @@ def make_page(rng: np.random.Generator, artists: Artists, pick_concepts,
     elif kind == "full":
         _illustrate(rng, artists, pick_concepts, page, truth, area)
     else:  # blank or damaged: stains, maybe a torn corner
-        _stains(rng, page, int(rng.integers(3, 12)), 1.6)
+        stains(rng, page, int(rng.integers(3, 12)), 1.6)
         if rng.random() < 0.5:
             cut = int(rng.integers(150, 500))
             corner = [(width, height), (width - cut, height), (width, height - cut)]
             draw.polygon(corner, fill=(20, 20, 20))
 
     if rng.random() < 0.3 and kind != "blank":  # bleed-through of the other side's text
-        ghost = _text_column_layer(rng, artists, area_h, char_size, 6, gap)
+        ghost = text_column_layer(rng, artists, area_h, char_size, 6, gap)
         ghost = ghost.transpose(Image.Transpose.FLIP_LEFT_RIGHT).point(lambda v: v // 9)
         page.paste(Image.new("RGB", ghost.size, (120, 100, 80)), (area[0], area[1]), ghost)
-    _stains(rng, page, int(rng.integers(0, 5)), 1.0)
+    stains(rng, page, int(rng.integers(0, 5)), 1.0)
     centre = float(rng.uniform(4, 12))  # the softness of a scan: a light 3x3 smoothing
     page = page.filter(ImageFilter.Kernel((3, 3), [1, 1, 1, 1, centre, 1, 1, 1, 1]))
     return page, truth

@@ -1,0 +1,126 @@
+"""Training samples for the demo model: small images with what is in them, not yet captioned.
+
+Each sample is rendered the way sashie will later see such a thing: an illustration cut from
+paper with a little margin, a Twemoji picture on its own (the only place that style may
+appear in training), a piece of text, a stain, blank paper, or a whole small page, then
+resized like the model's image processor does (shortest side to R, centre crop). Captions are
+written at training time, so that each epoch words the same picture differently. Held-out
+concepts are never drawn here.
+"""
+
+from __future__ import annotations
+
+import os
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image
+
+from .artists import Artists, Concept
+from .pages import draw_illustration, make_page, paper_patch, stains, text_column_layer, ink
+from .vocab import vocabulary
+
+KINDS = ("illustration", "twemoji", "text", "stain", "blank", "page")
+KIND_SHARES = (0.55, 0.2, 0.09, 0.03, 0.03, 0.10)
+
+
+@dataclass(frozen=True)
+class SampleMeta:
+    kind: str
+    style: str  # "ink", "colour", "flat" or "" for non-pictures
+    concepts: tuple[int, ...]  # indices into the seen concepts
+
+
+def square(image: Image.Image, resolution: int) -> np.ndarray:
+    """Shortest side to `resolution` (bicubic), then the centre square: the processor's way."""
+    scale = resolution / min(image.size)
+    size = (max(resolution, round(image.width * scale)), max(resolution, round(image.height * scale)))
+    image = image.convert("RGB").resize(size, Image.Resampling.BICUBIC)
+    left, top = (size[0] - resolution) // 2, (size[1] - resolution) // 2
+    return np.asarray(image.crop((left, top, left + resolution, top + resolution)))
+
+
+def _count(rng) -> int:
+    return int(rng.choice([1, 2, 3, 4], p=[0.55, 0.28, 0.12, 0.05]))
+
+
+def render_sample(rng: np.random.Generator, artists: Artists, seen: tuple[Concept, ...],
+                  resolution: int) -> tuple[np.ndarray, SampleMeta]:
+    kind = KINDS[int(rng.choice(len(KINDS), p=KIND_SHARES))]
+    if kind == "illustration":
+        picked = rng.choice(len(seen), _count(rng), replace=False)
+        artist = "noto" if rng.random() < 0.6 else "openmoji"
+        w, h = int(rng.integers(140, 320)), int(rng.integers(140, 320))
+        patch = paper_patch(rng, (w + 80, h + 80))
+        bbox = draw_illustration(rng, artists, [seen[i] for i in picked], artist,
+                                 (40, 40, 40 + w, 40 + h), patch)
+        pad = int(rng.integers(0, 30))
+        crop = patch.crop((max(0, bbox[0] - pad), max(0, bbox[1] - pad),
+                           min(patch.width, bbox[2] + pad), min(patch.height, bbox[3] + pad)))
+        style = "ink" if artist == "noto" else "colour"
+        return square(crop, resolution), SampleMeta(kind, style, tuple(int(i) for i in picked))
+    if kind == "twemoji":
+        picked = rng.choice(len(seen), 1 if rng.random() < 0.85 else 2, replace=False)
+        background = (255, 255, 255) if rng.random() < 0.6 else tuple(rng.integers(200, 256, 3))
+        canvas = Image.new("RGB", (128 * len(picked), 128), tuple(int(v) for v in background))
+        for slot, i in enumerate(picked):
+            size = int(rng.integers(80, 122))
+            art = artists.draw(seen[i], "twemoji", size).rotate(float(rng.normal(0, 6)),
+                                                                  expand=True)
+            x = slot * 128 + int(rng.integers(0, max(1, 128 - art.width)))
+            y = int(rng.integers(0, max(1, 128 - art.height)))
+            canvas.paste(art, (x, y), art)
+        return square(canvas, resolution), SampleMeta(kind, "flat", tuple(int(i) for i in picked))
+    if kind == "page":
+        def pick(page_rng, n):
+            return [seen[i] for i in page_rng.choice(len(seen), n, replace=False)]
+        page, truth = make_page(rng, artists, pick, (400, 600))
+        keys = {c.key: i for i, c in enumerate(seen)}
+        concepts = [keys[k] for ill in truth.illustrations for k in ill.concepts][:4]
+        if concepts:
+            style = truth.illustrations[0].style
+            return square(page, resolution), SampleMeta("page", style, tuple(concepts))
+        return square(page, resolution), SampleMeta("blank" if truth.kind == "blank" else "text",
+                                                    "", ())
+    w, h = int(rng.integers(100, 400)), int(rng.integers(100, 400))
+    patch = paper_patch(rng, (w, h))
+    if kind == "text":
+        size = int(rng.integers(30, 52))
+        layer = text_column_layer(rng, artists, h, size, max(1, w // int(size * 1.4)),
+                                  int(size * 0.4))
+        ink(patch, layer, (max(0, w - layer.width), 0))
+    elif kind == "stain":
+        stains(rng, patch, int(rng.integers(2, 6)), 2.0)
+    return square(patch, resolution), SampleMeta(kind, "", ())
+
+
+_state: dict = {}
+
+
+def _render_chunk(job: tuple[int, int, int, int]) -> tuple[np.ndarray, list[SampleMeta]]:
+    seed, chunk, count, resolution = job
+    if "artists" not in _state:
+        _state["artists"] = Artists()
+        _state["seen"] = vocabulary().seen
+    rng = np.random.default_rng([seed, chunk])
+    rendered = [render_sample(rng, _state["artists"], _state["seen"], resolution)
+                for _ in range(count)]
+    return np.stack([r[0] for r in rendered]), [r[1] for r in rendered]
+
+
+def make_samples(count: int, *, seed: int, resolution: int, workers: int | None = None,
+                 progress: bool = False) -> tuple[np.ndarray, list[SampleMeta]]:
+    """`count` samples as an N x R x R x 3 uint8 array and their metadata."""
+    from tqdm import tqdm
+
+    chunk = 500
+    jobs = [(seed, i, min(chunk, count - i * chunk), resolution)
+            for i in range((count + chunk - 1) // chunk)]
+    images, metas = [], []
+    with ProcessPoolExecutor(workers or os.cpu_count() or 1) as pool:
+        for pixels, meta in tqdm(pool.map(_render_chunk, jobs), total=len(jobs), unit="chunk",
+                                 desc="samples", disable=not progress):
+            images.append(pixels)
+            metas += meta
+    return np.concatenate(images), metas
