@@ -44,7 +44,8 @@ def main() -> None:
 @click.argument("library", type=click.Path(file_okay=False))
 @click.argument("sources", nargs=-1, required=True)
 @click.option("--model", "-m", metavar="SPEC",
-              help="Encoder: hf:HUB_ID_OR_DIR or openclip:ARCH/TAG. Default: the library's.")
+              help="Encoder: sashie-demo, hf:HUB_ID_OR_DIR or openclip:ARCH/TAG. "
+                   "Default: the library's, or sashie-demo for a new library.")
 @click.option("--regions", default="whole", show_default=True, metavar="NAMES",
               help="Region detectors, comma-separated.")
 @click.option("--trust-remote-code", is_flag=True,
@@ -175,6 +176,44 @@ def world(out, pages, seed, workers, quiet):
 
     make_world(out, pages=pages, seed=seed, workers=workers, progress=not quiet)
     click.echo(f"{pages} pages with ground truth in {out}", err=True)
+
+
+@main.command()
+@click.argument("folder", default="sashie-demo", type=click.Path(file_okay=False))
+@click.option("--pages", type=click.IntRange(1), default=300, show_default=True)
+@click.option("--seed", type=int, default=42, show_default=True)
+def demo(folder, pages, seed):
+    """Draw a small book collection, index it with the demo model and search it.
+
+    Offline, a few minutes on a laptop CPU. FOLDER (default ./sashie-demo) keeps the world,
+    the library and the query pictures, so you can go on searching it.
+    """
+    from .demo import run_demo
+
+    run_demo(folder, pages=pages, seed=seed, echo=click.echo)
+
+
+@main.command("bench")
+@click.option("--quick", is_flag=True, help="300 pages (under 5 minutes) instead of 2,000.")
+@click.option("--pages", type=click.IntRange(1), help="Pages in the evaluation world.")
+@click.option("--seed", type=int, default=1000, show_default=True,
+              help="The world's seed (the demo model never trained on it).")
+@click.option("--model", "-m", metavar="SPEC", help="Model to measure (default sashie-demo).")
+@click.option("--keep", metavar="DIR", type=click.Path(file_okay=False),
+              help="Keep the world and library in DIR (default: a temporary folder).")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object of figures.")
+def bench_command(quick, pages, seed, model, keep, as_json):
+    """Measure search quality on a fresh evaluation world with ground truth.
+
+    Text -> illustration P@10/P@100/mAP (English, Japanese; seen and held-out concepts),
+    cross-artist image queries, the seed paper's multi-image experiment (CV vs random vs
+    all dimensions), zero-shot classification and the share of text crops in results.
+    """
+    from . import bench
+
+    result = bench.bench(quick=quick, pages=pages, seed=seed, model=model, keep=keep,
+                         progress=not as_json)
+    click.echo(bench.as_json(result) if as_json else bench.format_table(result))
 
 
 if __name__ == "__main__":

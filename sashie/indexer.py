@@ -200,7 +200,7 @@ class Indexer:
         fresh = job.page_id is None or replace
         detectors = self.detectors if fresh else job.detectors
         pending = [] if fresh else job.pending
-        regions = [region for d in detectors for region in d.detect(image)]
+        regions = [region for d in detectors for region in d.detect(image, job.ref)]
         pixels, hashes = [], []
         for _, bbox in pending:
             pixels.append(self._prepare(image, bbox)[0])

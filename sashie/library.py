@@ -26,7 +26,7 @@ from typing import Iterator, Sequence
 import numpy as np
 
 from .catalog import Catalog
-from .encoders import Encoder, load_encoder
+from .encoders import DEMO_MODEL, DEMO_MODEL_DIR, Encoder, load_encoder
 from .errors import SashieError
 from .images import DEFAULT_MAX_PIXELS
 from .indexer import AddReport, Indexer, reason_kind
@@ -119,7 +119,9 @@ class Library:
             entry = self.models[model_id]
             spec, trust_remote_code = entry["spec"], entry.get("trust_remote_code", False)
         elif model is None:
-            raise SashieError("this library has no model yet; index something with --model SPEC")
+            if not DEMO_MODEL_DIR.is_dir():
+                raise SashieError("this library has no model yet; index with --model SPEC")
+            spec = DEMO_MODEL
         else:
             spec = model
         if spec not in self._encoders:
@@ -191,7 +193,12 @@ class Library:
         detectors = load_detectors(regions)
         with self._writing():
             encoder = self.encoder(model, trust_remote_code=trust_remote_code, device=device)
-            spec = model if model is not None else self.models[self.default_model]["spec"]
+            if model is not None:
+                spec = model
+            elif self.default_model is not None:
+                spec = self.models[self.default_model]["spec"]
+            else:
+                spec = DEMO_MODEL
             model_id = self._register(spec, encoder, trust_remote_code)
             if batch_size is None:
                 batch_size = 256 if encoder.device.startswith("cuda") else 32

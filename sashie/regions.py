@@ -1,18 +1,21 @@
 """Region detectors: a page image in, the boxes worth embedding out (bbox in page pixels).
 
-A detector has a `name` and a `detect(page)` method. Detectors register by name in
-`DETECTORS`; `load_detectors("whole,layout")` resolves a comma-separated list. This module
-ships `whole`, the page itself; layout and zero-shot detectors plug in beside it.
+A detector has a `name` and a `detect(image, page)` method; `page` is the page's reference
+(its URI and what its source says of it), for detectors that read regions from elsewhere.
+Detectors register by name in `DETECTORS`; `load_detectors("whole,layout")` resolves a
+comma-separated list, and ready-made detector objects may be passed among the names. This
+module ships `whole`, the page itself; layout and zero-shot detectors plug in beside it.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Protocol
+from typing import Callable, Protocol, Sequence
 
 from PIL import Image
 
 from .errors import SashieError
+from .sources import PageRef
 
 BBox = tuple[int, int, int, int]  # x0, y0, x1, y1 in page pixels, x1/y1 exclusive
 
@@ -27,7 +30,7 @@ class Region:
 class Detector(Protocol):
     name: str
 
-    def detect(self, page: Image.Image) -> list[Region]: ...
+    def detect(self, image: Image.Image, page: PageRef) -> list[Region]: ...
 
 
 class WholePage:
@@ -35,14 +38,14 @@ class WholePage:
 
     name = "whole"
 
-    def detect(self, page: Image.Image) -> list[Region]:
-        return [Region((0, 0, page.width, page.height), self.name)]
+    def detect(self, image: Image.Image, page: PageRef) -> list[Region]:
+        return [Region((0, 0, image.width, image.height), self.name)]
 
 
 DETECTORS: dict[str, Callable[[], Detector]] = {"whole": WholePage}
 
 
-def parse_detector_names(names: str | list[str] | tuple[str, ...]) -> list[str]:
+def parse_detector_names(names: str | Sequence[str]) -> list[str]:
     """Split and check a detector list such as "whole,layout"."""
     if isinstance(names, str):
         names = names.split(",")
@@ -57,5 +60,13 @@ def parse_detector_names(names: str | list[str] | tuple[str, ...]) -> list[str]:
     return list(dict.fromkeys(parsed))
 
 
-def load_detectors(names: str | list[str] | tuple[str, ...]) -> list[Detector]:
-    return [DETECTORS[name]() for name in parse_detector_names(names)]
+def load_detectors(names: str | Sequence[str | Detector]) -> list[Detector]:
+    """Detectors by name; detector objects among `names` are taken as they are."""
+    if isinstance(names, str):
+        return [DETECTORS[name]() for name in parse_detector_names(names)]
+    named = [n for n in names if isinstance(n, str)]
+    objects = [n for n in names if not isinstance(n, str)]
+    detectors = [DETECTORS[name]() for name in parse_detector_names(named)] if named else []
+    if not detectors and not objects:
+        raise SashieError("no region detector named; try --regions whole")
+    return detectors + objects

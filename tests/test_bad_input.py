@@ -93,7 +93,7 @@ def test_wrong_use_gets_one_line_and_a_nonzero_exit(tmp_path, tiny_spec, pages):
         ("search", tmp_path / "nowhere", "crane"),
         ("index", lib, tmp_path / "no-such-folder", "--model", tiny_spec),
         ("index", lib, pages, "--model", "nonsense-model"),
-        ("index", lib, pages),  # a new library and no model
+        ("index", lib, pages, "--model", tiny_spec, "--regions", "nonsense"),
     ]
     for args in cases:
         done = run_cli(*args, check=False)

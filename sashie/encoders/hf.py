@@ -81,7 +81,9 @@ class HFEncoder(TorchEncoder):
                 "get_image_features/get_text_features; it is not a CLIP-style model"
             )
         self.model = self._place(model)
-        self.model_id = f"hf:{name}@{_fingerprint(name)}"
+        # a local directory is named by its folder name, so that moving it keeps the id
+        label = Path(name).name if Path(name).is_dir() else name
+        self.model_id = f"hf:{label}@{_fingerprint(name)}"
         self.image_size = _input_side(self.processor)
         self.max_text_tokens = _max_text_tokens(self.tokenizer, model.config)
         self.dim = int(self.encode_texts(["a picture"]).shape[1])

@@ -103,7 +103,8 @@ def stains(rng, page: Image.Image, count: int, strength: float) -> None:
     draw = ImageDraw.Draw(small)
     for _ in range(count):
         cx, cy = rng.integers(0, width // 8), rng.integers(0, height // 8)
-        rx, ry = rng.integers(4, 40), rng.integers(4, 40)
+        scale = width / PAGE_SIZE[0]
+        rx, ry = max(1, rng.integers(4, 40) * scale), max(1, rng.integers(4, 40) * scale)
         shade = int(255 - rng.uniform(15, 60) * strength)
         draw.ellipse((cx - rx, cy - ry, cx + rx, cy + ry), fill=shade)
     for _ in range(int(rng.integers(0, 30))):  # foxing: small brown spots
@@ -170,10 +171,10 @@ def draw_illustration(rng, artists: Artists, concepts: list[Concept], artist: st
     for i, concept in enumerate(concepts):
         cx = x0 + (i % cols) * cell_w
         cy = y0 + (i // cols) * cell_h
-        size = int(min(cell_w, cell_h) * rng.uniform(0.55, 0.85))
+        size = max(8, int(min(cell_w, cell_h) * rng.uniform(0.55, 0.85)))
         art = _drawing(rng, artists, concept, artist, size)
         if art.width > cell_w or art.height > cell_h:
-            art = art.resize((min(art.width, cell_w), min(art.height, cell_h)))
+            art = art.resize((max(1, min(art.width, cell_w)), max(1, min(art.height, cell_h))))
         ax = cx + int(rng.integers(0, cell_w - art.width + 1))
         ay = cy + int(rng.integers(0, cell_h - art.height + 1))
         _multiply(page, art, (ax, ay))
@@ -190,6 +191,8 @@ def make_page(rng: np.random.Generator, artists: Artists, pick_concepts,
               size: tuple[int, int] = PAGE_SIZE) -> tuple[Image.Image, PageTruth]:
     """One page and its ground truth. `pick_concepts(rng, n)` chooses the concepts drawn."""
     width, height = size
+    scale = width / PAGE_SIZE[0]  # sizes below are for a 1600-pixel page
+    px = lambda v: max(1, int(round(v * scale)))  # noqa: E731
     page = paper(rng, size)
     kind = rng.choice(["text", "mixed", "full", "blank"], p=[0.3, 0.45, 0.15, 0.1])
     truth = PageTruth(str(kind), width, height)
@@ -198,16 +201,16 @@ def make_page(rng: np.random.Generator, artists: Artists, pick_concepts,
     draw = ImageDraw.Draw(page)
 
     if kind != "blank":
-        line = int(rng.integers(3, 7))
+        line = px(rng.integers(3, 7))
         draw.rectangle(inner, outline=INK, width=line)  # the printed frame (匡郭)
-        draw.rectangle((inner[0] - 12, inner[1] - 12, inner[2] + 12, inner[3] + 12),
-                       outline=INK, width=2)
-        fold_x = inner[0] + 40 if rng.random() < 0.5 else inner[2] - 40  # 版心, the fold
-        draw.line((fold_x, inner[1], fold_x, inner[3]), fill=INK, width=2)
+        draw.rectangle((inner[0] - px(12), inner[1] - px(12), inner[2] + px(12),
+                        inner[3] + px(12)), outline=INK, width=px(2))
+        fold_x = inner[0] + px(40) if rng.random() < 0.5 else inner[2] - px(40)  # 版心, the fold
+        draw.line((fold_x, inner[1], fold_x, inner[3]), fill=INK, width=px(2))
 
-    area = (inner[0] + 60, inner[1] + 30, inner[2] - 60, inner[3] - 30)
+    area = (inner[0] + px(60), inner[1] + px(30), inner[2] - px(60), inner[3] - px(30))
     area_w, area_h = area[2] - area[0], area[3] - area[1]
-    char_size = int(rng.integers(34, 52))
+    char_size = max(6, px(rng.integers(34, 52)))
     gap = int(char_size * rng.uniform(0.35, 0.6))
 
     def text_block(x_right: int, y_top: int, y_bottom: int, columns: int) -> None:
@@ -228,7 +231,7 @@ def make_page(rng: np.random.Generator, artists: Artists, pick_concepts,
         text_w = text_cols * (char_size + gap)
         text_block(area[2], area[1], area[3], text_cols)
         for i in range(count):
-            free_w = area_w - text_w - 40
+            free_w = max(px(160), area_w - text_w - px(40))
             w = int(free_w * rng.uniform(0.35, 1.0))
             h = int(band_h * rng.uniform(0.45, 0.92))
             x = area[0] + int(rng.integers(0, free_w - w + 1))
@@ -239,7 +242,7 @@ def make_page(rng: np.random.Generator, artists: Artists, pick_concepts,
     else:  # blank or damaged: stains, maybe a torn corner
         stains(rng, page, int(rng.integers(3, 12)), 1.6)
         if rng.random() < 0.5:
-            cut = int(rng.integers(150, 500))
+            cut = px(rng.integers(150, 500))
             corner = [(width, height), (width - cut, height), (width, height - cut)]
             draw.polygon(corner, fill=(20, 20, 20))
 

@@ -1,0 +1,57 @@
+import json
+
+import numpy as np
+import pytest
+
+from conftest import run_cli
+from sashie.bench import bench, format_table
+from sashie.encoders import DEMO_MODEL, DEMO_MODEL_DIR, load_encoder
+from sashie.world.train import main as train_main
+
+
+def test_the_demo_model_is_a_plain_hugging_face_clip():
+    from transformers import AutoTokenizer, CLIPModel
+
+    size = sum(f.stat().st_size for f in DEMO_MODEL_DIR.iterdir())
+    assert size <= 40 * 2**20
+    record = json.loads((DEMO_MODEL_DIR / "TRAINING.json").read_text())
+    assert {"command", "seed", "samples", "train_seconds", "hardware"} <= set(record)
+    model = CLIPModel.from_pretrained(DEMO_MODEL_DIR)  # without sashie's code
+    tokens = AutoTokenizer.from_pretrained(DEMO_MODEL_DIR)(["鶴と松の挿絵"], return_tensors="pt")
+    assert model.get_text_features(**tokens) is not None
+    encoder = load_encoder(DEMO_MODEL)  # the hf: path, as for any user's model
+    assert encoder.model_id.startswith("hf:sashie-demo@") and encoder.dim == 512
+
+
+def test_a_new_library_uses_the_demo_model_by_default(tmp_path, pages):
+    run_cli("index", tmp_path / "lib", pages, "-q")
+    info = json.loads(run_cli("info", tmp_path / "lib", "--json").stdout)
+    assert info["models"][0]["spec"] == DEMO_MODEL
+
+
+@pytest.fixture(scope="module")
+def small_bench():
+    return bench(pages=60, seed=5)
+
+
+def test_seen_concepts_rank_their_illustrations_well_above_chance(small_bench):
+    f = small_bench.figures
+    assert f["pages"] == 60 and f["items"] > 60
+    for name in ("text_p10_en_seen", "text_p10_ja_seen", "text_p10_en_heldout",
+                 "image_r10_cross_artist", "multi_p100_cv_d192", "multi_p100_random_mean_d192",
+                 "multi_p100_all", "zeroshot_acc_seen", "text_crop_share_top100"):
+        assert 0.0 <= f[name] <= 1.0, name
+    # in 60 pages a query concept has a handful of relevant items among hundreds
+    assert f["text_map_en_seen"] > 0.3
+    assert f["text_p10_en_seen"] > 3 * f["text_p10_en_heldout"] or f["text_p10_en_heldout"] < 0.1
+    assert f["zeroshot_acc_seen"] > 0.2  # among 1,000+ names: chance is 0.1 %
+    assert "multi-image query" in format_table(small_bench)
+
+
+def test_the_training_script_makes_a_loadable_model(tmp_path):
+    out = tmp_path / "model"
+    train_main(["--out", str(out), "--samples", "200", "--minutes", "0.05", "--seed", "3"])
+    encoder = load_encoder(f"hf:{out}")
+    vectors = encoder.encode_texts(["an illustration of a cat", "猫の挿絵"])
+    assert vectors.shape == (2, 512) and np.isfinite(vectors).all()
+    assert json.loads((out / "TRAINING.json").read_text())["steps"] >= 1
