@@ -149,10 +149,11 @@ def _text_queries(result, vocab: Vocabulary, encoder, index: VectorIndex, concep
             texts = [f"an illustration of {by_key[k].en}" if language == "en"
                      else f"{by_key[k].ja}の挿絵" for k in keys]
             vectors = encoder.encode_texts(texts)
-            p10, p100, ap, text_share = [], [], [], []
+            p10, p100, ap, text_share, chance = [], [], [], [], []
             for key, vector in zip(keys, vectors):
                 scores = index.vectors @ vector
                 relevant = _relevant(concepts, key)
+                chance.append(float(relevant.mean()))
                 p10.append(precision_at(scores, relevant, 10))
                 p100.append(precision_at(scores, relevant, 100))
                 ap.append(average_precision(scores, relevant))
@@ -160,6 +161,8 @@ def _text_queries(result, vocab: Vocabulary, encoder, index: VectorIndex, concep
             result.add(f"text_p10_{language}_{group}", p10)
             result.add(f"text_p100_{language}_{group}", p100)
             result.add(f"text_map_{language}_{group}", ap)
+            if language == "en":  # what a random ranking scores: the share of relevant items
+                result.add(f"chance_precision_{group}", chance)
             if group == "seen" and language == "en":
                 result.add("text_crop_share_top100", text_share)
 

@@ -111,19 +111,24 @@ class Library:
 
     # --- models ----------------------------------------------------------------------------
 
-    def encoder(self, model: str | None = None, *, trust_remote_code: bool = False,
-                device: str | None = None) -> Encoder:
-        """The encoder for a model id or spec (the default model when None), loaded once."""
+    def _spec(self, model: str | None) -> tuple[str, str | None, bool | None]:
+        """(spec to load, the library's model id for it or None, its stored trust flag)."""
         model_id = self._find_model(model)
         if model_id is not None:
             entry = self.models[model_id]
-            spec, trust_remote_code = entry["spec"], entry.get("trust_remote_code", False)
-        elif model is None:
-            if not DEMO_MODEL_DIR.is_dir():
-                raise SashieError("this library has no model yet; index with --model SPEC")
-            spec = DEMO_MODEL
-        else:
-            spec = model
+            return entry["spec"], model_id, entry.get("trust_remote_code", False)
+        if model is not None:
+            return model, None, None
+        if not DEMO_MODEL_DIR.is_dir():
+            raise SashieError("this library has no model yet; index with --model SPEC")
+        return DEMO_MODEL, None, None
+
+    def encoder(self, model: str | None = None, *, trust_remote_code: bool = False,
+                device: str | None = None) -> Encoder:
+        """The encoder for a model id or spec (the default model when None), loaded once."""
+        spec, model_id, stored_trust = self._spec(model)
+        if stored_trust is not None:
+            trust_remote_code = stored_trust
         if spec not in self._encoders:
             self._encoders[spec] = load_encoder(spec, device=device,
                                                 trust_remote_code=trust_remote_code)
@@ -193,13 +198,7 @@ class Library:
         detectors = load_detectors(regions)
         with self._writing():
             encoder = self.encoder(model, trust_remote_code=trust_remote_code, device=device)
-            if model is not None:
-                spec = model
-            elif self.default_model is not None:
-                spec = self.models[self.default_model]["spec"]
-            else:
-                spec = DEMO_MODEL
-            model_id = self._register(spec, encoder, trust_remote_code)
+            model_id = self._register(self._spec(model)[0], encoder, trust_remote_code)
             if batch_size is None:
                 batch_size = 256 if encoder.device.startswith("cuda") else 32
             indexer = Indexer(self.catalog, self._vector_file(model_id), model_id, encoder,

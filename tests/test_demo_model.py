@@ -41,10 +41,9 @@ def test_seen_concepts_rank_their_illustrations_well_above_chance(small_bench):
                  "image_r10_cross_artist", "multi_p100_cv_d192", "multi_p100_random_mean_d192",
                  "multi_p100_all", "zeroshot_acc_seen", "text_crop_share_top100"):
         assert 0.0 <= f[name] <= 1.0, name
-    # in 60 pages a query concept has a handful of relevant items among hundreds
-    assert f["text_map_en_seen"] > 0.3
-    assert f["text_p10_en_seen"] > 3 * f["text_p10_en_heldout"] or f["text_p10_en_heldout"] < 0.1
-    assert f["zeroshot_acc_seen"] > 0.2  # among 1,000+ names: chance is 0.1 %
+    # better than a random ranking by a wide margin (chance = the share of relevant items)
+    chance = f["chance_precision_seen"]
+    assert f["text_p10_en_seen"] > 3 * chance and f["text_map_en_seen"] > 2 * chance, f
     assert "multi-image query" in format_table(small_bench)
 
 
