@@ -42,7 +42,13 @@ class WholePage:
         return [Region((0, 0, image.width, image.height), self.name)]
 
 
-DETECTORS: dict[str, Callable[[], Detector]] = {"whole": WholePage}
+def _layout() -> Detector:
+    from .layout import LayoutDetector  # OpenCV is imported only when layout is used
+
+    return LayoutDetector()
+
+
+DETECTORS: dict[str, Callable[[], Detector]] = {"whole": WholePage, "layout": _layout}
 
 
 def parse_detector_names(names: str | Sequence[str]) -> list[str]:

@@ -144,6 +144,9 @@ def _drawing(rng, artists: Artists, concept: Concept, artist: str, size: int) ->
     weight = int(rng.integers(300, 701))
     art = artists.draw(concept, artist, size, weight=weight)
     art = art.rotate(float(rng.normal(0, 8)), resample=Image.Resampling.BICUBIC, expand=True)
+    visible = alpha_bbox(art)  # rotation adds transparent corners: the box is the ink's
+    if visible:
+        art = art.crop(visible)
     if artist == "noto":
         alpha = np.asarray(art.getchannel("A"), np.float32) / 255
         texture = rng.uniform(0.55, 1.0, alpha.shape[0] * alpha.shape[1]).reshape(alpha.shape)

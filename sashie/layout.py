@@ -1,0 +1,120 @@
+"""`layout`: a region detector without learned weights, for printed and hand-written books.
+
+On a copy of the page about 1000 pixels high it finds ink (dark, or coloured against the
+paper), takes out ruled lines, recognizes columns of vertical text by their shape (a column's
+characters, closed vertically, make a strip as narrow as a character and many times as tall),
+and proposes as regions:
+- boxes drawn by ruled lines (framed illustrations, the printed frame's panels);
+- what ink is left once text and lines are gone, grouped at three distances (one character,
+  three, seven), so that a picture of several separate figures is proposed whole as well as
+  figure by figure.
+Near-duplicates are dropped; the page itself is the `whole` detector's.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+from PIL import Image
+
+from .regions import BBox, Region
+from .sources import PageRef
+
+WORKING_SIDE = 1000
+GROUPINGS = (1.0, 3.0, 7.0)  # dilation sizes, in character widths
+DEFAULT_CHAR_WIDTH = 18  # at working scale, when a page has no text to measure
+DUPLICATE_IOU = 0.85
+
+
+def iou(a: BBox, b: BBox) -> float:
+    x0, y0, x1, y1 = max(a[0], b[0]), max(a[1], b[1]), min(a[2], b[2]), min(a[3], b[3])
+    inter = max(0, x1 - x0) * max(0, y1 - y0)
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return inter / union if union > 0 else 0.0
+
+
+def _boxes(mask: np.ndarray, min_area: int) -> list[BBox]:
+    _, _, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
+    return [(int(x), int(y), int(x + w), int(y + h)) for x, y, w, h, _ in stats[1:]
+            if w * h >= min_area]
+
+
+def ink_mask(rgb: np.ndarray) -> np.ndarray:
+    """Ink against the local paper: darker than it, or more saturated (hand colouring)."""
+    gray = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
+    paper = cv2.medianBlur(gray, 31)
+    dark = cv2.divide(gray, paper, scale=255) < 200
+    saturation = cv2.cvtColor(rgb, cv2.COLOR_RGB2HSV)[..., 1]
+    coloured = cv2.subtract(saturation, cv2.medianBlur(saturation, 31)) > 35
+    return ((dark | coloured) * 255).astype(np.uint8)
+
+
+def text_columns(ink: np.ndarray) -> tuple[np.ndarray, float]:
+    """The mask of vertical text columns, and the character width measured from them."""
+    closed = cv2.morphologyEx(ink, cv2.MORPH_CLOSE,
+                              cv2.getStructuringElement(cv2.MORPH_RECT, (1, 15)))
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(closed)
+    widths = [w for _, _, w, h, _ in stats[1:] if h > 4 * w and w > 3]
+    text = np.zeros_like(ink)
+    if len(widths) < 3:
+        return text, DEFAULT_CHAR_WIDTH
+    char_width = float(np.median(widths))
+    columns = [i for i in range(1, count)
+               if stats[i, 3] > 2.5 * stats[i, 2] and stats[i, 2] < 1.6 * char_width]
+    text[np.isin(labels, columns)] = 255
+    return text, char_width
+
+
+class LayoutDetector:
+    name = "layout"
+
+    def detect(self, image: Image.Image, page: PageRef | None = None) -> list[Region]:
+        scale = min(1.0, WORKING_SIDE / max(image.size))
+        small = image if scale == 1.0 else image.resize(
+            (max(1, round(image.width * scale)), max(1, round(image.height * scale))),
+            Image.Resampling.BOX)
+        rgb = np.asarray(small.convert("RGB"))
+        height, width = rgb.shape[:2]
+        ink = ink_mask(rgb)
+
+        length = max(25, width // 20)
+        lines = (cv2.morphologyEx(ink, cv2.MORPH_OPEN,
+                                  cv2.getStructuringElement(cv2.MORPH_RECT, (length, 1)))
+                 | cv2.morphologyEx(ink, cv2.MORPH_OPEN,
+                                    cv2.getStructuringElement(cv2.MORPH_RECT, (1, length))))
+        proposals = [b for b in _boxes(cv2.dilate(lines, np.ones((3, 3), np.uint8)),
+                                       width * height // 400)
+                     if b[2] - b[0] > length and b[3] - b[1] > length]
+        framed_boxes = set(proposals)
+
+        rest = cv2.subtract(ink, cv2.dilate(lines, np.ones((5, 5), np.uint8)))
+        rest = cv2.morphologyEx(rest, cv2.MORPH_OPEN, np.ones((2, 2), np.uint8))
+        text, char_width = text_columns(rest)
+        pictures = cv2.subtract(rest, text)
+        for grouping in GROUPINGS:
+            size = max(3, int(char_width * grouping))
+            grown = cv2.dilate(pictures, cv2.getStructuringElement(cv2.MORPH_RECT, (size, size)))
+            margin = size // 2  # give back what the dilation added
+            proposals += [(x0 + margin, y0 + margin, max(x0 + margin + 1, x1 - margin),
+                           max(y0 + margin + 1, y1 - margin))
+                          for x0, y0, x1, y1 in _boxes(grown, width * height // 600)]
+
+        # a picture is bigger than a character and holds more ink than a few stray strokes
+        min_side, min_ink = 1.5 * char_width, 2.0 * char_width**2
+        ink_sum = cv2.integral((pictures > 0).astype(np.uint8))
+        kept: list[BBox] = []
+        for box in proposals:
+            x0, y0, x1, y1 = box
+            if (x1 - x0) * (y1 - y0) > 0.9 * width * height:
+                continue  # the page itself
+            framed = box in framed_boxes
+            if not framed and (min(x1 - x0, y1 - y0) < min_side or
+                               ink_sum[y1, x1] - ink_sum[y0, x1] - ink_sum[y1, x0]
+                               + ink_sum[y0, x0] < min_ink):
+                continue
+            if any(iou(box, other) > DUPLICATE_IOU for other in kept):
+                continue
+            kept.append(box)
+        return [Region(tuple(min(limit, round(v / scale)) for v, limit in
+                             zip(box, (image.width, image.height) * 2)), self.name)
+                for box in kept]
