@@ -180,7 +180,7 @@ def main(argv: list[str] | None = None) -> None:
         lr *= 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, step / horizon)))
         for group in optimizer.param_groups:
             group["lr"] = lr
-        batch = rng.choice(len(images), BATCH, replace=False)
+        batch = rng.choice(len(images), min(BATCH, len(images)), replace=False)
         pixels = torch.from_numpy(images[batch]).permute(0, 3, 1, 2).float() / 255
         pixels = normalize(augment(pixels, generator))
         texts = [sample_caption(rng, metas[i], seen) for i in batch]
