@@ -90,7 +90,8 @@ def reference_pictures(artists: Artists, concept, count: int, seed: int) -> list
     for i in range(count):
         size = int(rng.integers(70, 120))
         art = artists.draw(concept, "twemoji", size).rotate(float(rng.normal(0, 10)), expand=True)
-        background = (255, 255, 255) if i % 2 == 0 else tuple(int(v) for v in rng.integers(200, 256, 3))
+        background = ((255, 255, 255) if i % 2 == 0
+                      else tuple(int(v) for v in rng.integers(200, 256, 3)))
         canvas = Image.new("RGB", (128, 128), background)
         canvas.paste(art, (int(rng.integers(0, max(1, 128 - art.width))),
                            int(rng.integers(0, max(1, 128 - art.height)))), art)
@@ -201,7 +202,8 @@ def _image_queries(result, vocab: Vocabulary, encoder, index: VectorIndex, conce
         result.add(f"multi_p100_cv_d{d}", cv)
         result.figures[f"multi_p100_random_mean_d{d}"] = round(float(np.mean(per_seed)), 4)
         result.counts[f"multi_p100_random_mean_d{d}"] = len(themes) * RANDOM_SEEDS
-        result.multi.append({"d": d, "cv": float(np.mean(cv)), "random_mean": float(np.mean(per_seed)),
+        result.multi.append({"d": d, "cv": float(np.mean(cv)),
+                             "random_mean": float(np.mean(per_seed)),
                              "random_min": float(np.min(per_seed)),
                              "random_max": float(np.max(per_seed)),
                              "all": float(np.mean(all_dims))})

@@ -10,7 +10,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Callable
 
-import numpy as np
 
 from .bench import OracleRegions, item_concepts, reference_pictures
 from .library import Library, Result

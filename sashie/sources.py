@@ -158,10 +158,9 @@ def _v2_pages(doc: dict, source: str) -> Iterator[PageRef]:
             resource = image.get("resource") if isinstance(image, dict) else None
             if not isinstance(resource, dict):
                 continue
-            service = _service_id(resource.get("service"))
-            uri = resource.get("@id") or (f"{service}/full/full/0/default.jpg" if service else None)
-            if uri:
-                yield PageRef(uri, source, manifest | _canvas_meta(canvas, index, service, "@id"))
+            ref = _canvas_page(source, manifest, canvas, index, resource, "@id", "full/full")
+            if ref:
+                yield ref
                 break
 
 
@@ -178,11 +177,20 @@ def _v3_pages(doc: dict, source: str) -> Iterator[PageRef]:
             body = _first_image_body(annotations or [])
             if body is None:
                 continue
-            service = _service_id(body.get("service"))
-            uri = body.get("id") or (f"{service}/full/max/0/default.jpg" if service else None)
-            if uri:
-                yield PageRef(uri, source, manifest | _canvas_meta(canvas, index, service, "id"))
+            ref = _canvas_page(source, manifest, canvas, index, body, "id", "full/max")
+            if ref:
+                yield ref
                 break
+
+
+def _canvas_page(source: str, manifest: dict, canvas: dict, index: int, image: dict,
+                 id_key: str, full_size: str) -> PageRef | None:
+    """A canvas's page: its image's URL, else the full image from the image's IIIF service."""
+    service = _service_id(image.get("service"))
+    uri = image.get(id_key) or (f"{service}/{full_size}/0/default.jpg" if service else None)
+    if not uri:
+        return None
+    return PageRef(uri, source, manifest | _canvas_meta(canvas, index, service, id_key))
 
 
 def _first_image_body(annotations: list) -> dict | None:

@@ -64,7 +64,8 @@ def test_subspace_scores_span_several_blocks():
     dims = np.array([1, 4, 9, 16, 25, 30])
     q = unit_rows(rng, 1, 32)[0]
     sub = library[:, dims]
-    expected = (sub / np.linalg.norm(sub, axis=1, keepdims=True)) @ (q[dims] / np.linalg.norm(q[dims]))
+    query = q[dims] / np.linalg.norm(q[dims])
+    expected = (sub / np.linalg.norm(sub, axis=1, keepdims=True)) @ query
     np.testing.assert_allclose(VectorIndex(library, np.arange(2500)).scores(q, dims), expected,
                                atol=1e-5)
 

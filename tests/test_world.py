@@ -2,7 +2,6 @@ import hashlib
 import json
 
 import numpy as np
-import pytest
 
 from conftest import run_cli
 from sashie.world import make_world, read_truth

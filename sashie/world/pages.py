@@ -162,7 +162,8 @@ def _drawing(rng, artists: Artists, concept: Concept, artist: str, size: int) ->
 
 
 def draw_illustration(rng, artists: Artists, concepts: list[Concept], artist: str,
-                      box: tuple[int, int, int, int], page: Image.Image) -> tuple[int, int, int, int]:
+                      box: tuple[int, int, int, int], page: Image.Image
+                      ) -> tuple[int, int, int, int]:
     """Draw 1-4 concepts inside `box` on the page; returns the illustration's bbox."""
     x0, y0, x1, y1 = box
     width, height = x1 - x0, y1 - y0

@@ -35,7 +35,8 @@ class SampleMeta:
 def square(image: Image.Image, resolution: int) -> np.ndarray:
     """Shortest side to `resolution` (bicubic), then the centre square: the processor's way."""
     scale = resolution / min(image.size)
-    size = (max(resolution, round(image.width * scale)), max(resolution, round(image.height * scale)))
+    size = (max(resolution, round(image.width * scale)),
+            max(resolution, round(image.height * scale)))
     image = image.convert("RGB").resize(size, Image.Resampling.BICUBIC)
     left, top = (size[0] - resolution) // 2, (size[1] - resolution) // 2
     return np.asarray(image.crop((left, top, left + resolution, top + resolution)))

@@ -205,7 +205,8 @@ def main(argv: list[str] | None = None) -> None:
         "command": "python -m sashie.world.train " + " ".join(argv or sys.argv[1:]),
         "seed": args.seed,
         "samples": args.samples,
-        "sample_kinds": {k: sum(m.kind == k for m in metas) for k in sorted({m.kind for m in metas})},
+        "sample_kinds": {k: sum(m.kind == k for m in metas)
+                         for k in sorted({m.kind for m in metas})},
         "seen_concepts": len(seen),
         "steps": step,
         "batch": BATCH,

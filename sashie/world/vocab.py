@@ -30,7 +30,8 @@ EN_TEMPLATES = (
     "an old book illustration of {x}",
     "a page with {x}",
 )
-JA_TEMPLATES = ("{x}", "{x}の絵", "{x}の挿絵", "{x}を描いた絵", "{style_ja}{x}の絵", "古い本の{x}の挿絵")
+JA_TEMPLATES = ("{x}", "{x}の絵", "{x}の挿絵", "{x}を描いた絵", "{style_ja}{x}の絵",
+                "古い本の{x}の挿絵")
 STYLE_EN = {
     "ink": ("an ink illustration", "a woodblock print", "a monochrome drawing"),
     "colour": ("a hand-coloured illustration", "a coloured drawing", "a colour print"),
