@@ -1,6 +1,7 @@
 """Train sashie's demo CLIP from scratch on the evaluation world's training samples.
 
-    python -m sashie.world.train --out sashie/models/sashie-demo --minutes 35 --seed 0
+    python -m sashie.world.train --out sashie/models/sashie-demo --samples 60000 --minutes 32 --seed 0
+    python -m sashie.world.train --out DIR --preset gpu --samples 400000 --minutes 25  # on a GPU
 
 The whole recipe is in this file: render samples (samples.py), train a byte-level BPE
 tokenizer on English and Japanese captions of the seen concepts, then train a small
@@ -29,14 +30,23 @@ from .samples import make_samples
 from .vocab import NON_PICTURES, caption, non_picture_caption, vocabulary
 
 # --- the configuration -------------------------------------------------------------------
-RESOLUTION = 48  # a small ViT sees 6 x 6 patches: on a CPU, more pictures beat more pixels
-PATCH = 8
-VISION = dict(hidden_size=128, intermediate_size=512, num_hidden_layers=4, num_attention_heads=2)
-TEXT = dict(hidden_size=128, intermediate_size=512, num_hidden_layers=2, num_attention_heads=2)
+PRESETS = {
+    # the shipped model: a small ViT sees 6 x 6 patches; on a CPU more pictures beat more pixels
+    "cpu": dict(resolution=48, patch=8, batch=256,
+                vision=dict(hidden_size=128, intermediate_size=512, num_hidden_layers=4,
+                            num_attention_heads=2),
+                text=dict(hidden_size=128, intermediate_size=512, num_hidden_layers=2,
+                          num_attention_heads=2)),
+    # for a lent GPU: more pixels, a deeper and wider model, bigger batches
+    "gpu": dict(resolution=64, patch=8, batch=512,
+                vision=dict(hidden_size=256, intermediate_size=1024, num_hidden_layers=6,
+                            num_attention_heads=4),
+                text=dict(hidden_size=256, intermediate_size=1024, num_hidden_layers=4,
+                          num_attention_heads=4)),
+}
 PROJECTION = 512  # the seed paper's D, so its dimension counts (64 ... 256) carry over
 MAX_TOKENS = 32
 VOCAB_SIZE = 6000
-BATCH = 256
 LR = 1e-3
 WEIGHT_DECAY = 0.1
 WARMUP_STEPS = 200
@@ -84,19 +94,22 @@ def contrastive_loss(logits: torch.Tensor, metas) -> torch.Tensor:
     """CLIP's symmetric InfoNCE, with every pair that shows the same thing counted as a match
     (two crops of text, two pictures of the same concepts), not as a negative."""
     keys = [tuple(sorted(m.concepts)) or m.kind for m in metas]
-    same = torch.tensor([[a == b for b in keys] for a in keys], dtype=torch.float32)
+    same = torch.tensor([[a == b for b in keys] for a in keys], dtype=torch.float32,
+                        device=logits.device)
     targets = same / same.sum(1, keepdim=True)
     return (F.cross_entropy(logits, targets) + F.cross_entropy(logits.t(), targets)) / 2
 
 
-def build_model(tokenizer):
+def build_model(tokenizer, preset: dict):
     from transformers import CLIPConfig, CLIPModel
 
     config = CLIPConfig(
-        text_config=dict(TEXT, vocab_size=len(tokenizer), max_position_embeddings=MAX_TOKENS,
+        text_config=dict(preset["text"], vocab_size=len(tokenizer),
+                         max_position_embeddings=MAX_TOKENS,
                          pad_token_id=tokenizer.pad_token_id, bos_token_id=tokenizer.bos_token_id,
                          eos_token_id=tokenizer.eos_token_id),
-        vision_config=dict(VISION, image_size=RESOLUTION, patch_size=PATCH),
+        vision_config=dict(preset["vision"], image_size=preset["resolution"],
+                           patch_size=preset["patch"]),
         projection_dim=PROJECTION,
     )
     return CLIPModel(config)
@@ -130,14 +143,14 @@ def normalize(images: torch.Tensor) -> torch.Tensor:
     return (images - torch.from_numpy(MEAN)[:, None, None]) / torch.from_numpy(STD)[:, None, None]
 
 
-def save(model, tokenizer, out: Path, record: dict) -> None:
+def save(model, tokenizer, out: Path, record: dict, resolution: int) -> None:
     from transformers import CLIPImageProcessor
 
     out.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(out)
     tokenizer.save_pretrained(out)
-    CLIPImageProcessor(size={"shortest_edge": RESOLUTION},
-                       crop_size={"height": RESOLUTION, "width": RESOLUTION},
+    CLIPImageProcessor(size={"shortest_edge": resolution},
+                       crop_size={"height": resolution, "width": resolution},
                        image_mean=MEAN.tolist(), image_std=STD.tolist()).save_pretrained(out)
     (out / "TRAINING.json").write_text(json.dumps(record, indent=1, ensure_ascii=False) + "\n")
 
@@ -148,6 +161,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--samples", type=int, default=60_000)
     parser.add_argument("--minutes", type=float, default=35.0, help="training time budget")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--preset", choices=sorted(PRESETS), default="cpu",
+                        help="model and batch size: cpu (the shipped model) or gpu")
+    parser.add_argument("--device", help="cpu or cuda (default: cuda when present)")
     args = parser.parse_args(argv)
     started = time.time()
     torch.manual_seed(args.seed)
@@ -155,11 +171,14 @@ def main(argv: list[str] | None = None) -> None:
     generator = torch.Generator().manual_seed(args.seed)
     seen = vocabulary().seen
 
-    images, metas = make_samples(args.samples, seed=args.seed + 1, resolution=RESOLUTION,
+    preset = PRESETS[args.preset]
+    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    images, metas = make_samples(args.samples, seed=args.seed + 1,
+                                 resolution=preset["resolution"],
                                  progress=True)
     render_seconds = time.time() - started
     tokenizer = train_tokenizer(seen, args.seed)
-    model = build_model(tokenizer)
+    model = build_model(tokenizer, preset).to(device)
     decay = [p for n, p in model.named_parameters() if p.ndim >= 2]
     rest = [p for n, p in model.named_parameters() if p.ndim < 2]
     optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": WEIGHT_DECAY},
@@ -180,15 +199,17 @@ def main(argv: list[str] | None = None) -> None:
         lr *= 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, step / horizon)))
         for group in optimizer.param_groups:
             group["lr"] = lr
-        batch = rng.choice(len(images), min(BATCH, len(images)), replace=False)
+        batch = rng.choice(len(images), min(preset["batch"], len(images)), replace=False)
         pixels = torch.from_numpy(images[batch]).permute(0, 3, 1, 2).float() / 255
-        pixels = normalize(augment(pixels, generator))
+        pixels = normalize(augment(pixels, generator)).to(device)
         texts = [sample_caption(rng, metas[i], seen) for i in batch]
         tokens = tokenizer(texts, padding=True, truncation=True, max_length=MAX_TOKENS,
                            return_tensors="pt")
-        out = model(input_ids=tokens["input_ids"], attention_mask=tokens["attention_mask"],
-                    pixel_values=pixels)
-        loss = contrastive_loss(out.logits_per_image, [metas[i] for i in batch])
+        with torch.autocast(device.split(":")[0], dtype=torch.bfloat16,
+                            enabled=device.startswith("cuda")):
+            out = model(input_ids=tokens["input_ids"].to(device),
+                        attention_mask=tokens["attention_mask"].to(device), pixel_values=pixels)
+        loss = contrastive_loss(out.logits_per_image.float(), [metas[i] for i in batch])
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -209,19 +230,22 @@ def main(argv: list[str] | None = None) -> None:
                          for k in sorted({m.kind for m in metas})},
         "seen_concepts": len(seen),
         "steps": step,
-        "batch": BATCH,
-        "pairs_seen": step * BATCH,
+        "batch": preset["batch"],
+        "pairs_seen": step * preset["batch"],
         "render_seconds": round(render_seconds),
         "train_seconds": round(time.time() - train_start),
-        "hardware": f"{platform.machine()}, {os.cpu_count()} cores, "
-                    f"{'cuda' if torch.cuda.is_available() else 'cpu'}; torch {torch.__version__}",
-        "config": {"resolution": RESOLUTION, "patch": PATCH, "vision": VISION, "text": TEXT,
+        "hardware": f"{platform.machine()}, {os.cpu_count()} cores, {device}"
+                    + (f" ({torch.cuda.get_device_name()})" if device.startswith("cuda") else "")
+                    + f"; torch {torch.__version__}",
+        "preset": args.preset,
+        "config": {"resolution": preset["resolution"], "patch": preset["patch"],
+                   "vision": preset["vision"], "text": preset["text"],
                    "projection": PROJECTION, "vocab": len(tokenizer), "lr": LR},
         "parameters": sum(p.numel() for p in model.parameters()),
         "loss_every_50_steps": [round(float(np.mean(losses[i:i + 50])), 4)
                                 for i in range(0, len(losses), 50)],
     }
-    save(model.eval(), tokenizer, args.out, record)
+    save(model.eval().cpu(), tokenizer, args.out, record, preset["resolution"])
     print(f"saved {args.out} ({record['parameters'] / 1e6:.1f}M parameters, {step} steps, "
           f"{record['train_seconds']}s)")
 
