@@ -14,7 +14,7 @@ from pathlib import Path
 from PIL import Image
 
 from sashie.images import load_image
-from sashie.layout import iou
+from sashie.regions import iou
 from sashie.regions import load_detectors
 from sashie.world import make_world, read_truth
 

@@ -19,7 +19,7 @@ import numpy as np
 from PIL import Image, ImageFilter
 
 from .library import Library
-from .regions import Region
+from .regions import Region, iou
 from .search import VectorIndex, cv_dimensions, random_dimensions, top_k
 from .sources import PageRef
 from .world import make_world, read_truth
@@ -47,14 +47,6 @@ class OracleRegions:
             return []
         return ([Region(tuple(i["bbox"]), ORACLE_ILLUSTRATION) for i in row["illustrations"]]
                 + [Region(tuple(b), ORACLE_TEXT) for b in row["text_blocks"]])
-
-
-def iou(a, b) -> float:
-    x0, y0 = max(a[0], b[0]), max(a[1], b[1])
-    x1, y1 = min(a[2], b[2]), min(a[3], b[3])
-    inter = max(0, x1 - x0) * max(0, y1 - y0)
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return inter / union if union > 0 else 0.0
 
 
 def item_concepts(item_boxes: list[tuple[str, tuple]], truth: list[dict]) -> list[set[str]]:

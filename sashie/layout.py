@@ -17,20 +17,13 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from .regions import BBox, Region
+from .regions import BBox, Region, iou
 from .sources import PageRef
 
 WORKING_SIDE = 1000
 GROUPINGS = (1.0, 3.0, 7.0)  # dilation sizes, in character widths
 DEFAULT_CHAR_WIDTH = 18  # at working scale, when a page has no text to measure
 DUPLICATE_IOU = 0.85
-
-
-def iou(a: BBox, b: BBox) -> float:
-    x0, y0, x1, y1 = max(a[0], b[0]), max(a[1], b[1]), min(a[2], b[2]), min(a[3], b[3])
-    inter = max(0, x1 - x0) * max(0, y1 - y0)
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return inter / union if union > 0 else 0.0
 
 
 def _boxes(mask: np.ndarray, min_area: int) -> list[BBox]:

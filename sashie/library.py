@@ -230,11 +230,18 @@ class Library:
             self._indexes[model_id] = self._load_index(model_id)
         return self._indexes[model_id]
 
-    def _load_index(self, model_id: str) -> VectorIndex:
-        rows = self.catalog.vector_rows(model_id)
+    def _stored(self, model_id: str, live_ids: np.ndarray | None = None
+                ) -> tuple[VectorFile, int, np.ndarray, np.ndarray]:
+        """(vector file, committed rows, item id of each row, which rows' items still exist)."""
         files = self._vector_file(model_id)
+        rows = self.catalog.vector_rows(model_id)
         item_ids = files.item_ids(rows)
-        live = np.isin(item_ids, self.catalog.live_item_ids())
+        if live_ids is None:
+            live_ids = self.catalog.live_item_ids()
+        return files, rows, item_ids, np.isin(item_ids, live_ids)
+
+    def _load_index(self, model_id: str) -> VectorIndex:
+        files, rows, item_ids, live = self._stored(model_id)
         matrix = files.load_float32(rows, live, progress=self.progress)
         return VectorIndex(matrix, item_ids[live])
 
@@ -295,13 +302,12 @@ class Library:
         live = self.catalog.live_item_ids()
         models = []
         for model_id, entry in self.models.items():
-            rows = self.catalog.vector_rows(model_id)
-            ids = self._vector_file(model_id).item_ids(rows)
+            live_rows = self._stored(model_id, live)[3]
             models.append({
                 "id": model_id,
                 "spec": entry["spec"],
                 "dim": entry["dim"],
-                "vectors": int(np.isin(ids, live).sum()),
+                "vectors": int(live_rows.sum()),
                 "default": model_id == self.default_model,
             })
         skipped = self.catalog.skipped()
@@ -328,10 +334,7 @@ class Library:
         if model_id is None:
             raise SashieError("nothing to export: the library has no vectors"
                               if model is None else f"this library has no vectors of {model}")
-        files = self._vector_file(model_id)
-        rows = self.catalog.vector_rows(model_id)
-        item_ids = files.item_ids(rows)
-        live = np.isin(item_ids, self.catalog.live_item_ids())
+        files, rows, item_ids, live = self._stored(model_id)
         items = self.catalog.items(item_ids[live].tolist())
         out = Path(out_dir)
         (out / "img_emb").mkdir(parents=True, exist_ok=True)

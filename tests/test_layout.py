@@ -1,4 +1,5 @@
-from sashie.layout import LayoutDetector, iou
+from sashie.layout import LayoutDetector
+from sashie.regions import iou
 from sashie.images import load_image
 from sashie.world import make_world, read_truth
 from sashie import Library

@@ -32,7 +32,8 @@ class ConceptPicker:
     def __init__(self, vocab: Vocabulary) -> None:
         by_key = vocab.by_key
         self.query = [by_key[k] for k in vocab.query]
-        self.rest = [c for c in vocab.concepts if c.key not in set(vocab.query)]
+        query = set(vocab.query)
+        self.rest = [c for c in vocab.concepts if c.key not in query]
 
     def __call__(self, rng: np.random.Generator, n: int) -> list[Concept]:
         chosen: list[Concept] = []
