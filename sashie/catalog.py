@@ -48,6 +48,17 @@ CREATE TABLE IF NOT EXISTS skipped (
     reason TEXT NOT NULL,
     at REAL NOT NULL
 );
+CREATE TABLE IF NOT EXISTS labels (   -- keep/exclude marks that train the filter
+    item_id INTEGER PRIMARY KEY REFERENCES items(id) ON DELETE CASCADE,
+    keep INTEGER NOT NULL,             -- 1: an illustration, keep it; 0: exclude it
+    source TEXT NOT NULL,              -- who said so: csv, interactive, ground-truth, web
+    at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS filter_scores (   -- the saved filter's verdict on each item
+    item_id INTEGER PRIMARY KEY REFERENCES items(id) ON DELETE CASCADE,
+    score REAL NOT NULL,               -- probability that the item is an illustration
+    keep INTEGER NOT NULL
+);
 CREATE TABLE IF NOT EXISTS vector_sets (
     model_id TEXT PRIMARY KEY,
     rows INTEGER NOT NULL DEFAULT 0
@@ -163,6 +174,38 @@ class Catalog:
     def items_by_detector(self) -> dict[str, int]:
         return dict(self.db.execute("SELECT detector, COUNT(*) FROM items GROUP BY detector"))
 
+    def labels(self) -> tuple[np.ndarray, np.ndarray]:
+        """(item ids, keep as bool) of every labelled item."""
+        rows = self.db.execute("SELECT item_id, keep FROM labels ORDER BY item_id").fetchall()
+        table = np.array(rows, dtype=np.int64).reshape(-1, 2)
+        return table[:, 0], table[:, 1].astype(bool)
+
+    def label_counts(self) -> dict[str, int]:
+        rows = self.db.execute("SELECT keep, COUNT(*) FROM labels GROUP BY keep")
+        counts = dict(rows.fetchall())
+        return {"keep": counts.get(1, 0), "exclude": counts.get(0, 0)}
+
+    def excluded_item_ids(self) -> np.ndarray:
+        """Items the filter excluded (items it has not scored yet count as kept)."""
+        rows = self.db.execute("SELECT item_id FROM filter_scores WHERE keep = 0").fetchall()
+        return np.array(rows, dtype=np.int64).reshape(-1)
+
+    def unscored_item_ids(self) -> np.ndarray:
+        rows = self.db.execute("SELECT id FROM items WHERE id NOT IN "
+                               "(SELECT item_id FROM filter_scores)").fetchall()
+        return np.array(rows, dtype=np.int64).reshape(-1)
+
+    def filter_verdicts(self) -> tuple[np.ndarray, np.ndarray]:
+        """(item ids, keep as bool) of every item the filter scored."""
+        rows = self.db.execute("SELECT item_id, keep FROM filter_scores ORDER BY item_id")
+        table = np.array(rows.fetchall(), dtype=np.int64).reshape(-1, 2)
+        return table[:, 0], table[:, 1].astype(bool)
+
+    def filter_counts(self) -> dict[str, int]:
+        rows = self.db.execute("SELECT keep, COUNT(*) FROM filter_scores GROUP BY keep")
+        counts = dict(rows.fetchall())
+        return {"kept": counts.get(1, 0), "excluded": counts.get(0, 0)}
+
     def skipped(self) -> list[dict]:
         rows = self.db.execute("SELECT uri, source, reason, at FROM skipped ORDER BY uri")
         return [dict(zip(("uri", "source", "reason", "at"), r)) for r in rows]
@@ -224,6 +267,23 @@ class Transaction:
             " ON CONFLICT(model_id) DO UPDATE SET rows = excluded.rows",
             (model_id, rows),
         )
+
+    def set_labels(self, item_ids: Iterable[int], keep: Iterable[bool], source: str) -> None:
+        now = time.time()
+        self.db.executemany(
+            "INSERT OR REPLACE INTO labels (item_id, keep, source, at) VALUES (?, ?, ?, ?)",
+            [(int(i), int(bool(k)), source, now) for i, k in zip(item_ids, keep)],
+        )
+
+    def set_filter_scores(self, item_ids: Iterable[int], scores: Iterable[float],
+                          threshold: float) -> None:
+        self.db.executemany(
+            "INSERT OR REPLACE INTO filter_scores (item_id, score, keep) VALUES (?, ?, ?)",
+            [(int(i), float(s), int(s >= threshold)) for i, s in zip(item_ids, scores)],
+        )
+
+    def clear_filter_scores(self) -> None:
+        self.db.execute("DELETE FROM filter_scores")
 
     def skip(self, uri: str, source: str, reason: str) -> None:
         self.db.execute(

@@ -46,8 +46,16 @@ def main() -> None:
 @click.option("--model", "-m", metavar="SPEC",
               help="Encoder: sashie-demo, hf:HUB_ID_OR_DIR or openclip:ARCH/TAG. "
                    "Default: the library's, or sashie-demo for a new library.")
-@click.option("--regions", default="whole", show_default=True, metavar="NAMES",
-              help="Region detectors, comma-separated.")
+@click.option("--regions", default="layout", show_default=True, metavar="NAMES",
+              help="Region detectors, comma-separated: layout (illustrations found by page "
+                   "analysis), whole (the page), tiles (overlapping tiles of large pages), "
+                   "zeroshot (an open-vocabulary detector; see --detector-model).")
+@click.option("--detector-model", metavar="HUB_ID_OR_DIR",
+              help="zeroshot: an OWLv2, OWL-ViT or Grounding DINO model "
+                   "(default google/owlv2-base-patch16-ensemble).")
+@click.option("--detector-prompt", metavar="TEXT", help="zeroshot: what to find (default object).")
+@click.option("--detector-threshold", type=click.FloatRange(0, 1), metavar="S",
+              help="zeroshot: lowest box score kept (default 0.1).")
 @click.option("--trust-remote-code", is_flag=True,
               help="Allow the model's own Python code (e.g. clip-japanese-base).")
 @click.option("--device", metavar="DEV", help="cpu or cuda (default: cuda when present).")
@@ -58,17 +66,22 @@ def main() -> None:
 @click.option("--max-pixels", type=click.IntRange(1), default=DEFAULT_MAX_PIXELS,
               show_default=True, help="Larger images are skipped (decompression bombs).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
-def index(library, sources, model, regions, trust_remote_code, device, batch_size, workers,
-          max_pixels, quiet):
+def index(library, sources, model, regions, detector_model, detector_prompt, detector_threshold,
+          trust_remote_code, device, batch_size, workers, max_pixels, quiet):
     """Index SOURCES into LIBRARY (created if missing).
 
     A source is a folder (searched recursively), a text file listing image paths or URLs, a
     IIIF manifest (v2 or v3, file or URL), or one image. Run it again to add new or changed
     pages only; an interrupted run resumes where it stopped.
     """
+    zeroshot = {key: value for key, value in (("model", detector_model),
+                                              ("prompt", detector_prompt),
+                                              ("threshold", detector_threshold))
+                if value is not None}
     lib = Library(library, create=True, progress=not quiet)
     try:
         report = lib.add(list(sources), model=model, regions=regions,
+                         detector_options={"zeroshot": zeroshot},
                          trust_remote_code=trust_remote_code, device=device,
                          batch_size=batch_size, workers=workers, max_pixels=max_pixels)
     except Interrupted as stop:
@@ -91,8 +104,10 @@ def index(library, sources, model, regions, trust_remote_code, device, batch_siz
               help="Multi-image queries: lowest coefficient of variation, or a random control.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed for --select random.")
 @click.option("--model", "-m", metavar="SPEC_OR_ID", help="Which of the library's models.")
+@click.option("--all", "all_items", is_flag=True,
+              help="Search every item, also those the keep/exclude filter excluded.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-def search(library, query, images, k, dims, select, seed, model, as_json):
+def search(library, query, images, k, dims, select, seed, model, all_items, as_json):
     """Search LIBRARY by text, by example images, or by a sum of both.
 
     \b
@@ -104,7 +119,7 @@ def search(library, query, images, k, dims, select, seed, model, as_json):
     """
     lib = Library(library, progress=True)
     results = lib.search(query, images=images, k=k, dims=parse_dims(dims), select=select,
-                         seed=seed, model=model)
+                         seed=seed, model=model, all_items=all_items)
     if as_json:
         click.echo(json.dumps({"results": [
             {"rank": r.rank, "item": r.item, "score": round(r.score, 6), "page": r.page,
@@ -136,6 +151,13 @@ def info(library, as_json):
     for m in facts["models"]:
         mark = " (default)" if m["default"] else ""
         click.echo(f"model     {m['id']}{mark}: {m['vectors']} vectors x {m['dim']} dims")
+    labels = facts["labels"]
+    if labels["keep"] or labels["exclude"]:
+        click.echo(f"labels    {labels['keep']} keep, {labels['exclude']} exclude")
+    f = facts["filter"]
+    if f:
+        click.echo(f"filter    {f['learner']} (weighted F1 {f['test_metrics']['weighted_f1']:.3f} "
+                   f"on held-out labels): {f['kept']} items kept, {f['excluded']} excluded")
     click.echo(f"skipped   {facts['skipped']}")
     for reason, n in sorted(facts["skipped_by_reason"].items(), key=lambda x: -x[1]):
         click.echo(f"  {n:>6}  {reason}")
@@ -218,3 +240,147 @@ def bench_command(quick, pages, seed, model, keep, as_json):
 
 if __name__ == "__main__":
     main()
+
+
+@main.group("filter")
+def filter_group() -> None:
+    """Keep illustrations, drop text, stains and blank paper: label, train, apply.
+
+    \b
+    sashie filter label LIB --interactive --n 100   look at crops, answer k / e
+    sashie filter label LIB --csv marks.csv         rows: item,keep|exclude
+    sashie filter label LIB --ground-truth WORLD    for experiments on `sashie world`
+    sashie filter train LIB                         five learners; best kept, applied
+    sashie filter apply LIB                         score every item again
+    sashie filter evaluate LIB --ground-truth WORLD  the saved filter against the truth
+    Searches then cover kept items only (sashie search --all to see every item).
+    """
+
+
+@filter_group.command("label")
+@click.argument("library", type=click.Path(file_okay=False, exists=True))
+@click.option("--csv", "csv_path", type=click.Path(dir_okay=False, exists=True),
+              help="A CSV of item,label (keep/exclude, 1/0).")
+@click.option("--ground-truth", "world", type=click.Path(file_okay=False, exists=True),
+              help="An evaluation world: label a random sample from its ground truth.")
+@click.option("--interactive", is_flag=True, help="Show crops one by one and ask.")
+@click.option("--n", type=click.IntRange(1), default=1000, show_default=True,
+              help="How many items to sample (--ground-truth, --interactive).")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the sample.")
+def filter_label(library, csv_path, world, interactive, n, seed):
+    """Mark items of LIBRARY keep (an illustration) or exclude."""
+    from .labelling import ground_truth_labels, read_label_csv
+
+    if sum(map(bool, (csv_path, world, interactive))) != 1:
+        raise SashieError("give exactly one of --csv, --ground-truth and --interactive")
+    lib = Library(library)
+    if interactive:
+        ids, keep = _ask_labels(lib, n, seed)
+        source = "interactive"
+    elif csv_path:
+        ids, keep = read_label_csv(csv_path)
+        source = "csv"
+    else:
+        ids, keep = ground_truth_labels(lib, world, n, seed)
+        source = "ground-truth"
+    lib.label(ids, keep, source)
+    counts = lib.catalog.label_counts()
+    click.echo(f"labelled {len(ids)} items ({sum(keep)} keep); the library now has "
+               f"{counts['keep']} keep and {counts['exclude']} exclude labels", err=True)
+
+
+def _ask_labels(lib: Library, n: int, seed: int) -> tuple[list[int], list[bool]]:
+    import tempfile
+    from pathlib import Path
+
+    from .labelling import sample_items, save_crop
+
+    ids, keep = [], []
+    with tempfile.TemporaryDirectory(prefix="sashie-label-") as folder:
+        sample = sample_items(lib, n, seed)
+        for number, item in enumerate(sample, start=1):
+            crop = save_crop(lib, item, Path(folder))
+            click.echo(f"[{number}/{len(sample)}] item {item}: {crop}")
+            answer = click.prompt("  keep, exclude, skip or quit", default="s",
+                                  type=click.Choice(["k", "e", "s", "q"]), show_choices=True)
+            if answer == "q":
+                break
+            if answer in "ke":
+                ids.append(item)
+                keep.append(answer == "k")
+    return ids, keep
+
+
+@filter_group.command("train")
+@click.argument("library", type=click.Path(file_okay=False, exists=True))
+@click.option("--learners", metavar="NAMES",
+              help="Comma-separated subset of random_forest,xgboost,lightgbm,svm,mlp "
+                   "(default: all five).")
+@click.option("--seed", type=int, default=0, show_default=True,
+              help="Seed of the 80/20 split, the folds and the learners.")
+@click.option("--json", "as_json", is_flag=True, help="Print the tables as JSON.")
+def filter_train(library, learners, seed, as_json):
+    """Fit the learners on the labelled items, keep the best and apply it.
+
+    Each learner is tuned by grid search with 5-fold cross-validation on 80 % of the labels
+    and scored on the other 20 % (Table 1: weighted figures; Table 2: per class).
+    """
+    from .filter import parse_learners, table_overall, table_per_class
+
+    lib = Library(library, progress=not as_json)
+    report = lib.train_filter(learners=parse_learners(learners), seed=seed)
+    if as_json:
+        click.echo(json.dumps(report.as_dict(), indent=2))
+        return
+    click.echo(table_overall(report))
+    click.echo()
+    click.echo(table_per_class(report))
+    counts = lib.catalog.filter_counts()
+    click.echo(f"\nkept {report.best.name}; applied: {counts['kept']} items kept, "
+               f"{counts['excluded']} excluded")
+
+
+@filter_group.command("apply")
+@click.argument("library", type=click.Path(file_okay=False, exists=True))
+def filter_apply(library):
+    """Score every item of LIBRARY with its saved filter (new items are scored on indexing)."""
+    done = Library(library, progress=True).apply_filter()
+    click.echo(f"scored {done['scored']} items in {done['seconds']:.1f} s: {done['kept']} kept, "
+               f"{done['excluded']} excluded")
+
+
+@filter_group.command("evaluate")
+@click.argument("library", type=click.Path(file_okay=False, exists=True))
+@click.option("--ground-truth", "world", type=click.Path(file_okay=False, exists=True),
+              help="Judge every item against an evaluation world's ground truth.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def filter_evaluate(library, world, as_json):
+    """The saved filter's verdicts against the ground truth of every item, or against the
+    library's labels (which include those it was trained on: an optimistic figure)."""
+    from .labelling import judge_library_items
+
+    lib = Library(library)
+    if world:
+        ids, keep, _ = judge_library_items(lib, world)
+        figures = lib.evaluate_filter(ids, keep)
+        figures["against"] = "the ground truth"
+    else:
+        figures = lib.evaluate_filter()
+    if as_json:
+        click.echo(json.dumps(figures, indent=2))
+        return
+    m = figures["overall"]
+    click.echo(f"{figures['items']} items judged by {figures['against']}: weighted precision "
+               f"{m['weighted_precision']:.3f}, recall {m['weighted_recall']:.3f}, "
+               f"F1 {m['weighted_f1']:.3f}, accuracy {m['accuracy']:.3f}")
+    for name, c in figures["per_class"].items():
+        click.echo(f"  {name:<7}  precision {c['precision']:.3f}  recall {c['recall']:.3f}  "
+                   f"F1 {c['f1']:.3f}  support {c['support']}")
+
+
+@filter_group.command("remove")
+@click.argument("library", type=click.Path(file_okay=False, exists=True))
+def filter_remove(library):
+    """Forget LIBRARY's filter: every item is searched again (labels are kept)."""
+    Library(library).remove_filter()
+    click.echo("filter removed", err=True)

@@ -25,7 +25,7 @@ from .catalog import Catalog
 from .encoders import Encoder
 from .errors import BadInput
 from .images import DEFAULT_MAX_PIXELS, decode_image, is_url, read_bytes
-from .regions import BBox, Detector, Region
+from .regions import BBox, Detector, Region, clean_regions
 from .sources import PageRef, expand_sources
 from .vectors import VectorFile
 
@@ -74,6 +74,7 @@ class AddReport:
     skipped: list[Skip] = field(default_factory=list)
     seconds: float = 0.0
     interrupted: bool = False
+    filtered: dict | None = None  # the saved filter's verdict on the new items
 
     def summary(self) -> str:
         rate = self.vectors_added / self.seconds if self.seconds > 0 else 0.0
@@ -83,6 +84,9 @@ class AddReport:
             f"{self.items_added} new items, {self.vectors_added} vectors "
             f"in {self.seconds:.1f} s ({rate:.1f} items/s)"
         )
+        if self.filtered:
+            text += (f"\nfilter: {self.filtered['kept']} of {self.filtered['scored']} new items "
+                     "kept")
         if self.skipped:
             reasons = Counter(reason_kind(s.reason) for s in self.skipped)
             text += "\nskipped: " + "; ".join(f"{n} {r}" for r, n in reasons.most_common())
@@ -200,7 +204,8 @@ class Indexer:
         fresh = job.page_id is None or replace
         detectors = self.detectors if fresh else job.detectors
         pending = [] if fresh else job.pending
-        regions = [region for d in detectors for region in d.detect(image, job.ref)]
+        regions = clean_regions([region for d in detectors for region in d.detect(image, job.ref)],
+                                image.size, by_score=False)
         pixels, hashes = [], []
         for _, bbox in pending:
             pixels.append(self._prepare(image, bbox)[0])

@@ -9,6 +9,7 @@ On disk:
     manifest.json          format version, the models and their dimensions, the default model
     catalog.sqlite         pages, items, skipped inputs, vector counts (WAL mode)
     vectors/<model>/       vectors.f16 and items.i64 of each model (see vectors.py)
+    filter/                the keep/exclude filter, when one is trained (see filter.py)
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import fcntl
 import json
 import os
 import re
+import time
 from collections import Counter
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
@@ -28,10 +30,12 @@ import numpy as np
 from .catalog import Catalog
 from .encoders import DEMO_MODEL, DEMO_MODEL_DIR, Encoder, load_encoder
 from .errors import SashieError
+from .filter import (LEARNERS, THRESHOLD, KeepFilter, TrainReport, train_filter,
+                     verdict_metrics)
 from .images import DEFAULT_MAX_PIXELS
 from .indexer import AddReport, Indexer, reason_kind
 from .query import DEFAULT_DIMS, Query, Term, build_query, parse_query
-from .regions import load_detectors
+from .regions import DEFAULT_DETECTORS, load_detectors
 from .search import VectorIndex, restrict
 from .sources import check_sources
 from .vectors import VectorFile
@@ -40,6 +44,7 @@ FORMAT = "sashie-library"
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
 CATALOG = "catalog.sqlite"
+FILTER = "filter"
 
 
 @dataclass(frozen=True)
@@ -79,6 +84,7 @@ class Library:
         self.catalog = Catalog(self.path / CATALOG)
         self._encoders: dict[str, Encoder] = {}
         self._indexes: dict[str, VectorIndex] = {}
+        self._excluded: dict[str, np.ndarray] = {}  # per model: rows the filter excluded
 
     # --- the manifest ----------------------------------------------------------------------
 
@@ -182,7 +188,8 @@ class Library:
         sources: Sequence[str] | str,
         *,
         model: str | None = None,
-        regions: str | Sequence[str] = "whole",
+        regions: str | Sequence[str] = DEFAULT_DETECTORS,
+        detector_options: dict[str, dict] | None = None,
         trust_remote_code: bool = False,
         device: str | None = None,
         batch_size: int | None = None,
@@ -190,12 +197,14 @@ class Library:
         max_pixels: int = DEFAULT_MAX_PIXELS,
     ) -> AddReport:
         """Index sources (folders, path lists, IIIF manifests, images): only what is new or
-        changed is read and embedded. Raises `Interrupted` on Ctrl-C, with all done so far kept."""
+        changed is read and embedded. `regions` names the region detectors ("layout,whole"),
+        `detector_options` their settings by name ({"zeroshot": {"model": ...}}). Raises
+        `Interrupted` on Ctrl-C, with all done so far kept."""
         sources = [sources] if isinstance(sources, str) else list(sources)
         if not sources:
             raise SashieError("nothing to index: name at least one source")
         check_sources(sources)
-        detectors = load_detectors(regions)
+        detectors = load_detectors(regions, detector_options)
         with self._writing():
             encoder = self.encoder(model, trust_remote_code=trust_remote_code, device=device)
             model_id = self._register(self._spec(model)[0], encoder, trust_remote_code)
@@ -204,8 +213,15 @@ class Library:
             indexer = Indexer(self.catalog, self._vector_file(model_id), model_id, encoder,
                               detectors, batch_size=batch_size, workers=workers,
                               max_pixels=max_pixels, progress=self.progress)
-            self._indexes.clear()
-            return indexer.run(sources)
+            self._forget_loaded()
+            report = indexer.run(sources)
+            if self.keep_filter() is not None:  # the saved filter judges the new items too
+                report.filtered = self.apply_filter(only_new=True)
+            return report
+
+    def _forget_loaded(self) -> None:
+        self._indexes.clear()
+        self._excluded.clear()
 
     @contextmanager
     def _writing(self) -> Iterator[None]:
@@ -264,8 +280,11 @@ class Library:
         seed: int = 0,
         model: str | None = None,
         vector: np.ndarray | None = None,
+        all_items: bool = False,
     ) -> list[Result]:
         """Top-k items for a text or expression, example images, or a ready query vector.
+
+        Items the keep/exclude filter excluded are left out unless `all_items`.
 
         Several images make a multi-image query: the `dims` dimensions on which the examples
         agree most (lowest coefficient of variation; `select="random"` for the control) are
@@ -285,7 +304,8 @@ class Library:
             restrict(query_vector, query_dims)
         except ValueError as e:
             raise SashieError(str(e)) from None
-        item_ids, scores = index.search(query_vector, k, query_dims)
+        excluded = None if all_items else self._excluded_rows(model)
+        item_ids, scores = index.search(query_vector, k, query_dims, exclude=excluded)
         rows = {row.id: row for row in self.catalog.items(item_ids.tolist())}
         found = [(item, score) for item, score in zip(item_ids.tolist(), scores) if item in rows]
         return [  # an item removed since the vectors were loaded is left out
@@ -293,6 +313,120 @@ class Library:
                    rows[item].detector, rows[item].source, rows[item].metadata)
             for rank, (item, score) in enumerate(found, start=1)
         ]
+
+    def _excluded_rows(self, model: str | None) -> np.ndarray | None:
+        """Which rows of the model's index the filter excluded (None when it excluded none)."""
+        model_id = self._find_model(model)
+        if model_id not in self._excluded:
+            excluded = self.catalog.excluded_item_ids()
+            index = self.index(model_id)
+            self._excluded[model_id] = np.isin(index.item_ids, excluded)
+        rows = self._excluded[model_id]
+        return rows if rows.any() else None
+
+    # --- the keep/exclude filter -----------------------------------------------------------
+
+    def label(self, item_ids: Sequence[int], keep: Sequence[bool], source: str = "user") -> int:
+        """Mark items keep (an illustration) or exclude, for `train_filter`; returns how many."""
+        item_ids = [int(i) for i in item_ids]
+        keep = [bool(k) for k in keep]
+        if len(item_ids) != len(keep):
+            raise SashieError("one keep/exclude mark per item, please")
+        known = {row.id for row in self.catalog.items(item_ids)}
+        unknown = [i for i in item_ids if i not in known]
+        if unknown:
+            raise SashieError(f"no item {unknown[0]} in this library")
+        with self.catalog.transaction() as tx:
+            tx.set_labels(item_ids, keep, source)
+        return len(item_ids)
+
+    def vectors_of(self, item_ids: Sequence[int], model: str | None = None) -> np.ndarray:
+        """The stored vectors of these items (float32, in the order given)."""
+        index = self.index(model)
+        wanted = np.asarray(item_ids, np.int64)
+        order = np.argsort(index.item_ids, kind="stable")
+        known = index.item_ids[order]
+        at = np.minimum(np.searchsorted(known, wanted), max(len(known) - 1, 0))
+        found = known[at] == wanted if len(known) else np.zeros(len(wanted), bool)
+        if not found.all():
+            raise SashieError(f"item {int(wanted[~found][0])} has no vector of this model")
+        return index.vectors[order[at]]
+
+    def train_filter(self, *, learners: Sequence[str] = LEARNERS, seed: int = 0,
+                     model: str | None = None) -> TrainReport:
+        """Fit the learners on the labelled items' vectors, keep the best as the library's
+        filter, and apply it to every item."""
+        model_id = self._find_model(model)
+        if model_id is None:
+            raise SashieError("this library is empty; index something first")
+        item_ids, keep = self.catalog.labels()
+        if len(item_ids) == 0:
+            raise SashieError("no labels yet; run `sashie filter label` first")
+        report = train_filter(self.vectors_of(item_ids, model_id), keep, learners=learners,
+                              seed=seed, progress=self.progress)
+        best = report.best
+        best.filter.meta.update(model_id=model_id, labels=len(item_ids),
+                                trained=time.strftime("%Y-%m-%dT%H:%M:%S"), seed=seed,
+                                test_metrics=best.metrics)
+        best.filter.save(self.path / FILTER)
+        self.apply_filter()
+        return report
+
+    def keep_filter(self) -> KeepFilter | None:
+        """The library's saved filter, or None."""
+        if not (self.path / FILTER).is_dir():
+            return None
+        return KeepFilter.load(self.path / FILTER)
+
+    def apply_filter(self, *, only_new: bool = False) -> dict:
+        """Score items with the saved filter and store keep/exclude (all, or only unscored)."""
+        keep_filter = self.keep_filter()
+        if keep_filter is None:
+            raise SashieError("no filter yet; run `sashie filter train` first")
+        started = time.perf_counter()
+        model_id = keep_filter.meta["model_id"]
+        if model_id not in self.models:
+            raise SashieError(f"the filter was trained on vectors of {model_id}, "
+                              "which this library no longer has")
+        index = self.index(model_id)
+        rows = np.arange(len(index))
+        if only_new:
+            rows = rows[np.isin(index.item_ids, self.catalog.unscored_item_ids())]
+        scores = keep_filter.scores(index.vectors[rows] if only_new else index.vectors)
+        with self.catalog.transaction() as tx:
+            if not only_new:
+                tx.clear_filter_scores()
+            tx.set_filter_scores(index.item_ids[rows].tolist(), scores.tolist(), THRESHOLD)
+        self._excluded.clear()
+        kept = int((scores >= THRESHOLD).sum())
+        return {"scored": len(rows), "kept": kept, "excluded": len(rows) - kept,
+                "seconds": round(time.perf_counter() - started, 2)}
+
+    def evaluate_filter(self, item_ids: Sequence[int] | None = None,
+                        keep: Sequence[bool] | None = None) -> dict:
+        """The filter's stored verdicts against the given keep flags, or the library's labels."""
+        if self.keep_filter() is None:
+            raise SashieError("no filter yet; run `sashie filter train` first")
+        against = "labels" if item_ids is None else "the given judgements"
+        if item_ids is None:
+            item_ids, keep = self.catalog.labels()
+        truth = dict(zip(np.asarray(item_ids).tolist(), np.asarray(keep, bool).tolist()))
+        scored, verdicts = self.catalog.filter_verdicts()
+        both = [(truth[i], v) for i, v in zip(scored.tolist(), verdicts.tolist()) if i in truth]
+        if not both:
+            raise SashieError("no judged item has a filter verdict; run `sashie filter apply`")
+        overall, per_class = verdict_metrics(*np.array(both, bool).T)
+        return {"items": len(both), "against": against, "overall": overall,
+                "per_class": per_class}
+
+    def remove_filter(self) -> None:
+        """Forget the filter and its verdicts: every item is searched again."""
+        import shutil
+
+        shutil.rmtree(self.path / FILTER, ignore_errors=True)
+        with self.catalog.transaction() as tx:
+            tx.clear_filter_scores()
+        self._excluded.clear()
 
     # --- describing and exporting ----------------------------------------------------------
 
@@ -311,6 +445,11 @@ class Library:
                 "default": model_id == self.default_model,
             })
         skipped = self.catalog.skipped()
+        keep_filter = self.keep_filter()
+        filter_info = None if keep_filter is None else {
+            "learner": keep_filter.learner, "model_id": keep_filter.meta.get("model_id"),
+            "trained": keep_filter.meta.get("trained"), "labels": keep_filter.meta.get("labels"),
+            "test_metrics": keep_filter.meta.get("test_metrics"), **self.catalog.filter_counts()}
         return {
             "path": str(self.path.resolve()),
             "format_version": self.manifest["version"],
@@ -321,6 +460,8 @@ class Library:
             "skipped": len(skipped),
             "skipped_by_reason": dict(Counter(reason_kind(s["reason"]) for s in skipped)),
             "skipped_inputs": skipped,
+            "labels": self.catalog.label_counts(),
+            "filter": filter_info,
             "disk_bytes": sum(f.stat().st_size for f in self.path.rglob("*") if f.is_file()),
         }
 

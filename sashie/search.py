@@ -87,9 +87,13 @@ class VectorIndex:
             np.divide(rows @ query, norms, out=out[start : start + len(rows)])
         return out
 
-    def search(self, query: np.ndarray, k: int = 100, dims: np.ndarray | None = None
-               ) -> tuple[np.ndarray, np.ndarray]:
-        """(item ids, scores) of the k best rows, best first."""
+    def search(self, query: np.ndarray, k: int = 100, dims: np.ndarray | None = None,
+               exclude: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """(item ids, scores) of the k best rows, best first; rows where the boolean mask
+        `exclude` is true are never returned."""
         scores = self.scores(query, dims)
+        if exclude is not None:
+            scores[exclude] = -np.inf
         best = top_k(scores, k)
+        best = best[np.isfinite(scores[best])]
         return self.item_ids[best], scores[best]

@@ -46,8 +46,8 @@ def test_bad_inputs_are_skipped_with_reasons_and_the_rest_indexed(tmp_path, tiny
     folder = tmp_path / "inbox"
     write_bad_inputs(folder)
     lib = tmp_path / "lib"
-    done = run_cli("index", lib, folder, folder / "list.txt", folder / "manifest.json",
-                   "--model", tiny_spec, "-q")
+    done = run_cli("index", "--regions", "whole", lib, folder, folder / "list.txt",
+                   folder / "manifest.json", "--model", tiny_spec, "-q")
     assert "Traceback" not in done.stderr
     assert "skipped" in done.stderr and "not an image" in done.stderr
 
@@ -101,7 +101,7 @@ def test_wrong_use_gets_one_line_and_a_nonzero_exit(tmp_path, tiny_spec, pages):
         lines = done.stderr.strip().splitlines()
         assert len(lines) == 1 and lines[0].startswith("error: "), (args, done.stderr)
 
-    run_cli("index", lib, pages, "--model", tiny_spec, "-q")
+    run_cli("index", "--regions", "whole", lib, pages, "--model", tiny_spec, "-q")
     for args in [("search", lib), ("search", lib, "--image", tmp_path / "missing.jpg"),
                  ("search", lib, "--image", pages / "page0000.png", "--dims", "zero"),
                  ("export", lib, tmp_path / "out", "--model", "hf:elsewhere")]:

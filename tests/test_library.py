@@ -30,10 +30,10 @@ def test_reindexing_embeds_only_what_is_new_or_changed(tmp_path, tiny_spec):
     folder = tmp_path / "pages"
     paths = make_pages(folder, 6)
     lib = Library(tmp_path / "lib", create=True)
-    first = lib.add([str(folder)], model=tiny_spec)
+    first = lib.add([str(folder)], model=tiny_spec, regions="whole")
     assert (first.pages_indexed, first.vectors_added) == (6, 6)
 
-    again = lib.add([str(folder)])
+    again = lib.add([str(folder)], regions="whole")
     assert (again.pages_unchanged, again.vectors_added) == (6, 0)
 
     make_pages(tmp_path / "more", 2, seed=9)
@@ -41,13 +41,13 @@ def test_reindexing_embeds_only_what_is_new_or_changed(tmp_path, tiny_spec):
     Image.new("RGB", (96, 128), "black").save(paths[2])  # changed content
     os.utime(paths[3], ns=(1, 1))  # touched, same bytes: not re-embedded
     before = vectors_by_page(lib)
-    third = lib.add([str(folder)])
+    third = lib.add([str(folder)], regions="whole")
     assert (third.pages_indexed, third.vectors_added, third.items_added) == (3, 2, 2)
     after = vectors_by_page(lib)
     assert len(after) == 7 == lib.info()["items"]
     key = (str(paths[2]), (0, 0, 96, 128))
     assert not np.allclose(before[key], after[key])
-    assert lib.add([str(folder)]).pages_unchanged == 7
+    assert lib.add([str(folder)], regions="whole").pages_unchanged == 7
 
 
 def test_a_second_model_lives_beside_the_first(tmp_path, tiny_spec):
@@ -55,8 +55,8 @@ def test_a_second_model_lives_beside_the_first(tmp_path, tiny_spec):
     folder = tmp_path / "pages"
     make_pages(folder, 5)
     lib = Library(tmp_path / "lib", create=True)
-    lib.add([str(folder)], model=tiny_spec)
-    report = lib.add([str(folder)], model=f"hf:{other}")
+    lib.add([str(folder)], model=tiny_spec, regions="whole")
+    report = lib.add([str(folder)], model=f"hf:{other}", regions="whole")
     assert report.items_added == 0 and report.vectors_added == 5  # same items, new vectors
     info = lib.info()
     assert [m["vectors"] for m in info["models"]] == [5, 5]
@@ -73,7 +73,7 @@ def test_a_second_model_lives_beside_the_first(tmp_path, tiny_spec):
 def test_a_model_that_changed_since_indexing_is_refused(tmp_path, pages):
     model_dir = build_tiny_clip(tmp_path / "clip")
     lib = Library(tmp_path / "lib", create=True)
-    lib.add([str(pages)], model=f"hf:{model_dir}")
+    lib.add([str(pages)], model=f"hf:{model_dir}", regions="whole")
     build_tiny_clip(model_dir, seed=7)  # retrained in place
     with pytest.raises(SashieError, match="index again"):
         Library(tmp_path / "lib").search("crane")
@@ -81,7 +81,7 @@ def test_a_model_that_changed_since_indexing_is_refused(tmp_path, pages):
 
 def test_search_results_and_json(tmp_path, tiny_spec, pages):
     lib_path = tmp_path / "lib"
-    run_cli("index", lib_path, pages, "--model", tiny_spec, "-q")
+    run_cli("index", "--regions", "whole", lib_path, pages, "--model", tiny_spec, "-q")
     results = cli_json("search", lib_path, "a red crane", "--k", "5", "--json")["results"]
     assert [r["rank"] for r in results] == [1, 2, 3, 4, 5]
     assert set(results[0]) == {"rank", "item", "score", "page", "bbox"}
@@ -103,7 +103,7 @@ def test_search_results_and_json(tmp_path, tiny_spec, pages):
 
 def test_a_query_vector_of_another_dimension_is_refused(tmp_path, tiny_spec, pages):
     lib = Library(tmp_path / "lib", create=True)
-    lib.add([str(pages)], model=tiny_spec)
+    lib.add([str(pages)], model=tiny_spec, regions="whole")
     assert len(lib.search(vector=np.ones(48), k=3)) == 3
     with pytest.raises(SashieError, match="query has 512 dimensions, library 48"):
         lib.search(vector=np.ones(512))
@@ -113,7 +113,7 @@ def test_a_query_vector_of_another_dimension_is_refused(tmp_path, tiny_spec, pag
 
 def test_export_writes_npy_and_parquet_row_for_row(tmp_path, tiny_spec, pages):
     lib = Library(tmp_path / "lib", create=True)
-    lib.add([str(pages)], model=tiny_spec)
+    lib.add([str(pages)], model=tiny_spec, regions="whole")
     out = tmp_path / "export"
     run_cli("export", tmp_path / "lib", out)
     vectors = np.load(out / "img_emb" / "img_emb_0.npy")
@@ -128,8 +128,8 @@ def test_export_writes_npy_and_parquet_row_for_row(tmp_path, tiny_spec, pages):
 
 def interrupt_midway(lib, folder, spec, how, total):
     """Start an index run, stop it with `how` once some (not all) pages are committed."""
-    process = start_cli_process("index", lib, folder, "--model", spec, "--batch-size", "2",
-                                "--workers", "1", "-q")
+    process = start_cli_process("index", "--regions", "whole", lib, folder, "--model", spec,
+                                "--batch-size", "2", "--workers", "1", "-q")
     deadline = time.time() + 120
     rows = 0
     while time.time() < deadline and process.poll() is None:
@@ -155,7 +155,7 @@ def test_an_interrupted_run_resumes_to_the_same_library(tmp_path, tiny_spec, how
     folder = tmp_path / "pages"
     make_pages(folder, total, size=(300, 400))
     complete = Library(tmp_path / "complete", create=True)
-    complete.add([str(folder)], model=tiny_spec, batch_size=2)
+    complete.add([str(folder)], model=tiny_spec, batch_size=2, regions="whole")
 
     lib = tmp_path / "interrupted"
     code, stderr = interrupt_midway(lib, folder, tiny_spec, how, total)
@@ -167,7 +167,8 @@ def test_an_interrupted_run_resumes_to_the_same_library(tmp_path, tiny_spec, how
     partial = Library(lib).info()
     assert 0 < partial["pages"] < total and partial["items"] == partial["models"][0]["vectors"]
 
-    run_cli("index", lib, folder, "--model", tiny_spec, "--batch-size", "2", "-q")
+    run_cli("index", "--regions", "whole", lib, folder, "--model", tiny_spec, "--batch-size", "2",
+            "-q")
     resumed = Library(lib)
     assert resumed.info()["items"] == total
     expected, got = vectors_by_page(complete), vectors_by_page(resumed)
@@ -185,4 +186,4 @@ def test_one_writer_at_a_time(tmp_path, tiny_spec, pages):
     with open(tmp_path / "lib" / "lock", "w") as held:
         fcntl.flock(held, fcntl.LOCK_EX)
         with pytest.raises(SashieError, match="another process"):
-            lib.add([str(pages)], model=tiny_spec)
+            lib.add([str(pages)], model=tiny_spec, regions="whole")

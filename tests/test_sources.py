@@ -78,7 +78,8 @@ def test_iiif_v2_and_v3_manifests_over_http(tmp_path, web, tiny_spec):
     assert refs[4].metadata["image_service"] == f"{base}/iiif3/1"
 
     lib = Library(tmp_path / "lib", create=True)
-    report = lib.add([f"{base}/v2/manifest.json", f"{base}/v3/manifest.json"], model=tiny_spec)
+    report = lib.add([f"{base}/v2/manifest.json", f"{base}/v3/manifest.json"], model=tiny_spec,
+                     regions="whole")
     # the v3 manifest's two pages are the v2 manifest's first two images: one page each
     assert report.pages_seen == 3 and report.vectors_added == 3 and not report.skipped
     hits = lib.search("a page", k=3)

@@ -27,13 +27,15 @@ WORLD_VERSION = 1
 
 
 class ConceptPicker:
-    """Chooses the concepts of an illustration: query concepts take QUERY_SHARE of draws."""
+    """Chooses the concepts of an illustration: query concepts take QUERY_SHARE of draws.
 
-    def __init__(self, vocab: Vocabulary) -> None:
+    `exclude` leaves concepts out (training collections never draw the held-out ones)."""
+
+    def __init__(self, vocab: Vocabulary, exclude: frozenset[str] = frozenset()) -> None:
         by_key = vocab.by_key
-        self.query = [by_key[k] for k in vocab.query]
+        self.query = [by_key[k] for k in vocab.query if k not in exclude]
         query = set(vocab.query)
-        self.rest = [c for c in vocab.concepts if c.key not in query]
+        self.rest = [c for c in vocab.concepts if c.key not in query and c.key not in exclude]
 
     def __call__(self, rng: np.random.Generator, n: int) -> list[Concept]:
         chosen: list[Concept] = []
@@ -95,6 +97,31 @@ def make_world(out: str | os.PathLike, *, pages: int, seed: int,
     (out / "world.json").write_text(json.dumps(meta, ensure_ascii=False, indent=1) + "\n",
                                     encoding="utf-8")
     return out
+
+
+def _overlap(a, b) -> int:
+    return max(0, min(a[2], b[2]) - max(a[0], b[0])) * max(0, min(a[3], b[3]) - max(a[1], b[1]))
+
+
+def judge_items(boxes: list[tuple[str, tuple]], truth: list[dict]
+                ) -> tuple[np.ndarray, np.ndarray]:
+    """For each (page, bbox): (keep, text_only), as a careful labeller would judge the crop.
+
+    keep: the crop is an illustration: it matches one at IoU >= 0.5, or illustrations cover
+    at least half of it (a part of a picture is still a picture). text_only: it touches no
+    illustration and overlaps a text block."""
+    from ..regions import iou
+
+    by_page = {row["page"]: row for row in truth}
+    keep, text_only = np.zeros(len(boxes), bool), np.zeros(len(boxes), bool)
+    for n, (page, bbox) in enumerate(boxes):
+        row = by_page[page]
+        area = max(1, (bbox[2] - bbox[0]) * (bbox[3] - bbox[1]))
+        pictures = [ill["bbox"] for ill in row["illustrations"]]
+        covered = sum(_overlap(bbox, p) for p in pictures) / area
+        keep[n] = covered >= 0.5 or any(iou(bbox, p) >= 0.5 for p in pictures)
+        text_only[n] = covered == 0 and any(_overlap(bbox, t) > 0 for t in row["text_blocks"])
+    return keep, text_only
 
 
 def read_truth(world: str | os.PathLike) -> list[dict]:

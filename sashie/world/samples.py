@@ -6,6 +6,10 @@ appear in training), a piece of text, a stain, blank paper, or a whole small pag
 resized like the model's image processor does (shortest side to R, centre crop). Captions are
 written at training time, so that each epoch words the same picture differently. Held-out
 concepts are never drawn here.
+
+Half the pictures draw their concepts as a training collection would (made like an evaluation
+collection with another seed: ConceptPicker's frequencies, held-out concepts left out), half
+uniformly over all seen concepts, so that rare names are learnt too.
 """
 
 from __future__ import annotations
@@ -17,12 +21,14 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
+from . import ConceptPicker
 from .artists import Artists, Concept
 from .pages import draw_illustration, make_page, paper_patch, stains, text_column_layer, ink
 from .vocab import vocabulary
 
 KINDS = ("illustration", "twemoji", "text", "stain", "blank", "page")
 KIND_SHARES = (0.55, 0.2, 0.09, 0.03, 0.03, 0.10)
+COLLECTION_SHARE = 0.5  # pictures whose concepts follow a collection's frequencies
 
 
 @dataclass(frozen=True)
@@ -46,11 +52,20 @@ def _count(rng) -> int:
     return int(rng.choice([1, 2, 3, 4], p=[0.55, 0.28, 0.12, 0.05]))
 
 
+def pick_concepts(rng: np.random.Generator, seen: tuple[Concept, ...], picker: ConceptPicker,
+                  n: int) -> list[int]:
+    """`n` distinct seen concepts (indices): a collection's frequencies or uniform, half each."""
+    if rng.random() < COLLECTION_SHARE:
+        index = {c.key: i for i, c in enumerate(seen)}
+        return [index[c.key] for c in picker(rng, n)]
+    return [int(i) for i in rng.choice(len(seen), n, replace=False)]
+
+
 def render_sample(rng: np.random.Generator, artists: Artists, seen: tuple[Concept, ...],
-                  resolution: int) -> tuple[np.ndarray, SampleMeta]:
+                  picker: ConceptPicker, resolution: int) -> tuple[np.ndarray, SampleMeta]:
     kind = KINDS[int(rng.choice(len(KINDS), p=KIND_SHARES))]
     if kind == "illustration":
-        picked = rng.choice(len(seen), _count(rng), replace=False)
+        picked = pick_concepts(rng, seen, picker, _count(rng))
         artist = "noto" if rng.random() < 0.6 else "openmoji"
         w, h = int(rng.integers(140, 320)), int(rng.integers(140, 320))
         patch = paper_patch(rng, (w + 80, h + 80))
@@ -62,7 +77,7 @@ def render_sample(rng: np.random.Generator, artists: Artists, seen: tuple[Concep
         style = "ink" if artist == "noto" else "colour"
         return square(crop, resolution), SampleMeta(kind, style, tuple(int(i) for i in picked))
     if kind == "twemoji":
-        picked = rng.choice(len(seen), 1 if rng.random() < 0.85 else 2, replace=False)
+        picked = pick_concepts(rng, seen, picker, 1 if rng.random() < 0.85 else 2)
         background = (255, 255, 255) if rng.random() < 0.6 else tuple(rng.integers(200, 256, 3))
         canvas = Image.new("RGB", (128 * len(picked), 128), tuple(int(v) for v in background))
         for slot, i in enumerate(picked):
@@ -75,7 +90,7 @@ def render_sample(rng: np.random.Generator, artists: Artists, seen: tuple[Concep
         return square(canvas, resolution), SampleMeta(kind, "flat", tuple(int(i) for i in picked))
     if kind == "page":
         def pick(page_rng, n):
-            return [seen[i] for i in page_rng.choice(len(seen), n, replace=False)]
+            return [seen[i] for i in pick_concepts(page_rng, seen, picker, n)]
         page, truth = make_page(rng, artists, pick, (400, 600))
         keys = {c.key: i for i, c in enumerate(seen)}
         concepts = [keys[k] for ill in truth.illustrations for k in ill.concepts][:4]
@@ -103,9 +118,12 @@ def _render_chunk(job: tuple[int, int, int, int]) -> tuple[np.ndarray, list[Samp
     seed, chunk, count, resolution = job
     if "artists" not in _state:
         _state["artists"] = Artists()
-        _state["seen"] = vocabulary().seen
+        vocab = vocabulary()
+        _state["seen"] = vocab.seen
+        _state["picker"] = ConceptPicker(vocab, exclude=vocab.heldout)
     rng = np.random.default_rng([seed, chunk])
-    rendered = [render_sample(rng, _state["artists"], _state["seen"], resolution)
+    rendered = [render_sample(rng, _state["artists"], _state["seen"], _state["picker"],
+                              resolution)
                 for _ in range(count)]
     return np.stack([r[0] for r in rendered]), [r[1] for r in rendered]
 

@@ -160,6 +160,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--samples", type=int, default=60_000)
     parser.add_argument("--minutes", type=float, default=35.0, help="training time budget")
+    parser.add_argument("--steps", type=int,
+                        help="train this many steps (default: as many as fit in --minutes, "
+                             "estimated from the first 20)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--preset", choices=sorted(PRESETS), default="cpu",
                         help="model and batch size: cpu (the shipped model) or gpu")
@@ -186,11 +189,11 @@ def main(argv: list[str] | None = None) -> None:
     budget = args.minutes * 60
     train_start = time.time()
     # steps are estimated from the first 20 to fit the time budget; the schedule follows them
-    total_steps, step, losses = None, 0, []
+    total_steps, step, losses = args.steps, 0, []
     model.train()
     while True:
         elapsed = time.time() - train_start
-        if step == 20:
+        if step == 20 and args.steps is None:
             total_steps = max(21, int(budget / (elapsed / 20)))
         if total_steps is not None and step >= total_steps:
             break
