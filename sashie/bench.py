@@ -49,14 +49,20 @@ class OracleRegions:
                 + [Region(tuple(b), ORACLE_TEXT) for b in row["text_blocks"]])
 
 
-def item_concepts(item_boxes: list[tuple[str, tuple]], truth: list[dict]) -> list[set[str]]:
-    """For each (page, bbox), the concepts of the illustrations it overlaps at IoU >= 0.5."""
+def item_concepts(item_boxes: list[tuple[str, tuple]], truth: list[dict], *,
+                  parts: bool = False) -> list[set[str]]:
+    """For each (page, bbox), the concepts of the illustrations it overlaps at IoU >= 0.5
+    (with `parts`, also of those covering at least half of the box: a crop of a figure)."""
     by_page = {row["page"]: row for row in truth}
     out = []
     for page, bbox in item_boxes:
         concepts: set[str] = set()
+        area = max(1, (bbox[2] - bbox[0]) * (bbox[3] - bbox[1]))
         for ill in by_page[page]["illustrations"]:
-            if iou(bbox, ill["bbox"]) >= 0.5:
+            box = ill["bbox"]
+            inside = (max(0, min(bbox[2], box[2]) - max(bbox[0], box[0]))
+                      * max(0, min(bbox[3], box[3]) - max(bbox[1], box[1])))
+            if iou(bbox, box) >= 0.5 or (parts and inside >= area / 2):
                 concepts |= set(ill["concepts"])
         out.append(concepts)
     return out

@@ -35,6 +35,7 @@ def main() -> None:
     sashie search LIB "a crane and a pine tree"  search by text
     sashie search LIB -i a.jpg -i b.jpg          by several example images
     sashie search LIB '"crane" + pine.jpg - "handwriting"'       by a sum of terms
+    sashie filter train LIB                      keep illustrations, drop text (see filter -h)
     sashie info LIB                              what the library holds, what was skipped
     sashie export LIB OUT/                       vectors (.npy) and metadata (Parquet)
     """

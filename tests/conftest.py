@@ -46,13 +46,14 @@ def pages(tmp_path) -> Path:
     return tmp_path / "pages"
 
 
-def run_cli(*args, check: bool = True):
-    """The real `sashie` command line, run in this process (fast: the model stays imported)."""
+def run_cli(*args, check: bool = True, input: str | None = None):
+    """The real `sashie` command line, run in this process (fast: the model stays imported);
+    `input` is what a person would type."""
     from click.testing import CliRunner
 
     from sashie.cli import main
 
-    result = CliRunner().invoke(main, [str(a) for a in args])
+    result = CliRunner().invoke(main, [str(a) for a in args], input=input)
     if result.exception and not isinstance(result.exception, SystemExit):
         raise result.exception
     if check and result.exit_code != 0:

@@ -140,6 +140,18 @@ def _all_truth(lib, world):
     return ids, keep.tolist()
 
 
+def test_interactive_labelling_shows_crops_and_records_answers(world_library):
+    root, _, lib = world_library
+    before = lib.catalog.label_counts()
+    r = run_cli("filter", "label", root / "lib", "--interactive", "--n", "4", "--seed", "3",
+                input="k\ne\ns\nq\n")
+    shown = [line.split(": ", 1)[1] for line in r.stdout.splitlines() if line.startswith("[")]
+    assert len(shown) == 4 and all(path.endswith(".png") for path in shown)
+    after = lib.catalog.label_counts()
+    assert (after["keep"] + after["exclude"]) - (before["keep"] + before["exclude"]) <= 2
+    assert "labelled 2 items (1 keep)" in r.stderr
+
+
 def test_wrong_use_of_filter_commands(world_library, tmp_path):
     root, world, _ = world_library
     r = run_cli("filter", "label", root / "lib", check=False)
