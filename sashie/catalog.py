@@ -59,6 +59,13 @@ CREATE TABLE IF NOT EXISTS filter_scores (   -- the saved filter's verdict on ea
     score REAL NOT NULL,               -- probability that the item is an illustration
     keep INTEGER NOT NULL
 );
+CREATE TABLE IF NOT EXISTS annotations (   -- captions people give items, for fine-tuning
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    item_id INTEGER NOT NULL REFERENCES items(id) ON DELETE CASCADE,
+    caption TEXT NOT NULL,
+    at REAL NOT NULL,
+    UNIQUE (item_id, caption)
+);
 CREATE TABLE IF NOT EXISTS vector_sets (
     model_id TEXT PRIMARY KEY,
     rows INTEGER NOT NULL DEFAULT 0
@@ -89,9 +96,10 @@ class ItemRow:
 class Catalog:
     def __init__(self, path: Path, *, readonly: bool = False) -> None:
         if readonly:
-            self.db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, isolation_level=None)
-        else:
-            self.db = sqlite3.connect(path, isolation_level=None)
+            self.db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, isolation_level=None,
+                                      check_same_thread=False)
+        else:  # a server's threads take turns through one lock (server.py)
+            self.db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
             self.db.execute("PRAGMA journal_mode=WAL")
             self.db.executescript(SCHEMA)
         self.db.execute("PRAGMA foreign_keys=ON")
@@ -206,6 +214,22 @@ class Catalog:
         counts = dict(rows.fetchall())
         return {"kept": counts.get(1, 0), "excluded": counts.get(0, 0)}
 
+    def annotations(self, item_ids: Iterable[int] | None = None) -> list[dict]:
+        """Annotations ({"id", "item", "caption", "at"}), of the given items or all."""
+        query = "SELECT id, item_id, caption, at FROM annotations"
+        if item_ids is None:
+            rows = self.db.execute(query + " ORDER BY id").fetchall()
+        else:
+            rows = []
+            for chunk in _chunks([int(i) for i in item_ids], 900):
+                marks = ",".join("?" * len(chunk))
+                rows += self.db.execute(query + f" WHERE item_id IN ({marks}) ORDER BY id",
+                                        chunk).fetchall()
+        return [dict(zip(("id", "item", "caption", "at"), r)) for r in rows]
+
+    def annotation_count(self) -> int:
+        return self.db.execute("SELECT COUNT(*) FROM annotations").fetchone()[0]
+
     def skipped(self) -> list[dict]:
         rows = self.db.execute("SELECT uri, source, reason, at FROM skipped ORDER BY uri")
         return [dict(zip(("uri", "source", "reason", "at"), r)) for r in rows]
@@ -274,6 +298,14 @@ class Transaction:
             "INSERT OR REPLACE INTO labels (item_id, keep, source, at) VALUES (?, ?, ?, ?)",
             [(int(i), int(bool(k)), source, now) for i, k in zip(item_ids, keep)],
         )
+
+    def add_annotations(self, item_ids: Iterable[int], caption: str) -> int:
+        now = time.time()
+        before = self.db.total_changes
+        self.db.executemany(
+            "INSERT OR IGNORE INTO annotations (item_id, caption, at) VALUES (?, ?, ?)",
+            [(int(i), caption, now) for i in item_ids])
+        return self.db.total_changes - before
 
     def set_filter_scores(self, item_ids: Iterable[int], scores: Iterable[float],
                           threshold: float) -> None:

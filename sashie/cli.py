@@ -8,6 +8,7 @@ import sys
 import click
 
 from .errors import SashieError
+from .feedback import DEFAULT_LEARNER, FEEDBACK_LEARNERS
 from .images import DEFAULT_MAX_PIXELS
 from .indexer import Interrupted
 from .library import Library
@@ -36,6 +37,7 @@ def main() -> None:
     sashie search LIB -i a.jpg -i b.jpg          by several example images
     sashie search LIB '"crane" + pine.jpg - "handwriting"'       by a sum of terms
     sashie filter train LIB                      keep illustrations, drop text (see filter -h)
+    sashie serve LIB                             the web page: search, feedback, captions
     sashie info LIB                              what the library holds, what was skipped
     sashie export LIB OUT/                       vectors (.npy) and metadata (Parquet)
     """
@@ -107,8 +109,14 @@ def index(library, sources, model, regions, detector_model, detector_prompt, det
 @click.option("--model", "-m", metavar="SPEC_OR_ID", help="Which of the library's models.")
 @click.option("--all", "all_items", is_flag=True,
               help="Search every item, also those the keep/exclude filter excluded.")
+@click.option("--relevant", metavar="IDS",
+              help="Relevance feedback: item ids marked relevant (comma-separated).")
+@click.option("--irrelevant", metavar="IDS", help="Item ids marked not relevant.")
+@click.option("--learner", type=click.Choice(FEEDBACK_LEARNERS), default=DEFAULT_LEARNER,
+              show_default=True, help="How feedback is learnt.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-def search(library, query, images, k, dims, select, seed, model, all_items, as_json):
+def search(library, query, images, k, dims, select, seed, model, all_items, relevant,
+           irrelevant, learner, as_json):
     """Search LIBRARY by text, by example images, or by a sum of both.
 
     \b
@@ -119,8 +127,13 @@ def search(library, query, images, k, dims, select, seed, model, all_items, as_j
     A term naming an existing file or an image URL is an image; quote it to search the text.
     """
     lib = Library(library, progress=True)
-    results = lib.search(query, images=images, k=k, dims=parse_dims(dims), select=select,
-                         seed=seed, model=model, all_items=all_items)
+    if relevant or irrelevant:
+        results = lib.feedback(query, images=images, relevant=_ids(relevant),
+                               irrelevant=_ids(irrelevant), learner=learner, k=k, model=model,
+                               all_items=all_items)
+    else:
+        results = lib.search(query, images=images, k=k, dims=parse_dims(dims), select=select,
+                             seed=seed, model=model, all_items=all_items)
     if as_json:
         click.echo(json.dumps({"results": [
             {"rank": r.rank, "item": r.item, "score": round(r.score, 6), "page": r.page,
@@ -133,6 +146,71 @@ def search(library, query, images, k, dims, select, seed, model, all_items, as_j
     for r in results:
         bbox = ",".join(map(str, r.bbox))
         click.echo(f"{r.rank:>4}  {r.score:6.3f}  {r.item:>7}  {bbox:<24}  {r.page}")
+
+
+def _ids(text: str | None) -> list[int]:
+    try:
+        return [int(part) for part in (text or "").split(",") if part.strip()]
+    except ValueError:
+        raise SashieError(f"expected item ids like 12,40,41, got {text!r}") from None
+
+
+@main.command()
+@click.argument("library", type=click.Path(file_okay=False, exists=True))
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address to listen on; another than this machine's needs --allow-remote.")
+@click.option("--port", type=click.IntRange(1, 65535), default=8000, show_default=True)
+@click.option("--allow-remote", is_flag=True,
+              help="Allow a non-local --host; requests then need the access token.")
+@click.option("--token", metavar="TEXT", help="The access token (default: a random one).")
+def serve(library, host, port, allow_remote, token):
+    """Serve the web page and HTTP API of LIBRARY (API docs at /docs).
+
+    Search by text or dropped images, see each result on its page, mark results right or
+    wrong and refine, caption results, and label items keep/exclude for the filter.
+    """
+    from .server import serve as run_server
+
+    run_server(library, host=host, port=port, allow_remote=allow_remote, token=token,
+               echo=click.echo)
+
+
+@main.group("annotations")
+def annotations_group() -> None:
+    """Captions people give items: the data that teaches a model a collection's words.
+
+    \b
+    sashie annotations add LIB 几帳 12 40 41      caption items (ids from search --json)
+    sashie annotations list LIB
+    sashie annotations export LIB OUT/           OUT/annotations.jsonl + OUT/crops/*.jpg
+    """
+
+
+@annotations_group.command("add")
+@click.argument("library", type=click.Path(file_okay=False, exists=True))
+@click.argument("caption")
+@click.argument("items", nargs=-1, type=int, required=True)
+def annotations_add(library, caption, items):
+    """Give ITEMS of LIBRARY the CAPTION."""
+    added = Library(library).annotate(list(items), caption)
+    click.echo(f"{added} new annotations", err=True)
+
+
+@annotations_group.command("list")
+@click.argument("library", type=click.Path(file_okay=False, exists=True))
+def annotations_list(library):
+    """Every annotation: item id and caption."""
+    for a in Library(library).catalog.annotations():
+        click.echo(f"{a['item']}\t{a['caption']}")
+
+
+@annotations_group.command("export")
+@click.argument("library", type=click.Path(file_okay=False, exists=True))
+@click.argument("out_dir", type=click.Path(file_okay=False))
+def annotations_export(library, out_dir):
+    """Write the (crop, caption) pairs to OUT_DIR, ready for fine-tuning."""
+    out = Library(library).export_annotations(out_dir)
+    click.echo(f"exported to {out / 'annotations.jsonl'}", err=True)
 
 
 @main.command()
@@ -205,15 +283,25 @@ def world(out, pages, seed, workers, quiet):
 @click.argument("folder", default="sashie-demo", type=click.Path(file_okay=False))
 @click.option("--pages", type=click.IntRange(1), default=300, show_default=True)
 @click.option("--seed", type=int, default=42, show_default=True)
-def demo(folder, pages, seed):
-    """Draw a small book collection, index it with the demo model and search it.
+@click.option("--port", type=click.IntRange(1, 65535), default=8000, show_default=True,
+              help="Port of the web page opened at the end.")
+@click.option("--no-serve", is_flag=True, help="Print the searches only; no web page.")
+def demo(folder, pages, seed, port, no_serve):
+    """Draw a small book collection, index it with the demo model, search it, and open the
+    web page on it.
 
     Offline, a few minutes on a laptop CPU. FOLDER (default ./sashie-demo) keeps the world,
     the library and the query pictures, so you can go on searching it.
     """
+    from pathlib import Path
+
     from .demo import run_demo
+    from .server import serve
 
     run_demo(folder, pages=pages, seed=seed, echo=click.echo)
+    if not no_serve:
+        click.echo("\nthe web page (Ctrl-C to stop):")
+        serve(Path(folder) / "library", port=port, echo=click.echo)
 
 
 @main.command("bench")
@@ -238,9 +326,6 @@ def bench_command(quick, pages, seed, model, keep, as_json):
                          progress=not as_json)
     click.echo(bench.as_json(result) if as_json else bench.format_table(result))
 
-
-if __name__ == "__main__":
-    main()
 
 
 @main.group("filter")
@@ -385,3 +470,7 @@ def filter_remove(library):
     """Forget LIBRARY's filter: every item is searched again (labels are kept)."""
     Library(library).remove_filter()
     click.echo("filter removed", err=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -30,6 +30,7 @@ import numpy as np
 from .catalog import Catalog
 from .encoders import DEMO_MODEL, DEMO_MODEL_DIR, Encoder, load_encoder
 from .errors import SashieError
+from .feedback import DEFAULT_LEARNER, refine
 from .filter import (LEARNERS, THRESHOLD, KeepFilter, TrainReport, train_filter,
                      verdict_metrics)
 from .images import DEFAULT_MAX_PIXELS
@@ -306,6 +307,26 @@ class Library:
             raise SashieError(str(e)) from None
         excluded = None if all_items else self._excluded_rows(model)
         item_ids, scores = index.search(query_vector, k, query_dims, exclude=excluded)
+        return self._results(item_ids, scores)
+
+    def feedback(self, text: str | None = None, *, images: Sequence[str] = (),
+                 relevant: Sequence[int], irrelevant: Sequence[int] = (),
+                 learner: str = DEFAULT_LEARNER, k: int = 100, model: str | None = None,
+                 vector: np.ndarray | None = None, all_items: bool = False,
+                 seed: int = 0) -> list[Result]:
+        """The search for a query again, refined by the user's relevant/irrelevant marks
+        (item ids): see feedback.py for the learners."""
+        if k <= 0:
+            raise SashieError("k must be at least 1")
+        index = self.index(model)
+        if vector is None:
+            vector = self.query(text, images=images, dims=None, model=model).vector
+        excluded = None if all_items else self._excluded_rows(model)
+        item_ids, scores = refine(index, np.asarray(vector, np.float32), relevant, irrelevant,
+                                  learner=learner, k=k, exclude=excluded, seed=seed)
+        return self._results(item_ids, scores)
+
+    def _results(self, item_ids: np.ndarray, scores: np.ndarray) -> list[Result]:
         rows = {row.id: row for row in self.catalog.items(item_ids.tolist())}
         found = [(item, score) for item, score in zip(item_ids.tolist(), scores) if item in rows]
         return [  # an item removed since the vectors were loaded is left out
@@ -428,6 +449,44 @@ class Library:
             tx.clear_filter_scores()
         self._excluded.clear()
 
+    # --- annotations ------------------------------------------------------------------------
+
+    def annotate(self, item_ids: Sequence[int], caption: str) -> int:
+        """Caption items (e.g. 几帳); returns how many (item, caption) pairs were new."""
+        caption = " ".join(caption.split())
+        if not caption:
+            raise SashieError("an annotation needs a caption")
+        item_ids = [int(i) for i in item_ids]
+        known = {row.id for row in self.catalog.items(item_ids)}
+        unknown = [i for i in item_ids if i not in known]
+        if unknown:
+            raise SashieError(f"no item {unknown[0]} in this library")
+        with self.catalog.transaction() as tx:
+            return tx.add_annotations(item_ids, caption)
+
+    def export_annotations(self, out_dir: str | os.PathLike) -> Path:
+        """The annotations as a fine-tuning dataset: OUT/annotations.jsonl, one line a pair
+        ({"image": "crops/<item>.jpg", "caption", "item", "page", "bbox"}), and the crops."""
+        from .images import load_image
+
+        annotations = self.catalog.annotations()
+        if not annotations:
+            raise SashieError("no annotations yet")
+        out = Path(out_dir)
+        (out / "crops").mkdir(parents=True, exist_ok=True)
+        rows = {r.id: r for r in self.catalog.items({a["item"] for a in annotations})}
+        lines = []
+        for a in annotations:
+            row = rows[a["item"]]
+            crop = out / "crops" / f"{row.id}.jpg"
+            if not crop.exists():
+                load_image(row.page).crop(row.bbox).save(crop, "JPEG", quality=92)
+            lines.append(json.dumps({"image": f"crops/{row.id}.jpg", "caption": a["caption"],
+                                     "item": row.id, "page": row.page,
+                                     "bbox": list(row.bbox)}, ensure_ascii=False))
+        (out / "annotations.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
+        return out
+
     # --- describing and exporting ----------------------------------------------------------
 
     def info(self) -> dict:
@@ -461,6 +520,7 @@ class Library:
             "skipped_by_reason": dict(Counter(reason_kind(s["reason"]) for s in skipped)),
             "skipped_inputs": skipped,
             "labels": self.catalog.label_counts(),
+            "annotations": self.catalog.annotation_count(),
             "filter": filter_info,
             "disk_bytes": sum(f.stat().st_size for f in self.path.rglob("*") if f.is_file()),
         }

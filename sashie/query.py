@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 
 from .encoders import Encoder, normalize_rows
 from .errors import BadInput, SashieError
@@ -31,7 +32,7 @@ DEFAULT_DIMS = 192
 class Term:
     weight: float
     kind: str  # "text" or "image"
-    value: str
+    value: str | Image.Image  # the text, an image's path or URL, or a decoded image
 
 
 @dataclass(frozen=True)
@@ -144,7 +145,9 @@ def build_query(
     return Query(normalize_rows(combined), selected, tuple(terms))
 
 
-def _query_image(uri: str):
+def _query_image(uri: str | Image.Image):
+    if isinstance(uri, Image.Image):
+        return uri
     try:
         return load_image(str(Path(uri).expanduser()) if not is_url(uri) else uri)
     except BadInput as e:

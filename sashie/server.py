@@ -1,0 +1,292 @@
+"""`sashie serve`: the web page and the HTTP API (FastAPI; OpenAPI at /docs and /openapi.json).
+
+Only library items and pages are ever served: requests name items by their integer id, and
+page files are read from the paths the catalog holds, never from a path in a request.
+Uploaded example images are limited in bytes and pixels. Bound to a non-local address, every
+request must carry the access token (header `X-Sashie-Token`, or `?token=` on the page's URL).
+"""
+
+from __future__ import annotations
+
+import io
+import secrets
+import threading
+import uuid
+from collections import OrderedDict
+from dataclasses import dataclass
+from functools import lru_cache
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+from fastapi import FastAPI, File, Form, HTTPException, Query, Request, UploadFile
+from fastapi.responses import HTMLResponse, JSONResponse, Response
+from pydantic import BaseModel, Field
+
+from .errors import BadInput, SashieError
+from .feedback import DEFAULT_LEARNER, FEEDBACK_LEARNERS
+from .images import decode_image, is_url, load_image
+from .library import Library, Result
+from .query import DEFAULT_DIMS, build_query, parse_dims, parse_query, Term
+
+MAX_UPLOAD_BYTES = 20 * 2**20
+MAX_UPLOAD_PIXELS = 40_000_000
+MAX_UPLOADS = 20
+PAGE_SIZE = 100
+MAX_RESULTS = 5000
+REMEMBERED_QUERIES = 64
+
+
+@dataclass
+class StoredQuery:
+    vector: np.ndarray
+    dims: np.ndarray | None
+    all_items: bool
+    text: str
+
+
+class MarkRequest(BaseModel):
+    query: str = Field(description="id of a search returned by POST /api/search")
+    relevant: list[int] = Field(default_factory=list)
+    irrelevant: list[int] = Field(default_factory=list)
+    learner: str = DEFAULT_LEARNER
+    offset: int = Field(0, ge=0)
+    limit: int = Field(PAGE_SIZE, ge=1, le=1000)
+
+
+class AnnotationRequest(BaseModel):
+    items: list[int] = Field(min_length=1)
+    caption: str = Field(min_length=1, max_length=500)
+
+
+class LabelRequest(BaseModel):
+    items: list[int] = Field(min_length=1)
+    keep: bool
+
+
+def _result(r: Result) -> dict:
+    return {"rank": r.rank, "item": r.item, "score": round(r.score, 5), "bbox": list(r.bbox),
+            "detector": r.detector, "thumbnail": f"/api/items/{r.item}/thumbnail"}
+
+
+def create_app(library: str | Path, *, token: str | None = None) -> FastAPI:
+    """The app for one library; with `token`, every request must carry it."""
+    lib = Library(library)
+    lock = threading.Lock()  # one library call at a time (SQLite, the loaded vectors)
+    queries: OrderedDict[str, StoredQuery] = OrderedDict()
+    app = FastAPI(title="sashie", description="Search the illustrations of a collection.",
+                  version="1")
+
+    @app.middleware("http")
+    async def check_token(request: Request, call_next):
+        if token is not None:
+            given = request.headers.get("x-sashie-token") or request.query_params.get("token")
+            if not given or not secrets.compare_digest(given, token):
+                return JSONResponse({"error": "missing or wrong access token"}, status_code=401)
+        return await call_next(request)
+
+    @app.exception_handler(SashieError)
+    async def sashie_error(request: Request, error: SashieError):
+        return JSONResponse({"error": str(error)}, status_code=400)
+
+    @app.exception_handler(HTTPException)
+    async def http_error(request: Request, error: HTTPException):
+        return JSONResponse({"error": error.detail}, status_code=error.status_code)
+
+    def remember(stored: StoredQuery) -> str:
+        key = uuid.uuid4().hex
+        queries[key] = stored
+        while len(queries) > REMEMBERED_QUERIES:
+            queries.popitem(last=False)
+        return key
+
+    def recall(key: str) -> StoredQuery:
+        if key not in queries:
+            raise SashieError("this search has expired; search again")
+        return queries[key]
+
+    def item_row(item_id: int):
+        with lock:
+            rows = lib.catalog.items([item_id])
+        if not rows:
+            raise HTTPException(404, f"no item {item_id}")
+        return rows[0]
+
+    @lru_cache(maxsize=2048)
+    def thumbnail(item_id: int, size: int) -> bytes:
+        row = item_row(item_id)
+        image = load_image(row.page).crop(row.bbox)
+        image.thumbnail((size, size))
+        out = io.BytesIO()
+        image.save(out, "JPEG", quality=85)
+        return out.getvalue()
+
+    @lru_cache(maxsize=64)
+    def page_image(page_id: int, uri: str, size: int) -> bytes:
+        image = load_image(uri)
+        image.thumbnail((size, size))
+        out = io.BytesIO()
+        image.save(out, "JPEG", quality=85)
+        return out.getvalue()
+
+    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
+    def page() -> str:
+        return resources.files("sashie").joinpath("web/index.html").read_text(encoding="utf-8")
+
+    @app.get("/api/info", summary="What the library holds")
+    def info() -> dict:
+        with lock:
+            facts = lib.info()
+        facts.pop("skipped_inputs", None)
+        facts.pop("path", None)
+        facts["feedback_learners"] = list(FEEDBACK_LEARNERS)
+        facts["default_learner"] = DEFAULT_LEARNER
+        return facts
+
+    @app.post("/api/search", summary="Search by text and/or example images")
+    async def search(text: str = Form(""), dims: str = Form(str(DEFAULT_DIMS)),
+                     select: str = Form("cv"), all_items: bool = Form(False),
+                     limit: int = Form(PAGE_SIZE, ge=1, le=1000),
+                     images: list[UploadFile] = File(default=[])) -> dict:
+        if len(images) > MAX_UPLOADS:
+            raise SashieError(f"at most {MAX_UPLOADS} example images")
+        pictures = []
+        for upload in images:
+            data = await upload.read(MAX_UPLOAD_BYTES + 1)
+            if len(data) > MAX_UPLOAD_BYTES:
+                raise SashieError(f"{upload.filename}: larger than "
+                                  f"{MAX_UPLOAD_BYTES // 2**20} MB")
+            try:
+                pictures.append(decode_image(data, max_pixels=MAX_UPLOAD_PIXELS))
+            except BadInput as e:
+                raise SashieError(f"{upload.filename}: {e}") from None
+        text = text.strip()
+        if not text and not pictures:
+            raise SashieError("type a query or add an example image")
+        if select not in ("cv", "random"):
+            raise SashieError("select must be cv or random")
+        # only the text's quoted or plain words: a term that names a file is not read
+        terms = [t if t.kind == "text" else Term(t.weight, "text", t.value)
+                 for t in (parse_query(text) if text else [])]
+        with lock:
+            encoder = lib.encoder()
+            terms += [Term(1.0, "image", picture) for picture in pictures]
+            query = build_query(encoder, terms, dims=parse_dims(dims), select=select)
+        key = remember(StoredQuery(query.vector, query.dims, all_items, text))
+        return page_of(key, 0, limit)
+
+    def page_of(key: str, offset: int, limit: int) -> dict:
+        stored = recall(key)
+        if offset + limit > MAX_RESULTS:
+            raise SashieError(f"results stop at {MAX_RESULTS}")
+        with lock:
+            results = lib.search(vector=stored.vector, dims=stored.dims, k=offset + limit,
+                                 all_items=stored.all_items)
+        return {"query": key, "offset": offset,
+                "dims": None if stored.dims is None else len(stored.dims),
+                "results": [_result(r) for r in results[offset:]],
+                "more": len(results) == offset + limit}
+
+    @app.get("/api/search/{key}", summary="More results of a search")
+    def more(key: str, offset: int = Query(0, ge=0),
+             limit: int = Query(PAGE_SIZE, ge=1, le=1000)) -> dict:
+        return page_of(key, offset, limit)
+
+    @app.post("/api/feedback", summary="Refine a search with relevant/irrelevant marks")
+    def feedback(marks: MarkRequest) -> dict:
+        stored = recall(marks.query)
+        if marks.learner not in FEEDBACK_LEARNERS:
+            raise SashieError(f"unknown learner {marks.learner!r}")
+        with lock:
+            results = lib.feedback(vector=stored.vector, relevant=marks.relevant,
+                                   irrelevant=marks.irrelevant, learner=marks.learner,
+                                   k=marks.offset + marks.limit, all_items=stored.all_items)
+        return {"query": marks.query, "offset": marks.offset, "learner": marks.learner,
+                "results": [_result(r) for r in results[marks.offset:]],
+                "more": len(results) == marks.offset + marks.limit}
+
+    @app.get("/api/items/{item_id}", summary="An item, its page and where it came from")
+    def item(item_id: int) -> dict:
+        row = item_row(item_id)
+        with lock:
+            annotations = lib.catalog.annotations([item_id])
+            labels = dict(zip(*(a.tolist() for a in lib.catalog.labels())))
+        x0, y0, x1, y1 = row.bbox
+        links = {"thumbnail": f"/api/items/{item_id}/thumbnail",
+                 "page": f"/api/items/{item_id}/page"}
+        if is_url(row.page):
+            links["original"] = row.page
+        else:
+            links["original"] = f"/api/items/{item_id}/original"
+        service = row.metadata.get("image_service")
+        if service:
+            links["iiif_region"] = f"{service}/{x0},{y0},{x1 - x0},{y1 - y0}/max/0/default.jpg"
+        if row.metadata.get("canvas"):
+            links["canvas"] = row.metadata["canvas"]
+        return {"item": item_id, "page": row.page, "source": row.source,
+                "bbox": list(row.bbox), "page_size": list(row.page_size),
+                "detector": row.detector, "metadata": row.metadata, "links": links,
+                "annotations": [a["caption"] for a in annotations],
+                "label": None if item_id not in labels else
+                ("keep" if labels[item_id] else "exclude")}
+
+    @app.get("/api/items/{item_id}/thumbnail", summary="The item's crop (JPEG)")
+    def item_thumbnail(item_id: int, size: int = Query(256, ge=32, le=1024)) -> Response:
+        return Response(thumbnail(item_id, size), media_type="image/jpeg",
+                        headers={"Cache-Control": "max-age=3600"})
+
+    @app.get("/api/items/{item_id}/page", summary="The item's whole page (JPEG)")
+    def item_page(item_id: int, size: int = Query(1400, ge=64, le=4000)) -> Response:
+        row = item_row(item_id)
+        return Response(page_image(row.page_id, row.page, size), media_type="image/jpeg",
+                        headers={"Cache-Control": "max-age=3600"})
+
+    @app.get("/api/items/{item_id}/original", summary="The page's original file")
+    def item_original(item_id: int) -> Response:
+        row = item_row(item_id)
+        if is_url(row.page):
+            raise HTTPException(404, "this page is on the web: see links.original")
+        try:
+            data = Path(row.page).read_bytes()
+        except OSError:
+            raise HTTPException(404, "the page's file is no longer there") from None
+        kind = {".png": "image/png", ".tif": "image/tiff", ".tiff": "image/tiff",
+                ".webp": "image/webp", ".gif": "image/gif", ".bmp": "image/bmp"}
+        return Response(data, media_type=kind.get(Path(row.page).suffix.lower(), "image/jpeg"))
+
+    @app.post("/api/annotations", summary="Caption items (for fine-tuning)")
+    def annotate(request: AnnotationRequest) -> dict:
+        with lock:
+            added = lib.annotate(request.items, request.caption)
+            return {"added": added, "annotations": lib.catalog.annotation_count()}
+
+    @app.get("/api/annotations", summary="Every annotation")
+    def annotations() -> dict:
+        with lock:
+            return {"annotations": lib.catalog.annotations()}
+
+    @app.post("/api/labels", summary="Mark items keep/exclude for the filter")
+    def label(request: LabelRequest) -> dict:
+        with lock:
+            lib.label(request.items, [request.keep] * len(request.items), "web")
+            return {"labelled": len(request.items), **lib.catalog.label_counts()}
+
+    return app
+
+
+def serve(library: str | Path, *, host: str = "127.0.0.1", port: int = 8000,
+          allow_remote: bool = False, token: str | None = None,
+          echo=print) -> None:
+    """Run the server until Ctrl-C."""
+    import uvicorn
+
+    local = host in ("127.0.0.1", "localhost", "::1")
+    if not local and not allow_remote:
+        raise SashieError(f"binding to {host} lets other machines in; add --allow-remote "
+                          "(an access token is then required)")
+    if not local and token is None:
+        token = secrets.token_urlsafe(16)
+    app = create_app(library, token=token)
+    shown = "localhost" if local else host
+    echo(f"sashie: http://{shown}:{port}/" + (f"?token={token}" if token else ""))
+    uvicorn.run(app, host=host, port=port, log_level="warning")

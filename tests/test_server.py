@@ -1,0 +1,176 @@
+"""The HTTP API: search, paging, items and pages, feedback, annotations, labels, safety."""
+
+import io
+import json
+
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+from PIL import Image
+
+from sashie import server
+from sashie.bench import reference_pictures
+from sashie.errors import SashieError
+from sashie.library import Library
+from sashie.world import make_world
+from sashie.world.artists import Artists
+from sashie.world.vocab import vocabulary
+
+
+@pytest.fixture(scope="module")
+def world_library(tmp_path_factory):
+    root = tmp_path_factory.mktemp("served")
+    world = make_world(root / "world", pages=24, seed=21, size=(400, 600))
+    lib = Library(root / "lib", create=True)
+    lib.add([str(world / "pages")], regions="layout,whole")
+    lib.close()
+    return root / "lib"
+
+
+@pytest.fixture(scope="module")
+def client(world_library):
+    return TestClient(server.create_app(world_library))
+
+
+def png(image: Image.Image) -> bytes:
+    out = io.BytesIO()
+    image.save(out, "PNG")
+    return out.getvalue()
+
+
+def references(n: int) -> list[bytes]:
+    concept = vocabulary().by_key[vocabulary().query_seen[0]]
+    return [png(p) for p in reference_pictures(Artists(), concept, n, seed=0)]
+
+
+def test_the_page_and_the_openapi_description(client):
+    page = client.get("/")
+    assert page.status_code == 200 and "sashie" in page.text and "<script>" in page.text
+    paths = client.get("/openapi.json").json()["paths"]
+    for path in ("/api/search", "/api/feedback", "/api/items/{item_id}", "/api/annotations",
+                 "/api/labels", "/api/items/{item_id}/thumbnail"):
+        assert path in paths
+
+
+def test_text_search_pages_through_results_and_serves_thumbnails(client):
+    first = client.post("/api/search", data={"text": "a page of text", "limit": "10"}).json()
+    assert len(first["results"]) == 10 and first["more"] and first["dims"] is None
+    scores = [r["score"] for r in first["results"]]
+    assert scores == sorted(scores, reverse=True)
+    second = client.get(f"/api/search/{first['query']}", params={"offset": 10,
+                                                                   "limit": 10}).json()
+    assert second["results"][0]["rank"] == 11
+    assert not {r["item"] for r in first["results"]} & {r["item"] for r in second["results"]}
+    thumb = client.get(first["results"][0]["thumbnail"])
+    assert thumb.headers["content-type"] == "image/jpeg"
+    assert Image.open(io.BytesIO(thumb.content)).size[0] <= 256
+
+
+def test_image_and_multi_image_search(client):
+    [one] = references(1)
+    single = client.post("/api/search", files=[("images", ("ref.png", one, "image/png"))],
+                         data={"limit": "5"}).json()
+    assert len(single["results"]) == 5 and single["dims"] is None
+    three = [("images", (f"ref{i}.png", data, "image/png")) for i, data in
+             enumerate(references(3))]
+    multi = client.post("/api/search", files=three, data={"dims": "64", "limit": "5"}).json()
+    assert multi["dims"] == 64 and len(multi["results"]) == 5
+    every = client.post("/api/search", files=three, data={"dims": "all"}).json()
+    assert every["dims"] is None
+
+
+def test_bad_requests_get_one_clear_message(client, monkeypatch):
+    empty = client.post("/api/search", data={"text": "  "})
+    assert empty.status_code == 400 and "type a query" in empty.json()["error"]
+    broken = client.post("/api/search", files=[("images", ("x.png", b"not an image", "image/png"))])
+    assert broken.status_code == 400 and broken.json()["error"].startswith("x.png:")
+    monkeypatch.setattr(server, "MAX_UPLOAD_BYTES", 100)
+    [big] = references(1)
+    large = client.post("/api/search", files=[("images", ("big.png", big, "image/png"))])
+    assert large.status_code == 400 and "larger than" in large.json()["error"]
+    assert client.get("/api/search/nope").json()["error"].startswith("this search has expired")
+    assert client.get("/api/items/999999").status_code == 404
+
+
+def test_a_path_in_a_query_is_text_never_a_file(client, tmp_path):
+    secret = tmp_path / "secret.png"
+    Image.new("RGB", (40, 40), "red").save(secret)
+    found = client.post("/api/search", data={"text": str(secret), "limit": "3"})
+    assert found.status_code == 200  # searched as words; the file was never opened
+    assert client.get(f"/api/items/1/original?path={secret}").content != secret.read_bytes()
+
+
+def test_item_details_page_and_original(client, world_library):
+    hit = client.post("/api/search", data={"text": "a cat", "limit": "1"}).json()["results"][0]
+    item = client.get(f"/api/items/{hit['item']}").json()
+    assert item["bbox"] == hit["bbox"] and len(item["page_size"]) == 2
+    assert set(item["links"]) >= {"page", "original", "thumbnail"}
+    page = client.get(item["links"]["page"])
+    assert Image.open(io.BytesIO(page.content)).size[0] <= 1400
+    original = client.get(item["links"]["original"])
+    with open(item["page"], "rb") as f:
+        assert original.content == f.read()
+
+
+def test_feedback_changes_the_ranking(client):
+    first = client.post("/api/search", data={"text": "a picture of a dog", "limit": "20"}).json()
+    items = [r["item"] for r in first["results"]]
+    for learner in ("logistic", "linear_svm", "decision_tree", "rocchio"):
+        refined = client.post("/api/feedback", json={
+            "query": first["query"], "relevant": items[3:6], "irrelevant": items[:3],
+            "learner": learner, "limit": 20}).json()
+        ranked = [r["item"] for r in refined["results"]]
+        assert len(ranked) == 20 and ranked != items, learner
+        assert not set(items[:3]) & set(ranked[:3]), learner
+    unknown = client.post("/api/feedback", json={"query": first["query"], "relevant": items[:1],
+                                                 "learner": "oracle"})
+    assert unknown.status_code == 400
+    nothing = client.post("/api/feedback", json={"query": first["query"], "relevant": []})
+    assert "at least one" in nothing.json()["error"]
+
+
+def test_annotations_and_labels(client, world_library, tmp_path):
+    items = [r["item"] for r in client.post("/api/search", data={"text": "a tree",
+                                                                  "limit": "3"}).json()["results"]]
+    done = client.post("/api/annotations", json={"items": items, "caption": "几帳"}).json()
+    assert done["added"] == 3
+    assert client.post("/api/annotations", json={"items": items, "caption": "几帳"}).json()[
+        "added"] == 0  # the same caption twice is one annotation
+    listed = client.get("/api/annotations").json()["annotations"]
+    assert {a["item"] for a in listed if a["caption"] == "几帳"} == set(items)
+    assert client.get(f"/api/items/{items[0]}").json()["annotations"] == ["几帳"]
+    bad = client.post("/api/annotations", json={"items": [999999], "caption": "x"})
+    assert bad.status_code == 400 and "no item 999999" in bad.json()["error"]
+
+    labelled = client.post("/api/labels", json={"items": items[:2], "keep": False}).json()
+    assert labelled["labelled"] == 2 and labelled["exclude"] >= 2
+    assert client.get(f"/api/items/{items[0]}").json()["label"] == "exclude"
+
+    out = Library(world_library).export_annotations(tmp_path / "dataset")
+    lines = [json.loads(line) for line in (out / "annotations.jsonl").read_text().splitlines()]
+    assert len(lines) == 3 and {line["caption"] for line in lines} == {"几帳"}
+    crop = Image.open(out / lines[0]["image"])
+    x0, y0, x1, y1 = lines[0]["bbox"]
+    assert crop.size == (x1 - x0, y1 - y0)
+
+
+def test_a_token_guards_every_request(world_library):
+    guarded = TestClient(server.create_app(world_library, token="s3cret"))
+    assert guarded.get("/api/info").status_code == 401
+    assert guarded.get("/").status_code == 401
+    assert guarded.get("/api/info", headers={"X-Sashie-Token": "s3cret"}).status_code == 200
+    assert guarded.get("/?token=s3cret").status_code == 200
+    assert guarded.get("/api/info?token=wrong").status_code == 401
+
+
+def test_binding_beyond_this_machine_needs_a_flag(world_library):
+    with pytest.raises(SashieError, match="--allow-remote"):
+        server.serve(world_library, host="0.0.0.0")
+
+
+def test_an_empty_library_says_so(tmp_path):
+    Library(tmp_path / "empty", create=True).close()
+    empty = TestClient(server.create_app(tmp_path / "empty"))
+    assert empty.get("/api/info").json()["items"] == 0
+    answer = empty.post("/api/search", data={"text": "a crane"})
+    assert answer.status_code == 400 and "empty" in answer.json()["error"]
