@@ -1,0 +1,166 @@
+"""The web page in a real headless browser (Debian's Chromium driven by Playwright): search by
+text, by one and by three uploaded images, a result on its page, two rounds of feedback, an
+annotation and a keep/exclude label. Screenshots go to ./screenshots/ for a person to look at."""
+
+import shutil
+import socket
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import uvicorn
+
+from sashie import server
+from sashie.bench import reference_pictures
+from sashie.library import Library
+from sashie.world import make_world
+from sashie.world.artists import Artists
+from sashie.world.vocab import vocabulary
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+SHOTS = Path(__file__).resolve().parent.parent / "screenshots"
+FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory):
+    root = tmp_path_factory.mktemp("web")
+    world = make_world(root / "world", pages=24, seed=31, size=(400, 600))
+    lib = Library(root / "lib", create=True)
+    lib.add([str(world / "pages")], regions="layout,whole")
+    lib.close()
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    app = server.create_app(root / "lib")
+    uvicorn_server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port,
+                                                   log_level="warning"))
+    thread = threading.Thread(target=uvicorn_server.run, daemon=True)
+    thread.start()
+    deadline = time.time() + 30
+    while not uvicorn_server.started and time.time() < deadline:
+        time.sleep(0.05)
+    pictures = []
+    concept = vocabulary().by_key[vocabulary().query_seen[1]]
+    for i, picture in enumerate(reference_pictures(Artists(), concept, 3, seed=2)):
+        path = root / f"reference-{i}.png"
+        picture.save(path)
+        pictures.append(str(path))
+    yield f"http://127.0.0.1:{port}/", root / "lib", pictures
+    uvicorn_server.should_exit = True
+    thread.join(10)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    SHOTS.mkdir(exist_ok=True)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=FLAGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(browser, site):
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    page.goto(site[0])
+    page.wait_for_selector("#libinfo:has-text('items')")
+    yield page
+    context.close()
+
+
+def search(page, text=""):
+    page.fill("#text", text)
+    page.click("#go")
+    page.wait_for_selector("#status:has-text('results in')")
+    return page.locator(".card")
+
+
+def test_search_by_text_shows_a_grid_of_crops(page):
+    cards = search(page, "a picture of a cat")
+    assert cards.count() == 100
+    first = cards.first.locator("img")
+    page.wait_for_function("img => img.complete && img.naturalWidth > 0", arg=first.element_handle())
+    page.screenshot(path=SHOTS / "01-text-search.png")
+    page.click("#more")
+    page.wait_for_function("document.querySelectorAll('.card').length > 100")
+
+
+def test_search_by_one_and_by_three_images(page, site):
+    _, _, pictures = site
+    page.set_input_files("#files", pictures[:1])
+    assert page.locator("#examples img").count() == 1
+    assert page.locator("#dimsbox").is_hidden()
+    search(page)
+    assert page.locator(".card").count() > 0
+    page.set_input_files("#files", pictures[1:])
+    assert page.locator("#examples img").count() == 3
+    assert page.locator("#dimsbox").is_visible()
+    page.fill("#dims", "128")
+    search(page)
+    assert "128 dimensions selected" in page.inner_text("#status")
+    page.screenshot(path=SHOTS / "02-three-images.png")
+
+
+def test_a_result_opens_on_its_page_with_its_region_outlined(page):
+    search(page, "a picture of a tree")
+    page.locator(".card img").first.click()
+    page.wait_for_selector("#viewer.open")
+    page.wait_for_function("document.getElementById('pageimg').complete")
+    box = page.locator("#outline").bounding_box()
+    assert box["width"] > 5 and box["height"] > 5
+    assert "page" in page.inner_text("#details") and "original" in page.inner_text("#details")
+    page.screenshot(path=SHOTS / "03-result-on-its-page.png")
+    page.keyboard.press("Escape")
+    assert page.locator("#viewer.open").count() == 0
+
+
+def test_two_rounds_of_feedback(page):
+    search(page, "a picture of a dog")
+    cards = page.locator(".card")
+    before = [cards.nth(i).get_attribute("data-item") for i in range(10)]
+    cards.nth(4).locator(".mark-yes").click()
+    cards.nth(6).locator(".mark-yes").click()
+    cards.nth(0).locator(".mark-no").click()
+    assert "2 ✓, 1 ✗" in page.inner_text("#refine")
+    page.click("#refine")
+    page.wait_for_selector("#status:has-text('refined with 3 marks')")
+    after = [page.locator(".card").nth(i).get_attribute("data-item") for i in range(10)]
+    assert after[:2] == [before[4], before[6]] and before[0] not in after
+    page.locator(".card").nth(5).locator(".mark-no").click()
+    page.locator(".card").nth(3).locator(".mark-yes").click()
+    page.select_option("#learner", "rocchio")
+    page.click("#refine")
+    page.wait_for_selector("#status:has-text('refined with 5 marks (rocchio)')")
+    assert page.locator(".card.relevant").count() == 3
+    page.screenshot(path=SHOTS / "04-feedback-round-2.png")
+
+
+def test_annotate_and_label_selected_results(page, site):
+    search(page, "a picture of a flower")
+    cards = page.locator(".card")
+    items = [int(cards.nth(i).get_attribute("data-item")) for i in (0, 1)]
+    for i in (0, 1):
+        cards.nth(i).locator(".pick").click()
+    page.fill("#caption", "几帳")
+    page.click("#annotate")
+    page.wait_for_selector("#status:has-text('annotated 2 items')")
+    page.screenshot(path=SHOTS / "05-annotated.png")
+    cards.nth(2).locator(".pick").click()
+    page.click("#exclude")
+    page.wait_for_selector("#status:has-text('labelled 1 items exclude')")
+    lib = Library(site[1])
+    assert {a["item"] for a in lib.catalog.annotations() if a["caption"] == "几帳"} == set(items)
+    assert lib.catalog.label_counts()["exclude"] == 1
+    lib.close()
+
+
+def test_an_empty_query_is_explained(page):
+    page.fill("#text", "")
+    page.click("#go")
+    page.wait_for_selector("#status.error:has-text('type a query')")
