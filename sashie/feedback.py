@@ -36,6 +36,15 @@ def _rows(index: VectorIndex, item_ids: Sequence[int]) -> np.ndarray:
     return rows
 
 
+def _random_rows(count: int, marked: np.ndarray, n: int, seed: int) -> np.ndarray:
+    """About n distinct random rows outside `marked` (no pass over all rows)."""
+    rng = np.random.default_rng(seed)
+    drawn = rng.integers(0, count, 2 * n + len(marked))
+    drawn = drawn[~np.isin(drawn, marked)]
+    _, first = np.unique(drawn, return_index=True)
+    return drawn[np.sort(first)][:n]
+
+
 def _classifier(learner: str, seed: int):
     if learner == "logistic":
         from sklearn.linear_model import LogisticRegression
@@ -73,20 +82,20 @@ def refine(index: VectorIndex, query: np.ndarray, relevant: Sequence[int],
         scores = vectors @ restrict(moved, None)
         key = scores
     else:
-        rng = np.random.default_rng(seed)
         marked = np.concatenate([relevant_rows, irrelevant_rows])
-        pool = np.setdiff1d(np.arange(len(index)), marked)
-        extra = rng.choice(pool, min(negatives, len(pool)), replace=False)
-        negative_rows = np.concatenate([irrelevant_rows, extra])
+        negative_rows = np.concatenate([irrelevant_rows, _random_rows(len(index), marked,
+                                                                      negatives, seed)])
         x = vectors[np.concatenate([relevant_rows, negative_rows])]
         y = np.r_[np.ones(len(relevant_rows)), np.zeros(len(negative_rows))]
         model = _classifier(learner, seed).fit(x, y)
         if learner == "decision_tree":
+            scores = vectors @ query
             predicted = model.predict(vectors) > 0.5
-        else:
-            predicted = vectors @ model.coef_[0].astype(np.float32) + model.intercept_[0] > 0
+        else:  # one pass over the matrix for the query and the hyperplane together
+            w = model.coef_[0].astype(np.float32)
+            both = vectors @ np.stack([query, w], 1)
+            scores, predicted = both[:, 0], both[:, 1] + model.intercept_[0] > 0
         # the items predicted relevant first, each group ranked by the query
-        scores = vectors @ query
         key = np.where(predicted, scores + 4.0, scores)  # scores lie in [-1, 1]
     # what the user judged stays judged: marked relevant first, marked irrelevant last
     key = key.astype(np.float32)

@@ -70,8 +70,12 @@ def read_bytes(uri: str, *, max_bytes: int = DEFAULT_MAX_BYTES) -> bytes:
         raise BadInput(f"unreadable file ({e.strerror or e})") from None
 
 
-def decode_image(data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image:
-    """Decode image bytes into an upright 8-bit RGB image (first frame of an animation)."""
+def decode_image(data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS,
+                 at_least: int | None = None) -> Image.Image:
+    """Decode image bytes into an upright 8-bit RGB image (first frame of an animation).
+
+    `at_least`: a JPEG may be decoded at 1/2, 1/4 or 1/8 scale, keeping both sides at least
+    this long (much faster for thumbnails)."""
     if not data:
         raise BadInput("empty file")
     try:
@@ -84,6 +88,8 @@ def decode_image(data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.
     if width * height > max_pixels:
         raise BadInput(f"too many pixels ({width}x{height} > {max_pixels:,} allowed)")
     try:
+        if at_least:
+            image.draft("RGB", (at_least, at_least))
         image.load()
     except Exception as e:
         raise BadInput(f"truncated or corrupt image ({e})") from None
@@ -94,9 +100,10 @@ def decode_image(data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.
     return to_rgb(image)
 
 
-def load_image(uri: str, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image:
+def load_image(uri: str, *, max_pixels: int = DEFAULT_MAX_PIXELS,
+               at_least: int | None = None) -> Image.Image:
     """Read and decode a local file or URL into an upright RGB image."""
-    return decode_image(read_bytes(uri), max_pixels=max_pixels)
+    return decode_image(read_bytes(uri), max_pixels=max_pixels, at_least=at_least)
 
 
 def to_rgb(image: Image.Image) -> Image.Image:

@@ -64,6 +64,13 @@ class LabelRequest(BaseModel):
     keep: bool
 
 
+def _jpeg(image, size: int) -> bytes:
+    image.thumbnail((size, size))
+    out = io.BytesIO()
+    image.save(out, "JPEG", quality=85)
+    return out.getvalue()
+
+
 def _result(r: Result) -> dict:
     return {"rank": r.rank, "item": r.item, "score": round(r.score, 5), "bbox": list(r.bbox),
             "detector": r.detector, "thumbnail": f"/api/items/{r.item}/thumbnail"}
@@ -115,19 +122,18 @@ def create_app(library: str | Path, *, token: str | None = None) -> FastAPI:
     @lru_cache(maxsize=2048)
     def thumbnail(item_id: int, size: int) -> bytes:
         row = item_row(item_id)
-        image = load_image(row.page).crop(row.bbox)
-        image.thumbnail((size, size))
-        out = io.BytesIO()
-        image.save(out, "JPEG", quality=85)
-        return out.getvalue()
+        x0, y0, x1, y1 = row.bbox
+        # decode the page only as finely as the crop's thumbnail needs
+        factor = min(1.0, 2 * size / max(x1 - x0, y1 - y0))
+        page = load_image(row.page, at_least=int(min(row.page_size) * factor) + 1)
+        scale = page.width / row.page_size[0]
+        image = page.crop(tuple(round(v * scale) for v in row.bbox))
+        return _jpeg(image, size)
 
     @lru_cache(maxsize=64)
-    def page_image(page_id: int, uri: str, size: int) -> bytes:
-        image = load_image(uri)
-        image.thumbnail((size, size))
-        out = io.BytesIO()
-        image.save(out, "JPEG", quality=85)
-        return out.getvalue()
+    def page_image(page_id: int, uri: str, min_side: int, size: int) -> bytes:
+        page = load_image(uri, at_least=int(min_side * min(1.0, size / min_side)) + 1)
+        return _jpeg(page, size)
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     def page() -> str:
@@ -238,7 +244,8 @@ def create_app(library: str | Path, *, token: str | None = None) -> FastAPI:
     @app.get("/api/items/{item_id}/page", summary="The item's whole page (JPEG)")
     def item_page(item_id: int, size: int = Query(1400, ge=64, le=4000)) -> Response:
         row = item_row(item_id)
-        return Response(page_image(row.page_id, row.page, size), media_type="image/jpeg",
+        return Response(page_image(row.page_id, row.page, min(row.page_size), size),
+                        media_type="image/jpeg",
                         headers={"Cache-Control": "max-age=3600"})
 
     @app.get("/api/items/{item_id}/original", summary="The page's original file")
@@ -287,6 +294,8 @@ def serve(library: str | Path, *, host: str = "127.0.0.1", port: int = 8000,
     if not local and token is None:
         token = secrets.token_urlsafe(16)
     app = create_app(library, token=token)
+    import sklearn.linear_model, sklearn.svm, sklearn.tree  # noqa: E401,F401 (first feedback fast)
+
     shown = "localhost" if local else host
     echo(f"sashie: http://{shown}:{port}/" + (f"?token={token}" if token else ""))
     uvicorn.run(app, host=host, port=port, log_level="warning")
