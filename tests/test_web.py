@@ -85,7 +85,8 @@ def test_search_by_text_shows_a_grid_of_crops(page):
     cards = search(page, "a picture of a cat")
     assert cards.count() == 100
     first = cards.first.locator("img")
-    page.wait_for_function("img => img.complete && img.naturalWidth > 0", arg=first.element_handle())
+    page.wait_for_function("img => img.complete && img.naturalWidth > 0",
+                           arg=first.element_handle())
     page.screenshot(path=SHOTS / "01-text-search.png")
     page.click("#more")
     page.wait_for_function("document.querySelectorAll('.card').length > 100")

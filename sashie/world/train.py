@@ -1,6 +1,6 @@
 """Train sashie's demo CLIP from scratch on the evaluation world's training samples.
 
-    python -m sashie.world.train --out sashie/models/sashie-demo --samples 60000 --minutes 32 --seed 0
+    python -m sashie.world.train --out sashie/models/sashie-demo --samples 80000 --steps 3000
     python -m sashie.world.train --out DIR --preset gpu --samples 400000 --minutes 25  # on a GPU
 
 The whole recipe is in this file: render samples (samples.py), train a byte-level BPE
