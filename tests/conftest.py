@@ -71,3 +71,15 @@ def start_cli_process(*args: str, **kwargs) -> subprocess.Popen:
 
 def cli_json(*args: str) -> dict:
     return json.loads(run_cli(*args).stdout)
+
+
+def indexed_world(root: Path, *, pages: int, seed: int) -> tuple[Path, Path]:
+    """A small evaluation world (400 x 600 pages) indexed with layout + whole and the demo
+    model: (world folder, library folder)."""
+    from sashie.library import Library
+    from sashie.world import make_world
+
+    world = make_world(root / "world", pages=pages, seed=seed, size=(400, 600))
+    with Library(root / "lib", create=True) as lib:
+        lib.add([str(world / "pages")], regions="layout,whole")
+    return world, root / "lib"

@@ -6,7 +6,7 @@ import pickle
 import numpy as np
 import pytest
 
-from conftest import run_cli
+from conftest import indexed_world, run_cli
 from sashie.errors import SashieError
 from sashie.filter import LEARNERS, KeepFilter, train_filter
 from sashie.labelling import judge_library_items, read_label_csv
@@ -81,10 +81,8 @@ def test_label_csv(tmp_path):
 def world_library(tmp_path_factory):
     """A small evaluation world indexed with layout + whole and the demo model."""
     root = tmp_path_factory.mktemp("filtered")
-    world = make_world(root / "world", pages=30, seed=11, size=(400, 600))
-    lib = Library(root / "lib", create=True)
-    lib.add([str(world / "pages")], regions="layout,whole")
-    return root, world, lib
+    world, library = indexed_world(root, pages=30, seed=11)
+    return root, world, Library(library)
 
 
 def test_filter_round_trip_through_the_command_line(world_library):

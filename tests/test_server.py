@@ -7,23 +7,18 @@ import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
 
+from conftest import indexed_world
 from sashie import server
 from sashie.bench import reference_pictures
 from sashie.errors import SashieError
 from sashie.library import Library
-from sashie.world import make_world
 from sashie.world.artists import Artists
 from sashie.world.vocab import vocabulary
 
 
 @pytest.fixture(scope="module")
 def world_library(tmp_path_factory):
-    root = tmp_path_factory.mktemp("served")
-    world = make_world(root / "world", pages=24, seed=21, size=(400, 600))
-    lib = Library(root / "lib", create=True)
-    lib.add([str(world / "pages")], regions="layout,whole")
-    lib.close()
-    return root / "lib"
+    return indexed_world(tmp_path_factory.mktemp("served"), pages=24, seed=21)[1]
 
 
 @pytest.fixture(scope="module")

@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 import uvicorn
 
+from conftest import indexed_world
 from sashie import server
 from sashie.bench import reference_pictures
 from sashie.library import Library
-from sashie.world import make_world
 from sashie.world.artists import Artists
 from sashie.world.vocab import vocabulary
 
@@ -27,10 +27,7 @@ FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
 @pytest.fixture(scope="module")
 def site(tmp_path_factory):
     root = tmp_path_factory.mktemp("web")
-    world = make_world(root / "world", pages=24, seed=31, size=(400, 600))
-    lib = Library(root / "lib", create=True)
-    lib.add([str(world / "pages")], regions="layout,whole")
-    lib.close()
+    indexed_world(root, pages=24, seed=31)
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
