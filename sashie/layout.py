@@ -5,9 +5,9 @@ paper), takes out ruled lines, recognizes columns of vertical text by their shap
 characters, closed vertically, make a strip as narrow as a character and many times as tall),
 and proposes as regions:
 - boxes drawn by ruled lines (framed illustrations, the printed frame's panels);
-- what ink is left once text and lines are gone, grouped at three distances (one character,
-  three, seven), so that a picture of several separate figures is proposed whole as well as
-  figure by figure.
+- what ink is left once text and lines are gone, grouped at four distances (one character,
+  three, six, twelve), so that a picture of several separate figures is proposed whole as
+  well as figure by figure.
 Near-duplicates are dropped; the page itself is the `whole` detector's.
 """
 
@@ -21,7 +21,7 @@ from .regions import BBox, Region, iou
 from .sources import PageRef
 
 WORKING_SIDE = 1000
-GROUPINGS = (1.0, 3.0, 7.0)  # dilation sizes, in character widths
+GROUPINGS = (1.0, 3.0, 6.0, 12.0)  # dilation sizes, in character widths
 DEFAULT_CHAR_WIDTH = 18  # at working scale, when a page has no text to measure
 DUPLICATE_IOU = 0.85
 
