@@ -37,7 +37,7 @@ def simulate(lib: Library, truth: list[dict], keys: list[str], learner: str) -> 
     excluded = lib._excluded_rows(None)
     rows = lib.catalog.items(index.item_ids.tolist())
     concepts = dict(zip(index.item_ids.tolist(),
-                        item_concepts([(r.page, r.bbox) for r in rows], truth)))
+                        item_concepts([(r.page, r.bbox) for r in rows], truth, parts=True)))
     by_key = vocabulary().by_key
     out = np.zeros((len(keys), ROUNDS + 1))
     for n, key in enumerate(keys):
