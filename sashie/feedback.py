@@ -7,10 +7,10 @@ the items it predicts irrelevant follow, also ranked by the query. Rocchio inste
 query vector toward the relevant marks and away from the irrelevant ones. Either way the
 items marked relevant come first and those marked irrelevant last.
 
-    item_ids, scores = refine(index, query, relevant_ids, irrelevant_ids, learner="logistic")
+    item_ids, scores = refine(index, query, relevant_ids, irrelevant_ids, learner="linear_svm")
 
-Learners: `decision_tree` (the paper's), `logistic` (logistic regression), `linear_svm`,
-`rocchio`. `benchmarks/feedback.py` compares them with a simulated user.
+Learners: `linear_svm` (the default), `logistic` (logistic regression), `decision_tree` (the
+paper's), `rocchio`. `benchmarks/feedback.py` compares them with a simulated user.
 """
 
 from __future__ import annotations
@@ -22,8 +22,8 @@ import numpy as np
 from .errors import SashieError
 from .search import VectorIndex, restrict, top_k
 
-FEEDBACK_LEARNERS = ("logistic", "linear_svm", "decision_tree", "rocchio")
-DEFAULT_LEARNER = "logistic"
+FEEDBACK_LEARNERS = ("linear_svm", "logistic", "decision_tree", "rocchio")
+DEFAULT_LEARNER = "linear_svm"  # the best with a simulated user: benchmarks/feedback.py
 EXTRA_NEGATIVES = 200  # random items of the collection, taken as irrelevant
 ROCCHIO = (1.0, 0.8, 0.3)  # weights of the query, the relevant mean, the irrelevant mean
 
