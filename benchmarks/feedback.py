@@ -87,7 +87,7 @@ def main() -> None:
     lib = Library(args.library)
     truth = read_truth(args.world)
     vocab = vocabulary()
-    print(f"{lib.info()['items']} items; filter {'on' if lib.keep_filter() else 'off'}; "
+    print(f"{lib.info()['items']} items; filter {'on' if lib.has_filter else 'off'}; "
           f"{MARKS} marks a round, {ROUNDS} rounds\n")
     header = ("| learner        | concepts | P@100 r0 | r1    | r2    | r3    | "
               "one round on 1.14M vectors |")

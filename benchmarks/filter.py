@@ -41,6 +41,7 @@ def region_table(lib: Library, truth: list[dict]) -> str:
     for row in items:
         by_page.setdefault(row.page, []).append(row)
     pictures = [(row["page"], ill["bbox"]) for row in truth for ill in row["illustrations"]]
+    truth_by_page = {row["page"]: row for row in truth}
     lines = ["| regions      | recall@0.5 | precision | items/page |",
              "|--------------|------------|-----------|------------|"]
     for name, detectors in (("whole", {"whole"}), ("layout", {"layout"}),
@@ -48,7 +49,6 @@ def region_table(lib: Library, truth: list[dict]) -> str:
         found = sum(any(iou(r.bbox, box) >= 0.5 for r in by_page.get(page, [])
                         if r.detector in detectors) for page, box in pictures)
         chosen = [r for r in items if r.detector in detectors]
-        truth_by_page = {row["page"]: row for row in truth}
         matching = sum(any(iou(r.bbox, ill["bbox"]) >= 0.5
                            for ill in truth_by_page[r.page]["illustrations"]) for r in chosen)
         lines.append(f"| {name:<12} | {found / max(1, len(pictures)):10.3f} | "
@@ -124,7 +124,7 @@ def main() -> None:
           f"({lib.encoder().model_id})\n")
     print(region_table(lib, truth) + "\n")
 
-    if lib.keep_filter() is not None:
+    if lib.has_filter:
         lib.remove_filter()
     lib.catalog.db.execute("DELETE FROM labels")
     ids, keep = ground_truth_labels(lib, world, args.labels, seed=args.seed)

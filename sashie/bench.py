@@ -19,7 +19,7 @@ import numpy as np
 from PIL import Image, ImageFilter
 
 from .library import Library
-from .regions import Region, iou
+from .regions import Region, iou, overlap
 from .search import VectorIndex, cv_dimensions, random_dimensions, top_k
 from .sources import PageRef
 from .world import make_world, read_truth
@@ -60,9 +60,7 @@ def item_concepts(item_boxes: list[tuple[str, tuple]], truth: list[dict], *,
         area = max(1, (bbox[2] - bbox[0]) * (bbox[3] - bbox[1]))
         for ill in by_page[page]["illustrations"]:
             box = ill["bbox"]
-            inside = (max(0, min(bbox[2], box[2]) - max(bbox[0], box[0]))
-                      * max(0, min(bbox[3], box[3]) - max(bbox[1], box[1])))
-            if iou(bbox, box) >= 0.5 or (parts and inside >= area / 2):
+            if iou(bbox, box) >= 0.5 or (parts and overlap(bbox, box) >= area / 2):
                 concepts |= set(ill["concepts"])
         out.append(concepts)
     return out

@@ -182,9 +182,16 @@ class Catalog:
     def items_by_detector(self) -> dict[str, int]:
         return dict(self.db.execute("SELECT detector, COUNT(*) FROM items GROUP BY detector"))
 
-    def labels(self) -> tuple[np.ndarray, np.ndarray]:
-        """(item ids, keep as bool) of every labelled item."""
-        rows = self.db.execute("SELECT item_id, keep FROM labels ORDER BY item_id").fetchall()
+    def labels(self, item_ids: Iterable[int] | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """(item ids, keep as bool) of the labelled items among `item_ids`, or of all."""
+        query = "SELECT item_id, keep FROM labels"
+        if item_ids is None:
+            rows = self.db.execute(query + " ORDER BY item_id").fetchall()
+        else:
+            rows = []
+            for chunk in _chunks([int(i) for i in item_ids], 900):
+                marks = ",".join("?" * len(chunk))
+                rows += self.db.execute(query + f" WHERE item_id IN ({marks})", chunk).fetchall()
         table = np.array(rows, dtype=np.int64).reshape(-1, 2)
         return table[:, 0], table[:, 1].astype(bool)
 

@@ -38,7 +38,7 @@ def run_demo(folder: str | Path, *, pages: int = 300, seed: int = 42,
     report = lib.add([str(world / "pages")], regions="layout,whole")
     echo(report.summary())
     library = folder / "library"
-    if lib.keep_filter() is None:
+    if not lib.has_filter:
         echo(f"\n$ sashie filter label {library} --ground-truth {world} --n {DEMO_LABELS}")
         lib.label(*ground_truth_labels(lib, world, DEMO_LABELS, seed), source="ground-truth")
         echo(f"$ sashie filter train {library} --learners {','.join(DEMO_LEARNERS)}")

@@ -20,7 +20,7 @@ from typing import Sequence
 import numpy as np
 
 from .errors import SashieError
-from .search import VectorIndex, restrict, top_k
+from .search import VectorIndex, restrict, top_k_allowed
 
 FEEDBACK_LEARNERS = ("linear_svm", "logistic", "decision_tree", "rocchio")
 DEFAULT_LEARNER = "linear_svm"  # the best with a simulated user: benchmarks/feedback.py
@@ -101,8 +101,5 @@ def refine(index: VectorIndex, query: np.ndarray, relevant: Sequence[int],
     key = key.astype(np.float32)
     key[relevant_rows] += 16.0
     key[irrelevant_rows] -= 16.0
-    if exclude is not None:
-        key[exclude] = -np.inf
-    best = top_k(key, k)
-    best = best[np.isfinite(key[best])]
+    best = top_k_allowed(key, k, exclude)
     return index.item_ids[best], scores[best].astype(np.float32)

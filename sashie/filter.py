@@ -136,14 +136,19 @@ class KeepFilter:
         os.replace(tmp, folder)
         shutil.rmtree(old, ignore_errors=True)
 
+    @staticmethod
+    def read_meta(folder: Path) -> dict:
+        """A saved filter's description (filter.json) without loading its model."""
+        try:
+            return json.loads((Path(folder) / CONFIG).read_text())
+        except (OSError, json.JSONDecodeError) as e:
+            raise SashieError(f"no readable filter in {folder} ({e})") from None
+
     @classmethod
     def load(cls, folder: Path) -> "KeepFilter":
         """Read a saved filter: JSON and weight files only, nothing executed."""
         folder = Path(folder)
-        try:
-            meta = json.loads((folder / CONFIG).read_text())
-        except (OSError, json.JSONDecodeError) as e:
-            raise SashieError(f"no readable filter in {folder} ({e})") from None
+        meta = cls.read_meta(folder)
         learner, weights = meta.get("learner"), folder / meta.get("weights", "")
         if learner == "xgboost":
             import xgboost

@@ -216,7 +216,7 @@ class Library:
                               max_pixels=max_pixels, progress=self.progress)
             self._forget_loaded()
             report = indexer.run(sources)
-            if self.keep_filter() is not None:  # the saved filter judges the new items too
+            if self.has_filter:  # the saved filter judges the new items too
                 report.filtered = self.apply_filter(only_new=True)
             return report
 
@@ -349,17 +349,22 @@ class Library:
 
     def label(self, item_ids: Sequence[int], keep: Sequence[bool], source: str = "user") -> int:
         """Mark items keep (an illustration) or exclude, for `train_filter`; returns how many."""
-        item_ids = [int(i) for i in item_ids]
+        item_ids = self._known_items(item_ids)
         keep = [bool(k) for k in keep]
         if len(item_ids) != len(keep):
             raise SashieError("one keep/exclude mark per item, please")
+        with self.catalog.transaction() as tx:
+            tx.set_labels(item_ids, keep, source)
+        return len(item_ids)
+
+    def _known_items(self, item_ids: Sequence[int]) -> list[int]:
+        """The ids as ints, or an error naming the first that is not in the library."""
+        item_ids = [int(i) for i in item_ids]
         known = {row.id for row in self.catalog.items(item_ids)}
         unknown = [i for i in item_ids if i not in known]
         if unknown:
             raise SashieError(f"no item {unknown[0]} in this library")
-        with self.catalog.transaction() as tx:
-            tx.set_labels(item_ids, keep, source)
-        return len(item_ids)
+        return item_ids
 
     def vectors_of(self, item_ids: Sequence[int], model: str | None = None) -> np.ndarray:
         """The stored vectors of these items (float32, in the order given)."""
@@ -393,11 +398,13 @@ class Library:
         self.apply_filter()
         return report
 
+    @property
+    def has_filter(self) -> bool:
+        return (self.path / FILTER).is_dir()
+
     def keep_filter(self) -> KeepFilter | None:
         """The library's saved filter, or None."""
-        if not (self.path / FILTER).is_dir():
-            return None
-        return KeepFilter.load(self.path / FILTER)
+        return KeepFilter.load(self.path / FILTER) if self.has_filter else None
 
     def apply_filter(self, *, only_new: bool = False) -> dict:
         """Score items with the saved filter and store keep/exclude (all, or only unscored)."""
@@ -426,7 +433,7 @@ class Library:
     def evaluate_filter(self, item_ids: Sequence[int] | None = None,
                         keep: Sequence[bool] | None = None) -> dict:
         """The filter's stored verdicts against the given keep flags, or the library's labels."""
-        if self.keep_filter() is None:
+        if not self.has_filter:
             raise SashieError("no filter yet; run `sashie filter train` first")
         against = "labels" if item_ids is None else "the given judgements"
         if item_ids is None:
@@ -456,11 +463,7 @@ class Library:
         caption = " ".join(caption.split())
         if not caption:
             raise SashieError("an annotation needs a caption")
-        item_ids = [int(i) for i in item_ids]
-        known = {row.id for row in self.catalog.items(item_ids)}
-        unknown = [i for i in item_ids if i not in known]
-        if unknown:
-            raise SashieError(f"no item {unknown[0]} in this library")
+        item_ids = self._known_items(item_ids)
         with self.catalog.transaction() as tx:
             return tx.add_annotations(item_ids, caption)
 
@@ -504,11 +507,12 @@ class Library:
                 "default": model_id == self.default_model,
             })
         skipped = self.catalog.skipped()
-        keep_filter = self.keep_filter()
-        filter_info = None if keep_filter is None else {
-            "learner": keep_filter.learner, "model_id": keep_filter.meta.get("model_id"),
-            "trained": keep_filter.meta.get("trained"), "labels": keep_filter.meta.get("labels"),
-            "test_metrics": keep_filter.meta.get("test_metrics"), **self.catalog.filter_counts()}
+        filter_info = None
+        if self.has_filter:  # its description only: the model is not loaded
+            meta = KeepFilter.read_meta(self.path / FILTER)
+            filter_info = {key: meta.get(key) for key in
+                           ("learner", "model_id", "trained", "labels", "test_metrics")}
+            filter_info.update(self.catalog.filter_counts())
         return {
             "path": str(self.path.resolve()),
             "format_version": self.manifest["version"],

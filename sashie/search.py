@@ -42,6 +42,15 @@ def restrict(vector: np.ndarray, dims: np.ndarray | None) -> np.ndarray:
     return vector / norm
 
 
+def top_k_allowed(scores: np.ndarray, k: int, exclude: np.ndarray | None) -> np.ndarray:
+    """Indices of the k highest scores, best first, never a row the mask `exclude` marks
+    (`scores` is changed in place)."""
+    if exclude is not None:
+        scores[exclude] = -np.inf
+    best = top_k(scores, k)
+    return best[np.isfinite(scores[best])]
+
+
 def top_k(scores: np.ndarray, k: int) -> np.ndarray:
     """Indices of the k highest scores, best first."""
     k = min(k, len(scores))
@@ -92,8 +101,5 @@ class VectorIndex:
         """(item ids, scores) of the k best rows, best first; rows where the boolean mask
         `exclude` is true are never returned."""
         scores = self.scores(query, dims)
-        if exclude is not None:
-            scores[exclude] = -np.inf
-        best = top_k(scores, k)
-        best = best[np.isfinite(scores[best])]
+        best = top_k_allowed(scores, k, exclude)
         return self.item_ids[best], scores[best]

@@ -131,7 +131,7 @@ def create_app(library: str | Path, *, token: str | None = None) -> FastAPI:
         return _jpeg(image, size)
 
     @lru_cache(maxsize=64)
-    def page_image(page_id: int, uri: str, min_side: int, size: int) -> bytes:
+    def page_image(uri: str, min_side: int, size: int) -> bytes:
         page = load_image(uri, at_least=int(min_side * min(1.0, size / min_side)) + 1)
         return _jpeg(page, size)
 
@@ -216,7 +216,7 @@ def create_app(library: str | Path, *, token: str | None = None) -> FastAPI:
         row = item_row(item_id)
         with lock:
             annotations = lib.catalog.annotations([item_id])
-            labels = dict(zip(*(a.tolist() for a in lib.catalog.labels())))
+            labelled, keep = lib.catalog.labels([item_id])
         x0, y0, x1, y1 = row.bbox
         links = {"thumbnail": f"/api/items/{item_id}/thumbnail",
                  "page": f"/api/items/{item_id}/page"}
@@ -233,8 +233,7 @@ def create_app(library: str | Path, *, token: str | None = None) -> FastAPI:
                 "bbox": list(row.bbox), "page_size": list(row.page_size),
                 "detector": row.detector, "metadata": row.metadata, "links": links,
                 "annotations": [a["caption"] for a in annotations],
-                "label": None if item_id not in labels else
-                ("keep" if labels[item_id] else "exclude")}
+                "label": None if not len(labelled) else ("keep" if keep[0] else "exclude")}
 
     @app.get("/api/items/{item_id}/thumbnail", summary="The item's crop (JPEG)")
     def item_thumbnail(item_id: int, size: int = Query(256, ge=32, le=1024)) -> Response:
@@ -244,7 +243,7 @@ def create_app(library: str | Path, *, token: str | None = None) -> FastAPI:
     @app.get("/api/items/{item_id}/page", summary="The item's whole page (JPEG)")
     def item_page(item_id: int, size: int = Query(1400, ge=64, le=4000)) -> Response:
         row = item_row(item_id)
-        return Response(page_image(row.page_id, row.page, min(row.page_size), size),
+        return Response(page_image(row.page, min(row.page_size), size),
                         media_type="image/jpeg",
                         headers={"Cache-Control": "max-age=3600"})
 

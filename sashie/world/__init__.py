@@ -99,10 +99,6 @@ def make_world(out: str | os.PathLike, *, pages: int, seed: int,
     return out
 
 
-def _overlap(a, b) -> int:
-    return max(0, min(a[2], b[2]) - max(a[0], b[0])) * max(0, min(a[3], b[3]) - max(a[1], b[1]))
-
-
 def judge_items(boxes: list[tuple[str, tuple]], truth: list[dict]
                 ) -> tuple[np.ndarray, np.ndarray]:
     """For each (page, bbox): (keep, text_only), as a careful labeller would judge the crop.
@@ -110,7 +106,7 @@ def judge_items(boxes: list[tuple[str, tuple]], truth: list[dict]
     keep: the crop is an illustration: it matches one at IoU >= 0.5, or illustrations cover
     at least half of it (a part of a picture is still a picture). text_only: it touches no
     illustration and overlaps a text block."""
-    from ..regions import iou
+    from ..regions import iou, overlap
 
     by_page = {row["page"]: row for row in truth}
     keep, text_only = np.zeros(len(boxes), bool), np.zeros(len(boxes), bool)
@@ -118,9 +114,9 @@ def judge_items(boxes: list[tuple[str, tuple]], truth: list[dict]
         row = by_page[page]
         area = max(1, (bbox[2] - bbox[0]) * (bbox[3] - bbox[1]))
         pictures = [ill["bbox"] for ill in row["illustrations"]]
-        covered = sum(_overlap(bbox, p) for p in pictures) / area
+        covered = sum(overlap(bbox, p) for p in pictures) / area
         keep[n] = covered >= 0.5 or any(iou(bbox, p) >= 0.5 for p in pictures)
-        text_only[n] = covered == 0 and any(_overlap(bbox, t) > 0 for t in row["text_blocks"])
+        text_only[n] = covered == 0 and any(overlap(bbox, t) > 0 for t in row["text_blocks"])
     return keep, text_only
 
 
