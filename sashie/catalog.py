@@ -182,16 +182,20 @@ class Catalog:
     def items_by_detector(self) -> dict[str, int]:
         return dict(self.db.execute("SELECT detector, COUNT(*) FROM items GROUP BY detector"))
 
+    def _of_items(self, query: str, item_ids: Iterable[int] | None, order: str) -> list:
+        """The query's rows, all or those whose item_id is among `item_ids`, by `order`."""
+        if item_ids is None:
+            return self.db.execute(f"{query} ORDER BY {order}").fetchall()
+        rows = []
+        for chunk in _chunks([int(i) for i in item_ids], 900):
+            marks = ",".join("?" * len(chunk))
+            rows += self.db.execute(f"{query} WHERE item_id IN ({marks}) ORDER BY {order}",
+                                    chunk).fetchall()
+        return rows
+
     def labels(self, item_ids: Iterable[int] | None = None) -> tuple[np.ndarray, np.ndarray]:
         """(item ids, keep as bool) of the labelled items among `item_ids`, or of all."""
-        query = "SELECT item_id, keep FROM labels"
-        if item_ids is None:
-            rows = self.db.execute(query + " ORDER BY item_id").fetchall()
-        else:
-            rows = []
-            for chunk in _chunks([int(i) for i in item_ids], 900):
-                marks = ",".join("?" * len(chunk))
-                rows += self.db.execute(query + f" WHERE item_id IN ({marks})", chunk).fetchall()
+        rows = self._of_items("SELECT item_id, keep FROM labels", item_ids, "item_id")
         table = np.array(rows, dtype=np.int64).reshape(-1, 2)
         return table[:, 0], table[:, 1].astype(bool)
 
@@ -223,15 +227,7 @@ class Catalog:
 
     def annotations(self, item_ids: Iterable[int] | None = None) -> list[dict]:
         """Annotations ({"id", "item", "caption", "at"}), of the given items or all."""
-        query = "SELECT id, item_id, caption, at FROM annotations"
-        if item_ids is None:
-            rows = self.db.execute(query + " ORDER BY id").fetchall()
-        else:
-            rows = []
-            for chunk in _chunks([int(i) for i in item_ids], 900):
-                marks = ",".join("?" * len(chunk))
-                rows += self.db.execute(query + f" WHERE item_id IN ({marks}) ORDER BY id",
-                                        chunk).fetchall()
+        rows = self._of_items("SELECT id, item_id, caption, at FROM annotations", item_ids, "id")
         return [dict(zip(("id", "item", "caption", "at"), r)) for r in rows]
 
     def annotation_count(self) -> int:
