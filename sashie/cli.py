@@ -37,6 +37,8 @@ def main() -> None:
     sashie search LIB -i a.jpg -i b.jpg          by several example images
     sashie search LIB '"crane" + pine.jpg - "handwriting"'       by a sum of terms
     sashie filter train LIB                      keep illustrations, drop text (see filter -h)
+    sashie annotations add LIB 几帳 12 40         caption items you found
+    sashie adapt LIB                             teach the model those captions (see adapt -h)
     sashie serve LIB                             the web page: search, feedback, captions
     sashie info LIB                              what the library holds, what was skipped
     sashie export LIB OUT/                       vectors (.npy) and metadata (Parquet)
@@ -211,6 +213,88 @@ def annotations_export(library, out_dir):
     """Write the (crop, caption) pairs to OUT_DIR, ready for fine-tuning."""
     out = Library(library).export_annotations(out_dir)
     click.echo(f"exported to {out / 'annotations.jsonl'}", err=True)
+
+
+@main.command()
+@click.argument("library", type=click.Path(file_okay=False, exists=True))
+@click.option("--annotations", "annotations_file", type=click.Path(dir_okay=False, exists=True),
+              metavar="FILE", help="Train on an annotations.jsonl (from `annotations export`) "
+                                   "instead of the library's annotations.")
+@click.option("--epochs", default=3, show_default=True, type=click.IntRange(1, 1000))
+@click.option("--batch", default=64, show_default=True, type=click.IntRange(2, 65536),
+              help="Pairs a step; the other pairs of a batch are the negatives.")
+@click.option("--lr", default=5e-5, show_default=True, type=float,
+              help="Learning rate of the text encoder.")
+@click.option("--adapter-lr", default=1e-3, show_default=True, type=float,
+              help="Learning rate of the visual adapter.")
+@click.option("--ratio", default=0.2, show_default=True, type=click.FloatRange(0, 1),
+              metavar="R", help="Adapter blend: V' = normalize(R*adapter(V) + (1-R)*V).")
+@click.option("--only", type=click.Choice(["adapter", "text"]),
+              help="Train only the visual adapter, or only the text encoder (default both).")
+@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--device", metavar="DEV", help="cpu or cuda (default: cuda when present).")
+@click.option("--use", "use_version", metavar="VERSION",
+              help="Do not train: make VERSION (v1, v2, ... or base) the active one.")
+@click.option("--list", "list_versions", is_flag=True, help="Do not train: list the versions.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def adapt(library, annotations_file, epochs, batch, lr, adapter_lr, ratio, only, seed, device,
+          use_version, list_versions, as_json):
+    """Teach the model LIBRARY's own words from its annotations, without re-encoding images.
+
+    Trains a visual adapter on the stored vectors of the annotated items and fine-tunes the
+    text encoder on their captions (symmetric InfoNCE, AdamW; always from the base model, so
+    rounds of annotate -> adapt do not drift). The result is a new model version: every vector
+    is passed through the adapter into a new vector file (the old ones stay), searches then
+    use the tuned text encoder, and pages indexed later go through the adapter too.
+
+    \b
+    sashie annotations add LIB 几帳 12 40 41      caption what you found (or on the web page)
+    sashie adapt LIB                             train v1, v2, ... and make it active
+    sashie adapt LIB --list                      the versions, their data and settings
+    sashie adapt LIB --use base                  switch back (instant); --use v1 again
+    """
+    from .adapt import AdaptSettings, loss_table
+
+    lib = Library(library, progress=not as_json and sys.stderr.isatty())
+    if use_version:
+        lib.use(use_version)
+        click.echo(f"active model version: {use_version}", err=True)
+        return
+    if list_versions:
+        versions = lib.versions()
+        if as_json:
+            click.echo(json.dumps(versions, indent=2, ensure_ascii=False))
+            return
+        click.echo(f"model {versions['model']}")
+        mark = "*" if versions["active"] == "base" else " "
+        click.echo(f"{mark} base")
+        for v in versions["versions"]:
+            mark = "*" if versions["active"] == v["name"] else " "
+            s = v["settings"]
+            parts = "adapter+text" if s["train_adapter"] and s["train_text"] else (
+                "adapter" if s["train_adapter"] else "text")
+            click.echo(f"{mark} {v['name']:<4} {v['created']}  {v['pairs']} pairs, "
+                       f"{v['captions']} captions, data {v['data_hash']}, {parts}, "
+                       f"{s['epochs']} epochs, lr {s['lr']:g}, R {s['ratio']:g}")
+        return
+    settings = AdaptSettings(epochs=epochs, batch=batch, lr=lr, adapter_lr=adapter_lr,
+                             ratio=ratio, train_adapter=only != "text",
+                             train_text=only != "adapter", seed=seed)
+    report = lib.adapt(annotations=annotations_file, settings=settings, device=device)
+    if as_json:
+        click.echo(json.dumps({"version": report.version, "folder": str(report.folder),
+                               "pairs": report.pairs, "captions": report.captions,
+                               "epoch_losses": report.trained.epoch_losses,
+                               "train_seconds": round(report.trained.seconds, 2),
+                               "apply_seconds": report.apply_seconds, "rows": report.rows}))
+        return
+    click.echo(f"trained on {report.pairs} pairs ({report.captions} captions) in "
+               f"{report.trained.seconds:.1f} s")
+    click.echo(loss_table(report.trained))
+    click.echo(f"loss curve: {report.folder / 'loss.png'}")
+    click.echo(f"{report.rows} vectors adapted in {report.apply_seconds:.1f} s")
+    click.echo(f"active model version: {report.version} (back to the base: "
+               f"sashie adapt {library} --use base)")
 
 
 @main.command()

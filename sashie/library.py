@@ -10,6 +10,7 @@ On disk:
     catalog.sqlite         pages, items, skipped inputs, vector counts (WAL mode)
     vectors/<model>/       vectors.f16 and items.i64 of each model (see vectors.py)
     filter/                the keep/exclude filter, when one is trained (see filter.py)
+    adapters/<model>/<v>/  model versions made by `adapt` (see versions.py)
 """
 
 from __future__ import annotations
@@ -23,10 +24,12 @@ from collections import Counter
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Callable, Iterator, Sequence
 
 import numpy as np
 
+from .adapt import (AdaptSettings, Trained, data_hash, load_text_state, read_version,
+                    save_version, settings_dict, train_adapter)
 from .catalog import Catalog
 from .encoders import DEMO_MODEL, DEMO_MODEL_DIR, Encoder, load_encoder
 from .errors import SashieError
@@ -40,6 +43,8 @@ from .regions import DEFAULT_DETECTORS, load_detectors
 from .search import VectorIndex, restrict
 from .sources import check_sources
 from .vectors import VectorFile
+from .versions import (BASE, VERSIONS_DIR, AdaptedEncoder, adapted, catch_up_rows,
+                       load_version_adapter, vector_set, write_version_vectors)
 
 FORMAT = "sashie-library"
 FORMAT_VERSION = 1
@@ -65,6 +70,17 @@ class Result:
         return out
 
 
+@dataclass
+class AdaptReport:
+    version: str
+    folder: Path  # the version's files: adapter, text encoder, version.json, loss.png
+    pairs: int
+    captions: int  # distinct captions
+    trained: Trained
+    apply_seconds: float  # writing V' = A(V)
+    rows: int  # vectors written
+
+
 class Library:
     def __init__(self, path: str | os.PathLike, *, create: bool = False,
                  progress: bool = False) -> None:
@@ -84,8 +100,8 @@ class Library:
         self.manifest = self._read_manifest()
         self.catalog = Catalog(self.path / CATALOG)
         self._encoders: dict[str, Encoder] = {}
-        self._indexes: dict[str, VectorIndex] = {}
-        self._excluded: dict[str, np.ndarray] = {}  # per model: rows the filter excluded
+        self._indexes: dict[tuple[str, str], VectorIndex] = {}  # by (model id, version)
+        self._excluded: dict[tuple[str, str], np.ndarray] = {}  # rows the filter excluded
 
     # --- the manifest ----------------------------------------------------------------------
 
@@ -218,11 +234,20 @@ class Library:
             report = indexer.run(sources)
             if self.has_filter:  # the saved filter judges the new items too
                 report.filtered = self.apply_filter(only_new=True)
+            self._catch_up(model_id, self.active_version(model_id))
             return report
 
     def _forget_loaded(self) -> None:
         self._indexes.clear()
         self._excluded.clear()
+
+    def refresh(self) -> None:
+        """Read the manifest again and forget loaded vectors (after another process or thread
+        indexed or adapted this library)."""
+        self.manifest = self._read_manifest()
+        self._forget_loaded()
+        self._encoders = {k: v for k, v in self._encoders.items()
+                          if not isinstance(v, AdaptedEncoder)}
 
     @contextmanager
     def _writing(self) -> Iterator[None]:
@@ -236,16 +261,23 @@ class Library:
 
     # --- searching -------------------------------------------------------------------------
 
-    def index(self, model: str | None = None) -> VectorIndex:
-        """The model's vectors of live items as a float32 matrix in RAM (loaded once)."""
+    def index(self, model: str | None = None, *, version: str | None = None) -> VectorIndex:
+        """The model's vectors of live items as a float32 matrix in RAM (loaded once): those
+        of the active version unless `version` names one ("base" for the encoder's own)."""
+        model_id = self._model_id(model)
+        version = self.active_version(model_id) if version is None else version
+        key = (model_id, version)
+        if key not in self._indexes:
+            self._indexes[key] = self._load_index(model_id, version)
+        return self._indexes[key]
+
+    def _model_id(self, model: str | None) -> str:
         model_id = self._find_model(model)
         if model_id is None:
             if model is None:
                 raise SashieError("this library is empty; index something first")
             raise SashieError(f"this library has no vectors of model {model}")
-        if model_id not in self._indexes:
-            self._indexes[model_id] = self._load_index(model_id)
-        return self._indexes[model_id]
+        return model_id
 
     def _stored(self, model_id: str, live_ids: np.ndarray | None = None
                 ) -> tuple[VectorFile, int, np.ndarray, np.ndarray]:
@@ -257,8 +289,20 @@ class Library:
             live_ids = self.catalog.live_item_ids()
         return files, rows, item_ids, np.isin(item_ids, live_ids)
 
-    def _load_index(self, model_id: str) -> VectorIndex:
+    def _load_index(self, model_id: str, version: str) -> VectorIndex:
         files, rows, item_ids, live = self._stored(model_id)
+        if version != BASE:
+            version_files = self._version_files(model_id, version)
+            done = min(self.catalog.vector_rows(vector_set(model_id, version)), rows)
+            if done < rows:  # pages indexed since: their rows are adapted here, in memory
+                adapter = load_version_adapter(version_files.folder,
+                                               self._version_record(model_id, version))
+                later = np.asarray(files.vectors(rows)[done:])[live[done:]]
+                matrix = np.concatenate([
+                    version_files.load_float32(done, live[:done], progress=self.progress),
+                    adapted(adapter, later)])
+                return VectorIndex(matrix, item_ids[live])
+            files = version_files
         matrix = files.load_float32(rows, live, progress=self.progress)
         return VectorIndex(matrix, item_ids[live])
 
@@ -268,7 +312,8 @@ class Library:
         """Turn a query expression and example images into a query vector (and dimensions)."""
         terms = parse_query(text) if text else []
         terms += [Term(1.0, "image", path) for path in images]
-        return build_query(self.encoder(model), terms, dims=dims, select=select, seed=seed)
+        return build_query(self.query_encoder(model), terms, dims=dims, select=select,
+                           seed=seed)
 
     def search(
         self,
@@ -337,12 +382,12 @@ class Library:
 
     def _excluded_rows(self, model: str | None) -> np.ndarray | None:
         """Which rows of the model's index the filter excluded (None when it excluded none)."""
-        model_id = self._find_model(model)
-        if model_id not in self._excluded:
+        model_id = self._model_id(model)
+        key = (model_id, self.active_version(model_id))
+        if key not in self._excluded:
             excluded = self.catalog.excluded_item_ids()
-            index = self.index(model_id)
-            self._excluded[model_id] = np.isin(index.item_ids, excluded)
-        rows = self._excluded[model_id]
+            self._excluded[key] = np.isin(self.index(model_id).item_ids, excluded)
+        rows = self._excluded[key]
         return rows if rows.any() else None
 
     # --- the keep/exclude filter -----------------------------------------------------------
@@ -366,9 +411,11 @@ class Library:
             raise SashieError(f"no item {unknown[0]} in this library")
         return item_ids
 
-    def vectors_of(self, item_ids: Sequence[int], model: str | None = None) -> np.ndarray:
-        """The stored vectors of these items (float32, in the order given)."""
-        index = self.index(model)
+    def vectors_of(self, item_ids: Sequence[int], model: str | None = None, *,
+                   version: str | None = None) -> np.ndarray:
+        """The stored vectors of these items (float32, in the order given), of the active
+        version unless `version` says ("base": the encoder's own)."""
+        index = self.index(model, version=version)
         wanted = np.asarray(item_ids, np.int64)
         order = np.argsort(index.item_ids, kind="stable")
         known = index.item_ids[order]
@@ -388,7 +435,8 @@ class Library:
         item_ids, keep = self.catalog.labels()
         if len(item_ids) == 0:
             raise SashieError("no labels yet; run `sashie filter label` first")
-        report = train_filter(self.vectors_of(item_ids, model_id), keep, learners=learners,
+        # the filter judges base vectors: they do not change when the model is adapted
+        report = train_filter(self.vectors_of(item_ids, model_id, version=BASE), keep, learners=learners,
                               seed=seed, progress=self.progress)
         best = report.best
         best.filter.meta.update(model_id=model_id, labels=len(item_ids),
@@ -416,7 +464,7 @@ class Library:
         if model_id not in self.models:
             raise SashieError(f"the filter was trained on vectors of {model_id}, "
                               "which this library no longer has")
-        index = self.index(model_id)
+        index = self.index(model_id, version=BASE)
         rows = np.arange(len(index))
         if only_new:
             rows = rows[np.isin(index.item_ids, self.catalog.unscored_item_ids())]
@@ -455,6 +503,152 @@ class Library:
         with self.catalog.transaction() as tx:
             tx.clear_filter_scores()
         self._excluded.clear()
+
+    # --- model versions: teaching the model the collection's words --------------------------
+
+    def active_version(self, model: str | None = None) -> str:
+        """The name of the model's active version ("base" when none was adapted or chosen)."""
+        return self.models[self._model_id(model)].get("active") or BASE
+
+    def versions(self, model: str | None = None) -> dict:
+        """{"model", "active", "versions": [records of version.json, oldest first]}."""
+        model_id = self._model_id(model)
+        entry = self.models[model_id]
+        records = []
+        for name in entry.get("versions", {}):
+            record = self._version_record(model_id, name)
+            record.pop("losses", None)
+            records.append(record)
+        return {"model": model_id, "active": self.active_version(model_id),
+                "versions": records}
+
+    def _version_folder(self, model_id: str, version: str) -> Path:
+        slug = Path(self.models[model_id]["vectors"]).name
+        return self.path / VERSIONS_DIR / slug / version
+
+    def _version_files(self, model_id: str, version: str) -> VectorFile:
+        return VectorFile(self._version_folder(model_id, version), self.models[model_id]["dim"])
+
+    def _version_record(self, model_id: str, version: str) -> dict:
+        if version not in self.models[model_id].get("versions", {}):
+            known = ", ".join([BASE, *self.models[model_id].get("versions", {})])
+            raise SashieError(f"no model version {version!r}; this library has: {known}")
+        return read_version(self._version_folder(model_id, version))
+
+    def query_encoder(self, model: str | None = None) -> Encoder:
+        """The encoder that queries go through: the active version's (tuned text encoder,
+        image examples through the adapter), or the base encoder."""
+        model_id = self._find_model(model)
+        version = BASE if model_id is None else self.active_version(model_id)
+        if version == BASE:
+            return self.encoder(model)
+        key = f"{model_id}+{version}"
+        if key not in self._encoders:
+            folder = self._version_folder(model_id, version)
+            record = self._version_record(model_id, version)
+            entry = self.models[model_id]
+            inner = self.encoder(model_id)
+            if record["settings"]["train_text"]:  # a copy of the base whose text tensors change
+                inner = load_encoder(entry["spec"], device=inner.device,
+                                     trust_remote_code=entry.get("trust_remote_code", False))
+                load_text_state(inner, folder)
+            self._encoders[key] = AdaptedEncoder(inner, load_version_adapter(folder, record),
+                                                 version)
+        return self._encoders[key]
+
+    def adapt(self, *, annotations: str | os.PathLike | None = None,
+              settings: AdaptSettings = AdaptSettings(), model: str | None = None,
+              device: str | None = None,
+              progress: Callable[[dict], None] | None = None) -> "AdaptReport":
+        """Train a new model version from the base on the library's annotations (or an
+        exported annotations.jsonl), write its vectors V′ = A(V) and make it active.
+
+        `progress` receives {"stage": "training" | "applying", "done", "total", "loss"}."""
+        settings.check()
+        model_id = self._model_id(model)
+        entry = self.models[model_id]
+        with self._writing():
+            vectors, captions, keys = self._annotation_pairs(model_id, annotations)
+            trainee = load_encoder(entry["spec"], device=device,
+                                   trust_remote_code=entry.get("trust_remote_code", False))
+            _train_in_float32(trainee)
+            bar = _Bar(progress, self.progress)
+            trained = train_adapter(trainee, vectors, captions, settings,
+                                    progress=lambda step, steps, loss: bar.update(
+                                        "training", step, steps, loss))
+            name = self._next_version_name(model_id)
+            folder = self._version_folder(model_id, name)
+            record = {"name": name, "base_model": model_id, "base_spec": entry["spec"],
+                      "data_hash": data_hash(model_id, keys), "pairs": len(captions),
+                      "captions": len(set(captions)),
+                      "annotations": str(annotations) if annotations else "library",
+                      "settings": settings_dict(settings), "device": trainee.device,
+                      "created": time.strftime("%Y-%m-%dT%H:%M:%S")}
+            save_version(folder, trained, record)
+            started = time.perf_counter()
+            files, rows, item_ids, _ = self._stored(model_id)
+            write_version_vectors(folder, trained.adapter, files.vectors(rows), item_ids,
+                                  progress=lambda n: bar.update("applying", n, rows, None,
+                                                                add=True))
+            bar.close()
+            with self.catalog.transaction() as tx:
+                tx.set_vector_rows(vector_set(model_id, name), rows)
+            entry.setdefault("versions", {})[name] = {
+                k: record[k] for k in ("created", "pairs", "data_hash")}
+            entry["active"] = name
+            self._write_manifest(self.manifest)
+            return AdaptReport(name, folder, len(captions), len(set(captions)), trained,
+                               round(time.perf_counter() - started, 2), rows)
+
+    def use(self, version: str, model: str | None = None) -> str:
+        """Make a version (or "base") the active one; instant, nothing is re-encoded."""
+        model_id = self._model_id(model)
+        entry = self.models[model_id]
+        with self._writing():
+            if version != BASE:
+                self._version_record(model_id, version)  # it exists and is readable
+                self._catch_up(model_id, version)
+            entry["active"] = None if version == BASE else version
+            self._write_manifest(self.manifest)
+        return version
+
+    def _catch_up(self, model_id: str, version: str) -> None:
+        """Adapt the rows of pages indexed since the version was made, and store them."""
+        if version == BASE:
+            return
+        files, rows, item_ids, _ = self._stored(model_id)
+        key = vector_set(model_id, version)
+        done = self.catalog.vector_rows(key)
+        if done < rows:
+            folder = self._version_folder(model_id, version)
+            adapter = load_version_adapter(folder, self._version_record(model_id, version))
+            end = catch_up_rows(self._version_files(model_id, version), done, adapter,
+                                files.vectors(rows), item_ids)
+            with self.catalog.transaction() as tx:
+                tx.set_vector_rows(key, end)
+            self._indexes.pop((model_id, version), None)
+
+    def _next_version_name(self, model_id: str) -> str:
+        taken = set(self.models[model_id].get("versions", {}))
+        parent = self._version_folder(model_id, BASE).parent
+        if parent.is_dir():  # folders of runs that never finished still hold their names
+            taken |= {p.name for p in parent.iterdir()}
+        numbers = [int(n[1:]) for n in taken if re.fullmatch(r"v\d+", n)]
+        return f"v{max(numbers, default=0) + 1}"
+
+    def _annotation_pairs(self, model_id: str, path: str | os.PathLike | None
+                          ) -> tuple[np.ndarray, list[str], list[tuple]]:
+        """(base vectors, captions, (item or image, caption) keys) of the pairs to learn."""
+        if path is None:
+            annotations = self.catalog.annotations()
+            if len(annotations) < 2:
+                raise SashieError("adapt needs at least two annotations; caption items with "
+                                  "`sashie annotations add` or on the web page")
+            items = [a["item"] for a in annotations]
+            captions = [a["caption"] for a in annotations]
+            return (self.vectors_of(items, model_id, version=BASE), captions,
+                    list(zip(items, captions)))
+        return read_annotation_file(self, model_id, Path(path))
 
     # --- annotations ------------------------------------------------------------------------
 
@@ -572,3 +766,93 @@ class Library:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def read_annotation_file(lib: Library, model_id: str, path: Path
+                         ) -> tuple[np.ndarray, list[str], list[tuple]]:
+    """Pairs from an annotations.jsonl (`sashie annotations export`): an item of this library
+    brings its stored vector; any other line's crop ("image", relative to the file) is encoded
+    once by the base encoder."""
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as e:
+        raise SashieError(f"cannot read annotations {path} ({e})") from None
+    stored = set(lib.index(model_id, version=BASE).item_ids.tolist())
+    items, crops, captions, keys = [], [], [], []
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            pair = json.loads(line)
+            caption = " ".join(str(pair["caption"]).split())
+        except (json.JSONDecodeError, KeyError, TypeError):
+            raise SashieError(f"{path}:{number}: expected a JSON object with a caption") from None
+        item = pair.get("item")
+        if isinstance(item, int) and item in stored:
+            items.append((len(captions), item))
+            keys.append((item, caption))
+        elif isinstance(pair.get("image"), str):
+            crops.append((len(captions), path.parent / pair["image"]))
+            keys.append((-1, f"{pair['image']}\t{caption}"))
+        else:
+            raise SashieError(f"{path}:{number}: neither an item of this library nor an image")
+        captions.append(caption)
+    if len(captions) < 2:
+        raise SashieError(f"{path} holds fewer than two annotations")
+    vectors = np.zeros((len(captions), lib.models[model_id]["dim"]), np.float32)
+    if items:
+        vectors[[i for i, _ in items]] = lib.vectors_of([t for _, t in items], model_id,
+                                                        version=BASE)
+    if crops:
+        from .images import load_image
+
+        encoder = lib.encoder(model_id)
+        try:
+            pictures = [load_image(str(file)) for _, file in crops]
+        except Exception as e:  # noqa: BLE001 - any unreadable crop is one clear line
+            raise SashieError(f"cannot read a crop listed in {path} ({e})") from None
+        vectors[[i for i, _ in crops]] = encoder.encode_images(pictures)
+    return vectors, captions, keys
+
+
+def _train_in_float32(encoder) -> None:
+    """Training wants float32 weights even where searching runs in float16 (CUDA)."""
+    import torch
+
+    encoder.model.float()
+    encoder.dtype = torch.float32
+
+
+class _Bar:
+    """Adaptation progress, to a callback (the web page) and/or a terminal bar."""
+
+    def __init__(self, callback: Callable[[dict], None] | None, terminal: bool) -> None:
+        self.callback = callback
+        self.terminal = terminal
+        self.bar = None
+        self.stage = None
+        self.done = 0
+
+    def update(self, stage: str, done: int, total: int, loss: float | None, *,
+               add: bool = False) -> None:
+        if stage != self.stage:
+            self.close()
+            self.stage, self.done = stage, 0
+            if self.terminal:
+                from tqdm import tqdm
+
+                self.bar = tqdm(total=total, desc=stage, unit="step" if loss is not None
+                                else "vec", unit_scale=loss is None, leave=False)
+        step = done if add else done - self.done
+        self.done += step
+        if self.bar is not None:
+            self.bar.update(step)
+            if loss is not None:
+                self.bar.set_postfix(loss=f"{loss:.3f}")
+        if self.callback:
+            self.callback({"stage": stage, "done": self.done, "total": total, "loss": loss})
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None

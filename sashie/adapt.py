@@ -1,0 +1,289 @@
+"""Teach the model a collection's words: a visual adapter over stored vectors + the text encoder.
+
+The seed paper's recipe (§4.4.2): the image encoder stays frozen; a CLIP-Adapter after it,
+
+    A(v) = normalize(R · W2 relu(W1 v + b1) + b2) + (1 − R) · v)      W1: D → D/4, W2: D/4 → D
+
+and every parameter of the text encoder are trained with the symmetric InfoNCE loss on
+(stored image vector, caption) pairs, AdamW, negatives from the batch. Training reads the
+vectors the library already holds, so no image is decoded or encoded, and the whole index is
+brought into the new space as V′ = A(V) by two small matrix products per row.
+
+W2 starts at zero, so an untrained adapter is the identity (after normalization): training
+moves vectors only as far as the captions ask. Pairs that share a caption are all positives
+of each other (with 30 pictures of 几帳 in one batch, the other 29 are not negatives).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .errors import SashieError
+
+ADAPTER_FILE = "adapter.safetensors"
+TEXT_FILE = "text-encoder.safetensors"
+VERSION_FILE = "version.json"
+LOSS_PLOT = "loss.png"
+DEFAULT_TEMPERATURE = 0.07  # when a model has no logit scale of its own
+
+
+@dataclass(frozen=True)
+class AdaptSettings:
+    epochs: int = 3
+    batch: int = 64
+    lr: float = 5e-5  # the text encoder's learning rate (the paper's)
+    adapter_lr: float = 1e-3  # the adapter is new and small: it learns at a higher rate
+    ratio: float = 0.2  # R, CLIP-Adapter's residual blend
+    train_adapter: bool = True
+    train_text: bool = True
+    seed: int = 0
+
+    def check(self) -> None:
+        if self.epochs < 1 or self.batch < 2:
+            raise SashieError("adapt needs --epochs >= 1 and --batch >= 2")
+        if not 0.0 <= self.ratio <= 1.0:
+            raise SashieError("--ratio must be between 0 and 1")
+        if self.lr <= 0 or self.adapter_lr <= 0:
+            raise SashieError("learning rates must be positive")
+        if not (self.train_adapter or self.train_text):
+            raise SashieError("nothing to train: keep the adapter, the text encoder or both")
+
+
+class VisualAdapter(torch.nn.Module):
+    """CLIP-Adapter on unit image vectors: bottleneck D → D/4 → D blended with the input."""
+
+    def __init__(self, dim: int, ratio: float) -> None:
+        super().__init__()
+        self.ratio = ratio
+        self.down = torch.nn.Linear(dim, max(1, dim // 4))
+        self.up = torch.nn.Linear(max(1, dim // 4), dim)
+        torch.nn.init.zeros_(self.up.weight)
+        torch.nn.init.zeros_(self.up.bias)
+
+    def forward(self, vectors: torch.Tensor) -> torch.Tensor:
+        blended = self.ratio * self.up(F.relu(self.down(vectors))) + (1 - self.ratio) * vectors
+        return F.normalize(blended, dim=-1)
+
+    @classmethod
+    def from_arrays(cls, arrays: dict[str, np.ndarray], ratio: float) -> "VisualAdapter":
+        adapter = cls(arrays["down.weight"].shape[1], ratio)
+        adapter.load_state_dict({k: torch.from_numpy(np.asarray(v)) for k, v in arrays.items()})
+        return adapter.eval()
+
+
+def apply_adapter(adapter: VisualAdapter, vectors: np.ndarray, *, step: int = 1 << 15,
+                  out: np.ndarray | None = None,
+                  progress: Callable[[int], None] | None = None) -> np.ndarray:
+    """V′ = A(V) block by block (float16 or float32 rows in, float16 rows out)."""
+    out = np.empty(vectors.shape, np.float16) if out is None else out
+    with torch.inference_mode():
+        for start in range(0, len(vectors), step):
+            block = torch.from_numpy(np.asarray(vectors[start : start + step], np.float32))
+            out[start : start + len(block)] = adapter(block).numpy()
+            if progress:
+                progress(len(block))
+    return out
+
+
+@dataclass
+class Trained:
+    adapter: VisualAdapter | None
+    text_state: dict[str, torch.Tensor]  # the tuned text-encoder tensors, by state-dict name
+    losses: list[float] = field(default_factory=list)  # one a step
+    epoch_losses: list[float] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+def text_parameters(encoder) -> dict[str, torch.nn.Parameter]:
+    """The text encoder's parameters: those the text features depend on (found by one backward
+    pass, so it works for any CLIP-style model whatever its module names)."""
+    model = encoder.model
+    for parameter in model.parameters():
+        parameter.requires_grad_(True)
+        parameter.grad = None
+    with torch.enable_grad():
+        encoder._texts(["a picture", "an illustration"]).float().sum().backward()
+    found = {name: p for name, p in model.named_parameters()
+             if p.grad is not None and p.grad.abs().sum() > 0}
+    for parameter in model.parameters():
+        parameter.grad = None
+        parameter.requires_grad_(False)
+    if not found:
+        raise SashieError(f"{encoder.model_id} has no trainable text encoder")
+    return found
+
+
+def logit_scale(encoder) -> float:
+    scale = getattr(encoder.model, "logit_scale", None)
+    value = float(scale.detach().exp()) if isinstance(scale, torch.Tensor) else 1 / DEFAULT_TEMPERATURE
+    return min(value, 100.0)
+
+
+def train_adapter(encoder, vectors: np.ndarray, captions: Sequence[str],
+                  settings: AdaptSettings,
+                  progress: Callable[[int, int, float], None] | None = None) -> Trained:
+    """Train on (stored vector, caption) pairs; `encoder` is a float32 training copy whose text
+    encoder is changed in place. `progress(step, steps, loss)` is called after each step."""
+    settings.check()
+    if len(vectors) != len(captions) or len(captions) < 2:
+        raise SashieError("adapt needs at least two (item, caption) pairs")
+    started = time.perf_counter()
+    torch.manual_seed(settings.seed)
+    rng = np.random.default_rng(settings.seed)
+    images = F.normalize(torch.from_numpy(np.asarray(vectors, np.float32)), dim=-1)
+    images = images.to(encoder.device)
+    caption_ids = np.unique(np.asarray(captions, dtype=object), return_inverse=True)[1]
+    scale = logit_scale(encoder)
+
+    groups = []
+    adapter = None
+    if settings.train_adapter:
+        adapter = VisualAdapter(images.shape[1], settings.ratio).to(encoder.device)
+        groups.append({"params": list(adapter.parameters()), "lr": settings.adapter_lr})
+    text_params = text_parameters(encoder) if settings.train_text else {}
+    if text_params:
+        for parameter in text_params.values():
+            parameter.requires_grad_(True)
+        groups.append({"params": list(text_params.values()), "lr": settings.lr})
+    optimizer = torch.optim.AdamW(groups, weight_decay=0.01)
+
+    batches_per_epoch = math.ceil(len(captions) / settings.batch)
+    steps = settings.epochs * batches_per_epoch
+    trained = Trained(adapter, {})
+    step = 0
+    for _ in range(settings.epochs):
+        order = rng.permutation(len(captions))
+        epoch = []
+        for start in range(0, len(order), settings.batch):
+            batch = order[start : start + settings.batch]
+            if len(batch) < 2:  # a lone pair has no negatives
+                continue
+            image = images[batch]
+            if adapter is not None:
+                image = adapter(image)
+            with torch.set_grad_enabled(bool(text_params)):
+                text = F.normalize(encoder._texts([captions[i] for i in batch]).float(), dim=-1)
+            loss = contrastive_loss(image, text, caption_ids[batch], scale)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            step += 1
+            trained.losses.append(float(loss))
+            epoch.append(float(loss))
+            if progress:
+                progress(step, steps, float(loss))
+        trained.epoch_losses.append(float(np.mean(epoch)) if epoch else float("nan"))
+    for parameter in text_params.values():
+        parameter.requires_grad_(False)
+    if adapter is not None:
+        trained.adapter = adapter.cpu().eval()
+    trained.text_state = {name: p.detach().float().cpu().clone()
+                          for name, p in text_params.items()}
+    trained.seconds = time.perf_counter() - started
+    return trained
+
+
+def contrastive_loss(image: torch.Tensor, text: torch.Tensor, caption_ids: np.ndarray,
+                     scale: float) -> torch.Tensor:
+    """Symmetric InfoNCE where every pair with the same caption counts as a positive."""
+    ids = torch.as_tensor(caption_ids, device=image.device)
+    same = (ids[:, None] == ids[None, :]).float()
+    targets = same / same.sum(1, keepdim=True)
+    logits = scale * image @ text.T
+    return (F.cross_entropy(logits, targets) + F.cross_entropy(logits.T, targets)) / 2
+
+
+def data_hash(model_id: str, pairs: Sequence[tuple[int, str]]) -> str:
+    """A short hash of the base model and the (item, caption) pairs trained on."""
+    digest = hashlib.sha256(model_id.encode())
+    for item, caption in sorted(pairs):
+        digest.update(f"\n{item}\t{caption}".encode())
+    return digest.hexdigest()[:12]
+
+
+def save_version(folder: Path, trained: Trained, record: dict) -> None:
+    """The adapter and tuned text tensors (safetensors), version.json and the loss plot."""
+    from safetensors.torch import save_file
+
+    folder.mkdir(parents=True, exist_ok=True)
+    if trained.adapter is not None:
+        save_file({k: v.contiguous() for k, v in trained.adapter.state_dict().items()},
+                  folder / ADAPTER_FILE)
+    if trained.text_state:
+        save_file({k: v.contiguous() for k, v in trained.text_state.items()}, folder / TEXT_FILE)
+    record = dict(record, losses=[round(x, 5) for x in trained.losses],
+                  epoch_losses=[round(x, 5) for x in trained.epoch_losses],
+                  train_seconds=round(trained.seconds, 2))
+    (folder / VERSION_FILE).write_text(json.dumps(record, indent=2, ensure_ascii=False) + "\n")
+    plot_losses(trained.losses, folder / LOSS_PLOT, title=record.get("name", ""))
+
+
+def read_version(folder: Path) -> dict:
+    try:
+        return json.loads((folder / VERSION_FILE).read_text())
+    except (OSError, json.JSONDecodeError) as e:
+        raise SashieError(f"unreadable model version in {folder} ({e})") from None
+
+
+def load_adapter(folder: Path, ratio: float) -> VisualAdapter | None:
+    path = folder / ADAPTER_FILE
+    if not path.is_file():
+        return None
+    from safetensors.numpy import load_file
+
+    return VisualAdapter.from_arrays(load_file(path), ratio)
+
+
+def load_text_state(encoder, folder: Path) -> None:
+    """Put a version's tuned text tensors into a loaded base encoder's model."""
+    path = folder / TEXT_FILE
+    if not path.is_file():
+        return
+    from safetensors.torch import load_file
+
+    state = load_file(path)
+    missing = set(state) - set(dict(encoder.model.named_parameters()))
+    if missing:
+        raise SashieError(f"{path} does not fit {encoder.model_id} (e.g. {sorted(missing)[0]})")
+    with torch.no_grad():
+        for name, parameter in encoder.model.named_parameters():
+            if name in state:
+                parameter.copy_(state[name].to(parameter.device, parameter.dtype))
+
+
+def plot_losses(losses: Sequence[float], path: Path, title: str = "") -> None:
+    """The loss curve, step by step (the seed paper's Fig. 3)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(figsize=(6, 3.5), dpi=100)
+    axes.plot(range(1, len(losses) + 1), losses, marker="o" if len(losses) < 40 else None)
+    axes.set_xlabel("step")
+    axes.set_ylabel("InfoNCE loss")
+    axes.set_title(f"adapting {title}".strip())
+    axes.grid(alpha=0.3)
+    figure.tight_layout()
+    figure.savefig(path)
+    plt.close(figure)
+
+
+def loss_table(trained: Trained) -> str:
+    lines = ["| epoch | mean loss |", "|-------|-----------|"]
+    lines += [f"| {i:>5} | {loss:9.4f} |" for i, loss in enumerate(trained.epoch_losses, 1)]
+    return "\n".join(lines)
+
+
+def settings_dict(settings: AdaptSettings) -> dict:
+    return asdict(settings)
