@@ -34,7 +34,7 @@ SCALE_ROWS = 1_140_000
 def simulate(lib: Library, truth: list[dict], keys: list[str], learner: str) -> np.ndarray:
     """P@100 after rounds 0..ROUNDS, one row per concept."""
     index = lib.index()
-    excluded = lib._excluded_rows(None)
+    excluded = lib.excluded_rows(None)
     rows = lib.catalog.items(index.item_ids.tolist())
     concepts = dict(zip(index.item_ids.tolist(),
                         item_concepts([(r.page, r.bbox) for r in rows], truth, parts=True)))

@@ -104,6 +104,7 @@ class BenchResult:
     figures: dict[str, float] = field(default_factory=dict)
     counts: dict[str, int] = field(default_factory=dict)  # queries behind each figure
     multi: list[dict] = field(default_factory=list)  # the Fig. 2 rows
+    adapt: list = field(default_factory=list)  # AdaptExperiment of each library (--adapt)
 
     def add(self, name: str, values: list[float]) -> None:
         self.figures[name] = round(float(np.mean(values)) if values else 0.0, 4)
@@ -111,7 +112,7 @@ class BenchResult:
 
 
 def run_bench(*, pages: int, seed: int, model: str | None, workdir: Path,
-              progress: bool = False) -> BenchResult:
+              progress: bool = False, adapt: bool = False) -> BenchResult:
     started = time.time()
     world = make_world(workdir / "world", pages=pages, seed=seed, progress=progress)
     truth = read_truth(world)
@@ -129,10 +130,29 @@ def run_bench(*, pages: int, seed: int, model: str | None, workdir: Path,
     _text_queries(result, vocab, encoder, index, concepts, detectors)
     _image_queries(result, vocab, encoder, index, concepts)
     _zero_shot(result, vocab, encoder, index, concepts, detectors)
+    if adapt:
+        _adaptation(result, lib, world, truth, model, workdir, seed, progress)
     result.figures.update(pages=pages, items=len(index), seed=seed,
                           seconds=round(time.time() - started, 1))
     result.figures["model"] = encoder.model_id
     return result
+
+
+def _adaptation(result: BenchResult, oracle_lib: Library, world: Path, truth: list[dict],
+                model: str | None, workdir: Path, seed: int, progress: bool) -> None:
+    """The adaptation experiment on layout regions + filter (the figures `adapt_*`) and on
+    this bench's oracle regions (`adapt_oracle_*`)."""
+    from . import bench_adapt
+
+    vocab = vocabulary()
+    layout_lib = bench_adapt.layout_library(workdir / "layout-library", world, model,
+                                            seed=seed, progress=progress)
+    for lib, label, prefix in ((layout_lib, "layout regions, filter applied", "adapt"),
+                               (oracle_lib, "oracle regions, no filter", "adapt_oracle")):
+        experiment = bench_adapt.run_adapt_experiment(
+            lib, label, bench_adapt.concepts_of_items(lib, truth), vocab, seed=seed)
+        result.adapt.append(experiment)
+        result.figures.update(bench_adapt.figures(experiment, prefix))
 
 
 def _relevant(concepts: list[set[str]], key: str) -> np.ndarray:
@@ -238,18 +258,23 @@ def format_table(result: BenchResult) -> str:
     for row in result.multi:
         lines.append(f"| {row['d']:>4} | {row['cv']:6.3f} | {row['random_mean']:11.3f} | "
                      f"{row['random_min']:10.3f} | {row['random_max']:10.3f} | {row['all']:8.3f} |")
+    if result.adapt:
+        from .bench_adapt import format_experiment
+
+        for experiment in result.adapt:
+            lines += ["", format_experiment(experiment)]
     return "\n".join(lines)
 
 
 def bench(*, quick: bool = False, pages: int | None = None, seed: int = 1000,
-          model: str | None = None, keep: str | None = None, progress: bool = False
-          ) -> BenchResult:
+          model: str | None = None, keep: str | None = None, progress: bool = False,
+          adapt: bool = False) -> BenchResult:
     pages = pages or (300 if quick else 2000)
+    options = dict(pages=pages, seed=seed, model=model, progress=progress, adapt=adapt)
     if keep:
-        return run_bench(pages=pages, seed=seed, model=model, workdir=Path(keep),
-                         progress=progress)
+        return run_bench(workdir=Path(keep), **options)
     with tempfile.TemporaryDirectory(prefix="sashie-bench-") as tmp:
-        return run_bench(pages=pages, seed=seed, model=model, workdir=Path(tmp), progress=progress)
+        return run_bench(workdir=Path(tmp), **options)
 
 
 def as_json(result: BenchResult) -> str:

@@ -229,6 +229,8 @@ def annotations_export(library, out_dir):
               help="Learning rate of the visual adapter.")
 @click.option("--ratio", default=0.2, show_default=True, type=click.FloatRange(0, 1),
               metavar="R", help="Adapter blend: V' = normalize(R*adapter(V) + (1-R)*V).")
+@click.option("--keep-weight", default=10.0, show_default=True, type=click.FloatRange(0),
+              help="How strongly the adapter must leave other items' vectors where they were.")
 @click.option("--only", type=click.Choice(["adapter", "text"]),
               help="Train only the visual adapter, or only the text encoder (default both).")
 @click.option("--seed", default=0, show_default=True, type=int)
@@ -237,7 +239,8 @@ def annotations_export(library, out_dir):
               help="Do not train: make VERSION (v1, v2, ... or base) the active one.")
 @click.option("--list", "list_versions", is_flag=True, help="Do not train: list the versions.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-def adapt(library, annotations_file, epochs, batch, lr, adapter_lr, ratio, only, seed, device,
+def adapt(library, annotations_file, epochs, batch, lr, adapter_lr, ratio, keep_weight, only,
+          seed, device,
           use_version, list_versions, as_json):
     """Teach the model LIBRARY's own words from its annotations, without re-encoding images.
 
@@ -278,7 +281,8 @@ def adapt(library, annotations_file, epochs, batch, lr, adapter_lr, ratio, only,
                        f"{s['epochs']} epochs, lr {s['lr']:g}, R {s['ratio']:g}")
         return
     settings = AdaptSettings(epochs=epochs, batch=batch, lr=lr, adapter_lr=adapter_lr,
-                             ratio=ratio, train_adapter=only != "text",
+                             ratio=ratio, keep_weight=keep_weight,
+                             train_adapter=only != "text",
                              train_text=only != "adapter", seed=seed)
     report = lib.adapt(annotations=annotations_file, settings=settings, device=device)
     if as_json:
@@ -396,8 +400,12 @@ def demo(folder, pages, seed, port, no_serve):
 @click.option("--model", "-m", metavar="SPEC", help="Model to measure (default sashie-demo).")
 @click.option("--keep", metavar="DIR", type=click.Path(file_okay=False),
               help="Keep the world and library in DIR (default: a temporary folder).")
+@click.option("--adapt", is_flag=True,
+              help="Also the adaptation experiment: a simulated annotator captions held-out "
+                   "concepts it finds, the library is adapted, queries are measured before "
+                   "and after (adds an index of layout regions + filter).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object of figures.")
-def bench_command(quick, pages, seed, model, keep, as_json):
+def bench_command(quick, pages, seed, model, keep, adapt, as_json):
     """Measure search quality on a fresh evaluation world with ground truth.
 
     Text -> illustration P@10/P@100/mAP (English, Japanese; seen and held-out concepts),
@@ -407,7 +415,7 @@ def bench_command(quick, pages, seed, model, keep, as_json):
     from . import bench
 
     result = bench.bench(quick=quick, pages=pages, seed=seed, model=model, keep=keep,
-                         progress=not as_json)
+                         progress=not as_json, adapt=adapt)
     click.echo(bench.as_json(result) if as_json else bench.format_table(result))
 
 

@@ -51,6 +51,7 @@ FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
 CATALOG = "catalog.sqlite"
 FILTER = "filter"
+BACKGROUND = 4096  # other items' vectors an adaptation keeps in place
 
 
 @dataclass(frozen=True)
@@ -350,7 +351,7 @@ class Library:
             restrict(query_vector, query_dims)
         except ValueError as e:
             raise SashieError(str(e)) from None
-        excluded = None if all_items else self._excluded_rows(model)
+        excluded = None if all_items else self.excluded_rows(model)
         item_ids, scores = index.search(query_vector, k, query_dims, exclude=excluded)
         return self._results(item_ids, scores)
 
@@ -366,7 +367,7 @@ class Library:
         index = self.index(model)
         if vector is None:
             vector = self.query(text, images=images, dims=None, model=model).vector
-        excluded = None if all_items else self._excluded_rows(model)
+        excluded = None if all_items else self.excluded_rows(model)
         item_ids, scores = refine(index, np.asarray(vector, np.float32), relevant, irrelevant,
                                   learner=learner, k=k, exclude=excluded, seed=seed)
         return self._results(item_ids, scores)
@@ -380,7 +381,7 @@ class Library:
             for rank, (item, score) in enumerate(found, start=1)
         ]
 
-    def _excluded_rows(self, model: str | None) -> np.ndarray | None:
+    def excluded_rows(self, model: str | None = None) -> np.ndarray | None:
         """Which rows of the model's index the filter excluded (None when it excluded none)."""
         model_id = self._model_id(model)
         key = (model_id, self.active_version(model_id))
@@ -574,6 +575,7 @@ class Library:
             _train_in_float32(trainee)
             bar = _Bar(progress, self.progress)
             trained = train_adapter(trainee, vectors, captions, settings,
+                                    background=self._background(model_id, keys, settings.seed),
                                     progress=lambda step, steps, loss: bar.update(
                                         "training", step, steps, loss))
             name = self._next_version_name(model_id)
@@ -627,6 +629,19 @@ class Library:
             with self.catalog.transaction() as tx:
                 tx.set_vector_rows(key, end)
             self._indexes.pop((model_id, version), None)
+
+    def _background(self, model_id: str, keys: list[tuple], seed: int,
+                    count: int = BACKGROUND) -> np.ndarray:
+        """Base vectors of up to `count` random kept items that carry no annotation: what the
+        adapter must leave in place, and negatives for the captions."""
+        index = self.index(model_id, version=BASE)
+        allowed = ~np.isin(index.item_ids, [item for item, _ in keys])
+        excluded = self.excluded_rows(model_id)
+        if excluded is not None:
+            allowed &= ~excluded
+        rows = np.nonzero(allowed)[0]
+        rng = np.random.default_rng(seed)
+        return index.vectors[np.sort(rng.choice(rows, min(count, len(rows)), replace=False))]
 
     def _next_version_name(self, model_id: str) -> str:
         taken = set(self.models[model_id].get("versions", {}))

@@ -69,31 +69,44 @@ class AdaptedEncoder:
 def write_version_vectors(folder: Path, adapter: VisualAdapter | None, base: np.ndarray,
                           item_ids: np.ndarray, *, step: int = 1 << 15,
                           progress: Callable[[int], None] | None = None) -> None:
-    """Write A(base) and the item ids into `folder` atomically (partial files, then rename)."""
+    """Write A(base) and the item ids into `folder` atomically (partial files, synced, then
+    renamed over the old ones)."""
     folder.mkdir(parents=True, exist_ok=True)
     vector_tmp = folder / (VECTOR_FILE + PARTIAL)
     item_tmp = folder / (ITEM_FILE + PARTIAL)
     rows, dim = base.shape
-    if rows:
-        target = np.memmap(vector_tmp, dtype=np.float16, mode="w+", shape=(rows, dim))
-        if adapter is None:
-            for start in range(0, rows, step):
-                target[start : start + step] = base[start : start + step]
-                if progress:
-                    progress(min(step, rows - start))
-        else:
-            apply_adapter(adapter, base, out=target, step=step, progress=progress)
-        target.flush()
-        del target
-    else:
-        vector_tmp.write_bytes(b"")
+    block = np.empty((min(step, max(rows, 1)), dim), np.float16)
+    done = np.empty_like(block)
+    # a mapped file is read block by block into one buffer rather than faulted in page by
+    # page: faster, and its 1 GB does not count against the process's memory
+    source = open(base.filename, "rb") if isinstance(base, np.memmap) else None
+    fd = os.open(vector_tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    try:
+        for start in range(0, rows, step):
+            count = min(step, rows - start)
+            if source is not None:
+                source.seek(base.offset + start * dim * 2)
+                source.readinto(memoryview(block[:count]).cast("B"))
+            else:
+                block[:count] = base[start : start + count]
+            if adapter is None:
+                done[:count] = block[:count]
+            else:
+                apply_adapter(adapter, block[:count], out=done[:count])
+            os.pwrite(fd, memoryview(done[:count]).cast("B"), start * dim * 2)
+            if progress:
+                progress(count)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+        if source is not None:
+            source.close()
     np.ascontiguousarray(item_ids, np.int64).tofile(item_tmp)
-    for path in (vector_tmp, item_tmp):
-        fd = os.open(path, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+    fd = os.open(item_tmp, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
     os.replace(vector_tmp, folder / VECTOR_FILE)
     os.replace(item_tmp, folder / ITEM_FILE)
 

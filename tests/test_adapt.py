@@ -1,0 +1,222 @@
+"""Teaching the model a collection's words: the adapter, model versions, switching, safety."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+import torch
+from conftest import make_pages, run_cli
+from PIL import Image
+
+from sashie.adapt import AdaptSettings, VisualAdapter, apply_adapter
+from sashie.errors import SashieError
+from sashie.library import Library
+
+QUICK = AdaptSettings(epochs=100, batch=8, lr=1e-2, adapter_lr=3e-2, seed=0)
+
+
+def direct_formula(v: np.ndarray, arrays: dict, ratio: float) -> np.ndarray:
+    """A(v) = normalize(R * (W2 relu(W1 v + b1) + b2) + (1 - R) * v), written out."""
+    hidden = np.maximum(v @ arrays["down.weight"].T + arrays["down.bias"], 0)
+    out = ratio * (hidden @ arrays["up.weight"].T + arrays["up.bias"]) + (1 - ratio) * v
+    return out / np.linalg.norm(out, axis=1, keepdims=True)
+
+
+@pytest.mark.parametrize("ratio", [0.2, 0.5, 0.8])
+def test_adapter_shapes_and_residual_blend_follow_the_formula(ratio):
+    torch.manual_seed(1)
+    adapter = VisualAdapter(64, ratio)
+    assert adapter.down.weight.shape == (16, 64) and adapter.up.weight.shape == (64, 16)
+    for p in adapter.parameters():  # a trained adapter: no zero weights left
+        torch.nn.init.normal_(p, std=0.3)
+    arrays = {k: v.detach().numpy().astype(np.float64) for k, v in adapter.state_dict().items()}
+    rng = np.random.default_rng(0)
+    v = rng.standard_normal((50, 64))
+    v /= np.linalg.norm(v, axis=1, keepdims=True)
+    expected = direct_formula(v, arrays, ratio)
+    with torch.no_grad():
+        trained_path = adapter(torch.from_numpy(v.astype(np.float32))).numpy()
+    np.testing.assert_allclose(trained_path, expected, atol=1e-5)
+    applied = apply_adapter(adapter, v.astype(np.float16), step=7)  # blocks of 7 rows
+    assert applied.dtype == np.float16 and applied.shape == (50, 64)
+    np.testing.assert_allclose(applied.astype(np.float64), expected, atol=2e-3)
+
+
+def test_an_untrained_adapter_leaves_vectors_where_they_are():
+    v = np.random.default_rng(0).standard_normal((5, 32)).astype(np.float32)
+    v /= np.linalg.norm(v, axis=1, keepdims=True)
+    np.testing.assert_allclose(apply_adapter(VisualAdapter(32, 0.2), v), v, atol=1e-3)
+
+
+@pytest.fixture
+def annotated(tmp_path, tiny_spec):
+    """A library of 24 pages whose first 8 items are captioned 'zorblat'."""
+    make_pages(tmp_path / "pages", 24, seed=3)
+    lib = Library(tmp_path / "lib", create=True)
+    lib.add([str(tmp_path / "pages")], model=tiny_spec, regions="whole")
+    items = lib.index().item_ids.tolist()
+    lib.annotate(items[:8], "zorblat")
+    lib.annotate(items[8:12], "quix")
+    return lib, items
+
+
+def word_margin(lib: Library, word: str, items: list[int]) -> float:
+    """How much closer the word's text vector is to these items than to the others."""
+    index = lib.index()
+    scores = index.vectors @ lib.query_encoder().encode_texts([word])[0]
+    mine = np.isin(index.item_ids, items)
+    return float(scores[mine].mean() - scores[~mine].mean())
+
+
+def test_adapting_teaches_a_word_and_changes_the_text_encoder(annotated, tiny_clip):
+    from safetensors.numpy import load_file
+
+    lib, items = annotated
+    before = word_margin(lib, "zorblat", items[:8])
+    report = lib.adapt(settings=QUICK)
+    assert report.version == "v1" and report.pairs == 12 and report.captions == 2
+    assert lib.active_version() == "v1"
+    assert report.trained.epoch_losses[-1] < report.trained.epoch_losses[0]
+    after = word_margin(lib, "zorblat", items[:8])
+    assert after > before + 0.1, (before, after)
+    hits = [r.item for r in lib.search("zorblat", k=8)]
+    assert len(set(hits) & set(items[:8])) >= 5
+
+    tuned = load_file(report.folder / "text-encoder.safetensors")
+    base = load_file(tiny_clip / "model.safetensors")
+    assert any(name.startswith("text_model.") for name in tuned)
+    assert not any(name.startswith("vision_model.") for name in tuned)  # the image side is frozen
+    changed = [n for n in tuned if not np.allclose(tuned[n], base[n])]
+    assert len(changed) > len(tuned) // 2
+    record = json.loads((report.folder / "version.json").read_text())
+    assert record["base_model"] == lib.default_model and len(record["data_hash"]) == 12
+    assert record["settings"]["epochs"] == 100 and len(record["losses"]) == 100 * 2
+    assert Image.open(report.folder / "loss.png").size[0] > 100
+
+    lib.use("base")  # back: the base encoder and vectors, the word unknown again
+    assert abs(word_margin(lib, "zorblat", items[:8]) - before) < 1e-6
+    lib.use("v1")
+    assert abs(word_margin(lib, "zorblat", items[:8]) - after) < 1e-6
+
+
+def test_stored_adapted_vectors_equal_encoding_the_images_again(annotated, tmp_path):
+    from sashie.images import load_image
+
+    lib, items = annotated
+    lib.adapt(settings=QUICK)
+    encoder = lib.query_encoder()  # base image encoder + the adapter
+    rows = lib.catalog.items(items[:10])
+    fresh = encoder.encode_images([load_image(r.page).crop(r.bbox) for r in rows])
+    stored = lib.vectors_of(items[:10])
+    np.testing.assert_allclose(stored, fresh, atol=2e-3)  # float16 storage
+    assert not np.allclose(stored, lib.vectors_of(items[:10], version="base"), atol=1e-3)
+
+
+def test_pages_indexed_later_go_through_the_active_adapter(annotated, tmp_path, tiny_spec):
+    lib, items = annotated
+    report = lib.adapt(settings=QUICK)
+    make_pages(tmp_path / "more", 5, seed=99)
+    lib.add([str(tmp_path / "more")], regions="whole")
+    new_items = sorted(set(lib.index(version="base").item_ids.tolist()) - set(items))
+    assert len(new_items) == 5
+    expected = apply_adapter(report.trained.adapter, lib.vectors_of(new_items, version="base"))
+    np.testing.assert_allclose(lib.vectors_of(new_items), expected.astype(np.float32),
+                               atol=2e-3)
+    reopened = Library(lib.path)  # stored, not only computed in memory
+    assert reopened.catalog.vector_rows(f"{lib.default_model}#v1") == 29
+
+
+def test_adapting_again_starts_from_the_base(annotated):
+    lib, items = annotated
+    first = lib.adapt(settings=QUICK)
+    second = lib.adapt(settings=QUICK)
+    assert second.version == "v2" and lib.active_version() == "v2"
+    # same data, same seed, both from the base: the same model, not one stacked on another
+    assert first.trained.losses == pytest.approx(second.trained.losses, rel=1e-4)
+    np.testing.assert_allclose(lib.index(version="v2").vectors, lib.index(version="v1").vectors,
+                               atol=2e-3)
+
+
+KILLER = textwrap.dedent("""
+    import os, signal, sys
+    from sashie.adapt import AdaptSettings
+    from sashie.library import Library
+    lib = Library(sys.argv[1])
+    where = sys.argv[2]
+    if where == "manifest":  # everything written, killed before the switch
+        lib._write_manifest = lambda manifest: os.kill(os.getpid(), signal.SIGKILL)
+    def progress(state):
+        if where == "applying" and state["stage"] == "applying":
+            os.kill(os.getpid(), signal.SIGKILL)
+    lib.adapt(settings=AdaptSettings(epochs=2, batch=8), progress=progress)
+""")
+
+
+@pytest.mark.parametrize("where", ["applying", "manifest"])
+def test_kill_9_during_apply_leaves_the_old_version_active_and_whole(annotated, where):
+    lib, items = annotated
+    lib.adapt(settings=QUICK)
+    v1_file = lib._version_folder(lib.default_model, "v1") / "vectors.f16"
+    v1_bytes = v1_file.read_bytes()
+    v1_hits = [r.item for r in lib.search("zorblat", k=5)]
+    done = subprocess.run([sys.executable, "-c", KILLER, str(lib.path), where],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == -signal.SIGKILL, done.stderr
+    reopened = Library(lib.path)
+    assert reopened.active_version() == "v1"
+    assert [v["name"] for v in reopened.versions()["versions"]] == ["v1"]
+    assert v1_file.read_bytes() == v1_bytes
+    assert [r.item for r in reopened.search("zorblat", k=5)] == v1_hits
+    # the interrupted run's folder keeps its name; the next run is v3 and works
+    assert reopened.adapt(settings=QUICK).version == "v3"
+    assert reopened.active_version() == "v3"
+
+
+def test_an_exported_annotation_file_trains_the_same_way(annotated, tmp_path):
+    lib, items = annotated
+    out = lib.export_annotations(tmp_path / "export")
+    report = lib.adapt(annotations=out / "annotations.jsonl", settings=QUICK)
+    assert report.pairs == 12
+    # a file from elsewhere: crops this library does not hold are encoded once
+    lines = (out / "annotations.jsonl").read_text().splitlines()
+    foreign = [json.dumps({**json.loads(line), "item": None}) for line in lines]
+    (out / "foreign.jsonl").write_text("\n".join(foreign) + "\n")
+    assert lib.adapt(annotations=out / "foreign.jsonl", settings=QUICK).pairs == 12
+    (out / "bad.jsonl").write_text('{"image": "crops/x.jpg"}\n')
+    with pytest.raises(SashieError, match="bad.jsonl:1: expected a JSON object with a caption"):
+        lib.adapt(annotations=out / "bad.jsonl")
+
+
+def test_cli_adapt_list_use_and_clear_errors(tmp_path, tiny_spec):
+    make_pages(tmp_path / "pages", 10, seed=5)
+    run_cli("index", tmp_path / "lib", tmp_path / "pages", "--model", tiny_spec,
+            "--regions", "whole")
+    none = run_cli("adapt", tmp_path / "lib", check=False)
+    assert none.exit_code == 1 and "needs at least two annotations" in none.output
+    run_cli("annotations", "add", tmp_path / "lib", "zorblat", 1, 2, 3)
+    run_cli("annotations", "add", tmp_path / "lib", "quix", 4, 5)
+    done = run_cli("adapt", tmp_path / "lib", "--epochs", "2", "--batch", "4", "--ratio", "0.5")
+    assert "trained on 5 pairs (2 captions)" in done.output and "loss.png" in done.output
+    assert "active model version: v1" in done.output
+    listed = run_cli("adapt", tmp_path / "lib", "--list").output
+    assert "* v1" in listed and "R 0.5" in listed
+    assert "active model version: base" in run_cli("adapt", tmp_path / "lib", "--use",
+                                                   "base").output
+    assert "* base" in run_cli("adapt", tmp_path / "lib", "--list").output
+    wrong = run_cli("adapt", tmp_path / "lib", "--use", "v9", check=False)
+    assert wrong.exit_code == 1 and "no model version 'v9'; this library has: base, v1" \
+        in wrong.output
+    only = run_cli("adapt", tmp_path / "lib", "--only", "adapter", "--json").stdout
+    assert json.loads(only)["version"] == "v2"
+    v2 = next((tmp_path / "lib" / "adapters").glob("*/v2"))
+    assert (v2 / "adapter.safetensors").is_file()
+    assert not (v2 / "text-encoder.safetensors").exists()  # adapter only: the base text encoder
+    bad = run_cli("adapt", tmp_path / "lib", "--ratio", "1.5", check=False)
+    assert bad.exit_code == 2 and "--ratio" in bad.output
