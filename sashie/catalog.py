@@ -230,6 +230,12 @@ class Catalog:
         rows = self._of_items("SELECT id, item_id, caption, at FROM annotations", item_ids, "id")
         return [dict(zip(("id", "item", "caption", "at"), r)) for r in rows]
 
+    def annotation_captions(self) -> dict[str, int]:
+        """Each caption and how many items carry it, most used first."""
+        rows = self.db.execute("SELECT caption, COUNT(*) AS n FROM annotations "
+                               "GROUP BY caption ORDER BY n DESC, caption")
+        return dict(rows.fetchall())
+
     def annotation_count(self) -> int:
         return self.db.execute("SELECT COUNT(*) FROM annotations").fetchone()[0]
 

@@ -257,7 +257,8 @@ class Library:
             try:
                 fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
-                raise SashieError(f"{self.path} is being indexed by another process") from None
+                raise SashieError(f"{self.path} is being changed by another process "
+                                  "(indexing or adapting); try again when it is done") from None
             yield
 
     # --- searching -------------------------------------------------------------------------
@@ -714,6 +715,8 @@ class Library:
                 "dim": entry["dim"],
                 "vectors": int(live_rows.sum()),
                 "default": model_id == self.default_model,
+                "active_version": entry.get("active") or BASE,
+                "versions": list(entry.get("versions", {})),
             })
         skipped = self.catalog.skipped()
         filter_info = None

@@ -64,6 +64,56 @@ class LabelRequest(BaseModel):
     keep: bool
 
 
+class AdaptRequest(BaseModel):
+    epochs: int = Field(3, ge=1, le=1000)
+    ratio: float = Field(0.2, ge=0, le=1)
+
+
+class UseRequest(BaseModel):
+    version: str = Field(min_length=1, max_length=40, description="v1, v2, ... or base")
+
+
+class AdaptJob:
+    """The one adaptation a server runs at a time, in a thread with its own Library (its own
+    SQLite connection); the page polls its state."""
+
+    def __init__(self) -> None:
+        self.state = {"state": "idle"}
+        self.thread: threading.Thread | None = None
+
+    def start(self, path: Path, request: AdaptRequest, finished) -> None:
+        from .adapt import AdaptSettings
+
+        if self.thread is not None and self.thread.is_alive():
+            raise SashieError("the model is being adapted already; wait for it to finish")
+        settings = AdaptSettings(epochs=request.epochs, ratio=request.ratio)
+        settings.check()
+        self.state = {"state": "running", "stage": "starting", "done": 0, "total": 0}
+
+        def run() -> None:
+            try:
+                with Library(path) as worker:
+                    report = worker.adapt(settings=settings, progress=self.progress)
+                finished()
+                self.state = {"state": "done", "version": report.version,
+                              "pairs": report.pairs, "captions": report.captions,
+                              "seconds": round(report.trained.seconds + report.apply_seconds, 1),
+                              "epoch_losses": [round(x, 4) for x in report.trained.epoch_losses]}
+            except SashieError as e:
+                self.state = {"state": "failed", "error": str(e)}
+            except Exception as e:  # noqa: BLE001 - reported to the page, not lost in a thread
+                self.state = {"state": "failed", "error": f"{type(e).__name__}: {e}"}
+
+        self.thread = threading.Thread(target=run, name="sashie-adapt", daemon=True)
+        self.thread.start()
+
+    def progress(self, update: dict) -> None:
+        loss = update.get("loss")
+        self.state = {"state": "running", "stage": update["stage"], "done": update["done"],
+                      "total": update["total"],
+                      "loss": None if loss is None else round(loss, 4)}
+
+
 def _jpeg(image, size: int) -> bytes:
     image.thumbnail((size, size))
     out = io.BytesIO()
@@ -175,7 +225,7 @@ def create_app(library: str | Path, *, token: str | None = None) -> FastAPI:
         terms = [t if t.kind == "text" else Term(t.weight, "text", t.value)
                  for t in (parse_query(text) if text else [])]
         with lock:
-            encoder = lib.encoder()
+            encoder = lib.query_encoder()  # the active model version's
             terms += [Term(1.0, "image", picture) for picture in pictures]
             query = build_query(encoder, terms, dims=parse_dims(dims), select=select)
         key = remember(StoredQuery(query.vector, query.dims, all_items, text))
@@ -270,6 +320,34 @@ def create_app(library: str | Path, *, token: str | None = None) -> FastAPI:
     def annotations() -> dict:
         with lock:
             return {"annotations": lib.catalog.annotations()}
+
+    job = AdaptJob()
+
+    def switched() -> None:
+        """Another model version is active: reload, and forget searches made in the old one."""
+        with lock:
+            lib.refresh()
+            queries.clear()
+
+    @app.get("/api/adapt", summary="Model versions and the adaptation in progress")
+    def adapt_state() -> dict:
+        with lock:
+            versions = lib.versions() if lib.default_model else {"active": "base",
+                                                                 "versions": []}
+            captions = lib.catalog.annotation_captions()
+        return {**versions, "captions": captions, "job": job.state}
+
+    @app.post("/api/adapt", summary="Teach the model the annotations (runs in the background)")
+    def adapt(request: AdaptRequest) -> dict:
+        job.start(lib.path, request, switched)
+        return {"job": job.state}
+
+    @app.post("/api/adapt/use", summary="Make a model version (or base) the active one")
+    def use(request: UseRequest) -> dict:
+        with lock:
+            lib.use(request.version)
+            queries.clear()
+            return lib.versions()
 
     @app.post("/api/labels", summary="Mark items keep/exclude for the filter")
     def label(request: LabelRequest) -> dict:

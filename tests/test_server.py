@@ -168,3 +168,45 @@ def test_an_empty_library_says_so(tmp_path):
     assert empty.get("/api/info").json()["items"] == 0
     answer = empty.post("/api/search", data={"text": "a crane"})
     assert answer.status_code == 400 and "empty" in answer.json()["error"]
+
+
+def test_adapting_from_the_api_runs_in_the_background_and_switches_versions(tmp_path):
+    import time
+
+    lib_path = indexed_world(tmp_path, pages=12, seed=23)[1]
+    client = TestClient(server.create_app(lib_path))
+    first = client.post("/api/search", data={"text": "a tree", "limit": "6"}).json()
+    items = [r["item"] for r in first["results"]]
+    nothing = client.post("/api/adapt", json={}).json()  # no annotations: a clear failure
+    while nothing["job"]["state"] == "running":
+        time.sleep(0.1)
+        nothing = client.get("/api/adapt").json()
+    assert nothing["job"]["state"] == "failed" and "two annotations" in nothing["job"]["error"]
+
+    client.post("/api/annotations", json={"items": items[:3], "caption": "几帳"})
+    client.post("/api/annotations", json={"items": items[3:], "caption": "菫"})
+    started = client.post("/api/adapt", json={"epochs": 2}).json()
+    assert started["job"]["state"] == "running"
+    again = client.post("/api/adapt", json={})
+    assert again.status_code == 400 or again.json()["job"]["state"] in ("running", "done")
+    deadline = time.time() + 120
+    state = client.get("/api/adapt").json()
+    while state["job"]["state"] == "running" and time.time() < deadline:
+        time.sleep(0.1)
+        state = client.get("/api/adapt").json()
+    assert state["job"]["state"] == "done", state
+    assert state["active"] == "v1" and [v["name"] for v in state["versions"]] == ["v1"]
+    assert state["captions"] == {"几帳": 3, "菫": 3}
+    info = client.get("/api/info").json()
+    assert info["models"][0]["active_version"] == "v1"
+    expired = client.get(f"/api/search/{first['query']}")  # made in the base model's space
+    assert "expired" in expired.json()["error"]
+    adapted = client.post("/api/search", data={"text": "几帳", "limit": "5"}).json()
+    switched = client.post("/api/adapt/use", json={"version": "base"}).json()
+    assert switched["active"] == "base"
+    base = client.post("/api/search", data={"text": "几帳", "limit": "5"}).json()
+    assert [r["score"] for r in adapted["results"]] != [r["score"] for r in base["results"]]
+    unknown = client.post("/api/adapt/use", json={"version": "v7"})
+    assert unknown.status_code == 400 and "no model version 'v7'" in unknown.json()["error"]
+    bad = client.post("/api/adapt", json={"ratio": 3})
+    assert bad.status_code == 422

@@ -158,6 +158,32 @@ def test_annotate_and_label_selected_results(page, site):
     lib.close()
 
 
+def test_teach_the_model_the_annotations_and_switch_back(page, site):
+    search(page, "a picture of a bird")
+    cards = page.locator(".card")
+    for caption, picks in (("几帳", (0, 1, 2)), ("菫", (3, 4, 5))):
+        for i in picks:
+            cards.nth(i).locator(".pick").click()
+        page.fill("#caption", caption)
+        page.click("#annotate")
+        page.wait_for_selector(f"#status:has-text('as “{caption}”')")
+    page.click("#teachbtn")
+    page.wait_for_selector("#captions td:has-text('几帳')")
+    page.fill("#epochs", "2")
+    page.click("#adapt")
+    page.wait_for_selector("#adaptstate:has-text('learnt')", timeout=120_000)
+    page.wait_for_selector("#libinfo:has-text('model v')")
+    page.screenshot(path=SHOTS / "07-adapted.png")
+    version = page.locator("#version").input_value()
+    assert version.startswith("v")
+    page.select_option("#version", "base")
+    page.wait_for_selector("#status:has-text('model version base is active')")
+    assert "model v" not in page.locator("#libinfo").inner_text()
+    lib = Library(site[1])
+    assert lib.active_version() == "base" and version in lib.models[lib.default_model]["versions"]
+    lib.close()
+
+
 def test_an_empty_query_is_explained(page):
     page.fill("#text", "")
     page.click("#go")
