@@ -2,7 +2,7 @@
 
 The seed paper's recipe (§4.4.2): the image encoder stays frozen; a CLIP-Adapter after it,
 
-    A(v) = normalize(R · W2 relu(W1 v + b1) + b2) + (1 − R) · v)      W1: D → D/4, W2: D/4 → D
+    A(v) = normalize(R · (W2 relu(W1 v + b1) + b2) + (1 − R) · v)      W1: D → D/4, W2: D/4 → D
 
 and every parameter of the text encoder are trained with the symmetric InfoNCE loss on
 (stored image vector, caption) pairs, AdamW, negatives from the batch. Training reads the

@@ -213,13 +213,13 @@ def format_experiment(experiment: AdaptExperiment) -> str:
     lines = [f"adaptation ({e.label}): {e.concepts} held-out concepts, {e.pairs} pairs found "
              f"by multi-image queries + feedback ({e.judged} results judged), {e.items} items; "
              "P@k over items outside the training pairs",
-             "| model                  | held-out P@10 en | ja    | P@100 en | ja    "
+             "| model                     | held-out P@10 en | ja    | P@100 en | ja    "
              "| seen P@10 en | ja    | P@100 en | ja    | train s |",
-             "|------------------------|------------------|-------|----------|-------"
+             "|---------------------------|------------------|-------|----------|-------"
              "|--------------|-------|----------|-------|---------|"]
     for row in e.rows:
         lines.append(
-            f"| {row['name']:<22} | {row['heldout_p10_en']:16.3f} | {row['heldout_p10_ja']:5.3f} "
+            f"| {row['name']:<25} | {row['heldout_p10_en']:16.3f} | {row['heldout_p10_ja']:5.3f} "
             f"| {row['heldout_p100_en']:8.3f} | {row['heldout_p100_ja']:5.3f} "
             f"| {row['seen_p10_en']:12.3f} | {row['seen_p10_ja']:5.3f} "
             f"| {row['seen_p100_en']:8.3f} | {row['seen_p100_ja']:5.3f} | {row['seconds']:7.1f} |")
