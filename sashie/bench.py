@@ -140,19 +140,31 @@ def run_bench(*, pages: int, seed: int, model: str | None, workdir: Path,
 
 def _adaptation(result: BenchResult, oracle_lib: Library, world: Path, truth: list[dict],
                 model: str | None, workdir: Path, seed: int, progress: bool) -> None:
-    """The adaptation experiment on layout regions + filter (the figures `adapt_*`) and on
-    this bench's oracle regions (`adapt_oracle_*`)."""
+    """The adaptation experiments: held-out concepts on layout regions + filter (the figures
+    `adapt_*`) and on this bench's oracle regions (`adapt_oracle_*`); new words for seen
+    concepts on the oracle regions (`adapt_newwords_*`)."""
+    import shutil
+
     from . import bench_adapt
 
     vocab = vocabulary()
-    layout_lib = bench_adapt.layout_library(workdir / "layout-library", world, model,
-                                            seed=seed, progress=progress)
-    for lib, label, prefix in ((layout_lib, "layout regions, filter applied", "adapt"),
-                               (oracle_lib, "oracle regions, no filter", "adapt_oracle")):
+    oracle_lib.close()  # copied whole (SQLite checkpointed) before anything is annotated
+    shutil.copytree(oracle_lib.path, workdir / "new-words-library",
+                    ignore=shutil.ignore_patterns("lock"))
+    layout_lib, layout_label = bench_adapt.layout_library(workdir / "layout-library", world,
+                                                          model, seed=seed, progress=progress)
+    runs = ((layout_lib, layout_label, "adapt", False),
+            (Library(oracle_lib.path, progress=progress), "oracle regions, no filter",
+             "adapt_oracle", False),
+            (Library(workdir / "new-words-library", progress=progress),
+             "oracle regions, no filter", "adapt_newwords", True))
+    for lib, label, prefix, new_words in runs:
         experiment = bench_adapt.run_adapt_experiment(
-            lib, label, bench_adapt.concepts_of_items(lib, truth), vocab, seed=seed)
+            lib, label, bench_adapt.concepts_of_items(lib, truth), vocab, seed=seed,
+            new_words=new_words)
         result.adapt.append(experiment)
         result.figures.update(bench_adapt.figures(experiment, prefix))
+        lib.close()
 
 
 def _relevant(concepts: list[set[str]], key: str) -> np.ndarray:

@@ -31,7 +31,7 @@ def test_a_new_library_uses_the_demo_model_by_default(tmp_path, pages):
 
 @pytest.fixture(scope="module")
 def small_bench():
-    return bench(pages=60, seed=5)
+    return bench(pages=60, seed=5, adapt=True)
 
 
 def test_seen_concepts_rank_their_illustrations_well_above_chance(small_bench):
@@ -45,6 +45,32 @@ def test_seen_concepts_rank_their_illustrations_well_above_chance(small_bench):
     chance = f["chance_precision_seen"]
     assert f["text_p10_en_seen"] > 3 * chance and f["text_map_en_seen"] > 2 * chance, f
     assert "multi-image query" in format_table(small_bench)
+
+
+def test_the_adaptation_experiment_reports_before_and_after(small_bench):
+    f = small_bench.figures
+    for prefix in ("adapt", "adapt_oracle", "adapt_newwords"):
+        for name in ("heldout_p10_before", "heldout_p10_after", "seen_p10_before",
+                     "seen_p10_after", "adapter_only_R_02_heldout_p10",
+                     "text_only_seen_p10", "adapter_text_R_08_heldout_p10"):
+            assert 0.0 <= f[f"{prefix}_{name}"] <= 1.0, (prefix, name)
+        assert 0 < f[f"{prefix}_pairs"] <= 12 * 30  # at most 30 captions a concept
+    layout, oracle, new_words = small_bench.adapt
+    assert [r["name"] for r in oracle.rows][:2] == ["before", "adapter + text, R 0.2"]
+    assert len(oracle.rows) == 7 and new_words.taught == "new words"
+    table = format_table(small_bench)
+    assert "held-out P@10 en" in table and "new words P@10 en" in table
+
+
+def test_invented_words_are_new_and_come_in_both_scripts():
+    from sashie.bench_adapt import invented_words
+
+    taken = {"karimo", "kamo"}
+    words = invented_words(["a", "b", "c"], seed=1, taken=set(taken))
+    assert words == invented_words(["a", "b", "c"], seed=1, taken=set(taken))
+    assert len({en for en, _ in words.values()}) == 3
+    for en, ja in words.values():
+        assert en.isascii() and en not in taken and all("ァ" <= ch <= "ヶ" for ch in ja)
 
 
 def test_the_training_script_makes_a_loadable_model(tmp_path):
