@@ -318,7 +318,8 @@ def info(library, as_json):
     for m in facts["models"]:
         mark = " (default)" if m["default"] else ""
         if m["versions"]:
-            mark += f", version {m['active_version']} active of base, {', '.join(m['versions'])}"
+            mark += (f", model version {m['active_version']} active "
+                     f"(versions: base, {', '.join(m['versions'])})")
         click.echo(f"model     {m['id']}{mark}: {m['vectors']} vectors x {m['dim']} dims")
     labels = facts["labels"]
     if labels["keep"] or labels["exclude"]:
