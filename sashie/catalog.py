@@ -294,6 +294,9 @@ class Transaction:
             [(page_id, d) for d in detectors],
         )
 
+    def forget_vector_rows(self, model_id: str) -> None:
+        self.db.execute("DELETE FROM vector_sets WHERE model_id = ?", (model_id,))
+
     def set_vector_rows(self, model_id: str, rows: int) -> None:
         self.db.execute(
             "INSERT INTO vector_sets (model_id, rows) VALUES (?, ?)"

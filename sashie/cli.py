@@ -238,10 +238,12 @@ def annotations_export(library, out_dir):
 @click.option("--use", "use_version", metavar="VERSION",
               help="Do not train: make VERSION (v1, v2, ... or base) the active one.")
 @click.option("--list", "list_versions", is_flag=True, help="Do not train: list the versions.")
+@click.option("--remove", "remove_version", metavar="VERSION",
+              help="Do not train: delete VERSION (not the active one) and its vectors.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def adapt(library, annotations_file, epochs, batch, lr, adapter_lr, ratio, keep_weight, only,
           seed, device,
-          use_version, list_versions, as_json):
+          use_version, list_versions, remove_version, as_json):
     """Teach the model LIBRARY's own words from its annotations, without re-encoding images.
 
     Trains a visual adapter on the stored vectors of the annotated items and fine-tunes the
@@ -255,6 +257,7 @@ def adapt(library, annotations_file, epochs, batch, lr, adapter_lr, ratio, keep_
     sashie adapt LIB                             train v1, v2, ... and make it active
     sashie adapt LIB --list                      the versions, their data and settings
     sashie adapt LIB --use base                  switch back (instant); --use v1 again
+    sashie adapt LIB --remove v1                 delete a version you no longer want
     """
     from .adapt import AdaptSettings, loss_table
 
@@ -262,6 +265,10 @@ def adapt(library, annotations_file, epochs, batch, lr, adapter_lr, ratio, keep_
     if use_version:
         lib.use(use_version)
         click.echo(f"active model version: {use_version}", err=True)
+        return
+    if remove_version:
+        lib.remove_version(remove_version)
+        click.echo(f"removed model version {remove_version}", err=True)
         return
     if list_versions:
         versions = lib.versions()

@@ -615,6 +615,28 @@ class Library:
             self._write_manifest(self.manifest)
         return version
 
+    def remove_version(self, version: str, model: str | None = None) -> None:
+        """Delete a version that is not active: its adapter, text encoder and vectors."""
+        import shutil
+
+        model_id = self._model_id(model)
+        entry = self.models[model_id]
+        with self._writing():
+            if version == BASE:
+                raise SashieError("the base model cannot be removed")
+            if version not in entry.get("versions", {}):
+                self._version_record(model_id, version)  # the error that lists the versions
+            if entry.get("active") == version:
+                raise SashieError(f"{version} is the active version; switch first "
+                                  "(sashie adapt LIB --use base)")
+            del entry["versions"][version]
+            self._write_manifest(self.manifest)  # forgotten first: a crash leaves only files
+            with self.catalog.transaction() as tx:
+                tx.forget_vector_rows(vector_set(model_id, version))
+            shutil.rmtree(self._version_folder(model_id, version), ignore_errors=True)
+            self._indexes.pop((model_id, version), None)
+            self._encoders.pop(f"{model_id}+{version}", None)
+
     def _catch_up(self, model_id: str, version: str) -> None:
         """Adapt the rows of pages indexed since the version was made, and store them."""
         if version == BASE:

@@ -218,5 +218,12 @@ def test_cli_adapt_list_use_and_clear_errors(tmp_path, tiny_spec):
     v2 = next((tmp_path / "lib" / "adapters").glob("*/v2"))
     assert (v2 / "adapter.safetensors").is_file()
     assert not (v2 / "text-encoder.safetensors").exists()  # adapter only: the base text encoder
+    active = run_cli("adapt", tmp_path / "lib", "--remove", "v2", check=False)
+    assert active.exit_code == 1 and "v2 is the active version" in active.output
+    assert "removed model version v1" in run_cli("adapt", tmp_path / "lib", "--remove",
+                                                 "v1").output
+    assert not (v2.parent / "v1").exists()
+    assert "v1" not in run_cli("adapt", tmp_path / "lib", "--list").output
+    assert run_cli("adapt", tmp_path / "lib", "--use", "v1", check=False).exit_code == 1
     bad = run_cli("adapt", tmp_path / "lib", "--ratio", "1.5", check=False)
     assert bad.exit_code == 2 and "--ratio" in bad.output
