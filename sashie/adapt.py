@@ -2,7 +2,7 @@
 
 The seed paper's recipe (§4.4.2): the image encoder stays frozen; a CLIP-Adapter after it,
 
-    A(v) = normalize(R · (W2 relu(W1 v + b1) + b2) + (1 − R) · v)      W1: D → D/4, W2: D/4 → D
+    A(v) = normalize(R · (W2 relu(W1 v + b1) + b2) + (1 − R) · v),   W1: D → D/4, W2: D/4 → D
 
 and every parameter of the text encoder are trained with the symmetric InfoNCE loss on
 (stored image vector, caption) pairs, AdamW, negatives from the batch. Training reads the
@@ -20,7 +20,7 @@ import hashlib
 import json
 import math
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -143,9 +143,11 @@ def text_parameters(encoder) -> dict[str, torch.nn.Parameter]:
 
 
 def logit_scale(encoder) -> float:
+    """The model's own contrastive temperature (as a multiplier), at most 100 as in CLIP."""
     scale = getattr(encoder.model, "logit_scale", None)
-    value = float(scale.detach().exp()) if isinstance(scale, torch.Tensor) else 1 / DEFAULT_TEMPERATURE
-    return min(value, 100.0)
+    if not isinstance(scale, torch.Tensor):
+        return 1 / DEFAULT_TEMPERATURE
+    return min(float(scale.detach().exp()), 100.0)
 
 
 def train_adapter(encoder, vectors: np.ndarray, captions: Sequence[str],
@@ -331,5 +333,3 @@ def loss_table(trained: Trained) -> str:
     return "\n".join(lines)
 
 
-def settings_dict(settings: AdaptSettings) -> dict:
-    return asdict(settings)

@@ -101,17 +101,20 @@ def annotate(lib: Library, relevant: dict[str, set[int]], vocab: Vocabulary, *,
     return found_by_key, judged_total
 
 
+def kept_outside(lib: Library, item_ids: np.ndarray, skip: set[int]) -> np.ndarray:
+    """Which rows of the library's index the filter kept and are not in `skip`."""
+    allowed = ~np.isin(item_ids, np.fromiter(skip, np.int64, len(skip)))
+    excluded = lib.excluded_rows()
+    return allowed if excluded is None else allowed & ~excluded
+
+
 def measure(lib: Library, relevant: dict[str, set[int]],
             groups: dict[str, dict[str, tuple[str, str]]], skip: set[int]) -> dict:
     """Text -> illustration P@10 and P@100 per group and language with the active version,
     over the kept items outside `skip`; `groups` name each concept (English, Japanese)."""
     index = lib.index()
-    excluded = lib.excluded_rows()
-    allowed = ~np.isin(index.item_ids, np.fromiter(skip, np.int64, len(skip)))
-    if excluded is not None:
-        allowed &= ~excluded
-    vectors = index.vectors[allowed]
-    item_ids = index.item_ids[allowed]
+    allowed = kept_outside(lib, index.item_ids, skip)
+    vectors, item_ids = index.vectors[allowed], index.item_ids[allowed]
     encoder = lib.query_encoder()
     out = {}
     for group, names in groups.items():
@@ -134,10 +137,7 @@ def nearest_examples_p10(lib: Library, relevant: dict[str, set[int]],
                          found: dict[str, list[int]], skip: set[int]) -> float:
     """P@10 of ranking kept items by similarity to their NEAREST annotated examples."""
     index = lib.index(version=BASE)
-    excluded = lib.excluded_rows()
-    allowed = ~np.isin(index.item_ids, np.fromiter(skip, np.int64, len(skip)))
-    if excluded is not None:
-        allowed &= ~excluded
+    allowed = kept_outside(lib, index.item_ids, skip)
     vectors, item_ids = index.vectors[allowed], index.item_ids[allowed]
     values = []
     for key, items in found.items():
@@ -218,9 +218,7 @@ def run_adapt_experiment(lib: Library, label: str, item_concepts: dict[int, set[
         for n, item in enumerate(items):
             lib.annotate([item], groups["heldout"][key][n % 2])
     skip = {item for items in found.values() for item in items}
-    excluded = lib.excluded_rows()
-    experiment = AdaptExperiment(label, int(len(lib.index()) - (0 if excluded is None
-                                                                 else excluded.sum())),
+    experiment = AdaptExperiment(label, int(kept_outside(lib, lib.index().item_ids, set()).sum()),
                                  len(found), len(lib.catalog.annotations()), judged,
                                  taught="new words" if new_words else "held-out")
     experiment.rows.append({"name": "before", "seconds": 0.0,
@@ -259,7 +257,8 @@ def format_experiment(experiment: AdaptExperiment) -> str:
     lines = [f"adaptation ({e.label}): {taught}, {e.pairs} pairs found by multi-image queries "
              f"+ feedback ({e.judged} results judged), {e.items} items; P@k over items "
              "outside the training pairs",
-             f"| model                     | {e.taught + ' P@10 en':>17} | ja    | P@100 en | ja    "
+             f"| model                     | {e.taught + ' P@10 en':>17} "
+             "| ja    | P@100 en | ja    "
              "| seen P@10 en | ja    | P@100 en | ja    | train s |",
              "|---------------------------|-------------------|-------|----------|-------"
              "|--------------|-------|----------|-------|---------|"]

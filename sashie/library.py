@@ -29,7 +29,7 @@ from typing import Callable, Iterator, Sequence
 import numpy as np
 
 from .adapt import (AdaptSettings, Trained, data_hash, load_text_state, read_version,
-                    save_version, settings_dict, train_adapter)
+                    save_version, train_adapter)
 from .catalog import Catalog
 from .encoders import DEMO_MODEL, DEMO_MODEL_DIR, Encoder, load_encoder
 from .errors import SashieError
@@ -416,16 +416,17 @@ class Library:
     def vectors_of(self, item_ids: Sequence[int], model: str | None = None, *,
                    version: str | None = None) -> np.ndarray:
         """The stored vectors of these items (float32, in the order given), of the active
-        version unless `version` says ("base": the encoder's own)."""
-        index = self.index(model, version=version)
+        version unless `version` says ("base": the encoder's own). Base vectors not loaded
+        yet are read from the vector file, so a few rows never load the whole index."""
+        model_id = self._model_id(model)
+        version = self.active_version(model_id) if version is None else version
         wanted = np.asarray(item_ids, np.int64)
-        order = np.argsort(index.item_ids, kind="stable")
-        known = index.item_ids[order]
-        at = np.minimum(np.searchsorted(known, wanted), max(len(known) - 1, 0))
-        found = known[at] == wanted if len(known) else np.zeros(len(wanted), bool)
-        if not found.all():
-            raise SashieError(f"item {int(wanted[~found][0])} has no vector of this model")
-        return index.vectors[order[at]]
+        if version == BASE and (model_id, BASE) not in self._indexes:
+            files, rows, stored_ids, live = self._stored(model_id)
+            found = _rows_of(np.where(live, stored_ids, -1), wanted)
+            return np.asarray(files.vectors(rows)[found], np.float32)
+        index = self.index(model_id, version=version)
+        return index.vectors[_rows_of(index.item_ids, wanted)]
 
     def train_filter(self, *, learners: Sequence[str] = LEARNERS, seed: int = 0,
                      model: str | None = None) -> TrainReport:
@@ -438,8 +439,8 @@ class Library:
         if len(item_ids) == 0:
             raise SashieError("no labels yet; run `sashie filter label` first")
         # the filter judges base vectors: they do not change when the model is adapted
-        report = train_filter(self.vectors_of(item_ids, model_id, version=BASE), keep, learners=learners,
-                              seed=seed, progress=self.progress)
+        report = train_filter(self.vectors_of(item_ids, model_id, version=BASE), keep,
+                              learners=learners, seed=seed, progress=self.progress)
         best = report.best
         best.filter.meta.update(model_id=model_id, labels=len(item_ids),
                                 trained=time.strftime("%Y-%m-%dT%H:%M:%S"), seed=seed,
@@ -585,7 +586,7 @@ class Library:
                       "data_hash": data_hash(model_id, keys), "pairs": len(captions),
                       "captions": len(set(captions)),
                       "annotations": str(annotations) if annotations else "library",
-                      "settings": settings_dict(settings), "device": trainee.device,
+                      "settings": asdict(settings), "device": trainee.device,
                       "created": time.strftime("%Y-%m-%dT%H:%M:%S")}
             save_version(folder, trained, record)
             started = time.perf_counter()
@@ -656,15 +657,16 @@ class Library:
     def _background(self, model_id: str, keys: list[tuple], seed: int,
                     count: int = BACKGROUND) -> np.ndarray:
         """Base vectors of up to `count` random kept items that carry no annotation: what the
-        adapter must leave in place, and negatives for the captions."""
-        index = self.index(model_id, version=BASE)
-        allowed = ~np.isin(index.item_ids, [item for item, _ in keys])
-        excluded = self.excluded_rows(model_id)
-        if excluded is not None:
-            allowed &= ~excluded
-        rows = np.nonzero(allowed)[0]
+        adapter must leave in place, and negatives for the captions (read from the file)."""
+        files, rows, stored_ids, live = self._stored(model_id)
+        live_rows = np.nonzero(live)[0]
+        live_ids = stored_ids[live_rows]
+        allowed = ~np.isin(live_ids, [item for item, _ in keys])
+        allowed &= ~np.isin(live_ids, self.catalog.excluded_item_ids())
+        candidates = np.nonzero(allowed)[0]
         rng = np.random.default_rng(seed)
-        return index.vectors[np.sort(rng.choice(rows, min(count, len(rows)), replace=False))]
+        chosen = np.sort(rng.choice(candidates, min(count, len(candidates)), replace=False))
+        return np.asarray(files.vectors(rows)[live_rows[chosen]], np.float32)
 
     def _next_version_name(self, model_id: str) -> str:
         taken = set(self.models[model_id].get("versions", {}))
@@ -808,6 +810,17 @@ class Library:
         self.close()
 
 
+def _rows_of(row_ids: np.ndarray, wanted: np.ndarray) -> np.ndarray:
+    """The row of each wanted item id in `row_ids`, or an error naming one that has none."""
+    order = np.argsort(row_ids, kind="stable")
+    known = row_ids[order]
+    at = np.minimum(np.searchsorted(known, wanted), max(len(known) - 1, 0))
+    found = known[at] == wanted if len(known) else np.zeros(len(wanted), bool)
+    if not found.all():
+        raise SashieError(f"item {int(wanted[~found][0])} has no vector of this model")
+    return order[at]
+
+
 def read_annotation_file(lib: Library, model_id: str, path: Path
                          ) -> tuple[np.ndarray, list[str], list[tuple]]:
     """Pairs from an annotations.jsonl (`sashie annotations export`): an item of this library
@@ -817,7 +830,8 @@ def read_annotation_file(lib: Library, model_id: str, path: Path
         lines = path.read_text(encoding="utf-8").splitlines()
     except (OSError, UnicodeDecodeError) as e:
         raise SashieError(f"cannot read annotations {path} ({e})") from None
-    stored = set(lib.index(model_id, version=BASE).item_ids.tolist())
+    _, _, stored_ids, live = lib._stored(model_id)
+    stored = set(stored_ids[live].tolist())
     items, crops, captions, keys = [], [], [], []
     for number, line in enumerate(lines, start=1):
         if not line.strip():
