@@ -22,7 +22,7 @@ from .library import Library
 from .regions import Region, iou, overlap
 from .search import VectorIndex, cv_dimensions, random_dimensions, top_k
 from .sources import PageRef
-from .world import make_world, read_truth
+from .world import make_world, read_truth, world_meta
 from .world.artists import Artists
 from .world.vocab import Vocabulary, vocabulary
 
@@ -112,9 +112,11 @@ class BenchResult:
 
 
 def run_bench(*, pages: int, seed: int, model: str | None, workdir: Path,
-              progress: bool = False, adapt: bool = False) -> BenchResult:
+              progress: bool = False, adapt: bool = False,
+              world: Path | None = None) -> BenchResult:
     started = time.time()
-    world = make_world(workdir / "world", pages=pages, seed=seed, progress=progress)
+    if world is None:
+        world = make_world(workdir / "world", pages=pages, seed=seed, progress=progress)
     truth = read_truth(world)
     lib = Library(workdir / "library", create=True, progress=progress)
     lib.add([str(world / "pages")], model=model, regions=["whole", OracleRegions(truth)])
@@ -280,9 +282,15 @@ def format_table(result: BenchResult) -> str:
 
 def bench(*, quick: bool = False, pages: int | None = None, seed: int = 1000,
           model: str | None = None, keep: str | None = None, progress: bool = False,
-          adapt: bool = False) -> BenchResult:
+          adapt: bool = False, world: str | None = None) -> BenchResult:
+    """Measure on a world drawn for the purpose, or on an existing one (`sashie world`),
+    whose page count and seed then come from its world.json."""
     pages = pages or (300 if quick else 2000)
-    options = dict(pages=pages, seed=seed, model=model, progress=progress, adapt=adapt)
+    if world is not None:
+        meta = world_meta(world)
+        pages, seed = meta["pages"], meta["seed"]
+    options = dict(pages=pages, seed=seed, model=model, progress=progress, adapt=adapt,
+                   world=Path(world) if world is not None else None)
     if keep:
         return run_bench(workdir=Path(keep), **options)
     with tempfile.TemporaryDirectory(prefix="sashie-bench-") as tmp:

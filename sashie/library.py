@@ -51,7 +51,7 @@ FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
 CATALOG = "catalog.sqlite"
 FILTER = "filter"
-BACKGROUND = 4096  # other items' vectors an adaptation keeps in place
+BACKGROUND = 16384  # other items' vectors an adaptation keeps in place
 
 
 @dataclass(frozen=True)

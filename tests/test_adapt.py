@@ -15,11 +15,13 @@ import torch
 from conftest import make_pages, run_cli
 from PIL import Image
 
-from sashie.adapt import AdaptSettings, VisualAdapter, apply_adapter
+from sashie.adapt import (AdaptSettings, VisualAdapter, apply_adapter, train_adapter,
+                          vocabulary_anchors)
+from sashie.encoders import load_encoder
 from sashie.errors import SashieError
 from sashie.library import Library
 
-QUICK = AdaptSettings(epochs=100, batch=8, lr=1e-2, adapter_lr=3e-2, seed=0)
+QUICK = AdaptSettings(epochs=300, batch=8, lr=3e-3, adapter_lr=1e-2, seed=0)
 
 
 def direct_formula(v: np.ndarray, arrays: dict, ratio: float) -> np.ndarray:
@@ -97,13 +99,57 @@ def test_adapting_teaches_a_word_and_changes_the_text_encoder(annotated, tiny_cl
     assert len(changed) > len(tuned) // 2
     record = json.loads((report.folder / "version.json").read_text())
     assert record["base_model"] == lib.default_model and len(record["data_hash"]) == 12
-    assert record["settings"]["epochs"] == 100 and len(record["losses"]) == 100 * 2
+    assert record["settings"]["epochs"] == 300 and len(record["losses"]) == 300 * 2
     assert Image.open(report.folder / "loss.png").size[0] > 100
 
     lib.use("base")  # back: the base encoder and vectors, the word unknown again
     assert abs(word_margin(lib, "zorblat", items[:8]) - before) < 1e-6
     lib.use("v1")
     assert abs(word_margin(lib, "zorblat", items[:8]) - after) < 1e-6
+
+
+def test_training_takes_at_least_min_steps(annotated):
+    lib, _ = annotated
+    report = lib.adapt(settings=AdaptSettings(epochs=1, batch=8, min_steps=10))
+    # 12 pairs in batches of 8 are 2 steps an epoch: 5 epochs reach 10 steps
+    assert len(report.trained.losses) == 10 and len(report.trained.epoch_losses) == 5
+
+
+@pytest.fixture(scope="module")
+def demo_encoder():
+    return load_encoder("sashie-demo")
+
+
+def test_vocabulary_anchors_are_the_models_words_but_not_the_taught_ones(demo_encoder):
+    anchors = vocabulary_anchors(demo_encoder.tokenizer, ["a crane", "鶴の挿絵"], count=400)
+    assert len(anchors) == 400 and len(set(anchors)) == 400
+    bare = anchors[::2]
+    assert all(len(w) >= 2 and w.isalpha() for w in bare)
+    assert any(not w.isascii() for w in bare)  # Japanese words too, from the same tokenizer
+    phrases = anchors[1::2]
+    assert all(p.startswith("an illustration of ") or p.endswith("の挿絵") for p in phrases)
+    words = {a.removeprefix("an illustration of ").removesuffix("の挿絵") for a in anchors}
+    assert not {"crane", "鶴", "挿絵", "an"} & words
+    assert vocabulary_anchors(demo_encoder.tokenizer, [], count=400, seed=1) != \
+        vocabulary_anchors(demo_encoder.tokenizer, [], count=400, seed=2)
+
+
+def test_anchors_keep_the_models_other_words_in_place(demo_encoder):
+    """Teaching a new word at a high rate moves every text vector; the anchor loss holds the
+    model's own vocabulary (measured on words it did not train on) where it was."""
+    rng = np.random.default_rng(0)
+    images = rng.standard_normal((32, demo_encoder.dim)).astype(np.float32)
+    captions = ["zorblat"] * 16 + ["quixotl"] * 16
+    words = vocabulary_anchors(demo_encoder.tokenizer, captions, count=6000, seed=9)[-200:]
+    before = demo_encoder.encode_texts(words)
+    drift = {}
+    for weight in (0.0, 30.0):
+        encoder = load_encoder("sashie-demo")
+        settings = AdaptSettings(epochs=1, min_steps=20, batch=16, lr=3e-3,
+                                 train_adapter=False, anchor_weight=weight)
+        train_adapter(encoder, images, captions, settings)
+        drift[weight] = float(1 - (encoder.encode_texts(words) * before).sum(1).mean())
+    assert drift[30.0] < drift[0.0] / 2, drift
 
 
 def test_stored_adapted_vectors_equal_encoding_the_images_again(annotated, tmp_path):

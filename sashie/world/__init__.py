@@ -120,6 +120,19 @@ def judge_items(boxes: list[tuple[str, tuple]], truth: list[dict]
     return keep, text_only
 
 
+def world_meta(world: str | os.PathLike) -> dict:
+    """A world's world.json: its seed, page count, vocabulary and credits."""
+    path = Path(world) / "world.json"
+    try:
+        meta = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as e:
+        raise SashieError(f"{world} is not a world made by `sashie world` ({e})") from None
+    if meta.get("world_version") != WORLD_VERSION:
+        raise SashieError(f"{world} was drawn by another version of `sashie world` "
+                          f"({meta.get('world_version')}, this one draws {WORLD_VERSION})")
+    return meta
+
+
 def read_truth(world: str | os.PathLike) -> list[dict]:
     """The ground truth of a world, one dict a page, with `page` made an absolute path."""
     world = Path(world)
