@@ -55,7 +55,7 @@ class AdaptSettings:
     keep_weight: float = 10.0  # how strongly the rest of the collection stays where it was
     min_steps: int = 100  # epochs are repeated until at least this many steps were taken
     negatives: int = 4096  # other items' vectors each caption is told apart from, a step
-    anchor_weight: float = 30.0  # how strongly the model's own words keep their meaning
+    anchor_weight: float = 100.0  # how strongly the model's own words keep their meaning
     seed: int = 0
 
     def check(self) -> None:
