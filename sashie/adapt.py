@@ -234,18 +234,17 @@ def train_adapter(encoder, vectors: np.ndarray, captions: Sequence[str],
         groups.append({"params": list(text_params.values()), "lr": settings.lr})
     optimizer = torch.optim.AdamW(groups, weight_decay=0.01)
 
-    batches_per_epoch = len(captions) // settings.batch + (len(captions) % settings.batch >= 2)
-    epochs = max(settings.epochs, math.ceil(settings.min_steps / batches_per_epoch))
-    steps = epochs * batches_per_epoch
+    # where each batch of an epoch starts; a lone pair left at the end has no negatives
+    starts = [s for s in range(0, len(captions), settings.batch) if len(captions) - s >= 2]
+    epochs = max(settings.epochs, math.ceil(settings.min_steps / len(starts)))
+    steps = epochs * len(starts)
     trained = Trained(adapter, {})
     step = 0
     for _ in range(epochs):
         order = rng.permutation(len(captions))
         epoch = []
-        for start in range(0, len(order), settings.batch):
+        for start in starts:
             batch = order[start : start + settings.batch]
-            if len(batch) < 2:  # a lone pair has no negatives
-                continue
             image = images[batch]
             others = None
             if background is not None:

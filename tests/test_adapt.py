@@ -21,6 +21,8 @@ from sashie.encoders import load_encoder
 from sashie.errors import SashieError
 from sashie.library import Library
 
+# A tiny random model learns in many short steps at a high rate (its byte-level tokenizer has
+# no words, so no anchors are kept).
 QUICK = AdaptSettings(epochs=300, batch=8, lr=3e-3, adapter_lr=1e-2, seed=0)
 
 
