@@ -50,9 +50,11 @@ class OracleRegions:
 
 
 def item_concepts(item_boxes: list[tuple[str, tuple]], truth: list[dict], *,
-                  parts: bool = False) -> list[set[str]]:
+                  parts: bool = False, figures: bool = False) -> list[set[str]]:
     """For each (page, bbox), the concepts of the illustrations it overlaps at IoU >= 0.5
-    (with `parts`, also of those covering at least half of the box: a crop of a figure)."""
+    (with `parts`, also of those covering at least half of the box: a crop of a figure; with
+    `figures`, also each concept whose own figure the box shows: at least half of the figure
+    is inside the box and at least half of the box is picture)."""
     by_page = {row["page"]: row for row in truth}
     out = []
     for page, bbox in item_boxes:
@@ -62,6 +64,11 @@ def item_concepts(item_boxes: list[tuple[str, tuple]], truth: list[dict], *,
             box = ill["bbox"]
             if iou(bbox, box) >= 0.5 or (parts and overlap(bbox, box) >= area / 2):
                 concepts |= set(ill["concepts"])
+            elif figures and overlap(bbox, box) >= area / 2:
+                for concept, figure in zip(ill["concepts"], ill.get("figures", ())):
+                    figure_area = (figure[2] - figure[0]) * (figure[3] - figure[1])
+                    if overlap(bbox, figure) >= figure_area / 2:
+                        concepts.add(concept)
         out.append(concepts)
     return out
 

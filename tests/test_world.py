@@ -43,6 +43,10 @@ def test_ground_truth_is_consistent(tmp_path):
             assert 1 <= len(illustration["concepts"]) <= 4
             assert set(illustration["concepts"]) <= known
             assert illustration["style"] in ("ink", "colour")
+            assert len(illustration["figures"]) == len(illustration["concepts"])
+            x0, y0, x1, y1 = illustration["bbox"]
+            for f in illustration["figures"]:  # each figure lies inside its illustration
+                assert x0 <= f[0] < f[2] <= x1 and y0 <= f[1] < f[3] <= y1
         if row["kind"] in ("mixed", "full"):
             assert row["illustrations"]
         if row["kind"] == "blank":
@@ -81,3 +85,17 @@ def test_world_command(tmp_path):
     assert len(list((tmp_path / "w" / "pages").glob("*.jpg"))) == 3
     done = run_cli("world", tmp_path / "w", "--pages", "3", check=False)
     assert done.exit_code != 0 and done.stderr.startswith("error: ")
+
+
+def test_a_crop_of_one_figure_shows_that_concept_only():
+    from sashie.bench import item_concepts
+
+    truth = [{"page": "p", "illustrations": [{
+        "bbox": [0, 0, 200, 200], "concepts": ["cat", "dog"],
+        "figures": [[0, 0, 90, 90], [110, 110, 200, 200]]}]}]
+    whole, cat, dog, both, page = ([0, 0, 200, 200], [0, 0, 100, 100], [100, 100, 200, 200],
+                                   [0, 0, 200, 120], [0, 0, 1000, 1000])
+    boxes = [("p", b) for b in (whole, cat, dog, both, page)]
+    assert item_concepts(boxes, truth) == [{"cat", "dog"}, set(), set(), {"cat", "dog"}, set()]
+    assert item_concepts(boxes, truth, figures=True) == [
+        {"cat", "dog"}, {"cat"}, {"dog"}, {"cat", "dog"}, set()]

@@ -23,7 +23,7 @@ from .artists import CREDITS, Artists, Concept
 from .pages import PAGE_SIZE, make_page
 from .vocab import QUERY_SHARE, Vocabulary, vocabulary
 
-WORLD_VERSION = 1
+WORLD_VERSION = 2  # 2: the truth holds a box for each concept's figure
 
 
 class ConceptPicker:

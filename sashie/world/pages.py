@@ -27,6 +27,7 @@ class Illustration:
     bbox: tuple[int, int, int, int]
     concepts: list[str]  # concept keys
     style: str  # "ink" or "colour"
+    figures: list[tuple[int, int, int, int]] = field(default_factory=list)  # a box a concept
 
 
 @dataclass
@@ -43,7 +44,8 @@ class PageTruth:
             "width": self.width,
             "height": self.height,
             "illustrations": [
-                {"bbox": list(i.bbox), "concepts": i.concepts, "style": i.style}
+                {"bbox": list(i.bbox), "concepts": i.concepts, "style": i.style,
+                 "figures": [list(f) for f in i.figures]}
                 for i in self.illustrations
             ],
             "text_blocks": [list(b) for b in self.text_blocks],
@@ -163,8 +165,9 @@ def _drawing(rng, artists: Artists, concept: Concept, artist: str, size: int) ->
 
 def draw_illustration(rng, artists: Artists, concepts: list[Concept], artist: str,
                       box: tuple[int, int, int, int], page: Image.Image
-                      ) -> tuple[int, int, int, int]:
-    """Draw 1-4 concepts inside `box` on the page; returns the illustration's bbox."""
+                      ) -> tuple[tuple[int, int, int, int], list[tuple[int, int, int, int]]]:
+    """Draw 1-4 concepts inside `box` on the page; returns the illustration's bbox and the
+    box of each concept's figure."""
     x0, y0, x1, y1 = box
     width, height = x1 - x0, y1 - y0
     n = len(concepts)
@@ -186,9 +189,9 @@ def draw_illustration(rng, artists: Artists, concepts: list[Concept], artist: st
     if rng.random() < 0.5:  # a ruled frame around the picture
         draw = ImageDraw.Draw(page)
         draw.rectangle(box, outline=INK, width=int(rng.integers(2, 5)))
-        return box
+        return box, drawn
     return (min(b[0] for b in drawn), min(b[1] for b in drawn),
-            max(b[2] for b in drawn), max(b[3] for b in drawn))
+            max(b[2] for b in drawn), max(b[3] for b in drawn)), drawn
 
 
 def make_page(rng: np.random.Generator, artists: Artists, pick_concepts,
@@ -264,6 +267,6 @@ def _illustrate(rng, artists, pick_concepts, page, truth, box) -> None:
     artist = "noto" if rng.random() < 0.6 else "openmoji"
     n = int(rng.choice([1, 2, 3, 4], p=[0.4, 0.3, 0.2, 0.1]))
     concepts = pick_concepts(rng, n)
-    bbox = draw_illustration(rng, artists, concepts, artist, box, page)
+    bbox, figures = draw_illustration(rng, artists, concepts, artist, box, page)
     truth.illustrations.append(Illustration(bbox, [c.key for c in concepts],
-                                            PAGE_STYLES[artist]))
+                                            PAGE_STYLES[artist], figures))

@@ -69,8 +69,8 @@ def render_sample(rng: np.random.Generator, artists: Artists, seen: tuple[Concep
         artist = "noto" if rng.random() < 0.6 else "openmoji"
         w, h = int(rng.integers(140, 320)), int(rng.integers(140, 320))
         patch = paper_patch(rng, (w + 80, h + 80))
-        bbox = draw_illustration(rng, artists, [seen[i] for i in picked], artist,
-                                 (40, 40, 40 + w, 40 + h), patch)
+        bbox, _ = draw_illustration(rng, artists, [seen[i] for i in picked], artist,
+                                    (40, 40, 40 + w, 40 + h), patch)
         pad = int(rng.integers(0, 30))
         crop = patch.crop((max(0, bbox[0] - pad), max(0, bbox[1] - pad),
                            min(patch.width, bbox[2] + pad), min(patch.height, bbox[3] + pad)))
