@@ -56,14 +56,20 @@ class AdaptSettings:
     min_steps: int = 100  # epochs are repeated until at least this many steps were taken
     negatives: int = 4096  # other items' vectors each caption is told apart from, a step
     anchor_weight: float = 100.0  # how strongly the model's own words keep their meaning
+    # The captioned pictures, remembered: a query for a taught caption also ranks items by
+    # their likeness to its examples (memory.py); 0 leaves them out.
+    example_weight: float = 1.0
+    example_sharpness: float = 5.0
     seed: int = 0
 
     def check(self) -> None:
         if self.epochs < 1 or self.batch < 2 or self.min_steps < 0 or self.negatives < 0:
             raise SashieError("adapt needs --epochs >= 1, --batch >= 2, --min-steps >= 0 "
                               "and --negatives >= 0")
-        if self.keep_weight < 0 or self.anchor_weight < 0:
-            raise SashieError("--keep-weight and --anchor-weight must be >= 0")
+        if self.keep_weight < 0 or self.anchor_weight < 0 or self.example_weight < 0:
+            raise SashieError("--keep-weight, --anchor-weight and --example-weight must be >= 0")
+        if self.example_sharpness <= 0:
+            raise SashieError("--example-sharpness must be positive")
         if not 0.0 <= self.ratio <= 1.0:
             raise SashieError("--ratio must be between 0 and 1")
         if self.lr <= 0 or self.adapter_lr <= 0:
@@ -133,6 +139,7 @@ class Trained:
     losses: list[float] = field(default_factory=list)  # one a step
     epoch_losses: list[float] = field(default_factory=list)
     seconds: float = 0.0
+    anchors: list[str] = field(default_factory=list)  # the words kept in place, if any
 
 
 def text_parameters(encoder) -> dict[str, torch.nn.Parameter]:
@@ -238,7 +245,7 @@ def train_adapter(encoder, vectors: np.ndarray, captions: Sequence[str],
     starts = [s for s in range(0, len(captions), settings.batch) if len(captions) - s >= 2]
     epochs = max(settings.epochs, math.ceil(settings.min_steps / len(starts)))
     steps = epochs * len(starts)
-    trained = Trained(adapter, {})
+    trained = Trained(adapter, {}, anchors=anchors)
     step = 0
     for _ in range(epochs):
         order = rng.permutation(len(captions))

@@ -7,8 +7,9 @@ wrong by the ground truth; the first ANNOTATE_PER_CONCEPT right ones (fewer when
 make more than MAX_PAIRS in all) are captioned (the
 English name or the Japanese one, in turn). The library is then adapted (`Library.adapt`)
 and text queries are measured before and after, for the held-out and the seen query concepts,
-counting only items outside the training pairs. Ablations: adapter only, text encoder only,
-both with R = 0.2 (the default), 0.5, 0.8, and the paper's recipe as written.
+counting only items outside the training pairs. Ablations: without the remembered examples
+(memory.py), adapter only, text encoder only, both with R = 0.2 (the default), 0.5, 0.8, and
+the paper's recipe as written.
 
 `new_words` runs the same with pictures the model knows and words it does not: half the seen
 query concepts are captioned with invented words (romaji and katakana), the other half must
@@ -35,6 +36,7 @@ from .labelling import ground_truth_labels
 from .encoders import normalize_rows
 from .errors import SashieError
 from .library import Library
+from .search import VectorIndex
 from .versions import BASE
 from .world.artists import Artists
 from .world.vocab import Vocabulary
@@ -48,9 +50,10 @@ NEAREST = 3
 # The seed paper's settings as written, without sashie's additions: 3 epochs whatever the
 # number of steps, the paper's learning rates, negatives from the batch, no anchors.
 PAPER_RECIPE = {"lr": 5e-5, "adapter_lr": 1e-3, "min_steps": 0, "negatives": 64,
-                "anchor_weight": 0.0}
+                "anchor_weight": 0.0, "example_weight": 0.0}
 VARIANTS = (  # (name, settings relative to the defaults)
     ("adapter + text, R 0.2", {}),
+    ("without examples", {"example_weight": 0.0}),
     ("adapter only, R 0.2", {"train_text": False}),
     ("text only", {"train_adapter": False}),
     ("adapter + text, R 0.5", {"ratio": 0.5}),
@@ -123,6 +126,8 @@ def measure(lib: Library, relevant: dict[str, set[int]],
     allowed = kept_outside(lib, index.item_ids, skip)
     vectors, item_ids = index.vectors[allowed], index.item_ids[allowed]
     encoder = lib.query_encoder()
+    memory = lib.memory()
+    search = VectorIndex(vectors, item_ids)
     out = {}
     for group, names in groups.items():
         keys = list(names)
@@ -131,7 +136,11 @@ def measure(lib: Library, relevant: dict[str, set[int]],
                      else f"{names[k][1]}の挿絵" for k in keys]
             p10, p100 = [], []
             for key, text_vector in zip(keys, encoder.encode_texts(texts)):
-                scores = vectors @ text_vector
+                if memory is None:
+                    scores = search.scores(text_vector)
+                else:
+                    scores = search.scores(text_vector, examples=memory.asked_for(text_vector),
+                                           weight=memory.weight, sharpness=memory.sharpness)
                 truth = np.isin(item_ids, np.fromiter(relevant[key], np.int64))
                 p10.append(precision_at(scores, truth, 10))
                 p100.append(precision_at(scores, truth, 100))
@@ -175,10 +184,11 @@ def layout_library(folder: Path, world: Path, model: str | None, *, seed: int,
 
 
 def concepts_of_items(lib: Library, truth: list[dict]) -> dict[int, set[str]]:
-    """Each item's concepts: those of the illustrations it matches at IoU >= 0.5."""
+    """Each item's concepts: those of the illustrations it matches at IoU >= 0.5, and those
+    whose figure it shows (a layout region may hold one figure of a scene of four)."""
     rows = lib.catalog.items()
     return dict(zip([r.id for r in rows], item_concepts([(r.page, r.bbox) for r in rows],
-                                                        truth)))
+                                                        truth, figures=True)))
 
 
 def invented_words(keys: Sequence[str], seed: int, taken: set[str]) -> dict[str, tuple[str,

@@ -245,6 +245,10 @@ def annotations_export(library, out_dir):
 @click.option("--anchor-weight", default=_ADAPT.anchor_weight, show_default=True,
               type=click.FloatRange(0),
               help="How strongly the model's own words (from its tokenizer) keep their meaning.")
+@click.option("--example-weight", default=_ADAPT.example_weight, show_default=True,
+              type=click.FloatRange(0),
+              help="How much a query for a taught caption also ranks items by their likeness "
+                   "to the captioned examples (0: the tuned text vector alone).")
 @click.option("--only", type=click.Choice(["adapter", "text"]),
               help="Train only the visual adapter, or only the text encoder (default both).")
 @click.option("--seed", default=0, show_default=True, type=int)
@@ -256,7 +260,7 @@ def annotations_export(library, out_dir):
               help="Do not train: delete VERSION (not the active one) and its vectors.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def adapt(library, annotations_file, epochs, batch, min_steps, lr, adapter_lr, ratio, negatives,
-          keep_weight, anchor_weight, only, seed, device,
+          keep_weight, anchor_weight, example_weight, only, seed, device,
           use_version, list_versions, remove_version, as_json):
     """Teach the model LIBRARY's own words from its annotations, without re-encoding images.
 
@@ -264,7 +268,9 @@ def adapt(library, annotations_file, epochs, batch, min_steps, lr, adapter_lr, r
     text encoder on their captions (symmetric InfoNCE, AdamW; always from the base model, so
     rounds of annotate -> adapt do not drift). The result is a new model version: every vector
     is passed through the adapter into a new vector file (the old ones stay), searches then
-    use the tuned text encoder, and pages indexed later go through the adapter too.
+    use the tuned text encoder, and pages indexed later go through the adapter too. The
+    version also remembers the captioned examples: a text query for a taught caption ranks
+    items by their likeness to them as well (--example-weight 0 turns that off).
 
     \b
     sashie annotations add LIB 几帳 12 40 41      caption what you found (or on the web page)
@@ -304,7 +310,7 @@ def adapt(library, annotations_file, epochs, batch, min_steps, lr, adapter_lr, r
     settings = AdaptSettings(epochs=epochs, batch=batch, min_steps=min_steps, lr=lr,
                              adapter_lr=adapter_lr, ratio=ratio, negatives=negatives,
                              keep_weight=keep_weight, anchor_weight=anchor_weight,
-                             train_adapter=only != "text",
+                             example_weight=example_weight, train_adapter=only != "text",
                              train_text=only != "adapter", seed=seed)
     report = lib.adapt(annotations=annotations_file, settings=settings, device=device)
     if as_json:

@@ -29,7 +29,7 @@ from typing import Callable, Iterator, Sequence
 import numpy as np
 
 from .adapt import (AdaptSettings, Trained, data_hash, load_text_state, read_version,
-                    save_version, train_adapter)
+                    save_version, train_adapter, vocabulary_anchors)
 from .catalog import Catalog
 from .encoders import DEMO_MODEL, DEMO_MODEL_DIR, Encoder, load_encoder
 from .errors import SashieError
@@ -38,6 +38,7 @@ from .filter import (LEARNERS, THRESHOLD, KeepFilter, TrainReport, train_filter,
                      verdict_metrics)
 from .images import DEFAULT_MAX_PIXELS
 from .indexer import AddReport, Indexer, reason_kind
+from .memory import ExampleMemory
 from .query import DEFAULT_DIMS, Query, Term, build_query, parse_query
 from .regions import DEFAULT_DETECTORS, load_detectors
 from .search import VectorIndex, restrict
@@ -101,6 +102,7 @@ class Library:
         self.manifest = self._read_manifest()
         self.catalog = Catalog(self.path / CATALOG)
         self._encoders: dict[str, Encoder] = {}
+        self._memories: dict[str, ExampleMemory | None] = {}
         self._indexes: dict[tuple[str, str], VectorIndex] = {}  # by (model id, version)
         self._excluded: dict[tuple[str, str], np.ndarray] = {}  # rows the filter excluded
 
@@ -249,6 +251,7 @@ class Library:
         self._forget_loaded()
         self._encoders = {k: v for k, v in self._encoders.items()
                           if not isinstance(v, AdaptedEncoder)}
+        self._memories.clear()
 
     @contextmanager
     def _writing(self) -> Iterator[None]:
@@ -353,7 +356,13 @@ class Library:
         except ValueError as e:
             raise SashieError(str(e)) from None
         excluded = None if all_items else self.excluded_rows(model)
-        item_ids, scores = index.search(query_vector, k, query_dims, exclude=excluded)
+        memory = self.memory(model) if vector is None and not images else None
+        if memory is not None and query_dims is None:
+            item_ids, scores = index.search(query_vector, k, exclude=excluded,
+                                            examples=memory.asked_for(query_vector),
+                                            weight=memory.weight, sharpness=memory.sharpness)
+        else:
+            item_ids, scores = index.search(query_vector, k, query_dims, exclude=excluded)
         return self._results(item_ids, scores)
 
     def feedback(self, text: str | None = None, *, images: Sequence[str] = (),
@@ -559,6 +568,18 @@ class Library:
                                                  version)
         return self._encoders[key]
 
+    def memory(self, model: str | None = None) -> ExampleMemory | None:
+        """The active version's remembered examples (memory.py); None for the base model or
+        a version made without them."""
+        model_id = self._find_model(model)
+        version = BASE if model_id is None else self.active_version(model_id)
+        if version == BASE:
+            return None
+        key = f"{model_id}+{version}"
+        if key not in self._memories:
+            self._memories[key] = ExampleMemory.load(self._version_folder(model_id, version))
+        return self._memories[key]
+
     def adapt(self, *, annotations: str | os.PathLike | None = None,
               settings: AdaptSettings = AdaptSettings(), model: str | None = None,
               device: str | None = None,
@@ -589,6 +610,12 @@ class Library:
                       "settings": asdict(settings), "device": trainee.device,
                       "created": time.strftime("%Y-%m-%dT%H:%M:%S")}
             save_version(folder, trained, record)
+            anchors = trained.anchors or vocabulary_anchors(
+                getattr(trainee, "tokenizer", None), captions, seed=settings.seed)
+            if settings.example_weight > 0 and anchors:  # without words, no query can be told
+                ExampleMemory.build(trainee, adapted(trained.adapter, vectors), captions,
+                                    anchors, weight=settings.example_weight,
+                                    sharpness=settings.example_sharpness).save(folder)
             started = time.perf_counter()
             files, rows, item_ids, _ = self._stored(model_id)
             write_version_vectors(folder, trained.adapter, files.vectors(rows), item_ids,
@@ -637,6 +664,7 @@ class Library:
             shutil.rmtree(self._version_folder(model_id, version), ignore_errors=True)
             self._indexes.pop((model_id, version), None)
             self._encoders.pop(f"{model_id}+{version}", None)
+            self._memories.pop(f"{model_id}+{version}", None)
 
     def _catch_up(self, model_id: str, version: str) -> None:
         """Adapt the rows of pages indexed since the version was made, and store them."""

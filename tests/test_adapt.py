@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -275,3 +276,51 @@ def test_cli_adapt_list_use_and_clear_errors(tmp_path, tiny_spec):
     assert run_cli("adapt", tmp_path / "lib", "--use", "v1", check=False).exit_code == 1
     bad = run_cli("adapt", tmp_path / "lib", "--ratio", "1.5", check=False)
     assert bad.exit_code == 2 and "--ratio" in bad.output
+
+
+def test_scores_with_examples_follow_the_formula():
+    from sashie.search import VectorIndex
+
+    rng = np.random.default_rng(4)
+    unit = lambda a: (a / np.linalg.norm(a, axis=-1, keepdims=True)).astype(np.float32)  # noqa: E731
+    vectors, query, examples = (unit(rng.standard_normal(s)) for s in ((3000, 16), 16, (5, 16)))
+    index = VectorIndex(vectors, np.arange(3000))
+    got = index.scores(query, examples=examples, weight=0.7, sharpness=4.0)
+    nearest = (vectors @ examples.T).max(1)
+    np.testing.assert_allclose(got, vectors @ query + 0.7 * np.exp(-4.0 * (1 - nearest)),
+                               rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(index.scores(query, examples=examples[:0]), vectors @ query)
+
+
+@pytest.fixture
+def demo_annotated(tmp_path):
+    """A demo-model library of 24 pages whose first 8 items are captioned 'zorblat'."""
+    make_pages(tmp_path / "pages", 24, seed=3)
+    lib = Library(tmp_path / "lib", create=True)
+    lib.add([str(tmp_path / "pages")], model="sashie-demo", regions="whole")
+    items = lib.index().item_ids.tolist()
+    lib.annotate(items[:8], "zorblat")
+    lib.annotate(items[8:12], "quixotl")
+    return lib, items
+
+
+def test_a_version_remembers_its_examples_and_a_taught_word_finds_them(demo_annotated):
+    lib, items = demo_annotated
+    settings = AdaptSettings(epochs=1, min_steps=5, batch=8)
+    lib.adapt(settings=settings)
+    memory = lib.memory()
+    encoder = lib.query_encoder()
+    taught = encoder.encode_texts(["zorblat"])[0]
+    assert len(memory.asked_for(taught)) == 8  # its own examples, not quixotl's
+    np.testing.assert_allclose(memory.asked_for(taught),
+                               lib.vectors_of(items[:8]), atol=2e-3)
+    # a word the model already knows (one of the anchors training kept) asks for none
+    known = vocabulary_anchors(encoder.inner.tokenizer, ["zorblat", "quixotl"], seed=0)[0]
+    assert len(memory.asked_for(encoder.encode_texts([known])[0])) == 0
+    assert {r.item for r in lib.search("zorblat", k=8)} == set(items[:8])
+
+    plain = lib.adapt(settings=replace(settings, example_weight=0.0))
+    assert lib.memory() is None and not (plain.folder / "examples.safetensors").exists()
+    assert len({r.item for r in lib.search("zorblat", k=8)} & set(items[:8])) < 8
+    lib.use("base")
+    assert lib.memory() is None
