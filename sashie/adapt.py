@@ -169,6 +169,15 @@ def logit_scale(encoder) -> float:
     return min(float(scale.detach().exp()), 100.0)
 
 
+def phrasings(text: str) -> list[str]:
+    """A caption as people put it in a query: alone, or in a phrase of its script. Training
+    draws one of these for each pair, so that a word taught as 几帳 is also learnt in 几帳の挿絵."""
+    if text.isascii():
+        return [text, f"an illustration of {text}", f"a picture of {text}",
+                f"a drawing of {text}"]
+    return [text, f"{text}の挿絵", f"{text}の絵", f"{text}の図"]
+
+
 def vocabulary_anchors(tokenizer, captions: Sequence[str], *, count: int = ANCHOR_TEXTS,
                        seed: int = 0) -> list[str]:
     """Texts whose meaning the tuned text encoder must keep: words of the model's own
@@ -188,8 +197,7 @@ def vocabulary_anchors(tokenizer, captions: Sequence[str], *, count: int = ANCHO
     rng = np.random.default_rng(seed)
     chosen = sorted(words)
     chosen = [chosen[i] for i in rng.permutation(len(chosen))[:count]]
-    texts = [w if i % 2 == 0 else (f"an illustration of {w}" if w.isascii() else f"{w}の挿絵")
-             for i, w in enumerate(chosen)]
+    texts = [w if i % 2 == 0 else phrasings(w)[1] for i, w in enumerate(chosen)]
     return list(dict.fromkeys(texts))  # a tokenizer may hold a phrase as one token
 
 
@@ -221,6 +229,7 @@ def train_adapter(encoder, vectors: np.ndarray, captions: Sequence[str],
     else:
         background = None
     caption_ids = np.unique(np.asarray(captions, dtype=object), return_inverse=True)[1]
+    phrased = [phrasings(c) for c in captions]
     scale = logit_scale(encoder)
 
     groups = []
@@ -262,7 +271,8 @@ def train_adapter(encoder, vectors: np.ndarray, captions: Sequence[str],
                 moved = others
                 others = None if others is None else adapter(others)
             with torch.set_grad_enabled(bool(text_params)):
-                text = F.normalize(encoder._texts([captions[i] for i in batch]).float(), dim=-1)
+                said = [phrased[i][rng.integers(len(phrased[i]))] for i in batch]
+                text = F.normalize(encoder._texts(said).float(), dim=-1)
             loss = contrastive_loss(image, text, caption_ids[batch], scale, others)
             if adapter is not None and others is not None:
                 loss = loss + settings.keep_weight * (1 - (others * moved).sum(-1)).mean()

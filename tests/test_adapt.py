@@ -312,6 +312,8 @@ def test_a_version_remembers_its_examples_and_a_taught_word_finds_them(demo_anno
     encoder = lib.query_encoder()
     taught = encoder.encode_texts(["zorblat"])[0]
     assert len(memory.asked_for(taught)) == 8  # its own examples, not quixotl's
+    phrased = encoder.encode_texts(["an illustration of zorblat", "a picture of quixotl"])
+    assert [len(memory.asked_for(v)) for v in phrased] == [8, 4]
     np.testing.assert_allclose(memory.asked_for(taught),
                                lib.vectors_of(items[:8]), atol=2e-3)
     # a word the model already knows (one of the anchors training kept) asks for none
