@@ -332,10 +332,15 @@ class Library:
         model: str | None = None,
         vector: np.ndarray | None = None,
         all_items: bool = False,
+        text_vector: bool = False,
     ) -> list[Result]:
         """Top-k items for a text or expression, example images, or a ready query vector.
 
         Items the keep/exclude filter excluded are left out unless `all_items`.
+
+        A text query for a caption the active version was taught also ranks items by their
+        likeness to its captioned examples (memory.py); `text_vector` says that a ready
+        `vector` is such a text query.
 
         Several images make a multi-image query: the `dims` dimensions on which the examples
         agree most (lowest coefficient of variation; `select="random"` for the control) are
@@ -356,7 +361,8 @@ class Library:
         except ValueError as e:
             raise SashieError(str(e)) from None
         excluded = None if all_items else self.excluded_rows(model)
-        memory = self.memory(model) if vector is None and not images else None
+        is_text = text_vector if vector is not None else not images
+        memory = self.memory(model) if is_text else None
         if memory is not None and query_dims is None:
             item_ids, scores = index.search(query_vector, k, exclude=excluded,
                                             examples=memory.asked_for(query_vector),

@@ -43,6 +43,7 @@ class StoredQuery:
     dims: np.ndarray | None
     all_items: bool
     text: str
+    text_only: bool = False  # no example image: a taught caption's examples may join in
 
 
 class MarkRequest(BaseModel):
@@ -228,7 +229,8 @@ def create_app(library: str | Path, *, token: str | None = None) -> FastAPI:
             encoder = lib.query_encoder()  # the active model version's
             terms += [Term(1.0, "image", picture) for picture in pictures]
             query = build_query(encoder, terms, dims=parse_dims(dims), select=select)
-        key = remember(StoredQuery(query.vector, query.dims, all_items, text))
+        key = remember(StoredQuery(query.vector, query.dims, all_items, text,
+                                   text_only=not pictures))
         return page_of(key, 0, limit)
 
     def page_of(key: str, offset: int, limit: int) -> dict:
@@ -237,7 +239,7 @@ def create_app(library: str | Path, *, token: str | None = None) -> FastAPI:
             raise SashieError(f"results stop at {MAX_RESULTS}")
         with lock:
             results = lib.search(vector=stored.vector, dims=stored.dims, k=offset + limit,
-                                 all_items=stored.all_items)
+                                 all_items=stored.all_items, text_vector=stored.text_only)
         return {"query": key, "offset": offset,
                 "dims": None if stored.dims is None else len(stored.dims),
                 "results": [_result(r) for r in results[offset:]],

@@ -202,6 +202,10 @@ def test_adapting_from_the_api_runs_in_the_background_and_switches_versions(tmp_
     expired = client.get(f"/api/search/{first['query']}")  # made in the base model's space
     assert "expired" in expired.json()["error"]
     adapted = client.post("/api/search", data={"text": "几帳", "limit": "5"}).json()
+    # the taught caption brings its captioned examples first (the version remembers them:
+    # their likeness to themselves adds 1 to a cosine)
+    assert {r["item"] for r in adapted["results"][:3]} == set(items[:3])
+    assert min(r["score"] for r in adapted["results"][:3]) > 1.0
     switched = client.post("/api/adapt/use", json={"version": "base"}).json()
     assert switched["active"] == "base"
     base = client.post("/api/search", data={"text": "几帳", "limit": "5"}).json()
