@@ -57,12 +57,12 @@ def test_the_adaptation_experiment_reports_before_and_after(small_bench):
         for name in ("heldout_p10_before", "heldout_p10_after", "seen_p10_before",
                      "seen_p10_after", "adapter_only_R_02_heldout_p10",
                      "text_only_seen_p10", "adapter_text_R_08_heldout_p10",
-                     "the_papers_recipe_heldout_p10"):
+                     "the_papers_recipe_heldout_p10", "without_examples_heldout_p10"):
             assert 0.0 <= f[f"{prefix}_{name}"] <= 1.0, (prefix, name)
         assert 0 < f[f"{prefix}_pairs"] <= 300  # at most 30 captions a concept, 300 in all
     layout, oracle, new_words = small_bench.adapt
     assert [r["name"] for r in oracle.rows][:2] == ["before", "adapter + text, R 0.2"]
-    assert len(oracle.rows) == 7 and new_words.taught == "new words"
+    assert len(oracle.rows) == 8 and new_words.taught == "new words"
     table = format_table(small_bench)
     assert "held-out P@10 en" in table and "new words P@10 en" in table
 
