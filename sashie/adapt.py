@@ -183,7 +183,8 @@ def vocabulary_anchors(tokenizer, captions: Sequence[str], *, count: int = ANCHO
     """Texts whose meaning the tuned text encoder must keep: words of the model's own
     tokenizer (any model's, any language), half alone and half in a query's phrase ("an
     illustration of w", "wの挿絵"), leaving out every word that the captions use (those are
-    meant to move)."""
+    meant to move); and each word of a many-word English caption in the company of 8 others
+    ("frowning face" is taught; "sun with face" must not follow it)."""
     inner = getattr(tokenizer, "tokenizer", tokenizer)  # open_clip wraps HF tokenizers
     size = len(inner) if hasattr(inner, "__len__") else len(getattr(inner, "encoder", ()))
     if not size or not hasattr(inner, "decode"):
@@ -198,6 +199,14 @@ def vocabulary_anchors(tokenizer, captions: Sequence[str], *, count: int = ANCHO
     chosen = sorted(words)
     chosen = [chosen[i] for i in rng.permutation(len(chosen))[:count]]
     texts = [w if i % 2 == 0 else phrasings(w)[1] for i, w in enumerate(chosen)]
+    # the words of a many-word caption in other company ("frowning face" is taught, "sun with
+    # face" must stay): only the caption itself should move
+    ascii_words = [w for w in chosen if w.isascii()]
+    shared = sorted({w for c in captions if c.isascii() and len(c.split()) > 1
+                     for w in c.lower().split() if len(w) >= 3})
+    for n, word in enumerate(shared):
+        for i, other in enumerate(ascii_words[n * 8:(n + 1) * 8]):
+            texts.append(phrasings(f"{other} with {word}" if i % 2 else f"{word} {other}")[i % 2])
     return list(dict.fromkeys(texts))  # a tokenizer may hold a phrase as one token
 
 
