@@ -324,6 +324,9 @@ def adapt(library, annotations_file, epochs, batch, min_steps, lr, adapter_lr, r
                f"{report.trained.seconds:.1f} s")
     click.echo(loss_table(report.trained))
     click.echo(f"loss curve: {report.folder / 'loss.png'}")
+    if lib.memory() is not None:
+        click.echo(f"remembers the {report.pairs} captioned examples: a query for a taught "
+                   "caption also ranks items by their likeness to them")
     click.echo(f"{report.rows} vectors adapted in {report.apply_seconds:.1f} s")
     click.echo(f"active model version: {report.version} (back to the base: "
                f"sashie adapt {library} --use base)")

@@ -615,10 +615,14 @@ class Library:
                       "annotations": str(annotations) if annotations else "library",
                       "settings": asdict(settings), "device": trainee.device,
                       "created": time.strftime("%Y-%m-%dT%H:%M:%S")}
-            save_version(folder, trained, record)
             anchors = trained.anchors or vocabulary_anchors(
                 getattr(trainee, "tokenizer", None), captions, seed=settings.seed)
-            if settings.example_weight > 0 and anchors:  # without words, no query can be told
+            # examples are kept only where a query can be told to ask for them: a tokenizer
+            # without words (a byte-level test model) gives no anchors to tell it by
+            remember = settings.example_weight > 0 and bool(anchors)
+            record["remembered_examples"] = len(captions) if remember else 0
+            save_version(folder, trained, record)
+            if remember:
                 ExampleMemory.build(trainee, adapted(trained.adapter, vectors), captions,
                                     anchors, weight=settings.example_weight,
                                     sharpness=settings.example_sharpness).save(folder)

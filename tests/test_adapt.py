@@ -103,6 +103,7 @@ def test_adapting_teaches_a_word_and_changes_the_text_encoder(annotated, tiny_cl
     record = json.loads((report.folder / "version.json").read_text())
     assert record["base_model"] == lib.default_model and len(record["data_hash"]) == 12
     assert record["settings"]["epochs"] == 300 and len(record["losses"]) == 300 * 2
+    assert record["remembered_examples"] == 0 and lib.memory() is None  # no words, no memory
     assert Image.open(report.folder / "loss.png").size[0] > 100
 
     lib.use("base")  # back: the base encoder and vectors, the word unknown again
@@ -316,6 +317,7 @@ def test_a_version_remembers_its_examples_and_a_taught_word_finds_them(demo_anno
     lib, items = demo_annotated
     settings = AdaptSettings(epochs=1, min_steps=5, batch=8)
     lib.adapt(settings=settings)
+    assert lib.versions()["versions"][0]["remembered_examples"] == 12
     memory = lib.memory()
     encoder = lib.query_encoder()
     taught = encoder.encode_texts(["zorblat"])[0]
