@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -64,8 +65,11 @@ def run_cli(*args, check: bool = True, input: str | None = None):
 def start_cli_process(*args: str, **kwargs) -> subprocess.Popen:
     """The `sashie` command as its own process, for tests that interrupt it."""
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    # a suite started in the background (`cmd &`) inherits an ignored SIGINT, and Python then
+    # installs no Ctrl-C handler: give the child the default, as a terminal would
     return subprocess.Popen([sys.executable, "-m", "sashie.cli", *map(str, args)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
                             **kwargs)
 
 
