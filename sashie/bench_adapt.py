@@ -136,11 +136,8 @@ def measure(lib: Library, relevant: dict[str, set[int]],
                      else f"{names[k][1]}の挿絵" for k in keys]
             p10, p100 = [], []
             for key, text_vector in zip(keys, encoder.encode_texts(texts)):
-                if memory is None:
-                    scores = search.scores(text_vector)
-                else:
-                    scores = search.scores(text_vector, examples=memory.asked_for(text_vector),
-                                           weight=memory.weight, sharpness=memory.sharpness)
+                boost = memory.boost(text_vector) if memory is not None else {}
+                scores = search.scores(text_vector, **boost)
                 truth = np.isin(item_ids, np.fromiter(relevant[key], np.int64))
                 p10.append(precision_at(scores, truth, 10))
                 p100.append(precision_at(scores, truth, 100))

@@ -362,13 +362,9 @@ class Library:
             raise SashieError(str(e)) from None
         excluded = None if all_items else self.excluded_rows(model)
         is_text = text_vector if vector is not None else not images
-        memory = self.memory(model) if is_text else None
-        if memory is not None and query_dims is None:
-            item_ids, scores = index.search(query_vector, k, exclude=excluded,
-                                            examples=memory.asked_for(query_vector),
-                                            weight=memory.weight, sharpness=memory.sharpness)
-        else:
-            item_ids, scores = index.search(query_vector, k, query_dims, exclude=excluded)
+        memory = self.memory(model) if is_text and query_dims is None else None
+        boost = memory.boost(query_vector) if memory is not None else {}
+        item_ids, scores = index.search(query_vector, k, query_dims, exclude=excluded, **boost)
         return self._results(item_ids, scores)
 
     def feedback(self, text: str | None = None, *, images: Sequence[str] = (),

@@ -13,10 +13,10 @@ rises, however the rest of them look.
 
 Whether a query asks for a caption is decided in the tuned text space: a caption is asked for
 when the query is closer to it (alone or in a phrase: "几帳の挿絵") than to every one of the
-model's own words (the anchors that
-training kept in place). Queries for what the model already knew ("a cat") are nearest to
-their own words and are left untouched. (A model whose tokenizer has no words, such as a
-byte-level test model, gets no memory: nothing would tell its queries apart.)
+model's own words (the anchors that training kept in place). Queries for what the model
+already knew ("a cat") are nearest to their own words and are left untouched. (A model whose
+tokenizer has no words, such as a byte-level test model, gets no memory: nothing would tell
+its queries apart.)
 """
 
 from __future__ import annotations
@@ -60,6 +60,12 @@ class ExampleMemory:
         nearest_word = float((self.anchor_vectors @ query).max())
         asked = self.phrasing_of[self.caption_vectors @ query >= nearest_word]
         return self.examples[np.isin(self.caption_of, asked)]
+
+    def boost(self, query: np.ndarray) -> dict:
+        """What `VectorIndex.search` / `scores` take to rank for `query` with the examples it
+        asks for (none: plain inner products)."""
+        return {"examples": self.asked_for(query), "weight": self.weight,
+                "sharpness": self.sharpness}
 
     def save(self, folder: Path) -> None:
         from safetensors.numpy import save_file
