@@ -2,10 +2,11 @@
 
 For each held-out query concept (names the demo model never read), a simulated annotator
 works as the paper's researchers did: a multi-image query from Twemoji references, then
-rounds of relevance feedback, looking at SHOWN new results a round and marking each right or
-wrong by the ground truth; the first ANNOTATE_PER_CONCEPT right ones (fewer when that would
-make more than MAX_PAIRS in all) are captioned (the
-English name or the Japanese one, in turn). The library is then adapted (`Library.adapt`)
+rounds of relevance feedback, looking at SHOWN new results a round (at most ROUNDS) and
+marking each right or wrong by the ground truth. While nothing is right yet, each round asks
+the next way a person would: the references, the word (English, then Japanese), the word with
+the references. The first ANNOTATE_PER_CONCEPT right ones (fewer when that would make more
+than MAX_PAIRS in all) are captioned (the English name or the Japanese one, in turn). The library is then adapted (`Library.adapt`)
 and text queries are measured before and after, for the held-out and the seen query concepts,
 counting only items outside the training pairs. Ablations: without the remembered examples
 (memory.py), adapter only, text encoder only, both with R = 0.2 (the default), 0.5, 0.8, and
@@ -73,6 +74,7 @@ class AdaptExperiment:
     concepts: int
     pairs: int
     judged: int  # results the annotator looked at
+    captioned: int  # concepts the annotator found at least one item of
     taught: str = "held-out"  # what the captions teach: held-out concepts' names, new words
     rows: list[dict] = field(default_factory=list)  # "before", then one per variant
     reference_p10: float = 0.0
@@ -82,30 +84,35 @@ class AdaptExperiment:
         return round((row[f"{group}_p10_en"] + row[f"{group}_p10_ja"]) / 2, 4)
 
 
-def annotate(lib: Library, relevant: dict[str, set[int]], vocab: Vocabulary, *,
+def annotate(lib: Library, relevant: dict[str, set[int]],
+             names: dict[str, tuple[str, str]], vocab: Vocabulary, *,
              seed: int) -> tuple[dict[str, list[int]], int]:
     """Find and caption up to ANNOTATE_PER_CONCEPT items per concept, as a person would with
-    the search: (found item ids by concept, results looked at)."""
+    the search: (found item ids by concept, results looked at). `names` are the words the
+    annotator knows each concept by (English, Japanese)."""
     artists = Artists()
     encoder = lib.query_encoder()
     wanted = min(ANNOTATE_PER_CONCEPT, MAX_PAIRS // max(1, len(relevant)))
     found_by_key, judged_total = {}, 0
     for i, key in enumerate(relevant):
         pictures = reference_pictures(artists, vocab.by_key[key], REFERENCES, seed=seed + i)
-        vector = normalize_rows(encoder.encode_images(pictures).mean(0))
+        references = encoder.encode_images(pictures).mean(0)
+        words = encoder.encode_texts(list(names[key]))
+        # while nothing is right, the next way to ask: the references, the word (English,
+        # Japanese), the word with the references (as `build_query` sums them)
+        starts = [normalize_rows(v) for v in (references, *words, *(references + words))]
         judged: dict[int, bool] = {}
-        results = lib.search(vector=vector, k=SHOWN)
-        for _ in range(ROUNDS):
+        for round_ in range(ROUNDS):
+            right = [item for item, ok in judged.items() if ok]
+            wrong = [item for item, ok in judged.items() if not ok]
+            k = len(judged) + SHOWN
+            results = (lib.feedback(vector=starts[0], relevant=right, irrelevant=wrong, k=k)
+                       if right else lib.search(vector=starts[round_ % len(starts)], k=k))
             fresh = [r.item for r in results if r.item not in judged][:SHOWN]
             for item in fresh:
                 judged[item] = item in relevant[key]
-            right = [item for item, ok in judged.items() if ok]
-            if len(right) >= wanted or not fresh:
+            if sum(judged.values()) >= wanted or not fresh:
                 break
-            wrong = [item for item, ok in judged.items() if not ok]
-            k = len(judged) + SHOWN
-            results = (lib.feedback(vector=vector, relevant=right, irrelevant=wrong, k=k)
-                       if right else lib.search(vector=vector, k=k))
         found_by_key[key] = [item for item, ok in judged.items() if ok][:wanted]
         judged_total += len(judged)
     return found_by_key, judged_total
@@ -226,15 +233,15 @@ def run_adapt_experiment(lib: Library, label: str, item_concepts: dict[int, set[
     relevant = {k: {item for item, c in item_concepts.items() if k in c}
                 for group in groups.values() for k in group}
     lib.use(BASE)
-    found, judged = annotate(lib, {k: relevant[k] for k in groups["heldout"]}, vocab,
-                             seed=seed)
+    found, judged = annotate(lib, {k: relevant[k] for k in groups["heldout"]},
+                             groups["heldout"], vocab, seed=seed)
     for key, items in found.items():  # each item captioned in one language, in turn
         for n, item in enumerate(items):
             lib.annotate([item], groups["heldout"][key][n % 2])
     skip = {item for items in found.values() for item in items}
     experiment = AdaptExperiment(label, int(kept_outside(lib, lib.index().item_ids, set()).sum()),
                                  len(found), len(lib.catalog.annotations()), judged,
-                                 taught="new words" if new_words else "held-out")
+                                 sum(1 for items in found.values() if items), taught="new words" if new_words else "held-out")
     experiment.rows.append({"name": "before", "seconds": 0.0,
                             **measure(lib, relevant, groups, skip)})
     for name, change in VARIANTS:
@@ -255,6 +262,7 @@ def figures(experiment: AdaptExperiment, prefix: str = "adapt") -> dict[str, flo
         f"{prefix}_seen_p10_before": experiment.figure("before", "seen"),
         f"{prefix}_seen_p10_after": experiment.figure(main, "seen"),
         f"{prefix}_pairs": experiment.pairs,
+        f"{prefix}_concepts_captioned": experiment.captioned,
         f"{prefix}_heldout_nearest_examples_p10": round(experiment.reference_p10, 4),
     }
     for name, _ in VARIANTS[1:]:
@@ -269,9 +277,9 @@ def format_experiment(experiment: AdaptExperiment) -> str:
     e = experiment
     taught = f"{e.concepts} held-out concepts" if e.taught == "held-out" else \
         f"new words for {e.concepts} seen concepts"
-    lines = [f"adaptation ({e.label}): {taught}, {e.pairs} pairs found by multi-image queries "
-             f"+ feedback ({e.judged} results judged), {e.items} items; P@k over items "
-             "outside the training pairs",
+    lines = [f"adaptation ({e.label}): {taught} ({e.captioned} found and captioned), "
+             f"{e.pairs} pairs found by image and text queries + feedback ({e.judged} results "
+             f"judged), {e.items} items; P@k over items outside the training pairs",
              f"| model                     | {e.taught + ' P@10 en':>17} "
              "| ja    | P@100 en | ja    "
              "| seen P@10 en | ja    | P@100 en | ja    | train s |",

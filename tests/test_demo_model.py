@@ -5,6 +5,7 @@ import pytest
 
 from conftest import run_cli
 from sashie.bench import bench, format_table
+from sashie.bench_adapt import ROUNDS, SHOWN
 from sashie.encoders import DEMO_MODEL, DEMO_MODEL_DIR, load_encoder
 from sashie.world.train import main as train_main
 
@@ -60,7 +61,10 @@ def test_the_adaptation_experiment_reports_before_and_after(small_bench):
                      "the_papers_recipe_heldout_p10", "without_examples_heldout_p10"):
             assert 0.0 <= f[f"{prefix}_{name}"] <= 1.0, (prefix, name)
         assert 0 < f[f"{prefix}_pairs"] <= 300  # at most 30 captions a concept, 300 in all
+        assert 0 < f[f"{prefix}_concepts_captioned"] <= 12
     layout, oracle, new_words = small_bench.adapt
+    for experiment in small_bench.adapt:  # the annotator looks at most ROUNDS pages a concept
+        assert experiment.judged <= ROUNDS * SHOWN * experiment.concepts
     assert [r["name"] for r in oracle.rows][:2] == ["before", "adapter + text, R 0.2"]
     assert len(oracle.rows) == 8 and new_words.taught == "new words"
     table = format_table(small_bench)
