@@ -100,14 +100,15 @@ class VisualAdapter(torch.nn.Module):
         return adapter.eval()
 
 
-def apply_adapter(adapter: VisualAdapter, vectors: np.ndarray, *, step: int = 4096,
+def apply_adapter(adapter: VisualAdapter, vectors: np.ndarray, *, step: int = 2048,
                   out: np.ndarray | None = None,
                   progress: Callable[[int], None] | None = None) -> np.ndarray:
     """V′ = A(V) block by block (float16 or float32 rows in, float16 rows out, or into `out`).
 
     The same formula as `VisualAdapter.forward`, arranged for speed on a CPU: the blend is
     folded into the second matrix product, and the normalized rows are written straight into
-    the float16 output; blocks of a few thousand rows stay in the CPU's caches."""
+    the float16 output; blocks of a few thousand rows stay in the CPU's caches. `out` may be
+    `vectors` itself (float16 rows, adapted in place)."""
     out = np.empty(vectors.shape, np.float16) if out is None else out
     ratio = adapter.ratio
     with torch.inference_mode():

@@ -60,6 +60,34 @@ def test_an_untrained_adapter_leaves_vectors_where_they_are():
     np.testing.assert_allclose(apply_adapter(VisualAdapter(32, 0.2), v), v, atol=1e-3)
 
 
+@pytest.mark.parametrize("mapped", [True, False])
+def test_version_vectors_are_written_block_by_block_from_several_threads(tmp_path, mapped):
+    from sashie.vectors import ITEM_FILE, VECTOR_FILE
+    from sashie.versions import write_version_vectors
+
+    rows, dim = 1003, 64  # 15 blocks of whole pages (written around the page cache), a tail
+    base = np.random.default_rng(1).standard_normal((rows, dim)).astype(np.float32)
+    base = (base / np.linalg.norm(base, axis=1, keepdims=True)).astype(np.float16)
+    if mapped:
+        base.tofile(tmp_path / "base.f16")
+        base = np.memmap(tmp_path / "base.f16", np.float16, "r", shape=(rows, dim))
+    torch.manual_seed(0)
+    adapter = VisualAdapter(dim, 0.3)
+    torch.nn.init.normal_(adapter.up.weight, std=0.1)
+    threads, counts = torch.get_num_threads(), []
+    ids = np.arange(rows, dtype=np.int64) * 7
+    write_version_vectors(tmp_path / "v", adapter, base, ids, step=64, progress=counts.append)
+    written = np.fromfile(tmp_path / "v" / VECTOR_FILE, np.float16).reshape(rows, dim)
+    np.testing.assert_allclose(written.astype(np.float32),
+                               apply_adapter(adapter, np.asarray(base)).astype(np.float32),
+                               atol=2e-3)
+    assert np.abs(written.astype(np.float32) - np.asarray(base, np.float32)).max() > 0.01
+    np.testing.assert_array_equal(np.fromfile(tmp_path / "v" / ITEM_FILE, np.int64), ids)
+    assert sum(counts) == rows and len(counts) == 16
+    assert sorted(p.name for p in (tmp_path / "v").iterdir()) == sorted([ITEM_FILE, VECTOR_FILE])
+    assert torch.get_num_threads() == threads
+
+
 @pytest.fixture
 def annotated(tmp_path, tiny_spec):
     """A library of 24 pages whose first 8 items are captioned 'zorblat'."""
