@@ -6,11 +6,11 @@ rounds of relevance feedback, looking at SHOWN new results a round (at most ROUN
 marking each right or wrong by the ground truth. While nothing is right yet, each round asks
 the next way a person would: the references, the word (English, then Japanese), the word with
 the references. The first ANNOTATE_PER_CONCEPT right ones (fewer when that would make more
-than MAX_PAIRS in all) are captioned (the English name or the Japanese one, in turn). The library is then adapted (`Library.adapt`)
-and text queries are measured before and after, for the held-out and the seen query concepts,
-counting only items outside the training pairs. Ablations: without the remembered examples
-(memory.py), adapter only, text encoder only, both with R = 0.2 (the default), 0.5, 0.8, and
-the paper's recipe as written.
+than MAX_PAIRS in all) are captioned (the English name or the Japanese one, in turn). The
+library is then adapted (`Library.adapt`) and text queries are measured before and after, for
+the held-out and the seen query concepts, counting only items outside the training pairs.
+Ablations: without the remembered examples (memory.py), adapter only, text encoder only, both
+with R = 0.2 (the default), 0.5, 0.8, and the paper's recipe as written.
 
 `new_words` runs the same with pictures the model knows and words it does not: half the seen
 query concepts are captioned with invented words (romaji and katakana), the other half must
@@ -239,9 +239,10 @@ def run_adapt_experiment(lib: Library, label: str, item_concepts: dict[int, set[
         for n, item in enumerate(items):
             lib.annotate([item], groups["heldout"][key][n % 2])
     skip = {item for items in found.values() for item in items}
+    captioned = sum(1 for items in found.values() if items)
     experiment = AdaptExperiment(label, int(kept_outside(lib, lib.index().item_ids, set()).sum()),
-                                 len(found), len(lib.catalog.annotations()), judged,
-                                 sum(1 for items in found.values() if items), taught="new words" if new_words else "held-out")
+                                 len(found), len(lib.catalog.annotations()), judged, captioned,
+                                 taught="new words" if new_words else "held-out")
     experiment.rows.append({"name": "before", "seconds": 0.0,
                             **measure(lib, relevant, groups, skip)})
     for name, change in VARIANTS:
