@@ -21,11 +21,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from sashie.adapt import VisualAdapter
+from sashie.adapt.adapter import VisualAdapter
 from sashie.library import Library
-from sashie.vectors import VectorFile
-from sashie.versions import APPLY_WORKERS, write_version_vectors
-from sashie.world import make_world, read_truth
+from sashie.store.vectors import VectorFile
+from sashie.adapt.versions import APPLY_WORKERS, write_version_vectors
+from sashie.eval.world import make_world, read_truth
 
 
 def peak_rss_bytes() -> int:

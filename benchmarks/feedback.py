@@ -19,12 +19,12 @@ from pathlib import Path
 
 import numpy as np
 
-from sashie.bench import item_concepts
-from sashie.feedback import FEEDBACK_LEARNERS, refine
+from sashie.eval.truth import item_concepts
+from sashie.search.feedback import FEEDBACK_LEARNERS, refine
 from sashie.library import Library
-from sashie.search import VectorIndex
-from sashie.world import read_truth
-from sashie.world.vocab import vocabulary
+from sashie.search.ranking import VectorIndex
+from sashie.eval.world import read_truth
+from sashie.eval.world.vocab import vocabulary
 
 ROUNDS = 3
 MARKS = 10
@@ -42,7 +42,7 @@ def simulate(lib: Library, truth: list[dict], keys: list[str], learner: str) -> 
     out = np.zeros((len(keys), ROUNDS + 1))
     for n, key in enumerate(keys):
         vector = lib.query(by_key[key].en).vector
-        ranking = [h.item for h in lib.search(vector=vector, k=1000)]
+        ranking = [h.item for h in lib.search(query=vector, k=1000)]
         relevant: list[int] = []
         irrelevant: list[int] = []
         for round_ in range(ROUNDS + 1):

@@ -23,14 +23,15 @@ from pathlib import Path
 
 import numpy as np
 
-from sashie.bench import item_concepts
-from sashie.catalog import Catalog
-from sashie.filter import THRESHOLD, table_overall, table_per_class
-from sashie.labelling import ground_truth_labels, judge_library_items
+from sashie.eval.truth import item_concepts
+from sashie.store.catalog import Catalog
+from sashie.filter.model import THRESHOLD
+from sashie.filter.training import table_overall, table_per_class
+from sashie.eval.truth import ground_truth_labels, judge_library_items
 from sashie.library import Library
 from sashie.regions import iou
-from sashie.world import make_world, read_truth
-from sashie.world.vocab import vocabulary
+from sashie.eval.world import make_world, read_truth
+from sashie.eval.world.vocab import vocabulary
 
 SCALE_ROWS = 1_140_000  # the seed paper's index after filtering
 

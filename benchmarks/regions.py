@@ -13,10 +13,10 @@ from pathlib import Path
 
 from PIL import Image
 
-from sashie.images import load_image
+from sashie.ingest.images import load_image
 from sashie.regions import iou
 from sashie.regions import load_detectors
-from sashie.world import make_world, read_truth
+from sashie.eval.world import make_world, read_truth
 
 
 def evaluate(truth: list[dict], names: list[str]) -> dict:

@@ -19,8 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
-from sashie.search import VectorIndex, cv_dimensions
-from sashie.vectors import VectorFile
+from sashie.search.ranking import VectorIndex, cv_dimensions
+from sashie.store.vectors import VectorFile
 
 
 def rss_bytes() -> int:

@@ -26,13 +26,13 @@ import httpx
 import numpy as np
 import uvicorn
 
-from sashie import server
-from sashie.bench import reference_pictures
-from sashie.feedback import FEEDBACK_LEARNERS
+from sashie.app import server
+from sashie.eval.references import reference_pictures
+from sashie.search.feedback import FEEDBACK_LEARNERS
 from sashie.library import Library
-from sashie.world import make_world
-from sashie.world.artists import Artists
-from sashie.world.vocab import vocabulary
+from sashie.eval.world import make_world
+from sashie.eval.world.artists import Artists
+from sashie.eval.world.vocab import vocabulary
 
 PER_PAGE = 5
 

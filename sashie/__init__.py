@@ -1,8 +1,14 @@
-"""sashie: search the illustrations inside large digitized collections."""
+"""sashie: search the illustrations inside large digitized collections.
 
-from .errors import BadInput, SashieError
-from .indexer import AddReport, Interrupted
-from .library import Library, Result
+    from sashie import Library
+    lib = Library("books.sashie", create=True)
+    lib.add(["scans/"])
+    hits = lib.search("a folding screen with cranes")
+"""
 
-__all__ = ["AddReport", "BadInput", "Interrupted", "Library", "Result", "SashieError"]
-__version__ = "0.1.0"
+from .errors import BadInput, NotFound, SashieError
+from .library import AddReport, Interrupted, Library, Result
+
+__all__ = ["AddReport", "BadInput", "Interrupted", "Library", "NotFound", "Result",
+           "SashieError"]
+__version__ = "0.2.0"

@@ -52,7 +52,7 @@ def run_cli(*args, check: bool = True, input: str | None = None):
     `input` is what a person would type."""
     from click.testing import CliRunner
 
-    from sashie.cli import main
+    from sashie.app.cli import main
 
     result = CliRunner().invoke(main, [str(a) for a in args], input=input)
     if result.exception and not isinstance(result.exception, SystemExit):
@@ -67,7 +67,7 @@ def start_cli_process(*args: str, **kwargs) -> subprocess.Popen:
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     # a suite started in the background (`cmd &`) inherits an ignored SIGINT, and Python then
     # installs no Ctrl-C handler: give the child the default, as a terminal would
-    return subprocess.Popen([sys.executable, "-m", "sashie.cli", *map(str, args)],
+    return subprocess.Popen([sys.executable, "-m", "sashie", *map(str, args)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
                             **kwargs)
@@ -81,7 +81,7 @@ def indexed_world(root: Path, *, pages: int, seed: int) -> tuple[Path, Path]:
     """A small evaluation world (400 x 600 pages) indexed with layout + whole and the demo
     model: (world folder, library folder)."""
     from sashie.library import Library
-    from sashie.world import make_world
+    from sashie.eval.world import make_world
 
     world = make_world(root / "world", pages=pages, seed=seed, size=(400, 600))
     with Library(root / "lib", create=True) as lib:

@@ -16,8 +16,10 @@ import torch
 from conftest import make_pages, run_cli
 from PIL import Image
 
-from sashie.adapt import (AdaptSettings, VisualAdapter, apply_adapter, train_adapter,
-                          vocabulary_anchors)
+from sashie.adapt.adapter import VisualAdapter, apply_adapter
+from sashie.adapt.phrasings import vocabulary_anchors
+from sashie.adapt.settings import AdaptSettings
+from sashie.adapt.training import train_adapter
 from sashie.encoders import load_encoder
 from sashie.errors import SashieError
 from sashie.library import Library
@@ -62,8 +64,8 @@ def test_an_untrained_adapter_leaves_vectors_where_they_are():
 
 @pytest.mark.parametrize("mapped", [True, False])
 def test_version_vectors_are_written_block_by_block_from_several_threads(tmp_path, mapped):
-    from sashie.vectors import ITEM_FILE, VECTOR_FILE
-    from sashie.versions import write_version_vectors
+    from sashie.store.vectors import ITEM_FILE, VECTOR_FILE
+    from sashie.adapt.versions import write_version_vectors
 
     rows, dim = 1003, 64  # 15 blocks of whole pages (written around the page cache), a tail
     base = np.random.default_rng(1).standard_normal((rows, dim)).astype(np.float32)
@@ -193,12 +195,12 @@ def test_anchors_keep_the_models_other_words_in_place(demo_encoder):
 
 
 def test_stored_adapted_vectors_equal_encoding_the_images_again(annotated, tmp_path):
-    from sashie.images import load_image
+    from sashie.ingest.images import load_image
 
     lib, items = annotated
     lib.adapt(settings=QUICK)
     encoder = lib.query_encoder()  # base image encoder + the adapter
-    rows = lib.catalog.items(items[:10])
+    rows = lib.items(items[:10])
     fresh = encoder.encode_images([load_image(r.page).crop(r.bbox) for r in rows])
     stored = lib.vectors_of(items[:10])
     np.testing.assert_allclose(stored, fresh, atol=2e-3)  # float16 storage
@@ -216,9 +218,10 @@ def test_pages_indexed_later_go_through_the_active_adapter(annotated, tmp_path, 
     np.testing.assert_allclose(lib.vectors_of(new_items), expected.astype(np.float32),
                                atol=2e-3)
     reopened = Library(lib.path)  # stored, not only computed in memory
-    assert reopened.catalog.vector_rows(f"{lib.default_model}#v1") == 29
+    assert reopened._versions.done_rows(lib.default_model, "v1") == 29
 
 
+@pytest.mark.slow
 def test_adapting_again_starts_from_the_base(annotated):
     lib, items = annotated
     first = lib.adapt(settings=QUICK)
@@ -232,12 +235,12 @@ def test_adapting_again_starts_from_the_base(annotated):
 
 KILLER = textwrap.dedent("""
     import os, signal, sys
-    from sashie.adapt import AdaptSettings
+    from sashie.adapt.settings import AdaptSettings
     from sashie.library import Library
     lib = Library(sys.argv[1])
     where = sys.argv[2]
     if where == "manifest":  # everything written, killed before the switch
-        lib._write_manifest = lambda manifest: os.kill(os.getpid(), signal.SIGKILL)
+        lib._manifest.write = lambda: os.kill(os.getpid(), signal.SIGKILL)
     def progress(state):
         if where == "applying" and state["stage"] == "applying":
             os.kill(os.getpid(), signal.SIGKILL)
@@ -245,11 +248,11 @@ KILLER = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("where", ["applying", "manifest"])
 def test_kill_9_during_apply_leaves_the_old_version_active_and_whole(annotated, where):
     lib, items = annotated
-    lib.adapt(settings=QUICK)
-    v1_file = lib._version_folder(lib.default_model, "v1") / "vectors.f16"
+    v1_file = lib.adapt(settings=QUICK).folder / "vectors.f16"
     v1_bytes = v1_file.read_bytes()
     v1_hits = [r.item for r in lib.search("zorblat", k=5)]
     done = subprocess.run([sys.executable, "-c", KILLER, str(lib.path), where],
@@ -265,6 +268,7 @@ def test_kill_9_during_apply_leaves_the_old_version_active_and_whole(annotated, 
     assert reopened.active_version() == "v3"
 
 
+@pytest.mark.slow
 def test_an_exported_annotation_file_trains_the_same_way(annotated, tmp_path):
     lib, items = annotated
     out = lib.export_annotations(tmp_path / "export")
@@ -280,43 +284,42 @@ def test_an_exported_annotation_file_trains_the_same_way(annotated, tmp_path):
         lib.adapt(annotations=out / "bad.jsonl")
 
 
-def test_cli_adapt_list_use_and_clear_errors(tmp_path, tiny_spec):
+def test_cli_adapt_and_versions_list_use_remove_with_clear_errors(tmp_path, tiny_spec):
     make_pages(tmp_path / "pages", 10, seed=5)
-    run_cli("index", tmp_path / "lib", tmp_path / "pages", "--model", tiny_spec,
-            "--regions", "whole")
-    none = run_cli("adapt", tmp_path / "lib", check=False)
+    lib = tmp_path / "lib"
+    run_cli("index", lib, tmp_path / "pages", "--model", tiny_spec, "--regions", "whole")
+    none = run_cli("adapt", lib, check=False)
     assert none.exit_code == 1 and "needs at least two annotations" in none.output
-    run_cli("annotations", "add", tmp_path / "lib", "zorblat", 1, 2, 3)
-    run_cli("annotations", "add", tmp_path / "lib", "quix", 4, 5)
-    done = run_cli("adapt", tmp_path / "lib", "--epochs", "2", "--batch", "4", "--ratio", "0.5")
+    run_cli("annotations", "add", lib, "zorblat", 1, 2, 3)
+    run_cli("annotations", "add", lib, "quix", 4, 5)
+    done = run_cli("adapt", lib, "--epochs", "2", "--batch", "4", "--ratio", "0.5")
     assert "trained on 5 pairs (2 captions)" in done.output and "loss.png" in done.output
     assert "active model version: v1" in done.output
-    listed = run_cli("adapt", tmp_path / "lib", "--list").output
+    listed = run_cli("versions", "list", lib).output
     assert "* v1" in listed and "R 0.5" in listed
-    assert "active model version: base" in run_cli("adapt", tmp_path / "lib", "--use",
-                                                   "base").output
-    assert "* base" in run_cli("adapt", tmp_path / "lib", "--list").output
-    wrong = run_cli("adapt", tmp_path / "lib", "--use", "v9", check=False)
+    assert "active model version: base" in run_cli("versions", "use", lib, "base").output
+    assert "* base" in run_cli("versions", "list", lib).output
+    wrong = run_cli("versions", "use", lib, "v9", check=False)
     assert wrong.exit_code == 1 and "no model version 'v9'; this library has: base, v1" \
         in wrong.output
-    only = run_cli("adapt", tmp_path / "lib", "--only", "adapter", "--json").stdout
+    only = run_cli("adapt", lib, "--only", "adapter", "--json").stdout
     assert json.loads(only)["version"] == "v2"
-    v2 = next((tmp_path / "lib" / "adapters").glob("*/v2"))
+    v2 = next((lib / "adapters").glob("*/v2"))
     assert (v2 / "adapter.safetensors").is_file()
     assert not (v2 / "text-encoder.safetensors").exists()  # adapter only: the base text encoder
-    active = run_cli("adapt", tmp_path / "lib", "--remove", "v2", check=False)
+    active = run_cli("versions", "remove", lib, "v2", check=False)
     assert active.exit_code == 1 and "v2 is the active version" in active.output
-    assert "removed model version v1" in run_cli("adapt", tmp_path / "lib", "--remove",
-                                                 "v1").output
+    assert "removed model version v1" in run_cli("versions", "remove", lib, "v1").output
     assert not (v2.parent / "v1").exists()
-    assert "v1" not in run_cli("adapt", tmp_path / "lib", "--list").output
-    assert run_cli("adapt", tmp_path / "lib", "--use", "v1", check=False).exit_code == 1
-    bad = run_cli("adapt", tmp_path / "lib", "--ratio", "1.5", check=False)
+    assert "v1" not in run_cli("versions", "list", lib).output
+    assert json.loads(run_cli("versions", "list", lib, "--json").stdout)["active"] == "v2"
+    assert run_cli("versions", "use", lib, "v1", check=False).exit_code == 1
+    bad = run_cli("adapt", lib, "--ratio", "1.5", check=False)
     assert bad.exit_code == 2 and "--ratio" in bad.output
 
 
 def test_scores_with_examples_follow_the_formula():
-    from sashie.search import VectorIndex
+    from sashie.search.ranking import VectorIndex
 
     rng = np.random.default_rng(4)
     unit = lambda a: (a / np.linalg.norm(a, axis=-1, keepdims=True)).astype(np.float32)  # noqa: E731

@@ -4,10 +4,10 @@ import numpy as np
 import pytest
 
 from conftest import run_cli
-from sashie.bench import bench, format_table
-from sashie.bench_adapt import ROUNDS, SHOWN
+from sashie.eval.bench import bench, format_table
+from sashie.eval.bench_adapt import ROUNDS, SHOWN
 from sashie.encoders import DEMO_MODEL, DEMO_MODEL_DIR, load_encoder
-from sashie.world.train import main as train_main
+from sashie.eval.world.train import main as train_main
 
 
 def test_the_demo_model_is_a_plain_hugging_face_clip():
@@ -33,12 +33,13 @@ def test_a_new_library_uses_the_demo_model_by_default(tmp_path, pages):
 @pytest.fixture(scope="module")
 def small_bench(tmp_path_factory):
     """The bench on a world drawn beforehand (`sashie world`), as one does for large ones."""
-    from sashie.world import make_world
+    from sashie.eval.world import make_world
 
     world = make_world(tmp_path_factory.mktemp("bench") / "world", pages=60, seed=5)
     return bench(world=str(world), adapt=True)
 
 
+@pytest.mark.slow
 def test_seen_concepts_rank_their_illustrations_well_above_chance(small_bench):
     f = small_bench.figures
     assert f["pages"] == 60 and f["seed"] == 5 and f["items"] > 60  # from the world's world.json
@@ -52,6 +53,7 @@ def test_seen_concepts_rank_their_illustrations_well_above_chance(small_bench):
     assert "multi-image query" in format_table(small_bench)
 
 
+@pytest.mark.slow
 def test_the_adaptation_experiment_reports_before_and_after(small_bench):
     f = small_bench.figures
     for prefix in ("adapt", "adapt_oracle", "adapt_newwords"):
@@ -72,7 +74,7 @@ def test_the_adaptation_experiment_reports_before_and_after(small_bench):
 
 
 def test_invented_words_are_new_and_come_in_both_scripts():
-    from sashie.bench_adapt import invented_words
+    from sashie.eval.bench_adapt import invented_words
 
     taken = {"karimo", "kamo"}
     words = invented_words(["a", "b", "c"], seed=1, taken=set(taken))
@@ -82,6 +84,7 @@ def test_invented_words_are_new_and_come_in_both_scripts():
         assert en.isascii() and en not in taken and all("ァ" <= ch <= "ヶ" for ch in ja)
 
 
+@pytest.mark.slow
 def test_the_training_script_makes_a_loadable_model(tmp_path):
     out = tmp_path / "model"
     train_main(["--out", str(out), "--samples", "200", "--minutes", "0.05", "--seed", "3"])

@@ -8,10 +8,12 @@ import pytest
 
 from conftest import indexed_world, run_cli
 from sashie.errors import SashieError
-from sashie.filter import LEARNERS, KeepFilter, train_filter
-from sashie.labelling import judge_library_items, read_label_csv
+from sashie.filter.model import KeepFilter
+from sashie.filter.training import LEARNERS, train_filter
+from sashie.eval.truth import judge_library_items
+from sashie.filter.labelling import read_label_csv
 from sashie.library import Library
-from sashie.world import make_world
+from sashie.eval.world import make_world
 
 
 def separable(n=240, dim=64, seed=0):
@@ -100,7 +102,7 @@ def test_filter_round_trip_through_the_command_line(world_library):
     assert info["filter"]["excluded"] > 0
 
     # searches cover kept items unless asked for all
-    excluded = set(lib.catalog.excluded_item_ids().tolist())
+    excluded = set(lib.index().item_ids[lib.excluded_rows()].tolist())
     kept_hits = lib.search("a page of text", k=10_000)
     all_hits = lib.search("a page of text", k=10_000, all_items=True)
     assert len(all_hits) == info["items"]
@@ -127,7 +129,8 @@ def test_new_pages_are_filtered_on_indexing(world_library, tmp_path):
     more = make_world(tmp_path / "more", pages=4, seed=12, size=(400, 600))
     report = lib.add([str(more / "pages")], regions="layout,whole")
     assert report.filtered["scored"] == report.items_added > 0
-    assert len(lib.catalog.unscored_item_ids()) == 0
+    counts = lib.counts()
+    assert counts["kept"] + counts["excluded"] == counts["items"]  # every item scored
     lib.remove_filter()
     assert lib.info()["filter"] is None
     assert len(lib.search("a page of text", k=10_000)) == lib.info()["items"]
@@ -140,13 +143,14 @@ def _all_truth(lib, world):
 
 def test_interactive_labelling_shows_crops_and_records_answers(world_library):
     root, _, lib = world_library
-    before = lib.catalog.label_counts()
+    before = lib.counts()
     r = run_cli("filter", "label", root / "lib", "--interactive", "--n", "4", "--seed", "3",
                 input="k\ne\ns\nq\n")
     shown = [line.split(": ", 1)[1] for line in r.stdout.splitlines() if line.startswith("[")]
     assert len(shown) == 4 and all(path.endswith(".png") for path in shown)
-    after = lib.catalog.label_counts()
-    assert (after["keep"] + after["exclude"]) - (before["keep"] + before["exclude"]) <= 2
+    after = lib.counts()
+    labelled = lambda c: c["labelled_keep"] + c["labelled_exclude"]  # noqa: E731
+    assert labelled(after) - labelled(before) <= 2
     assert "labelled 2 items (1 keep)" in r.stderr
 
 

@@ -1,7 +1,7 @@
-from sashie.layout import LayoutDetector
+from sashie.regions.layout import LayoutDetector
 from sashie.regions import iou
-from sashie.images import load_image
-from sashie.world import make_world, read_truth
+from sashie.ingest.images import load_image
+from sashie.eval.world import make_world, read_truth
 from sashie import Library
 
 

@@ -16,14 +16,10 @@ from tiny_clip import build_tiny_clip
 
 def vectors_by_page(lib: Library, model=None) -> dict[str, np.ndarray]:
     """Each item's stored vector, keyed by page path and bbox (ids may differ between runs)."""
-    model_id = lib._find_model(model)
-    rows = lib.catalog.vector_rows(model_id)
-    files = lib._vector_file(model_id)
-    ids = files.item_ids(rows)
-    vectors = np.asarray(files.vectors(rows), np.float32)
-    items = {r.id: r for r in lib.catalog.items()}
-    return {(items[i].page, items[i].bbox): vectors[row]
-            for row, i in enumerate(ids.tolist()) if i in items}
+    index = lib.index(model, version="base")
+    items = {r.id: r for r in lib.items()}
+    return {(items[i].page, items[i].bbox): index.vectors[row]
+            for row, i in enumerate(index.item_ids.tolist())}
 
 
 def test_reindexing_embeds_only_what_is_new_or_changed(tmp_path, tiny_spec):
@@ -104,9 +100,9 @@ def test_search_results_and_json(tmp_path, tiny_spec, pages):
 def test_a_query_vector_of_another_dimension_is_refused(tmp_path, tiny_spec, pages):
     lib = Library(tmp_path / "lib", create=True)
     lib.add([str(pages)], model=tiny_spec, regions="whole")
-    assert len(lib.search(vector=np.ones(48), k=3)) == 3
+    assert len(lib.search(query=np.ones(48), k=3)) == 3
     with pytest.raises(SashieError, match="query has 512 dimensions, library 48"):
-        lib.search(vector=np.ones(512))
+        lib.search(query=np.ones(512))
     with pytest.raises(SashieError, match="no vectors of model"):
         lib.search("crane", model="hf:some/other-model")
 
@@ -149,6 +145,7 @@ def interrupt_midway(lib, folder, spec, how, total):
     return process.returncode, stderr
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("how", [signal.SIGKILL, signal.SIGINT])
 def test_an_interrupted_run_resumes_to_the_same_library(tmp_path, tiny_spec, how):
     total = 150
@@ -175,8 +172,8 @@ def test_an_interrupted_run_resumes_to_the_same_library(tmp_path, tiny_spec, how
     assert got.keys() == expected.keys()
     for key in expected:
         np.testing.assert_allclose(got[key], expected[key], atol=2e-3)
-    files = resumed._vector_file(resumed.default_model)
-    assert files.vector_path.stat().st_size == total * 48 * 2  # no left-over rows
+    vectors = resumed.path / resumed.models[resumed.default_model]["vectors"] / "vectors.f16"
+    assert vectors.stat().st_size == total * 48 * 2  # no left-over rows
 
 
 def test_one_writer_at_a_time(tmp_path, tiny_spec, pages):

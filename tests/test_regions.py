@@ -8,7 +8,8 @@ from PIL import Image
 from conftest import run_cli
 from sashie.errors import SashieError
 from sashie.library import Library
-from sashie.regions import Region, Tiles, clean_regions, load_detectors, tile_boxes
+from sashie.regions import Region, clean_regions, load_detectors, tile_boxes
+from sashie.regions.whole import Tiles
 from tiny_clip import build_tiny_owlv2
 
 

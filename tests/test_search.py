@@ -1,9 +1,9 @@
 import numpy as np
 import pytest
 
-from sashie.query import Term, parse_dims, parse_query
+from sashie.search.query import Term, parse_dims, parse_query
 from sashie.errors import SashieError
-from sashie.search import VectorIndex, cv_dimensions, random_dimensions, top_k
+from sashie.search.ranking import VectorIndex, cv_dimensions, random_dimensions, top_k
 
 
 def unit_rows(rng, n, d):

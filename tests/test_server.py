@@ -8,12 +8,12 @@ from fastapi.testclient import TestClient
 from PIL import Image
 
 from conftest import indexed_world
-from sashie import server
-from sashie.bench import reference_pictures
+from sashie.app import server
+from sashie.eval.references import reference_pictures
 from sashie.errors import SashieError
 from sashie.library import Library
-from sashie.world.artists import Artists
-from sashie.world.vocab import vocabulary
+from sashie.eval.world.artists import Artists
+from sashie.eval.world.vocab import vocabulary
 
 
 @pytest.fixture(scope="module")
@@ -71,6 +71,24 @@ def test_image_and_multi_image_search(client):
     assert multi["dims"] == 64 and len(multi["results"]) == 5
     every = client.post("/api/search", files=three, data={"dims": "all"}).json()
     assert every["dims"] is None
+
+
+def test_the_api_ranks_exactly_as_the_library_does(client, world_library):
+    """The server's query is `Library.query`'s: a multi-image search through the API ranks
+    the items as `Library.search` does (once it ranked by the mean vector in all dimensions
+    while saying it kept 64)."""
+    pictures = [Image.open(io.BytesIO(data)) for data in references(3)]
+    with Library(world_library) as lib:
+        for dims, text in ((64, ""), (None, ""), (None, "a cat")):
+            expected = lib.search(text or None, images=pictures, dims=dims, k=20)
+            files = [("images", (f"ref{i}.png", png(p), "image/png"))
+                     for i, p in enumerate(pictures)]
+            got = client.post("/api/search", files=files,
+                              data={"text": text, "dims": str(dims or "all"),
+                                    "limit": "20"}).json()
+            assert [r["item"] for r in got["results"]] == [h.item for h in expected]
+            assert [r["score"] for r in got["results"]] == pytest.approx(
+                [h.score for h in expected], abs=1e-4)
 
 
 def test_bad_requests_get_one_clear_message(client, monkeypatch):

@@ -7,7 +7,7 @@ import pytest
 
 from conftest import make_pages
 from sashie import Library
-from sashie.sources import expand_sources
+from sashie.ingest.sources import expand_sources
 
 
 @pytest.fixture

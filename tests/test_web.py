@@ -12,11 +12,13 @@ import pytest
 import uvicorn
 
 from conftest import indexed_world
-from sashie import server
-from sashie.bench import reference_pictures
+from sashie.app import server
+from sashie.eval.references import reference_pictures
 from sashie.library import Library
-from sashie.world.artists import Artists
-from sashie.world.vocab import vocabulary
+from sashie.eval.world.artists import Artists
+from sashie.eval.world.vocab import vocabulary
+
+pytestmark = pytest.mark.browser
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 SHOTS = Path(__file__).resolve().parent.parent / "screenshots"
@@ -54,6 +56,10 @@ def site(tmp_path_factory):
 def browser():
     from playwright.sync_api import sync_playwright
 
+    if not Path(CHROMIUM).is_file():
+        pytest.fail("the browser tests need Debian's Chromium: scripts/test installs it "
+                    "(or apt-get install chromium); scripts/test --fast leaves them out",
+                    pytrace=False)
     SHOTS.mkdir(exist_ok=True)
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=FLAGS)
@@ -153,8 +159,8 @@ def test_annotate_and_label_selected_results(page, site):
     page.click("#exclude")
     page.wait_for_selector("#status:has-text('labelled 1 items exclude')")
     lib = Library(site[1])
-    assert {a["item"] for a in lib.catalog.annotations() if a["caption"] == "几帳"} == set(items)
-    assert lib.catalog.label_counts()["exclude"] == 1
+    assert {a["item"] for a in lib.annotations() if a["caption"] == "几帳"} == set(items)
+    assert lib.counts()["labelled_exclude"] == 1
     lib.close()
 
 

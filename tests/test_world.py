@@ -4,9 +4,9 @@ import json
 import numpy as np
 
 from conftest import run_cli
-from sashie.world import make_world, read_truth
-from sashie.world.artists import ARTISTS, Artists, alpha_bbox, load_concepts
-from sashie.world.vocab import caption, vocabulary
+from sashie.eval.world import make_world, read_truth
+from sashie.eval.world.artists import ARTISTS, Artists, alpha_bbox, load_concepts
+from sashie.eval.world.vocab import caption, vocabulary
 
 SMALL = (400, 600)  # quarter-size pages keep the tests fast; the code path is the same
 
@@ -88,7 +88,7 @@ def test_world_command(tmp_path):
 
 
 def test_a_crop_of_one_figure_shows_that_concept_only():
-    from sashie.bench import item_concepts
+    from sashie.eval.truth import item_concepts
 
     truth = [{"page": "p", "illustrations": [{
         "bbox": [0, 0, 200, 200], "concepts": ["cat", "dog"],

@@ -1,58 +1,47 @@
-"""What every torch backend shares: device and dtype, batching, normalization."""
+"""The encoder interface every backend gives, and the helpers they share.
+
+`preprocess` one image into model input (thread-safe, so pages are decoded and prepared in
+parallel workers while the model runs), `encode_pixels` a batch of those, `encode_texts`, and
+`encode_images` for convenience; all return L2-normalized float32 rows. `dim` is the vector
+size and `model_id` a stable name that changes when the weights change.
+"""
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Protocol, Sequence
 
 import numpy as np
-import torch
 from PIL import Image
 
-from . import normalize_rows, pick_device
+from ..errors import SashieError
 
 
-class TorchEncoder:
-    """Subclasses set model_id, dim, image_size and implement preprocess, _images, _texts."""
-
+class Encoder(Protocol):
     model_id: str
     dim: int
-    image_size: int
-    batch_size = 64
+    image_size: int  # side of the square the model sees; crops far larger are reduced first
+    device: str
 
-    def __init__(self, device: str | None) -> None:
-        self.device = pick_device(device)
-        self.dtype = torch.float16 if self.device.startswith("cuda") else torch.float32
+    def preprocess(self, image: Image.Image) -> np.ndarray: ...
 
-    def _place(self, module: torch.nn.Module) -> torch.nn.Module:
-        return module.to(device=self.device, dtype=self.dtype).eval()
+    def encode_pixels(self, pixels: np.ndarray) -> np.ndarray: ...
 
-    def preprocess(self, image: Image.Image) -> np.ndarray:
-        raise NotImplementedError
+    def encode_texts(self, texts: Sequence[str]) -> np.ndarray: ...
 
-    def _images(self, pixels: torch.Tensor) -> torch.Tensor:
-        raise NotImplementedError
+    def encode_images(self, images: Sequence[Image.Image]) -> np.ndarray: ...
 
-    def _texts(self, texts: list[str]) -> torch.Tensor:
-        raise NotImplementedError
 
-    @torch.inference_mode()
-    def encode_pixels(self, pixels: np.ndarray) -> np.ndarray:
-        out = []
-        for start in range(0, len(pixels), self.batch_size):
-            chunk = torch.from_numpy(np.ascontiguousarray(pixels[start : start + self.batch_size]))
-            out.append(self._images(chunk.to(self.device, self.dtype)).float().cpu().numpy())
-        return normalize_rows(np.concatenate(out) if out else np.zeros((0, self.dim)))
+def pick_device(device: str | None) -> str:
+    import torch
 
-    @torch.inference_mode()
-    def encode_texts(self, texts: Sequence[str]) -> np.ndarray:
-        texts = list(texts)
-        out = [
-            self._texts(texts[start : start + self.batch_size]).float().cpu().numpy()
-            for start in range(0, len(texts), self.batch_size)
-        ]
-        return normalize_rows(np.concatenate(out) if out else np.zeros((0, self.dim)))
+    if device:
+        if device.startswith("cuda") and not torch.cuda.is_available():
+            raise SashieError("--device cuda asked for, but no CUDA device is available")
+        return device
+    return "cuda" if torch.cuda.is_available() else "cpu"
 
-    def encode_images(self, images: Sequence[Image.Image]) -> np.ndarray:
-        if not images:
-            return np.zeros((0, self.dim), np.float32)
-        return self.encode_pixels(np.stack([self.preprocess(im) for im in images]))
+
+def normalize_rows(x: np.ndarray) -> np.ndarray:
+    x = np.asarray(x, dtype=np.float32)
+    norms = np.linalg.norm(x, axis=-1, keepdims=True)
+    return x / np.maximum(norms, 1e-12)

@@ -15,7 +15,7 @@ import torch
 from PIL import Image
 
 from ..errors import SashieError
-from .base import TorchEncoder
+from .torch_base import TorchEncoder
 
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth")
 

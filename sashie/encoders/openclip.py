@@ -14,7 +14,7 @@ import torch
 from PIL import Image
 
 from ..errors import SashieError
-from .base import TorchEncoder
+from .torch_base import TorchEncoder
 
 
 class OpenClipEncoder(TorchEncoder):

@@ -1,0 +1,50 @@
+"""The settings of one adaptation run: one definition of every default (the CLI's options,
+the HTTP API's request and `Library.adapt` all take theirs from here)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..errors import SashieError
+
+
+@dataclass(frozen=True)
+class AdaptSettings:
+    epochs: int = 3
+    batch: int = 64
+    # The text encoder's learning rate. The paper's 5e-5 barely moves a word in the few dozen
+    # steps that a few hundred pairs give; 1e-3 with the anchors below learns it (README).
+    lr: float = 1e-3
+    # The adapter's: it starts as the identity; at 1e-3 it teaches a little more and costs
+    # the concepts the model already knew 3-4 points of P@10 (README).
+    adapter_lr: float = 1e-4
+    ratio: float = 0.2  # R, CLIP-Adapter's residual blend
+    train_adapter: bool = True
+    train_text: bool = True
+    keep_weight: float = 10.0  # how strongly the rest of the collection stays where it was
+    min_steps: int = 100  # epochs are repeated until at least this many steps were taken
+    negatives: int = 4096  # other items' vectors each caption is told apart from, a step
+    anchor_weight: float = 100.0  # how strongly the model's own words keep their meaning
+    # The captioned pictures, remembered: a query for a taught caption also ranks items by
+    # their likeness to its examples (memory.py); 0 leaves them out.
+    example_weight: float = 1.0
+    example_sharpness: float = 5.0
+    seed: int = 0
+
+    def check(self) -> None:
+        if self.epochs < 1 or self.batch < 2 or self.min_steps < 0 or self.negatives < 0:
+            raise SashieError("adapt needs --epochs >= 1, --batch >= 2, --min-steps >= 0 "
+                              "and --negatives >= 0")
+        if self.keep_weight < 0 or self.anchor_weight < 0 or self.example_weight < 0:
+            raise SashieError("--keep-weight, --anchor-weight and --example-weight must be >= 0")
+        if self.example_sharpness <= 0:
+            raise SashieError("--example-sharpness must be positive")
+        if not 0.0 <= self.ratio <= 1.0:
+            raise SashieError("--ratio must be between 0 and 1")
+        if self.lr <= 0 or self.adapter_lr <= 0:
+            raise SashieError("learning rates must be positive")
+        if not (self.train_adapter or self.train_text):
+            raise SashieError("nothing to train: keep the adapter, the text encoder or both")
+
+
+DEFAULTS = AdaptSettings()

@@ -1,0 +1,170 @@
+"""Teach the model a collection's words: a visual adapter over stored vectors + the text encoder.
+
+The seed paper's recipe (§4.4.2): the image encoder stays frozen; a CLIP-Adapter after it
+(adapter.py) and every parameter of the text encoder are trained with the symmetric InfoNCE
+loss (losses.py) on (stored image vector, caption) pairs, AdamW, negatives from the batch.
+Training reads the vectors the library already holds, so no image is decoded or encoded, and
+the whole index is brought into the new space as V′ = A(V) by two small matrix products per
+row (versions.py).
+
+Pairs that share a caption are all positives of each other (with 30 pictures of 几帳 in one
+batch, the other 29 are not negatives).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..errors import SashieError
+from .adapter import VisualAdapter
+from .losses import contrastive_loss
+from .phrasings import phrasings, vocabulary_anchors
+from .settings import AdaptSettings
+
+DEFAULT_TEMPERATURE = 0.07  # when a model has no logit scale of its own
+ANCHOR_BATCH = 64  # anchor texts held in place, a step
+
+
+@dataclass
+class Trained:
+    adapter: VisualAdapter | None
+    text_state: dict[str, torch.Tensor]  # the tuned text-encoder tensors, by state-dict name
+    losses: list[float] = field(default_factory=list)  # one a step
+    epoch_losses: list[float] = field(default_factory=list)
+    seconds: float = 0.0
+    anchors: list[str] = field(default_factory=list)  # the words kept in place, if any
+
+
+def text_parameters(encoder) -> dict[str, torch.nn.Parameter]:
+    """The text encoder's parameters: those the text features depend on (found by one backward
+    pass, so it works for any CLIP-style model whatever its module names)."""
+    model = encoder.model
+    for parameter in model.parameters():
+        parameter.requires_grad_(True)
+        parameter.grad = None
+    with torch.enable_grad():
+        encoder._texts(["a picture", "an illustration"]).float().sum().backward()
+    found = {name: p for name, p in model.named_parameters()
+             if p.grad is not None and p.grad.abs().sum() > 0}
+    for parameter in model.parameters():
+        parameter.grad = None
+        parameter.requires_grad_(False)
+    if not found:
+        raise SashieError(f"{encoder.model_id} has no trainable text encoder")
+    return found
+
+
+def logit_scale(encoder) -> float:
+    """The model's own contrastive temperature (as a multiplier), at most 100 as in CLIP."""
+    scale = getattr(encoder.model, "logit_scale", None)
+    if not isinstance(scale, torch.Tensor):
+        return 1 / DEFAULT_TEMPERATURE
+    return min(float(scale.detach().exp()), 100.0)
+
+
+def train_adapter(encoder, vectors: np.ndarray, captions: Sequence[str],
+                  settings: AdaptSettings, background: np.ndarray | None = None,
+                  progress: Callable[[int, int, float], None] | None = None) -> Trained:
+    """Train on (stored vector, caption) pairs; `encoder` is a float32 training copy whose text
+    encoder is changed in place. `progress(step, steps, loss)` is called after each step.
+
+    Two guards keep what the model already knew, so that teaching 几帳 loses nothing else:
+    - `background`: stored vectors of other items of the collection. Each step draws
+      `negatives` of them; they are extra negatives for the captions (几帳 is not any random
+      picture), and the adapter is asked to leave them where they were (keep_weight x mean
+      cosine distance).
+    - anchors: words of the model's own vocabulary (`vocabulary_anchors`); each step the text
+      encoder is asked to keep a batch of them where they were (anchor_weight x mean cosine
+      distance), which lets it learn at a rate that teaches a word in a hundred steps."""
+    settings.check()
+    if len(vectors) != len(captions) or len(captions) < 2:
+        raise SashieError("adapt needs at least two (item, caption) pairs")
+    started = time.perf_counter()
+    torch.manual_seed(settings.seed)
+    rng = np.random.default_rng(settings.seed)
+    images = F.normalize(torch.from_numpy(np.asarray(vectors, np.float32)), dim=-1)
+    images = images.to(encoder.device)
+    if background is not None and len(background) and settings.negatives:
+        background = F.normalize(torch.from_numpy(np.asarray(background, np.float32)), dim=-1)
+        background = background.to(encoder.device)
+    else:
+        background = None
+    caption_ids = np.unique(np.asarray(captions, dtype=object), return_inverse=True)[1]
+    phrased = [phrasings(c) for c in captions]
+    scale = logit_scale(encoder)
+
+    groups = []
+    adapter = None
+    if settings.train_adapter:
+        adapter = VisualAdapter(images.shape[1], settings.ratio).to(encoder.device)
+        groups.append({"params": list(adapter.parameters()), "lr": settings.adapter_lr})
+    text_params = text_parameters(encoder) if settings.train_text else {}
+    anchors, anchors_before = [], None
+    if text_params:
+        if settings.anchor_weight:
+            anchors = vocabulary_anchors(getattr(encoder, "tokenizer", None), captions,
+                                         seed=settings.seed)
+        if anchors:
+            anchors_before = torch.from_numpy(encoder.encode_texts(anchors)).to(encoder.device)
+        for parameter in text_params.values():
+            parameter.requires_grad_(True)
+        groups.append({"params": list(text_params.values()), "lr": settings.lr})
+    optimizer = torch.optim.AdamW(groups, weight_decay=0.01)
+
+    # where each batch of an epoch starts; a lone pair left at the end has no negatives
+    starts = [s for s in range(0, len(captions), settings.batch) if len(captions) - s >= 2]
+    epochs = max(settings.epochs, math.ceil(settings.min_steps / len(starts)))
+    steps = epochs * len(starts)
+    trained = Trained(adapter, {}, anchors=anchors)
+    step = 0
+    for _ in range(epochs):
+        order = rng.permutation(len(captions))
+        epoch = []
+        for start in starts:
+            batch = order[start : start + settings.batch]
+            image = images[batch]
+            others = None
+            if background is not None:
+                others = background[torch.from_numpy(rng.choice(
+                    len(background), min(settings.negatives, len(background)), replace=False))]
+            if adapter is not None:
+                image = adapter(image)
+                moved = others
+                others = None if others is None else adapter(others)
+            with torch.set_grad_enabled(bool(text_params)):
+                said = [phrased[i][rng.integers(len(phrased[i]))] for i in batch]
+                text = F.normalize(encoder._texts(said).float(), dim=-1)
+            extra = None if others is None else scale * text @ others.T
+            loss = contrastive_loss(scale * image @ text.T, caption_ids[batch], extra)
+            if adapter is not None and others is not None:
+                loss = loss + settings.keep_weight * (1 - (others * moved).sum(-1)).mean()
+            if anchors_before is not None:
+                some = rng.choice(len(anchors), min(ANCHOR_BATCH, len(anchors)), replace=False)
+                now = F.normalize(encoder._texts([anchors[i] for i in some]).float(), dim=-1)
+                drift = 1 - (now * anchors_before[torch.from_numpy(some)]).sum(-1)
+                loss = loss + settings.anchor_weight * drift.mean()
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            step += 1
+            value = float(loss.detach())
+            trained.losses.append(value)
+            epoch.append(value)
+            if progress:
+                progress(step, steps, value)
+        trained.epoch_losses.append(float(np.mean(epoch)) if epoch else float("nan"))
+    for parameter in text_params.values():
+        parameter.requires_grad_(False)
+    if adapter is not None:
+        trained.adapter = adapter.cpu().eval()
+    trained.text_state = {name: p.detach().float().cpu().clone()
+                          for name, p in text_params.items()}
+    trained.seconds = time.perf_counter() - started
+    return trained

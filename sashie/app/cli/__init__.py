@@ -1,0 +1,42 @@
+"""The `sashie` command: a thin layer over `Library`, one module per command group."""
+
+from __future__ import annotations
+
+import click
+
+from .adapt import adapt
+from .annotations import annotations
+from .common import SashieGroup
+from .evaluation import bench_command, demo, world
+from .filter import filter_
+from .index import index
+from .info import export, info
+from .search import search
+from .serve import serve
+from .versions import versions
+
+
+@click.group(cls=SashieGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="sashie")
+def main() -> None:
+    """Search the illustrations inside large digitized collections.
+
+    \b
+    sashie demo                                  a small book collection, indexed and served
+    sashie index LIB scans/ --model hf:DIR       index a folder (again: only what is new)
+    sashie search LIB "a crane and a pine tree"  search by text
+    sashie search LIB -i a.jpg -i b.jpg          by several example images
+    sashie search LIB '"crane" + pine.jpg - "handwriting"'       by a sum of terms
+    sashie serve LIB                             the web page: search, feedback, captions
+    sashie filter train LIB                      keep illustrations, drop text (see filter -h)
+    sashie annotations add LIB 几帳 12 40         caption items you found
+    sashie adapt LIB                             teach the model those captions (see adapt -h)
+    sashie versions list LIB                     the model versions; `versions use` switches
+    sashie info LIB                              what the library holds, what was skipped
+    sashie export LIB OUT/                       vectors (.npy) and metadata (Parquet)
+    """
+
+
+for command in (index, search, serve, info, export, annotations, filter_, adapt, versions,
+                world, bench_command, demo):
+    main.add_command(command)

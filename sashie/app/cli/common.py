@@ -1,0 +1,38 @@
+"""What the command modules share: one `error:` line for sashie's own errors, item-id
+parsing, and JSON output."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import click
+
+from ...errors import SashieError
+
+
+class SashieGroup(click.Group):
+    """Turns sashie's own errors into one line on stderr and a non-zero exit."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except SashieError as e:
+            click.echo(f"error: {e}", err=True)
+            ctx.exit(1)
+
+
+def parse_ids(text: str | None) -> list[int]:
+    """"12,40,41" -> [12, 40, 41]."""
+    try:
+        return [int(part) for part in (text or "").split(",") if part.strip()]
+    except ValueError:
+        raise SashieError(f"expected item ids like 12,40,41, got {text!r}") from None
+
+
+def echo_json(value: Any, *, indent: int | None = 2) -> None:
+    click.echo(json.dumps(value, indent=indent, ensure_ascii=False))
+
+
+# a library's folder; a missing one is `Library`'s one-line error, as for every other mistake
+LIBRARY = click.Path(file_okay=False)

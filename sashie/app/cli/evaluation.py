@@ -1,0 +1,85 @@
+"""`sashie world`, `sashie bench` and `sashie demo`: evaluation worlds, measuring, showing."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+
+@click.command()
+@click.argument("out", type=click.Path(file_okay=False))
+@click.option("--pages", type=click.IntRange(1), default=300, show_default=True,
+              help="How many pages.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Same seed, same bytes.")
+@click.option("--workers", type=click.IntRange(1), metavar="N",
+              help="Processes drawing pages (default: one per core).")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+def world(out, pages, seed, workers, quiet):
+    """Generate an evaluation collection with ground truth into OUT.
+
+    Pages that look like scans of Edo-period printed books, with illustrations drawn by real
+    artists (Noto Emoji in ink, OpenMoji hand-coloured) and complete ground truth:
+    OUT/pages/*.jpg, OUT/truth.jsonl, OUT/world.json. Needs the `world` extra.
+    """
+    from ...eval.world import make_world
+
+    make_world(out, pages=pages, seed=seed, workers=workers, progress=not quiet)
+    click.echo(f"{pages} pages with ground truth in {out}", err=True)
+
+
+@click.command()
+@click.argument("folder", default="sashie-demo", type=click.Path(file_okay=False))
+@click.option("--pages", type=click.IntRange(1), default=300, show_default=True)
+@click.option("--seed", type=int, default=42, show_default=True)
+@click.option("--port", type=click.IntRange(1, 65535), default=8000, show_default=True,
+              help="Port of the web page opened at the end.")
+@click.option("--no-serve", is_flag=True, help="Print the searches only; no web page.")
+def demo(folder, pages, seed, port, no_serve):
+    """Draw a small book collection, index it with the demo model, search it, and open the
+    web page on it.
+
+    Offline, a few minutes on a laptop CPU. FOLDER (default ./sashie-demo) keeps the world,
+    the library and the query pictures, so you can go on searching it.
+    """
+    from ..demo import run_demo
+    from ..server import serve
+
+    run_demo(folder, pages=pages, seed=seed, echo=click.echo)
+    if not no_serve:
+        click.echo("\nthe web page (Ctrl-C to stop):")
+        serve(Path(folder) / "library", port=port, echo=click.echo)
+
+
+@click.command("bench")
+@click.option("--quick", is_flag=True, help="300 pages (under 5 minutes) instead of 2,000.")
+@click.option("--pages", type=click.IntRange(1), help="Pages in the evaluation world.")
+@click.option("--seed", type=int, default=1000, show_default=True,
+              help="The world's seed (the demo model never trained on it).")
+@click.option("--model", "-m", metavar="SPEC", help="Model to measure (default sashie-demo).")
+@click.option("--keep", metavar="DIR", type=click.Path(file_okay=False),
+              help="Keep the world and library in DIR (default: a temporary folder).")
+@click.option("--world", "world_dir", metavar="WORLD", type=click.Path(file_okay=False,
+                                                                       exists=True),
+              help="Measure on this world (from `sashie world`; its pages and seed) instead "
+                   "of drawing one: large worlds take a while to draw.")
+@click.option("--adapt", is_flag=True,
+              help="Also the adaptation experiment: a simulated annotator captions held-out "
+                   "concepts it finds, the library is adapted, queries are measured before "
+                   "and after (adds an index of layout regions + filter).")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object of figures.")
+def bench_command(quick, pages, seed, model, keep, world_dir, adapt, as_json):
+    """Measure search quality on a fresh evaluation world with ground truth.
+
+    Text -> illustration P@10/P@100/mAP (English, Japanese; seen and held-out concepts),
+    cross-artist image queries, the seed paper's multi-image experiment (CV vs random vs
+    all dimensions), zero-shot classification and the share of text crops in results.
+    """
+    from ...eval import bench
+
+    result = bench.bench(quick=quick, pages=pages, seed=seed, model=model, keep=keep,
+                         progress=not as_json, adapt=adapt, world=world_dir)
+    click.echo(bench.as_json(result) if as_json else bench.format_table(result))
+
+
+

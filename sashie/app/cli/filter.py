@@ -1,0 +1,152 @@
+"""`sashie filter`: keep illustrations, drop text, stains and blank paper."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+import click
+
+from ...errors import SashieError
+from ...filter.labelling import read_label_csv, sample_items, save_crop
+from ...filter.training import parse_learners, table_overall, table_per_class
+from ...library import Library
+from .common import LIBRARY, echo_json
+
+
+@click.group("filter")
+def filter_() -> None:
+    """Keep illustrations, drop text, stains and blank paper: label, train, apply.
+
+    \b
+    sashie filter label LIB --interactive --n 100   look at crops, answer k / e
+    sashie filter label LIB --csv marks.csv         rows: item,keep|exclude
+    sashie filter label LIB --ground-truth WORLD    for experiments on `sashie world`
+    sashie filter train LIB                         five learners; best kept, applied
+    sashie filter apply LIB                         score every item again
+    sashie filter evaluate LIB --ground-truth WORLD  the saved filter against the truth
+    Searches then cover kept items only (sashie search --all to see every item).
+    """
+
+
+@filter_.command("label")
+@click.argument("library", type=LIBRARY)
+@click.option("--csv", "csv_path", type=click.Path(dir_okay=False, exists=True),
+              help="A CSV of item,label (keep/exclude, 1/0).")
+@click.option("--ground-truth", "world", type=click.Path(file_okay=False, exists=True),
+              help="An evaluation world: label a random sample from its ground truth.")
+@click.option("--interactive", is_flag=True, help="Show crops one by one and ask.")
+@click.option("--n", type=click.IntRange(1), default=1000, show_default=True,
+              help="How many items to sample (--ground-truth, --interactive).")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the sample.")
+def filter_label(library, csv_path, world, interactive, n, seed):
+    """Mark items of LIBRARY keep (an illustration) or exclude."""
+    if sum(map(bool, (csv_path, world, interactive))) != 1:
+        raise SashieError("give exactly one of --csv, --ground-truth and --interactive")
+    lib = Library(library)
+    if interactive:
+        ids, keep = _ask_labels(lib, n, seed)
+        source = "interactive"
+    elif csv_path:
+        ids, keep = read_label_csv(csv_path)
+        source = "csv"
+    else:
+        from ...eval.truth import ground_truth_labels  # evaluation worlds only
+
+        ids, keep = ground_truth_labels(lib, world, n, seed)
+        source = "ground-truth"
+    lib.label(ids, keep, source)
+    counts = lib.counts()
+    click.echo(f"labelled {len(ids)} items ({sum(keep)} keep); the library now has "
+               f"{counts['labelled_keep']} keep and {counts['labelled_exclude']} exclude "
+               "labels", err=True)
+
+
+def _ask_labels(lib: Library, n: int, seed: int) -> tuple[list[int], list[bool]]:
+    ids, keep = [], []
+    with tempfile.TemporaryDirectory(prefix="sashie-label-") as folder:
+        sample = sample_items(lib, n, seed)
+        for number, item in enumerate(sample, start=1):
+            crop = save_crop(lib, item, Path(folder))
+            click.echo(f"[{number}/{len(sample)}] item {item}: {crop}")
+            answer = click.prompt("  keep, exclude, skip or quit", default="s",
+                                  type=click.Choice(["k", "e", "s", "q"]), show_choices=True)
+            if answer == "q":
+                break
+            if answer in "ke":
+                ids.append(item)
+                keep.append(answer == "k")
+    return ids, keep
+
+
+@filter_.command("train")
+@click.argument("library", type=LIBRARY)
+@click.option("--learners", metavar="NAMES",
+              help="Comma-separated subset of random_forest,xgboost,lightgbm,svm,mlp "
+                   "(default: all five).")
+@click.option("--seed", type=int, default=0, show_default=True,
+              help="Seed of the 80/20 split, the folds and the learners.")
+@click.option("--json", "as_json", is_flag=True, help="Print the tables as JSON.")
+def filter_train(library, learners, seed, as_json):
+    """Fit the learners on the labelled items, keep the best and apply it.
+
+    Each learner is tuned by grid search with 5-fold cross-validation on 80 % of the labels
+    and scored on the other 20 % (Table 1: weighted figures; Table 2: per class).
+    """
+    lib = Library(library, progress=not as_json)
+    report = lib.train_filter(learners=parse_learners(learners), seed=seed)
+    if as_json:
+        echo_json(report.as_dict())
+        return
+    click.echo(table_overall(report))
+    click.echo()
+    click.echo(table_per_class(report))
+    counts = lib.counts()
+    click.echo(f"\nkept {report.best.name}; applied: {counts['kept']} items kept, "
+               f"{counts['excluded']} excluded")
+
+
+@filter_.command("apply")
+@click.argument("library", type=LIBRARY)
+def filter_apply(library):
+    """Score every item of LIBRARY with its saved filter (new items are scored on indexing)."""
+    done = Library(library, progress=True).apply_filter()
+    click.echo(f"scored {done['scored']} items in {done['seconds']:.1f} s: {done['kept']} kept, "
+               f"{done['excluded']} excluded")
+
+
+@filter_.command("evaluate")
+@click.argument("library", type=LIBRARY)
+@click.option("--ground-truth", "world", type=click.Path(file_okay=False, exists=True),
+              help="Judge every item against an evaluation world's ground truth.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def filter_evaluate(library, world, as_json):
+    """The saved filter's verdicts against the ground truth of every item, or against the
+    library's labels (which include those it was trained on: an optimistic figure)."""
+    lib = Library(library)
+    if world:
+        from ...eval.truth import judge_library_items  # evaluation worlds only
+
+        ids, keep, _ = judge_library_items(lib, world)
+        figures = lib.evaluate_filter(ids, keep)
+        figures["against"] = "the ground truth"
+    else:
+        figures = lib.evaluate_filter()
+    if as_json:
+        echo_json(figures)
+        return
+    m = figures["overall"]
+    click.echo(f"{figures['items']} items judged by {figures['against']}: weighted precision "
+               f"{m['weighted_precision']:.3f}, recall {m['weighted_recall']:.3f}, "
+               f"F1 {m['weighted_f1']:.3f}, accuracy {m['accuracy']:.3f}")
+    for name, c in figures["per_class"].items():
+        click.echo(f"  {name:<7}  precision {c['precision']:.3f}  recall {c['recall']:.3f}  "
+                   f"F1 {c['f1']:.3f}  support {c['support']}")
+
+
+@filter_.command("remove")
+@click.argument("library", type=LIBRARY)
+def filter_remove(library):
+    """Forget LIBRARY's filter: every item is searched again (labels are kept)."""
+    Library(library).remove_filter()
+    click.echo("filter removed", err=True)

@@ -1,0 +1,57 @@
+"""`sashie info` and `sashie export`: what a library holds, and its vectors for other tools."""
+
+from __future__ import annotations
+
+import click
+
+from ...library import Library
+from .common import LIBRARY, echo_json
+
+
+@click.command()
+@click.argument("library", type=LIBRARY)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def info(library, as_json):
+    """Show pages, items, models and skipped inputs of LIBRARY."""
+    facts = Library(library).info()
+    if as_json:
+        echo_json(facts)
+        return
+    click.echo(f"library   {facts['path']} (format {facts['format_version']}, "
+               f"{facts['disk_bytes'] / 1e6:.1f} MB)")
+    by_detector = ", ".join(f"{n} {d}" for d, n in facts["items_by_detector"].items())
+    click.echo(f"pages     {facts['pages']}")
+    click.echo(f"items     {facts['items']}" + (f" ({by_detector})" if by_detector else ""))
+    for m in facts["models"]:
+        mark = " (default)" if m["default"] else ""
+        if m["versions"]:
+            mark += (f", model version {m['active_version']} active "
+                     f"(versions: base, {', '.join(m['versions'])})")
+        click.echo(f"model     {m['id']}{mark}: {m['vectors']} vectors x {m['dim']} dims")
+    labels = facts["labels"]
+    if labels["keep"] or labels["exclude"]:
+        click.echo(f"labels    {labels['keep']} keep, {labels['exclude']} exclude")
+    f = facts["filter"]
+    if f:
+        click.echo(f"filter    {f['learner']} (weighted F1 {f['test_metrics']['weighted_f1']:.3f} "
+                   f"on held-out labels): {f['kept']} items kept, {f['excluded']} excluded")
+    click.echo(f"skipped   {facts['skipped']}")
+    for reason, n in sorted(facts["skipped_by_reason"].items(), key=lambda x: -x[1]):
+        click.echo(f"  {n:>6}  {reason}")
+    shown = facts["skipped_inputs"][:20]
+    for s in shown:
+        click.echo(f"          {s['uri']}: {s['reason']}")
+    if len(facts["skipped_inputs"]) > len(shown):
+        click.echo(f"          ... and {len(facts['skipped_inputs']) - len(shown)} more "
+                   "(--json lists all)")
+
+
+@click.command()
+@click.argument("library", type=LIBRARY)
+@click.argument("out_dir", type=click.Path(file_okay=False))
+@click.option("--model", "-m", metavar="SPEC_OR_ID", help="Which of the library's models.")
+def export(library, out_dir, model):
+    """Export vectors (.npy) and item metadata (Parquet) to OUT_DIR."""
+    out = Library(library).export(out_dir, model=model)
+    click.echo(f"exported to {out}", err=True)
+

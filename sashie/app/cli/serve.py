@@ -1,0 +1,28 @@
+"""`sashie serve`: the web page and the HTTP API."""
+
+from __future__ import annotations
+
+import click
+
+from .common import LIBRARY
+
+
+@click.command()
+@click.argument("library", type=LIBRARY)
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address to listen on; another than this machine's needs --allow-remote.")
+@click.option("--port", type=click.IntRange(1, 65535), default=8000, show_default=True)
+@click.option("--allow-remote", is_flag=True,
+              help="Allow a non-local --host; requests then need the access token.")
+@click.option("--token", metavar="TEXT", help="The access token (default: a random one).")
+def serve(library, host, port, allow_remote, token):
+    """Serve the web page and HTTP API of LIBRARY (API docs at /docs).
+
+    Search by text or dropped images, see each result on its page, mark results right or
+    wrong and refine, caption results, and label items keep/exclude for the filter.
+    """
+    from ..server import serve as run_server
+
+    run_server(library, host=host, port=port, allow_remote=allow_remote, token=token,
+               echo=click.echo)
+

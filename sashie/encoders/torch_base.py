@@ -1,0 +1,58 @@
+"""What every torch backend shares: device and dtype, batching, normalization."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+import torch
+from PIL import Image
+
+from .base import normalize_rows, pick_device
+
+
+class TorchEncoder:
+    """Subclasses set model_id, dim, image_size and implement preprocess, _images, _texts."""
+
+    model_id: str
+    dim: int
+    image_size: int
+    batch_size = 64
+
+    def __init__(self, device: str | None) -> None:
+        self.device = pick_device(device)
+        self.dtype = torch.float16 if self.device.startswith("cuda") else torch.float32
+
+    def _place(self, module: torch.nn.Module) -> torch.nn.Module:
+        return module.to(device=self.device, dtype=self.dtype).eval()
+
+    def preprocess(self, image: Image.Image) -> np.ndarray:
+        raise NotImplementedError
+
+    def _images(self, pixels: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def _texts(self, texts: list[str]) -> torch.Tensor:
+        raise NotImplementedError
+
+    @torch.inference_mode()
+    def encode_pixels(self, pixels: np.ndarray) -> np.ndarray:
+        out = []
+        for start in range(0, len(pixels), self.batch_size):
+            chunk = torch.from_numpy(np.ascontiguousarray(pixels[start : start + self.batch_size]))
+            out.append(self._images(chunk.to(self.device, self.dtype)).float().cpu().numpy())
+        return normalize_rows(np.concatenate(out) if out else np.zeros((0, self.dim)))
+
+    @torch.inference_mode()
+    def encode_texts(self, texts: Sequence[str]) -> np.ndarray:
+        texts = list(texts)
+        out = [
+            self._texts(texts[start : start + self.batch_size]).float().cpu().numpy()
+            for start in range(0, len(texts), self.batch_size)
+        ]
+        return normalize_rows(np.concatenate(out) if out else np.zeros((0, self.dim)))
+
+    def encode_images(self, images: Sequence[Image.Image]) -> np.ndarray:
+        if not images:
+            return np.zeros((0, self.dim), np.float32)
+        return self.encode_pixels(np.stack([self.preprocess(im) for im in images]))

@@ -1,0 +1,22 @@
+"""Ranking metrics over a scored collection: precision at k and average precision."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..search.ranking import top_k
+
+
+def precision_at(scores: np.ndarray, relevant: np.ndarray, k: int) -> float:
+    """The share of relevant items among the k best scored."""
+    return float(relevant[top_k(scores, k)].mean()) if len(scores) else 0.0
+
+
+def average_precision(scores: np.ndarray, relevant: np.ndarray) -> float:
+    """Mean of the precisions at each relevant item's rank (0 when none is relevant)."""
+    if not relevant.any():
+        return 0.0
+    order = np.argsort(-scores, kind="stable")
+    hits = relevant[order]
+    precision = np.cumsum(hits) / np.arange(1, len(hits) + 1)
+    return float((precision * hits).sum() / hits.sum())

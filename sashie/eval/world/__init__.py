@@ -1,0 +1,123 @@
+"""The evaluation world: synthetic book pages with real artists' drawings and ground truth.
+
+    make_world(out, pages=2000, seed=7)
+
+writes OUT/pages/000000.jpg ..., OUT/truth.jsonl (one line a page: its illustrations with
+bbox, concepts and style, its text blocks) and OUT/world.json (seed, sizes, the vocabulary
+split, the concepts with their names, the artists' credits). Same seed, same bytes.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from ...errors import SashieError
+from .artists import CREDITS, Artists, Concept
+from .pages import PAGE_SIZE, make_page
+from .vocab import QUERY_SHARE, Vocabulary, vocabulary
+
+WORLD_VERSION = 2  # 2: the truth holds a box for each concept's figure
+
+
+class ConceptPicker:
+    """Chooses the concepts of an illustration: query concepts take QUERY_SHARE of draws.
+
+    `exclude` leaves concepts out (training collections never draw the held-out ones)."""
+
+    def __init__(self, vocab: Vocabulary, exclude: frozenset[str] = frozenset()) -> None:
+        by_key = vocab.by_key
+        self.query = [by_key[k] for k in vocab.query if k not in exclude]
+        query = set(vocab.query)
+        self.rest = [c for c in vocab.concepts if c.key not in query and c.key not in exclude]
+
+    def __call__(self, rng: np.random.Generator, n: int) -> list[Concept]:
+        chosen: list[Concept] = []
+        while len(chosen) < n:
+            pool = self.query if rng.random() < QUERY_SHARE else self.rest
+            concept = pool[int(rng.integers(len(pool)))]
+            if concept not in chosen:
+                chosen.append(concept)
+        return chosen
+
+
+_worker_state: dict = {}
+
+
+def _render(job: tuple[int, int, tuple[int, int]]) -> tuple[bytes, dict]:
+    seed, index, size = job
+    if "artists" not in _worker_state:
+        _worker_state["artists"] = Artists()
+        _worker_state["picker"] = ConceptPicker(vocabulary())
+    rng = np.random.default_rng([seed, index])
+    image, truth = make_page(rng, _worker_state["artists"], _worker_state["picker"], size)
+    buffer = io.BytesIO()
+    image.save(buffer, "JPEG", quality=85)
+    return buffer.getvalue(), truth.as_dict()
+
+
+def make_world(out: str | os.PathLike, *, pages: int, seed: int,
+               size: tuple[int, int] = PAGE_SIZE, workers: int | None = None,
+               progress: bool = False) -> Path:
+    """Generate a collection of `pages` pages with ground truth into `out`."""
+    out = Path(out)
+    if pages < 1:
+        raise SashieError("--pages must be at least 1")
+    if out.exists() and any(out.iterdir()):
+        raise SashieError(f"{out} exists and is not empty; choose a new folder")
+    vocab = vocabulary()
+    (out / "pages").mkdir(parents=True, exist_ok=True)
+    jobs = [(seed, i, size) for i in range(pages)]
+    workers = workers or os.cpu_count() or 1
+    lines = []
+    with ProcessPoolExecutor(workers) as pool:
+        results = pool.map(_render, jobs, chunksize=4)
+        for i, (jpeg, truth) in enumerate(tqdm(results, total=pages, unit="page",
+                                               desc="world", disable=not progress)):
+            name = f"pages/{i:06d}.jpg"
+            (out / name).write_bytes(jpeg)
+            lines.append(json.dumps({"page": name, **truth}, ensure_ascii=False))
+    (out / "truth.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    meta = {
+        "world_version": WORLD_VERSION,
+        "seed": seed,
+        "pages": pages,
+        "page_size": list(size),
+        "vocabulary": vocab.as_dict(),
+        "concepts": [{"key": c.key, "char": c.char, "en": c.en, "ja": c.ja}
+                     for c in vocab.concepts],
+        "artists": CREDITS,
+    }
+    (out / "world.json").write_text(json.dumps(meta, ensure_ascii=False, indent=1) + "\n",
+                                    encoding="utf-8")
+    return out
+
+
+def world_meta(world: str | os.PathLike) -> dict:
+    """A world's world.json: its seed, page count, vocabulary and credits."""
+    path = Path(world) / "world.json"
+    try:
+        meta = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as e:
+        raise SashieError(f"{world} is not a world made by `sashie world` ({e})") from None
+    if meta.get("world_version") != WORLD_VERSION:
+        raise SashieError(f"{world} was drawn by another version of `sashie world` "
+                          f"({meta.get('world_version')}, this one draws {WORLD_VERSION})")
+    return meta
+
+
+def read_truth(world: str | os.PathLike) -> list[dict]:
+    """The ground truth of a world, one dict a page, with `page` made an absolute path."""
+    world = Path(world)
+    rows = []
+    for line in (world / "truth.jsonl").read_text(encoding="utf-8").splitlines():
+        row = json.loads(line)
+        row["page"] = str((world / row["page"]).resolve())
+        rows.append(row)
+    return rows

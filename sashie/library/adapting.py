@@ -1,0 +1,128 @@
+"""One adaptation run, start to finish: train a new model version from the base on (vector,
+caption) pairs, save it, remember its examples, write V′ = A(V), and make it active.
+
+Order matters for crash safety: the version's files and vectors are written and synced, their
+row count committed in the catalog, and only then does the manifest name the version (active);
+a crash at any point leaves the previous version active and whole.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..adapt.adapter import adapted
+from ..adapt.phrasings import vocabulary_anchors
+from ..adapt.settings import AdaptSettings
+from ..adapt.training import Trained, train_adapter
+from ..adapt.versions import data_hash, save_version, vector_set, write_version_vectors
+from ..encoders import Encoder
+from ..search.memory import ExampleMemory
+from ..store.catalog import Catalog
+from .annotations import Pairs
+from .manifest import Manifest
+from .stored import StoredVectors
+from .versions import Versions
+
+
+@dataclass
+class AdaptReport:
+    version: str
+    folder: Path  # the version's files: adapter, text encoder, version.json, loss.png
+    pairs: int
+    captions: int  # distinct captions
+    trained: Trained
+    apply_seconds: float  # writing V' = A(V)
+    rows: int  # vectors written
+    remembered: int  # captioned examples the version remembers (0: none)
+
+
+def make_version(manifest: Manifest, catalog: Catalog, versions: Versions, model_id: str,
+                 trainee: Encoder, pairs: Pairs, background: np.ndarray, base: StoredVectors,
+                 settings: AdaptSettings, source: str, bar: ProgressBar) -> AdaptReport:
+    """Train on `pairs` with `trainee` (a float32 copy of the base encoder whose text encoder
+    is tuned in place), keep `background` (other items' base vectors) where it was, and write
+    the new version of `model_id`; `source` says where the pairs came from."""
+    trained = train_adapter(trainee, pairs.vectors, pairs.captions, settings,
+                            background=background,
+                            progress=lambda step, steps, loss: bar.update(
+                                "training", step, steps, loss))
+    name = versions.next_name(model_id)
+    folder = versions.folder(model_id, name)
+    captions = pairs.captions
+    record = {"name": name, "base_model": model_id,
+              "base_spec": manifest.models[model_id]["spec"],
+              "data_hash": data_hash(model_id, pairs.keys), "pairs": len(captions),
+              "captions": len(set(captions)), "annotations": source,
+              "settings": asdict(settings), "device": trainee.device,
+              "created": time.strftime("%Y-%m-%dT%H:%M:%S")}
+    anchors = trained.anchors or vocabulary_anchors(
+        getattr(trainee, "tokenizer", None), captions, seed=settings.seed)
+    # examples are kept only where a query can be told to ask for them: a tokenizer without
+    # words (a byte-level test model) gives no anchors to tell it by
+    remember = settings.example_weight > 0 and bool(anchors)
+    record["remembered_examples"] = len(captions) if remember else 0
+    save_version(folder, trained, record)
+    if remember:
+        ExampleMemory.build(trainee, adapted(trained.adapter, pairs.vectors), captions, anchors,
+                            weight=settings.example_weight,
+                            sharpness=settings.example_sharpness).save(folder)
+    started = time.perf_counter()
+    write_version_vectors(folder, trained.adapter, base.vectors(), base.item_ids,
+                          progress=lambda n: bar.update("applying", n, base.rows, None,
+                                                        add=True))
+    bar.close()
+    with catalog.transaction() as tx:
+        tx.set_vector_rows(vector_set(model_id, name), base.rows)
+    manifest.add_version(model_id, name, {k: record[k] for k in ("created", "pairs",
+                                                                  "data_hash")})
+    return AdaptReport(name, folder, len(captions), len(set(captions)), trained,
+                       round(time.perf_counter() - started, 2), base.rows,
+                       record["remembered_examples"])
+
+
+def train_in_float32(encoder: Encoder) -> None:
+    """Training wants float32 weights even where searching runs in float16 (CUDA)."""
+    import torch
+
+    encoder.model.float()  # type: ignore[attr-defined]
+    encoder.dtype = torch.float32  # type: ignore[attr-defined]
+
+
+class ProgressBar:
+    """Adaptation progress, to a callback (the web page) and/or a terminal bar."""
+
+    def __init__(self, callback: Callable[[dict], None] | None, terminal: bool) -> None:
+        self.callback = callback
+        self.terminal = terminal
+        self.bar = None
+        self.stage: str | None = None
+        self.done = 0
+
+    def update(self, stage: str, done: int, total: int, loss: float | None, *,
+               add: bool = False) -> None:
+        if stage != self.stage:
+            self.close()
+            self.stage, self.done = stage, 0
+            if self.terminal:
+                from tqdm import tqdm
+
+                self.bar = tqdm(total=total, desc=stage, unit="step" if loss is not None
+                                else "vec", unit_scale=loss is None, leave=False)
+        step = done if add else done - self.done
+        self.done += step
+        if self.bar is not None:
+            self.bar.update(step)
+            if loss is not None:
+                self.bar.set_postfix(loss=f"{loss:.3f}")
+        if self.callback:
+            self.callback({"stage": stage, "done": self.done, "total": total, "loss": loss})
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None

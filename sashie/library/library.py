@@ -1,0 +1,697 @@
+"""The `Library`: the one object a user holds. A directory that is one indexed collection.
+
+    lib = Library("books.sashie", create=True)
+    lib.add(["scans/"], model="hf:line-corporation/clip-japanese-base", trust_remote_code=True)
+    for hit in lib.search("a crane and a pine tree", k=10):
+        print(hit.score, hit.page, hit.bbox)
+
+Its verbs: add; search and feedback; label, train_filter (the keep/exclude filter); annotate,
+adapt and use (model versions); info and export. Each delegates: `sashie.ingest` reads and
+indexes, `sashie.search` builds queries and ranks, `sashie.filter` judges items,
+`sashie.adapt` trains; this package keeps the library's files (manifest.py, stored.py,
+versions.py, annotations.py, adapting.py). The command line and the web server use only
+these verbs.
+
+On disk (docs/architecture.md has the details):
+    manifest.json          format version, the models and their dimensions, the default model
+    catalog.sqlite         pages, items, skipped inputs, vector counts, labels, annotations
+    vectors/<model>/       vectors.f16 and items.i64 of each model (sashie/store/vectors.py)
+    filter/                the keep/exclude filter, when one is trained (sashie/filter)
+    adapters/<model>/<v>/  model versions made by `adapt` (sashie/adapt/versions.py)
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import shutil
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from ..adapt.settings import AdaptSettings
+from ..adapt.versions import load_text_state, load_version_adapter
+from ..encoders import Encoder, load_encoder
+from ..encoders.adapted import AdaptedEncoder
+from ..errors import NotFound, SashieError
+from ..filter.model import THRESHOLD, KeepFilter
+from ..filter.training import LEARNERS, TrainReport, train_filter, verdict_metrics
+from ..ingest.images import DEFAULT_MAX_PIXELS, load_image
+from ..ingest.indexer import AddReport, Indexer, reason_kind
+from ..ingest.sources import check_sources
+from ..regions import DEFAULT_DETECTORS, load_detectors
+from ..search.feedback import DEFAULT_LEARNER, refine
+from ..search.memory import ExampleMemory
+from ..search.query import DEFAULT_DIMS, DEFAULT_SELECT, Query, Term, build_query, parse_query
+from ..search.ranking import DEFAULT_K, VectorIndex, restrict
+from ..store.catalog import Catalog, ItemRow
+from ..store.vectors import VectorFile
+from .adapting import AdaptReport, ProgressBar, make_version, train_in_float32
+from .annotations import Pairs, export_pairs, file_pairs, library_pairs
+from .export import export_vectors
+from .manifest import BASE, Manifest
+from .stored import StoredVectors, rows_of
+from .versions import Versions
+
+CATALOG = "catalog.sqlite"
+FILTER = "filter"
+LOCK = "lock"
+BACKGROUND = 16384  # other items' vectors an adaptation keeps in place
+
+QueryImage = str | os.PathLike | Image.Image
+
+
+@dataclass(frozen=True)
+class Result:
+    rank: int
+    item: int
+    score: float
+    page: str  # the page image: path or URL
+    bbox: tuple[int, int, int, int]
+    detector: str
+    source: str
+    metadata: dict
+
+    def as_dict(self) -> dict:
+        out = asdict(self)
+        out["bbox"] = list(self.bbox)
+        return out
+
+
+class Library:
+    def __init__(self, path: str | os.PathLike, *, create: bool = False,
+                 progress: bool = False) -> None:
+        """Open the library at `path` (`create` makes it if missing); `progress` shows
+        progress bars on long steps (indexing, loading many vectors, adapting)."""
+        self.path = Path(path)
+        self.progress = progress
+        if not Manifest.exists(self.path):
+            if not create:
+                raise SashieError(f"no sashie library at {self.path}")
+            Manifest.create(self.path)
+        self._manifest = Manifest(self.path)
+        self._catalog = Catalog(self.path / CATALOG)
+        self._versions = Versions(self._manifest, self._catalog)
+        self._loading = threading.RLock()  # encoders load once, whichever thread asks first
+        self._encoders: dict[str, Encoder] = {}
+        self._memories: dict[str, ExampleMemory | None] = {}
+        self._indexes: dict[tuple[str, str], VectorIndex] = {}  # by (model id, version)
+        self._excluded: dict[tuple[str, str], np.ndarray] = {}  # rows the filter excluded
+
+    # --- the library and its models --------------------------------------------------------
+
+    @property
+    def default_model(self) -> str | None:
+        return self._manifest.default_model
+
+    @property
+    def models(self) -> dict[str, dict]:
+        """The manifest's record of each model: spec, dim, versions, the active one."""
+        return self._manifest.models
+
+    def encoder(self, model: str | None = None, *, trust_remote_code: bool = False,
+                device: str | None = None) -> Encoder:
+        """The encoder for a model id or spec (the default model when None), loaded once."""
+        spec, model_id, stored_trust = self._manifest.spec(model)
+        if stored_trust is not None:
+            trust_remote_code = stored_trust
+        with self._loading:
+            if spec not in self._encoders:
+                self._encoders[spec] = load_encoder(spec, device=device,
+                                                    trust_remote_code=trust_remote_code)
+            encoder = self._encoders[spec]
+        if model_id is not None and encoder.model_id != model_id:
+            raise SashieError(
+                f"the model at {spec} is now {encoder.model_id}, but this library's vectors "
+                f"were made by {model_id}; index again with --model {spec}"
+            )
+        entry = self.models.get(encoder.model_id)
+        if entry is not None and entry["dim"] != encoder.dim:
+            raise SashieError(
+                f"model {spec} gives {encoder.dim}-dimensional vectors, but this library's "
+                f"vectors for it are {entry['dim']}-dimensional"
+            )
+        return encoder
+
+    def query_encoder(self, model: str | None = None) -> Encoder:
+        """The encoder that queries go through: the active version's (tuned text encoder,
+        image examples through the adapter), or the base encoder."""
+        model_id = self._manifest.find(model)
+        version = BASE if model_id is None else self._manifest.active_version(model_id)
+        if model_id is None or version == BASE:
+            return self.encoder(model)
+        key = f"{model_id}+{version}"
+        with self._loading:
+            if key not in self._encoders:
+                folder = self._versions.folder(model_id, version)
+                record = self._versions.record(model_id, version)
+                entry = self.models[model_id]
+                inner = self.encoder(model_id)
+                if record["settings"]["train_text"]:  # a copy whose text tensors change
+                    inner = load_encoder(entry["spec"], device=inner.device,
+                                         trust_remote_code=entry.get("trust_remote_code", False))
+                    load_text_state(inner, folder)
+                self._encoders[key] = AdaptedEncoder(
+                    inner, load_version_adapter(folder, record), version)
+            return self._encoders[key]
+
+    def refresh(self) -> None:
+        """Read the manifest again and forget loaded vectors (after another process or thread
+        indexed or adapted this library)."""
+        self._manifest.reload()
+        self._forget_loaded()
+        with self._loading:
+            self._encoders = {k: v for k, v in self._encoders.items()
+                              if not isinstance(v, AdaptedEncoder)}
+        self._memories.clear()
+
+    def close(self) -> None:
+        self._catalog.close()
+
+    def __enter__(self) -> Library:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # --- adding ----------------------------------------------------------------------------
+
+    def add(
+        self,
+        sources: Sequence[str] | str,
+        *,
+        model: str | None = None,
+        regions: str | Sequence[str | object] = DEFAULT_DETECTORS,
+        detector_options: dict[str, dict] | None = None,
+        trust_remote_code: bool = False,
+        device: str | None = None,
+        batch_size: int | None = None,
+        workers: int | None = None,
+        max_pixels: int = DEFAULT_MAX_PIXELS,
+    ) -> AddReport:
+        """Index sources (folders, path lists, IIIF manifests, images): only what is new or
+        changed is read and embedded. `regions` names the region detectors ("layout,whole"),
+        `detector_options` their settings by name ({"zeroshot": {"model": ...}}). Raises
+        `Interrupted` on Ctrl-C, with all done so far kept."""
+        sources = [sources] if isinstance(sources, str) else list(sources)
+        if not sources:
+            raise SashieError("nothing to index: name at least one source")
+        check_sources(sources)
+        detectors = load_detectors(regions, detector_options)  # type: ignore[arg-type]
+        with self._writing():
+            encoder = self.encoder(model, trust_remote_code=trust_remote_code, device=device)
+            model_id = self._manifest.register(self._manifest.spec(model)[0], encoder,
+                                               trust_remote_code)
+            if batch_size is None:
+                batch_size = 256 if encoder.device.startswith("cuda") else 32
+            indexer = Indexer(self._catalog, self._vector_file(model_id), model_id, encoder,
+                              detectors, batch_size=batch_size, workers=workers,
+                              max_pixels=max_pixels, progress=self.progress)
+            self._forget_loaded()
+            report = indexer.run(sources)
+            if self.has_filter:  # the saved filter judges the new items too
+                report.filtered = self.apply_filter(only_new=True)
+            active = self._manifest.active_version(model_id)
+            if self._versions.catch_up(model_id, active, self._stored(model_id)):
+                self._indexes.pop((model_id, active), None)
+            return report
+
+    # --- items -----------------------------------------------------------------------------
+
+    def items(self, item_ids: Sequence[int] | None = None) -> list[ItemRow]:
+        """Items with their pages, in the order asked (every item, by id, when None)."""
+        return self._catalog.items(item_ids)
+
+    def item(self, item_id: int) -> ItemRow:
+        """One item and its page (`NotFound` when the library has no such item)."""
+        rows = self._catalog.items([int(item_id)])
+        if not rows:
+            raise NotFound(f"no item {item_id} in this library")
+        return rows[0]
+
+    def item_ids(self) -> np.ndarray:
+        """The ids of every item."""
+        return self._catalog.live_item_ids()
+
+    def crop(self, item_id: int, size: int | None = None) -> Image.Image:
+        """The item's picture, cut from its page; with `size`, at most that many pixels a side
+        (the page is then decoded only as finely as that needs)."""
+        row = self.item(item_id)
+        if size is None:
+            return load_image(row.page).crop(row.bbox)
+        x0, y0, x1, y1 = row.bbox
+        factor = min(1.0, 2 * size / max(x1 - x0, y1 - y0))
+        page = load_image(row.page, at_least=int(min(row.page_size) * factor) + 1)
+        scale = page.width / row.page_size[0]
+        image = page.crop(tuple(round(v * scale) for v in row.bbox))
+        image.thumbnail((size, size))
+        return image
+
+    def page_image(self, item_id: int, size: int) -> Image.Image:
+        """The item's whole page, at most `size` pixels a side."""
+        row = self.item(item_id)
+        short = min(row.page_size)
+        page = load_image(row.page, at_least=int(short * min(1.0, size / short)) + 1)
+        page.thumbnail((size, size))
+        return page
+
+    def counts(self) -> dict[str, int]:
+        """Cheap counts: pages, items, skipped inputs, annotations, keep and exclude labels,
+        and the filter's verdicts (kept, excluded)."""
+        labels = self._catalog.label_counts()
+        return {**self._catalog.counts(), "annotations": self._catalog.annotation_count(),
+                "labelled_keep": labels["keep"], "labelled_exclude": labels["exclude"],
+                **self._catalog.filter_counts()}
+
+    # --- searching -------------------------------------------------------------------------
+
+    def index(self, model: str | None = None, *, version: str | None = None) -> VectorIndex:
+        """The model's vectors of live items as a float32 matrix in RAM (loaded once): those
+        of the active version unless `version` names one ("base" for the encoder's own)."""
+        model_id = self._manifest.model_id(model)
+        version = self._manifest.active_version(model_id) if version is None else version
+        key = (model_id, version)
+        if key not in self._indexes:
+            base = self._stored(model_id)
+            if version == BASE:
+                matrix = base.load_live(progress=self.progress)
+            else:
+                matrix = self._versions.load_live(model_id, version, base,
+                                                  progress=self.progress)
+            self._indexes[key] = VectorIndex(matrix, base.item_ids[base.live])
+        return self._indexes[key]
+
+    def vectors_of(self, item_ids: Sequence[int], model: str | None = None, *,
+                   version: str | None = None) -> np.ndarray:
+        """The stored vectors of these items (float32, in the order given), of the active
+        version unless `version` says ("base": the encoder's own). Base vectors not loaded
+        yet are read from the vector file, so a few rows never load the whole index."""
+        model_id = self._manifest.model_id(model)
+        version = self._manifest.active_version(model_id) if version is None else version
+        wanted = np.asarray(item_ids, np.int64)
+        if version == BASE and (model_id, BASE) not in self._indexes:
+            stored = self._stored(model_id)
+            return np.asarray(stored.vectors()[stored.rows_of(wanted)], np.float32)
+        index = self.index(model_id, version=version)
+        return index.vectors[rows_of(index.item_ids, wanted)]
+
+    def query(self, text: str | None = None, *, images: Sequence[QueryImage] = (),
+              dims: int | None = DEFAULT_DIMS, select: str = DEFAULT_SELECT, seed: int = 0,
+              model: str | None = None, images_in_text: bool = True) -> Query:
+        """Turn a query expression and example images (paths, URLs or pictures) into a query
+        vector and, for several images, the dimensions they agree on. `images_in_text`: a
+        term of the text that names an image file or URL is that image (the web server
+        turns it off: no request may name a file on the server)."""
+        terms = parse_query(text) if text else []
+        if not images_in_text:
+            terms = [t if t.kind == "text" else Term(t.weight, "text", t.value) for t in terms]
+        terms += [Term(1.0, "image", image if isinstance(image, Image.Image) else str(image))
+                  for image in images]
+        return build_query(self.query_encoder(model), terms, dims=dims, select=select,
+                           seed=seed)
+
+    def search(
+        self,
+        text: str | None = None,
+        *,
+        images: Sequence[QueryImage] = (),
+        query: Query | np.ndarray | None = None,
+        k: int = DEFAULT_K,
+        dims: int | None = DEFAULT_DIMS,
+        select: str = DEFAULT_SELECT,
+        seed: int = 0,
+        model: str | None = None,
+        all_items: bool = False,
+    ) -> list[Result]:
+        """Top-k items for a text or expression, example images, or a `query` made before
+        (by `query`, or a plain vector).
+
+        Items the keep/exclude filter excluded are left out unless `all_items`.
+
+        Several images make a multi-image query: the `dims` dimensions on which the examples
+        agree most (lowest coefficient of variation; `select="random"` for the control) are
+        kept, and each library vector is restricted to them; `dims=None` keeps all.
+
+        A text query for a caption the active version was taught also ranks items by their
+        likeness to its captioned examples (sashie/search/memory.py).
+        """
+        if k <= 0:
+            raise SashieError("k must be at least 1")
+        index = self.index(model)
+        if query is None:
+            query = self.query(text, images=images, dims=dims, select=select, seed=seed,
+                               model=model)
+        elif not isinstance(query, Query):
+            query = Query(np.asarray(query, np.float32), None, ())
+        self._check_dim(query, index)
+        try:
+            restrict(query.vector, query.dims)
+        except ValueError as e:
+            raise SashieError(str(e)) from None
+        excluded = None if all_items else self.excluded_rows(model)
+        memory = self.memory(model) if query.text_only and query.dims is None else None
+        boost = memory.boost(query.vector) if memory is not None else {}
+        item_ids, scores = index.search(query.vector, k, query.dims, exclude=excluded, **boost)
+        return self._results(item_ids, scores)
+
+    def feedback(self, text: str | None = None, *, images: Sequence[QueryImage] = (),
+                 query: Query | np.ndarray | None = None, relevant: Sequence[int],
+                 irrelevant: Sequence[int] = (), learner: str = DEFAULT_LEARNER,
+                 k: int = DEFAULT_K, model: str | None = None, all_items: bool = False,
+                 seed: int = 0) -> list[Result]:
+        """The search for a query again, refined by the user's relevant/irrelevant marks
+        (item ids): see sashie/search/feedback.py for the learners. Feedback works in the
+        full space: a query's dimension selection is not used."""
+        if k <= 0:
+            raise SashieError("k must be at least 1")
+        index = self.index(model)
+        if query is None:
+            query = self.query(text, images=images, dims=None, model=model)
+        elif not isinstance(query, Query):
+            query = Query(np.asarray(query, np.float32), None, ())
+        self._check_dim(query, index)
+        excluded = None if all_items else self.excluded_rows(model)
+        item_ids, scores = refine(index, query.vector, relevant, irrelevant, learner=learner,
+                                  k=k, exclude=excluded, seed=seed)
+        return self._results(item_ids, scores)
+
+    def excluded_rows(self, model: str | None = None) -> np.ndarray | None:
+        """Which rows of the model's index the filter excluded (None when it excluded none)."""
+        model_id = self._manifest.model_id(model)
+        key = (model_id, self._manifest.active_version(model_id))
+        if key not in self._excluded:
+            excluded = self._catalog.excluded_item_ids()
+            self._excluded[key] = np.isin(self.index(model_id).item_ids, excluded)
+        rows = self._excluded[key]
+        return rows if rows.any() else None
+
+    def memory(self, model: str | None = None) -> ExampleMemory | None:
+        """The active version's remembered examples (sashie/search/memory.py); None for the
+        base model or a version made without them."""
+        model_id = self._manifest.find(model)
+        if model_id is None or self._manifest.active_version(model_id) == BASE:
+            return None
+        version = self._manifest.active_version(model_id)
+        key = f"{model_id}+{version}"
+        if key not in self._memories:
+            self._memories[key] = ExampleMemory.load(self._versions.folder(model_id, version))
+        return self._memories[key]
+
+    # --- the keep/exclude filter -----------------------------------------------------------
+
+    def label(self, item_ids: Sequence[int], keep: Sequence[bool], source: str = "user") -> int:
+        """Mark items keep (an illustration) or exclude, for `train_filter`; returns how many."""
+        known = self._known_items(item_ids)
+        marks = [bool(k) for k in keep]
+        if len(known) != len(marks):
+            raise SashieError("one keep/exclude mark per item, please")
+        with self._catalog.transaction() as tx:
+            tx.set_labels(known, marks, source)
+        return len(known)
+
+    def labels(self, item_ids: Sequence[int] | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """(item ids, keep flags) of the labelled items among `item_ids`, or of all."""
+        return self._catalog.labels(item_ids)
+
+    def train_filter(self, *, learners: Sequence[str] = LEARNERS, seed: int = 0,
+                     model: str | None = None) -> TrainReport:
+        """Fit the learners on the labelled items' vectors, keep the best as the library's
+        filter, and apply it to every item."""
+        model_id = self._manifest.model_id(model)
+        item_ids, keep = self._catalog.labels()
+        if len(item_ids) == 0:
+            raise SashieError("no labels yet; run `sashie filter label` first")
+        # the filter judges base vectors: they do not change when the model is adapted
+        report = train_filter(self.vectors_of(item_ids, model_id, version=BASE), keep,
+                              learners=learners, seed=seed, progress=self.progress)
+        best = report.best
+        best.filter.meta.update(model_id=model_id, labels=len(item_ids),
+                                trained=time.strftime("%Y-%m-%dT%H:%M:%S"), seed=seed,
+                                test_metrics=best.metrics)
+        best.filter.save(self.path / FILTER)
+        self.apply_filter()
+        return report
+
+    @property
+    def has_filter(self) -> bool:
+        return (self.path / FILTER).is_dir()
+
+    def keep_filter(self) -> KeepFilter | None:
+        """The library's saved filter, or None."""
+        return KeepFilter.load(self.path / FILTER) if self.has_filter else None
+
+    def apply_filter(self, *, only_new: bool = False) -> dict:
+        """Score items with the saved filter and store keep/exclude (all, or only unscored)."""
+        keep_filter = self.keep_filter()
+        if keep_filter is None:
+            raise SashieError("no filter yet; run `sashie filter train` first")
+        started = time.perf_counter()
+        model_id = keep_filter.meta["model_id"]
+        if model_id not in self.models:
+            raise SashieError(f"the filter was trained on vectors of {model_id}, "
+                              "which this library no longer has")
+        index = self.index(model_id, version=BASE)
+        rows = np.arange(len(index))
+        if only_new:
+            rows = rows[np.isin(index.item_ids, self._catalog.unscored_item_ids())]
+        scores = keep_filter.scores(index.vectors[rows] if only_new else index.vectors)
+        with self._catalog.transaction() as tx:
+            if not only_new:
+                tx.clear_filter_scores()
+            tx.set_filter_scores(index.item_ids[rows].tolist(), scores.tolist(), THRESHOLD)
+        self._excluded.clear()
+        kept = int((scores >= THRESHOLD).sum())
+        return {"scored": len(rows), "kept": kept, "excluded": len(rows) - kept,
+                "seconds": round(time.perf_counter() - started, 2)}
+
+    def evaluate_filter(self, item_ids: Sequence[int] | None = None,
+                        keep: Sequence[bool] | None = None) -> dict:
+        """The filter's stored verdicts against the given keep flags, or the library's labels."""
+        if not self.has_filter:
+            raise SashieError("no filter yet; run `sashie filter train` first")
+        against = "labels" if item_ids is None else "the given judgements"
+        if item_ids is None:
+            item_ids, keep = self._catalog.labels()
+        truth = dict(zip(np.asarray(item_ids).tolist(), np.asarray(keep, bool).tolist()))
+        scored, verdicts = self._catalog.filter_verdicts()
+        both = [(truth[i], v) for i, v in zip(scored.tolist(), verdicts.tolist()) if i in truth]
+        if not both:
+            raise SashieError("no judged item has a filter verdict; run `sashie filter apply`")
+        overall, per_class = verdict_metrics(*np.array(both, bool).T)
+        return {"items": len(both), "against": against, "overall": overall,
+                "per_class": per_class}
+
+    def remove_filter(self) -> None:
+        """Forget the filter and its verdicts: every item is searched again."""
+        shutil.rmtree(self.path / FILTER, ignore_errors=True)
+        with self._catalog.transaction() as tx:
+            tx.clear_filter_scores()
+        self._excluded.clear()
+
+    # --- annotations and model versions ----------------------------------------------------
+
+    def annotate(self, item_ids: Sequence[int], caption: str) -> int:
+        """Caption items (e.g. 几帳); returns how many (item, caption) pairs were new."""
+        caption = " ".join(caption.split())
+        if not caption:
+            raise SashieError("an annotation needs a caption")
+        known = self._known_items(item_ids)
+        with self._catalog.transaction() as tx:
+            return tx.add_annotations(known, caption)
+
+    def annotations(self, item_ids: Sequence[int] | None = None) -> list[dict]:
+        """Annotations ({"id", "item", "caption", "at"}), of the given items or all."""
+        return self._catalog.annotations(item_ids)
+
+    def captions(self) -> dict[str, int]:
+        """Each caption and how many items carry it, most used first."""
+        return self._catalog.annotation_captions()
+
+    def export_annotations(self, out_dir: str | os.PathLike) -> Path:
+        """The annotations as a fine-tuning dataset: OUT/annotations.jsonl, one line a pair
+        ({"image": "crops/<item>.jpg", "caption", "item", "page", "bbox"}), and the crops."""
+        annotations = self._catalog.annotations()
+        if not annotations:
+            raise SashieError("no annotations yet")
+        rows = {r.id: r for r in self._catalog.items({a["item"] for a in annotations})}
+        return export_pairs(annotations, rows, self.crop, Path(out_dir))
+
+    def adapt(self, *, annotations: str | os.PathLike | None = None,
+              settings: AdaptSettings | None = None, model: str | None = None,
+              device: str | None = None,
+              progress: Callable[[dict], None] | None = None) -> AdaptReport:
+        """Train a new model version from the base on the library's annotations (or an
+        exported annotations.jsonl), write its vectors V′ = A(V) and make it active.
+
+        `progress` receives {"stage": "training" | "applying", "done", "total", "loss"}."""
+        settings = settings or AdaptSettings()
+        settings.check()
+        model_id = self._manifest.model_id(model)
+        entry = self.models[model_id]
+        with self._writing():
+            pairs = self._pairs(model_id, annotations)
+            trainee = load_encoder(entry["spec"], device=device,
+                                   trust_remote_code=entry.get("trust_remote_code", False))
+            train_in_float32(trainee)
+            base = self._stored(model_id)
+            avoid = np.concatenate([np.array([item for item, _ in pairs.keys], np.int64),
+                                    self._catalog.excluded_item_ids()])
+            return make_version(self._manifest, self._catalog, self._versions, model_id,
+                                trainee, pairs, base.sample(BACKGROUND, settings.seed,
+                                                            avoid=avoid),
+                                base, settings, str(annotations) if annotations else "library",
+                                ProgressBar(progress, self.progress))
+
+    def active_version(self, model: str | None = None) -> str:
+        """The name of the model's active version ("base" when none was adapted or chosen)."""
+        return self._manifest.active_version(self._manifest.model_id(model))
+
+    def versions(self, model: str | None = None) -> dict:
+        """{"model", "active", "versions": [records of version.json, oldest first]}."""
+        return self._versions.describe(self._manifest.model_id(model))
+
+    def use(self, version: str, model: str | None = None) -> str:
+        """Make a version (or "base") the active one; instant, nothing is re-encoded."""
+        model_id = self._manifest.model_id(model)
+        with self._writing():
+            if version != BASE:
+                self._versions.record(model_id, version)  # it exists and is readable
+                if self._versions.catch_up(model_id, version, self._stored(model_id)):
+                    self._indexes.pop((model_id, version), None)
+            self._manifest.set_active(model_id, version)
+        return version
+
+    def remove_version(self, version: str, model: str | None = None) -> None:
+        """Delete a version that is not active: its adapter, text encoder and vectors."""
+        model_id = self._manifest.model_id(model)
+        with self._writing():
+            if version == BASE:
+                raise SashieError("the base model cannot be removed")
+            self._manifest.check_version(model_id, version)
+            if self._manifest.active_version(model_id) == version:
+                raise SashieError(f"{version} is the active version; switch first "
+                                  f"(sashie versions use {self.path} base)")
+            self._versions.remove(model_id, version)
+            self._indexes.pop((model_id, version), None)
+            with self._loading:
+                self._encoders.pop(f"{model_id}+{version}", None)
+            self._memories.pop(f"{model_id}+{version}", None)
+
+    # --- describing and exporting ----------------------------------------------------------
+
+    def info(self) -> dict:
+        """What the library holds: pages, items, models and their vectors, skipped inputs."""
+        counts = self._catalog.counts()
+        live = self._catalog.live_item_ids()
+        models = []
+        for model_id, entry in self.models.items():
+            models.append({
+                "id": model_id,
+                "spec": entry["spec"],
+                "dim": entry["dim"],
+                "vectors": int(self._stored(model_id, live).live.sum()),
+                "default": model_id == self.default_model,
+                "active_version": self._manifest.active_version(model_id),
+                "versions": self._manifest.version_names(model_id),
+            })
+        skipped = self._catalog.skipped()
+        filter_info = None
+        if self.has_filter:  # its description only: the model is not loaded
+            meta = KeepFilter.read_meta(self.path / FILTER)
+            filter_info = {key: meta.get(key) for key in
+                           ("learner", "model_id", "trained", "labels", "test_metrics")}
+            filter_info.update(self._catalog.filter_counts())
+        return {
+            "path": str(self.path.resolve()),
+            "format_version": self._manifest.format_version,
+            "pages": counts["pages"],
+            "items": counts["items"],
+            "items_by_detector": self._catalog.items_by_detector(),
+            "models": models,
+            "skipped": len(skipped),
+            "skipped_by_reason": dict(Counter(reason_kind(s["reason"]) for s in skipped)),
+            "skipped_inputs": skipped,
+            "labels": self._catalog.label_counts(),
+            "annotations": self._catalog.annotation_count(),
+            "filter": filter_info,
+            "disk_bytes": sum(f.stat().st_size for f in self.path.rglob("*") if f.is_file()),
+        }
+
+    def export(self, out_dir: str | os.PathLike, *, model: str | None = None) -> Path:
+        """Vectors as .npy and item metadata as Parquet, row for row (clip-retrieval layout):
+        OUT/img_emb/img_emb_0.npy, OUT/metadata/metadata_0.parquet, OUT/model.json."""
+        model_id = self._manifest.find(model)
+        if model_id is None:
+            raise SashieError("nothing to export: the library has no vectors"
+                              if model is None else f"this library has no vectors of {model}")
+        stored = self._stored(model_id)
+        items = self._catalog.items(stored.item_ids[stored.live].tolist())
+        return export_vectors(stored, items, Path(out_dir), model_id,
+                              self.models[model_id]["spec"])
+
+    # --- the parts -------------------------------------------------------------------------
+
+    def _vector_file(self, model_id: str) -> VectorFile:
+        entry = self.models[model_id]
+        return VectorFile(self.path / entry["vectors"], entry["dim"])
+
+    def _stored(self, model_id: str, live_ids: np.ndarray | None = None) -> StoredVectors:
+        """The model's committed base vectors (`live_ids`: the items that exist, if known)."""
+        live = self._catalog.live_item_ids() if live_ids is None else live_ids
+        return StoredVectors.read(self._vector_file(model_id),
+                                  self._catalog.vector_rows(model_id), live)
+
+    def _pairs(self, model_id: str, path: str | os.PathLike | None) -> Pairs:
+        """The (base vector, caption) pairs to learn: the library's annotations, or a file's."""
+        def base_vectors(items: list[int]) -> np.ndarray:
+            return self.vectors_of(items, model_id, version=BASE)
+
+        if path is None:
+            return library_pairs(self._catalog.annotations(), base_vectors)
+        return file_pairs(Path(path), self._stored(model_id), base_vectors,
+                          lambda: self.encoder(model_id))
+
+    def _results(self, item_ids: np.ndarray, scores: np.ndarray) -> list[Result]:
+        rows = {row.id: row for row in self._catalog.items(item_ids.tolist())}
+        found = [(item, score) for item, score in zip(item_ids.tolist(), scores) if item in rows]
+        return [  # an item removed since the vectors were loaded is left out
+            Result(rank, item, float(score), rows[item].page, rows[item].bbox,
+                   rows[item].detector, rows[item].source, rows[item].metadata)
+            for rank, (item, score) in enumerate(found, start=1)
+        ]
+
+    def _known_items(self, item_ids: Sequence[int]) -> list[int]:
+        """The ids as ints, or an error naming the first that is not in the library."""
+        wanted = [int(i) for i in item_ids]
+        known = {row.id for row in self._catalog.items(wanted)}
+        unknown = [i for i in wanted if i not in known]
+        if unknown:
+            raise SashieError(f"no item {unknown[0]} in this library")
+        return wanted
+
+    @staticmethod
+    def _check_dim(query: Query, index: VectorIndex) -> None:
+        if len(query.vector) != index.dim:
+            raise SashieError(f"query has {len(query.vector)} dimensions, library {index.dim}")
+
+    def _forget_loaded(self) -> None:
+        self._indexes.clear()
+        self._excluded.clear()
+
+    @contextmanager
+    def _writing(self) -> Iterator[None]:
+        """One writer at a time: a second `sashie index` on the same library is refused."""
+        with open(self.path / LOCK, "w") as lock:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise SashieError(f"{self.path} is being changed by another process "
+                                  "(indexing or adapting); try again when it is done") from None
+            yield

@@ -1,0 +1,61 @@
+"""Detectors by name: `load_detectors("layout,whole")` resolves a comma-separated list.
+
+`whole` and `tiles` are always at hand; `layout` (OpenCV) and `zeroshot` (transformers) are
+imported on first use. Detector options (a zero-shot model, its prompt) are passed by name.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Sequence
+
+from ..errors import SashieError
+from .base import Detector
+from .whole import Tiles, WholePage
+
+
+def _layout(**options) -> Detector:
+    from .layout import LayoutDetector  # OpenCV is imported only when layout is used
+
+    return LayoutDetector(**options)
+
+
+def _zeroshot(**options) -> Detector:
+    from .zeroshot import ZeroShotDetector  # the detector's weights load on first use
+
+    return ZeroShotDetector(**options)
+
+
+DETECTORS: dict[str, Callable[..., Detector]] = {
+    "whole": WholePage, "tiles": Tiles, "layout": _layout, "zeroshot": _zeroshot}
+DEFAULT_DETECTORS = "layout"
+
+
+def parse_detector_names(names: str | Sequence[str]) -> list[str]:
+    """Split and check a detector list such as "whole,layout"."""
+    if isinstance(names, str):
+        names = names.split(",")
+    parsed = [n.strip() for n in names if n.strip()]
+    if not parsed:
+        raise SashieError("no region detector named; try --regions whole")
+    unknown = [n for n in parsed if n not in DETECTORS]
+    if unknown:
+        raise SashieError(
+            f"unknown region detector {unknown[0]!r}; known: {', '.join(sorted(DETECTORS))}"
+        )
+    return list(dict.fromkeys(parsed))
+
+
+def load_detectors(names: str | Sequence[str | Detector],
+                   options: dict[str, dict] | None = None) -> list[Detector]:
+    """Detectors by name, each built with `options[name]`; detector objects among `names`
+    are taken as they are."""
+    options = options or {}
+    if isinstance(names, str):
+        names = [names]
+    named = [n for n in names if isinstance(n, str)]
+    objects = [n for n in names if not isinstance(n, str)]
+    detectors = [DETECTORS[name](**options.get(name, {}))
+                 for name in parse_detector_names(",".join(named))] if named else []
+    if not detectors and not objects:
+        raise SashieError("no region detector named; try --regions whole")
+    return detectors + objects

@@ -1,0 +1,161 @@
+"""Queries: from what the user typed to a query vector and, for several images, a set of dims.
+
+A query is a sum of weighted terms, each a text or an image (path or URL), written as rclip
+writes them: `"crane" + pine.jpg - 0.5*"handwriting"`. A bare term is an image when it names an
+existing file or an image URL, else text; quotes force text. Images given with `--image` are
+added as terms of weight 1.
+
+When two or more images are summed with positive weight, the query follows the seed paper's
+multi-image method: the dimensions where the examples agree most (lowest coefficient of
+variation, or a seeded random draw as the control) are kept, and both the query and every
+library vector are restricted to them.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from ..encoders import Encoder, normalize_rows
+from ..errors import BadInput, SashieError
+from ..ingest.images import IMAGE_EXTENSIONS, is_url, load_image
+from .ranking import cv_dimensions, random_dimensions
+
+DEFAULT_DIMS = 192  # the seed paper's d for D = 512
+SELECTIONS = ("cv", "random")  # lowest coefficient of variation; the paper's random control
+DEFAULT_SELECT = "cv"
+
+
+@dataclass(frozen=True)
+class Term:
+    weight: float
+    kind: str  # "text" or "image"
+    value: str | Image.Image  # the text, an image's path or URL, or a decoded image
+
+
+@dataclass(frozen=True)
+class Query:
+    vector: np.ndarray  # float32, not yet restricted to dims
+    dims: np.ndarray | None  # selected dimensions, or None for all
+    terms: tuple[Term, ...]  # empty for a query made from a plain vector
+
+    @property
+    def text_only(self) -> bool:
+        """Made of words alone (a taught caption's remembered examples may then join in)."""
+        return bool(self.terms) and all(t.kind == "text" for t in self.terms)
+
+
+_WEIGHT = re.compile(r"^\s*([0-9]*\.?[0-9]+)\s*\*\s*(.+)$", re.S)
+
+
+def parse_query(text: str) -> list[Term]:
+    """Split `a + b - 2*c` into weighted terms; ` + ` and ` - ` inside quotes stay text."""
+    terms: list[Term] = []
+    sign, buffer, quote = 1.0, "", None
+    i = 0
+    while i < len(text):
+        char = text[i]
+        if quote:
+            quote = None if char == quote else quote
+        elif char in "\"'":
+            quote = char
+        elif char in "+-" and text[i - 1 : i] == " " and text[i + 1 : i + 2] == " ":
+            terms.append(_term(sign, buffer))
+            sign, buffer = (1.0 if char == "+" else -1.0), ""
+            i += 1
+            continue
+        buffer += char
+        i += 1
+    terms.append(_term(sign, buffer))
+    return [t for t in terms if t.value]
+
+
+def _term(sign: float, raw: str) -> Term:
+    raw = raw.strip()
+    weight = 1.0
+    match = _WEIGHT.match(raw)
+    if match:
+        weight, raw = float(match.group(1)), match.group(2).strip()
+    if len(raw) >= 2 and raw[0] == raw[-1] and raw[0] in "\"'":
+        return Term(sign * weight, "text", raw[1:-1].strip())
+    if _looks_like_image(raw):
+        return Term(sign * weight, "image", raw)
+    return Term(sign * weight, "text", raw)
+
+
+def _looks_like_image(value: str) -> bool:
+    """An image URL, an existing file, or a name ending like an image file (even if missing,
+    so that a typo gets a 'not found' error rather than a silent text search)."""
+    if Path(value.split("?", 1)[0]).suffix.lower() in IMAGE_EXTENSIONS and " " not in value:
+        return True
+    return not is_url(value) and Path(value).expanduser().is_file()
+
+
+def parse_dims(value: str | int | None) -> int | None:
+    """`--dims`: a positive count, or `all` (None) to keep every dimension."""
+    if value is None or value == "all":
+        return None
+    try:
+        d = int(value)
+    except (TypeError, ValueError):
+        raise SashieError(f"--dims must be a positive number or 'all', not {value!r}") from None
+    if d <= 0:
+        raise SashieError(f"--dims must be a positive number or 'all', not {d}")
+    return d
+
+
+def build_query(
+    encoder: Encoder,
+    terms: list[Term],
+    *,
+    dims: int | None = DEFAULT_DIMS,
+    select: str = DEFAULT_SELECT,
+    seed: int = 0,
+) -> Query:
+    """Encode the terms and combine them; select dimensions when several images are summed."""
+    if not terms:
+        raise SashieError("empty query: give a text, an --image, or both")
+    if select not in SELECTIONS:
+        raise SashieError(f"--select must be 'cv' or 'random', not {select!r}")
+    vectors = np.zeros((len(terms), encoder.dim), np.float32)
+    texts = [(i, t.value) for i, t in enumerate(terms) if t.kind == "text"]
+    if texts:
+        vectors[[i for i, _ in texts]] = encoder.encode_texts([v for _, v in texts])
+    images = [(i, t.value) for i, t in enumerate(terms) if t.kind == "image"]
+    if images:
+        vectors[[i for i, _ in images]] = encoder.encode_images(
+            [_query_image(v) for _, v in images]
+        )
+    weights = np.array([t.weight for t in terms], np.float32)
+    examples = [i for i, t in enumerate(terms) if t.kind == "image" and t.weight > 0]
+
+    selected = None
+    if len(examples) >= 2 and dims is not None:
+        if select == "cv":
+            selected = cv_dimensions(vectors[examples], dims)
+        else:
+            selected = random_dimensions(encoder.dim, dims, seed)
+    if len(examples) >= 2:
+        # the examples' weighted mean stands for them, as one term
+        example_weights = weights[examples]
+        mean = (example_weights[:, None] * vectors[examples]).sum(0) / example_weights.sum()
+        others = [i for i in range(len(terms)) if i not in examples]
+        combined = mean + (weights[others, None] * vectors[others]).sum(0)
+    else:
+        combined = (weights[:, None] * vectors).sum(0)
+    if not np.any(combined):
+        raise SashieError("the query's terms cancel out; nothing is left to search for")
+    return Query(normalize_rows(combined), selected, tuple(terms))
+
+
+def _query_image(uri: str | Image.Image):
+    if isinstance(uri, Image.Image):
+        return uri
+    try:
+        return load_image(str(Path(uri).expanduser()) if not is_url(uri) else uri)
+    except BadInput as e:
+        raise SashieError(f"cannot use query image {uri}: {e}") from None

@@ -1,0 +1,362 @@
+"""The library's catalog: pages, items, skipped inputs and vector counts, in one SQLite file.
+
+SQLite in WAL mode: every indexing step is one transaction, so a library is always in the
+state after its last committed step, whatever happened to the process.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import numpy as np
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS pages (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    uri TEXT NOT NULL UNIQUE,          -- absolute path or URL of the page image
+    source TEXT NOT NULL,              -- the folder, list or manifest it came from
+    width INTEGER NOT NULL,
+    height INTEGER NOT NULL,
+    size INTEGER,                      -- file size and mtime: a cheap "unchanged" check
+    mtime_ns INTEGER,
+    sha256 TEXT NOT NULL,              -- of the file's bytes
+    metadata TEXT NOT NULL DEFAULT '{}',
+    added REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS items (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    page_id INTEGER NOT NULL REFERENCES pages(id) ON DELETE CASCADE,
+    detector TEXT NOT NULL,
+    x0 INTEGER NOT NULL, y0 INTEGER NOT NULL, x1 INTEGER NOT NULL, y1 INTEGER NOT NULL,
+    score REAL NOT NULL DEFAULT 1.0,
+    hash TEXT NOT NULL                 -- of the crop's RGB pixels
+);
+CREATE INDEX IF NOT EXISTS items_page ON items(page_id);
+CREATE TABLE IF NOT EXISTS page_detectors (
+    page_id INTEGER NOT NULL REFERENCES pages(id) ON DELETE CASCADE,
+    detector TEXT NOT NULL,
+    PRIMARY KEY (page_id, detector)
+);
+CREATE TABLE IF NOT EXISTS skipped (
+    uri TEXT PRIMARY KEY,
+    source TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS labels (   -- keep/exclude marks that train the filter
+    item_id INTEGER PRIMARY KEY REFERENCES items(id) ON DELETE CASCADE,
+    keep INTEGER NOT NULL,             -- 1: an illustration, keep it; 0: exclude it
+    source TEXT NOT NULL,              -- who said so: csv, interactive, ground-truth, web
+    at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS filter_scores (   -- the saved filter's verdict on each item
+    item_id INTEGER PRIMARY KEY REFERENCES items(id) ON DELETE CASCADE,
+    score REAL NOT NULL,               -- probability that the item is an illustration
+    keep INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS annotations (   -- captions people give items, for fine-tuning
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    item_id INTEGER NOT NULL REFERENCES items(id) ON DELETE CASCADE,
+    caption TEXT NOT NULL,
+    at REAL NOT NULL,
+    UNIQUE (item_id, caption)
+);
+CREATE TABLE IF NOT EXISTS vector_sets (
+    model_id TEXT PRIMARY KEY,
+    rows INTEGER NOT NULL DEFAULT 0
+);
+"""
+
+
+@dataclass(frozen=True)
+class PageState:
+    id: int
+    size: int | None
+    mtime_ns: int | None
+    sha256: str
+
+
+@dataclass(frozen=True)
+class ItemRow:
+    id: int
+    page_id: int
+    page: str
+    source: str
+    detector: str
+    bbox: tuple[int, int, int, int]
+    page_size: tuple[int, int]
+    metadata: dict
+
+
+class Catalog:
+    def __init__(self, path: Path, *, readonly: bool = False) -> None:
+        # One connection, shared by a server's threads: each read, and each transaction from
+        # BEGIN to COMMIT, holds the lock, so that threads take turns on it.
+        self._lock = threading.RLock()
+        if readonly:
+            self.db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, isolation_level=None,
+                                      check_same_thread=False)
+        else:
+            self.db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.executescript(SCHEMA)
+        self.db.execute("PRAGMA foreign_keys=ON")
+        self.db.execute("PRAGMA synchronous=NORMAL")
+
+    def close(self) -> None:
+        with self._lock:
+            self.db.close()
+
+    def transaction(self) -> Transaction:
+        return Transaction(self.db, self._lock)
+
+    def _query(self, sql: str, params: Sequence = ()) -> list[tuple]:
+        with self._lock:
+            return self.db.execute(sql, params).fetchall()
+
+    # --- reading -------------------------------------------------------------------------
+
+    def page_states(self) -> dict[str, PageState]:
+        rows = self._query("SELECT uri, id, size, mtime_ns, sha256 FROM pages")
+        return {uri: PageState(*rest) for uri, *rest in rows}
+
+    def page_detectors(self) -> dict[int, set[str]]:
+        done: dict[int, set[str]] = {}
+        for page_id, detector in self._query("SELECT page_id, detector FROM page_detectors"):
+            done.setdefault(page_id, set()).add(detector)
+        return done
+
+    def item_pages(self) -> tuple[np.ndarray, np.ndarray]:
+        """(item ids, their page ids) of every item."""
+        rows = self._query("SELECT id, page_id FROM items ORDER BY id")
+        table = np.array(rows, dtype=np.int64).reshape(-1, 2)
+        return table[:, 0], table[:, 1]
+
+    def item_boxes(self, item_ids: Iterable[int]) -> list[tuple[int, tuple[int, int, int, int]]]:
+        out = []
+        for chunk in _chunks(list(item_ids), 900):
+            marks = ",".join("?" * len(chunk))
+            out += [
+                (item_id, (x0, y0, x1, y1))
+                for item_id, x0, y0, x1, y1 in self._query(
+                    f"SELECT id, x0, y0, x1, y1 FROM items WHERE id IN ({marks})", chunk
+                )
+            ]
+        return out
+
+    def items(self, item_ids: Iterable[int] | None = None) -> list[ItemRow]:
+        """Items with their pages, in the order asked (all items by id when None)."""
+        query = """SELECT i.id, i.page_id, p.uri, p.source, i.detector, i.x0, i.y0, i.x1, i.y1,
+                          p.width, p.height, p.metadata
+                   FROM items i JOIN pages p ON p.id = i.page_id"""
+        if item_ids is None:
+            rows = self._query(query + " ORDER BY i.id")
+        else:
+            wanted = [int(i) for i in item_ids]
+            found = {}
+            for chunk in _chunks(wanted, 900):
+                marks = ",".join("?" * len(chunk))
+                for row in self._query(query + f" WHERE i.id IN ({marks})", chunk):
+                    found[row[0]] = row
+            rows = [found[i] for i in wanted if i in found]
+        return [
+            ItemRow(r[0], r[1], r[2], r[3], r[4], (r[5], r[6], r[7], r[8]), (r[9], r[10]),
+                    json.loads(r[11]))
+            for r in rows
+        ]
+
+    def live_item_ids(self) -> np.ndarray:
+        rows = self._query("SELECT id FROM items")
+        return np.array(rows, dtype=np.int64).reshape(-1)
+
+    def vector_rows(self, model_id: str) -> int:
+        found = self._query("SELECT rows FROM vector_sets WHERE model_id = ?", (model_id,))
+        return found[0][0] if found else 0
+
+    def counts(self) -> dict[str, int]:
+        one = lambda sql: self._query(sql)[0][0]  # noqa: E731
+        return {
+            "pages": one("SELECT COUNT(*) FROM pages"),
+            "items": one("SELECT COUNT(*) FROM items"),
+            "skipped": one("SELECT COUNT(*) FROM skipped"),
+        }
+
+    def items_by_detector(self) -> dict[str, int]:
+        return dict(self._query("SELECT detector, COUNT(*) FROM items GROUP BY detector"))
+
+    def _of_items(self, query: str, item_ids: Iterable[int] | None, order: str) -> list:
+        """The query's rows, all or those whose item_id is among `item_ids`, by `order`."""
+        if item_ids is None:
+            return self._query(f"{query} ORDER BY {order}")
+        rows = []
+        for chunk in _chunks([int(i) for i in item_ids], 900):
+            marks = ",".join("?" * len(chunk))
+            rows += self._query(f"{query} WHERE item_id IN ({marks}) ORDER BY {order}",
+                                    chunk)
+        return rows
+
+    def labels(self, item_ids: Iterable[int] | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """(item ids, keep as bool) of the labelled items among `item_ids`, or of all."""
+        rows = self._of_items("SELECT item_id, keep FROM labels", item_ids, "item_id")
+        table = np.array(rows, dtype=np.int64).reshape(-1, 2)
+        return table[:, 0], table[:, 1].astype(bool)
+
+    def label_counts(self) -> dict[str, int]:
+        rows = self._query("SELECT keep, COUNT(*) FROM labels GROUP BY keep")
+        counts = dict(rows)
+        return {"keep": counts.get(1, 0), "exclude": counts.get(0, 0)}
+
+    def excluded_item_ids(self) -> np.ndarray:
+        """Items the filter excluded (items it has not scored yet count as kept)."""
+        rows = self._query("SELECT item_id FROM filter_scores WHERE keep = 0")
+        return np.array(rows, dtype=np.int64).reshape(-1)
+
+    def unscored_item_ids(self) -> np.ndarray:
+        rows = self._query("SELECT id FROM items WHERE id NOT IN "
+                               "(SELECT item_id FROM filter_scores)")
+        return np.array(rows, dtype=np.int64).reshape(-1)
+
+    def filter_verdicts(self) -> tuple[np.ndarray, np.ndarray]:
+        """(item ids, keep as bool) of every item the filter scored."""
+        rows = self._query("SELECT item_id, keep FROM filter_scores ORDER BY item_id")
+        table = np.array(rows, dtype=np.int64).reshape(-1, 2)
+        return table[:, 0], table[:, 1].astype(bool)
+
+    def filter_counts(self) -> dict[str, int]:
+        rows = self._query("SELECT keep, COUNT(*) FROM filter_scores GROUP BY keep")
+        counts = dict(rows)
+        return {"kept": counts.get(1, 0), "excluded": counts.get(0, 0)}
+
+    def annotations(self, item_ids: Iterable[int] | None = None) -> list[dict]:
+        """Annotations ({"id", "item", "caption", "at"}), of the given items or all."""
+        rows = self._of_items("SELECT id, item_id, caption, at FROM annotations", item_ids, "id")
+        return [dict(zip(("id", "item", "caption", "at"), r)) for r in rows]
+
+    def annotation_captions(self) -> dict[str, int]:
+        """Each caption and how many items carry it, most used first."""
+        rows = self._query("SELECT caption, COUNT(*) AS n FROM annotations "
+                               "GROUP BY caption ORDER BY n DESC, caption")
+        return dict(rows)
+
+    def annotation_count(self) -> int:
+        return self._query("SELECT COUNT(*) FROM annotations")[0][0]
+
+    def skipped(self) -> list[dict]:
+        rows = self._query("SELECT uri, source, reason, at FROM skipped ORDER BY uri")
+        return [dict(zip(("uri", "source", "reason", "at"), r)) for r in rows]
+
+
+class Transaction:
+    """The writes of one step (a batch of pages, a set of labels); nothing is visible to
+    others until it commits, and a failure inside rolls all of it back."""
+
+    def __init__(self, db: sqlite3.Connection, lock: threading.RLock) -> None:
+        self.db = db
+        self.lock = lock
+
+    def __enter__(self) -> Transaction:
+        self.lock.acquire()
+        try:
+            self.db.execute("BEGIN IMMEDIATE")
+        except BaseException:
+            self.lock.release()
+            raise
+        return self
+
+    def __exit__(self, kind: object, value: object, traceback: object) -> None:
+        try:
+            self.db.execute("COMMIT" if kind is None else "ROLLBACK")
+        finally:
+            self.lock.release()
+
+    def put_page(self, uri: str, source: str, width: int, height: int, size: int | None,
+                 mtime_ns: int | None, sha256: str, metadata: dict, replace: bool) -> int:
+        """Insert a page, or update it (dropping its old items when its content changed)."""
+        row = self.db.execute("SELECT id FROM pages WHERE uri = ?", (uri,)).fetchone()
+        meta = json.dumps(metadata, ensure_ascii=False, sort_keys=True)
+        if row is None:
+            cursor = self.db.execute(
+                "INSERT INTO pages (uri, source, width, height, size, mtime_ns, sha256, metadata,"
+                " added) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (uri, source, width, height, size, mtime_ns, sha256, meta, time.time()),
+            )
+            return cursor.lastrowid
+        page_id = row[0]
+        if replace:
+            self.db.execute("DELETE FROM items WHERE page_id = ?", (page_id,))
+            self.db.execute("DELETE FROM page_detectors WHERE page_id = ?", (page_id,))
+        self.db.execute(
+            "UPDATE pages SET source = ?, width = ?, height = ?, size = ?, mtime_ns = ?,"
+            " sha256 = ?, metadata = ? WHERE id = ?",
+            (source, width, height, size, mtime_ns, sha256, meta, page_id),
+        )
+        return page_id
+
+    def add_item(self, page_id: int, detector: str, bbox, score: float, hash_: str) -> int:
+        cursor = self.db.execute(
+            "INSERT INTO items (page_id, detector, x0, y0, x1, y1, score, hash)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (page_id, detector, *map(int, bbox), float(score), hash_),
+        )
+        return cursor.lastrowid
+
+    def mark_detectors(self, page_id: int, detectors: Iterable[str]) -> None:
+        self.db.executemany(
+            "INSERT OR IGNORE INTO page_detectors (page_id, detector) VALUES (?, ?)",
+            [(page_id, d) for d in detectors],
+        )
+
+    def forget_vector_rows(self, model_id: str) -> None:
+        self.db.execute("DELETE FROM vector_sets WHERE model_id = ?", (model_id,))
+
+    def set_vector_rows(self, model_id: str, rows: int) -> None:
+        self.db.execute(
+            "INSERT INTO vector_sets (model_id, rows) VALUES (?, ?)"
+            " ON CONFLICT(model_id) DO UPDATE SET rows = excluded.rows",
+            (model_id, rows),
+        )
+
+    def set_labels(self, item_ids: Iterable[int], keep: Iterable[bool], source: str) -> None:
+        now = time.time()
+        self.db.executemany(
+            "INSERT OR REPLACE INTO labels (item_id, keep, source, at) VALUES (?, ?, ?, ?)",
+            [(int(i), int(bool(k)), source, now) for i, k in zip(item_ids, keep)],
+        )
+
+    def add_annotations(self, item_ids: Iterable[int], caption: str) -> int:
+        now = time.time()
+        before = self.db.total_changes
+        self.db.executemany(
+            "INSERT OR IGNORE INTO annotations (item_id, caption, at) VALUES (?, ?, ?)",
+            [(int(i), caption, now) for i in item_ids])
+        return self.db.total_changes - before
+
+    def set_filter_scores(self, item_ids: Iterable[int], scores: Iterable[float],
+                          threshold: float) -> None:
+        self.db.executemany(
+            "INSERT OR REPLACE INTO filter_scores (item_id, score, keep) VALUES (?, ?, ?)",
+            [(int(i), float(s), int(s >= threshold)) for i, s in zip(item_ids, scores)],
+        )
+
+    def clear_filter_scores(self) -> None:
+        self.db.execute("DELETE FROM filter_scores")
+
+    def skip(self, uri: str, source: str, reason: str) -> None:
+        self.db.execute(
+            "INSERT OR REPLACE INTO skipped (uri, source, reason, at) VALUES (?, ?, ?, ?)",
+            (uri, source, reason, time.time()),
+        )
+
+    def unskip(self, uri: str) -> None:
+        self.db.execute("DELETE FROM skipped WHERE uri = ?", (uri,))
+
+
+def _chunks(values: list, size: int):
+    for start in range(0, len(values), size):
+        yield values[start : start + size]
