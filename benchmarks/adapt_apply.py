@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import tempfile
 import time
 from pathlib import Path
@@ -22,10 +23,10 @@ import numpy as np
 import torch
 
 from sashie.adapt.adapter import VisualAdapter
-from sashie.library import Library
-from sashie.store.vectors import VectorFile
 from sashie.adapt.versions import APPLY_WORKERS, write_version_vectors
 from sashie.eval.world import make_world, read_truth
+from sashie.library import Library
+from sashie.store.vectors import VectorFile
 
 
 def peak_rss_bytes() -> int:
@@ -37,10 +38,8 @@ def peak_rss_bytes() -> int:
 
 def reset_peak() -> None:
     """Start a new peak measurement (Linux: writing 5 to clear_refs resets VmHWM)."""
-    try:
+    with contextlib.suppress(OSError):
         Path("/proc/self/clear_refs").write_text("5")
-    except OSError:
-        pass
 
 
 class AnonPeak:
@@ -134,7 +133,7 @@ def main() -> None:
             # each run a new version folder, as `sashie adapt` makes (replacing the file of
             # the run before would time the deletion of 1 GB too)
             write_version_vectors(tmp / f"v{n + 1}", adapter, base, files.item_ids(args.rows),
-                                  progress=lambda _: written.append(time.perf_counter()))
+                                  progress=lambda _, w=written: w.append(time.perf_counter()))
             totals.append(time.perf_counter() - started)
             computes.append(written[-1] - started)
         apply_seconds, compute_seconds = float(np.median(totals)), float(np.median(computes))

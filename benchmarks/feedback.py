@@ -20,11 +20,11 @@ from pathlib import Path
 import numpy as np
 
 from sashie.eval.truth import item_concepts
-from sashie.search.feedback import FEEDBACK_LEARNERS, refine
-from sashie.library import Library
-from sashie.search.ranking import VectorIndex
 from sashie.eval.world import read_truth
 from sashie.eval.world.vocab import vocabulary
+from sashie.library import Library
+from sashie.search.feedback import FEEDBACK_LEARNERS, refine
+from sashie.search.ranking import VectorIndex
 
 ROUNDS = 3
 MARKS = 10

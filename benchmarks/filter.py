@@ -23,15 +23,14 @@ from pathlib import Path
 
 import numpy as np
 
-from sashie.eval.truth import item_concepts
-from sashie.store.catalog import Catalog
-from sashie.filter.model import THRESHOLD
-from sashie.filter.training import table_overall, table_per_class
-from sashie.eval.truth import ground_truth_labels, judge_library_items
-from sashie.library import Library
-from sashie.regions import iou
+from sashie.eval.truth import ground_truth_labels, item_concepts, judge_library_items
 from sashie.eval.world import make_world, read_truth
 from sashie.eval.world.vocab import vocabulary
+from sashie.filter.model import THRESHOLD
+from sashie.filter.training import table_overall, table_per_class
+from sashie.library import Library
+from sashie.regions import iou
+from sashie.store.catalog import Catalog
 
 SCALE_ROWS = 1_140_000  # the seed paper's index after filtering
 

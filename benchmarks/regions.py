@@ -13,10 +13,9 @@ from pathlib import Path
 
 from PIL import Image
 
-from sashie.ingest.images import load_image
-from sashie.regions import iou
-from sashie.regions import load_detectors
 from sashie.eval.world import make_world, read_truth
+from sashie.ingest.images import load_image
+from sashie.regions import iou, load_detectors
 
 
 def evaluate(truth: list[dict], names: list[str]) -> dict:

@@ -28,11 +28,11 @@ import uvicorn
 
 from sashie.app import server
 from sashie.eval.references import reference_pictures
-from sashie.search.feedback import FEEDBACK_LEARNERS
-from sashie.library import Library
 from sashie.eval.world import make_world
 from sashie.eval.world.artists import Artists
 from sashie.eval.world.vocab import vocabulary
+from sashie.library import Library
+from sashie.search.feedback import FEEDBACK_LEARNERS
 
 PER_PAGE = 5
 
@@ -98,7 +98,7 @@ def main() -> None:
     lines.append(f"| first text search (loads the vectors) | {first:.0f} |")
     times, found = [], None
     for name in names[1:6]:
-        ms, found = timed(lambda: http.post("/api/search", data={"text": name}).json())
+        ms, found = timed(lambda n=name: http.post("/api/search", data={"text": n}).json())
         times.append(ms)
     lines.append(f"| text search, top 100 | {np.median(times):.0f} |")
     times = [timed(lambda: http.get(f"/api/search/{found['query']}",
@@ -131,7 +131,7 @@ def main() -> None:
     lines.append(f"| page view image (uncached) | {ms:.0f} |")
     items = [r["item"] for r in found["results"]]
     for learner in FEEDBACK_LEARNERS:
-        times = [timed(lambda: http.post("/api/feedback", json={
+        times = [timed(lambda learner=learner: http.post("/api/feedback", json={
             "query": found["query"], "relevant": items[2:5], "irrelevant": items[:2],
             "learner": learner}).json())[0] for _ in range(5)]
         lines.append(f"| feedback round ({learner}) | {np.median(times):.0f} |")

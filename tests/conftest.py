@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).parent))
-from tiny_clip import build_tiny_clip  # noqa: E402
+from tiny_clip import build_tiny_clip
 
 
 @pytest.fixture(scope="session")
@@ -80,8 +80,8 @@ def cli_json(*args: str) -> dict:
 def indexed_world(root: Path, *, pages: int, seed: int) -> tuple[Path, Path]:
     """A small evaluation world (400 x 600 pages) indexed with layout + whole and the demo
     model: (world folder, library folder)."""
-    from sashie.library import Library
     from sashie.eval.world import make_world
+    from sashie.library import Library
 
     world = make_world(root / "world", pages=pages, seed=seed, size=(400, 600))
     with Library(root / "lib", create=True) as lib:

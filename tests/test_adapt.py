@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -64,8 +63,8 @@ def test_an_untrained_adapter_leaves_vectors_where_they_are():
 
 @pytest.mark.parametrize("mapped", [True, False])
 def test_version_vectors_are_written_block_by_block_from_several_threads(tmp_path, mapped):
-    from sashie.store.vectors import ITEM_FILE, VECTOR_FILE
     from sashie.adapt.versions import write_version_vectors
+    from sashie.store.vectors import ITEM_FILE, VECTOR_FILE
 
     rows, dim = 1003, 64  # 15 blocks of whole pages (written around the page cache), a tail
     base = np.random.default_rng(1).standard_normal((rows, dim)).astype(np.float32)
@@ -223,7 +222,7 @@ def test_pages_indexed_later_go_through_the_active_adapter(annotated, tmp_path, 
 
 @pytest.mark.slow
 def test_adapting_again_starts_from_the_base(annotated):
-    lib, items = annotated
+    lib, _items = annotated
     first = lib.adapt(settings=QUICK)
     second = lib.adapt(settings=QUICK)
     assert second.version == "v2" and lib.active_version() == "v2"
@@ -251,7 +250,7 @@ KILLER = textwrap.dedent("""
 @pytest.mark.slow
 @pytest.mark.parametrize("where", ["applying", "manifest"])
 def test_kill_9_during_apply_leaves_the_old_version_active_and_whole(annotated, where):
-    lib, items = annotated
+    lib, _items = annotated
     v1_file = lib.adapt(settings=QUICK).folder / "vectors.f16"
     v1_bytes = v1_file.read_bytes()
     v1_hits = [r.item for r in lib.search("zorblat", k=5)]
@@ -270,7 +269,7 @@ def test_kill_9_during_apply_leaves_the_old_version_active_and_whole(annotated, 
 
 @pytest.mark.slow
 def test_an_exported_annotation_file_trains_the_same_way(annotated, tmp_path):
-    lib, items = annotated
+    lib, _items = annotated
     out = lib.export_annotations(tmp_path / "export")
     report = lib.adapt(annotations=out / "annotations.jsonl", settings=QUICK)
     assert report.pairs == 12
@@ -280,7 +279,7 @@ def test_an_exported_annotation_file_trains_the_same_way(annotated, tmp_path):
     (out / "foreign.jsonl").write_text("\n".join(foreign) + "\n")
     assert lib.adapt(annotations=out / "foreign.jsonl", settings=QUICK).pairs == 12
     (out / "bad.jsonl").write_text('{"image": "crops/x.jpg"}\n')
-    with pytest.raises(SashieError, match="bad.jsonl:1: expected a JSON object with a caption"):
+    with pytest.raises(SashieError, match=r"bad\.jsonl:1: expected a JSON object with a caption"):
         lib.adapt(annotations=out / "bad.jsonl")
 
 

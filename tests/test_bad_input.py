@@ -4,9 +4,8 @@ import io
 import json
 
 import numpy as np
-from PIL import Image
-
 from conftest import cli_json, run_cli
+from PIL import Image
 
 
 def write_bad_inputs(folder):

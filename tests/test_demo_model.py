@@ -2,11 +2,11 @@ import json
 
 import numpy as np
 import pytest
-
 from conftest import run_cli
+
+from sashie.encoders import DEMO_MODEL, DEMO_MODEL_DIR, load_encoder
 from sashie.eval.bench import bench, format_table
 from sashie.eval.bench_adapt import ROUNDS, SHOWN
-from sashie.encoders import DEMO_MODEL, DEMO_MODEL_DIR, load_encoder
 from sashie.eval.world.train import main as train_main
 
 
@@ -64,7 +64,7 @@ def test_the_adaptation_experiment_reports_before_and_after(small_bench):
             assert 0.0 <= f[f"{prefix}_{name}"] <= 1.0, (prefix, name)
         assert 0 < f[f"{prefix}_pairs"] <= 300  # at most 30 captions a concept, 300 in all
         assert 0 < f[f"{prefix}_concepts_captioned"] <= 12
-    layout, oracle, new_words = small_bench.adapt
+    _layout, oracle, new_words = small_bench.adapt
     for experiment in small_bench.adapt:  # the annotator looks at most ROUNDS pages a concept
         assert experiment.judged <= ROUNDS * SHOWN * experiment.concepts
     assert [r["name"] for r in oracle.rows][:2] == ["before", "adapter + text, R 0.2"]

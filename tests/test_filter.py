@@ -5,15 +5,15 @@ import pickle
 
 import numpy as np
 import pytest
-
 from conftest import indexed_world, run_cli
+
 from sashie.errors import SashieError
+from sashie.eval.truth import judge_library_items
+from sashie.eval.world import make_world
+from sashie.filter.labelling import read_label_csv
 from sashie.filter.model import KeepFilter
 from sashie.filter.training import LEARNERS, train_filter
-from sashie.eval.truth import judge_library_items
-from sashie.filter.labelling import read_label_csv
 from sashie.library import Library
-from sashie.eval.world import make_world
 
 
 def separable(n=240, dim=64, seed=0):
@@ -65,7 +65,7 @@ def test_saved_filters_load_without_running_code_and_score_the_same(report, tmp_
 
 
 def test_too_few_labels_is_a_clear_error():
-    x, keep = separable(n=30)
+    x, _keep = separable(n=30)
     with pytest.raises(SashieError, match="too few labels"):
         train_filter(x, np.zeros(30, bool))
 
@@ -75,7 +75,7 @@ def test_label_csv(tmp_path):
     path.write_text("item,label\n3,keep\n4,exclude\n5,1\n")
     assert read_label_csv(path) == ([3, 4, 5], [True, False, True])
     path.write_text("3,maybe\n")
-    with pytest.raises(SashieError, match="marks.csv:1"):
+    with pytest.raises(SashieError, match=r"marks\.csv:1"):
         read_label_csv(path)
 
 
@@ -122,7 +122,7 @@ def test_filter_round_trip_through_the_command_line(world_library):
 
 
 def test_new_pages_are_filtered_on_indexing(world_library, tmp_path):
-    root, world, lib = world_library
+    _root, world, lib = world_library
     if lib.keep_filter() is None:  # when run alone
         lib.label(*_all_truth(lib, world), source="ground-truth")
         lib.train_filter(learners=["svm"])
@@ -155,7 +155,7 @@ def test_interactive_labelling_shows_crops_and_records_answers(world_library):
 
 
 def test_wrong_use_of_filter_commands(world_library, tmp_path):
-    root, world, _ = world_library
+    root, _world, _ = world_library
     r = run_cli("filter", "label", root / "lib", check=False)
     assert r.exit_code == 1 and "exactly one of" in r.output
     empty = tmp_path / "empty"

@@ -1,8 +1,8 @@
-from sashie.regions.layout import LayoutDetector
-from sashie.regions import iou
-from sashie.ingest.images import load_image
-from sashie.eval.world import make_world, read_truth
 from sashie import Library
+from sashie.eval.world import make_world, read_truth
+from sashie.ingest.images import load_image
+from sashie.regions import iou
+from sashie.regions.layout import LayoutDetector
 
 
 def test_layout_finds_most_illustrations_of_a_world(tmp_path):

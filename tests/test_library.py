@@ -7,11 +7,11 @@ import time
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
-from PIL import Image
-
 from conftest import cli_json, make_pages, run_cli, start_cli_process
-from sashie import Library, SashieError
+from PIL import Image
 from tiny_clip import build_tiny_clip
+
+from sashie import Library, SashieError
 
 
 def vectors_by_page(lib: Library, model=None) -> dict[str, np.ndarray]:
@@ -59,7 +59,7 @@ def test_a_second_model_lives_beside_the_first(tmp_path, tiny_spec):
     assert info["models"][0]["default"] and not info["models"][1]["default"]
     first, second = vectors_by_page(lib), vectors_by_page(lib, f"hf:{other}")
     assert first.keys() == second.keys()
-    assert not np.allclose(list(first.values())[0], list(second.values())[0])
+    assert not np.allclose(next(iter(first.values())), next(iter(second.values())))
     by_default = lib.search("a page", k=5)
     by_other = lib.search("a page", k=5, model=f"hf:{other}")
     assert {h.item for h in by_default} == {h.item for h in by_other}

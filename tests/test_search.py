@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
-from sashie.search.query import Term, parse_dims, parse_query
 from sashie.errors import SashieError
+from sashie.search.query import Term, parse_dims, parse_query
 from sashie.search.ranking import VectorIndex, cv_dimensions, random_dimensions, top_k
 
 
@@ -39,7 +39,7 @@ def test_cv_selection_matches_the_formula(d):
     index = VectorIndex(library.copy(), np.arange(500) + 1000)
     scores = index.scores(examples.mean(axis=0), dims)
     np.testing.assert_allclose(scores, expected_scores, atol=1e-5)
-    ids, best = index.search(examples.mean(axis=0), k=10, dims=dims)
+    ids, _best = index.search(examples.mean(axis=0), k=10, dims=dims)
     np.testing.assert_array_equal(ids, np.argsort(-expected_scores)[:10] + 1000)
 
 

@@ -4,16 +4,16 @@ import io
 import json
 
 import pytest
+from conftest import indexed_world
 from fastapi.testclient import TestClient
 from PIL import Image
 
-from conftest import indexed_world
 from sashie.app import server
-from sashie.eval.references import reference_pictures
 from sashie.errors import SashieError
-from sashie.library import Library
+from sashie.eval.references import reference_pictures
 from sashie.eval.world.artists import Artists
 from sashie.eval.world.vocab import vocabulary
+from sashie.library import Library
 
 
 @pytest.fixture(scope="module")

@@ -4,8 +4,8 @@ import json
 import threading
 
 import pytest
-
 from conftest import make_pages
+
 from sashie import Library
 from sashie.ingest.sources import expand_sources
 

@@ -2,8 +2,8 @@ import hashlib
 import json
 
 import numpy as np
-
 from conftest import run_cli
+
 from sashie.eval.world import make_world, read_truth
 from sashie.eval.world.artists import ARTISTS, Artists, alpha_bbox, load_concepts
 from sashie.eval.world.vocab import caption, vocabulary

@@ -68,8 +68,13 @@ def build_tiny_clip(directory: Path, *, seed: int = 0, image_size: int = 32) -> 
 def build_tiny_owlv2(directory: Path, *, seed: int = 0, image_size: int = 64) -> Path:
     """A tiny random OWLv2 open-vocabulary detector with its processor, saved like a hub model."""
     import torch
-    from transformers import (CLIPTokenizer, Owlv2Config, Owlv2ForObjectDetection,
-                              Owlv2ImageProcessorPil, Owlv2Processor)
+    from transformers import (
+        CLIPTokenizer,
+        Owlv2Config,
+        Owlv2ForObjectDetection,
+        Owlv2ImageProcessorPil,
+        Owlv2Processor,
+    )
 
     directory.mkdir(parents=True, exist_ok=True)
     vocab = byte_level_vocab()

@@ -8,8 +8,8 @@ moves vectors only as far as the captions ask.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import torch
@@ -34,7 +34,7 @@ class VisualAdapter(torch.nn.Module):
         return F.normalize(blended, dim=-1)
 
     @classmethod
-    def from_arrays(cls, arrays: dict[str, np.ndarray], ratio: float) -> "VisualAdapter":
+    def from_arrays(cls, arrays: dict[str, np.ndarray], ratio: float) -> VisualAdapter:
         adapter = cls(arrays["down.weight"].shape[1], ratio)
         adapter.load_state_dict({k: torch.from_numpy(np.asarray(v)) for k, v in arrays.items()})
         return adapter.eval()

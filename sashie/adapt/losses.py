@@ -8,7 +8,7 @@ of 几帳 in a batch, the other 29 are not wrong answers for the caption 几帳.
 
 from __future__ import annotations
 
-from typing import Hashable, Iterable
+from collections.abc import Hashable, Iterable
 
 import torch
 import torch.nn.functional as F

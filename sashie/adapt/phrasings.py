@@ -6,7 +6,7 @@ a version's example memory (which recognises a taught caption in a query).
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 

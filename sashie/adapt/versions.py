@@ -18,15 +18,16 @@ up to date (`catch_up_rows`); a version that lags is completed in memory when it
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import hashlib
 import json
 import mmap
 import os
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from queue import Queue
-from typing import Callable, Sequence
 
 import numpy as np
 import torch
@@ -125,10 +126,8 @@ class _WriteTarget:
         self.fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
         self.direct = None
         if hasattr(os, "O_DIRECT"):
-            try:
+            with contextlib.suppress(OSError):  # a file system without direct I/O (tmpfs)
                 self.direct = os.open(path, os.O_WRONLY | os.O_DIRECT)
-            except OSError:  # a file system without direct I/O (tmpfs)
-                pass
 
     def write(self, block: np.ndarray, offset: int) -> None:
         data = memoryview(block).cast("B")

@@ -8,8 +8,8 @@ trained on them leaves text, stains and blank paper out of the searches.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from ..eval.references import reference_pictures
 from ..eval.truth import ground_truth_labels, item_concepts

@@ -30,8 +30,8 @@ from ..errors import BadInput, NotFound, SashieError
 from ..ingest.images import decode_image, is_url
 from ..library import Library, Result
 from ..search.feedback import DEFAULT_LEARNER, FEEDBACK_LEARNERS
-from ..search.query import DEFAULT_DIMS, DEFAULT_SELECT, SELECTIONS, Query as SearchQuery
-from ..search.query import parse_dims
+from ..search.query import DEFAULT_DIMS, DEFAULT_SELECT, SELECTIONS, parse_dims
+from ..search.query import Query as SearchQuery
 
 MAX_UPLOAD_BYTES = 20 * 2**20
 MAX_UPLOAD_PIXELS = 40_000_000
@@ -101,7 +101,7 @@ class AdaptJob:
                               "epoch_losses": [round(x, 4) for x in report.trained.epoch_losses]}
             except SashieError as e:
                 self.state = {"state": "failed", "error": str(e)}
-            except Exception as e:  # noqa: BLE001 - reported to the page, not lost in a thread
+            except Exception as e:
                 self.state = {"state": "failed", "error": f"{type(e).__name__}: {e}"}
 
         self.thread = threading.Thread(target=run, name="sashie-adapt", daemon=True)
@@ -366,8 +366,8 @@ def serve(library: str | Path, *, host: str = "127.0.0.1", port: int = 8000,
     if not local and token is None:
         token = secrets.token_urlsafe(16)
     app = create_app(library, token=token)
-    import sklearn.linear_model  # noqa: F401 - imported now, so that the first feedback is fast
-    import sklearn.svm  # noqa: F401
+    import sklearn.linear_model
+    import sklearn.svm
     import sklearn.tree  # noqa: F401
 
     shown = "localhost" if local else host

@@ -3,7 +3,7 @@ through the version's visual adapter, and its tuned text encoder."""
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 from PIL import Image

@@ -8,7 +8,8 @@ size and `model_id` a stable name that changes when the weights change.
 
 from __future__ import annotations
 
-from typing import Protocol, Sequence
+from collections.abc import Sequence
+from typing import Protocol
 
 import numpy as np
 from PIL import Image

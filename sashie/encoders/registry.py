@@ -6,12 +6,11 @@ name registered in `NAMED_MODELS` (the project's own demo model, shipped in the 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from ..errors import SashieError
 from .base import Encoder
-
 
 DEMO_MODEL = "sashie-demo"
 DEMO_MODEL_DIR = Path(__file__).resolve().parent.parent / "models" / DEMO_MODEL

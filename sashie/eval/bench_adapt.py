@@ -24,14 +24,13 @@ examples, no caption and no text encoder involved.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
-from ..adapt.settings import AdaptSettings
-
+from ..adapt.settings import DEFAULTS, AdaptSettings
 from ..encoders import normalize_rows
 from ..errors import SashieError
 from ..library import BASE, Library
@@ -214,7 +213,7 @@ def invented_words(keys: Sequence[str], seed: int, taken: set[str]) -> dict[str,
 
 def run_adapt_experiment(lib: Library, label: str, item_concepts: dict[int, set[str]],
                          vocab: Vocabulary, *, seed: int, new_words: bool = False,
-                         settings: AdaptSettings = AdaptSettings()) -> AdaptExperiment:
+                         settings: AdaptSettings = DEFAULTS) -> AdaptExperiment:
     """The whole experiment on one library (its items' ground-truth concepts given).
 
     The annotator captions the held-out query concepts with their names; with `new_words`,

@@ -11,7 +11,8 @@ from .world.artists import Artists, Concept
 REFERENCES = 6  # L, pictures per theme in the multi-image experiment
 
 
-def reference_pictures(artists: Artists, concept: Concept, count: int, seed: int) -> list[Image.Image]:
+def reference_pictures(artists: Artists, concept: Concept, count: int,
+                       seed: int) -> list[Image.Image]:
     """A Twemoji picture and augmentations of it: the references a user brings along."""
     rng = np.random.default_rng(seed)
     pictures = []

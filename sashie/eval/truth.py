@@ -13,8 +13,8 @@ Every figure sashie reports on an evaluation world counts relevance here:
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 from PIL import Image

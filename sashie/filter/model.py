@@ -90,7 +90,7 @@ class KeepFilter:
             raise SashieError(f"no readable filter in {folder} ({e})") from None
 
     @classmethod
-    def load(cls, folder: Path) -> "KeepFilter":
+    def load(cls, folder: Path) -> KeepFilter:
         """Read a saved filter: JSON and weight files only, nothing executed."""
         folder = Path(folder)
         meta = cls.read_meta(folder)

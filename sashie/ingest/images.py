@@ -8,6 +8,7 @@ then a decompression bomb. `load_image` turns each into an upright 8-bit RGB ima
 
 from __future__ import annotations
 
+import contextlib
 import io
 import urllib.error
 import urllib.request
@@ -93,10 +94,8 @@ def decode_image(data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS,
         image.load()
     except Exception as e:
         raise BadInput(f"truncated or corrupt image ({e})") from None
-    try:
+    with contextlib.suppress(Exception):  # a broken EXIF block must not lose a good image
         image = ImageOps.exif_transpose(image)
-    except Exception:  # a broken EXIF block must not lose an otherwise good image
-        pass
     return to_rgb(image)
 
 

@@ -8,9 +8,9 @@ manifest, canvas id and labels, and the Image API service to cut regions from).
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator
 
 from ..errors import BadInput, SashieError
 from .images import IMAGE_EXTENSIONS, fetch, is_url

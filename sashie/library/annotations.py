@@ -79,7 +79,7 @@ def file_pairs(path: Path, stored: StoredVectors, base_vectors: Callable[[list[i
     if crops:
         try:
             pictures = [load_image(str(file)) for _, file in crops]
-        except Exception as e:  # noqa: BLE001 - any unreadable crop is one clear line
+        except Exception as e:
             raise SashieError(f"cannot read a crop listed in {path} ({e})") from None
         vectors[[i for i, _ in crops]] = encoder().encode_images(pictures)
     return Pairs(vectors, captions, keys)

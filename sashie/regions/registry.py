@@ -6,7 +6,7 @@ imported on first use. Detector options (a zero-shot model, its prompt) are pass
 
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 from ..errors import SashieError
 from .base import Detector

@@ -15,7 +15,7 @@ paper's), `rocchio`. `benchmarks/feedback.py` compares them with a simulated use
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 

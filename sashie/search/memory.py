@@ -21,9 +21,9 @@ its queries apart.)
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
@@ -44,7 +44,7 @@ class ExampleMemory:
 
     @classmethod
     def build(cls, encoder, examples: np.ndarray, captions: Sequence[str],
-              anchors: Sequence[str], *, weight: float, sharpness: float) -> "ExampleMemory":
+              anchors: Sequence[str], *, weight: float, sharpness: float) -> ExampleMemory:
         """From the version's encoder (tuned text), the examples' vectors in the version's
         space and their captions."""
         names, caption_of = np.unique(np.asarray(captions, dtype=object), return_inverse=True)
@@ -79,7 +79,7 @@ class ExampleMemory:
                   metadata={"weight": str(self.weight), "sharpness": str(self.sharpness)})
 
     @classmethod
-    def load(cls, folder: Path) -> "ExampleMemory | None":
+    def load(cls, folder: Path) -> ExampleMemory | None:
         path = folder / MEMORY_FILE
         if not path.is_file():
             return None
@@ -87,7 +87,7 @@ class ExampleMemory:
 
         with safe_open(str(path), "np") as f:
             meta = f.metadata() or {}
-            arrays = {k: f.get_tensor(k) for k in f.keys()}
+            arrays = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 - not a dict
         return cls(arrays["examples"].astype(np.float32), arrays["caption_of"],
                    arrays["caption_vectors"].astype(np.float32), arrays["phrasing_of"],
                    arrays["anchor_vectors"].astype(np.float32),

@@ -110,14 +110,14 @@ class Artists:
     def __init__(self) -> None:
         self.paths = font_paths()
 
-    @lru_cache(maxsize=256)
+    @lru_cache(maxsize=256)  # noqa: B019 - one Artists lives as long as its world's drawing
     def _font(self, artist: str, size: int, weight: int = 400) -> ImageFont.FreeTypeFont:
         font = ImageFont.truetype(str(self.paths[artist]), size)
         if artist == "noto":
             font.set_variation_by_axes([weight])
         return font
 
-    @lru_cache(maxsize=2048)
+    @lru_cache(maxsize=2048)  # noqa: B019
     def _twemoji(self, key: str) -> Image.Image:
         return Image.open(self.paths["twemoji"] / f"{key}.png").convert("RGBA")
 

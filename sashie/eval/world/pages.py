@@ -18,7 +18,8 @@ from .artists import PAGE_STYLES, Artists, Concept, alpha_bbox
 
 PAGE_SIZE = (1600, 2400)
 INK = (34, 27, 22)
-KANA = "あいうえおかきくけこさしすせそたちつてとなにぬねのはひふへほまみむめもやゆよらりるれろわをん"
+KANA = ("あいうえおかきくけこさしすせそたちつてとなにぬねの"
+        "はひふへほまみむめもやゆよらりるれろわをん")
 KANJI = "春夏秋冬山川花鳥風月雪松竹梅桜鶴亀龍虎舟橋寺宮城門家人物語日記歌絵図巻之上下中"
 
 
@@ -199,7 +200,7 @@ def make_page(rng: np.random.Generator, artists: Artists, pick_concepts,
     """One page and its ground truth. `pick_concepts(rng, n)` chooses the concepts drawn."""
     width, height = size
     scale = width / PAGE_SIZE[0]  # sizes below are for a 1600-pixel page
-    px = lambda v: max(1, int(round(v * scale)))  # noqa: E731
+    px = lambda v: max(1, int(round(v * scale)))  # noqa: E731, RUF046 - numpy 1 rounds to floats
     page = paper(rng, size)
     kind = rng.choice(["text", "mixed", "full", "blank"], p=[0.3, 0.45, 0.15, 0.1])
     truth = PageTruth(str(kind), width, height)

@@ -23,7 +23,7 @@ from PIL import Image
 
 from . import ConceptPicker
 from .artists import Artists, Concept
-from .pages import draw_illustration, make_page, paper_patch, stains, text_column_layer, ink
+from .pages import draw_illustration, ink, make_page, paper_patch, stains, text_column_layer
 from .vocab import vocabulary
 
 KINDS = ("illustration", "twemoji", "text", "stain", "blank", "page")

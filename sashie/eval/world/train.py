@@ -1,7 +1,8 @@
 """Train sashie's demo CLIP from scratch on the evaluation world's training samples.
 
     python -m sashie.eval.world.train --out sashie/models/sashie-demo --samples 80000 --steps 3000
-    python -m sashie.eval.world.train --out DIR --preset gpu --samples 400000 --minutes 25  # on a GPU
+    # on a GPU:
+    python -m sashie.eval.world.train --out DIR --preset gpu --samples 400000 --minutes 25
 
 The whole recipe is in this file: render samples (samples.py), train a byte-level BPE
 tokenizer on English and Japanese captions of the seen concepts, then train a small
