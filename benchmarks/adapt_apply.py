@@ -132,15 +132,19 @@ def main() -> None:
             started = time.perf_counter()
             # each run a new version folder, as `sashie adapt` makes (replacing the file of
             # the run before would time the deletion of 1 GB too)
-            write_version_vectors(tmp / f"v{n + 1}", adapter, base, files.item_ids(args.rows),
-                                  progress=lambda _, w=written: w.append(time.perf_counter()))
+            write_version_vectors(
+                tmp / f"v{n + 1}",
+                adapter,
+                base,
+                files.item_ids(args.rows),
+                progress=lambda _, w=written: w.append(time.perf_counter()),
+            )
             totals.append(time.perf_counter() - started)
             computes.append(written[-1] - started)
         apply_seconds, compute_seconds = float(np.median(totals)), float(np.median(computes))
         peak = peak_rss_bytes() - before
         anon_peak = anon.stop()
-        check = np.memmap(tmp / "v1" / "vectors.f16", np.float16, "r",
-                          shape=(args.rows, args.dim))
+        check = np.memmap(tmp / "v1" / "vectors.f16", np.float16, "r", shape=(args.rows, args.dim))
         norms = np.linalg.norm(np.asarray(check[-1000:], np.float32), axis=1)
         assert np.allclose(norms, 1, atol=1e-2), "adapted rows are not unit vectors"
 
@@ -153,28 +157,40 @@ def main() -> None:
 
     per_crop = encode_seconds / max(1, report.vectors_added)
     gib = args.rows * args.dim * 2 / 2**30
-    print(f"{args.rows:,} x {args.dim} float16 vectors ({gib:.2f} GiB), adapter "
-          f"{args.dim} -> {args.dim // 4} -> {args.dim}, R = {args.ratio}; "
-          f"{APPLY_WORKERS} threads, each reading, adapting (1 torch thread) and writing "
-          f"blocks of rows\n")
+    print(
+        f"{args.rows:,} x {args.dim} float16 vectors ({gib:.2f} GiB), adapter "
+        f"{args.dim} -> {args.dim // 4} -> {args.dim}, R = {args.ratio}; "
+        f"{APPLY_WORKERS} threads, each reading, adapting (1 torch thread) and writing "
+        f"blocks of rows\n"
+    )
     rows = [
-        (f"apply the adapter: read, adapt, write, sync, rename (median of {args.repeats})",
-         f"{apply_seconds:.1f} s", "<= 5 s"),
+        (
+            f"apply the adapter: read, adapt, write, sync, rename (median of {args.repeats})",
+            f"{apply_seconds:.1f} s",
+            "<= 5 s",
+        ),
         ("  of which until the last block was written", f"{compute_seconds:.1f} s", ""),
         ("  fastest run", f"{min(totals):.1f} s", ""),
         ("peak resident memory added while applying", f"{peak / 2**20:.0f} MiB", ""),
         ("  of which anonymous (buffers, no file pages)", f"{anon_peak / 2**20:.0f} MiB", ""),
         (f"re-encode {report.vectors_added:,} crops ({model})", f"{encode_seconds:.1f} s", ""),
-        (f"re-encode {args.rows:,} crops at that rate (estimate)",
-         f"{per_crop * args.rows / 3600:.1f} h", ""),
-        (f"applying vs re-encoding {args.rows:,} items",
-         f"{per_crop * args.rows / apply_seconds:.0f} x", ""),
+        (
+            f"re-encode {args.rows:,} crops at that rate (estimate)",
+            f"{per_crop * args.rows / 3600:.1f} h",
+            "",
+        ),
+        (
+            f"applying vs re-encoding {args.rows:,} items",
+            f"{per_crop * args.rows / apply_seconds:.0f} x",
+            "",
+        ),
     ]
     width = max(len(r[0]) for r in rows)
     print(f"| {'measure':<{width}} | {'value':>12} | target |")
     print(f"|{'-' * (width + 2)}|{'-' * 14}|--------|")
     for name, value, target in rows:
         print(f"| {name:<{width}} | {value:>12} | {target:<6} |")
+
 
 if __name__ == "__main__":
     main()

@@ -36,8 +36,12 @@ def simulate(lib: Library, truth: list[dict], keys: list[str], learner: str) -> 
     index = lib.index()
     excluded = lib.excluded_rows(None)
     rows = lib.catalog.items(index.item_ids.tolist())
-    concepts = dict(zip(index.item_ids.tolist(),
-                        item_concepts([(r.page, r.bbox) for r in rows], truth, parts=True)))
+    concepts = dict(
+        zip(
+            index.item_ids.tolist(),
+            item_concepts([(r.page, r.bbox) for r in rows], truth, parts=True),
+        )
+    )
     by_key = vocabulary().by_key
     out = np.zeros((len(keys), ROUNDS + 1))
     for n, key in enumerate(keys):
@@ -53,8 +57,9 @@ def simulate(lib: Library, truth: list[dict], keys: list[str], learner: str) -> 
             for item in [i for i in ranking if i not in marked][:MARKS]:
                 (relevant if key in concepts[item] else irrelevant).append(item)
             if relevant:  # else the user reads on down the same ranking
-                ids, _ = refine(index, vector, relevant, irrelevant, learner=learner, k=1000,
-                                exclude=excluded)
+                ids, _ = refine(
+                    index, vector, relevant, irrelevant, learner=learner, k=1000, exclude=excluded
+                )
                 ranking = ids.tolist()
     return out
 
@@ -73,8 +78,14 @@ def round_time(index: VectorIndex, learner: str) -> float:
     times = []
     for seed in range(4):
         started = time.perf_counter()
-        refine(index, index.vectors[seed], list(range(1, 6)), list(range(6, 11)),
-               learner=learner, seed=seed)
+        refine(
+            index,
+            index.vectors[seed],
+            list(range(1, 6)),
+            list(range(6, 11)),
+            learner=learner,
+            seed=seed,
+        )
         times.append(time.perf_counter() - started)
     return float(np.median(times[1:]))
 
@@ -87,20 +98,29 @@ def main() -> None:
     lib = Library(args.library)
     truth = read_truth(args.world)
     vocab = vocabulary()
-    print(f"{lib.info()['items']} items; filter {'on' if lib.has_filter else 'off'}; "
-          f"{MARKS} marks a round, {ROUNDS} rounds\n")
-    header = ("| learner        | concepts | P@100 r0 | r1    | r2    | r3    | "
-              "one round on 1.14M vectors |")
+    print(
+        f"{lib.info()['items']} items; filter {'on' if lib.has_filter else 'off'}; "
+        f"{MARKS} marks a round, {ROUNDS} rounds\n"
+    )
+    header = (
+        "| learner        | concepts | P@100 r0 | r1    | r2    | r3    | "
+        "one round on 1.14M vectors |"
+    )
     print(header)
-    print("|----------------|----------|----------|-------|-------|-------|"
-          "----------------------------|")
+    print(
+        "|----------------|----------|----------|-------|-------|-------|"
+        "----------------------------|"
+    )
     big = scale_index(lib)
     for learner in FEEDBACK_LEARNERS:
         seconds = round_time(big, learner)
         for group, keys in (("seen", vocab.query_seen), ("held-out", vocab.query_heldout)):
             p = simulate(lib, truth, list(keys), learner).mean(0)
-            print(f"| {learner:<14} | {group:<8} | {p[0]:8.3f} | {p[1]:.3f} | {p[2]:.3f} | "
-                  f"{p[3]:.3f} | {seconds:24.2f} s |", flush=True)
+            print(
+                f"| {learner:<14} | {group:<8} | {p[0]:8.3f} | {p[1]:.3f} | {p[2]:.3f} | "
+                f"{p[3]:.3f} | {seconds:24.2f} s |",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

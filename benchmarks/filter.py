@@ -42,17 +42,28 @@ def region_table(lib: Library, truth: list[dict]) -> str:
         by_page.setdefault(row.page, []).append(row)
     pictures = [(row["page"], ill["bbox"]) for row in truth for ill in row["illustrations"]]
     truth_by_page = {row["page"]: row for row in truth}
-    lines = ["| regions      | recall@0.5 | precision | items/page |",
-             "|--------------|------------|-----------|------------|"]
-    for name, detectors in (("whole", {"whole"}), ("layout", {"layout"}),
-                            ("layout+whole", {"layout", "whole"})):
-        found = sum(any(iou(r.bbox, box) >= 0.5 for r in by_page.get(page, [])
-                        if r.detector in detectors) for page, box in pictures)
+    lines = [
+        "| regions      | recall@0.5 | precision | items/page |",
+        "|--------------|------------|-----------|------------|",
+    ]
+    for name, detectors in (
+        ("whole", {"whole"}),
+        ("layout", {"layout"}),
+        ("layout+whole", {"layout", "whole"}),
+    ):
+        found = sum(
+            any(iou(r.bbox, box) >= 0.5 for r in by_page.get(page, []) if r.detector in detectors)
+            for page, box in pictures
+        )
         chosen = [r for r in items if r.detector in detectors]
-        matching = sum(any(iou(r.bbox, ill["bbox"]) >= 0.5
-                           for ill in truth_by_page[r.page]["illustrations"]) for r in chosen)
-        lines.append(f"| {name:<12} | {found / max(1, len(pictures)):10.3f} | "
-                     f"{matching / max(1, len(chosen)):9.3f} | {len(chosen) / len(truth):10.1f} |")
+        matching = sum(
+            any(iou(r.bbox, ill["bbox"]) >= 0.5 for ill in truth_by_page[r.page]["illustrations"])
+            for r in chosen
+        )
+        lines.append(
+            f"| {name:<12} | {found / max(1, len(pictures)):10.3f} | "
+            f"{matching / max(1, len(chosen)):9.3f} | {len(chosen) / len(truth):10.1f} |"
+        )
     return "\n".join(lines)
 
 
@@ -63,8 +74,10 @@ def text_query_table(lib: Library, truth: list[dict], world: Path) -> str:
     text_only_ids = set(np.asarray(ids)[text_only].tolist())
     rows = lib.catalog.items(ids)
     concepts = dict(zip(ids, item_concepts([(r.page, r.bbox) for r in rows], truth)))
-    lines = ["| queries (24 seen concepts) | filter | Precision@100 | text-only share of top 100 |",
-             "|----------------------------|--------|---------------|----------------------------|"]
+    lines = [
+        "| queries (24 seen concepts) | filter | Precision@100 | text-only share of top 100 |",
+        "|----------------------------|--------|---------------|----------------------------|",
+    ]
     for language in ("en", "ja"):
         for all_items in (True, False):
             precision, share = [], []
@@ -73,9 +86,11 @@ def text_query_table(lib: Library, truth: list[dict], world: Path) -> str:
                 hits = lib.search(name, k=100, all_items=all_items)
                 precision.append(np.mean([key in concepts[h.item] for h in hits]))
                 share.append(np.mean([h.item in text_only_ids for h in hits]))
-            lines.append(f"| {'English' if language == 'en' else 'Japanese':<26} | "
-                         f"{'off' if all_items else 'on':<6} | {np.mean(precision):13.3f} | "
-                         f"{np.mean(share):26.3f} |")
+            lines.append(
+                f"| {'English' if language == 'en' else 'Japanese':<26} | "
+                f"{'off' if all_items else 'on':<6} | {np.mean(precision):13.3f} | "
+                f"{np.mean(share):26.3f} |"
+            )
     return "\n".join(lines)
 
 
@@ -94,8 +109,7 @@ def scale_table(lib: Library, report, workdir: Path, rows: int) -> str:
     started = time.perf_counter()
     with catalog.transaction() as tx:
         tx.set_filter_scores(range(1, rows + 1), scores.tolist(), THRESHOLD)
-    lines.append(f"| storing {rows:,} verdicts (SQLite) | "
-                 f"{time.perf_counter() - started:.1f} |")
+    lines.append(f"| storing {rows:,} verdicts (SQLite) | {time.perf_counter() - started:.1f} |")
     catalog.close()
     return "\n".join(lines)
 
@@ -108,20 +122,24 @@ def main() -> None:
     parser.add_argument("--world", type=Path, help="reuse this world instead of making one")
     parser.add_argument("--keep", type=Path, help="work here and keep the world and library")
     parser.add_argument("--model", help="model spec (default: the demo model)")
-    parser.add_argument("--scale-rows", type=int, default=SCALE_ROWS,
-                        help="vectors in the apply-speed measurement")
+    parser.add_argument(
+        "--scale-rows", type=int, default=SCALE_ROWS, help="vectors in the apply-speed measurement"
+    )
     args = parser.parse_args()
     workdir = args.keep or Path(tempfile.mkdtemp(prefix="sashie-filter-"))
     workdir.mkdir(parents=True, exist_ok=True)
-    world = args.world or make_world(workdir / "world", pages=args.pages, seed=args.seed,
-                                     progress=True)
+    world = args.world or make_world(
+        workdir / "world", pages=args.pages, seed=args.seed, progress=True
+    )
     truth = read_truth(world)
     lib = Library(workdir / "library", create=True, progress=True)
     started = time.perf_counter()
     lib.add([str(world / "pages")], model=args.model, regions="layout,whole")
     indexed = time.perf_counter() - started
-    print(f"\n{len(truth)} pages, {lib.info()['items']} items, indexed in {indexed:.0f} s "
-          f"({lib.encoder().model_id})\n")
+    print(
+        f"\n{len(truth)} pages, {lib.info()['items']} items, indexed in {indexed:.0f} s "
+        f"({lib.encoder().model_id})\n"
+    )
     print(region_table(lib, truth) + "\n")
 
     if lib.has_filter:
@@ -138,12 +156,16 @@ def main() -> None:
     counts = lib.catalog.filter_counts()
     total = counts["kept"] + counts["excluded"]
     dim = lib.index().dim
-    print(f"the kept filter ({report.best.name}) on all {len(all_ids)} items, "
-          f"against the ground truth: weighted F1 {figures['weighted_f1']:.3f}, "
-          f"accuracy {figures['accuracy']:.3f}")
-    print(f"index: {total} items ({total * dim * 2 / 1e6:.1f} MB of float16 vectors) before, "
-          f"{counts['kept']} ({counts['kept'] * dim * 2 / 1e6:.1f} MB) after filtering "
-          f"({counts['kept'] / total:.1%} kept)\n")
+    print(
+        f"the kept filter ({report.best.name}) on all {len(all_ids)} items, "
+        f"against the ground truth: weighted F1 {figures['weighted_f1']:.3f}, "
+        f"accuracy {figures['accuracy']:.3f}"
+    )
+    print(
+        f"index: {total} items ({total * dim * 2 / 1e6:.1f} MB of float16 vectors) before, "
+        f"{counts['kept']} ({counts['kept'] * dim * 2 / 1e6:.1f} MB) after filtering "
+        f"({counts['kept'] / total:.1%} kept)\n"
+    )
     print(text_query_table(lib, truth, world) + "\n")
     print(scale_table(lib, report, workdir, args.scale_rows))
 

@@ -32,9 +32,13 @@ def evaluate(truth: list[dict], names: list[str]) -> dict:
         found += sum(any(iou(t, b) >= 0.5 for b in boxes) for t in truths)
         proposals += len(boxes)
         matched += sum(any(iou(t, b) >= 0.5 for t in truths) for b in boxes)
-    return {"recall": found / max(total, 1), "precision": matched / max(proposals, 1),
-            "items_per_page": proposals / len(truth), "pages_per_s": len(truth) / seconds,
-            "illustrations": total}
+    return {
+        "recall": found / max(total, 1),
+        "precision": matched / max(proposals, 1),
+        "items_per_page": proposals / len(truth),
+        "pages_per_s": len(truth) / seconds,
+        "illustrations": total,
+    }
 
 
 def main() -> None:
@@ -48,16 +52,22 @@ def main() -> None:
         truth = read_truth(world)
         with Image.open(truth[0]["page"]) as first:
             size = first.size
-        print(f"{len(truth)} pages of {size[0]} x {size[1]}, "
-              f"{sum(len(r['illustrations']) for r in truth)} illustrations; one core "
-              "(decoding not counted)")
-        print(f"| {'regions':<14} | {'recall@0.5':>10} | {'precision':>9} | {'items/page':>10} "
-              f"| {'pages/s':>7} |")
+        print(
+            f"{len(truth)} pages of {size[0]} x {size[1]}, "
+            f"{sum(len(r['illustrations']) for r in truth)} illustrations; one core "
+            "(decoding not counted)"
+        )
+        print(
+            f"| {'regions':<14} | {'recall@0.5':>10} | {'precision':>9} | {'items/page':>10} "
+            f"| {'pages/s':>7} |"
+        )
         print(f"|{'-' * 16}|{'-' * 12}|{'-' * 11}|{'-' * 12}|{'-' * 9}|")
         for names in (["whole"], ["layout"], ["layout", "whole"]):
             m = evaluate(truth, names)
-            print(f"| {'+'.join(names):<14} | {m['recall']:10.3f} | {m['precision']:9.3f} | "
-                  f"{m['items_per_page']:10.1f} | {m['pages_per_s']:7.1f} |")
+            print(
+                f"| {'+'.join(names):<14} | {m['recall']:10.3f} | {m['precision']:9.3f} | "
+                f"{m['items_per_page']:10.1f} | {m['pages_per_s']:7.1f} |"
+            )
 
 
 if __name__ == "__main__":

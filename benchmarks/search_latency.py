@@ -88,20 +88,38 @@ def main() -> None:
     naive = median_ms(naive_subspace, subspaces[:3])
     float32_bytes = args.rows * args.dim * 4
 
-    print(f"{args.rows:,} x {args.dim} vectors, top-100, median of {args.repeats} queries; "
-          f"loaded in {load_s:.1f} s")
+    print(
+        f"{args.rows:,} x {args.dim} vectors, top-100, median of {args.repeats} queries; "
+        f"loaded in {load_s:.1f} s"
+    )
     print(f"| {'measure':<44} | {'value':>10} | {'ratio':>14} | {'target':>8} |")
     print(f"|{'-' * 46}|{'-' * 12}|{'-' * 16}|{'-' * 10}|")
     rows = [
         ("NumPy float32 X @ q + top-100 (baseline)", f"{baseline:.1f} ms", "", ""),
-        ("sashie single-vector query", f"{single:.1f} ms", f"{single / baseline:.2f}x baseline",
-         "<= 1.2x"),
-        (f"sashie subspace query (d = {args.d})", f"{subspace:.1f} ms",
-         f"{subspace / single:.2f}x single", "<= 3x"),
-        (f"naive X[:, S] subspace query (d = {args.d})", f"{naive:.1f} ms",
-         f"{naive / single:.2f}x single", ""),
-        ("resident memory of the loaded vectors", f"{resident / 2**30:.2f} GiB",
-         f"{resident / float32_bytes:.2f}x float32", "<= 1.2x"),
+        (
+            "sashie single-vector query",
+            f"{single:.1f} ms",
+            f"{single / baseline:.2f}x baseline",
+            "<= 1.2x",
+        ),
+        (
+            f"sashie subspace query (d = {args.d})",
+            f"{subspace:.1f} ms",
+            f"{subspace / single:.2f}x single",
+            "<= 3x",
+        ),
+        (
+            f"naive X[:, S] subspace query (d = {args.d})",
+            f"{naive:.1f} ms",
+            f"{naive / single:.2f}x single",
+            "",
+        ),
+        (
+            "resident memory of the loaded vectors",
+            f"{resident / 2**30:.2f} GiB",
+            f"{resident / float32_bytes:.2f}x float32",
+            "<= 1.2x",
+        ),
     ]
     for name, value, ratio, target in rows:
         print(f"| {name:<44} | {value:>10} | {ratio:>14} | {target:>8} |")

@@ -54,8 +54,9 @@ def build(root: Path, items: int) -> Path:
         for n in range(items // PER_PAGE):
             path = root / "pages" / f"{n:06d}.jpg"
             os.link(pages[n % len(pages)], path)
-            page_id = tx.put_page(str(path), str(root / "pages"), 1600, 2400, None, None,
-                                  f"{n:064x}", {}, False)
+            page_id = tx.put_page(
+                str(path), str(root / "pages"), 1600, 2400, None, None, f"{n:064x}", {}, False
+            )
             for j in range(PER_PAGE):
                 row = rows[picks[n * PER_PAGE + j]]
                 tx.add_item(page_id, row.detector, row.bbox, 1.0, f"{n}-{j}")
@@ -82,8 +83,9 @@ def main() -> None:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    uv = uvicorn.Server(uvicorn.Config(server.create_app(library), host="127.0.0.1", port=port,
-                                       log_level="warning"))
+    uv = uvicorn.Server(
+        uvicorn.Config(server.create_app(library), host="127.0.0.1", port=port, log_level="warning")
+    )
     threading.Thread(target=uv.run, daemon=True).start()
     while not uv.started:
         time.sleep(0.05)
@@ -91,8 +93,12 @@ def main() -> None:
     http = httpx.Client(base_url=base, timeout=60)
     vocab = vocabulary()
     names = [vocab.by_key[k].en for k in vocab.query_seen]
-    lines = [f"{args.items:,} items on {args.items // PER_PAGE:,} pages; times over HTTP, "
-             "median of 5 (ms)", "| request | ms |", "|---|---|"]
+    lines = [
+        f"{args.items:,} items on {args.items // PER_PAGE:,} pages; times over HTTP, "
+        "median of 5 (ms)",
+        "| request | ms |",
+        "|---|---|",
+    ]
 
     first, _ = timed(lambda: http.post("/api/search", data={"text": names[0]}).json())
     lines.append(f"| first text search (loads the vectors) | {first:.0f} |")
@@ -101,8 +107,10 @@ def main() -> None:
         ms, found = timed(lambda n=name: http.post("/api/search", data={"text": n}).json())
         times.append(ms)
     lines.append(f"| text search, top 100 | {np.median(times):.0f} |")
-    times = [timed(lambda: http.get(f"/api/search/{found['query']}",
-                                    params={"offset": 100}).json())[0] for _ in range(5)]
+    times = [
+        timed(lambda: http.get(f"/api/search/{found['query']}", params={"offset": 100}).json())[0]
+        for _ in range(5)
+    ]
     lines.append(f"| the next 100 | {np.median(times):.0f} |")
     concept = vocab.by_key[vocab.query_seen[0]]
     files = []
@@ -115,8 +123,9 @@ def main() -> None:
 
     def screenful(results) -> float:
         with concurrent.futures.ThreadPoolExecutor(6) as pool:
-            ms, _ = timed(lambda: list(pool.map(lambda r: http.get(r["thumbnail"]).content,
-                                                results[:24])))
+            ms, _ = timed(
+                lambda: list(pool.map(lambda r: http.get(r["thumbnail"]).content, results[:24]))
+            )
         return ms
 
     times = []
@@ -131,9 +140,20 @@ def main() -> None:
     lines.append(f"| page view image (uncached) | {ms:.0f} |")
     items = [r["item"] for r in found["results"]]
     for learner in FEEDBACK_LEARNERS:
-        times = [timed(lambda learner=learner: http.post("/api/feedback", json={
-            "query": found["query"], "relevant": items[2:5], "irrelevant": items[:2],
-            "learner": learner}).json())[0] for _ in range(5)]
+        times = [
+            timed(
+                lambda learner=learner: http.post(
+                    "/api/feedback",
+                    json={
+                        "query": found["query"],
+                        "relevant": items[2:5],
+                        "irrelevant": items[:2],
+                        "learner": learner,
+                    },
+                ).json()
+            )[0]
+            for _ in range(5)
+        ]
         lines.append(f"| feedback round ({learner}) | {np.median(times):.0f} |")
     uv.should_exit = True
     print("\n".join(lines))

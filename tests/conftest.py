@@ -67,10 +67,15 @@ def start_cli_process(*args: str, **kwargs) -> subprocess.Popen:
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     # a suite started in the background (`cmd &`) inherits an ignored SIGINT, and Python then
     # installs no Ctrl-C handler: give the child the default, as a terminal would
-    return subprocess.Popen([sys.executable, "-m", "sashie", *map(str, args)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
-                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
-                            **kwargs)
+    return subprocess.Popen(
+        [sys.executable, "-m", "sashie", *map(str, args)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+        **kwargs,
+    )
 
 
 def cli_json(*args: str) -> dict:

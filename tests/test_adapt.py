@@ -79,9 +79,11 @@ def test_version_vectors_are_written_block_by_block_from_several_threads(tmp_pat
     ids = np.arange(rows, dtype=np.int64) * 7
     write_version_vectors(tmp_path / "v", adapter, base, ids, step=64, progress=counts.append)
     written = np.fromfile(tmp_path / "v" / VECTOR_FILE, np.float16).reshape(rows, dim)
-    np.testing.assert_allclose(written.astype(np.float32),
-                               apply_adapter(adapter, np.asarray(base)).astype(np.float32),
-                               atol=2e-3)
+    np.testing.assert_allclose(
+        written.astype(np.float32),
+        apply_adapter(adapter, np.asarray(base)).astype(np.float32),
+        atol=2e-3,
+    )
     assert np.abs(written.astype(np.float32) - np.asarray(base, np.float32)).max() > 0.01
     np.testing.assert_array_equal(np.fromfile(tmp_path / "v" / ITEM_FILE, np.int64), ids)
     assert sum(counts) == rows and len(counts) == 16
@@ -171,8 +173,9 @@ def test_vocabulary_anchors_are_the_models_words_but_not_the_taught_ones(demo_en
     anchors = vocabulary_anchors(demo_encoder.tokenizer, ["frowning face"], count=400)
     in_company = [a for a in anchors if "face" in a.split()]
     assert len(in_company) >= 8 and "frowning face" not in " ".join(anchors)
-    assert vocabulary_anchors(demo_encoder.tokenizer, [], count=400, seed=1) != \
-        vocabulary_anchors(demo_encoder.tokenizer, [], count=400, seed=2)
+    assert vocabulary_anchors(demo_encoder.tokenizer, [], count=400, seed=1) != vocabulary_anchors(
+        demo_encoder.tokenizer, [], count=400, seed=2
+    )
 
 
 def test_anchors_keep_the_models_other_words_in_place(demo_encoder):
@@ -186,8 +189,9 @@ def test_anchors_keep_the_models_other_words_in_place(demo_encoder):
     drift = {}
     for weight in (0.0, 30.0):
         encoder = load_encoder("sashie-demo")
-        settings = AdaptSettings(epochs=1, min_steps=20, batch=16, lr=3e-3,
-                                 train_adapter=False, anchor_weight=weight)
+        settings = AdaptSettings(
+            epochs=1, min_steps=20, batch=16, lr=3e-3, train_adapter=False, anchor_weight=weight
+        )
         train_adapter(encoder, images, captions, settings)
         drift[weight] = float(1 - (encoder.encode_texts(words) * before).sum(1).mean())
     assert drift[30.0] < drift[0.0] / 2, drift
@@ -214,8 +218,7 @@ def test_pages_indexed_later_go_through_the_active_adapter(annotated, tmp_path, 
     new_items = sorted(set(lib.index(version="base").item_ids.tolist()) - set(items))
     assert len(new_items) == 5
     expected = apply_adapter(report.trained.adapter, lib.vectors_of(new_items, version="base"))
-    np.testing.assert_allclose(lib.vectors_of(new_items), expected.astype(np.float32),
-                               atol=2e-3)
+    np.testing.assert_allclose(lib.vectors_of(new_items), expected.astype(np.float32), atol=2e-3)
     reopened = Library(lib.path)  # stored, not only computed in memory
     assert reopened._versions.done_rows(lib.default_model, "v1") == 29
 
@@ -228,8 +231,9 @@ def test_adapting_again_starts_from_the_base(annotated):
     assert second.version == "v2" and lib.active_version() == "v2"
     # same data, same seed, both from the base: the same model, not one stacked on another
     assert first.trained.losses == pytest.approx(second.trained.losses, rel=1e-4)
-    np.testing.assert_allclose(lib.index(version="v2").vectors, lib.index(version="v1").vectors,
-                               atol=2e-3)
+    np.testing.assert_allclose(
+        lib.index(version="v2").vectors, lib.index(version="v1").vectors, atol=2e-3
+    )
 
 
 KILLER = textwrap.dedent("""
@@ -254,8 +258,12 @@ def test_kill_9_during_apply_leaves_the_old_version_active_and_whole(annotated, 
     v1_file = lib.adapt(settings=QUICK).folder / "vectors.f16"
     v1_bytes = v1_file.read_bytes()
     v1_hits = [r.item for r in lib.search("zorblat", k=5)]
-    done = subprocess.run([sys.executable, "-c", KILLER, str(lib.path), where],
-                          capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        [sys.executable, "-c", KILLER, str(lib.path), where],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == -signal.SIGKILL, done.stderr
     reopened = Library(lib.path)
     assert reopened.active_version() == "v1"
@@ -299,8 +307,9 @@ def test_cli_adapt_and_versions_list_use_remove_with_clear_errors(tmp_path, tiny
     assert "active model version: base" in run_cli("versions", "use", lib, "base").output
     assert "* base" in run_cli("versions", "list", lib).output
     wrong = run_cli("versions", "use", lib, "v9", check=False)
-    assert wrong.exit_code == 1 and "no model version 'v9'; this library has: base, v1" \
-        in wrong.output
+    assert (
+        wrong.exit_code == 1 and "no model version 'v9'; this library has: base, v1" in wrong.output
+    )
     only = run_cli("adapt", lib, "--only", "adapter", "--json").stdout
     assert json.loads(only)["version"] == "v2"
     v2 = next((lib / "adapters").glob("*/v2"))
@@ -326,8 +335,9 @@ def test_scores_with_examples_follow_the_formula():
     index = VectorIndex(vectors, np.arange(3000))
     got = index.scores(query, examples=examples, weight=0.7, sharpness=4.0)
     nearest = (vectors @ examples.T).max(1)
-    np.testing.assert_allclose(got, vectors @ query + 0.7 * np.exp(-4.0 * (1 - nearest)),
-                               rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(
+        got, vectors @ query + 0.7 * np.exp(-4.0 * (1 - nearest)), rtol=1e-5, atol=1e-6
+    )
     np.testing.assert_allclose(index.scores(query, examples=examples[:0]), vectors @ query)
 
 
@@ -354,8 +364,7 @@ def test_a_version_remembers_its_examples_and_a_taught_word_finds_them(demo_anno
     assert len(memory.asked_for(taught)) == 8  # its own examples, not quixotl's
     phrased = encoder.encode_texts(["an illustration of zorblat", "a picture of quixotl"])
     assert [len(memory.asked_for(v)) for v in phrased] == [8, 4]
-    np.testing.assert_allclose(memory.asked_for(taught),
-                               lib.vectors_of(items[:8]), atol=2e-3)
+    np.testing.assert_allclose(memory.asked_for(taught), lib.vectors_of(items[:8]), atol=2e-3)
     # a word the model already knows (one of the anchors training kept) asks for none
     known = vocabulary_anchors(encoder.inner.tokenizer, ["zorblat", "quixotl"], seed=0)[0]
     assert len(memory.asked_for(encoder.encode_texts([known])[0])) == 0

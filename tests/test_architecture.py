@@ -69,7 +69,7 @@ def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
         path.append(node)
         for nxt in sorted(graph[node]):
             if state.get(nxt) == 1:
-                return [*path[path.index(nxt):], nxt]
+                return [*path[path.index(nxt) :], nxt]
             if nxt not in state and (cycle := visit(nxt)):
                 return cycle
         path.pop()
@@ -125,8 +125,7 @@ def test_the_interfaces_use_only_the_library_verbs():
                     owner = node.value.id if isinstance(node.value, ast.Name) else None
                     private = node.attr.startswith("_") and not node.attr.startswith("__")
                     if node.attr == "catalog" or (private and owner not in ("self", "cls")):
-                        offences.append(f"{path.relative_to(PACKAGE)}:{node.lineno} "
-                                        f".{node.attr}")
+                        offences.append(f"{path.relative_to(PACKAGE)}:{node.lineno} .{node.attr}")
                 if isinstance(node, ast.ImportFrom) and "store" in (node.module or ""):
                     offences.append(f"{path.relative_to(PACKAGE)}:{node.lineno} imports store")
     assert not offences, offences

@@ -21,7 +21,8 @@ def write_bad_inputs(folder):
     Image.new("1", (17000, 16000)).save(folder / "bomb.png")  # 272 Mpx of one bit: a small file
     good.convert("CMYK").save(folder / "cmyk.jpg")
     Image.fromarray(np.linspace(0, 65535, 64 * 48).reshape(48, 64).astype(np.uint16)).save(
-        folder / "sixteen.png")
+        folder / "sixteen.png"
+    )
     palette = good.convert("P", palette=Image.Palette.ADAPTIVE)
     palette.info["transparency"] = 0
     palette.save(folder / "palette.gif", transparency=0)
@@ -37,7 +38,8 @@ def write_bad_inputs(folder):
     good.save(folder / "page.webp")
     good.save(folder / "page.bmp")
     (folder / "list.txt").write_text(
-        f"{folder / 'good.jpg'}\nmissing.jpg\nhttp://127.0.0.1:9/unreachable.jpg\n")
+        f"{folder / 'good.jpg'}\nmissing.jpg\nhttp://127.0.0.1:9/unreachable.jpg\n"
+    )
     (folder / "manifest.json").write_text("{ this is not a manifest")
 
 
@@ -45,8 +47,18 @@ def test_bad_inputs_are_skipped_with_reasons_and_the_rest_indexed(tmp_path, tiny
     folder = tmp_path / "inbox"
     write_bad_inputs(folder)
     lib = tmp_path / "lib"
-    done = run_cli("index", "--regions", "whole", lib, folder, folder / "list.txt",
-                   folder / "manifest.json", "--model", tiny_spec, "-q")
+    done = run_cli(
+        "index",
+        "--regions",
+        "whole",
+        lib,
+        folder,
+        folder / "list.txt",
+        folder / "manifest.json",
+        "--model",
+        tiny_spec,
+        "-q",
+    )
     assert "Traceback" not in done.stderr
     assert "skipped" in done.stderr and "not an image" in done.stderr
 
@@ -60,8 +72,18 @@ def test_bad_inputs_are_skipped_with_reasons_and_the_rest_indexed(tmp_path, tiny
     assert reasons["unreachable.jpg"].startswith("unreachable URL")
     assert reasons["manifest.json"].startswith("malformed manifest")
     assert info["skipped"] == 7
-    indexed = {"good.jpg", "cmyk.jpg", "sixteen.png", "palette.gif", "animated.gif",
-               "alpha.png", "rotated.jpg", "page.tiff", "page.webp", "page.bmp"}
+    indexed = {
+        "good.jpg",
+        "cmyk.jpg",
+        "sixteen.png",
+        "palette.gif",
+        "animated.gif",
+        "alpha.png",
+        "rotated.jpg",
+        "page.tiff",
+        "page.webp",
+        "page.bmp",
+    }
     assert info["pages"] == info["items"] == len(indexed)
     assert info["models"][0]["vectors"] == len(indexed)
 
@@ -101,9 +123,12 @@ def test_wrong_use_gets_one_line_and_a_nonzero_exit(tmp_path, tiny_spec, pages):
         assert len(lines) == 1 and lines[0].startswith("error: "), (args, done.stderr)
 
     run_cli("index", "--regions", "whole", lib, pages, "--model", tiny_spec, "-q")
-    for args in [("search", lib), ("search", lib, "--image", tmp_path / "missing.jpg"),
-                 ("search", lib, "--image", pages / "page0000.png", "--dims", "zero"),
-                 ("export", lib, tmp_path / "out", "--model", "hf:elsewhere")]:
+    for args in [
+        ("search", lib),
+        ("search", lib, "--image", tmp_path / "missing.jpg"),
+        ("search", lib, "--image", pages / "page0000.png", "--dims", "zero"),
+        ("export", lib, tmp_path / "out", "--model", "hf:elsewhere"),
+    ]:
         done = run_cli(*args, check=False)
         assert done.exit_code != 0, args
         assert done.stderr.strip().startswith("error: ") and "Traceback" not in done.stderr

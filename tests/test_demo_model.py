@@ -43,9 +43,17 @@ def small_bench(tmp_path_factory):
 def test_seen_concepts_rank_their_illustrations_well_above_chance(small_bench):
     f = small_bench.figures
     assert f["pages"] == 60 and f["seed"] == 5 and f["items"] > 60  # from the world's world.json
-    for name in ("text_p10_en_seen", "text_p10_ja_seen", "text_p10_en_heldout",
-                 "image_r10_cross_artist", "multi_p100_cv_d192", "multi_p100_random_mean_d192",
-                 "multi_p100_all", "zeroshot_acc_seen", "text_crop_share_top100"):
+    for name in (
+        "text_p10_en_seen",
+        "text_p10_ja_seen",
+        "text_p10_en_heldout",
+        "image_r10_cross_artist",
+        "multi_p100_cv_d192",
+        "multi_p100_random_mean_d192",
+        "multi_p100_all",
+        "zeroshot_acc_seen",
+        "text_crop_share_top100",
+    ):
         assert 0.0 <= f[name] <= 1.0, name
     # better than a random ranking by a wide margin (chance = the share of relevant items)
     chance = f["chance_precision_seen"]
@@ -57,10 +65,17 @@ def test_seen_concepts_rank_their_illustrations_well_above_chance(small_bench):
 def test_the_adaptation_experiment_reports_before_and_after(small_bench):
     f = small_bench.figures
     for prefix in ("adapt", "adapt_oracle", "adapt_newwords"):
-        for name in ("heldout_p10_before", "heldout_p10_after", "seen_p10_before",
-                     "seen_p10_after", "adapter_only_R_02_heldout_p10",
-                     "text_only_seen_p10", "adapter_text_R_08_heldout_p10",
-                     "the_papers_recipe_heldout_p10", "without_examples_heldout_p10"):
+        for name in (
+            "heldout_p10_before",
+            "heldout_p10_after",
+            "seen_p10_before",
+            "seen_p10_after",
+            "adapter_only_R_02_heldout_p10",
+            "text_only_seen_p10",
+            "adapter_text_R_08_heldout_p10",
+            "the_papers_recipe_heldout_p10",
+            "without_examples_heldout_p10",
+        ):
             assert 0.0 <= f[f"{prefix}_{name}"] <= 1.0, (prefix, name)
         assert 0 < f[f"{prefix}_pairs"] <= 300  # at most 30 captions a concept, 300 in all
         assert 0 < f[f"{prefix}_concepts_captioned"] <= 12

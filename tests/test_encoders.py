@@ -84,16 +84,18 @@ def test_openclip_backend_through_open_clips_interface(monkeypatch):
         torch.manual_seed(0)
 
         def transform(image):
-            return torch.from_numpy(np.asarray(image.resize((16, 16)), np.float32) / 255
-                                    ).permute(2, 0, 1)
+            return torch.from_numpy(np.asarray(image.resize((16, 16)), np.float32) / 255).permute(
+                2, 0, 1
+            )
 
         return _TinyOpenClip(), None, transform
 
     def get_tokenizer(architecture):
         return lambda texts: torch.tensor([[ord(c) % 100 for c in t[:8].ljust(8)] for t in texts])
 
-    fake = types.SimpleNamespace(create_model_and_transforms=create_model_and_transforms,
-                                 get_tokenizer=get_tokenizer)
+    fake = types.SimpleNamespace(
+        create_model_and_transforms=create_model_and_transforms, get_tokenizer=get_tokenizer
+    )
     monkeypatch.setitem(sys.modules, "open_clip", fake)
     encoder = load_encoder("openclip:ViT-Tiny/laion-test")
     assert calls["model"] == ("ViT-Tiny", "laion-test")

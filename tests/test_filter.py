@@ -42,8 +42,7 @@ def test_all_five_learners_are_tuned_and_scored_on_held_out_labels(report):
     assert "weighted_f1" in as_json["models"]["random_forest"]
 
 
-def test_saved_filters_load_without_running_code_and_score_the_same(report, tmp_path,
-                                                                    monkeypatch):
+def test_saved_filters_load_without_running_code_and_score_the_same(report, tmp_path, monkeypatch):
     x, _ = separable(seed=1)
     before = {r.name: r.filter.scores(x) for r in report.results}
     for r in report.results:
@@ -108,8 +107,9 @@ def test_filter_round_trip_through_the_command_line(world_library):
     assert len(all_hits) == info["items"]
     assert len(kept_hits) == info["items"] - len(excluded)
     assert not excluded & {h.item for h in kept_hits}
-    cli = json.loads(run_cli("search", root / "lib", "a page of text", "-k", "10000", "--all",
-                             "--json").stdout)
+    cli = json.loads(
+        run_cli("search", root / "lib", "a page of text", "-k", "10000", "--all", "--json").stdout
+    )
     assert len(cli["results"]) == info["items"]
 
     # the filter is better than keeping everything, judged by the ground truth
@@ -144,8 +144,17 @@ def _all_truth(lib, world):
 def test_interactive_labelling_shows_crops_and_records_answers(world_library):
     root, _, lib = world_library
     before = lib.counts()
-    r = run_cli("filter", "label", root / "lib", "--interactive", "--n", "4", "--seed", "3",
-                input="k\ne\ns\nq\n")
+    r = run_cli(
+        "filter",
+        "label",
+        root / "lib",
+        "--interactive",
+        "--n",
+        "4",
+        "--seed",
+        "3",
+        input="k\ne\ns\nq\n",
+    )
     shown = [line.split(": ", 1)[1] for line in r.stdout.splitlines() if line.startswith("[")]
     assert len(shown) == 4 and all(path.endswith(".png") for path in shown)
     after = lib.counts()

@@ -18,8 +18,10 @@ def vectors_by_page(lib: Library, model=None) -> dict[str, np.ndarray]:
     """Each item's stored vector, keyed by page path and bbox (ids may differ between runs)."""
     index = lib.index(model, version="base")
     items = {r.id: r for r in lib.items()}
-    return {(items[i].page, items[i].bbox): index.vectors[row]
-            for row, i in enumerate(index.item_ids.tolist())}
+    return {
+        (items[i].page, items[i].bbox): index.vectors[row]
+        for row, i in enumerate(index.item_ids.tolist())
+    }
 
 
 def test_reindexing_embeds_only_what_is_new_or_changed(tmp_path, tiny_spec):
@@ -124,8 +126,20 @@ def test_export_writes_npy_and_parquet_row_for_row(tmp_path, tiny_spec, pages):
 
 def interrupt_midway(lib, folder, spec, how, total):
     """Start an index run, stop it with `how` once some (not all) pages are committed."""
-    process = start_cli_process("index", "--regions", "whole", lib, folder, "--model", spec,
-                                "--batch-size", "2", "--workers", "1", "-q")
+    process = start_cli_process(
+        "index",
+        "--regions",
+        "whole",
+        lib,
+        folder,
+        "--model",
+        spec,
+        "--batch-size",
+        "2",
+        "--workers",
+        "1",
+        "-q",
+    )
     deadline = time.time() + 120
     rows = 0
     while time.time() < deadline and process.poll() is None:
@@ -164,8 +178,9 @@ def test_an_interrupted_run_resumes_to_the_same_library(tmp_path, tiny_spec, how
     partial = Library(lib).info()
     assert 0 < partial["pages"] < total and partial["items"] == partial["models"][0]["vectors"]
 
-    run_cli("index", "--regions", "whole", lib, folder, "--model", tiny_spec, "--batch-size", "2",
-            "-q")
+    run_cli(
+        "index", "--regions", "whole", lib, folder, "--model", tiny_spec, "--batch-size", "2", "-q"
+    )
     resumed = Library(lib)
     assert resumed.info()["items"] == total
     expected, got = vectors_by_page(complete), vectors_by_page(resumed)

@@ -24,8 +24,9 @@ def noise_page(width, height, seed=0):
 
 
 def test_zeroshot_detector_finds_boxes_inside_the_page(owl):
-    [detector] = load_detectors("zeroshot", {"zeroshot": {"model": str(owl), "threshold": 0.0,
-                                                          "tile": False}})
+    [detector] = load_detectors(
+        "zeroshot", {"zeroshot": {"model": str(owl), "threshold": 0.0, "tile": False}}
+    )
     page = noise_page(300, 200)
     regions = detector.detect(page, None)
     assert regions and all(r.detector == "zeroshot" for r in regions)
@@ -39,8 +40,9 @@ def test_zeroshot_detector_finds_boxes_inside_the_page(owl):
 
 
 def test_zeroshot_detector_tiles_large_pages(owl):
-    [plain] = load_detectors(["zeroshot"], {"zeroshot": {"model": str(owl), "threshold": 0.0,
-                                                         "tile": False}})
+    [plain] = load_detectors(
+        ["zeroshot"], {"zeroshot": {"model": str(owl), "threshold": 0.0, "tile": False}}
+    )
     [tiled] = load_detectors(["zeroshot"], {"zeroshot": {"model": str(owl), "threshold": 0.0}})
     page = noise_page(400, 260, seed=1)  # input side 64: tiles of 128 pixels
     assert len(tiled.detect(page, None)) > len(plain.detect(page, None))
@@ -48,12 +50,23 @@ def test_zeroshot_detector_tiles_large_pages(owl):
 
 def test_zeroshot_through_indexing_and_a_clear_error_for_a_missing_model(owl, tmp_path, pages):
     lib = Library(tmp_path / "lib", create=True)
-    lib.add([str(pages)], regions="whole,zeroshot",
-            detector_options={"zeroshot": {"model": str(owl), "threshold": 0.0}})
+    lib.add(
+        [str(pages)],
+        regions="whole,zeroshot",
+        detector_options={"zeroshot": {"model": str(owl), "threshold": 0.0}},
+    )
     by_detector = lib.info()["items_by_detector"]
     assert by_detector["whole"] == len(list(pages.iterdir())) and by_detector["zeroshot"] > 0
-    r = run_cli("index", tmp_path / "other", pages, "--regions", "zeroshot",
-                "--detector-model", str(tmp_path / "nothing-here"), check=False)
+    r = run_cli(
+        "index",
+        tmp_path / "other",
+        pages,
+        "--regions",
+        "zeroshot",
+        "--detector-model",
+        str(tmp_path / "nothing-here"),
+        check=False,
+    )
     assert r.exit_code == 1 and "cannot load the zero-shot detector" in r.output
 
 
@@ -69,15 +82,18 @@ def test_tiles_cover_a_large_page_with_overlap():
 
 
 def test_clean_regions_drops_tiny_boxes_and_near_duplicates():
-    regions = [Region((0, 0, 100, 100), "a", 0.5), Region((1, 1, 100, 100), "b", 0.9),
-               Region((10, 10, 20, 20), "a", 1.0), Region((50, 50, 400, 400), "a", 0.2)]
+    regions = [
+        Region((0, 0, 100, 100), "a", 0.5),
+        Region((1, 1, 100, 100), "b", 0.9),
+        Region((10, 10, 20, 20), "a", 1.0),
+        Region((50, 50, 400, 400), "a", 0.2),
+    ]
     kept = clean_regions(regions, (200, 200))
     assert kept == [Region((1, 1, 100, 100), "b", 0.9), Region((50, 50, 200, 200), "a", 0.2)]
     in_order = clean_regions(regions, (200, 200), by_score=False)
     assert in_order[0] == Region((0, 0, 100, 100), "a", 0.5)
     # a page smaller than the minimum side is still one region
-    assert clean_regions([Region((0, 0, 8, 8), "whole")], (8, 8)) == [Region((0, 0, 8, 8),
-                                                                              "whole")]
+    assert clean_regions([Region((0, 0, 8, 8), "whole")], (8, 8)) == [Region((0, 0, 8, 8), "whole")]
 
 
 def test_unknown_detector_is_named():

@@ -66,8 +66,9 @@ def test_subspace_scores_span_several_blocks():
     sub = library[:, dims]
     query = q[dims] / np.linalg.norm(q[dims])
     expected = (sub / np.linalg.norm(sub, axis=1, keepdims=True)) @ query
-    np.testing.assert_allclose(VectorIndex(library, np.arange(2500)).scores(q, dims), expected,
-                               atol=1e-5)
+    np.testing.assert_allclose(
+        VectorIndex(library, np.arange(2500)).scores(q, dims), expected, atol=1e-5
+    )
 
 
 def test_top_k_is_sorted_and_bounded():
@@ -82,10 +83,14 @@ def test_query_expressions(tmp_path):
     image.write_bytes(b"")
     assert parse_query("a crane in the snow") == [Term(1.0, "text", "a crane in the snow")]
     assert parse_query(f'"crane" + {image} - 0.5*"handwriting"') == [
-        Term(1.0, "text", "crane"), Term(1.0, "image", str(image)),
-        Term(-0.5, "text", "handwriting")]
+        Term(1.0, "text", "crane"),
+        Term(1.0, "image", str(image)),
+        Term(-0.5, "text", "handwriting"),
+    ]
     assert parse_query('"black - white" + 2*ink') == [
-        Term(1.0, "text", "black - white"), Term(2.0, "text", "ink")]
+        Term(1.0, "text", "black - white"),
+        Term(2.0, "text", "ink"),
+    ]
     assert parse_query("black-and-white") == [Term(1.0, "text", "black-and-white")]
     assert parse_query(f'"{image}"') == [Term(1.0, "text", str(image))]  # quotes force text
     assert parse_query("missing.png")[0].kind == "image"  # -> a clear 'not found' later

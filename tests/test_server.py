@@ -41,8 +41,14 @@ def test_the_page_and_the_openapi_description(client):
     page = client.get("/")
     assert page.status_code == 200 and "sashie" in page.text and "<script>" in page.text
     paths = client.get("/openapi.json").json()["paths"]
-    for path in ("/api/search", "/api/feedback", "/api/items/{item_id}", "/api/annotations",
-                 "/api/labels", "/api/items/{item_id}/thumbnail"):
+    for path in (
+        "/api/search",
+        "/api/feedback",
+        "/api/items/{item_id}",
+        "/api/annotations",
+        "/api/labels",
+        "/api/items/{item_id}/thumbnail",
+    ):
         assert path in paths
 
 
@@ -51,8 +57,7 @@ def test_text_search_pages_through_results_and_serves_thumbnails(client):
     assert len(first["results"]) == 10 and first["more"] and first["dims"] is None
     scores = [r["score"] for r in first["results"]]
     assert scores == sorted(scores, reverse=True)
-    second = client.get(f"/api/search/{first['query']}", params={"offset": 10,
-                                                                   "limit": 10}).json()
+    second = client.get(f"/api/search/{first['query']}", params={"offset": 10, "limit": 10}).json()
     assert second["results"][0]["rank"] == 11
     assert not {r["item"] for r in first["results"]} & {r["item"] for r in second["results"]}
     thumb = client.get(first["results"][0]["thumbnail"])
@@ -62,11 +67,11 @@ def test_text_search_pages_through_results_and_serves_thumbnails(client):
 
 def test_image_and_multi_image_search(client):
     [one] = references(1)
-    single = client.post("/api/search", files=[("images", ("ref.png", one, "image/png"))],
-                         data={"limit": "5"}).json()
+    single = client.post(
+        "/api/search", files=[("images", ("ref.png", one, "image/png"))], data={"limit": "5"}
+    ).json()
     assert len(single["results"]) == 5 and single["dims"] is None
-    three = [("images", (f"ref{i}.png", data, "image/png")) for i, data in
-             enumerate(references(3))]
+    three = [("images", (f"ref{i}.png", data, "image/png")) for i, data in enumerate(references(3))]
     multi = client.post("/api/search", files=three, data={"dims": "64", "limit": "5"}).json()
     assert multi["dims"] == 64 and len(multi["results"]) == 5
     every = client.post("/api/search", files=three, data={"dims": "all"}).json()
@@ -81,14 +86,18 @@ def test_the_api_ranks_exactly_as_the_library_does(client, world_library):
     with Library(world_library) as lib:
         for dims, text in ((64, ""), (None, ""), (None, "a cat")):
             expected = lib.search(text or None, images=pictures, dims=dims, k=20)
-            files = [("images", (f"ref{i}.png", png(p), "image/png"))
-                     for i, p in enumerate(pictures)]
-            got = client.post("/api/search", files=files,
-                              data={"text": text, "dims": str(dims or "all"),
-                                    "limit": "20"}).json()
+            files = [
+                ("images", (f"ref{i}.png", png(p), "image/png")) for i, p in enumerate(pictures)
+            ]
+            got = client.post(
+                "/api/search",
+                files=files,
+                data={"text": text, "dims": str(dims or "all"), "limit": "20"},
+            ).json()
             assert [r["item"] for r in got["results"]] == [h.item for h in expected]
             assert [r["score"] for r in got["results"]] == pytest.approx(
-                [h.score for h in expected], abs=1e-4)
+                [h.score for h in expected], abs=1e-4
+            )
 
 
 def test_bad_requests_get_one_clear_message(client, monkeypatch):
@@ -128,26 +137,38 @@ def test_feedback_changes_the_ranking(client):
     first = client.post("/api/search", data={"text": "a picture of a dog", "limit": "20"}).json()
     items = [r["item"] for r in first["results"]]
     for learner in ("logistic", "linear_svm", "decision_tree", "rocchio"):
-        refined = client.post("/api/feedback", json={
-            "query": first["query"], "relevant": items[3:6], "irrelevant": items[:3],
-            "learner": learner, "limit": 20}).json()
+        refined = client.post(
+            "/api/feedback",
+            json={
+                "query": first["query"],
+                "relevant": items[3:6],
+                "irrelevant": items[:3],
+                "learner": learner,
+                "limit": 20,
+            },
+        ).json()
         ranked = [r["item"] for r in refined["results"]]
         assert len(ranked) == 20 and ranked != items, learner
         assert not set(items[:3]) & set(ranked[:3]), learner
-    unknown = client.post("/api/feedback", json={"query": first["query"], "relevant": items[:1],
-                                                 "learner": "oracle"})
+    unknown = client.post(
+        "/api/feedback", json={"query": first["query"], "relevant": items[:1], "learner": "oracle"}
+    )
     assert unknown.status_code == 400
     nothing = client.post("/api/feedback", json={"query": first["query"], "relevant": []})
     assert "at least one" in nothing.json()["error"]
 
 
 def test_annotations_and_labels(client, world_library, tmp_path):
-    items = [r["item"] for r in client.post("/api/search", data={"text": "a tree",
-                                                                  "limit": "3"}).json()["results"]]
+    items = [
+        r["item"]
+        for r in client.post("/api/search", data={"text": "a tree", "limit": "3"}).json()["results"]
+    ]
     done = client.post("/api/annotations", json={"items": items, "caption": "几帳"}).json()
     assert done["added"] == 3
-    assert client.post("/api/annotations", json={"items": items, "caption": "几帳"}).json()[
-        "added"] == 0  # the same caption twice is one annotation
+    assert (
+        client.post("/api/annotations", json={"items": items, "caption": "几帳"}).json()["added"]
+        == 0
+    )  # the same caption twice is one annotation
     listed = client.get("/api/annotations").json()["annotations"]
     assert {a["item"] for a in listed if a["caption"] == "几帳"} == set(items)
     assert client.get(f"/api/items/{items[0]}").json()["annotations"] == ["几帳"]

@@ -30,12 +30,28 @@ def v2_manifest(base, names):
         "@id": f"{base}/v2/manifest.json",
         "@type": "sc:Manifest",
         "label": "源氏物語 巻一",
-        "sequences": [{"canvases": [
-            {"@id": f"{base}/v2/canvas/{i}", "@type": "sc:Canvas", "label": f"{i + 1}丁",
-             "width": 96, "height": 128,
-             "images": [{"resource": {"@id": f"{base}/img/{name}",
-                                      "service": {"@id": f"{base}/iiif/{i}"}}}]}
-            for i, name in enumerate(names)]}],
+        "sequences": [
+            {
+                "canvases": [
+                    {
+                        "@id": f"{base}/v2/canvas/{i}",
+                        "@type": "sc:Canvas",
+                        "label": f"{i + 1}丁",
+                        "width": 96,
+                        "height": 128,
+                        "images": [
+                            {
+                                "resource": {
+                                    "@id": f"{base}/img/{name}",
+                                    "service": {"@id": f"{base}/iiif/{i}"},
+                                }
+                            }
+                        ],
+                    }
+                    for i, name in enumerate(names)
+                ]
+            }
+        ],
     }
 
 
@@ -46,12 +62,31 @@ def v3_manifest(base, names):
         "type": "Manifest",
         "label": {"ja": ["伊勢物語"], "en": ["Tales of Ise"]},
         "items": [
-            {"id": f"{base}/v3/canvas/{i}", "type": "Canvas", "label": {"none": [f"p. {i + 1}"]},
-             "items": [{"type": "AnnotationPage", "items": [
-                 {"type": "Annotation", "motivation": "painting",
-                  "body": {"id": f"{base}/img/{name}", "type": "Image",
-                           "service": [{"id": f"{base}/iiif3/{i}", "type": "ImageService3"}]}}]}]}
-            for i, name in enumerate(names)],
+            {
+                "id": f"{base}/v3/canvas/{i}",
+                "type": "Canvas",
+                "label": {"none": [f"p. {i + 1}"]},
+                "items": [
+                    {
+                        "type": "AnnotationPage",
+                        "items": [
+                            {
+                                "type": "Annotation",
+                                "motivation": "painting",
+                                "body": {
+                                    "id": f"{base}/img/{name}",
+                                    "type": "Image",
+                                    "service": [
+                                        {"id": f"{base}/iiif3/{i}", "type": "ImageService3"}
+                                    ],
+                                },
+                            }
+                        ],
+                    }
+                ],
+            }
+            for i, name in enumerate(names)
+        ],
     }
 
 
@@ -64,22 +99,30 @@ def test_iiif_v2_and_v3_manifests_over_http(tmp_path, web, tiny_spec):
     (root / "v3" / "manifest.json").write_text(json.dumps(v3_manifest(base, names[:2])))
 
     skips = []
-    refs = list(expand_sources([f"{base}/v2/manifest.json", f"{base}/v3/manifest.json"],
-                               lambda *s: skips.append(s)))
+    refs = list(
+        expand_sources(
+            [f"{base}/v2/manifest.json", f"{base}/v3/manifest.json"], lambda *s: skips.append(s)
+        )
+    )
     assert not skips and len(refs) == 5
     assert refs[0].uri == f"{base}/img/{names[0]}"
-    assert refs[0].metadata == {"manifest": f"{base}/v2/manifest.json",
-                                "manifest_label": "源氏物語 巻一", "canvas": f"{base}/v2/canvas/0",
-                                "canvas_index": 0, "canvas_label": "1丁",
-                                "image_service": f"{base}/iiif/0"}
+    assert refs[0].metadata == {
+        "manifest": f"{base}/v2/manifest.json",
+        "manifest_label": "源氏物語 巻一",
+        "canvas": f"{base}/v2/canvas/0",
+        "canvas_index": 0,
+        "canvas_label": "1丁",
+        "image_service": f"{base}/iiif/0",
+    }
     assert refs[4].metadata["canvas"] == f"{base}/v3/canvas/1"
     assert refs[4].metadata["canvas_label"] == "p. 2"
     assert refs[4].metadata["manifest_label"] == "伊勢物語 / Tales of Ise"
     assert refs[4].metadata["image_service"] == f"{base}/iiif3/1"
 
     lib = Library(tmp_path / "lib", create=True)
-    report = lib.add([f"{base}/v2/manifest.json", f"{base}/v3/manifest.json"], model=tiny_spec,
-                     regions="whole")
+    report = lib.add(
+        [f"{base}/v2/manifest.json", f"{base}/v3/manifest.json"], model=tiny_spec, regions="whole"
+    )
     # the v3 manifest's two pages are the v2 manifest's first two images: one page each
     assert report.pages_seen == 3 and report.vectors_added == 3 and not report.skipped
     hits = lib.search("a page", k=3)
@@ -91,12 +134,18 @@ def test_malformed_and_unreachable_manifests_are_skipped_with_reasons(tmp_path, 
     (root / "broken.json").write_text("{ not json")
     (root / "other.json").write_text(json.dumps({"hello": "world"}))
     local = tmp_path / "local.json"
-    local.write_text(json.dumps({"@context": "http://iiif.io/api/presentation/2/context.json",
-                                 "sequences": "wrong"}))
+    local.write_text(
+        json.dumps(
+            {"@context": "http://iiif.io/api/presentation/2/context.json", "sequences": "wrong"}
+        )
+    )
     skips = []
-    refs = list(expand_sources(
-        [f"{base}/broken.json", f"{base}/other.json", f"{base}/missing.json", str(local)],
-        lambda *s: skips.append(s)))
+    refs = list(
+        expand_sources(
+            [f"{base}/broken.json", f"{base}/other.json", f"{base}/missing.json", str(local)],
+            lambda *s: skips.append(s),
+        )
+    )
     assert refs == []
     reasons = [reason for _, _, reason in skips]
     assert reasons[0].startswith("malformed manifest (not JSON")
@@ -113,13 +162,21 @@ def test_folders_and_path_lists(tmp_path):
     (tmp_path / "books" / "vol1" / "UPPER.JPG").write_bytes(b"")  # extension case ignored
     refs = list(expand_sources([str(tmp_path / "books")], lambda *s: None))
     names = [r.uri.removeprefix(str(tmp_path / "books") + "/") for r in refs]
-    assert names == ["vol1/UPPER.JPG", "vol1/page0000.png", "vol1/page0001.png",
-                     "vol2/deep/page0000.png"]
+    assert names == [
+        "vol1/UPPER.JPG",
+        "vol1/page0000.png",
+        "vol1/page0001.png",
+        "vol2/deep/page0000.png",
+    ]
 
     listing = tmp_path / "books" / "list.txt"
-    listing.write_text("# my pages\nvol1/page0001.png\n\n/elsewhere/missing.png\n"
-                       "https://example.org/a.jpg\n")
+    listing.write_text(
+        "# my pages\nvol1/page0001.png\n\n/elsewhere/missing.png\nhttps://example.org/a.jpg\n"
+    )
     refs = list(expand_sources([str(listing)], lambda *s: None))
-    assert [r.uri for r in refs] == [str(tmp_path / "books/vol1/page0001.png"),
-                                     "/elsewhere/missing.png", "https://example.org/a.jpg"]
+    assert [r.uri for r in refs] == [
+        str(tmp_path / "books/vol1/page0001.png"),
+        "/elsewhere/missing.png",
+        "https://example.org/a.jpg",
+    ]
     assert all(r.source == str(listing) for r in refs)

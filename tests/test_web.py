@@ -22,8 +22,15 @@ pytestmark = pytest.mark.browser
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 SHOTS = Path(__file__).resolve().parent.parent / "screenshots"
-FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+FLAGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
 
 @pytest.fixture(scope="module")
@@ -34,8 +41,9 @@ def site(tmp_path_factory):
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     app = server.create_app(root / "lib")
-    uvicorn_server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port,
-                                                   log_level="warning"))
+    uvicorn_server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning")
+    )
     thread = threading.Thread(target=uvicorn_server.run, daemon=True)
     thread.start()
     deadline = time.time() + 30
@@ -57,9 +65,11 @@ def browser():
     from playwright.sync_api import sync_playwright
 
     if not Path(CHROMIUM).is_file():
-        pytest.fail("the browser tests need Debian's Chromium: scripts/test installs it "
-                    "(or apt-get install chromium); scripts/test --fast leaves them out",
-                    pytrace=False)
+        pytest.fail(
+            "the browser tests need Debian's Chromium: scripts/test installs it "
+            "(or apt-get install chromium); scripts/test --fast leaves them out",
+            pytrace=False,
+        )
     SHOTS.mkdir(exist_ok=True)
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=FLAGS)
@@ -88,8 +98,9 @@ def test_search_by_text_shows_a_grid_of_crops(page):
     cards = search(page, "a picture of a cat")
     assert cards.count() == 100
     first = cards.first.locator("img")
-    page.wait_for_function("img => img.complete && img.naturalWidth > 0",
-                           arg=first.element_handle())
+    page.wait_for_function(
+        "img => img.complete && img.naturalWidth > 0", arg=first.element_handle()
+    )
     page.screenshot(path=SHOTS / "01-text-search.png")
     page.click("#more")
     page.wait_for_function("document.querySelectorAll('.card').length > 100")

@@ -12,8 +12,11 @@ SMALL = (400, 600)  # quarter-size pages keep the tests fast; the code path is t
 
 
 def digest(folder):
-    return {p.relative_to(folder).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(folder.rglob("*")) if p.is_file()}
+    return {
+        p.relative_to(folder).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
 
 
 def test_same_seed_same_bytes_other_seed_other_pages(tmp_path):
@@ -90,12 +93,31 @@ def test_world_command(tmp_path):
 def test_a_crop_of_one_figure_shows_that_concept_only():
     from sashie.eval.truth import item_concepts
 
-    truth = [{"page": "p", "illustrations": [{
-        "bbox": [0, 0, 200, 200], "concepts": ["cat", "dog"],
-        "figures": [[0, 0, 90, 90], [110, 110, 200, 200]]}]}]
-    whole, cat, dog, both, page = ([0, 0, 200, 200], [0, 0, 100, 100], [100, 100, 200, 200],
-                                   [0, 0, 200, 120], [0, 0, 1000, 1000])
+    truth = [
+        {
+            "page": "p",
+            "illustrations": [
+                {
+                    "bbox": [0, 0, 200, 200],
+                    "concepts": ["cat", "dog"],
+                    "figures": [[0, 0, 90, 90], [110, 110, 200, 200]],
+                }
+            ],
+        }
+    ]
+    whole, cat, dog, both, page = (
+        [0, 0, 200, 200],
+        [0, 0, 100, 100],
+        [100, 100, 200, 200],
+        [0, 0, 200, 120],
+        [0, 0, 1000, 1000],
+    )
     boxes = [("p", b) for b in (whole, cat, dog, both, page)]
     assert item_concepts(boxes, truth) == [{"cat", "dog"}, set(), set(), {"cat", "dog"}, set()]
     assert item_concepts(boxes, truth, figures=True) == [
-        {"cat", "dog"}, {"cat"}, {"dog"}, {"cat", "dog"}, set()]
+        {"cat", "dog"},
+        {"cat"},
+        {"dog"},
+        {"cat", "dog"},
+        set(),
+    ]

@@ -80,15 +80,21 @@ def build_tiny_owlv2(directory: Path, *, seed: int = 0, image_size: int = 64) ->
     vocab = byte_level_vocab()
     (directory / "vocab.json").write_text(json.dumps(vocab))
     (directory / "merges.txt").write_text("#version: 0.2\n")
-    tokenizer = CLIPTokenizer(str(directory / "vocab.json"), str(directory / "merges.txt"),
-                              pad_token="!")
+    tokenizer = CLIPTokenizer(
+        str(directory / "vocab.json"), str(directory / "merges.txt"), pad_token="!"
+    )
     image_processor = Owlv2ImageProcessorPil(size={"height": image_size, "width": image_size})
     Owlv2Processor(image_processor=image_processor, tokenizer=tokenizer).save_pretrained(directory)
     small = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2)
     config = Owlv2Config(
-        text_config=dict(small, vocab_size=len(vocab), max_position_embeddings=16,
-                         bos_token_id=vocab["<|startoftext|>"],
-                         eos_token_id=vocab["<|endoftext|>"], pad_token_id=0),
+        text_config=dict(
+            small,
+            vocab_size=len(vocab),
+            max_position_embeddings=16,
+            bos_token_id=vocab["<|startoftext|>"],
+            eos_token_id=vocab["<|endoftext|>"],
+            pad_token_id=0,
+        ),
         vision_config=dict(small, image_size=image_size, patch_size=16),
         projection_dim=32,
     )

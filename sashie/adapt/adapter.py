@@ -40,9 +40,14 @@ class VisualAdapter(torch.nn.Module):
         return adapter.eval()
 
 
-def apply_adapter(adapter: VisualAdapter, vectors: np.ndarray, *, step: int = 2048,
-                  out: np.ndarray | None = None,
-                  progress: Callable[[int], None] | None = None) -> np.ndarray:
+def apply_adapter(
+    adapter: VisualAdapter,
+    vectors: np.ndarray,
+    *,
+    step: int = 2048,
+    out: np.ndarray | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> np.ndarray:
     """V′ = A(V) block by block (float16 or float32 rows in, float16 rows out, or into `out`).
 
     The same formula as `VisualAdapter.forward`, arranged for speed on a CPU: the blend is

@@ -14,18 +14,19 @@ import torch
 import torch.nn.functional as F
 
 
-def contrastive_loss(logits: torch.Tensor, groups: Iterable[Hashable],
-                     extra: torch.Tensor | None = None) -> torch.Tensor:
+def contrastive_loss(
+    logits: torch.Tensor, groups: Iterable[Hashable], extra: torch.Tensor | None = None
+) -> torch.Tensor:
     """The loss of a batch whose logits[i, j] = scale · image_i · text_j; `groups` names each
     pair's group. `extra` (texts × other images) are further negatives of each text."""
     numbers: dict[Hashable, int] = {}
-    ids = torch.tensor([numbers.setdefault(g, len(numbers)) for g in groups],
-                       device=logits.device)
+    ids = torch.tensor([numbers.setdefault(g, len(numbers)) for g in groups], device=logits.device)
     same = (ids[:, None] == ids[None, :]).float()
     targets = same / same.sum(1, keepdim=True)
     text_logits, text_targets = logits.T, targets
     if extra is not None:
         text_logits = torch.cat([text_logits, extra], dim=1)
-        text_targets = torch.cat([targets, torch.zeros(len(targets), extra.shape[1],
-                                                       device=logits.device)], dim=1)
+        text_targets = torch.cat(
+            [targets, torch.zeros(len(targets), extra.shape[1], device=logits.device)], dim=1
+        )
     return (F.cross_entropy(logits, targets) + F.cross_entropy(text_logits, text_targets)) / 2

@@ -33,8 +33,9 @@ class AdaptSettings:
 
     def check(self) -> None:
         if self.epochs < 1 or self.batch < 2 or self.min_steps < 0 or self.negatives < 0:
-            raise SashieError("adapt needs --epochs >= 1, --batch >= 2, --min-steps >= 0 "
-                              "and --negatives >= 0")
+            raise SashieError(
+                "adapt needs --epochs >= 1, --batch >= 2, --min-steps >= 0 and --negatives >= 0"
+            )
         if self.keep_weight < 0 or self.anchor_weight < 0 or self.example_weight < 0:
             raise SashieError("--keep-weight, --anchor-weight and --example-weight must be >= 0")
         if self.example_sharpness <= 0:

@@ -51,8 +51,11 @@ def text_parameters(encoder) -> dict[str, torch.nn.Parameter]:
         parameter.grad = None
     with torch.enable_grad():
         encoder._texts(["a picture", "an illustration"]).float().sum().backward()
-    found = {name: p for name, p in model.named_parameters()
-             if p.grad is not None and p.grad.abs().sum() > 0}
+    found = {
+        name: p
+        for name, p in model.named_parameters()
+        if p.grad is not None and p.grad.abs().sum() > 0
+    }
     for parameter in model.parameters():
         parameter.grad = None
         parameter.requires_grad_(False)
@@ -69,9 +72,14 @@ def logit_scale(encoder) -> float:
     return min(float(scale.detach().exp()), 100.0)
 
 
-def train_adapter(encoder, vectors: np.ndarray, captions: Sequence[str],
-                  settings: AdaptSettings, background: np.ndarray | None = None,
-                  progress: Callable[[int, int, float], None] | None = None) -> Trained:
+def train_adapter(
+    encoder,
+    vectors: np.ndarray,
+    captions: Sequence[str],
+    settings: AdaptSettings,
+    background: np.ndarray | None = None,
+    progress: Callable[[int, int, float], None] | None = None,
+) -> Trained:
     """Train on (stored vector, caption) pairs; `encoder` is a float32 training copy whose text
     encoder is changed in place. `progress(step, steps, loss)` is called after each step.
 
@@ -109,8 +117,9 @@ def train_adapter(encoder, vectors: np.ndarray, captions: Sequence[str],
     anchors, anchors_before = [], None
     if text_params:
         if settings.anchor_weight:
-            anchors = vocabulary_anchors(getattr(encoder, "tokenizer", None), captions,
-                                         seed=settings.seed)
+            anchors = vocabulary_anchors(
+                getattr(encoder, "tokenizer", None), captions, seed=settings.seed
+            )
         if anchors:
             anchors_before = torch.from_numpy(encoder.encode_texts(anchors)).to(encoder.device)
         for parameter in text_params.values():
@@ -132,8 +141,13 @@ def train_adapter(encoder, vectors: np.ndarray, captions: Sequence[str],
             image = images[batch]
             others = None
             if background is not None:
-                others = background[torch.from_numpy(rng.choice(
-                    len(background), min(settings.negatives, len(background)), replace=False))]
+                others = background[
+                    torch.from_numpy(
+                        rng.choice(
+                            len(background), min(settings.negatives, len(background)), replace=False
+                        )
+                    )
+                ]
             if adapter is not None:
                 image = adapter(image)
                 moved = others
@@ -164,7 +178,6 @@ def train_adapter(encoder, vectors: np.ndarray, captions: Sequence[str],
         parameter.requires_grad_(False)
     if adapter is not None:
         trained.adapter = adapter.cpu().eval()
-    trained.text_state = {name: p.detach().float().cpu().clone()
-                          for name, p in text_params.items()}
+    trained.text_state = {name: p.detach().float().cpu().clone() for name, p in text_params.items()}
     trained.seconds = time.perf_counter() - started
     return trained

@@ -51,9 +51,15 @@ def vector_set(model_id: str, version: str) -> str:
     return f"{model_id}#{version}"
 
 
-def write_version_vectors(folder: Path, adapter: VisualAdapter | None, base: np.ndarray,
-                          item_ids: np.ndarray, *, step: int = 1 << 15,
-                          progress: Callable[[int], None] | None = None) -> None:
+def write_version_vectors(
+    folder: Path,
+    adapter: VisualAdapter | None,
+    base: np.ndarray,
+    item_ids: np.ndarray,
+    *,
+    step: int = 1 << 15,
+    progress: Callable[[int], None] | None = None,
+) -> None:
     """Write A(base) and the item ids into `folder` atomically (partial files, synced, then
     renamed over the old ones). `base` is an array or a memory map of a file's first rows.
 
@@ -151,8 +157,13 @@ class _WriteTarget:
                 os.close(fd)
 
 
-def catch_up_rows(files: VectorFile, done: int, adapter: VisualAdapter | None,
-                  base: np.ndarray, item_ids: np.ndarray) -> int:
+def catch_up_rows(
+    files: VectorFile,
+    done: int,
+    adapter: VisualAdapter | None,
+    base: np.ndarray,
+    item_ids: np.ndarray,
+) -> int:
     """Append A(base[done:]) to a version's vectors; returns the new row count."""
     if done >= len(base):
         return done
@@ -178,13 +189,18 @@ def save_version(folder: Path, trained: Trained, record: dict) -> None:
 
     folder.mkdir(parents=True, exist_ok=True)
     if trained.adapter is not None:
-        save_file({k: v.contiguous() for k, v in trained.adapter.state_dict().items()},
-                  folder / ADAPTER_FILE)
+        save_file(
+            {k: v.contiguous() for k, v in trained.adapter.state_dict().items()},
+            folder / ADAPTER_FILE,
+        )
     if trained.text_state:
         save_file({k: v.contiguous() for k, v in trained.text_state.items()}, folder / TEXT_FILE)
-    record = dict(record, losses=[round(x, 5) for x in trained.losses],
-                  epoch_losses=[round(x, 5) for x in trained.epoch_losses],
-                  train_seconds=round(trained.seconds, 2))
+    record = dict(
+        record,
+        losses=[round(x, 5) for x in trained.losses],
+        epoch_losses=[round(x, 5) for x in trained.epoch_losses],
+        train_seconds=round(trained.seconds, 2),
+    )
     (folder / VERSION_FILE).write_text(json.dumps(record, indent=2, ensure_ascii=False) + "\n")
     if available("matplotlib"):  # the `plot` extra
         plot_losses(trained.losses, folder / LOSS_PLOT, title=record.get("name", ""))

@@ -24,8 +24,9 @@ DEMO_LABELS = 400
 DEMO_LEARNERS = ("random_forest", "svm")  # the paper's and the quickest
 
 
-def run_demo(folder: str | Path, *, pages: int = 300, seed: int = 42,
-             echo: Callable[[str], None] = print) -> Path:
+def run_demo(
+    folder: str | Path, *, pages: int = 300, seed: int = 42, echo: Callable[[str], None] = print
+) -> Path:
     folder = Path(folder)
     world = folder / "world"
     if not (world / "truth.jsonl").is_file():
@@ -43,8 +44,10 @@ def run_demo(folder: str | Path, *, pages: int = 300, seed: int = 42,
         echo(f"$ sashie filter train {library} --learners {','.join(DEMO_LEARNERS)}")
         echo(table_overall(lib.train_filter(learners=DEMO_LEARNERS, seed=seed)))
     counts = lib.counts()
-    echo(f"searches cover the {counts['kept']} items kept; {counts['excluded']} are left out "
-         "(sashie search --all shows them)")
+    echo(
+        f"searches cover the {counts['kept']} items kept; {counts['excluded']} are left out "
+        "(sashie search --all shows them)"
+    )
 
     vocab = vocabulary()
     by_key = vocab.by_key
@@ -58,8 +61,10 @@ def run_demo(folder: str | Path, *, pages: int = 300, seed: int = 42,
         for hit, concepts in zip(hits, relevant):
             mark = "✓" if key in concepts else "✗"
             page = Path(hit.page).name
-            echo(f"  {mark} {hit.rank:>2}  {hit.score:.3f}  {page}  bbox {list(hit.bbox)}  "
-                 f"({hit.detector})")
+            echo(
+                f"  {mark} {hit.rank:>2}  {hit.score:.3f}  {page}  bbox {list(hit.bbox)}  "
+                f"({hit.detector})"
+            )
 
     for text, key in queries:
         show(f'sashie search {library} "{text}" --k 5', key, lib.search(text, k=5))
@@ -73,11 +78,17 @@ def run_demo(folder: str | Path, *, pages: int = 300, seed: int = 42,
         path = refs / f"{by_key[key].en.replace(' ', '-')}-{i}.png"
         picture.save(path)
         paths.append(str(path))
-    show(f"sashie search {library} --image {paths[0]} --k 5  # a Twemoji picture of "
-         f"{by_key[key].en}", key, lib.search(images=paths[:1], k=5))
+    show(
+        f"sashie search {library} --image {paths[0]} --k 5  # a Twemoji picture of "
+        f"{by_key[key].en}",
+        key,
+        lib.search(images=paths[:1], k=5),
+    )
     options = " ".join(f"-i {p}" for p in paths)
     show(f"sashie search {library} {options} --k 5", key, lib.search(images=paths, k=5))
-    echo(f"\n✓ = the ground truth says the item shows the concept (whole or in part). "
-         "Try your own: "
-         f"sashie search {library} \"a picture of a cat\"")
+    echo(
+        f"\n✓ = the ground truth says the item shows the concept (whole or in part). "
+        "Try your own: "
+        f'sashie search {library} "a picture of a cat"'
+    )
     return folder

@@ -95,10 +95,14 @@ class AdaptJob:
                 with Library(path) as worker:
                     report = worker.adapt(settings=settings, progress=self.progress)
                 finished()
-                self.state = {"state": "done", "version": report.version,
-                              "pairs": report.pairs, "captions": report.captions,
-                              "seconds": round(report.trained.seconds + report.apply_seconds, 1),
-                              "epoch_losses": [round(x, 4) for x in report.trained.epoch_losses]}
+                self.state = {
+                    "state": "done",
+                    "version": report.version,
+                    "pairs": report.pairs,
+                    "captions": report.captions,
+                    "seconds": round(report.trained.seconds + report.apply_seconds, 1),
+                    "epoch_losses": [round(x, 4) for x in report.trained.epoch_losses],
+                }
             except SashieError as e:
                 self.state = {"state": "failed", "error": str(e)}
             except Exception as e:
@@ -109,9 +113,13 @@ class AdaptJob:
 
     def progress(self, update: dict) -> None:
         loss = update.get("loss")
-        self.state = {"state": "running", "stage": update["stage"], "done": update["done"],
-                      "total": update["total"],
-                      "loss": None if loss is None else round(loss, 4)}
+        self.state = {
+            "state": "running",
+            "stage": update["stage"],
+            "done": update["done"],
+            "total": update["total"],
+            "loss": None if loss is None else round(loss, 4),
+        }
 
 
 def _jpeg(image: Image.Image, size: int) -> bytes:
@@ -122,8 +130,14 @@ def _jpeg(image: Image.Image, size: int) -> bytes:
 
 
 def _result(r: Result) -> dict:
-    return {"rank": r.rank, "item": r.item, "score": round(r.score, 5), "bbox": list(r.bbox),
-            "detector": r.detector, "thumbnail": f"/api/items/{r.item}/thumbnail"}
+    return {
+        "rank": r.rank,
+        "item": r.item,
+        "score": round(r.score, 5),
+        "bbox": list(r.bbox),
+        "detector": r.detector,
+        "thumbnail": f"/api/items/{r.item}/thumbnail",
+    }
 
 
 def _decode_upload(name: str | None, data: bytes) -> Image.Image:
@@ -146,8 +160,9 @@ def create_app(library: str | Path, *, token: str | None = None) -> FastAPI:
     lib = Library(library)
     lock = threading.Lock()
     queries: OrderedDict[str, StoredQuery] = OrderedDict()
-    app = FastAPI(title="sashie", description="Search the illustrations of a collection.",
-                  version="1")
+    app = FastAPI(
+        title="sashie", description="Search the illustrations of a collection.", version="1"
+    )
 
     @app.middleware("http")
     async def check_token(request: Request, call_next):
@@ -206,10 +221,14 @@ def create_app(library: str | Path, *, token: str | None = None) -> FastAPI:
         return facts
 
     @app.post("/api/search", summary="Search by text and/or example images")
-    async def search(text: str = Form(""), dims: str = Form(str(DEFAULT_DIMS)),
-                     select: str = Form(DEFAULT_SELECT), all_items: bool = Form(False),
-                     limit: int = Form(PAGE_SIZE, ge=1, le=1000),
-                     images: list[UploadFile] = File(default=[])) -> dict:
+    async def search(
+        text: str = Form(""),
+        dims: str = Form(str(DEFAULT_DIMS)),
+        select: str = Form(DEFAULT_SELECT),
+        all_items: bool = Form(False),
+        limit: int = Form(PAGE_SIZE, ge=1, le=1000),
+        images: list[UploadFile] = File(default=[]),
+    ) -> dict:
         if len(images) > MAX_UPLOADS:
             raise SashieError(f"at most {MAX_UPLOADS} example images")
         uploads = [(u.filename, await u.read(MAX_UPLOAD_BYTES + 1)) for u in images]
@@ -222,29 +241,33 @@ def create_app(library: str | Path, *, token: str | None = None) -> FastAPI:
         key = remember(StoredQuery(query, all_items))
         return await run_in_threadpool(page_of, key, 0, limit)
 
-    def build(text: str, uploads: list[tuple[str | None, bytes]], dims: int | None,
-              select: str) -> SearchQuery:
+    def build(
+        text: str, uploads: list[tuple[str | None, bytes]], dims: int | None, select: str
+    ) -> SearchQuery:
         """The query, as the command line builds it; a term of the text that names a file is
         text here, never read."""
         pictures = [_decode_upload(name, data) for name, data in uploads]
-        return lib.query(text, images=pictures, dims=dims, select=select,
-                         images_in_text=False)
+        return lib.query(text, images=pictures, dims=dims, select=select, images_in_text=False)
 
     def page_of(key: str, offset: int, limit: int) -> dict:
         stored = recall(key)
         if offset + limit > MAX_RESULTS:
             raise SashieError(f"results stop at {MAX_RESULTS}")
         with lock:
-            results = lib.search(query=stored.query, k=offset + limit,
-                                 all_items=stored.all_items)
+            results = lib.search(query=stored.query, k=offset + limit, all_items=stored.all_items)
         dims = stored.query.dims
-        return {"query": key, "offset": offset, "dims": None if dims is None else len(dims),
-                "results": [_result(r) for r in results[offset:]],
-                "more": len(results) == offset + limit}
+        return {
+            "query": key,
+            "offset": offset,
+            "dims": None if dims is None else len(dims),
+            "results": [_result(r) for r in results[offset:]],
+            "more": len(results) == offset + limit,
+        }
 
     @app.get("/api/search/{key}", summary="More results of a search")
-    def more(key: str, offset: int = Query(0, ge=0),
-             limit: int = Query(PAGE_SIZE, ge=1, le=1000)) -> dict:
+    def more(
+        key: str, offset: int = Query(0, ge=0), limit: int = Query(PAGE_SIZE, ge=1, le=1000)
+    ) -> dict:
         return page_of(key, offset, limit)
 
     @app.post("/api/feedback", summary="Refine a search with relevant/irrelevant marks")
@@ -253,12 +276,21 @@ def create_app(library: str | Path, *, token: str | None = None) -> FastAPI:
         if marks.learner not in FEEDBACK_LEARNERS:
             raise SashieError(f"unknown learner {marks.learner!r}")
         with lock:
-            results = lib.feedback(query=stored.query, relevant=marks.relevant,
-                                   irrelevant=marks.irrelevant, learner=marks.learner,
-                                   k=marks.offset + marks.limit, all_items=stored.all_items)
-        return {"query": marks.query, "offset": marks.offset, "learner": marks.learner,
-                "results": [_result(r) for r in results[marks.offset:]],
-                "more": len(results) == marks.offset + marks.limit}
+            results = lib.feedback(
+                query=stored.query,
+                relevant=marks.relevant,
+                irrelevant=marks.irrelevant,
+                learner=marks.learner,
+                k=marks.offset + marks.limit,
+                all_items=stored.all_items,
+            )
+        return {
+            "query": marks.query,
+            "offset": marks.offset,
+            "learner": marks.learner,
+            "results": [_result(r) for r in results[marks.offset :]],
+            "more": len(results) == marks.offset + marks.limit,
+        }
 
     @app.get("/api/items/{item_id}", summary="An item, its page and where it came from")
     def item(item_id: int) -> dict:
@@ -266,8 +298,10 @@ def create_app(library: str | Path, *, token: str | None = None) -> FastAPI:
         annotations = lib.annotations([item_id])
         labelled, keep = lib.labels([item_id])
         x0, y0, x1, y1 = row.bbox
-        links = {"thumbnail": f"/api/items/{item_id}/thumbnail",
-                 "page": f"/api/items/{item_id}/page"}
+        links = {
+            "thumbnail": f"/api/items/{item_id}/thumbnail",
+            "page": f"/api/items/{item_id}/page",
+        }
         if is_url(row.page):
             links["original"] = row.page
         else:
@@ -277,21 +311,34 @@ def create_app(library: str | Path, *, token: str | None = None) -> FastAPI:
             links["iiif_region"] = f"{service}/{x0},{y0},{x1 - x0},{y1 - y0}/max/0/default.jpg"
         if row.metadata.get("canvas"):
             links["canvas"] = row.metadata["canvas"]
-        return {"item": item_id, "page": row.page, "source": row.source,
-                "bbox": list(row.bbox), "page_size": list(row.page_size),
-                "detector": row.detector, "metadata": row.metadata, "links": links,
-                "annotations": [a["caption"] for a in annotations],
-                "label": None if not len(labelled) else ("keep" if keep[0] else "exclude")}
+        return {
+            "item": item_id,
+            "page": row.page,
+            "source": row.source,
+            "bbox": list(row.bbox),
+            "page_size": list(row.page_size),
+            "detector": row.detector,
+            "metadata": row.metadata,
+            "links": links,
+            "annotations": [a["caption"] for a in annotations],
+            "label": None if not len(labelled) else ("keep" if keep[0] else "exclude"),
+        }
 
     @app.get("/api/items/{item_id}/thumbnail", summary="The item's crop (JPEG)")
     def item_thumbnail(item_id: int, size: int = Query(256, ge=32, le=1024)) -> Response:
-        return Response(thumbnail(item_id, size), media_type="image/jpeg",
-                        headers={"Cache-Control": "max-age=3600"})
+        return Response(
+            thumbnail(item_id, size),
+            media_type="image/jpeg",
+            headers={"Cache-Control": "max-age=3600"},
+        )
 
     @app.get("/api/items/{item_id}/page", summary="The item's whole page (JPEG)")
     def item_page(item_id: int, size: int = Query(1400, ge=64, le=4000)) -> Response:
-        return Response(page_image(item_id, size), media_type="image/jpeg",
-                        headers={"Cache-Control": "max-age=3600"})
+        return Response(
+            page_image(item_id, size),
+            media_type="image/jpeg",
+            headers={"Cache-Control": "max-age=3600"},
+        )
 
     @app.get("/api/items/{item_id}/original", summary="The page's original file")
     def item_original(item_id: int) -> Response:
@@ -302,8 +349,14 @@ def create_app(library: str | Path, *, token: str | None = None) -> FastAPI:
             data = Path(row.page).read_bytes()
         except OSError:
             raise HTTPException(404, "the page's file is no longer there") from None
-        kind = {".png": "image/png", ".tif": "image/tiff", ".tiff": "image/tiff",
-                ".webp": "image/webp", ".gif": "image/gif", ".bmp": "image/bmp"}
+        kind = {
+            ".png": "image/png",
+            ".tif": "image/tiff",
+            ".tiff": "image/tiff",
+            ".webp": "image/webp",
+            ".gif": "image/gif",
+            ".bmp": "image/bmp",
+        }
         return Response(data, media_type=kind.get(Path(row.page).suffix.lower(), "image/jpeg"))
 
     @app.post("/api/annotations", summary="Caption items (for fine-tuning)")
@@ -326,8 +379,7 @@ def create_app(library: str | Path, *, token: str | None = None) -> FastAPI:
     @app.get("/api/adapt", summary="Model versions and the adaptation in progress")
     def adapt_state() -> dict:
         with lock:
-            versions = lib.versions() if lib.default_model else {"active": "base",
-                                                                 "versions": []}
+            versions = lib.versions() if lib.default_model else {"active": "base", "versions": []}
             captions = lib.captions()
         return {**versions, "captions": captions, "job": job.state}
 
@@ -347,22 +399,33 @@ def create_app(library: str | Path, *, token: str | None = None) -> FastAPI:
     def label(request: LabelRequest) -> dict:
         lib.label(request.items, [request.keep] * len(request.items), "web")
         counts = lib.counts()
-        return {"labelled": len(request.items), "keep": counts["labelled_keep"],
-                "exclude": counts["labelled_exclude"]}
+        return {
+            "labelled": len(request.items),
+            "keep": counts["labelled_keep"],
+            "exclude": counts["labelled_exclude"],
+        }
 
     return app
 
 
-def serve(library: str | Path, *, host: str = "127.0.0.1", port: int = 8000,
-          allow_remote: bool = False, token: str | None = None,
-          echo: Callable[[str], None] = print) -> None:
+def serve(
+    library: str | Path,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    allow_remote: bool = False,
+    token: str | None = None,
+    echo: Callable[[str], None] = print,
+) -> None:
     """Run the server until Ctrl-C."""
     import uvicorn
 
     local = host in ("127.0.0.1", "localhost", "::1")
     if not local and not allow_remote:
-        raise SashieError(f"binding to {host} lets other machines in; add --allow-remote "
-                          "(an access token is then required)")
+        raise SashieError(
+            f"binding to {host} lets other machines in; add --allow-remote "
+            "(an access token is then required)"
+        )
     if not local and token is None:
         token = secrets.token_urlsafe(16)
     app = create_app(library, token=token)

@@ -1,11 +1,11 @@
 """Encoders put images and texts into one vector space.
 
-    base.py        the Encoder protocol every backend gives; normalize_rows, pick_device
-    registry.py    specs -> backends: load_encoder("hf:DIR"), the demo model's name
-    torch_base.py  what the torch backends share (device, dtype, batching)
-    hf.py          `hf:` Hugging Face transformers CLIP-style models
-    openclip.py    `openclip:` open_clip models (the `openclip` extra)
-    adapted.py     a model version's encoder: base image features through an adapter
+base.py        the Encoder protocol every backend gives; normalize_rows, pick_device
+registry.py    specs -> backends: load_encoder("hf:DIR"), the demo model's name
+torch_base.py  what the torch backends share (device, dtype, batching)
+hf.py          `hf:` Hugging Face transformers CLIP-style models
+openclip.py    `openclip:` open_clip models (the `openclip` extra)
+adapted.py     a model version's encoder: base image features through an adapter
 """
 
 from .base import Encoder, normalize_rows, pick_device
@@ -18,5 +18,14 @@ from .registry import (
     resolve_spec,
 )
 
-__all__ = ["BACKENDS", "DEMO_MODEL", "DEMO_MODEL_DIR", "NAMED_MODELS", "Encoder",
-           "load_encoder", "normalize_rows", "pick_device", "resolve_spec"]
+__all__ = [
+    "BACKENDS",
+    "DEMO_MODEL",
+    "DEMO_MODEL_DIR",
+    "NAMED_MODELS",
+    "Encoder",
+    "load_encoder",
+    "normalize_rows",
+    "pick_device",
+    "resolve_spec",
+]

@@ -18,6 +18,7 @@ DEMO_MODEL_DIR = Path(__file__).resolve().parent.parent / "models" / DEMO_MODEL
 # Names that stand for a full spec: the project's own demo model, shipped in the package.
 NAMED_MODELS: dict[str, str] = {DEMO_MODEL: f"hf:{DEMO_MODEL_DIR}"}
 
+
 def _load_hf(name: str, **options) -> Encoder:
     from .hf import HFEncoder
 

@@ -44,9 +44,16 @@ class BenchResult:
         self.counts[name] = len(values)
 
 
-def run_bench(*, pages: int, seed: int, model: str | None, workdir: Path,
-              progress: bool = False, adapt: bool = False,
-              world: Path | None = None) -> BenchResult:
+def run_bench(
+    *,
+    pages: int,
+    seed: int,
+    model: str | None,
+    workdir: Path,
+    progress: bool = False,
+    adapt: bool = False,
+    world: Path | None = None,
+) -> BenchResult:
     started = time.time()
     if world is None:
         world = make_world(workdir / "world", pages=pages, seed=seed, progress=progress)
@@ -67,35 +74,60 @@ def run_bench(*, pages: int, seed: int, model: str | None, workdir: Path,
     _zero_shot(result, vocab, encoder, index, concepts, detectors)
     if adapt:
         _adaptation(result, lib, world, truth, model, workdir, seed, progress)
-    result.figures.update(pages=pages, items=len(index), seed=seed,
-                          seconds=round(time.time() - started, 1))
+    result.figures.update(
+        pages=pages, items=len(index), seed=seed, seconds=round(time.time() - started, 1)
+    )
     result.figures["model"] = encoder.model_id
     return result
 
 
-def _adaptation(result: BenchResult, oracle_lib: Library, world: Path, truth: list[dict],
-                model: str | None, workdir: Path, seed: int, progress: bool) -> None:
+def _adaptation(
+    result: BenchResult,
+    oracle_lib: Library,
+    world: Path,
+    truth: list[dict],
+    model: str | None,
+    workdir: Path,
+    seed: int,
+    progress: bool,
+) -> None:
     """The adaptation experiments: held-out concepts on layout regions + filter (the figures
     `adapt_*`) and on this bench's oracle regions (`adapt_oracle_*`); new words for seen
     concepts on the oracle regions (`adapt_newwords_*`)."""
     import shutil
 
-
     vocab = vocabulary()
     oracle_lib.close()  # copied whole (SQLite checkpointed) before anything is annotated
-    shutil.copytree(oracle_lib.path, workdir / "new-words-library",
-                    ignore=shutil.ignore_patterns("lock"))
-    layout_lib, layout_label = bench_adapt.layout_library(workdir / "layout-library", world,
-                                                          model, seed=seed, progress=progress)
-    runs = ((layout_lib, layout_label, "adapt", False),
-            (Library(oracle_lib.path, progress=progress), "oracle regions, no filter",
-             "adapt_oracle", False),
-            (Library(workdir / "new-words-library", progress=progress),
-             "oracle regions, no filter", "adapt_newwords", True))
+    shutil.copytree(
+        oracle_lib.path, workdir / "new-words-library", ignore=shutil.ignore_patterns("lock")
+    )
+    layout_lib, layout_label = bench_adapt.layout_library(
+        workdir / "layout-library", world, model, seed=seed, progress=progress
+    )
+    runs = (
+        (layout_lib, layout_label, "adapt", False),
+        (
+            Library(oracle_lib.path, progress=progress),
+            "oracle regions, no filter",
+            "adapt_oracle",
+            False,
+        ),
+        (
+            Library(workdir / "new-words-library", progress=progress),
+            "oracle regions, no filter",
+            "adapt_newwords",
+            True,
+        ),
+    )
     for lib, label, prefix, new_words in runs:
         experiment = bench_adapt.run_adapt_experiment(
-            lib, label, bench_adapt.concepts_of_items(lib, truth), vocab, seed=seed,
-            new_words=new_words)
+            lib,
+            label,
+            bench_adapt.concepts_of_items(lib, truth),
+            vocab,
+            seed=seed,
+            new_words=new_words,
+        )
         result.adapt.append(experiment)
         result.figures.update(bench_adapt.figures(experiment, prefix))
         lib.close()
@@ -109,8 +141,12 @@ def _text_queries(result, vocab: Vocabulary, encoder, index: VectorIndex, concep
     by_key = vocab.by_key
     for group, keys in (("seen", vocab.query_seen), ("heldout", vocab.query_heldout)):
         for language in ("en", "ja"):
-            texts = [f"an illustration of {by_key[k].en}" if language == "en"
-                     else f"{by_key[k].ja}の挿絵" for k in keys]
+            texts = [
+                f"an illustration of {by_key[k].en}"
+                if language == "en"
+                else f"{by_key[k].ja}の挿絵"
+                for k in keys
+            ]
             vectors = encoder.encode_texts(texts)
             p10, p100, ap, text_share, chance = [], [], [], [], []
             for key, vector in zip(keys, vectors):
@@ -147,9 +183,10 @@ def _image_queries(result, vocab: Vocabulary, encoder, index: VectorIndex, conce
     dim = index.dim
     dims_list = sorted({max(1, round(d * dim / 512)) for d in PAPER_DIMS})
     themes = vocab.query_seen
-    examples = {k: encoder.encode_images(reference_pictures(artists, by_key[k], REFERENCES,
-                                                            seed=i + 1))
-                for i, k in enumerate(themes)}
+    examples = {
+        k: encoder.encode_images(reference_pictures(artists, by_key[k], REFERENCES, seed=i + 1))
+        for i, k in enumerate(themes)
+    }
     relevant = {k: _relevant(concepts, k) for k in themes}
 
     def p100(key, dims):
@@ -159,16 +196,23 @@ def _image_queries(result, vocab: Vocabulary, encoder, index: VectorIndex, conce
     result.add("multi_p100_all", all_dims)
     for d in dims_list:
         cv = [p100(k, cv_dimensions(examples[k], d)) for k in themes]
-        per_seed = [np.mean([p100(k, random_dimensions(dim, d, s)) for k in themes])
-                    for s in range(RANDOM_SEEDS)]
+        per_seed = [
+            np.mean([p100(k, random_dimensions(dim, d, s)) for k in themes])
+            for s in range(RANDOM_SEEDS)
+        ]
         result.add(f"multi_p100_cv_d{d}", cv)
         result.figures[f"multi_p100_random_mean_d{d}"] = round(float(np.mean(per_seed)), 4)
         result.counts[f"multi_p100_random_mean_d{d}"] = len(themes) * RANDOM_SEEDS
-        result.multi.append({"d": d, "cv": float(np.mean(cv)),
-                             "random_mean": float(np.mean(per_seed)),
-                             "random_min": float(np.min(per_seed)),
-                             "random_max": float(np.max(per_seed)),
-                             "all": float(np.mean(all_dims))})
+        result.multi.append(
+            {
+                "d": d,
+                "cv": float(np.mean(cv)),
+                "random_mean": float(np.mean(per_seed)),
+                "random_min": float(np.min(per_seed)),
+                "random_max": float(np.max(per_seed)),
+                "all": float(np.mean(all_dims)),
+            }
+        )
 
 
 def _zero_shot(result, vocab: Vocabulary, encoder, index: VectorIndex, concepts, detectors):
@@ -187,40 +231,61 @@ def _zero_shot(result, vocab: Vocabulary, encoder, index: VectorIndex, concepts,
 
 def format_table(result: BenchResult) -> str:
     f, n = result.figures, result.counts
-    lines = [f"sashie bench: {f['pages']} pages, {f['items']} items, seed {f['seed']}, "
-             f"model {f['model']}, {f['seconds']} s",
-             "",
-             f"| {'metric':<34} | {'value':>6} | {'queries':>7} |",
-             f"|{'-' * 36}|{'-' * 8}|{'-' * 9}|"]
+    lines = [
+        f"sashie bench: {f['pages']} pages, {f['items']} items, seed {f['seed']}, "
+        f"model {f['model']}, {f['seconds']} s",
+        "",
+        f"| {'metric':<34} | {'value':>6} | {'queries':>7} |",
+        f"|{'-' * 36}|{'-' * 8}|{'-' * 9}|",
+    ]
     for name, value in f.items():
         if name in n and not name.startswith("multi_"):
             lines.append(f"| {name:<34} | {value:6.3f} | {n[name]:>7} |")
-    lines += ["", "multi-image query, Precision@100 over "
-              f"{n.get('multi_p100_all', 0)} themes, L = {REFERENCES} Twemoji references each "
-              f"(random: {RANDOM_SEEDS} seeds)",
-              f"| {'d':>4} | {'CV':>6} | {'random mean':>11} | {'random min':>10} | "
-              f"{'random max':>10} | {'all dims':>8} |",
-              f"|{'-' * 6}|{'-' * 8}|{'-' * 13}|{'-' * 12}|{'-' * 12}|{'-' * 10}|"]
+    lines += [
+        "",
+        "multi-image query, Precision@100 over "
+        f"{n.get('multi_p100_all', 0)} themes, L = {REFERENCES} Twemoji references each "
+        f"(random: {RANDOM_SEEDS} seeds)",
+        f"| {'d':>4} | {'CV':>6} | {'random mean':>11} | {'random min':>10} | "
+        f"{'random max':>10} | {'all dims':>8} |",
+        f"|{'-' * 6}|{'-' * 8}|{'-' * 13}|{'-' * 12}|{'-' * 12}|{'-' * 10}|",
+    ]
     for row in result.multi:
-        lines.append(f"| {row['d']:>4} | {row['cv']:6.3f} | {row['random_mean']:11.3f} | "
-                     f"{row['random_min']:10.3f} | {row['random_max']:10.3f} | {row['all']:8.3f} |")
+        lines.append(
+            f"| {row['d']:>4} | {row['cv']:6.3f} | {row['random_mean']:11.3f} | "
+            f"{row['random_min']:10.3f} | {row['random_max']:10.3f} | {row['all']:8.3f} |"
+        )
     if result.adapt:
         for experiment in result.adapt:
             lines += ["", bench_adapt.format_experiment(experiment)]
     return "\n".join(lines)
 
 
-def bench(*, quick: bool = False, pages: int | None = None, seed: int = 1000,
-          model: str | None = None, keep: str | None = None, progress: bool = False,
-          adapt: bool = False, world: str | None = None) -> BenchResult:
+def bench(
+    *,
+    quick: bool = False,
+    pages: int | None = None,
+    seed: int = 1000,
+    model: str | None = None,
+    keep: str | None = None,
+    progress: bool = False,
+    adapt: bool = False,
+    world: str | None = None,
+) -> BenchResult:
     """Measure on a world drawn for the purpose, or on an existing one (`sashie world`),
     whose page count and seed then come from its world.json."""
     pages = pages or (300 if quick else 2000)
     if world is not None:
         meta = world_meta(world)
         pages, seed = meta["pages"], meta["seed"]
-    options = dict(pages=pages, seed=seed, model=model, progress=progress, adapt=adapt,
-                   world=Path(world) if world is not None else None)
+    options = dict(
+        pages=pages,
+        seed=seed,
+        model=model,
+        progress=progress,
+        adapt=adapt,
+        world=Path(world) if world is not None else None,
+    )
     if keep:
         return run_bench(workdir=Path(keep), **options)
     with tempfile.TemporaryDirectory(prefix="sashie-bench-") as tmp:

@@ -49,8 +49,14 @@ NEAREST = 3
 
 # The seed paper's settings as written, without sashie's additions: 3 epochs whatever the
 # number of steps, the paper's learning rates, negatives from the batch, no anchors.
-PAPER_RECIPE = {"lr": 5e-5, "adapter_lr": 1e-3, "min_steps": 0, "negatives": 64,
-                "anchor_weight": 0.0, "example_weight": 0.0}
+PAPER_RECIPE = {
+    "lr": 5e-5,
+    "adapter_lr": 1e-3,
+    "min_steps": 0,
+    "negatives": 64,
+    "anchor_weight": 0.0,
+    "example_weight": 0.0,
+}
 VARIANTS = (  # (name, settings relative to the defaults)
     ("adapter + text, R 0.2", {}),
     ("without examples", {"example_weight": 0.0}),
@@ -61,9 +67,24 @@ VARIANTS = (  # (name, settings relative to the defaults)
     ("the paper's recipe", PAPER_RECIPE),
 )
 FILTER_LABELS = 1000
-SYLLABLES = [("ka", "カ"), ("ri", "リ"), ("mo", "モ"), ("zu", "ズ"), ("te", "テ"), ("shi", "シ"),
-             ("no", "ノ"), ("ba", "バ"), ("ge", "ゲ"), ("ro", "ロ"), ("mi", "ミ"), ("ya", "ヤ"),
-             ("ku", "ク"), ("ho", "ホ"), ("ne", "ネ"), ("sa", "サ")]
+SYLLABLES = [
+    ("ka", "カ"),
+    ("ri", "リ"),
+    ("mo", "モ"),
+    ("zu", "ズ"),
+    ("te", "テ"),
+    ("shi", "シ"),
+    ("no", "ノ"),
+    ("ba", "バ"),
+    ("ge", "ゲ"),
+    ("ro", "ロ"),
+    ("mi", "ミ"),
+    ("ya", "ヤ"),
+    ("ku", "ク"),
+    ("ho", "ホ"),
+    ("ne", "ネ"),
+    ("sa", "サ"),
+]
 
 
 @dataclass
@@ -83,9 +104,14 @@ class AdaptExperiment:
         return round((row[f"{group}_p10_en"] + row[f"{group}_p10_ja"]) / 2, 4)
 
 
-def annotate(lib: Library, relevant: dict[str, set[int]],
-             names: dict[str, tuple[str, str]], vocab: Vocabulary, *,
-             seed: int) -> tuple[dict[str, list[int]], int]:
+def annotate(
+    lib: Library,
+    relevant: dict[str, set[int]],
+    names: dict[str, tuple[str, str]],
+    vocab: Vocabulary,
+    *,
+    seed: int,
+) -> tuple[dict[str, list[int]], int]:
     """Find and caption up to ANNOTATE_PER_CONCEPT items per concept, as a person would with
     the search: (found item ids by concept, results looked at). `names` are the words the
     annotator knows each concept by (English, Japanese)."""
@@ -105,8 +131,11 @@ def annotate(lib: Library, relevant: dict[str, set[int]],
             right = [item for item, ok in judged.items() if ok]
             wrong = [item for item, ok in judged.items() if not ok]
             k = len(judged) + SHOWN
-            results = (lib.feedback(query=starts[0], relevant=right, irrelevant=wrong, k=k)
-                       if right else lib.search(query=starts[round_ % len(starts)], k=k))
+            results = (
+                lib.feedback(query=starts[0], relevant=right, irrelevant=wrong, k=k)
+                if right
+                else lib.search(query=starts[round_ % len(starts)], k=k)
+            )
             fresh = [r.item for r in results if r.item not in judged][:SHOWN]
             for item in fresh:
                 judged[item] = item in relevant[key]
@@ -124,8 +153,12 @@ def kept_outside(lib: Library, item_ids: np.ndarray, skip: set[int]) -> np.ndarr
     return allowed if excluded is None else allowed & ~excluded
 
 
-def measure(lib: Library, relevant: dict[str, set[int]],
-            groups: dict[str, dict[str, tuple[str, str]]], skip: set[int]) -> dict:
+def measure(
+    lib: Library,
+    relevant: dict[str, set[int]],
+    groups: dict[str, dict[str, tuple[str, str]]],
+    skip: set[int],
+) -> dict:
     """Text -> illustration P@10 and P@100 per group and language with the active version,
     over the kept items outside `skip`; `groups` name each concept (English, Japanese)."""
     index = lib.index()
@@ -138,8 +171,10 @@ def measure(lib: Library, relevant: dict[str, set[int]],
     for group, names in groups.items():
         keys = list(names)
         for language in ("en", "ja"):
-            texts = [f"an illustration of {names[k][0]}" if language == "en"
-                     else f"{names[k][1]}の挿絵" for k in keys]
+            texts = [
+                f"an illustration of {names[k][0]}" if language == "en" else f"{names[k][1]}の挿絵"
+                for k in keys
+            ]
             p10, p100 = [], []
             for key, text_vector in zip(keys, encoder.encode_texts(texts)):
                 boost = memory.boost(text_vector) if memory is not None else {}
@@ -152,8 +187,9 @@ def measure(lib: Library, relevant: dict[str, set[int]],
     return out
 
 
-def nearest_examples_p10(lib: Library, relevant: dict[str, set[int]],
-                         found: dict[str, list[int]], skip: set[int]) -> float:
+def nearest_examples_p10(
+    lib: Library, relevant: dict[str, set[int]], found: dict[str, list[int]], skip: set[int]
+) -> float:
     """P@10 of ranking kept items by similarity to their NEAREST annotated examples."""
     index = lib.index(version=BASE)
     allowed = kept_outside(lib, index.item_ids, skip)
@@ -164,14 +200,15 @@ def nearest_examples_p10(lib: Library, relevant: dict[str, set[int]],
             values.append(0.0)
             continue
         similar = vectors @ lib.vectors_of(items, version=BASE).T
-        top = np.sort(similar, axis=1)[:, -min(NEAREST, len(items)):]
+        top = np.sort(similar, axis=1)[:, -min(NEAREST, len(items)) :]
         truth = np.isin(item_ids, np.fromiter(relevant[key], np.int64))
         values.append(precision_at(top.mean(1), truth, 10))
     return float(np.mean(values))
 
 
-def layout_library(folder: Path, world: Path, model: str | None, *, seed: int,
-                   progress: bool) -> tuple[Library, str]:
+def layout_library(
+    folder: Path, world: Path, model: str | None, *, seed: int, progress: bool
+) -> tuple[Library, str]:
     """The collection as a user would index it: layout regions, a filter trained on
     FILTER_LABELS ground-truth labels and applied. Returns the library and its description
     (a small world may lack the labels to train a filter on)."""
@@ -190,12 +227,15 @@ def concepts_of_items(lib: Library, truth: list[dict]) -> dict[int, set[str]]:
     """Each item's concepts: those of the illustrations it matches at IoU >= 0.5, and those
     whose figure it shows (a layout region may hold one figure of a scene of four)."""
     rows = lib.items()
-    return dict(zip([r.id for r in rows], item_concepts([(r.page, r.bbox) for r in rows],
-                                                        truth, figures=True)))
+    return dict(
+        zip(
+            [r.id for r in rows],
+            item_concepts([(r.page, r.bbox) for r in rows], truth, figures=True),
+        )
+    )
 
 
-def invented_words(keys: Sequence[str], seed: int, taken: set[str]) -> dict[str, tuple[str,
-                                                                                     str]]:
+def invented_words(keys: Sequence[str], seed: int, taken: set[str]) -> dict[str, tuple[str, str]]:
     """A new word for each concept, in romaji and in katakana: a collection's own vocabulary
     that no model has read."""
     rng = np.random.default_rng(seed)
@@ -211,9 +251,16 @@ def invented_words(keys: Sequence[str], seed: int, taken: set[str]) -> dict[str,
     return words
 
 
-def run_adapt_experiment(lib: Library, label: str, item_concepts: dict[int, set[str]],
-                         vocab: Vocabulary, *, seed: int, new_words: bool = False,
-                         settings: AdaptSettings = DEFAULTS) -> AdaptExperiment:
+def run_adapt_experiment(
+    lib: Library,
+    label: str,
+    item_concepts: dict[int, set[str]],
+    vocab: Vocabulary,
+    *,
+    seed: int,
+    new_words: bool = False,
+    settings: AdaptSettings = DEFAULTS,
+) -> AdaptExperiment:
     """The whole experiment on one library (its items' ground-truth concepts given).
 
     The annotator captions the held-out query concepts with their names; with `new_words`,
@@ -222,33 +269,51 @@ def run_adapt_experiment(lib: Library, label: str, item_concepts: dict[int, set[
     names = {c.key: (c.en, c.ja) for c in vocab.concepts}
     if new_words:
         half = len(vocab.query_seen) // 2
-        taught = invented_words(vocab.query_seen[:half], seed,
-                                {n.lower() for c in vocab.concepts for n in (c.en, c.ja)})
-        groups = {"heldout": taught,
-                  "seen": {k: names[k] for k in vocab.query_seen[half:]}}
+        taught = invented_words(
+            vocab.query_seen[:half], seed, {n.lower() for c in vocab.concepts for n in (c.en, c.ja)}
+        )
+        groups = {"heldout": taught, "seen": {k: names[k] for k in vocab.query_seen[half:]}}
     else:
-        groups = {"heldout": {k: names[k] for k in vocab.query_heldout},
-                  "seen": {k: names[k] for k in vocab.query_seen}}
-    relevant = {k: {item for item, c in item_concepts.items() if k in c}
-                for group in groups.values() for k in group}
+        groups = {
+            "heldout": {k: names[k] for k in vocab.query_heldout},
+            "seen": {k: names[k] for k in vocab.query_seen},
+        }
+    relevant = {
+        k: {item for item, c in item_concepts.items() if k in c}
+        for group in groups.values()
+        for k in group
+    }
     lib.use(BASE)
-    found, judged = annotate(lib, {k: relevant[k] for k in groups["heldout"]},
-                             groups["heldout"], vocab, seed=seed)
+    found, judged = annotate(
+        lib, {k: relevant[k] for k in groups["heldout"]}, groups["heldout"], vocab, seed=seed
+    )
     for key, items in found.items():  # each item captioned in one language, in turn
         for n, item in enumerate(items):
             lib.annotate([item], groups["heldout"][key][n % 2])
     skip = {item for items in found.values() for item in items}
     captioned = sum(1 for items in found.values() if items)
-    experiment = AdaptExperiment(label, int(kept_outside(lib, lib.index().item_ids, set()).sum()),
-                                 len(found), lib.counts()["annotations"], judged, captioned,
-                                 taught="new words" if new_words else "held-out")
-    experiment.rows.append({"name": "before", "seconds": 0.0,
-                            **measure(lib, relevant, groups, skip)})
+    experiment = AdaptExperiment(
+        label,
+        int(kept_outside(lib, lib.index().item_ids, set()).sum()),
+        len(found),
+        lib.counts()["annotations"],
+        judged,
+        captioned,
+        taught="new words" if new_words else "held-out",
+    )
+    experiment.rows.append(
+        {"name": "before", "seconds": 0.0, **measure(lib, relevant, groups, skip)}
+    )
     for name, change in VARIANTS:
         report = lib.adapt(settings=replace(settings, **change))
-        experiment.rows.append({"name": name, "seconds": round(report.trained.seconds, 1),
-                                "version": report.version,
-                                **measure(lib, relevant, groups, skip)})
+        experiment.rows.append(
+            {
+                "name": name,
+                "seconds": round(report.trained.seconds, 1),
+                "version": report.version,
+                **measure(lib, relevant, groups, skip),
+            }
+        )
     experiment.reference_p10 = nearest_examples_p10(lib, relevant, found, skip)
     lib.use(experiment.rows[1]["version"])  # the default recipe stays active
     return experiment
@@ -266,8 +331,13 @@ def figures(experiment: AdaptExperiment, prefix: str = "adapt") -> dict[str, flo
         f"{prefix}_heldout_nearest_examples_p10": round(experiment.reference_p10, 4),
     }
     for name, _ in VARIANTS[1:]:
-        slug = (name.replace(" + ", "_").replace(", ", "_").replace(" ", "_")
-                .replace(".", "").replace("'", ""))
+        slug = (
+            name.replace(" + ", "_")
+            .replace(", ", "_")
+            .replace(" ", "_")
+            .replace(".", "")
+            .replace("'", "")
+        )
         out[f"{prefix}_{slug}_heldout_p10"] = experiment.figure(name, "heldout")
         out[f"{prefix}_{slug}_seen_p10"] = experiment.figure(name, "seen")
     return out
@@ -275,22 +345,30 @@ def figures(experiment: AdaptExperiment, prefix: str = "adapt") -> dict[str, flo
 
 def format_experiment(experiment: AdaptExperiment) -> str:
     e = experiment
-    taught = f"{e.concepts} held-out concepts" if e.taught == "held-out" else \
-        f"new words for {e.concepts} seen concepts"
-    lines = [f"adaptation ({e.label}): {taught} ({e.captioned} found and captioned), "
-             f"{e.pairs} pairs found by image and text queries + feedback ({e.judged} results "
-             f"judged), {e.items} items; P@k over items outside the training pairs",
-             f"| model                     | {e.taught + ' P@10 en':>17} "
-             "| ja    | P@100 en | ja    "
-             "| seen P@10 en | ja    | P@100 en | ja    | train s |",
-             "|---------------------------|-------------------|-------|----------|-------"
-             "|--------------|-------|----------|-------|---------|"]
+    taught = (
+        f"{e.concepts} held-out concepts"
+        if e.taught == "held-out"
+        else f"new words for {e.concepts} seen concepts"
+    )
+    lines = [
+        f"adaptation ({e.label}): {taught} ({e.captioned} found and captioned), "
+        f"{e.pairs} pairs found by image and text queries + feedback ({e.judged} results "
+        f"judged), {e.items} items; P@k over items outside the training pairs",
+        f"| model                     | {e.taught + ' P@10 en':>17} "
+        "| ja    | P@100 en | ja    "
+        "| seen P@10 en | ja    | P@100 en | ja    | train s |",
+        "|---------------------------|-------------------|-------|----------|-------"
+        "|--------------|-------|----------|-------|---------|",
+    ]
     for row in e.rows:
         lines.append(
             f"| {row['name']:<25} | {row['heldout_p10_en']:17.3f} | {row['heldout_p10_ja']:5.3f} "
             f"| {row['heldout_p100_en']:8.3f} | {row['heldout_p100_ja']:5.3f} "
             f"| {row['seen_p10_en']:12.3f} | {row['seen_p10_ja']:5.3f} "
-            f"| {row['seen_p100_en']:8.3f} | {row['seen_p100_ja']:5.3f} | {row['seconds']:7.1f} |")
-    lines.append(f"reference, image vectors only: {e.taught} P@10 of the {NEAREST} nearest "
-                 f"annotated examples = {e.reference_p10:.3f}")
+            f"| {row['seen_p100_en']:8.3f} | {row['seen_p100_ja']:5.3f} | {row['seconds']:7.1f} |"
+        )
+    lines.append(
+        f"reference, image vectors only: {e.taught} P@10 of the {NEAREST} nearest "
+        f"annotated examples = {e.reference_p10:.3f}"
+    )
     return "\n".join(lines)

@@ -44,8 +44,9 @@ class GroundTruth:
             raise SashieError(f"{world} is not an evaluation world (no truth.jsonl)")
         return cls(read_truth(world))
 
-    def concepts(self, page: str, bbox: BBox, *, parts: bool = False,
-                 figures: bool = False) -> set[str]:
+    def concepts(
+        self, page: str, bbox: BBox, *, parts: bool = False, figures: bool = False
+    ) -> set[str]:
         """The concepts the box shows (see the module's docstring)."""
         found: set[str] = set()
         area = max(1, _area(bbox))
@@ -70,15 +71,15 @@ class GroundTruth:
         return keep, text_only
 
 
-def item_concepts(boxes: list[tuple[str, BBox]], truth: list[dict], *, parts: bool = False,
-                  figures: bool = False) -> list[set[str]]:
+def item_concepts(
+    boxes: list[tuple[str, BBox]], truth: list[dict], *, parts: bool = False, figures: bool = False
+) -> list[set[str]]:
     """`GroundTruth.concepts` of each (page, bbox)."""
     ground = GroundTruth(truth)
     return [ground.concepts(page, bbox, parts=parts, figures=figures) for page, bbox in boxes]
 
 
-def judge_items(boxes: list[tuple[str, BBox]], truth: list[dict]
-                ) -> tuple[np.ndarray, np.ndarray]:
+def judge_items(boxes: list[tuple[str, BBox]], truth: list[dict]) -> tuple[np.ndarray, np.ndarray]:
     """(keep, text_only) arrays: `GroundTruth.judge` of each (page, bbox)."""
     ground = GroundTruth(truth)
     judged = [ground.judge(page, bbox) for page, bbox in boxes]
@@ -87,21 +88,22 @@ def judge_items(boxes: list[tuple[str, BBox]], truth: list[dict]
     return keep, text_only
 
 
-def judge_library_items(lib, world: str | os.PathLike, item_ids: list[int] | None = None
-                        ) -> tuple[list[int], np.ndarray, np.ndarray]:
+def judge_library_items(
+    lib, world: str | os.PathLike, item_ids: list[int] | None = None
+) -> tuple[list[int], np.ndarray, np.ndarray]:
     """(item ids, keep, text_only) of the library's items on the world's pages (all items
     when `item_ids` is None), judged by its ground truth."""
     ground = GroundTruth.of_world(world)
     rows = [r for r in lib.items(item_ids) if r.page in ground.by_page]
     if not rows:
         raise SashieError(f"none of the library's pages are in {world}")
-    keep, text_only = judge_items([(r.page, r.bbox) for r in rows],
-                                  list(ground.by_page.values()))
+    keep, text_only = judge_items([(r.page, r.bbox) for r in rows], list(ground.by_page.values()))
     return [r.id for r in rows], keep, text_only
 
 
-def ground_truth_labels(lib, world: str | os.PathLike, n: int, seed: int
-                        ) -> tuple[list[int], list[bool]]:
+def ground_truth_labels(
+    lib, world: str | os.PathLike, n: int, seed: int
+) -> tuple[list[int], list[bool]]:
     """`n` random items labelled keep/exclude from an evaluation world's ground truth."""
     from ..filter.labelling import sample_items
 
@@ -122,5 +124,6 @@ class OracleRegions:
         row = self.by_page.get(page.uri)
         if row is None:
             return []
-        return ([Region(tuple(i["bbox"]), ORACLE_ILLUSTRATION) for i in row["illustrations"]]
-                + [Region(tuple(b), ORACLE_TEXT) for b in row["text_blocks"]])
+        return [Region(tuple(i["bbox"]), ORACLE_ILLUSTRATION) for i in row["illustrations"]] + [
+            Region(tuple(b), ORACLE_TEXT) for b in row["text_blocks"]
+        ]

@@ -41,8 +41,10 @@ def read_label_csv(path: str | os.PathLike) -> tuple[list[int], list[bool]]:
                 if number == 1 and not item.isdigit():
                     continue  # a header
                 if not item.isdigit() or label not in TRUE_WORDS | FALSE_WORDS:
-                    raise SashieError(f"{path}:{number}: expected an item id and keep/exclude, "
-                                      f"got {','.join(row)!r}")
+                    raise SashieError(
+                        f"{path}:{number}: expected an item id and keep/exclude, "
+                        f"got {','.join(row)!r}"
+                    )
                 ids.append(int(item))
                 keep.append(label in TRUE_WORDS)
     except OSError as e:

@@ -35,8 +35,8 @@ class KeepFilter:
         """P(keep) for each row, float32, computed a chunk of rows at a time."""
         out = np.empty(len(vectors), np.float32)
         for start in range(0, len(vectors), chunk):
-            block = np.asarray(vectors[start:start + chunk], dtype=np.float32)
-            out[start:start + len(block)] = self._scores(block)
+            block = np.asarray(vectors[start : start + chunk], dtype=np.float32)
+            out[start : start + len(block)] = self._scores(block)
         return out
 
     def _scores(self, x: np.ndarray) -> np.ndarray:
@@ -130,9 +130,11 @@ def _arrays(f: KeepFilter) -> dict[str, np.ndarray]:
     """The fitted model as plain arrays (random forest, SVM, MLP)."""
     m = f.model
     if f.learner == "svm":  # decision = dual_coef · K(support, x) + intercept; > 0 is "keep"
-        return {"support": m.support_vectors_.astype(np.float32),
-                "dual_coef": m.dual_coef_[0].astype(np.float32),
-                "intercept": np.asarray(m.intercept_, np.float32)}
+        return {
+            "support": m.support_vectors_.astype(np.float32),
+            "dual_coef": m.dual_coef_[0].astype(np.float32),
+            "intercept": np.asarray(m.intercept_, np.float32),
+        }
     if f.learner == "mlp":
         arrays = {}
         for i, (w, b) in enumerate(zip(m.coefs_, m.intercepts_)):
@@ -140,8 +142,7 @@ def _arrays(f: KeepFilter) -> dict[str, np.ndarray]:
         return arrays
     # random forest: every tree's nodes laid end to end (children numbered within the tree)
     keep_class = list(m.classes_).index(1)
-    parts: dict[str, list] = {"left": [], "right": [], "feature": [], "threshold": [],
-                              "keep": []}
+    parts: dict[str, list] = {"left": [], "right": [], "feature": [], "threshold": [], "keep": []}
     sizes = []
     for tree in (e.tree_ for e in m.estimators_):
         parts["left"].append(tree.children_left)
@@ -152,11 +153,14 @@ def _arrays(f: KeepFilter) -> dict[str, np.ndarray]:
         parts["keep"].append(value[:, keep_class] / np.maximum(value.sum(1), 1e-12))
         sizes.append(tree.node_count)
     arrays = {k: np.concatenate(v) for k, v in parts.items()}
-    return {"left": arrays["left"].astype(np.int32), "right": arrays["right"].astype(np.int32),
-            "feature": arrays["feature"].astype(np.int32),
-            "threshold": arrays["threshold"].astype(np.float64),
-            "keep": arrays["keep"].astype(np.float64),
-            "tree_sizes": np.array(sizes, np.int64)}
+    return {
+        "left": arrays["left"].astype(np.int32),
+        "right": arrays["right"].astype(np.int32),
+        "feature": arrays["feature"].astype(np.int32),
+        "threshold": arrays["threshold"].astype(np.float64),
+        "keep": arrays["keep"].astype(np.float64),
+        "tree_sizes": np.array(sizes, np.int64),
+    }
 
 
 def _forest_trees(m: dict, n_features: int) -> list:
@@ -171,8 +175,14 @@ def _forest_trees(m: dict, n_features: int) -> list:
         nodes["feature"], nodes["threshold"] = m["feature"][part], m["threshold"][part]
         keep = m["keep"][part]
         tree = Tree(n_features, np.array([2], dtype=np.intp), 1)
-        tree.__setstate__({"max_depth": size, "node_count": size, "nodes": nodes,
-                           "values": np.stack([1 - keep, keep], 1)[:, None, :].copy()})
+        tree.__setstate__(
+            {
+                "max_depth": size,
+                "node_count": size,
+                "nodes": nodes,
+                "values": np.stack([1 - keep, keep], 1)[:, None, :].copy(),
+            }
+        )
         trees.append(tree)
         start += size
     return trees
@@ -193,15 +203,18 @@ def _svm_scores(m: dict, params: dict, x: np.ndarray) -> np.ndarray:
     if params["kernel"] == "linear":
         kernel = x @ support.T
     else:
-        squared = ((x * x).sum(1)[:, None] + (support * support).sum(1)[None, :]
-                   - 2 * x @ support.T)
+        squared = (x * x).sum(1)[:, None] + (support * support).sum(1)[None, :] - 2 * x @ support.T
         kernel = np.exp(-params["gamma"] * np.maximum(squared, 0))
     return _sigmoid(kernel @ m["dual_coef"] + m["intercept"][0])
 
 
 def _mlp_scores(m: dict, params: dict, x: np.ndarray) -> np.ndarray:
-    activations = {"relu": lambda a: np.maximum(a, 0), "tanh": np.tanh,
-                   "logistic": _sigmoid, "identity": lambda a: a}
+    activations = {
+        "relu": lambda a: np.maximum(a, 0),
+        "tanh": np.tanh,
+        "logistic": _sigmoid,
+        "identity": lambda a: a,
+    }
     act = activations[params["activation"]]
     h = x
     for i in range(params["layers"]):

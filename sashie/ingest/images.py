@@ -71,8 +71,9 @@ def read_bytes(uri: str, *, max_bytes: int = DEFAULT_MAX_BYTES) -> bytes:
         raise BadInput(f"unreadable file ({e.strerror or e})") from None
 
 
-def decode_image(data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS,
-                 at_least: int | None = None) -> Image.Image:
+def decode_image(
+    data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS, at_least: int | None = None
+) -> Image.Image:
     """Decode image bytes into an upright 8-bit RGB image (first frame of an animation).
 
     `at_least`: a JPEG may be decoded at 1/2, 1/4 or 1/8 scale, keeping both sides at least
@@ -99,8 +100,9 @@ def decode_image(data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS,
     return to_rgb(image)
 
 
-def load_image(uri: str, *, max_pixels: int = DEFAULT_MAX_PIXELS,
-               at_least: int | None = None) -> Image.Image:
+def load_image(
+    uri: str, *, max_pixels: int = DEFAULT_MAX_PIXELS, at_least: int | None = None
+) -> Image.Image:
     """Read and decode a local file or URL into an upright RGB image."""
     return decode_image(read_bytes(uri), max_pixels=max_pixels, at_least=at_least)
 

@@ -85,8 +85,7 @@ class AddReport:
             f"in {self.seconds:.1f} s ({rate:.1f} items/s)"
         )
         if self.filtered:
-            text += (f"\nfilter: {self.filtered['kept']} of {self.filtered['scored']} new items "
-                     "kept")
+            text += f"\nfilter: {self.filtered['kept']} of {self.filtered['scored']} new items kept"
         if self.skipped:
             reasons = Counter(reason_kind(s.reason) for s in self.skipped)
             text += "\nskipped: " + "; ".join(f"{n} {r}" for r, n in reasons.most_common())
@@ -204,8 +203,11 @@ class Indexer:
         fresh = job.page_id is None or replace
         detectors = self.detectors if fresh else job.detectors
         pending = [] if fresh else job.pending
-        regions = clean_regions([region for d in detectors for region in d.detect(image, job.ref)],
-                                image.size, by_score=False)
+        regions = clean_regions(
+            [region for d in detectors for region in d.detect(image, job.ref)],
+            image.size,
+            by_score=False,
+        )
         pixels, hashes = [], []
         for _, bbox in pending:
             pixels.append(self._prepare(image, bbox)[0])
@@ -213,8 +215,20 @@ class Indexer:
             prepared, crop_hash = self._prepare(image, region.bbox)
             pixels.append(prepared)
             hashes.append(crop_hash)
-        return PageWork(job, image.width, image.height, size, mtime_ns, sha, replace,
-                        [d.name for d in detectors], pending, regions, hashes, pixels)
+        return PageWork(
+            job,
+            image.width,
+            image.height,
+            size,
+            mtime_ns,
+            sha,
+            replace,
+            [d.name for d in detectors],
+            pending,
+            regions,
+            hashes,
+            pixels,
+        )
 
     def _prepare(self, page: Image.Image, bbox: BBox) -> tuple[np.ndarray, str]:
         whole = bbox == (0, 0, page.width, page.height)
@@ -232,8 +246,13 @@ class Indexer:
         report = AddReport()
         started = time.perf_counter()
         jobs = self.plan(sources, report)
-        bar = tqdm(total=len(jobs), unit="page", desc="indexing", disable=not self.progress,
-                   dynamic_ncols=True)
+        bar = tqdm(
+            total=len(jobs),
+            unit="page",
+            desc="indexing",
+            disable=not self.progress,
+            dynamic_ncols=True,
+        )
         batch: list[PageWork | Skip] = []
         waiting = 0
         pool = ThreadPoolExecutor(self.workers, thread_name_prefix="sashie-read")
@@ -256,8 +275,7 @@ class Indexer:
         report.seconds = time.perf_counter() - started
         return report
 
-    def _in_order(self, pool: ThreadPoolExecutor, jobs: list[PageJob]
-                  ) -> Iterator[PageWork | Skip]:
+    def _in_order(self, pool: ThreadPoolExecutor, jobs: list[PageJob]) -> Iterator[PageWork | Skip]:
         """Results in job order, with a bounded number of pages read ahead."""
         ahead: deque[Future] = deque()
         window = self.workers * 4
@@ -268,8 +286,7 @@ class Indexer:
         while ahead:
             yield ahead.popleft().result()
 
-    def _flush(self, batch: list[PageWork | Skip], report: AddReport, bar, started: float
-               ) -> None:
+    def _flush(self, batch: list[PageWork | Skip], report: AddReport, bar, started: float) -> None:
         if not batch:
             return
         works = [r for r in batch if isinstance(r, PageWork)]
@@ -285,12 +302,22 @@ class Indexer:
             item_ids: list[int] = []
             for w in works:
                 ref = w.job.ref
-                page_id = tx.put_page(ref.uri, ref.source, w.width, w.height, w.size,
-                                      w.mtime_ns, w.sha256, ref.metadata, w.replace)
+                page_id = tx.put_page(
+                    ref.uri,
+                    ref.source,
+                    w.width,
+                    w.height,
+                    w.size,
+                    w.mtime_ns,
+                    w.sha256,
+                    ref.metadata,
+                    w.replace,
+                )
                 item_ids += [item_id for item_id, _ in w.pending]
                 for region, crop_hash in zip(w.regions, w.hashes):
-                    item_ids.append(tx.add_item(page_id, region.detector, region.bbox,
-                                                region.score, crop_hash))
+                    item_ids.append(
+                        tx.add_item(page_id, region.detector, region.bbox, region.score, crop_hash)
+                    )
                 new_items += len(w.regions)
                 tx.mark_detectors(page_id, w.detectors_run)
                 tx.unskip(ref.uri)
@@ -305,5 +332,6 @@ class Indexer:
         report.skipped += skips
         bar.update(len(batch))
         elapsed = max(time.perf_counter() - started, 1e-9)
-        bar.set_postfix_str(f"{report.vectors_added} items, "
-                            f"{report.vectors_added / elapsed:.1f} items/s")
+        bar.set_postfix_str(
+            f"{report.vectors_added} items, {report.vectors_added / elapsed:.1f} items/s"
+        )

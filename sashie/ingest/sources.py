@@ -183,8 +183,9 @@ def _v3_pages(doc: dict, source: str) -> Iterator[PageRef]:
                 break
 
 
-def _canvas_page(source: str, manifest: dict, canvas: dict, index: int, image: dict,
-                 id_key: str, full_size: str) -> PageRef | None:
+def _canvas_page(
+    source: str, manifest: dict, canvas: dict, index: int, image: dict, id_key: str, full_size: str
+) -> PageRef | None:
     """A canvas's page: its image's URL, else the full image from the image's IIIF service."""
     service = _service_id(image.get("service"))
     uri = image.get(id_key) or (f"{service}/{full_size}/0/default.jpg" if service else None)

@@ -1,13 +1,13 @@
 """The `Library` facade and the library's own files.
 
-    library.py      Library: add, search, feedback, label, train_filter, annotate, adapt,
-                    use, info, export (the CLI and the server use only its verbs)
-    manifest.py     manifest.json: models, versions, the default model
-    stored.py       a model's committed vectors and which items still exist
-    versions.py     a library's model versions: folders, records, catching up
-    adapting.py     one adaptation run, crash-safe from training to the manifest
-    annotations.py  annotations as training pairs; their export
-    export.py       vectors as .npy + metadata as Parquet
+library.py      Library: add, search, feedback, label, train_filter, annotate, adapt,
+                use, info, export (the CLI and the server use only its verbs)
+manifest.py     manifest.json: models, versions, the default model
+stored.py       a model's committed vectors and which items still exist
+versions.py     a library's model versions: folders, records, catching up
+adapting.py     one adaptation run, crash-safe from training to the manifest
+annotations.py  annotations as training pairs; their export
+export.py       vectors as .npy + metadata as Parquet
 """
 
 from ..ingest.indexer import AddReport, Interrupted

@@ -41,48 +41,84 @@ class AdaptReport:
     remembered: int  # captioned examples the version remembers (0: none)
 
 
-def make_version(manifest: Manifest, catalog: Catalog, versions: Versions, model_id: str,
-                 trainee: Encoder, pairs: Pairs, background: np.ndarray, base: StoredVectors,
-                 settings: AdaptSettings, source: str, bar: ProgressBar) -> AdaptReport:
+def make_version(
+    manifest: Manifest,
+    catalog: Catalog,
+    versions: Versions,
+    model_id: str,
+    trainee: Encoder,
+    pairs: Pairs,
+    background: np.ndarray,
+    base: StoredVectors,
+    settings: AdaptSettings,
+    source: str,
+    bar: ProgressBar,
+) -> AdaptReport:
     """Train on `pairs` with `trainee` (a float32 copy of the base encoder whose text encoder
     is tuned in place), keep `background` (other items' base vectors) where it was, and write
     the new version of `model_id`; `source` says where the pairs came from."""
-    trained = train_adapter(trainee, pairs.vectors, pairs.captions, settings,
-                            background=background,
-                            progress=lambda step, steps, loss: bar.update(
-                                "training", step, steps, loss))
+    trained = train_adapter(
+        trainee,
+        pairs.vectors,
+        pairs.captions,
+        settings,
+        background=background,
+        progress=lambda step, steps, loss: bar.update("training", step, steps, loss),
+    )
     name = versions.next_name(model_id)
     folder = versions.folder(model_id, name)
     captions = pairs.captions
-    record = {"name": name, "base_model": model_id,
-              "base_spec": manifest.models[model_id]["spec"],
-              "data_hash": data_hash(model_id, pairs.keys), "pairs": len(captions),
-              "captions": len(set(captions)), "annotations": source,
-              "settings": asdict(settings), "device": trainee.device,
-              "created": time.strftime("%Y-%m-%dT%H:%M:%S")}
+    record = {
+        "name": name,
+        "base_model": model_id,
+        "base_spec": manifest.models[model_id]["spec"],
+        "data_hash": data_hash(model_id, pairs.keys),
+        "pairs": len(captions),
+        "captions": len(set(captions)),
+        "annotations": source,
+        "settings": asdict(settings),
+        "device": trainee.device,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
+    }
     anchors = trained.anchors or vocabulary_anchors(
-        getattr(trainee, "tokenizer", None), captions, seed=settings.seed)
+        getattr(trainee, "tokenizer", None), captions, seed=settings.seed
+    )
     # examples are kept only where a query can be told to ask for them: a tokenizer without
     # words (a byte-level test model) gives no anchors to tell it by
     remember = settings.example_weight > 0 and bool(anchors)
     record["remembered_examples"] = len(captions) if remember else 0
     save_version(folder, trained, record)
     if remember:
-        ExampleMemory.build(trainee, adapted(trained.adapter, pairs.vectors), captions, anchors,
-                            weight=settings.example_weight,
-                            sharpness=settings.example_sharpness).save(folder)
+        ExampleMemory.build(
+            trainee,
+            adapted(trained.adapter, pairs.vectors),
+            captions,
+            anchors,
+            weight=settings.example_weight,
+            sharpness=settings.example_sharpness,
+        ).save(folder)
     started = time.perf_counter()
-    write_version_vectors(folder, trained.adapter, base.vectors(), base.item_ids,
-                          progress=lambda n: bar.update("applying", n, base.rows, None,
-                                                        add=True))
+    write_version_vectors(
+        folder,
+        trained.adapter,
+        base.vectors(),
+        base.item_ids,
+        progress=lambda n: bar.update("applying", n, base.rows, None, add=True),
+    )
     bar.close()
     with catalog.transaction() as tx:
         tx.set_vector_rows(vector_set(model_id, name), base.rows)
-    manifest.add_version(model_id, name, {k: record[k] for k in ("created", "pairs",
-                                                                  "data_hash")})
-    return AdaptReport(name, folder, len(captions), len(set(captions)), trained,
-                       round(time.perf_counter() - started, 2), base.rows,
-                       record["remembered_examples"])
+    manifest.add_version(model_id, name, {k: record[k] for k in ("created", "pairs", "data_hash")})
+    return AdaptReport(
+        name,
+        folder,
+        len(captions),
+        len(set(captions)),
+        trained,
+        round(time.perf_counter() - started, 2),
+        base.rows,
+        record["remembered_examples"],
+    )
 
 
 def train_in_float32(encoder: Encoder) -> None:
@@ -103,16 +139,22 @@ class ProgressBar:
         self.stage: str | None = None
         self.done = 0
 
-    def update(self, stage: str, done: int, total: int, loss: float | None, *,
-               add: bool = False) -> None:
+    def update(
+        self, stage: str, done: int, total: int, loss: float | None, *, add: bool = False
+    ) -> None:
         if stage != self.stage:
             self.close()
             self.stage, self.done = stage, 0
             if self.terminal:
                 from tqdm import tqdm
 
-                self.bar = tqdm(total=total, desc=stage, unit="step" if loss is not None
-                                else "vec", unit_scale=loss is None, leave=False)
+                self.bar = tqdm(
+                    total=total,
+                    desc=stage,
+                    unit="step" if loss is not None else "vec",
+                    unit_scale=loss is None,
+                    leave=False,
+                )
         step = done if add else done - self.done
         self.done += step
         if self.bar is not None:

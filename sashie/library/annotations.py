@@ -28,19 +28,26 @@ class Pairs:
     keys: list[tuple[int, str]]
 
 
-def library_pairs(annotations: list[dict], base_vectors: Callable[[list[int]], np.ndarray]
-                  ) -> Pairs:
+def library_pairs(
+    annotations: list[dict], base_vectors: Callable[[list[int]], np.ndarray]
+) -> Pairs:
     """The pairs of the library's annotations ({"item", "caption"} each)."""
     if len(annotations) < 2:
-        raise SashieError("adapt needs at least two annotations; caption items with "
-                          "`sashie annotations add` or on the web page")
+        raise SashieError(
+            "adapt needs at least two annotations; caption items with "
+            "`sashie annotations add` or on the web page"
+        )
     items = [a["item"] for a in annotations]
     captions = [a["caption"] for a in annotations]
     return Pairs(base_vectors(items), captions, list(zip(items, captions)))
 
 
-def file_pairs(path: Path, stored: StoredVectors, base_vectors: Callable[[list[int]], np.ndarray],
-               encoder: Callable[[], Encoder]) -> Pairs:
+def file_pairs(
+    path: Path,
+    stored: StoredVectors,
+    base_vectors: Callable[[list[int]], np.ndarray],
+    encoder: Callable[[], Encoder],
+) -> Pairs:
     """Pairs from an annotations.jsonl (`sashie annotations export`): an item of this library
     brings its stored vector; any other line's crop ("image", relative to the file) is encoded
     once by the base encoder."""
@@ -85,8 +92,12 @@ def file_pairs(path: Path, stored: StoredVectors, base_vectors: Callable[[list[i
     return Pairs(vectors, captions, keys)
 
 
-def export_pairs(annotations: Sequence[dict], rows: dict[int, ItemRow],
-                 crop: Callable[[int], Image.Image], out: Path) -> Path:
+def export_pairs(
+    annotations: Sequence[dict],
+    rows: dict[int, ItemRow],
+    crop: Callable[[int], Image.Image],
+    out: Path,
+) -> Path:
     """OUT/annotations.jsonl, one line a pair ({"image": "crops/<item>.jpg", "caption", "item",
     "page", "bbox"}), and the crops."""
     (out / "crops").mkdir(parents=True, exist_ok=True)
@@ -96,8 +107,17 @@ def export_pairs(annotations: Sequence[dict], rows: dict[int, ItemRow],
         path = out / "crops" / f"{row.id}.jpg"
         if not path.exists():
             crop(row.id).save(path, "JPEG", quality=92)
-        lines.append(json.dumps({"image": f"crops/{row.id}.jpg", "caption": a["caption"],
-                                 "item": row.id, "page": row.page,
-                                 "bbox": list(row.bbox)}, ensure_ascii=False))
+        lines.append(
+            json.dumps(
+                {
+                    "image": f"crops/{row.id}.jpg",
+                    "caption": a["caption"],
+                    "item": row.id,
+                    "page": row.page,
+                    "bbox": list(row.bbox),
+                },
+                ensure_ascii=False,
+            )
+        )
     (out / "annotations.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
     return out

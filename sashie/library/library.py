@@ -86,8 +86,9 @@ class Result:
 
 
 class Library:
-    def __init__(self, path: str | os.PathLike, *, create: bool = False,
-                 progress: bool = False) -> None:
+    def __init__(
+        self, path: str | os.PathLike, *, create: bool = False, progress: bool = False
+    ) -> None:
         """Open the library at `path` (`create` makes it if missing); `progress` shows
         progress bars on long steps (indexing, loading many vectors, adapting)."""
         self.path = Path(path)
@@ -116,16 +117,22 @@ class Library:
         """The manifest's record of each model: spec, dim, versions, the active one."""
         return self._manifest.models
 
-    def encoder(self, model: str | None = None, *, trust_remote_code: bool = False,
-                device: str | None = None) -> Encoder:
+    def encoder(
+        self,
+        model: str | None = None,
+        *,
+        trust_remote_code: bool = False,
+        device: str | None = None,
+    ) -> Encoder:
         """The encoder for a model id or spec (the default model when None), loaded once."""
         spec, model_id, stored_trust = self._manifest.spec(model)
         if stored_trust is not None:
             trust_remote_code = stored_trust
         with self._loading:
             if spec not in self._encoders:
-                self._encoders[spec] = load_encoder(spec, device=device,
-                                                    trust_remote_code=trust_remote_code)
+                self._encoders[spec] = load_encoder(
+                    spec, device=device, trust_remote_code=trust_remote_code
+                )
             encoder = self._encoders[spec]
         if model_id is not None and encoder.model_id != model_id:
             raise SashieError(
@@ -155,11 +162,15 @@ class Library:
                 entry = self.models[model_id]
                 inner = self.encoder(model_id)
                 if record["settings"]["train_text"]:  # a copy whose text tensors change
-                    inner = load_encoder(entry["spec"], device=inner.device,
-                                         trust_remote_code=entry.get("trust_remote_code", False))
+                    inner = load_encoder(
+                        entry["spec"],
+                        device=inner.device,
+                        trust_remote_code=entry.get("trust_remote_code", False),
+                    )
                     load_text_state(inner, folder)
                 self._encoders[key] = AdaptedEncoder(
-                    inner, load_version_adapter(folder, record), version)
+                    inner, load_version_adapter(folder, record), version
+                )
             return self._encoders[key]
 
     def refresh(self) -> None:
@@ -168,8 +179,9 @@ class Library:
         self._manifest.reload()
         self._forget_loaded()
         with self._loading:
-            self._encoders = {k: v for k, v in self._encoders.items()
-                              if not isinstance(v, AdaptedEncoder)}
+            self._encoders = {
+                k: v for k, v in self._encoders.items() if not isinstance(v, AdaptedEncoder)
+            }
         self._memories.clear()
 
     def close(self) -> None:
@@ -207,13 +219,22 @@ class Library:
         detectors = load_detectors(regions, detector_options)  # type: ignore[arg-type]
         with self._writing():
             encoder = self.encoder(model, trust_remote_code=trust_remote_code, device=device)
-            model_id = self._manifest.register(self._manifest.spec(model)[0], encoder,
-                                               trust_remote_code)
+            model_id = self._manifest.register(
+                self._manifest.spec(model)[0], encoder, trust_remote_code
+            )
             if batch_size is None:
                 batch_size = 256 if encoder.device.startswith("cuda") else 32
-            indexer = Indexer(self._catalog, self._vector_file(model_id), model_id, encoder,
-                              detectors, batch_size=batch_size, workers=workers,
-                              max_pixels=max_pixels, progress=self.progress)
+            indexer = Indexer(
+                self._catalog,
+                self._vector_file(model_id),
+                model_id,
+                encoder,
+                detectors,
+                batch_size=batch_size,
+                workers=workers,
+                max_pixels=max_pixels,
+                progress=self.progress,
+            )
             self._forget_loaded()
             report = indexer.run(sources)
             if self.has_filter:  # the saved filter judges the new items too
@@ -266,9 +287,13 @@ class Library:
         """Cheap counts: pages, items, skipped inputs, annotations, keep and exclude labels,
         and the filter's verdicts (kept, excluded)."""
         labels = self._catalog.label_counts()
-        return {**self._catalog.counts(), "annotations": self._catalog.annotation_count(),
-                "labelled_keep": labels["keep"], "labelled_exclude": labels["exclude"],
-                **self._catalog.filter_counts()}
+        return {
+            **self._catalog.counts(),
+            "annotations": self._catalog.annotation_count(),
+            "labelled_keep": labels["keep"],
+            "labelled_exclude": labels["exclude"],
+            **self._catalog.filter_counts(),
+        }
 
     # --- searching -------------------------------------------------------------------------
 
@@ -283,13 +308,13 @@ class Library:
             if version == BASE:
                 matrix = base.load_live(progress=self.progress)
             else:
-                matrix = self._versions.load_live(model_id, version, base,
-                                                  progress=self.progress)
+                matrix = self._versions.load_live(model_id, version, base, progress=self.progress)
             self._indexes[key] = VectorIndex(matrix, base.item_ids[base.live])
         return self._indexes[key]
 
-    def vectors_of(self, item_ids: Sequence[int], model: str | None = None, *,
-                   version: str | None = None) -> np.ndarray:
+    def vectors_of(
+        self, item_ids: Sequence[int], model: str | None = None, *, version: str | None = None
+    ) -> np.ndarray:
         """The stored vectors of these items (float32, in the order given), of the active
         version unless `version` says ("base": the encoder's own). Base vectors not loaded
         yet are read from the vector file, so a few rows never load the whole index."""
@@ -302,9 +327,17 @@ class Library:
         index = self.index(model_id, version=version)
         return index.vectors[rows_of(index.item_ids, wanted)]
 
-    def query(self, text: str | None = None, *, images: Sequence[QueryImage] = (),
-              dims: int | None = DEFAULT_DIMS, select: str = DEFAULT_SELECT, seed: int = 0,
-              model: str | None = None, images_in_text: bool = True) -> Query:
+    def query(
+        self,
+        text: str | None = None,
+        *,
+        images: Sequence[QueryImage] = (),
+        dims: int | None = DEFAULT_DIMS,
+        select: str = DEFAULT_SELECT,
+        seed: int = 0,
+        model: str | None = None,
+        images_in_text: bool = True,
+    ) -> Query:
         """Turn a query expression and example images (paths, URLs or pictures) into a query
         vector and, for several images, the dimensions they agree on. `images_in_text`: a
         term of the text that names an image file or URL is that image (the web server
@@ -312,10 +345,11 @@ class Library:
         terms = parse_query(text) if text else []
         if not images_in_text:
             terms = [t if t.kind == "text" else Term(t.weight, "text", t.value) for t in terms]
-        terms += [Term(1.0, "image", image if isinstance(image, Image.Image) else str(image))
-                  for image in images]
-        return build_query(self.query_encoder(model), terms, dims=dims, select=select,
-                           seed=seed)
+        terms += [
+            Term(1.0, "image", image if isinstance(image, Image.Image) else str(image))
+            for image in images
+        ]
+        return build_query(self.query_encoder(model), terms, dims=dims, select=select, seed=seed)
 
     def search(
         self,
@@ -346,8 +380,9 @@ class Library:
             raise SashieError("k must be at least 1")
         index = self.index(model)
         if query is None:
-            query = self.query(text, images=images, dims=dims, select=select, seed=seed,
-                               model=model)
+            query = self.query(
+                text, images=images, dims=dims, select=select, seed=seed, model=model
+            )
         elif not isinstance(query, Query):
             query = Query(np.asarray(query, np.float32), None, ())
         self._check_dim(query, index)
@@ -361,11 +396,20 @@ class Library:
         item_ids, scores = index.search(query.vector, k, query.dims, exclude=excluded, **boost)
         return self._results(item_ids, scores)
 
-    def feedback(self, text: str | None = None, *, images: Sequence[QueryImage] = (),
-                 query: Query | np.ndarray | None = None, relevant: Sequence[int],
-                 irrelevant: Sequence[int] = (), learner: str = DEFAULT_LEARNER,
-                 k: int = DEFAULT_K, model: str | None = None, all_items: bool = False,
-                 seed: int = 0) -> list[Result]:
+    def feedback(
+        self,
+        text: str | None = None,
+        *,
+        images: Sequence[QueryImage] = (),
+        query: Query | np.ndarray | None = None,
+        relevant: Sequence[int],
+        irrelevant: Sequence[int] = (),
+        learner: str = DEFAULT_LEARNER,
+        k: int = DEFAULT_K,
+        model: str | None = None,
+        all_items: bool = False,
+        seed: int = 0,
+    ) -> list[Result]:
         """The search for a query again, refined by the user's relevant/irrelevant marks
         (item ids): see sashie/search/feedback.py for the learners. Feedback works in the
         full space: a query's dimension selection is not used."""
@@ -378,8 +422,16 @@ class Library:
             query = Query(np.asarray(query, np.float32), None, ())
         self._check_dim(query, index)
         excluded = None if all_items else self.excluded_rows(model)
-        item_ids, scores = refine(index, query.vector, relevant, irrelevant, learner=learner,
-                                  k=k, exclude=excluded, seed=seed)
+        item_ids, scores = refine(
+            index,
+            query.vector,
+            relevant,
+            irrelevant,
+            learner=learner,
+            k=k,
+            exclude=excluded,
+            seed=seed,
+        )
         return self._results(item_ids, scores)
 
     def excluded_rows(self, model: str | None = None) -> np.ndarray | None:
@@ -420,8 +472,9 @@ class Library:
         """(item ids, keep flags) of the labelled items among `item_ids`, or of all."""
         return self._catalog.labels(item_ids)
 
-    def train_filter(self, *, learners: Sequence[str] = LEARNERS, seed: int = 0,
-                     model: str | None = None) -> TrainReport:
+    def train_filter(
+        self, *, learners: Sequence[str] = LEARNERS, seed: int = 0, model: str | None = None
+    ) -> TrainReport:
         """Fit the learners on the labelled items' vectors, keep the best as the library's
         filter, and apply it to every item."""
         model_id = self._manifest.model_id(model)
@@ -429,12 +482,21 @@ class Library:
         if len(item_ids) == 0:
             raise SashieError("no labels yet; run `sashie filter label` first")
         # the filter judges base vectors: they do not change when the model is adapted
-        report = train_filter(self.vectors_of(item_ids, model_id, version=BASE), keep,
-                              learners=learners, seed=seed, progress=self.progress)
+        report = train_filter(
+            self.vectors_of(item_ids, model_id, version=BASE),
+            keep,
+            learners=learners,
+            seed=seed,
+            progress=self.progress,
+        )
         best = report.best
-        best.filter.meta.update(model_id=model_id, labels=len(item_ids),
-                                trained=time.strftime("%Y-%m-%dT%H:%M:%S"), seed=seed,
-                                test_metrics=best.metrics)
+        best.filter.meta.update(
+            model_id=model_id,
+            labels=len(item_ids),
+            trained=time.strftime("%Y-%m-%dT%H:%M:%S"),
+            seed=seed,
+            test_metrics=best.metrics,
+        )
         best.filter.save(self.path / FILTER)
         self.apply_filter()
         return report
@@ -455,8 +517,9 @@ class Library:
         started = time.perf_counter()
         model_id = keep_filter.meta["model_id"]
         if model_id not in self.models:
-            raise SashieError(f"the filter was trained on vectors of {model_id}, "
-                              "which this library no longer has")
+            raise SashieError(
+                f"the filter was trained on vectors of {model_id}, which this library no longer has"
+            )
         index = self.index(model_id, version=BASE)
         rows = np.arange(len(index))
         if only_new:
@@ -468,11 +531,16 @@ class Library:
             tx.set_filter_scores(index.item_ids[rows].tolist(), scores.tolist(), THRESHOLD)
         self._excluded.clear()
         kept = int((scores >= THRESHOLD).sum())
-        return {"scored": len(rows), "kept": kept, "excluded": len(rows) - kept,
-                "seconds": round(time.perf_counter() - started, 2)}
+        return {
+            "scored": len(rows),
+            "kept": kept,
+            "excluded": len(rows) - kept,
+            "seconds": round(time.perf_counter() - started, 2),
+        }
 
-    def evaluate_filter(self, item_ids: Sequence[int] | None = None,
-                        keep: Sequence[bool] | None = None) -> dict:
+    def evaluate_filter(
+        self, item_ids: Sequence[int] | None = None, keep: Sequence[bool] | None = None
+    ) -> dict:
         """The filter's stored verdicts against the given keep flags, or the library's labels."""
         if not self.has_filter:
             raise SashieError("no filter yet; run `sashie filter train` first")
@@ -485,8 +553,7 @@ class Library:
         if not both:
             raise SashieError("no judged item has a filter verdict; run `sashie filter apply`")
         overall, per_class = verdict_metrics(*np.array(both, bool).T)
-        return {"items": len(both), "against": against, "overall": overall,
-                "per_class": per_class}
+        return {"items": len(both), "against": against, "overall": overall, "per_class": per_class}
 
     def remove_filter(self) -> None:
         """Forget the filter and its verdicts: every item is searched again."""
@@ -523,10 +590,15 @@ class Library:
         rows = {r.id: r for r in self._catalog.items({a["item"] for a in annotations})}
         return export_pairs(annotations, rows, self.crop, Path(out_dir))
 
-    def adapt(self, *, annotations: str | os.PathLike | None = None,
-              settings: AdaptSettings | None = None, model: str | None = None,
-              device: str | None = None,
-              progress: Callable[[dict], None] | None = None) -> AdaptReport:
+    def adapt(
+        self,
+        *,
+        annotations: str | os.PathLike | None = None,
+        settings: AdaptSettings | None = None,
+        model: str | None = None,
+        device: str | None = None,
+        progress: Callable[[dict], None] | None = None,
+    ) -> AdaptReport:
         """Train a new model version from the base on the library's annotations (or an
         exported annotations.jsonl), write its vectors V′ = A(V) and make it active.
 
@@ -537,17 +609,32 @@ class Library:
         entry = self.models[model_id]
         with self._writing():
             pairs = self._pairs(model_id, annotations)
-            trainee = load_encoder(entry["spec"], device=device,
-                                   trust_remote_code=entry.get("trust_remote_code", False))
+            trainee = load_encoder(
+                entry["spec"],
+                device=device,
+                trust_remote_code=entry.get("trust_remote_code", False),
+            )
             train_in_float32(trainee)
             base = self._stored(model_id)
-            avoid = np.concatenate([np.array([item for item, _ in pairs.keys], np.int64),
-                                    self._catalog.excluded_item_ids()])
-            return make_version(self._manifest, self._catalog, self._versions, model_id,
-                                trainee, pairs, base.sample(BACKGROUND, settings.seed,
-                                                            avoid=avoid),
-                                base, settings, str(annotations) if annotations else "library",
-                                ProgressBar(progress, self.progress))
+            avoid = np.concatenate(
+                [
+                    np.array([item for item, _ in pairs.keys], np.int64),
+                    self._catalog.excluded_item_ids(),
+                ]
+            )
+            return make_version(
+                self._manifest,
+                self._catalog,
+                self._versions,
+                model_id,
+                trainee,
+                pairs,
+                base.sample(BACKGROUND, settings.seed, avoid=avoid),
+                base,
+                settings,
+                str(annotations) if annotations else "library",
+                ProgressBar(progress, self.progress),
+            )
 
     def active_version(self, model: str | None = None) -> str:
         """The name of the model's active version ("base" when none was adapted or chosen)."""
@@ -576,8 +663,10 @@ class Library:
                 raise SashieError("the base model cannot be removed")
             self._manifest.check_version(model_id, version)
             if self._manifest.active_version(model_id) == version:
-                raise SashieError(f"{version} is the active version; switch first "
-                                  f"(sashie versions use {self.path} base)")
+                raise SashieError(
+                    f"{version} is the active version; switch first "
+                    f"(sashie versions use {self.path} base)"
+                )
             self._versions.remove(model_id, version)
             self._indexes.pop((model_id, version), None)
             with self._loading:
@@ -592,21 +681,25 @@ class Library:
         live = self._catalog.live_item_ids()
         models = []
         for model_id, entry in self.models.items():
-            models.append({
-                "id": model_id,
-                "spec": entry["spec"],
-                "dim": entry["dim"],
-                "vectors": int(self._stored(model_id, live).live.sum()),
-                "default": model_id == self.default_model,
-                "active_version": self._manifest.active_version(model_id),
-                "versions": self._manifest.version_names(model_id),
-            })
+            models.append(
+                {
+                    "id": model_id,
+                    "spec": entry["spec"],
+                    "dim": entry["dim"],
+                    "vectors": int(self._stored(model_id, live).live.sum()),
+                    "default": model_id == self.default_model,
+                    "active_version": self._manifest.active_version(model_id),
+                    "versions": self._manifest.version_names(model_id),
+                }
+            )
         skipped = self._catalog.skipped()
         filter_info = None
         if self.has_filter:  # its description only: the model is not loaded
             meta = KeepFilter.read_meta(self.path / FILTER)
-            filter_info = {key: meta.get(key) for key in
-                           ("learner", "model_id", "trained", "labels", "test_metrics")}
+            filter_info = {
+                key: meta.get(key)
+                for key in ("learner", "model_id", "trained", "labels", "test_metrics")
+            }
             filter_info.update(self._catalog.filter_counts())
         return {
             "path": str(self.path.resolve()),
@@ -629,12 +722,14 @@ class Library:
         OUT/img_emb/img_emb_0.npy, OUT/metadata/metadata_0.parquet, OUT/model.json."""
         model_id = self._manifest.find(model)
         if model_id is None:
-            raise SashieError("nothing to export: the library has no vectors"
-                              if model is None else f"this library has no vectors of {model}")
+            raise SashieError(
+                "nothing to export: the library has no vectors"
+                if model is None
+                else f"this library has no vectors of {model}"
+            )
         stored = self._stored(model_id)
         items = self._catalog.items(stored.item_ids[stored.live].tolist())
-        return export_vectors(stored, items, Path(out_dir), model_id,
-                              self.models[model_id]["spec"])
+        return export_vectors(stored, items, Path(out_dir), model_id, self.models[model_id]["spec"])
 
     # --- the parts -------------------------------------------------------------------------
 
@@ -645,25 +740,36 @@ class Library:
     def _stored(self, model_id: str, live_ids: np.ndarray | None = None) -> StoredVectors:
         """The model's committed base vectors (`live_ids`: the items that exist, if known)."""
         live = self._catalog.live_item_ids() if live_ids is None else live_ids
-        return StoredVectors.read(self._vector_file(model_id),
-                                  self._catalog.vector_rows(model_id), live)
+        return StoredVectors.read(
+            self._vector_file(model_id), self._catalog.vector_rows(model_id), live
+        )
 
     def _pairs(self, model_id: str, path: str | os.PathLike | None) -> Pairs:
         """The (base vector, caption) pairs to learn: the library's annotations, or a file's."""
+
         def base_vectors(items: list[int]) -> np.ndarray:
             return self.vectors_of(items, model_id, version=BASE)
 
         if path is None:
             return library_pairs(self._catalog.annotations(), base_vectors)
-        return file_pairs(Path(path), self._stored(model_id), base_vectors,
-                          lambda: self.encoder(model_id))
+        return file_pairs(
+            Path(path), self._stored(model_id), base_vectors, lambda: self.encoder(model_id)
+        )
 
     def _results(self, item_ids: np.ndarray, scores: np.ndarray) -> list[Result]:
         rows = {row.id: row for row in self._catalog.items(item_ids.tolist())}
         found = [(item, score) for item, score in zip(item_ids.tolist(), scores) if item in rows]
         return [  # an item removed since the vectors were loaded is left out
-            Result(rank, item, float(score), rows[item].page, rows[item].bbox,
-                   rows[item].detector, rows[item].source, rows[item].metadata)
+            Result(
+                rank,
+                item,
+                float(score),
+                rows[item].page,
+                rows[item].bbox,
+                rows[item].detector,
+                rows[item].source,
+                rows[item].metadata,
+            )
             for rank, (item, score) in enumerate(found, start=1)
         ]
 
@@ -692,6 +798,8 @@ class Library:
             try:
                 fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
-                raise SashieError(f"{self.path} is being changed by another process "
-                                  "(indexing or adapting); try again when it is done") from None
+                raise SashieError(
+                    f"{self.path} is being changed by another process "
+                    "(indexing or adapting); try again when it is done"
+                ) from None
             yield

@@ -33,8 +33,10 @@ class Manifest:
         if folder.exists() and (not folder.is_dir() or any(folder.iterdir())):
             raise SashieError(f"{folder} exists and is not a sashie library")
         folder.mkdir(parents=True, exist_ok=True)
-        _write(folder / MANIFEST, {"format": FORMAT, "version": FORMAT_VERSION,
-                                   "default_model": None, "models": {}})
+        _write(
+            folder / MANIFEST,
+            {"format": FORMAT, "version": FORMAT_VERSION, "default_model": None, "models": {}},
+        )
         return cls(folder)
 
     @classmethod

@@ -51,8 +51,11 @@ class Versions:
             record = self.record(model_id, name)
             record.pop("losses", None)
             records.append(record)
-        return {"model": model_id, "active": self.manifest.active_version(model_id),
-                "versions": records}
+        return {
+            "model": model_id,
+            "active": self.manifest.active_version(model_id),
+            "versions": records,
+        }
 
     def next_name(self, model_id: str) -> str:
         taken = set(self.manifest.version_names(model_id))
@@ -74,27 +77,32 @@ class Versions:
         done = self.done_rows(model_id, version)
         if done >= base.rows:
             return False
-        adapter = load_version_adapter(self.folder(model_id, version),
-                                       self.record(model_id, version))
-        end = catch_up_rows(self.files(model_id, version), done, adapter, base.vectors(),
-                            base.item_ids)
+        adapter = load_version_adapter(
+            self.folder(model_id, version), self.record(model_id, version)
+        )
+        end = catch_up_rows(
+            self.files(model_id, version), done, adapter, base.vectors(), base.item_ids
+        )
         with self.catalog.transaction() as tx:
             tx.set_vector_rows(vector_set(model_id, version), end)
         return True
 
-    def load_live(self, model_id: str, version: str, base: StoredVectors, *,
-                  progress: bool = False) -> np.ndarray:
+    def load_live(
+        self, model_id: str, version: str, base: StoredVectors, *, progress: bool = False
+    ) -> np.ndarray:
         """The version's vectors of the live items, float32, row for row with `base`'s live
         rows; rows the version lags behind on are adapted here, in memory."""
         files = self.files(model_id, version)
         done = min(self.done_rows(model_id, version), base.rows)
         if done == base.rows:
             return files.load_float32(base.rows, base.live, progress=progress)
-        adapter = load_version_adapter(self.folder(model_id, version),
-                                       self.record(model_id, version))
+        adapter = load_version_adapter(
+            self.folder(model_id, version), self.record(model_id, version)
+        )
         later = np.asarray(base.vectors()[done:])[base.live[done:]]
-        return np.concatenate([files.load_float32(done, base.live[:done], progress=progress),
-                               adapted(adapter, later)])
+        return np.concatenate(
+            [files.load_float32(done, base.live[:done], progress=progress), adapted(adapter, later)]
+        )
 
     def remove(self, model_id: str, version: str) -> None:
         """Forget the version (manifest first: a crash leaves only files), then its files."""

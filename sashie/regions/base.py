@@ -43,8 +43,13 @@ DUPLICATE_IOU = 0.9  # boxes this alike are one region, whichever detector propo
 TILE_SIDE = 1024
 
 
-def clean_regions(regions: Sequence[Region], page_size: tuple[int, int], *,
-                  duplicate_iou: float = DUPLICATE_IOU, by_score: bool = True) -> list[Region]:
+def clean_regions(
+    regions: Sequence[Region],
+    page_size: tuple[int, int],
+    *,
+    duplicate_iou: float = DUPLICATE_IOU,
+    by_score: bool = True,
+) -> list[Region]:
     """Boxes clipped to the page; tiny ones dropped; of near-duplicates (IoU at or above
     `duplicate_iou`) the best-scoring is kept (the first given when `by_score` is False)."""
     width, height = page_size
@@ -61,8 +66,9 @@ def clean_regions(regions: Sequence[Region], page_size: tuple[int, int], *,
     return kept
 
 
-def tile_boxes(page_size: tuple[int, int], side: int = TILE_SIDE, overlap: float = 0.25
-               ) -> list[BBox]:
+def tile_boxes(
+    page_size: tuple[int, int], side: int = TILE_SIDE, overlap: float = 0.25
+) -> list[BBox]:
     """Overlapping square tiles covering a page larger than one tile (none otherwise)."""
     width, height = page_size
     if width <= side and height <= side:
@@ -74,8 +80,11 @@ def tile_boxes(page_size: tuple[int, int], side: int = TILE_SIDE, overlap: float
         count = int(np.ceil((length - side) / (side * (1 - overlap)))) + 1
         return [round(i * (length - side) / (count - 1)) for i in range(count)]
 
-    return [(x, y, min(width, x + side), min(height, y + side))
-            for y in starts(height) for x in starts(width)]
+    return [
+        (x, y, min(width, x + side), min(height, y + side))
+        for y in starts(height)
+        for x in starts(width)
+    ]
 
 
 class Detector(Protocol):

@@ -32,8 +32,9 @@ TEXT_SHARE = 0.04  # a proposal whose box is more text-column ink than this is n
 
 def _boxes(mask: np.ndarray, min_area: int) -> list[BBox]:
     _, _, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
-    return [(int(x), int(y), int(x + w), int(y + h)) for x, y, w, h, _ in stats[1:]
-            if w * h >= min_area]
+    return [
+        (int(x), int(y), int(x + w), int(y + h)) for x, y, w, h, _ in stats[1:] if w * h >= min_area
+    ]
 
 
 def ink_mask(rgb: np.ndarray) -> np.ndarray:
@@ -48,8 +49,9 @@ def ink_mask(rgb: np.ndarray) -> np.ndarray:
 
 def text_columns(ink: np.ndarray) -> tuple[np.ndarray, float]:
     """The mask of vertical text columns, and the character width measured from them."""
-    closed = cv2.morphologyEx(ink, cv2.MORPH_CLOSE,
-                              cv2.getStructuringElement(cv2.MORPH_RECT, (1, 15)))
+    closed = cv2.morphologyEx(
+        ink, cv2.MORPH_CLOSE, cv2.getStructuringElement(cv2.MORPH_RECT, (1, 15))
+    )
     count, labels, stats, _ = cv2.connectedComponentsWithStats(closed)
     widths = [w for _, _, w, h, _ in stats[1:] if h > 4 * w and w > 3]
     text = np.zeros_like(ink)
@@ -58,9 +60,13 @@ def text_columns(ink: np.ndarray) -> tuple[np.ndarray, float]:
     char_width = float(np.median(widths))
     # a column is narrow, tall for its width, and at least a few characters long (shorter
     # upright strokes are often parts of pictures: towers, legs, windows)
-    columns = [i for i in range(1, count)
-               if stats[i, 3] > 2.5 * stats[i, 2] and stats[i, 2] < 1.6 * char_width
-               and stats[i, 3] > MIN_COLUMN_CHARS * char_width]
+    columns = [
+        i
+        for i in range(1, count)
+        if stats[i, 3] > 2.5 * stats[i, 2]
+        and stats[i, 2] < 1.6 * char_width
+        and stats[i, 3] > MIN_COLUMN_CHARS * char_width
+    ]
     text[np.isin(labels, columns)] = 255
     return text, char_width
 
@@ -91,21 +97,29 @@ class LayoutDetector:
 
     def detect(self, image: Image.Image, page: PageRef | None = None) -> list[Region]:
         scale = min(1.0, WORKING_SIDE / max(image.size))
-        small = image if scale == 1.0 else image.resize(
-            (max(1, round(image.width * scale)), max(1, round(image.height * scale))),
-            Image.Resampling.BOX)
+        small = (
+            image
+            if scale == 1.0
+            else image.resize(
+                (max(1, round(image.width * scale)), max(1, round(image.height * scale))),
+                Image.Resampling.BOX,
+            )
+        )
         rgb = np.asarray(small.convert("RGB"))
         height, width = rgb.shape[:2]
         ink = ink_mask(rgb)
 
         length = max(25, width // 20)
-        lines = (cv2.morphologyEx(ink, cv2.MORPH_OPEN,
-                                  cv2.getStructuringElement(cv2.MORPH_RECT, (length, 1)))
-                 | cv2.morphologyEx(ink, cv2.MORPH_OPEN,
-                                    cv2.getStructuringElement(cv2.MORPH_RECT, (1, length))))
-        proposals = [b for b in _boxes(cv2.dilate(lines, np.ones((3, 3), np.uint8)),
-                                       width * height // 400)
-                     if b[2] - b[0] > length and b[3] - b[1] > length]
+        lines = cv2.morphologyEx(
+            ink, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_RECT, (length, 1))
+        ) | cv2.morphologyEx(
+            ink, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_RECT, (1, length))
+        )
+        proposals = [
+            b
+            for b in _boxes(cv2.dilate(lines, np.ones((3, 3), np.uint8)), width * height // 400)
+            if b[2] - b[0] > length and b[3] - b[1] > length
+        ]
         framed_boxes = set(proposals)
 
         rest = cv2.subtract(ink, cv2.dilate(lines, np.ones((5, 5), np.uint8)))
@@ -116,16 +130,26 @@ class LayoutDetector:
             size = max(3, int(char_width * grouping))
             grown = cv2.dilate(pictures, cv2.getStructuringElement(cv2.MORPH_RECT, (size, size)))
             margin = size // 2  # give back what the dilation added
-            proposals += [(x0 + margin, y0 + margin, max(x0 + margin + 1, x1 - margin),
-                           max(y0 + margin + 1, y1 - margin))
-                          for x0, y0, x1, y1 in _boxes(grown, width * height // 600)]
+            proposals += [
+                (
+                    x0 + margin,
+                    y0 + margin,
+                    max(x0 + margin + 1, x1 - margin),
+                    max(y0 + margin + 1, y1 - margin),
+                )
+                for x0, y0, x1, y1 in _boxes(grown, width * height // 600)
+            ]
 
         # a picture is bigger than a character and holds more ink than a few stray strokes
         min_side, min_ink = 1.5 * char_width, 2.0 * char_width**2
         ink_sum = cv2.integral((pictures > 0).astype(np.uint8))
         text_sum = cv2.integral((text > 0).astype(np.uint8))
-        columns = _boxes(cv2.morphologyEx(text, cv2.MORPH_CLOSE, cv2.getStructuringElement(
-            cv2.MORPH_RECT, (1, 15))), 1)
+        columns = _boxes(
+            cv2.morphologyEx(
+                text, cv2.MORPH_CLOSE, cv2.getStructuringElement(cv2.MORPH_RECT, (1, 15))
+            ),
+            1,
+        )
         kept: list[BBox] = []
         for box in proposals:
             x0, y0, x1, y1 = box
@@ -134,13 +158,21 @@ class LayoutDetector:
             framed = box in framed_boxes
             if _text_share(box, columns, text_sum, width * height) > TEXT_SHARE:
                 continue  # a group or panel that takes in text columns
-            if not framed and (min(x1 - x0, y1 - y0) < min_side or
-                               ink_sum[y1, x1] - ink_sum[y0, x1] - ink_sum[y1, x0]
-                               + ink_sum[y0, x0] < min_ink):
+            if not framed and (
+                min(x1 - x0, y1 - y0) < min_side
+                or ink_sum[y1, x1] - ink_sum[y0, x1] - ink_sum[y1, x0] + ink_sum[y0, x0] < min_ink
+            ):
                 continue
             if any(iou(box, other) > DUPLICATE_IOU for other in kept):
                 continue
             kept.append(box)
-        return [Region(tuple(min(limit, round(v / scale)) for v, limit in
-                             zip(box, (image.width, image.height) * 2)), self.name)
-                for box in kept]
+        return [
+            Region(
+                tuple(
+                    min(limit, round(v / scale))
+                    for v, limit in zip(box, (image.width, image.height) * 2)
+                ),
+                self.name,
+            )
+            for box in kept
+        ]

@@ -26,7 +26,11 @@ def _zeroshot(**options) -> Detector:
 
 
 DETECTORS: dict[str, Callable[..., Detector]] = {
-    "whole": WholePage, "tiles": Tiles, "layout": _layout, "zeroshot": _zeroshot}
+    "whole": WholePage,
+    "tiles": Tiles,
+    "layout": _layout,
+    "zeroshot": _zeroshot,
+}
 DEFAULT_DETECTORS = "layout"
 
 
@@ -45,8 +49,9 @@ def parse_detector_names(names: str | Sequence[str]) -> list[str]:
     return list(dict.fromkeys(parsed))
 
 
-def load_detectors(names: str | Sequence[str | Detector],
-                   options: dict[str, dict] | None = None) -> list[Detector]:
+def load_detectors(
+    names: str | Sequence[str | Detector], options: dict[str, dict] | None = None
+) -> list[Detector]:
     """Detectors by name, each built with `options[name]`; detector objects among `names`
     are taken as they are."""
     options = options or {}
@@ -54,8 +59,11 @@ def load_detectors(names: str | Sequence[str | Detector],
         names = [names]
     named = [n for n in names if isinstance(n, str)]
     objects = [n for n in names if not isinstance(n, str)]
-    detectors = [DETECTORS[name](**options.get(name, {}))
-                 for name in parse_detector_names(",".join(named))] if named else []
+    detectors = (
+        [DETECTORS[name](**options.get(name, {})) for name in parse_detector_names(",".join(named))]
+        if named
+        else []
+    )
     if not detectors and not objects:
         raise SashieError("no region detector named; try --regions whole")
     return detectors + objects

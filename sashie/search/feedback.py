@@ -58,14 +58,23 @@ def _classifier(learner: str, seed: int):
         from sklearn.tree import DecisionTreeClassifier
 
         return DecisionTreeClassifier(max_depth=8, class_weight="balanced", random_state=seed)
-    raise SashieError(f"unknown feedback learner {learner!r}; known: "
-                      f"{', '.join(FEEDBACK_LEARNERS)}")
+    raise SashieError(
+        f"unknown feedback learner {learner!r}; known: {', '.join(FEEDBACK_LEARNERS)}"
+    )
 
 
-def refine(index: VectorIndex, query: np.ndarray, relevant: Sequence[int],
-           irrelevant: Sequence[int] = (), *, learner: str = DEFAULT_LEARNER, k: int = 100,
-           exclude: np.ndarray | None = None, negatives: int = EXTRA_NEGATIVES,
-           seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+def refine(
+    index: VectorIndex,
+    query: np.ndarray,
+    relevant: Sequence[int],
+    irrelevant: Sequence[int] = (),
+    *,
+    learner: str = DEFAULT_LEARNER,
+    k: int = 100,
+    exclude: np.ndarray | None = None,
+    negatives: int = EXTRA_NEGATIVES,
+    seed: int = 0,
+) -> tuple[np.ndarray, np.ndarray]:
     """(item ids, scores) of the k best items after feedback, best first. `exclude` masks
     rows never to return (the filter's exclusions)."""
     query = restrict(query, None)
@@ -83,8 +92,9 @@ def refine(index: VectorIndex, query: np.ndarray, relevant: Sequence[int],
         key = scores
     else:
         marked = np.concatenate([relevant_rows, irrelevant_rows])
-        negative_rows = np.concatenate([irrelevant_rows, _random_rows(len(index), marked,
-                                                                      negatives, seed)])
+        negative_rows = np.concatenate(
+            [irrelevant_rows, _random_rows(len(index), marked, negatives, seed)]
+        )
         x = vectors[np.concatenate([relevant_rows, negative_rows])]
         y = np.r_[np.ones(len(relevant_rows)), np.zeros(len(negative_rows))]
         model = _classifier(learner, seed).fit(x, y)

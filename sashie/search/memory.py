@@ -43,16 +43,29 @@ class ExampleMemory:
     sharpness: float = 5.0
 
     @classmethod
-    def build(cls, encoder, examples: np.ndarray, captions: Sequence[str],
-              anchors: Sequence[str], *, weight: float, sharpness: float) -> ExampleMemory:
+    def build(
+        cls,
+        encoder,
+        examples: np.ndarray,
+        captions: Sequence[str],
+        anchors: Sequence[str],
+        *,
+        weight: float,
+        sharpness: float,
+    ) -> ExampleMemory:
         """From the version's encoder (tuned text), the examples' vectors in the version's
         space and their captions."""
         names, caption_of = np.unique(np.asarray(captions, dtype=object), return_inverse=True)
         said = [(n, text) for n, name in enumerate(names) for text in phrasings(str(name))]
-        return cls(np.asarray(examples, np.float32), caption_of.astype(np.int32),
-                   encoder.encode_texts([text for _, text in said]).astype(np.float32),
-                   np.array([n for n, _ in said], np.int32),
-                   encoder.encode_texts(list(anchors)).astype(np.float32), weight, sharpness)
+        return cls(
+            np.asarray(examples, np.float32),
+            caption_of.astype(np.int32),
+            encoder.encode_texts([text for _, text in said]).astype(np.float32),
+            np.array([n for n, _ in said], np.int32),
+            encoder.encode_texts(list(anchors)).astype(np.float32),
+            weight,
+            sharpness,
+        )
 
     def asked_for(self, query: np.ndarray) -> np.ndarray:
         """The examples of the captions that `query` (a unit text vector) asks for; (0, D)
@@ -64,19 +77,26 @@ class ExampleMemory:
     def boost(self, query: np.ndarray) -> dict:
         """What `VectorIndex.search` / `scores` take to rank for `query` with the examples it
         asks for (none: plain inner products)."""
-        return {"examples": self.asked_for(query), "weight": self.weight,
-                "sharpness": self.sharpness}
+        return {
+            "examples": self.asked_for(query),
+            "weight": self.weight,
+            "sharpness": self.sharpness,
+        }
 
     def save(self, folder: Path) -> None:
         from safetensors.numpy import save_file
 
-        save_file({"examples": self.examples.astype(np.float16),
-                   "caption_of": self.caption_of,
-                   "caption_vectors": self.caption_vectors.astype(np.float16),
-                   "phrasing_of": self.phrasing_of,
-                   "anchor_vectors": self.anchor_vectors.astype(np.float16)},
-                  str(folder / MEMORY_FILE),
-                  metadata={"weight": str(self.weight), "sharpness": str(self.sharpness)})
+        save_file(
+            {
+                "examples": self.examples.astype(np.float16),
+                "caption_of": self.caption_of,
+                "caption_vectors": self.caption_vectors.astype(np.float16),
+                "phrasing_of": self.phrasing_of,
+                "anchor_vectors": self.anchor_vectors.astype(np.float16),
+            },
+            str(folder / MEMORY_FILE),
+            metadata={"weight": str(self.weight), "sharpness": str(self.sharpness)},
+        )
 
     @classmethod
     def load(cls, folder: Path) -> ExampleMemory | None:
@@ -88,7 +108,12 @@ class ExampleMemory:
         with safe_open(str(path), "np") as f:
             meta = f.metadata() or {}
             arrays = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 - not a dict
-        return cls(arrays["examples"].astype(np.float32), arrays["caption_of"],
-                   arrays["caption_vectors"].astype(np.float32), arrays["phrasing_of"],
-                   arrays["anchor_vectors"].astype(np.float32),
-                   float(meta.get("weight", 1.0)), float(meta.get("sharpness", 5.0)))
+        return cls(
+            arrays["examples"].astype(np.float32),
+            arrays["caption_of"],
+            arrays["caption_vectors"].astype(np.float32),
+            arrays["phrasing_of"],
+            arrays["anchor_vectors"].astype(np.float32),
+            float(meta.get("weight", 1.0)),
+            float(meta.get("sharpness", 5.0)),
+        )

@@ -80,9 +80,14 @@ class VectorIndex:
     def dim(self) -> int:
         return self.vectors.shape[1]
 
-    def scores(self, query: np.ndarray, dims: np.ndarray | None = None,
-               examples: np.ndarray | None = None, weight: float = 1.0,
-               sharpness: float = 5.0) -> np.ndarray:
+    def scores(
+        self,
+        query: np.ndarray,
+        dims: np.ndarray | None = None,
+        examples: np.ndarray | None = None,
+        weight: float = 1.0,
+        sharpness: float = 5.0,
+    ) -> np.ndarray:
         """Inner products with every row; with `dims`, of rows restricted to them and re-normed.
 
         With `examples` (unit vectors of pictures the query is known to mean, see memory.py),
@@ -106,20 +111,29 @@ class VectorIndex:
             np.divide(rows @ query, norms, out=out[start : start + len(rows)])
         return out
 
-    def _scores_with_examples(self, query: np.ndarray, examples: np.ndarray, weight: float,
-                              sharpness: float) -> np.ndarray:
+    def _scores_with_examples(
+        self, query: np.ndarray, examples: np.ndarray, weight: float, sharpness: float
+    ) -> np.ndarray:
         columns = np.ascontiguousarray(np.vstack([query, examples]).T, np.float32)
         out = np.empty(len(self.vectors), np.float32)
         for start in range(0, len(self.vectors), BLOCK_ROWS):
             products = self.vectors[start : start + BLOCK_ROWS] @ columns
             nearest = products[:, 1:].max(axis=1)
-            out[start : start + len(products)] = (
-                products[:, 0] + weight * np.exp(-sharpness * (1.0 - nearest)))
+            out[start : start + len(products)] = products[:, 0] + weight * np.exp(
+                -sharpness * (1.0 - nearest)
+            )
         return out
 
-    def search(self, query: np.ndarray, k: int = 100, dims: np.ndarray | None = None,
-               exclude: np.ndarray | None = None, examples: np.ndarray | None = None,
-               weight: float = 1.0, sharpness: float = 5.0) -> tuple[np.ndarray, np.ndarray]:
+    def search(
+        self,
+        query: np.ndarray,
+        k: int = 100,
+        dims: np.ndarray | None = None,
+        exclude: np.ndarray | None = None,
+        examples: np.ndarray | None = None,
+        weight: float = 1.0,
+        sharpness: float = 5.0,
+    ) -> tuple[np.ndarray, np.ndarray]:
         """(item ids, scores) of the k best rows, best first; rows where the boolean mask
         `exclude` is true are never returned. `examples`: see `scores`."""
         scores = self.scores(query, dims, examples, weight, sharpness)

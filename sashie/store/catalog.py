@@ -100,8 +100,9 @@ class Catalog:
         # BEGIN to COMMIT, holds the lock, so that threads take turns on it.
         self._lock = threading.RLock()
         if readonly:
-            self.db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, isolation_level=None,
-                                      check_same_thread=False)
+            self.db = sqlite3.connect(
+                f"file:{path}?mode=ro", uri=True, isolation_level=None, check_same_thread=False
+            )
         else:
             self.db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
             self.db.execute("PRAGMA journal_mode=WAL")
@@ -166,8 +167,16 @@ class Catalog:
                     found[row[0]] = row
             rows = [found[i] for i in wanted if i in found]
         return [
-            ItemRow(r[0], r[1], r[2], r[3], r[4], (r[5], r[6], r[7], r[8]), (r[9], r[10]),
-                    json.loads(r[11]))
+            ItemRow(
+                r[0],
+                r[1],
+                r[2],
+                r[3],
+                r[4],
+                (r[5], r[6], r[7], r[8]),
+                (r[9], r[10]),
+                json.loads(r[11]),
+            )
             for r in rows
         ]
 
@@ -197,8 +206,7 @@ class Catalog:
         rows = []
         for chunk in _chunks([int(i) for i in item_ids], 900):
             marks = ",".join("?" * len(chunk))
-            rows += self._query(f"{query} WHERE item_id IN ({marks}) ORDER BY {order}",
-                                    chunk)
+            rows += self._query(f"{query} WHERE item_id IN ({marks}) ORDER BY {order}", chunk)
         return rows
 
     def labels(self, item_ids: Iterable[int] | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -218,8 +226,9 @@ class Catalog:
         return np.array(rows, dtype=np.int64).reshape(-1)
 
     def unscored_item_ids(self) -> np.ndarray:
-        rows = self._query("SELECT id FROM items WHERE id NOT IN "
-                               "(SELECT item_id FROM filter_scores)")
+        rows = self._query(
+            "SELECT id FROM items WHERE id NOT IN (SELECT item_id FROM filter_scores)"
+        )
         return np.array(rows, dtype=np.int64).reshape(-1)
 
     def filter_verdicts(self) -> tuple[np.ndarray, np.ndarray]:
@@ -240,8 +249,10 @@ class Catalog:
 
     def annotation_captions(self) -> dict[str, int]:
         """Each caption and how many items carry it, most used first."""
-        rows = self._query("SELECT caption, COUNT(*) AS n FROM annotations "
-                               "GROUP BY caption ORDER BY n DESC, caption")
+        rows = self._query(
+            "SELECT caption, COUNT(*) AS n FROM annotations "
+            "GROUP BY caption ORDER BY n DESC, caption"
+        )
         return dict(rows)
 
     def annotation_count(self) -> int:
@@ -275,8 +286,18 @@ class Transaction:
         finally:
             self.lock.release()
 
-    def put_page(self, uri: str, source: str, width: int, height: int, size: int | None,
-                 mtime_ns: int | None, sha256: str, metadata: dict, replace: bool) -> int:
+    def put_page(
+        self,
+        uri: str,
+        source: str,
+        width: int,
+        height: int,
+        size: int | None,
+        mtime_ns: int | None,
+        sha256: str,
+        metadata: dict,
+        replace: bool,
+    ) -> int:
         """Insert a page, or update it (dropping its old items when its content changed)."""
         row = self.db.execute("SELECT id FROM pages WHERE uri = ?", (uri,)).fetchone()
         meta = json.dumps(metadata, ensure_ascii=False, sort_keys=True)
@@ -334,11 +355,13 @@ class Transaction:
         before = self.db.total_changes
         self.db.executemany(
             "INSERT OR IGNORE INTO annotations (item_id, caption, at) VALUES (?, ?, ?)",
-            [(int(i), caption, now) for i in item_ids])
+            [(int(i), caption, now) for i in item_ids],
+        )
         return self.db.total_changes - before
 
-    def set_filter_scores(self, item_ids: Iterable[int], scores: Iterable[float],
-                          threshold: float) -> None:
+    def set_filter_scores(
+        self, item_ids: Iterable[int], scores: Iterable[float], threshold: float
+    ) -> None:
         self.db.executemany(
             "INSERT OR REPLACE INTO filter_scores (item_id, score, keep) VALUES (?, ?, ?)",
             [(int(i), float(s), int(s >= threshold)) for i, s in zip(item_ids, scores)],

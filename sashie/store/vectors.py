@@ -58,8 +58,14 @@ class VectorFile:
             return np.zeros(0, np.int64)
         return np.fromfile(self.item_path, dtype=np.int64, count=rows)
 
-    def load_float32(self, rows: int, keep: np.ndarray | None = None, *,
-                     step: int = 1 << 16, progress: bool = False) -> np.ndarray:
+    def load_float32(
+        self,
+        rows: int,
+        keep: np.ndarray | None = None,
+        *,
+        step: int = 1 << 16,
+        progress: bool = False,
+    ) -> np.ndarray:
         """The kept rows among the first `rows` as one float32 matrix in RAM, converted block by
         block so that no float16 copy of the whole file is ever held."""
         stored = self.vectors(rows)
@@ -67,8 +73,14 @@ class VectorFile:
             keep = np.ones(rows, bool)
         matrix = np.empty((int(keep.sum()), self.dim), np.float32)
         filled = 0
-        bar = tqdm(total=rows, desc="loading vectors", unit="vec", unit_scale=True,
-                   disable=not progress or rows < 8 * step, leave=False)
+        bar = tqdm(
+            total=rows,
+            desc="loading vectors",
+            unit="vec",
+            unit_scale=True,
+            disable=not progress or rows < 8 * step,
+            leave=False,
+        )
         for start in range(0, rows, step):
             block = stored[start : start + step]
             kept = keep[start : start + step]
@@ -79,4 +91,3 @@ class VectorFile:
             bar.update(min(step, rows - start))
         bar.close()
         return matrix
-

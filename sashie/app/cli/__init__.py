@@ -37,6 +37,18 @@ def main() -> None:
     """
 
 
-for command in (index, search, serve, info, export, annotations, filter_, adapt, versions,
-                world, bench_command, demo):
+for command in (
+    index,
+    search,
+    serve,
+    info,
+    export,
+    annotations,
+    filter_,
+    adapt,
+    versions,
+    world,
+    bench_command,
+    demo,
+):
     main.add_command(command)

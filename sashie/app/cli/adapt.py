@@ -14,44 +14,107 @@ from .common import LIBRARY, echo_json
 
 @click.command()
 @click.argument("library", type=LIBRARY)
-@click.option("--annotations", "annotations_file", type=click.Path(dir_okay=False, exists=True),
-              metavar="FILE", help="Train on an annotations.jsonl (from `annotations export`) "
-                                   "instead of the library's annotations.")
-@click.option("--epochs", default=DEFAULTS.epochs, show_default=True,
-              type=click.IntRange(1, 1000))
-@click.option("--batch", default=DEFAULTS.batch, show_default=True,
-              type=click.IntRange(2, 65536),
-              help="Pairs a step; the other pairs of a batch are the negatives.")
-@click.option("--min-steps", default=DEFAULTS.min_steps, show_default=True,
-              type=click.IntRange(0), help="Repeat epochs until this many steps were taken.")
-@click.option("--lr", default=DEFAULTS.lr, show_default=True, type=float,
-              help="Learning rate of the text encoder (the paper's 5e-5 barely moves a word "
-                   "in a hundred steps).")
-@click.option("--adapter-lr", default=DEFAULTS.adapter_lr, show_default=True, type=float,
-              help="Learning rate of the visual adapter.")
-@click.option("--ratio", default=DEFAULTS.ratio, show_default=True,
-              type=click.FloatRange(0, 1), metavar="R",
-              help="Adapter blend: V' = normalize(R*adapter(V) + (1-R)*V).")
-@click.option("--negatives", default=DEFAULTS.negatives, show_default=True,
-              type=click.IntRange(0),
-              help="Other items' vectors each caption is told apart from, a step.")
-@click.option("--keep-weight", default=DEFAULTS.keep_weight, show_default=True,
-              type=click.FloatRange(0),
-              help="How strongly the adapter must leave other items' vectors where they were.")
-@click.option("--anchor-weight", default=DEFAULTS.anchor_weight, show_default=True,
-              type=click.FloatRange(0),
-              help="How strongly the model's own words (from its tokenizer) keep their meaning.")
-@click.option("--example-weight", default=DEFAULTS.example_weight, show_default=True,
-              type=click.FloatRange(0),
-              help="How much a query for a taught caption also ranks items by their likeness "
-                   "to the captioned examples (0: the tuned text vector alone).")
-@click.option("--only", type=click.Choice(["adapter", "text"]),
-              help="Train only the visual adapter, or only the text encoder (default both).")
+@click.option(
+    "--annotations",
+    "annotations_file",
+    type=click.Path(dir_okay=False, exists=True),
+    metavar="FILE",
+    help="Train on an annotations.jsonl (from `annotations export`) "
+    "instead of the library's annotations.",
+)
+@click.option("--epochs", default=DEFAULTS.epochs, show_default=True, type=click.IntRange(1, 1000))
+@click.option(
+    "--batch",
+    default=DEFAULTS.batch,
+    show_default=True,
+    type=click.IntRange(2, 65536),
+    help="Pairs a step; the other pairs of a batch are the negatives.",
+)
+@click.option(
+    "--min-steps",
+    default=DEFAULTS.min_steps,
+    show_default=True,
+    type=click.IntRange(0),
+    help="Repeat epochs until this many steps were taken.",
+)
+@click.option(
+    "--lr",
+    default=DEFAULTS.lr,
+    show_default=True,
+    type=float,
+    help="Learning rate of the text encoder (the paper's 5e-5 barely moves a word "
+    "in a hundred steps).",
+)
+@click.option(
+    "--adapter-lr",
+    default=DEFAULTS.adapter_lr,
+    show_default=True,
+    type=float,
+    help="Learning rate of the visual adapter.",
+)
+@click.option(
+    "--ratio",
+    default=DEFAULTS.ratio,
+    show_default=True,
+    type=click.FloatRange(0, 1),
+    metavar="R",
+    help="Adapter blend: V' = normalize(R*adapter(V) + (1-R)*V).",
+)
+@click.option(
+    "--negatives",
+    default=DEFAULTS.negatives,
+    show_default=True,
+    type=click.IntRange(0),
+    help="Other items' vectors each caption is told apart from, a step.",
+)
+@click.option(
+    "--keep-weight",
+    default=DEFAULTS.keep_weight,
+    show_default=True,
+    type=click.FloatRange(0),
+    help="How strongly the adapter must leave other items' vectors where they were.",
+)
+@click.option(
+    "--anchor-weight",
+    default=DEFAULTS.anchor_weight,
+    show_default=True,
+    type=click.FloatRange(0),
+    help="How strongly the model's own words (from its tokenizer) keep their meaning.",
+)
+@click.option(
+    "--example-weight",
+    default=DEFAULTS.example_weight,
+    show_default=True,
+    type=click.FloatRange(0),
+    help="How much a query for a taught caption also ranks items by their likeness "
+    "to the captioned examples (0: the tuned text vector alone).",
+)
+@click.option(
+    "--only",
+    type=click.Choice(["adapter", "text"]),
+    help="Train only the visual adapter, or only the text encoder (default both).",
+)
 @click.option("--seed", default=DEFAULTS.seed, show_default=True, type=int)
 @click.option("--device", metavar="DEV", help="cpu or cuda (default: cuda when present).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-def adapt(library, annotations_file, epochs, batch, min_steps, lr, adapter_lr, ratio, negatives,
-          keep_weight, anchor_weight, example_weight, only, seed, device, as_json):
+def adapt(
+    library,
+    annotations_file,
+    epochs,
+    batch,
+    min_steps,
+    lr,
+    adapter_lr,
+    ratio,
+    negatives,
+    keep_weight,
+    anchor_weight,
+    example_weight,
+    only,
+    seed,
+    device,
+    as_json,
+):
     """Teach the model LIBRARY's own words from its annotations, without re-encoding images.
 
     Trains a visual adapter on the stored vectors of the annotated items and fine-tunes the
@@ -70,32 +133,59 @@ def adapt(library, annotations_file, epochs, batch, min_steps, lr, adapter_lr, r
     sashie versions use LIB base                 switch back (instant); use v1 again
     """
     lib = Library(library, progress=not as_json and sys.stderr.isatty())
-    settings = AdaptSettings(epochs=epochs, batch=batch, min_steps=min_steps, lr=lr,
-                             adapter_lr=adapter_lr, ratio=ratio, negatives=negatives,
-                             keep_weight=keep_weight, anchor_weight=anchor_weight,
-                             example_weight=example_weight, train_adapter=only != "text",
-                             train_text=only != "adapter", seed=seed)
+    settings = AdaptSettings(
+        epochs=epochs,
+        batch=batch,
+        min_steps=min_steps,
+        lr=lr,
+        adapter_lr=adapter_lr,
+        ratio=ratio,
+        negatives=negatives,
+        keep_weight=keep_weight,
+        anchor_weight=anchor_weight,
+        example_weight=example_weight,
+        train_adapter=only != "text",
+        train_text=only != "adapter",
+        seed=seed,
+    )
     report = lib.adapt(annotations=annotations_file, settings=settings, device=device)
     if as_json:
-        echo_json({"version": report.version, "folder": str(report.folder),
-                   "pairs": report.pairs, "captions": report.captions,
-                   "epoch_losses": report.trained.epoch_losses,
-                   "train_seconds": round(report.trained.seconds, 2),
-                   "apply_seconds": report.apply_seconds, "rows": report.rows,
-                   "remembered_examples": report.remembered}, indent=None)
+        echo_json(
+            {
+                "version": report.version,
+                "folder": str(report.folder),
+                "pairs": report.pairs,
+                "captions": report.captions,
+                "epoch_losses": report.trained.epoch_losses,
+                "train_seconds": round(report.trained.seconds, 2),
+                "apply_seconds": report.apply_seconds,
+                "rows": report.rows,
+                "remembered_examples": report.remembered,
+            },
+            indent=None,
+        )
         return
-    click.echo(f"trained on {report.pairs} pairs ({report.captions} captions) in "
-               f"{report.trained.seconds:.1f} s")
+    click.echo(
+        f"trained on {report.pairs} pairs ({report.captions} captions) in "
+        f"{report.trained.seconds:.1f} s"
+    )
     click.echo(loss_table(report.trained))
     plot = report.folder / "loss.png"
-    click.echo(f"loss curve: {plot}" if plot.is_file() else
-               "loss curve: not drawn (pip install 'sashie[plot]' for loss.png)")
+    click.echo(
+        f"loss curve: {plot}"
+        if plot.is_file()
+        else "loss curve: not drawn (pip install 'sashie[plot]' for loss.png)"
+    )
     if report.remembered:
-        click.echo(f"remembers the {report.remembered} captioned examples: a query for a "
-                   "taught caption also ranks items by their likeness to them")
+        click.echo(
+            f"remembers the {report.remembered} captioned examples: a query for a "
+            "taught caption also ranks items by their likeness to them"
+        )
     click.echo(f"{report.rows} vectors adapted in {report.apply_seconds:.1f} s")
-    click.echo(f"active model version: {report.version} (back to the base: "
-               f"sashie versions use {library} base)")
+    click.echo(
+        f"active model version: {report.version} (back to the base: "
+        f"sashie versions use {library} base)"
+    )
 
 
 def loss_table(trained: Trained) -> str:

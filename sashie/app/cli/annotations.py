@@ -44,4 +44,3 @@ def annotations_export(library, out_dir):
     """Write the (crop, caption) pairs to OUT_DIR, ready for fine-tuning."""
     out = Library(library).export_annotations(out_dir)
     click.echo(f"exported to {out / 'annotations.jsonl'}", err=True)
-

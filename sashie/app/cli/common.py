@@ -23,7 +23,7 @@ class SashieGroup(click.Group):
 
 
 def parse_ids(text: str | None) -> list[int]:
-    """"12,40,41" -> [12, 40, 41]."""
+    """ "12,40,41" -> [12, 40, 41]."""
     try:
         return [int(part) for part in (text or "").split(",") if part.strip()]
     except ValueError:

@@ -9,11 +9,16 @@ import click
 
 @click.command()
 @click.argument("out", type=click.Path(file_okay=False))
-@click.option("--pages", type=click.IntRange(1), default=300, show_default=True,
-              help="How many pages.")
+@click.option(
+    "--pages", type=click.IntRange(1), default=300, show_default=True, help="How many pages."
+)
 @click.option("--seed", type=int, default=0, show_default=True, help="Same seed, same bytes.")
-@click.option("--workers", type=click.IntRange(1), metavar="N",
-              help="Processes drawing pages (default: one per core).")
+@click.option(
+    "--workers",
+    type=click.IntRange(1),
+    metavar="N",
+    help="Processes drawing pages (default: one per core).",
+)
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 def world(out, pages, seed, workers, quiet):
     """Generate an evaluation collection with ground truth into OUT.
@@ -32,8 +37,13 @@ def world(out, pages, seed, workers, quiet):
 @click.argument("folder", default="sashie-demo", type=click.Path(file_okay=False))
 @click.option("--pages", type=click.IntRange(1), default=300, show_default=True)
 @click.option("--seed", type=int, default=42, show_default=True)
-@click.option("--port", type=click.IntRange(1, 65535), default=8000, show_default=True,
-              help="Port of the web page opened at the end.")
+@click.option(
+    "--port",
+    type=click.IntRange(1, 65535),
+    default=8000,
+    show_default=True,
+    help="Port of the web page opened at the end.",
+)
 @click.option("--no-serve", is_flag=True, help="Print the searches only; no web page.")
 def demo(folder, pages, seed, port, no_serve):
     """Draw a small book collection, index it with the demo model, search it, and open the
@@ -54,19 +64,35 @@ def demo(folder, pages, seed, port, no_serve):
 @click.command("bench")
 @click.option("--quick", is_flag=True, help="300 pages (under 5 minutes) instead of 2,000.")
 @click.option("--pages", type=click.IntRange(1), help="Pages in the evaluation world.")
-@click.option("--seed", type=int, default=1000, show_default=True,
-              help="The world's seed (the demo model never trained on it).")
+@click.option(
+    "--seed",
+    type=int,
+    default=1000,
+    show_default=True,
+    help="The world's seed (the demo model never trained on it).",
+)
 @click.option("--model", "-m", metavar="SPEC", help="Model to measure (default sashie-demo).")
-@click.option("--keep", metavar="DIR", type=click.Path(file_okay=False),
-              help="Keep the world and library in DIR (default: a temporary folder).")
-@click.option("--world", "world_dir", metavar="WORLD", type=click.Path(file_okay=False,
-                                                                       exists=True),
-              help="Measure on this world (from `sashie world`; its pages and seed) instead "
-                   "of drawing one: large worlds take a while to draw.")
-@click.option("--adapt", is_flag=True,
-              help="Also the adaptation experiment: a simulated annotator captions held-out "
-                   "concepts it finds, the library is adapted, queries are measured before "
-                   "and after (adds an index of layout regions + filter).")
+@click.option(
+    "--keep",
+    metavar="DIR",
+    type=click.Path(file_okay=False),
+    help="Keep the world and library in DIR (default: a temporary folder).",
+)
+@click.option(
+    "--world",
+    "world_dir",
+    metavar="WORLD",
+    type=click.Path(file_okay=False, exists=True),
+    help="Measure on this world (from `sashie world`; its pages and seed) instead "
+    "of drawing one: large worlds take a while to draw.",
+)
+@click.option(
+    "--adapt",
+    is_flag=True,
+    help="Also the adaptation experiment: a simulated annotator captions held-out "
+    "concepts it finds, the library is adapted, queries are measured before "
+    "and after (adds an index of layout regions + filter).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object of figures.")
 def bench_command(quick, pages, seed, model, keep, world_dir, adapt, as_json):
     """Measure search quality on a fresh evaluation world with ground truth.
@@ -77,9 +103,14 @@ def bench_command(quick, pages, seed, model, keep, world_dir, adapt, as_json):
     """
     from ...eval import bench
 
-    result = bench.bench(quick=quick, pages=pages, seed=seed, model=model, keep=keep,
-                         progress=not as_json, adapt=adapt, world=world_dir)
+    result = bench.bench(
+        quick=quick,
+        pages=pages,
+        seed=seed,
+        model=model,
+        keep=keep,
+        progress=not as_json,
+        adapt=adapt,
+        world=world_dir,
+    )
     click.echo(bench.as_json(result) if as_json else bench.format_table(result))
-
-
-

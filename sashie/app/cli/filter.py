@@ -31,13 +31,26 @@ def filter_() -> None:
 
 @filter_.command("label")
 @click.argument("library", type=LIBRARY)
-@click.option("--csv", "csv_path", type=click.Path(dir_okay=False, exists=True),
-              help="A CSV of item,label (keep/exclude, 1/0).")
-@click.option("--ground-truth", "world", type=click.Path(file_okay=False, exists=True),
-              help="An evaluation world: label a random sample from its ground truth.")
+@click.option(
+    "--csv",
+    "csv_path",
+    type=click.Path(dir_okay=False, exists=True),
+    help="A CSV of item,label (keep/exclude, 1/0).",
+)
+@click.option(
+    "--ground-truth",
+    "world",
+    type=click.Path(file_okay=False, exists=True),
+    help="An evaluation world: label a random sample from its ground truth.",
+)
 @click.option("--interactive", is_flag=True, help="Show crops one by one and ask.")
-@click.option("--n", type=click.IntRange(1), default=1000, show_default=True,
-              help="How many items to sample (--ground-truth, --interactive).")
+@click.option(
+    "--n",
+    type=click.IntRange(1),
+    default=1000,
+    show_default=True,
+    help="How many items to sample (--ground-truth, --interactive).",
+)
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the sample.")
 def filter_label(library, csv_path, world, interactive, n, seed):
     """Mark items of LIBRARY keep (an illustration) or exclude."""
@@ -57,9 +70,12 @@ def filter_label(library, csv_path, world, interactive, n, seed):
         source = "ground-truth"
     lib.label(ids, keep, source)
     counts = lib.counts()
-    click.echo(f"labelled {len(ids)} items ({sum(keep)} keep); the library now has "
-               f"{counts['labelled_keep']} keep and {counts['labelled_exclude']} exclude "
-               "labels", err=True)
+    click.echo(
+        f"labelled {len(ids)} items ({sum(keep)} keep); the library now has "
+        f"{counts['labelled_keep']} keep and {counts['labelled_exclude']} exclude "
+        "labels",
+        err=True,
+    )
 
 
 def _ask_labels(lib: Library, n: int, seed: int) -> tuple[list[int], list[bool]]:
@@ -69,8 +85,12 @@ def _ask_labels(lib: Library, n: int, seed: int) -> tuple[list[int], list[bool]]
         for number, item in enumerate(sample, start=1):
             crop = save_crop(lib, item, Path(folder))
             click.echo(f"[{number}/{len(sample)}] item {item}: {crop}")
-            answer = click.prompt("  keep, exclude, skip or quit", default="s",
-                                  type=click.Choice(["k", "e", "s", "q"]), show_choices=True)
+            answer = click.prompt(
+                "  keep, exclude, skip or quit",
+                default="s",
+                type=click.Choice(["k", "e", "s", "q"]),
+                show_choices=True,
+            )
             if answer == "q":
                 break
             if answer in "ke":
@@ -81,11 +101,18 @@ def _ask_labels(lib: Library, n: int, seed: int) -> tuple[list[int], list[bool]]
 
 @filter_.command("train")
 @click.argument("library", type=LIBRARY)
-@click.option("--learners", metavar="NAMES",
-              help="Comma-separated subset of random_forest,xgboost,lightgbm,svm,mlp "
-                   "(default: all five).")
-@click.option("--seed", type=int, default=0, show_default=True,
-              help="Seed of the 80/20 split, the folds and the learners.")
+@click.option(
+    "--learners",
+    metavar="NAMES",
+    help="Comma-separated subset of random_forest,xgboost,lightgbm,svm,mlp (default: all five).",
+)
+@click.option(
+    "--seed",
+    type=int,
+    default=0,
+    show_default=True,
+    help="Seed of the 80/20 split, the folds and the learners.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the tables as JSON.")
 def filter_train(library, learners, seed, as_json):
     """Fit the learners on the labelled items, keep the best and apply it.
@@ -102,8 +129,10 @@ def filter_train(library, learners, seed, as_json):
     click.echo()
     click.echo(table_per_class(report))
     counts = lib.counts()
-    click.echo(f"\nkept {report.best.name}; applied: {counts['kept']} items kept, "
-               f"{counts['excluded']} excluded")
+    click.echo(
+        f"\nkept {report.best.name}; applied: {counts['kept']} items kept, "
+        f"{counts['excluded']} excluded"
+    )
 
 
 @filter_.command("apply")
@@ -111,14 +140,20 @@ def filter_train(library, learners, seed, as_json):
 def filter_apply(library):
     """Score every item of LIBRARY with its saved filter (new items are scored on indexing)."""
     done = Library(library, progress=True).apply_filter()
-    click.echo(f"scored {done['scored']} items in {done['seconds']:.1f} s: {done['kept']} kept, "
-               f"{done['excluded']} excluded")
+    click.echo(
+        f"scored {done['scored']} items in {done['seconds']:.1f} s: {done['kept']} kept, "
+        f"{done['excluded']} excluded"
+    )
 
 
 @filter_.command("evaluate")
 @click.argument("library", type=LIBRARY)
-@click.option("--ground-truth", "world", type=click.Path(file_okay=False, exists=True),
-              help="Judge every item against an evaluation world's ground truth.")
+@click.option(
+    "--ground-truth",
+    "world",
+    type=click.Path(file_okay=False, exists=True),
+    help="Judge every item against an evaluation world's ground truth.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def filter_evaluate(library, world, as_json):
     """The saved filter's verdicts against the ground truth of every item, or against the
@@ -136,12 +171,16 @@ def filter_evaluate(library, world, as_json):
         echo_json(figures)
         return
     m = figures["overall"]
-    click.echo(f"{figures['items']} items judged by {figures['against']}: weighted precision "
-               f"{m['weighted_precision']:.3f}, recall {m['weighted_recall']:.3f}, "
-               f"F1 {m['weighted_f1']:.3f}, accuracy {m['accuracy']:.3f}")
+    click.echo(
+        f"{figures['items']} items judged by {figures['against']}: weighted precision "
+        f"{m['weighted_precision']:.3f}, recall {m['weighted_recall']:.3f}, "
+        f"F1 {m['weighted_f1']:.3f}, accuracy {m['accuracy']:.3f}"
+    )
     for name, c in figures["per_class"].items():
-        click.echo(f"  {name:<7}  precision {c['precision']:.3f}  recall {c['recall']:.3f}  "
-                   f"F1 {c['f1']:.3f}  support {c['support']}")
+        click.echo(
+            f"  {name:<7}  precision {c['precision']:.3f}  recall {c['recall']:.3f}  "
+            f"F1 {c['f1']:.3f}  support {c['support']}"
+        )
 
 
 @filter_.command("remove")

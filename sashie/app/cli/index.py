@@ -15,50 +15,110 @@ from ...regions.zeroshot import DEFAULT_MODEL, DEFAULT_PROMPT, DEFAULT_THRESHOLD
 @click.command()
 @click.argument("library", type=click.Path(file_okay=False))
 @click.argument("sources", nargs=-1, required=True)
-@click.option("--model", "-m", metavar="SPEC",
-              help="Encoder: sashie-demo, hf:HUB_ID_OR_DIR or openclip:ARCH/TAG. "
-                   "Default: the library's, or sashie-demo for a new library.")
-@click.option("--regions", default=DEFAULT_DETECTORS, show_default=True, metavar="NAMES",
-              help="Region detectors, comma-separated: layout (illustrations found by page "
-                   "analysis), whole (the page), tiles (overlapping tiles of large pages), "
-                   "zeroshot (an open-vocabulary detector; see --detector-model).")
-@click.option("--detector-model", metavar="HUB_ID_OR_DIR",
-              help=f"zeroshot: an OWLv2, OWL-ViT or Grounding DINO model "
-                   f"(default {DEFAULT_MODEL}).")
-@click.option("--detector-prompt", metavar="TEXT",
-              help=f"zeroshot: what to find (default {DEFAULT_PROMPT}).")
-@click.option("--detector-threshold", type=click.FloatRange(0, 1), metavar="S",
-              help=f"zeroshot: lowest box score kept (default {DEFAULT_THRESHOLD}).")
-@click.option("--trust-remote-code", is_flag=True,
-              help="Allow the model's own Python code (e.g. clip-japanese-base).")
+@click.option(
+    "--model",
+    "-m",
+    metavar="SPEC",
+    help="Encoder: sashie-demo, hf:HUB_ID_OR_DIR or openclip:ARCH/TAG. "
+    "Default: the library's, or sashie-demo for a new library.",
+)
+@click.option(
+    "--regions",
+    default=DEFAULT_DETECTORS,
+    show_default=True,
+    metavar="NAMES",
+    help="Region detectors, comma-separated: layout (illustrations found by page "
+    "analysis), whole (the page), tiles (overlapping tiles of large pages), "
+    "zeroshot (an open-vocabulary detector; see --detector-model).",
+)
+@click.option(
+    "--detector-model",
+    metavar="HUB_ID_OR_DIR",
+    help=f"zeroshot: an OWLv2, OWL-ViT or Grounding DINO model (default {DEFAULT_MODEL}).",
+)
+@click.option(
+    "--detector-prompt", metavar="TEXT", help=f"zeroshot: what to find (default {DEFAULT_PROMPT})."
+)
+@click.option(
+    "--detector-threshold",
+    type=click.FloatRange(0, 1),
+    metavar="S",
+    help=f"zeroshot: lowest box score kept (default {DEFAULT_THRESHOLD}).",
+)
+@click.option(
+    "--trust-remote-code",
+    is_flag=True,
+    help="Allow the model's own Python code (e.g. clip-japanese-base).",
+)
 @click.option("--device", metavar="DEV", help="cpu or cuda (default: cuda when present).")
-@click.option("--batch-size", type=click.IntRange(1), metavar="N",
-              help="Items per model batch (default 32 on CPU, 256 on CUDA).")
-@click.option("--workers", type=click.IntRange(1), metavar="N",
-              help="Threads reading and cutting pages (default: one per core, at most 8).")
-@click.option("--max-pixels", type=click.IntRange(1), default=DEFAULT_MAX_PIXELS,
-              show_default=True, help="Larger images are skipped (decompression bombs).")
+@click.option(
+    "--batch-size",
+    type=click.IntRange(1),
+    metavar="N",
+    help="Items per model batch (default 32 on CPU, 256 on CUDA).",
+)
+@click.option(
+    "--workers",
+    type=click.IntRange(1),
+    metavar="N",
+    help="Threads reading and cutting pages (default: one per core, at most 8).",
+)
+@click.option(
+    "--max-pixels",
+    type=click.IntRange(1),
+    default=DEFAULT_MAX_PIXELS,
+    show_default=True,
+    help="Larger images are skipped (decompression bombs).",
+)
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
-def index(library, sources, model, regions, detector_model, detector_prompt, detector_threshold,
-          trust_remote_code, device, batch_size, workers, max_pixels, quiet):
+def index(
+    library,
+    sources,
+    model,
+    regions,
+    detector_model,
+    detector_prompt,
+    detector_threshold,
+    trust_remote_code,
+    device,
+    batch_size,
+    workers,
+    max_pixels,
+    quiet,
+):
     """Index SOURCES into LIBRARY (created if missing).
 
     A source is a folder (searched recursively), a text file listing image paths or URLs, a
     IIIF manifest (v2 or v3, file or URL), or one image. Run it again to add new or changed
     pages only; an interrupted run resumes where it stopped.
     """
-    zeroshot = {key: value for key, value in (("model", detector_model),
-                                              ("prompt", detector_prompt),
-                                              ("threshold", detector_threshold))
-                if value is not None}
+    zeroshot = {
+        key: value
+        for key, value in (
+            ("model", detector_model),
+            ("prompt", detector_prompt),
+            ("threshold", detector_threshold),
+        )
+        if value is not None
+    }
     lib = Library(library, create=True, progress=not quiet)
     try:
-        report = lib.add(list(sources), model=model, regions=regions,
-                         detector_options={"zeroshot": zeroshot},
-                         trust_remote_code=trust_remote_code, device=device,
-                         batch_size=batch_size, workers=workers, max_pixels=max_pixels)
+        report = lib.add(
+            list(sources),
+            model=model,
+            regions=regions,
+            detector_options={"zeroshot": zeroshot},
+            trust_remote_code=trust_remote_code,
+            device=device,
+            batch_size=batch_size,
+            workers=workers,
+            max_pixels=max_pixels,
+        )
     except Interrupted as stop:
-        click.echo(f"interrupted: {stop.report.pages_indexed} pages saved; "
-                   "run the same command again to resume", err=True)
+        click.echo(
+            f"interrupted: {stop.report.pages_indexed} pages saved; "
+            "run the same command again to resume",
+            err=True,
+        )
         sys.exit(130)
     click.echo(report.summary(), err=True)

@@ -17,24 +17,30 @@ def info(library, as_json):
     if as_json:
         echo_json(facts)
         return
-    click.echo(f"library   {facts['path']} (format {facts['format_version']}, "
-               f"{facts['disk_bytes'] / 1e6:.1f} MB)")
+    click.echo(
+        f"library   {facts['path']} (format {facts['format_version']}, "
+        f"{facts['disk_bytes'] / 1e6:.1f} MB)"
+    )
     by_detector = ", ".join(f"{n} {d}" for d, n in facts["items_by_detector"].items())
     click.echo(f"pages     {facts['pages']}")
     click.echo(f"items     {facts['items']}" + (f" ({by_detector})" if by_detector else ""))
     for m in facts["models"]:
         mark = " (default)" if m["default"] else ""
         if m["versions"]:
-            mark += (f", model version {m['active_version']} active "
-                     f"(versions: base, {', '.join(m['versions'])})")
+            mark += (
+                f", model version {m['active_version']} active "
+                f"(versions: base, {', '.join(m['versions'])})"
+            )
         click.echo(f"model     {m['id']}{mark}: {m['vectors']} vectors x {m['dim']} dims")
     labels = facts["labels"]
     if labels["keep"] or labels["exclude"]:
         click.echo(f"labels    {labels['keep']} keep, {labels['exclude']} exclude")
     f = facts["filter"]
     if f:
-        click.echo(f"filter    {f['learner']} (weighted F1 {f['test_metrics']['weighted_f1']:.3f} "
-                   f"on held-out labels): {f['kept']} items kept, {f['excluded']} excluded")
+        click.echo(
+            f"filter    {f['learner']} (weighted F1 {f['test_metrics']['weighted_f1']:.3f} "
+            f"on held-out labels): {f['kept']} items kept, {f['excluded']} excluded"
+        )
     click.echo(f"skipped   {facts['skipped']}")
     for reason, n in sorted(facts["skipped_by_reason"].items(), key=lambda x: -x[1]):
         click.echo(f"  {n:>6}  {reason}")
@@ -42,8 +48,9 @@ def info(library, as_json):
     for s in shown:
         click.echo(f"          {s['uri']}: {s['reason']}")
     if len(facts["skipped_inputs"]) > len(shown):
-        click.echo(f"          ... and {len(facts['skipped_inputs']) - len(shown)} more "
-                   "(--json lists all)")
+        click.echo(
+            f"          ... and {len(facts['skipped_inputs']) - len(shown)} more (--json lists all)"
+        )
 
 
 @click.command()
@@ -54,4 +61,3 @@ def export(library, out_dir, model):
     """Export vectors (.npy) and item metadata (Parquet) to OUT_DIR."""
     out = Library(library).export(out_dir, model=model)
     click.echo(f"exported to {out}", err=True)
-

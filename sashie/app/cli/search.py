@@ -14,27 +14,73 @@ from .common import echo_json, parse_ids
 @click.command()
 @click.argument("library", type=click.Path(file_okay=False))
 @click.argument("query", required=False)
-@click.option("--image", "-i", "images", multiple=True, metavar="PATH_OR_URL",
-              help="An example image; give several for a multi-image query.")
-@click.option("--k", "-k", type=click.IntRange(1), default=DEFAULT_K, show_default=True,
-              help="How many results.")
-@click.option("--dims", default=str(DEFAULT_DIMS), show_default=True, metavar="D|all",
-              help="Multi-image queries: dimensions kept; 'all' keeps every one.")
-@click.option("--select", type=click.Choice(SELECTIONS), default=DEFAULT_SELECT,
-              show_default=True,
-              help="Multi-image queries: lowest coefficient of variation, or a random control.")
+@click.option(
+    "--image",
+    "-i",
+    "images",
+    multiple=True,
+    metavar="PATH_OR_URL",
+    help="An example image; give several for a multi-image query.",
+)
+@click.option(
+    "--k",
+    "-k",
+    type=click.IntRange(1),
+    default=DEFAULT_K,
+    show_default=True,
+    help="How many results.",
+)
+@click.option(
+    "--dims",
+    default=str(DEFAULT_DIMS),
+    show_default=True,
+    metavar="D|all",
+    help="Multi-image queries: dimensions kept; 'all' keeps every one.",
+)
+@click.option(
+    "--select",
+    type=click.Choice(SELECTIONS),
+    default=DEFAULT_SELECT,
+    show_default=True,
+    help="Multi-image queries: lowest coefficient of variation, or a random control.",
+)
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed for --select random.")
 @click.option("--model", "-m", metavar="SPEC_OR_ID", help="Which of the library's models.")
-@click.option("--all", "all_items", is_flag=True,
-              help="Search every item, also those the keep/exclude filter excluded.")
-@click.option("--relevant", metavar="IDS",
-              help="Relevance feedback: item ids marked relevant (comma-separated).")
+@click.option(
+    "--all",
+    "all_items",
+    is_flag=True,
+    help="Search every item, also those the keep/exclude filter excluded.",
+)
+@click.option(
+    "--relevant",
+    metavar="IDS",
+    help="Relevance feedback: item ids marked relevant (comma-separated).",
+)
 @click.option("--irrelevant", metavar="IDS", help="Item ids marked not relevant.")
-@click.option("--learner", type=click.Choice(FEEDBACK_LEARNERS), default=DEFAULT_LEARNER,
-              show_default=True, help="How feedback is learnt.")
+@click.option(
+    "--learner",
+    type=click.Choice(FEEDBACK_LEARNERS),
+    default=DEFAULT_LEARNER,
+    show_default=True,
+    help="How feedback is learnt.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-def search(library, query, images, k, dims, select, seed, model, all_items, relevant,
-           irrelevant, learner, as_json):
+def search(
+    library,
+    query,
+    images,
+    k,
+    dims,
+    select,
+    seed,
+    model,
+    all_items,
+    relevant,
+    irrelevant,
+    learner,
+    as_json,
+):
     """Search LIBRARY by text, by example images, or by a sum of both.
 
     \b
@@ -46,16 +92,43 @@ def search(library, query, images, k, dims, select, seed, model, all_items, rele
     """
     lib = Library(library, progress=True)
     if relevant or irrelevant:
-        results = lib.feedback(query, images=images, relevant=parse_ids(relevant),
-                               irrelevant=parse_ids(irrelevant), learner=learner, k=k,
-                               model=model, all_items=all_items)
+        results = lib.feedback(
+            query,
+            images=images,
+            relevant=parse_ids(relevant),
+            irrelevant=parse_ids(irrelevant),
+            learner=learner,
+            k=k,
+            model=model,
+            all_items=all_items,
+        )
     else:
-        results = lib.search(query, images=images, k=k, dims=parse_dims(dims), select=select,
-                             seed=seed, model=model, all_items=all_items)
+        results = lib.search(
+            query,
+            images=images,
+            k=k,
+            dims=parse_dims(dims),
+            select=select,
+            seed=seed,
+            model=model,
+            all_items=all_items,
+        )
     if as_json:
-        echo_json({"results": [{"rank": r.rank, "item": r.item, "score": round(r.score, 6),
-                                "page": r.page, "bbox": list(r.bbox)} for r in results]},
-                  indent=None)
+        echo_json(
+            {
+                "results": [
+                    {
+                        "rank": r.rank,
+                        "item": r.item,
+                        "score": round(r.score, 6),
+                        "page": r.page,
+                        "bbox": list(r.bbox),
+                    }
+                    for r in results
+                ]
+            },
+            indent=None,
+        )
         return
     if not results:
         click.echo("no results: the library has no items for this model")

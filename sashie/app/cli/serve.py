@@ -9,11 +9,18 @@ from .common import LIBRARY
 
 @click.command()
 @click.argument("library", type=LIBRARY)
-@click.option("--host", default="127.0.0.1", show_default=True,
-              help="Address to listen on; another than this machine's needs --allow-remote.")
+@click.option(
+    "--host",
+    default="127.0.0.1",
+    show_default=True,
+    help="Address to listen on; another than this machine's needs --allow-remote.",
+)
 @click.option("--port", type=click.IntRange(1, 65535), default=8000, show_default=True)
-@click.option("--allow-remote", is_flag=True,
-              help="Allow a non-local --host; requests then need the access token.")
+@click.option(
+    "--allow-remote",
+    is_flag=True,
+    help="Allow a non-local --host; requests then need the access token.",
+)
 @click.option("--token", metavar="TEXT", help="The access token (default: a random one).")
 def serve(library, host, port, allow_remote, token):
     """Serve the web page and HTTP API of LIBRARY (API docs at /docs).
@@ -23,6 +30,6 @@ def serve(library, host, port, allow_remote, token):
     """
     from ..server import serve as run_server
 
-    run_server(library, host=host, port=port, allow_remote=allow_remote, token=token,
-               echo=click.echo)
-
+    run_server(
+        library, host=host, port=port, allow_remote=allow_remote, token=token, echo=click.echo
+    )

@@ -34,11 +34,16 @@ def versions_list(library, model, as_json):
     for v in described["versions"]:
         mark = "*" if described["active"] == v["name"] else " "
         s = v["settings"]
-        parts = "adapter+text" if s["train_adapter"] and s["train_text"] else (
-            "adapter" if s["train_adapter"] else "text")
-        click.echo(f"{mark} {v['name']:<4} {v['created']}  {v['pairs']} pairs, "
-                   f"{v['captions']} captions, data {v['data_hash']}, {parts}, "
-                   f"{s['epochs']} epochs, lr {s['lr']:g}, R {s['ratio']:g}")
+        parts = (
+            "adapter+text"
+            if s["train_adapter"] and s["train_text"]
+            else ("adapter" if s["train_adapter"] else "text")
+        )
+        click.echo(
+            f"{mark} {v['name']:<4} {v['created']}  {v['pairs']} pairs, "
+            f"{v['captions']} captions, data {v['data_hash']}, {parts}, "
+            f"{s['epochs']} epochs, lr {s['lr']:g}, R {s['ratio']:g}"
+        )
 
 
 @versions.command("use")

@@ -62,9 +62,15 @@ def _render(job: tuple[int, int, tuple[int, int]]) -> tuple[bytes, dict]:
     return buffer.getvalue(), truth.as_dict()
 
 
-def make_world(out: str | os.PathLike, *, pages: int, seed: int,
-               size: tuple[int, int] = PAGE_SIZE, workers: int | None = None,
-               progress: bool = False) -> Path:
+def make_world(
+    out: str | os.PathLike,
+    *,
+    pages: int,
+    seed: int,
+    size: tuple[int, int] = PAGE_SIZE,
+    workers: int | None = None,
+    progress: bool = False,
+) -> Path:
     """Generate a collection of `pages` pages with ground truth into `out`."""
     out = Path(out)
     if pages < 1:
@@ -78,8 +84,9 @@ def make_world(out: str | os.PathLike, *, pages: int, seed: int,
     lines = []
     with ProcessPoolExecutor(workers) as pool:
         results = pool.map(_render, jobs, chunksize=4)
-        for i, (jpeg, truth) in enumerate(tqdm(results, total=pages, unit="page",
-                                               desc="world", disable=not progress)):
+        for i, (jpeg, truth) in enumerate(
+            tqdm(results, total=pages, unit="page", desc="world", disable=not progress)
+        ):
             name = f"pages/{i:06d}.jpg"
             (out / name).write_bytes(jpeg)
             lines.append(json.dumps({"page": name, **truth}, ensure_ascii=False))
@@ -90,12 +97,14 @@ def make_world(out: str | os.PathLike, *, pages: int, seed: int,
         "pages": pages,
         "page_size": list(size),
         "vocabulary": vocab.as_dict(),
-        "concepts": [{"key": c.key, "char": c.char, "en": c.en, "ja": c.ja}
-                     for c in vocab.concepts],
+        "concepts": [
+            {"key": c.key, "char": c.char, "en": c.en, "ja": c.ja} for c in vocab.concepts
+        ],
         "artists": CREDITS,
     }
-    (out / "world.json").write_text(json.dumps(meta, ensure_ascii=False, indent=1) + "\n",
-                                    encoding="utf-8")
+    (out / "world.json").write_text(
+        json.dumps(meta, ensure_ascii=False, indent=1) + "\n", encoding="utf-8"
+    )
     return out
 
 
@@ -107,8 +116,10 @@ def world_meta(world: str | os.PathLike) -> dict:
     except (OSError, json.JSONDecodeError) as e:
         raise SashieError(f"{world} is not a world made by `sashie world` ({e})") from None
     if meta.get("world_version") != WORLD_VERSION:
-        raise SashieError(f"{world} was drawn by another version of `sashie world` "
-                          f"({meta.get('world_version')}, this one draws {WORLD_VERSION})")
+        raise SashieError(
+            f"{world} was drawn by another version of `sashie world` "
+            f"({meta.get('world_version')}, this one draws {WORLD_VERSION})"
+        )
     return meta
 
 

@@ -95,8 +95,14 @@ def load_concepts() -> tuple[Concept, ...]:
         code = ord(char)
         key = f"{code:x}"
         en, ja = _clean(data["en"]), _clean(data["ja"])
-        if (code not in noto or code not in openmoji or key not in twemoji
-                or _TEXT_LIKE.search(en) or en in seen_en or ja in seen_ja):
+        if (
+            code not in noto
+            or code not in openmoji
+            or key not in twemoji
+            or _TEXT_LIKE.search(en)
+            or en in seen_en
+            or ja in seen_ja
+        ):
             continue
         seen_en.add(en)
         seen_ja.add(ja)
@@ -121,8 +127,7 @@ class Artists:
     def _twemoji(self, key: str) -> Image.Image:
         return Image.open(self.paths["twemoji"] / f"{key}.png").convert("RGBA")
 
-    def draw(self, concept: Concept, artist: str, size: int, *, weight: int = 400
-             ) -> Image.Image:
+    def draw(self, concept: Concept, artist: str, size: int, *, weight: int = 400) -> Image.Image:
         """The drawing about `size` pixels across; `weight` (300-700) sets Noto's line weight."""
         size = max(8, int(size))
         if artist == "twemoji":

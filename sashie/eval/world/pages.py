@@ -18,8 +18,9 @@ from .artists import PAGE_STYLES, Artists, Concept, alpha_bbox
 
 PAGE_SIZE = (1600, 2400)
 INK = (34, 27, 22)
-KANA = ("あいうえおかきくけこさしすせそたちつてとなにぬねの"
-        "はひふへほまみむめもやゆよらりるれろわをん")
+KANA = (
+    "あいうえおかきくけこさしすせそたちつてとなにぬねのはひふへほまみむめもやゆよらりるれろわをん"
+)
 KANJI = "春夏秋冬山川花鳥風月雪松竹梅桜鶴亀龍虎舟橋寺宮城門家人物語日記歌絵図巻之上下中"
 
 
@@ -45,8 +46,12 @@ class PageTruth:
             "width": self.width,
             "height": self.height,
             "illustrations": [
-                {"bbox": list(i.bbox), "concepts": i.concepts, "style": i.style,
-                 "figures": [list(f) for f in i.figures]}
+                {
+                    "bbox": list(i.bbox),
+                    "concepts": i.concepts,
+                    "style": i.style,
+                    "figures": [list(f) for f in i.figures],
+                }
                 for i in self.illustrations
             ],
             "text_blocks": [list(b) for b in self.text_blocks],
@@ -61,11 +66,13 @@ def _paper_textures(size: tuple[int, int]) -> tuple[Image.Image, ...]:
     for variant in range(4):
         rng = np.random.default_rng(1000 + variant)
         slow = rng.normal(0, 4.5, (height // 64 + 2, width // 64 + 2)).astype(np.float32)
-        slow = np.asarray(Image.fromarray(slow, "F").resize((width, height),
-                                                             Image.Resampling.BICUBIC))
+        slow = np.asarray(
+            Image.fromarray(slow, "F").resize((width, height), Image.Resampling.BICUBIC)
+        )
         grain = rng.normal(0, 9, (height // 2, width // 2)).astype(np.float32)
-        grain = np.asarray(Image.fromarray(grain, "F").resize((width, height),
-                                                              Image.Resampling.BILINEAR))
+        grain = np.asarray(
+            Image.fromarray(grain, "F").resize((width, height), Image.Resampling.BILINEAR)
+        )
         light = np.clip(230 + slow + grain, 0, 255).astype(np.uint8)
         textures.append(Image.fromarray(light, "L"))
     return tuple(textures)
@@ -89,8 +96,9 @@ def paper_patch(rng: np.random.Generator, size: tuple[int, int]) -> Image.Image:
 
 def _tone(rng: np.random.Generator, texture: Image.Image) -> Image.Image:
     tone = np.clip(np.array([226, 211, 178]) + rng.normal(0, 6, 3), 150, 255) / 230
-    return Image.merge("RGB", [texture.point([min(255, int(v * t)) for v in range(256)])
-                               for t in tone])
+    return Image.merge(
+        "RGB", [texture.point([min(255, int(v * t)) for v in range(256)]) for t in tone]
+    )
 
 
 def _multiply(page: Image.Image, layer: Image.Image, at: tuple[int, int]) -> None:
@@ -115,13 +123,20 @@ def stains(rng, page: Image.Image, count: int, strength: float) -> None:
         r = rng.uniform(0.5, 2.0)
         draw.ellipse((cx - r, cy - r, cx + r, cy + r), fill=int(255 - rng.uniform(40, 90)))
     mask = small.filter(ImageFilter.GaussianBlur(2)).resize(page.size, Image.Resampling.BILINEAR)
-    brown = Image.merge("RGB", [mask, mask.point(lambda v: max(0, int(255 - (255 - v) * 1.15))),
-                                mask.point(lambda v: max(0, int(255 - (255 - v) * 1.45)))])
+    brown = Image.merge(
+        "RGB",
+        [
+            mask,
+            mask.point(lambda v: max(0, int(255 - (255 - v) * 1.15))),
+            mask.point(lambda v: max(0, int(255 - (255 - v) * 1.45))),
+        ],
+    )
     page.paste(ImageChops.multiply(page, brown))
 
 
-def text_column_layer(rng, artists: Artists, height: int, char_size: int, lines: int,
-                       gap: int) -> Image.Image:
+def text_column_layer(
+    rng, artists: Artists, height: int, char_size: int, lines: int, gap: int
+) -> Image.Image:
     """Columns of vertical text, right to left, as an L mask (255 = ink)."""
     width = lines * (char_size + gap)
     layer = Image.new("L", (width, height), 0)
@@ -164,9 +179,14 @@ def _drawing(rng, artists: Artists, concept: Concept, artist: str, size: int) ->
     return white
 
 
-def draw_illustration(rng, artists: Artists, concepts: list[Concept], artist: str,
-                      box: tuple[int, int, int, int], page: Image.Image
-                      ) -> tuple[tuple[int, int, int, int], list[tuple[int, int, int, int]]]:
+def draw_illustration(
+    rng,
+    artists: Artists,
+    concepts: list[Concept],
+    artist: str,
+    box: tuple[int, int, int, int],
+    page: Image.Image,
+) -> tuple[tuple[int, int, int, int], list[tuple[int, int, int, int]]]:
     """Draw 1-4 concepts inside `box` on the page; returns the illustration's bbox and the
     box of each concept's figure."""
     x0, y0, x1, y1 = box
@@ -191,12 +211,17 @@ def draw_illustration(rng, artists: Artists, concepts: list[Concept], artist: st
         draw = ImageDraw.Draw(page)
         draw.rectangle(box, outline=INK, width=int(rng.integers(2, 5)))
         return box, drawn
-    return (min(b[0] for b in drawn), min(b[1] for b in drawn),
-            max(b[2] for b in drawn), max(b[3] for b in drawn)), drawn
+    return (
+        min(b[0] for b in drawn),
+        min(b[1] for b in drawn),
+        max(b[2] for b in drawn),
+        max(b[3] for b in drawn),
+    ), drawn
 
 
-def make_page(rng: np.random.Generator, artists: Artists, pick_concepts,
-              size: tuple[int, int] = PAGE_SIZE) -> tuple[Image.Image, PageTruth]:
+def make_page(
+    rng: np.random.Generator, artists: Artists, pick_concepts, size: tuple[int, int] = PAGE_SIZE
+) -> tuple[Image.Image, PageTruth]:
     """One page and its ground truth. `pick_concepts(rng, n)` chooses the concepts drawn."""
     width, height = size
     scale = width / PAGE_SIZE[0]  # sizes below are for a 1600-pixel page
@@ -211,8 +236,11 @@ def make_page(rng: np.random.Generator, artists: Artists, pick_concepts,
     if kind != "blank":
         line = px(rng.integers(3, 7))
         draw.rectangle(inner, outline=INK, width=line)  # the printed frame (匡郭)
-        draw.rectangle((inner[0] - px(12), inner[1] - px(12), inner[2] + px(12),
-                        inner[3] + px(12)), outline=INK, width=px(2))
+        draw.rectangle(
+            (inner[0] - px(12), inner[1] - px(12), inner[2] + px(12), inner[3] + px(12)),
+            outline=INK,
+            width=px(2),
+        )
         fold_x = inner[0] + px(40) if rng.random() < 0.5 else inner[2] - px(40)  # 版心, the fold
         draw.line((fold_x, inner[1], fold_x, inner[3]), fill=INK, width=px(2))
 
@@ -227,8 +255,9 @@ def make_page(rng: np.random.Generator, artists: Artists, pick_concepts,
         ink(page, layer, at)
         box = layer.getbbox()
         if box:
-            truth.text_blocks.append((at[0] + box[0], at[1] + box[1],
-                                      at[0] + box[2], at[1] + box[3]))
+            truth.text_blocks.append(
+                (at[0] + box[0], at[1] + box[1], at[0] + box[2], at[1] + box[3])
+            )
 
     if kind == "text":
         text_block(area[2], area[1], area[3], area_w // (char_size + gap))
@@ -269,5 +298,6 @@ def _illustrate(rng, artists, pick_concepts, page, truth, box) -> None:
     n = int(rng.choice([1, 2, 3, 4], p=[0.4, 0.3, 0.2, 0.1]))
     concepts = pick_concepts(rng, n)
     bbox, figures = draw_illustration(rng, artists, concepts, artist, box, page)
-    truth.illustrations.append(Illustration(bbox, [c.key for c in concepts],
-                                            PAGE_STYLES[artist], figures))
+    truth.illustrations.append(
+        Illustration(bbox, [c.key for c in concepts], PAGE_STYLES[artist], figures)
+    )

@@ -41,8 +41,10 @@ class SampleMeta:
 def square(image: Image.Image, resolution: int) -> np.ndarray:
     """Shortest side to `resolution` (bicubic), then the centre square: the processor's way."""
     scale = resolution / min(image.size)
-    size = (max(resolution, round(image.width * scale)),
-            max(resolution, round(image.height * scale)))
+    size = (
+        max(resolution, round(image.width * scale)),
+        max(resolution, round(image.height * scale)),
+    )
     image = image.convert("RGB").resize(size, Image.Resampling.BICUBIC)
     left, top = (size[0] - resolution) // 2, (size[1] - resolution) // 2
     return np.asarray(image.crop((left, top, left + resolution, top + resolution)))
@@ -52,8 +54,9 @@ def _count(rng) -> int:
     return int(rng.choice([1, 2, 3, 4], p=[0.55, 0.28, 0.12, 0.05]))
 
 
-def pick_concepts(rng: np.random.Generator, seen: tuple[Concept, ...], picker: ConceptPicker,
-                  n: int) -> list[int]:
+def pick_concepts(
+    rng: np.random.Generator, seen: tuple[Concept, ...], picker: ConceptPicker, n: int
+) -> list[int]:
     """`n` distinct seen concepts (indices): a collection's frequencies or uniform, half each."""
     if rng.random() < COLLECTION_SHARE:
         index = {c.key: i for i, c in enumerate(seen)}
@@ -61,19 +64,31 @@ def pick_concepts(rng: np.random.Generator, seen: tuple[Concept, ...], picker: C
     return [int(i) for i in rng.choice(len(seen), n, replace=False)]
 
 
-def render_sample(rng: np.random.Generator, artists: Artists, seen: tuple[Concept, ...],
-                  picker: ConceptPicker, resolution: int) -> tuple[np.ndarray, SampleMeta]:
+def render_sample(
+    rng: np.random.Generator,
+    artists: Artists,
+    seen: tuple[Concept, ...],
+    picker: ConceptPicker,
+    resolution: int,
+) -> tuple[np.ndarray, SampleMeta]:
     kind = KINDS[int(rng.choice(len(KINDS), p=KIND_SHARES))]
     if kind == "illustration":
         picked = pick_concepts(rng, seen, picker, _count(rng))
         artist = "noto" if rng.random() < 0.6 else "openmoji"
         w, h = int(rng.integers(140, 320)), int(rng.integers(140, 320))
         patch = paper_patch(rng, (w + 80, h + 80))
-        bbox, _ = draw_illustration(rng, artists, [seen[i] for i in picked], artist,
-                                    (40, 40, 40 + w, 40 + h), patch)
+        bbox, _ = draw_illustration(
+            rng, artists, [seen[i] for i in picked], artist, (40, 40, 40 + w, 40 + h), patch
+        )
         pad = int(rng.integers(0, 30))
-        crop = patch.crop((max(0, bbox[0] - pad), max(0, bbox[1] - pad),
-                           min(patch.width, bbox[2] + pad), min(patch.height, bbox[3] + pad)))
+        crop = patch.crop(
+            (
+                max(0, bbox[0] - pad),
+                max(0, bbox[1] - pad),
+                min(patch.width, bbox[2] + pad),
+                min(patch.height, bbox[3] + pad),
+            )
+        )
         style = "ink" if artist == "noto" else "colour"
         return square(crop, resolution), SampleMeta(kind, style, tuple(int(i) for i in picked))
     if kind == "twemoji":
@@ -82,29 +97,34 @@ def render_sample(rng: np.random.Generator, artists: Artists, seen: tuple[Concep
         canvas = Image.new("RGB", (128 * len(picked), 128), tuple(int(v) for v in background))
         for slot, i in enumerate(picked):
             size = int(rng.integers(80, 122))
-            art = artists.draw(seen[i], "twemoji", size).rotate(float(rng.normal(0, 6)),
-                                                                  expand=True)
+            art = artists.draw(seen[i], "twemoji", size).rotate(
+                float(rng.normal(0, 6)), expand=True
+            )
             x = slot * 128 + int(rng.integers(0, max(1, 128 - art.width)))
             y = int(rng.integers(0, max(1, 128 - art.height)))
             canvas.paste(art, (x, y), art)
         return square(canvas, resolution), SampleMeta(kind, "flat", tuple(int(i) for i in picked))
     if kind == "page":
+
         def pick(page_rng, n):
             return [seen[i] for i in pick_concepts(page_rng, seen, picker, n)]
+
         page, truth = make_page(rng, artists, pick, (400, 600))
         keys = {c.key: i for i, c in enumerate(seen)}
         concepts = [keys[k] for ill in truth.illustrations for k in ill.concepts][:4]
         if concepts:
             style = truth.illustrations[0].style
             return square(page, resolution), SampleMeta("page", style, tuple(concepts))
-        return square(page, resolution), SampleMeta("blank" if truth.kind == "blank" else "text",
-                                                    "", ())
+        return square(page, resolution), SampleMeta(
+            "blank" if truth.kind == "blank" else "text", "", ()
+        )
     w, h = int(rng.integers(100, 400)), int(rng.integers(100, 400))
     patch = paper_patch(rng, (w, h))
     if kind == "text":
         size = int(rng.integers(30, 52))
-        layer = text_column_layer(rng, artists, h, size, max(1, w // int(size * 1.4)),
-                                  int(size * 0.4))
+        layer = text_column_layer(
+            rng, artists, h, size, max(1, w // int(size * 1.4)), int(size * 0.4)
+        )
         ink(patch, layer, (max(0, w - layer.width), 0))
     elif kind == "stain":
         stains(rng, patch, int(rng.integers(2, 6)), 2.0)
@@ -122,24 +142,33 @@ def _render_chunk(job: tuple[int, int, int, int]) -> tuple[np.ndarray, list[Samp
         _state["seen"] = vocab.seen
         _state["picker"] = ConceptPicker(vocab, exclude=vocab.heldout)
     rng = np.random.default_rng([seed, chunk])
-    rendered = [render_sample(rng, _state["artists"], _state["seen"], _state["picker"],
-                              resolution)
-                for _ in range(count)]
+    rendered = [
+        render_sample(rng, _state["artists"], _state["seen"], _state["picker"], resolution)
+        for _ in range(count)
+    ]
     return np.stack([r[0] for r in rendered]), [r[1] for r in rendered]
 
 
-def make_samples(count: int, *, seed: int, resolution: int, workers: int | None = None,
-                 progress: bool = False) -> tuple[np.ndarray, list[SampleMeta]]:
+def make_samples(
+    count: int, *, seed: int, resolution: int, workers: int | None = None, progress: bool = False
+) -> tuple[np.ndarray, list[SampleMeta]]:
     """`count` samples as an N x R x R x 3 uint8 array and their metadata."""
     from tqdm import tqdm
 
     chunk = 500
-    jobs = [(seed, i, min(chunk, count - i * chunk), resolution)
-            for i in range((count + chunk - 1) // chunk)]
+    jobs = [
+        (seed, i, min(chunk, count - i * chunk), resolution)
+        for i in range((count + chunk - 1) // chunk)
+    ]
     images, metas = [], []
     with ProcessPoolExecutor(workers or os.cpu_count() or 1) as pool:
-        for pixels, meta in tqdm(pool.map(_render_chunk, jobs), total=len(jobs), unit="chunk",
-                                 desc="samples", disable=not progress):
+        for pixels, meta in tqdm(
+            pool.map(_render_chunk, jobs),
+            total=len(jobs),
+            unit="chunk",
+            desc="samples",
+            disable=not progress,
+        ):
             images.append(pixels)
             metas += meta
     return np.concatenate(images), metas

@@ -34,17 +34,29 @@ from .vocab import NON_PICTURES, caption, non_picture_caption, vocabulary
 # --- the configuration -------------------------------------------------------------------
 PRESETS = {
     # the shipped model: a small ViT sees 6 x 6 patches; on a CPU more pictures beat more pixels
-    "cpu": dict(resolution=48, patch=8, batch=256,
-                vision=dict(hidden_size=128, intermediate_size=512, num_hidden_layers=4,
-                            num_attention_heads=2),
-                text=dict(hidden_size=128, intermediate_size=512, num_hidden_layers=2,
-                          num_attention_heads=2)),
+    "cpu": dict(
+        resolution=48,
+        patch=8,
+        batch=256,
+        vision=dict(
+            hidden_size=128, intermediate_size=512, num_hidden_layers=4, num_attention_heads=2
+        ),
+        text=dict(
+            hidden_size=128, intermediate_size=512, num_hidden_layers=2, num_attention_heads=2
+        ),
+    ),
     # for a lent GPU: more pixels, a deeper and wider model, bigger batches
-    "gpu": dict(resolution=64, patch=8, batch=512,
-                vision=dict(hidden_size=256, intermediate_size=1024, num_hidden_layers=6,
-                            num_attention_heads=4),
-                text=dict(hidden_size=256, intermediate_size=1024, num_hidden_layers=4,
-                          num_attention_heads=4)),
+    "gpu": dict(
+        resolution=64,
+        patch=8,
+        batch=512,
+        vision=dict(
+            hidden_size=256, intermediate_size=1024, num_hidden_layers=6, num_attention_heads=4
+        ),
+        text=dict(
+            hidden_size=256, intermediate_size=1024, num_hidden_layers=4, num_attention_heads=4
+        ),
+    ),
 }
 PROJECTION = 512  # the seed paper's D, so its dimension counts (64 ... 256) carry over
 MAX_TOKENS = 32
@@ -82,26 +94,40 @@ def train_tokenizer(seen, seed: int):
     tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tokenizer.decoder = decoders.ByteLevel()
     # </s> must not get id 2: CLIPTextModel then pools at the highest token id (OpenAI's layout)
-    trainer = trainers.BpeTrainer(vocab_size=VOCAB_SIZE, special_tokens=["<pad>", "</s>", "<s>"],
-                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-                                  show_progress=False)
+    trainer = trainers.BpeTrainer(
+        vocab_size=VOCAB_SIZE,
+        special_tokens=["<pad>", "</s>", "<s>"],
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
     tokenizer.train_from_iterator(corpus, trainer)
     tokenizer.post_processor = processors.TemplateProcessing(
-        single="<s> $A </s>", special_tokens=[("<s>", 2), ("</s>", 1)])
-    return PreTrainedTokenizerFast(tokenizer_object=tokenizer, bos_token="<s>", eos_token="</s>",
-                                   pad_token="<pad>", model_max_length=MAX_TOKENS)
+        single="<s> $A </s>", special_tokens=[("<s>", 2), ("</s>", 1)]
+    )
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tokenizer,
+        bos_token="<s>",
+        eos_token="</s>",
+        pad_token="<pad>",
+        model_max_length=MAX_TOKENS,
+    )
 
 
 def build_model(tokenizer, preset: dict):
     from transformers import CLIPConfig, CLIPModel
 
     config = CLIPConfig(
-        text_config=dict(preset["text"], vocab_size=len(tokenizer),
-                         max_position_embeddings=MAX_TOKENS,
-                         pad_token_id=tokenizer.pad_token_id, bos_token_id=tokenizer.bos_token_id,
-                         eos_token_id=tokenizer.eos_token_id),
-        vision_config=dict(preset["vision"], image_size=preset["resolution"],
-                           patch_size=preset["patch"]),
+        text_config=dict(
+            preset["text"],
+            vocab_size=len(tokenizer),
+            max_position_embeddings=MAX_TOKENS,
+            pad_token_id=tokenizer.pad_token_id,
+            bos_token_id=tokenizer.bos_token_id,
+            eos_token_id=tokenizer.eos_token_id,
+        ),
+        vision_config=dict(
+            preset["vision"], image_size=preset["resolution"], patch_size=preset["patch"]
+        ),
         projection_dim=PROJECTION,
     )
     return CLIPModel(config)
@@ -115,8 +141,9 @@ def augment(images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     angle = (r(b) - 0.5) * 0.25
     shift = (r(b, 2) - 0.5) * 0.16
     cos, sin = torch.cos(angle) / scale, torch.sin(angle) / scale
-    theta = torch.stack([torch.stack([cos, -sin, shift[:, 0]], 1),
-                         torch.stack([sin, cos, shift[:, 1]], 1)], 1)
+    theta = torch.stack(
+        [torch.stack([cos, -sin, shift[:, 0]], 1), torch.stack([sin, cos, shift[:, 1]], 1)], 1
+    )
     grid = F.affine_grid(theta, images.shape, align_corners=False)
     images = F.grid_sample(images, grid, padding_mode="border", align_corners=False)
     grey = r(b) < 0.2
@@ -125,8 +152,9 @@ def augment(images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     if blur.any():
         kernel = torch.tensor([1.0, 2.0, 1.0])
         kernel = (kernel[:, None] * kernel[None, :] / 16).expand(3, 1, 3, 3)
-        images[blur] = F.conv2d(F.pad(images[blur], (1, 1, 1, 1), mode="replicate"), kernel,
-                                groups=3)
+        images[blur] = F.conv2d(
+            F.pad(images[blur], (1, 1, 1, 1), mode="replicate"), kernel, groups=3
+        )
     gain = 0.85 + 0.3 * r(b, 3, 1, 1)
     return (images * gain + (r(b, 1, 1, 1) - 0.5) * 0.1).clamp(0, 1)
 
@@ -141,9 +169,12 @@ def save(model, tokenizer, out: Path, record: dict, resolution: int) -> None:
     out.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(out)
     tokenizer.save_pretrained(out)
-    CLIPImageProcessor(size={"shortest_edge": resolution},
-                       crop_size={"height": resolution, "width": resolution},
-                       image_mean=MEAN.tolist(), image_std=STD.tolist()).save_pretrained(out)
+    CLIPImageProcessor(
+        size={"shortest_edge": resolution},
+        crop_size={"height": resolution, "width": resolution},
+        image_mean=MEAN.tolist(),
+        image_std=STD.tolist(),
+    ).save_pretrained(out)
     (out / "TRAINING.json").write_text(json.dumps(record, indent=1, ensure_ascii=False) + "\n")
 
 
@@ -152,12 +183,19 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--samples", type=int, default=60_000)
     parser.add_argument("--minutes", type=float, default=35.0, help="training time budget")
-    parser.add_argument("--steps", type=int,
-                        help="train this many steps (default: as many as fit in --minutes, "
-                             "estimated from the first 20)")
+    parser.add_argument(
+        "--steps",
+        type=int,
+        help="train this many steps (default: as many as fit in --minutes, "
+        "estimated from the first 20)",
+    )
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--preset", choices=sorted(PRESETS), default="cpu",
-                        help="model and batch size: cpu (the shipped model) or gpu")
+    parser.add_argument(
+        "--preset",
+        choices=sorted(PRESETS),
+        default="cpu",
+        help="model and batch size: cpu (the shipped model) or gpu",
+    )
     parser.add_argument("--device", help="cpu or cuda (default: cuda when present)")
     args = parser.parse_args(argv)
     started = time.time()
@@ -168,16 +206,18 @@ def main(argv: list[str] | None = None) -> None:
 
     preset = PRESETS[args.preset]
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
-    images, metas = make_samples(args.samples, seed=args.seed + 1,
-                                 resolution=preset["resolution"],
-                                 progress=True)
+    images, metas = make_samples(
+        args.samples, seed=args.seed + 1, resolution=preset["resolution"], progress=True
+    )
     render_seconds = time.time() - started
     tokenizer = train_tokenizer(seen, args.seed)
     model = build_model(tokenizer, preset).to(device)
     decay = [p for n, p in model.named_parameters() if p.ndim >= 2]
     rest = [p for n, p in model.named_parameters() if p.ndim < 2]
-    optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": WEIGHT_DECAY},
-                                   {"params": rest, "weight_decay": 0.0}], lr=LR)
+    optimizer = torch.optim.AdamW(
+        [{"params": decay, "weight_decay": WEIGHT_DECAY}, {"params": rest, "weight_decay": 0.0}],
+        lr=LR,
+    )
     budget = args.minutes * 60
     train_start = time.time()
     # steps are estimated from the first 20 to fit the time budget; the schedule follows them
@@ -198,12 +238,17 @@ def main(argv: list[str] | None = None) -> None:
         pixels = torch.from_numpy(images[batch]).permute(0, 3, 1, 2).float() / 255
         pixels = normalize(augment(pixels, generator)).to(device)
         texts = [sample_caption(rng, metas[i], seen) for i in batch]
-        tokens = tokenizer(texts, padding=True, truncation=True, max_length=MAX_TOKENS,
-                           return_tensors="pt")
-        with torch.autocast(device.split(":")[0], dtype=torch.bfloat16,
-                            enabled=device.startswith("cuda")):
-            out = model(input_ids=tokens["input_ids"].to(device),
-                        attention_mask=tokens["attention_mask"].to(device), pixel_values=pixels)
+        tokens = tokenizer(
+            texts, padding=True, truncation=True, max_length=MAX_TOKENS, return_tensors="pt"
+        )
+        with torch.autocast(
+            device.split(":")[0], dtype=torch.bfloat16, enabled=device.startswith("cuda")
+        ):
+            out = model(
+                input_ids=tokens["input_ids"].to(device),
+                attention_mask=tokens["attention_mask"].to(device),
+                pixel_values=pixels,
+            )
         groups = [tuple(sorted(metas[i].concepts)) or metas[i].kind for i in batch]
         loss = contrastive_loss(out.logits_per_image.float(), groups)
         optimizer.zero_grad(set_to_none=True)
@@ -215,15 +260,19 @@ def main(argv: list[str] | None = None) -> None:
         losses.append(round(loss.item(), 4))
         step += 1
         if step % 50 == 0:
-            print(f"step {step}/{total_steps} loss {np.mean(losses[-50:]):.3f} lr {lr:.2e} "
-                  f"{time.time() - train_start:.0f}s", flush=True)
+            print(
+                f"step {step}/{total_steps} loss {np.mean(losses[-50:]):.3f} lr {lr:.2e} "
+                f"{time.time() - train_start:.0f}s",
+                flush=True,
+            )
 
     record = {
         "command": "python -m sashie.eval.world.train " + " ".join(argv or sys.argv[1:]),
         "seed": args.seed,
         "samples": args.samples,
-        "sample_kinds": {k: sum(m.kind == k for m in metas)
-                         for k in sorted({m.kind for m in metas})},
+        "sample_kinds": {
+            k: sum(m.kind == k for m in metas) for k in sorted({m.kind for m in metas})
+        },
         "seen_concepts": len(seen),
         "steps": step,
         "batch": preset["batch"],
@@ -231,19 +280,28 @@ def main(argv: list[str] | None = None) -> None:
         "render_seconds": round(render_seconds),
         "train_seconds": round(time.time() - train_start),
         "hardware": f"{platform.machine()}, {os.cpu_count()} cores, {device}"
-                    + (f" ({torch.cuda.get_device_name()})" if device.startswith("cuda") else "")
-                    + f"; torch {torch.__version__}",
+        + (f" ({torch.cuda.get_device_name()})" if device.startswith("cuda") else "")
+        + f"; torch {torch.__version__}",
         "preset": args.preset,
-        "config": {"resolution": preset["resolution"], "patch": preset["patch"],
-                   "vision": preset["vision"], "text": preset["text"],
-                   "projection": PROJECTION, "vocab": len(tokenizer), "lr": LR},
+        "config": {
+            "resolution": preset["resolution"],
+            "patch": preset["patch"],
+            "vision": preset["vision"],
+            "text": preset["text"],
+            "projection": PROJECTION,
+            "vocab": len(tokenizer),
+            "lr": LR,
+        },
         "parameters": sum(p.numel() for p in model.parameters()),
-        "loss_every_50_steps": [round(float(np.mean(losses[i:i + 50])), 4)
-                                for i in range(0, len(losses), 50)],
+        "loss_every_50_steps": [
+            round(float(np.mean(losses[i : i + 50])), 4) for i in range(0, len(losses), 50)
+        ],
     }
     save(model.eval().cpu(), tokenizer, args.out, record, preset["resolution"])
-    print(f"saved {args.out} ({record['parameters'] / 1e6:.1f}M parameters, {step} steps, "
-          f"{record['train_seconds']}s)")
+    print(
+        f"saved {args.out} ({record['parameters'] / 1e6:.1f}M parameters, {step} steps, "
+        f"{record['train_seconds']}s)"
+    )
 
 
 if __name__ == "__main__":

@@ -30,22 +30,34 @@ EN_TEMPLATES = (
     "an old book illustration of {x}",
     "a page with {x}",
 )
-JA_TEMPLATES = ("{x}", "{x}の絵", "{x}の挿絵", "{x}を描いた絵", "{style_ja}{x}の絵",
-                "古い本の{x}の挿絵")
+JA_TEMPLATES = (
+    "{x}",
+    "{x}の絵",
+    "{x}の挿絵",
+    "{x}を描いた絵",
+    "{style_ja}{x}の絵",
+    "古い本の{x}の挿絵",
+)
 STYLE_EN = {
     "ink": ("an ink illustration", "a woodblock print", "a monochrome drawing"),
     "colour": ("a hand-coloured illustration", "a coloured drawing", "a colour print"),
     "flat": ("a flat colour picture", "a clip-art picture", "an icon"),
 }
-STYLE_JA = {"ink": ("墨摺の", "木版の", "白黒の"), "colour": ("彩色の", "色刷りの", "手彩色の"),
-            "flat": ("イラストの", "アイコンの", "カラーの")}
+STYLE_JA = {
+    "ink": ("墨摺の", "木版の", "白黒の"),
+    "colour": ("彩色の", "色刷りの", "手彩色の"),
+    "flat": ("イラストの", "アイコンの", "カラーの"),
+}
 NON_PICTURES = {
-    "text": (("a page of text", "vertical japanese text", "handwriting", "a column of writing"),
-             ("文字", "本文の頁", "縦書きの文字", "くずし字")),
-    "stain": (("a stain on old paper", "a damaged page", "a water stain"),
-              ("紙の染み", "汚れた頁", "虫損")),
-    "blank": (("blank paper", "an empty page", "plain old paper"),
-              ("白紙", "空白の頁", "古い紙")),
+    "text": (
+        ("a page of text", "vertical japanese text", "handwriting", "a column of writing"),
+        ("文字", "本文の頁", "縦書きの文字", "くずし字"),
+    ),
+    "stain": (
+        ("a stain on old paper", "a damaged page", "a water stain"),
+        ("紙の染み", "汚れた頁", "虫損"),
+    ),
+    "blank": (("blank paper", "an empty page", "plain old paper"), ("白紙", "空白の頁", "古い紙")),
 }
 
 
@@ -100,8 +112,7 @@ def join_names(names: list[str], language: str) -> str:
     return ", ".join(names[:-1]) + " and " + names[-1]
 
 
-def caption(rng: np.random.Generator, concepts: list[Concept], style: str, language: str
-            ) -> str:
+def caption(rng: np.random.Generator, concepts: list[Concept], style: str, language: str) -> str:
     """A varied caption naming the concepts ("a woodblock print of a crane and a pine")."""
     if language == "ja":
         x = join_names([c.ja for c in concepts], "ja")
