@@ -99,11 +99,10 @@ def train_adapter(
     rng = np.random.default_rng(settings.seed)
     images = F.normalize(torch.from_numpy(np.asarray(vectors, np.float32)), dim=-1)
     images = images.to(encoder.device)
+    others_pool = None  # the background as unit rows on the device
     if background is not None and len(background) and settings.negatives:
-        background = F.normalize(torch.from_numpy(np.asarray(background, np.float32)), dim=-1)
-        background = background.to(encoder.device)
-    else:
-        background = None
+        others_pool = F.normalize(torch.from_numpy(np.asarray(background, np.float32)), dim=-1)
+        others_pool = others_pool.to(encoder.device)
     caption_ids = np.unique(np.asarray(captions, dtype=object), return_inverse=True)[1]
     phrased = [phrasings(c) for c in captions]
     scale = logit_scale(encoder)
@@ -140,11 +139,13 @@ def train_adapter(
             batch = order[start : start + settings.batch]
             image = images[batch]
             others = None
-            if background is not None:
-                others = background[
+            if others_pool is not None:
+                others = others_pool[
                     torch.from_numpy(
                         rng.choice(
-                            len(background), min(settings.negatives, len(background)), replace=False
+                            len(others_pool),
+                            min(settings.negatives, len(others_pool)),
+                            replace=False,
                         )
                     )
                 ]
@@ -157,7 +158,7 @@ def train_adapter(
                 text = F.normalize(encoder._texts(said).float(), dim=-1)
             extra = None if others is None else scale * text @ others.T
             loss = contrastive_loss(scale * image @ text.T, caption_ids[batch], extra)
-            if adapter is not None and others is not None:
+            if adapter is not None and others is not None and moved is not None:
                 loss = loss + settings.keep_weight * (1 - (others * moved).sum(-1)).mean()
             if anchors_before is not None:
                 some = rng.choice(len(anchors), min(ANCHOR_BATCH, len(anchors)), replace=False)

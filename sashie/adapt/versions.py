@@ -77,7 +77,8 @@ def write_version_vectors(
         buffers.put(np.frombuffer(mmap.mmap(-1, step * dim * 2), np.float16).reshape(step, dim))
     # a mapped file is read block by block into a buffer rather than faulted in page by
     # page: faster, and its 1 GB does not count against the process's memory
-    source = os.open(base.filename, os.O_RDONLY) if isinstance(base, np.memmap) else None
+    mapped, offset = (base.filename, base.offset) if isinstance(base, np.memmap) else (None, 0)
+    source = os.open(mapped, os.O_RDONLY) if mapped else None
     out = _WriteTarget(vector_tmp)
 
     def work(start: int) -> int:
@@ -85,9 +86,9 @@ def write_version_vectors(
         try:
             block = buffer[: min(step, rows - start)]
             if source is not None:
-                wanted = memoryview(block).cast("B")
-                if os.preadv(source, [wanted], base.offset + start * dim * 2) != len(wanted):
-                    raise SashieError(f"{base.filename} is shorter than its {rows} rows")
+                wanted = block.data.cast("B")
+                if os.preadv(source, [wanted], offset + start * dim * 2) != len(wanted):
+                    raise SashieError(f"{mapped} is shorter than its {rows} rows")
             else:
                 block[:] = base[start : start + len(block)]
             if adapter is not None:
@@ -136,7 +137,7 @@ class _WriteTarget:
                 self.direct = os.open(path, os.O_WRONLY | os.O_DIRECT)
 
     def write(self, block: np.ndarray, offset: int) -> None:
-        data = memoryview(block).cast("B")
+        data = block.data.cast("B")
         if self.direct is not None and offset % self.PAGE == 0 and len(data) % self.PAGE == 0:
             try:
                 os.pwrite(self.direct, data, offset)

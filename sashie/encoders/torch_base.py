@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -17,13 +18,14 @@ class TorchEncoder:
     model_id: str
     dim: int
     image_size: int
+    model: Any  # the backend's torch module (its methods differ: get_image_features, ...)
     batch_size = 64
 
     def __init__(self, device: str | None) -> None:
         self.device = pick_device(device)
         self.dtype = torch.float16 if self.device.startswith("cuda") else torch.float32
 
-    def _place(self, module: torch.nn.Module) -> torch.nn.Module:
+    def _place(self, module: torch.nn.Module) -> Any:
         return module.to(device=self.device, dtype=self.dtype).eval()
 
     def preprocess(self, image: Image.Image) -> np.ndarray:

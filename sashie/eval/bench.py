@@ -15,6 +15,7 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -34,7 +35,7 @@ RANDOM_SEEDS = 10
 
 @dataclass
 class BenchResult:
-    figures: dict[str, float] = field(default_factory=dict)
+    figures: dict[str, Any] = field(default_factory=dict)  # numbers, and the model's id
     counts: dict[str, int] = field(default_factory=dict)  # queries behind each figure
     multi: list[dict] = field(default_factory=list)  # the Fig. 2 rows
     adapt: list = field(default_factory=list)  # AdaptExperiment of each library (--adapt)
@@ -183,19 +184,19 @@ def _image_queries(result, vocab: Vocabulary, encoder, index: VectorIndex, conce
     dim = index.dim
     dims_list = sorted({max(1, round(d * dim / 512)) for d in PAPER_DIMS})
     themes = vocab.query_seen
-    examples = {
+    references = {
         k: encoder.encode_images(reference_pictures(artists, by_key[k], REFERENCES, seed=i + 1))
         for i, k in enumerate(themes)
     }
-    relevant = {k: _relevant(concepts, k) for k in themes}
+    relevant_to = {k: _relevant(concepts, k) for k in themes}
 
     def p100(key, dims):
-        return precision_at(index.scores(examples[key].mean(0), dims), relevant[key], 100)
+        return precision_at(index.scores(references[key].mean(0), dims), relevant_to[key], 100)
 
     all_dims = [p100(k, None) for k in themes]
     result.add("multi_p100_all", all_dims)
     for d in dims_list:
-        cv = [p100(k, cv_dimensions(examples[k], d)) for k in themes]
+        cv = [p100(k, cv_dimensions(references[k], d)) for k in themes]
         per_seed = [
             np.mean([p100(k, random_dimensions(dim, d, s)) for k in themes])
             for s in range(RANDOM_SEEDS)
@@ -278,18 +279,22 @@ def bench(
     if world is not None:
         meta = world_meta(world)
         pages, seed = meta["pages"], meta["seed"]
-    options = dict(
-        pages=pages,
-        seed=seed,
-        model=model,
-        progress=progress,
-        adapt=adapt,
-        world=Path(world) if world is not None else None,
-    )
+
+    def run(workdir: Path) -> BenchResult:
+        return run_bench(
+            pages=pages,
+            seed=seed,
+            model=model,
+            workdir=workdir,
+            progress=progress,
+            adapt=adapt,
+            world=Path(world) if world is not None else None,
+        )
+
     if keep:
-        return run_bench(workdir=Path(keep), **options)
+        return run(Path(keep))
     with tempfile.TemporaryDirectory(prefix="sashie-bench-") as tmp:
-        return run_bench(workdir=Path(tmp), **options)
+        return run(Path(tmp))
 
 
 def as_json(result: BenchResult) -> str:

@@ -27,6 +27,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -57,7 +58,7 @@ PAPER_RECIPE = {
     "anchor_weight": 0.0,
     "example_weight": 0.0,
 }
-VARIANTS = (  # (name, settings relative to the defaults)
+VARIANTS: tuple[tuple[str, dict[str, Any]], ...] = (  # (name, settings relative to defaults)
     ("adapter + text, R 0.2", {}),
     ("without examples", {"example_weight": 0.0}),
     ("adapter only, R 0.2", {"train_text": False}),

@@ -12,7 +12,9 @@ from __future__ import annotations
 import json
 import os
 import shutil
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -95,6 +97,7 @@ class KeepFilter:
         folder = Path(folder)
         meta = cls.read_meta(folder)
         learner, weights = meta.get("learner"), folder / meta.get("weights", "")
+        model: Any
         if learner == "xgboost":
             import xgboost
 
@@ -209,7 +212,7 @@ def _svm_scores(m: dict, params: dict, x: np.ndarray) -> np.ndarray:
 
 
 def _mlp_scores(m: dict, params: dict, x: np.ndarray) -> np.ndarray:
-    activations = {
+    activations: dict[str, Callable[[np.ndarray], np.ndarray]] = {
         "relu": lambda a: np.maximum(a, 0),
         "tanh": np.tanh,
         "logistic": _sigmoid,

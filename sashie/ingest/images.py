@@ -95,9 +95,10 @@ def decode_image(
         image.load()
     except Exception as e:
         raise BadInput(f"truncated or corrupt image ({e})") from None
+    upright: Image.Image = image
     with contextlib.suppress(Exception):  # a broken EXIF block must not lose a good image
-        image = ImageOps.exif_transpose(image)
-    return to_rgb(image)
+        upright = ImageOps.exif_transpose(image)
+    return to_rgb(upright)
 
 
 def load_image(

@@ -66,6 +66,8 @@ LOCK = "lock"
 BACKGROUND = 16384  # other items' vectors an adaptation keeps in place
 
 QueryImage = str | os.PathLike | Image.Image
+Ids = Sequence[int] | np.ndarray  # item ids
+Flags = Sequence[bool] | np.ndarray  # keep (True) or exclude, one per item
 
 
 @dataclass(frozen=True)
@@ -246,7 +248,7 @@ class Library:
 
     # --- items -----------------------------------------------------------------------------
 
-    def items(self, item_ids: Sequence[int] | None = None) -> list[ItemRow]:
+    def items(self, item_ids: Ids | None = None) -> list[ItemRow]:
         """Items with their pages, in the order asked (every item, by id, when None)."""
         return self._catalog.items(item_ids)
 
@@ -271,7 +273,8 @@ class Library:
         factor = min(1.0, 2 * size / max(x1 - x0, y1 - y0))
         page = load_image(row.page, at_least=int(min(row.page_size) * factor) + 1)
         scale = page.width / row.page_size[0]
-        image = page.crop(tuple(round(v * scale) for v in row.bbox))
+        x0, y0, x1, y1 = (round(v * scale) for v in row.bbox)
+        image = page.crop((x0, y0, x1, y1))
         image.thumbnail((size, size))
         return image
 
@@ -313,7 +316,7 @@ class Library:
         return self._indexes[key]
 
     def vectors_of(
-        self, item_ids: Sequence[int], model: str | None = None, *, version: str | None = None
+        self, item_ids: Ids, model: str | None = None, *, version: str | None = None
     ) -> np.ndarray:
         """The stored vectors of these items (float32, in the order given), of the active
         version unless `version` says ("base": the encoder's own). Base vectors not loaded
@@ -458,7 +461,7 @@ class Library:
 
     # --- the keep/exclude filter -----------------------------------------------------------
 
-    def label(self, item_ids: Sequence[int], keep: Sequence[bool], source: str = "user") -> int:
+    def label(self, item_ids: Ids, keep: Flags, source: str = "user") -> int:
         """Mark items keep (an illustration) or exclude, for `train_filter`; returns how many."""
         known = self._known_items(item_ids)
         marks = [bool(k) for k in keep]
@@ -468,7 +471,7 @@ class Library:
             tx.set_labels(known, marks, source)
         return len(known)
 
-    def labels(self, item_ids: Sequence[int] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    def labels(self, item_ids: Ids | None = None) -> tuple[np.ndarray, np.ndarray]:
         """(item ids, keep flags) of the labelled items among `item_ids`, or of all."""
         return self._catalog.labels(item_ids)
 
@@ -538,9 +541,7 @@ class Library:
             "seconds": round(time.perf_counter() - started, 2),
         }
 
-    def evaluate_filter(
-        self, item_ids: Sequence[int] | None = None, keep: Sequence[bool] | None = None
-    ) -> dict:
+    def evaluate_filter(self, item_ids: Ids | None = None, keep: Flags | None = None) -> dict:
         """The filter's stored verdicts against the given keep flags, or the library's labels."""
         if not self.has_filter:
             raise SashieError("no filter yet; run `sashie filter train` first")
@@ -564,7 +565,7 @@ class Library:
 
     # --- annotations and model versions ----------------------------------------------------
 
-    def annotate(self, item_ids: Sequence[int], caption: str) -> int:
+    def annotate(self, item_ids: Ids, caption: str) -> int:
         """Caption items (e.g. 几帳); returns how many (item, caption) pairs were new."""
         caption = " ".join(caption.split())
         if not caption:
@@ -573,7 +574,7 @@ class Library:
         with self._catalog.transaction() as tx:
             return tx.add_annotations(known, caption)
 
-    def annotations(self, item_ids: Sequence[int] | None = None) -> list[dict]:
+    def annotations(self, item_ids: Ids | None = None) -> list[dict]:
         """Annotations ({"id", "item", "caption", "at"}), of the given items or all."""
         return self._catalog.annotations(item_ids)
 
@@ -773,7 +774,7 @@ class Library:
             for rank, (item, score) in enumerate(found, start=1)
         ]
 
-    def _known_items(self, item_ids: Sequence[int]) -> list[int]:
+    def _known_items(self, item_ids: Ids) -> list[int]:
         """The ids as ints, or an error naming the first that is not in the library."""
         wanted = [int(i) for i in item_ids]
         known = {row.id for row in self._catalog.items(wanted)}

@@ -110,10 +110,13 @@ class LayoutDetector:
         ink = ink_mask(rgb)
 
         length = max(25, width // 20)
-        lines = cv2.morphologyEx(
-            ink, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_RECT, (length, 1))
-        ) | cv2.morphologyEx(
-            ink, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_RECT, (1, length))
+        lines = np.bitwise_or(
+            cv2.morphologyEx(
+                ink, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_RECT, (length, 1))
+            ),
+            cv2.morphologyEx(
+                ink, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_RECT, (1, length))
+            ),
         )
         proposals = [
             b
@@ -166,13 +169,14 @@ class LayoutDetector:
             if any(iou(box, other) > DUPLICATE_IOU for other in kept):
                 continue
             kept.append(box)
-        return [
-            Region(
-                tuple(
-                    min(limit, round(v / scale))
-                    for v, limit in zip(box, (image.width, image.height) * 2)
-                ),
-                self.name,
+
+        def to_page(box: BBox) -> BBox:
+            x0, y0, x1, y1 = (round(v / scale) for v in box)
+            return (
+                min(image.width, x0),
+                min(image.height, y0),
+                min(image.width, x1),
+                min(image.height, y1),
             )
-            for box in kept
-        ]
+
+        return [Region(to_page(box), self.name) for box in kept]

@@ -124,7 +124,7 @@ def build_query(
     vectors = np.zeros((len(terms), encoder.dim), np.float32)
     texts = [(i, t.value) for i, t in enumerate(terms) if t.kind == "text"]
     if texts:
-        vectors[[i for i, _ in texts]] = encoder.encode_texts([v for _, v in texts])
+        vectors[[i for i, _ in texts]] = encoder.encode_texts([str(v) for _, v in texts])
     images = [(i, t.value) for i, t in enumerate(terms) if t.kind == "image"]
     if images:
         vectors[[i for i, _ in images]] = encoder.encode_images(

@@ -307,7 +307,7 @@ class Transaction:
                 " added) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (uri, source, width, height, size, mtime_ns, sha256, meta, time.time()),
             )
-            return cursor.lastrowid
+            return _row_id(cursor)
         page_id = row[0]
         if replace:
             self.db.execute("DELETE FROM items WHERE page_id = ?", (page_id,))
@@ -325,7 +325,7 @@ class Transaction:
             " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             (page_id, detector, *map(int, bbox), float(score), hash_),
         )
-        return cursor.lastrowid
+        return _row_id(cursor)
 
     def mark_detectors(self, page_id: int, detectors: Iterable[str]) -> None:
         self.db.executemany(
@@ -378,6 +378,12 @@ class Transaction:
 
     def unskip(self, uri: str) -> None:
         self.db.execute("DELETE FROM skipped WHERE uri = ?", (uri,))
+
+
+def _row_id(cursor: sqlite3.Cursor) -> int:
+    """The id of the row an INSERT made."""
+    assert cursor.lastrowid is not None
+    return cursor.lastrowid
 
 
 def _chunks(values: list, size: int):

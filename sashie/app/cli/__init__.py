@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from .adapt import adapt
-from .annotations import annotations
+from .annotations import annotations_group
 from .common import SashieGroup
 from .evaluation import bench_command, demo, world
 from .filter import filter_
@@ -43,7 +43,7 @@ for command in (
     serve,
     info,
     export,
-    annotations,
+    annotations_group,
     filter_,
     adapt,
     versions,

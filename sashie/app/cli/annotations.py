@@ -9,7 +9,7 @@ from .common import LIBRARY
 
 
 @click.group("annotations")
-def annotations() -> None:
+def annotations_group() -> None:
     """Captions people give items: the data that teaches a model a collection's words.
 
     \b
@@ -19,7 +19,7 @@ def annotations() -> None:
     """
 
 
-@annotations.command("add")
+@annotations_group.command("add")
 @click.argument("library", type=LIBRARY)
 @click.argument("caption")
 @click.argument("items", nargs=-1, type=int, required=True)
@@ -29,7 +29,7 @@ def annotations_add(library, caption, items):
     click.echo(f"{added} new annotations", err=True)
 
 
-@annotations.command("list")
+@annotations_group.command("list")
 @click.argument("library", type=LIBRARY)
 def annotations_list(library):
     """Every annotation: item id and caption."""
@@ -37,7 +37,7 @@ def annotations_list(library):
         click.echo(f"{a['item']}\t{a['caption']}")
 
 
-@annotations.command("export")
+@annotations_group.command("export")
 @click.argument("library", type=LIBRARY)
 @click.argument("out_dir", type=click.Path(file_okay=False))
 def annotations_export(library, out_dir):

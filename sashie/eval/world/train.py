@@ -22,6 +22,7 @@ import platform
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -32,7 +33,7 @@ from .samples import make_samples
 from .vocab import NON_PICTURES, caption, non_picture_caption, vocabulary
 
 # --- the configuration -------------------------------------------------------------------
-PRESETS = {
+PRESETS: dict[str, dict[str, Any]] = {
     # the shipped model: a small ViT sees 6 x 6 patches; on a CPU more pictures beat more pixels
     "cpu": dict(
         resolution=48,
@@ -144,7 +145,7 @@ def augment(images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     theta = torch.stack(
         [torch.stack([cos, -sin, shift[:, 0]], 1), torch.stack([sin, cos, shift[:, 1]], 1)], 1
     )
-    grid = F.affine_grid(theta, images.shape, align_corners=False)
+    grid = F.affine_grid(theta, list(images.shape), align_corners=False)
     images = F.grid_sample(images, grid, padding_mode="border", align_corners=False)
     grey = r(b) < 0.2
     images[grey] = images[grey].mean(1, keepdim=True).expand(-1, 3, -1, -1)
