@@ -12,7 +12,6 @@ from dataclasses import replace
 import numpy as np
 import pytest
 import torch
-from conftest import make_pages, run_cli
 from PIL import Image
 
 from sashie.adapt.adapter import VisualAdapter, apply_adapter
@@ -22,6 +21,8 @@ from sashie.adapt.training import train_adapter
 from sashie.encoders import load_encoder
 from sashie.errors import SashieError
 from sashie.library import Library
+
+from conftest import make_pages, run_cli
 
 # A tiny random model learns in many short steps at a high rate (its byte-level tokenizer has
 # no words, so no anchors are kept).

@@ -4,8 +4,9 @@ import io
 import json
 
 import numpy as np
-from conftest import cli_json, run_cli
 from PIL import Image
+
+from conftest import cli_json, run_cli
 
 
 def write_bad_inputs(folder):

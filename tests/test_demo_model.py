@@ -2,12 +2,13 @@ import json
 
 import numpy as np
 import pytest
-from conftest import run_cli
 
 from sashie.encoders import DEMO_MODEL, DEMO_MODEL_DIR, load_encoder
 from sashie.eval.bench import bench, format_table
 from sashie.eval.bench_adapt import ROUNDS, SHOWN
 from sashie.eval.world.train import main as train_main
+
+from conftest import run_cli
 
 
 def test_the_demo_model_is_a_plain_hugging_face_clip():

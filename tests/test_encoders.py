@@ -5,11 +5,12 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
-from tiny_clip import build_tiny_clip
 
 from sashie.encoders import load_encoder, resolve_spec
 from sashie.encoders.hf import fingerprint_directory
 from sashie.errors import SashieError
+
+from tiny_clip import build_tiny_clip
 
 
 def test_hf_backend_encodes_both_sides_into_one_normalized_space(tiny_spec):

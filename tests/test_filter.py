@@ -5,7 +5,6 @@ import pickle
 
 import numpy as np
 import pytest
-from conftest import indexed_world, run_cli
 
 from sashie.errors import SashieError
 from sashie.eval.truth import judge_library_items
@@ -14,6 +13,8 @@ from sashie.filter.labelling import read_label_csv
 from sashie.filter.model import KeepFilter
 from sashie.filter.training import LEARNERS, train_filter
 from sashie.library import Library
+
+from conftest import indexed_world, run_cli
 
 
 def separable(n=240, dim=64, seed=0):

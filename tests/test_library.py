@@ -7,11 +7,12 @@ import time
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
-from conftest import cli_json, make_pages, run_cli, start_cli_process
 from PIL import Image
-from tiny_clip import build_tiny_clip
 
 from sashie import Library, SashieError
+
+from conftest import cli_json, make_pages, run_cli, start_cli_process
+from tiny_clip import build_tiny_clip
 
 
 def vectors_by_page(lib: Library, model=None) -> dict[str, np.ndarray]:

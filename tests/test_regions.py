@@ -3,14 +3,15 @@ the clean-up of every detector's boxes."""
 
 import numpy as np
 import pytest
-from conftest import run_cli
 from PIL import Image
-from tiny_clip import build_tiny_owlv2
 
 from sashie.errors import SashieError
 from sashie.library import Library
 from sashie.regions import Region, clean_regions, load_detectors, tile_boxes
 from sashie.regions.whole import Tiles
+
+from conftest import run_cli
+from tiny_clip import build_tiny_owlv2
 
 
 @pytest.fixture(scope="module")

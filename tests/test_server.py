@@ -4,7 +4,6 @@ import io
 import json
 
 import pytest
-from conftest import indexed_world
 from fastapi.testclient import TestClient
 from PIL import Image
 
@@ -14,6 +13,8 @@ from sashie.eval.references import reference_pictures
 from sashie.eval.world.artists import Artists
 from sashie.eval.world.vocab import vocabulary
 from sashie.library import Library
+
+from conftest import indexed_world
 
 
 @pytest.fixture(scope="module")

@@ -4,10 +4,11 @@ import json
 import threading
 
 import pytest
-from conftest import make_pages
 
 from sashie import Library
 from sashie.ingest.sources import expand_sources
+
+from conftest import make_pages
 
 
 @pytest.fixture

@@ -10,13 +10,14 @@ from pathlib import Path
 
 import pytest
 import uvicorn
-from conftest import indexed_world
 
 from sashie.app import server
 from sashie.eval.references import reference_pictures
 from sashie.eval.world.artists import Artists
 from sashie.eval.world.vocab import vocabulary
 from sashie.library import Library
+
+from conftest import indexed_world
 
 pytestmark = pytest.mark.browser
 

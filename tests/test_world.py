@@ -2,11 +2,12 @@ import hashlib
 import json
 
 import numpy as np
-from conftest import run_cli
 
 from sashie.eval.world import make_world, read_truth
 from sashie.eval.world.artists import ARTISTS, Artists, alpha_bbox, load_concepts
 from sashie.eval.world.vocab import caption, vocabulary
+
+from conftest import run_cli
 
 SMALL = (400, 600)  # quarter-size pages keep the tests fast; the code path is the same
 

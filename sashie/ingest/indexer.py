@@ -75,6 +75,7 @@ class AddReport:
     seconds: float = 0.0
     interrupted: bool = False
     filtered: dict | None = None  # the saved filter's verdict on the new items
+    detectors: list[str] = field(default_factory=list)  # the region detectors asked for
 
     def summary(self) -> str:
         rate = self.vectors_added / self.seconds if self.seconds > 0 else 0.0
@@ -89,6 +90,25 @@ class AddReport:
         if self.skipped:
             reasons = Counter(reason_kind(s.reason) for s in self.skipped)
             text += "\nskipped: " + "; ".join(f"{n} {r}" for r, n in reasons.most_common())
+        if self.empty_hint():
+            text += "\n" + self.empty_hint()
+        return text
+
+    def empty_hint(self) -> str:
+        """Why a run that read pages made no items, and the option that would help ("" when
+        it made some)."""
+        if not self.pages_indexed or self.items_added or self.vectors_added:
+            return ""
+        text = (
+            f"no items: {' and '.join(self.detectors) or 'no detector'} found nothing to "
+            f"cut from the {self.pages_indexed} pages read"
+        )
+        if "whole" not in self.detectors:
+            regions = ",".join([*self.detectors, "whole"])
+            text += (
+                " (layout looks for the illustrations of printed pages; a photograph has "
+                f"none); to index each image as an item too: --regions {regions}"
+            )
         return text
 
 
@@ -243,7 +263,7 @@ class Indexer:
     # --- the run ---------------------------------------------------------------------------
 
     def run(self, sources: list[str]) -> AddReport:
-        report = AddReport()
+        report = AddReport(detectors=[d.name for d in self.detectors])
         started = time.perf_counter()
         jobs = self.plan(sources, report)
         bar = tqdm(
