@@ -22,7 +22,7 @@ from conftest import indexed_world
 pytestmark = pytest.mark.browser
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-SHOTS = Path(__file__).resolve().parent.parent / "screenshots"
+SHOTS = Path(__file__).resolve().parents[2] / "screenshots"
 FLAGS = [
     "--no-sandbox",
     "--disable-gpu",
