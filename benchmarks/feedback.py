@@ -35,7 +35,7 @@ def simulate(lib: Library, truth: list[dict], keys: list[str], learner: str) -> 
     """P@100 after rounds 0..ROUNDS, one row per concept."""
     index = lib.index()
     excluded = lib.excluded_rows(None)
-    rows = lib.catalog.items(index.item_ids.tolist())
+    rows = lib.items(index.item_ids.tolist())
     concepts = dict(
         zip(
             index.item_ids.tolist(),

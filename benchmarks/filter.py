@@ -36,7 +36,7 @@ SCALE_ROWS = 1_140_000  # the seed paper's index after filtering
 
 
 def region_table(lib: Library, truth: list[dict]) -> str:
-    items = lib.catalog.items()
+    items = lib.items()
     by_page: dict[str, list] = {}
     for row in items:
         by_page.setdefault(row.page, []).append(row)
@@ -72,7 +72,7 @@ def text_query_table(lib: Library, truth: list[dict], world: Path) -> str:
     by_key = vocab.by_key
     ids, _, text_only = judge_library_items(lib, world)
     text_only_ids = set(np.asarray(ids)[text_only].tolist())
-    rows = lib.catalog.items(ids)
+    rows = lib.items(ids)
     concepts = dict(zip(ids, item_concepts([(r.page, r.bbox) for r in rows], truth)))
     lines = [
         "| queries (24 seen concepts) | filter | Precision@100 | text-only share of top 100 |",
@@ -104,7 +104,7 @@ def scale_table(lib: Library, report, workdir: Path, rows: int) -> str:
         started = time.perf_counter()
         scores = result.filter.scores(big)
         lines.append(f"| {result.name} | {time.perf_counter() - started:.1f} |")
-    catalog = Catalog(workdir / "scratch.sqlite")
+    catalog = Catalog(workdir / "scratch.sqlite")  # the store itself is what is timed here
     catalog.db.execute("PRAGMA foreign_keys=OFF")  # verdicts for items this scratch file lacks
     started = time.perf_counter()
     with catalog.transaction() as tx:
@@ -144,7 +144,7 @@ def main() -> None:
 
     if lib.has_filter:
         lib.remove_filter()
-    lib.catalog.db.execute("DELETE FROM labels")
+    lib.unlabel()  # a kept library (--keep) may hold the labels of an earlier run
     ids, keep = ground_truth_labels(lib, world, args.labels, seed=args.seed)
     lib.label(ids, keep, "ground-truth")
     report = lib.train_filter(seed=args.seed)
@@ -153,7 +153,7 @@ def main() -> None:
 
     all_ids, truth_keep, _ = judge_library_items(lib, world)
     figures = lib.evaluate_filter(all_ids, truth_keep)["overall"]
-    counts = lib.catalog.filter_counts()
+    counts = lib.counts()
     total = counts["kept"] + counts["excluded"]
     dim = lib.index().dim
     print(

@@ -32,7 +32,10 @@ from sashie.eval.world import make_world
 from sashie.eval.world.artists import Artists
 from sashie.eval.world.vocab import vocabulary
 from sashie.library import Library
+from sashie.library.manifest import Manifest
 from sashie.search.feedback import FEEDBACK_LEARNERS
+from sashie.store.catalog import Catalog
+from sashie.store.vectors import VectorFile
 
 PER_PAGE = 5
 
@@ -42,15 +45,19 @@ def build(root: Path, items: int) -> Path:
     seed_lib = Library(root / "seed", create=True)
     seed_lib.add([str(world / "pages")], regions="layout,whole")
     index = seed_lib.index()
-    rows = seed_lib.catalog.items(index.item_ids.tolist())
+    rows = seed_lib.items(index.item_ids.tolist())
     pages = sorted((world / "pages").iterdir())
     (root / "pages").mkdir()
-    lib = Library(root / "lib", create=True)
-    encoder = lib.encoder()
-    model_id = lib._register("sashie-demo", encoder, False)
+    # a large library written straight at the storage layer (indexing 20,000 pages would
+    # take an hour): the manifest, the catalog and the vector file, as `Library.add` writes
+    encoder = seed_lib.encoder()
+    manifest = Manifest.create(root / "lib")
+    model_id = manifest.register("sashie-demo", encoder, False)
+    catalog = Catalog(root / "lib" / "catalog.sqlite")
+    vector_file = VectorFile(root / "lib" / manifest.models[model_id]["vectors"], encoder.dim)
     rng = np.random.default_rng(0)
     picks = rng.integers(0, len(rows), items)
-    with lib.catalog.transaction() as tx:
+    with catalog.transaction() as tx:
         for n in range(items // PER_PAGE):
             path = root / "pages" / f"{n:06d}.jpg"
             os.link(pages[n % len(pages)], path)
@@ -63,8 +70,9 @@ def build(root: Path, items: int) -> Path:
         vectors = index.vectors[picks] + rng.normal(0, 0.02, (items, index.dim))
         vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
         ids = np.arange(1, items + 1)
-        rows_written = lib._vector_file(model_id).write_at(0, vectors, ids)
+        rows_written = vector_file.write_at(0, vectors, ids)
         tx.set_vector_rows(model_id, rows_written)
+    catalog.close()
     return root / "lib"
 
 

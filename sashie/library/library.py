@@ -475,6 +475,11 @@ class Library:
         """(item ids, keep flags) of the labelled items among `item_ids`, or of all."""
         return self._catalog.labels(item_ids)
 
+    def unlabel(self, item_ids: Ids | None = None) -> int:
+        """Forget the keep/exclude labels of these items, or all; returns how many went."""
+        with self._catalog.transaction() as tx:
+            return tx.clear_labels(item_ids)
+
     def train_filter(
         self, *, learners: Sequence[str] = LEARNERS, seed: int = 0, model: str | None = None
     ) -> TrainReport:

@@ -350,6 +350,17 @@ class Transaction:
             [(int(i), int(bool(k)), source, now) for i, k in zip(item_ids, keep)],
         )
 
+    def clear_labels(self, item_ids: Iterable[int] | None = None) -> int:
+        """Forget the keep/exclude labels of these items (of all when None); how many."""
+        before = self.db.total_changes
+        if item_ids is None:
+            self.db.execute("DELETE FROM labels")
+        else:
+            self.db.executemany(
+                "DELETE FROM labels WHERE item_id = ?", [(int(i),) for i in item_ids]
+            )
+        return self.db.total_changes - before
+
     def add_annotations(self, item_ids: Iterable[int], caption: str) -> int:
         now = time.time()
         before = self.db.total_changes

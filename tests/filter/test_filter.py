@@ -174,3 +174,15 @@ def test_wrong_use_of_filter_commands(world_library, tmp_path):
     assert r.exit_code == 1 and "no filter yet" in r.output
     r = run_cli("filter", "train", root / "lib", "--learners", "boosted_guess", check=False)
     assert r.exit_code == 1 and "unknown learner" in r.output
+
+
+def test_labels_can_be_forgotten(world_library):
+    _, _, lib = world_library
+    ids = lib.item_ids()[:4].tolist()
+    lib.label(ids, [True, False, True, False], "test")
+    assert lib.unlabel(ids[:2]) == 2
+    labelled, keep = lib.labels(ids)
+    assert labelled.tolist() == ids[2:] and keep.tolist() == [True, False]
+    before = lib.counts()
+    assert lib.unlabel() == before["labelled_keep"] + before["labelled_exclude"] > 0
+    assert lib.counts()["labelled_keep"] == lib.counts()["labelled_exclude"] == 0
