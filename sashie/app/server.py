@@ -218,6 +218,11 @@ def create_app(library: str | Path, *, token: str | None = None) -> FastAPI:
         facts.pop("path", None)
         facts["feedback_learners"] = list(FEEDBACK_LEARNERS)
         facts["default_learner"] = DEFAULT_LEARNER
+        facts["defaults"] = {
+            "dims": DEFAULT_DIMS,
+            "epochs": DEFAULTS.epochs,
+            "ratio": DEFAULTS.ratio,
+        }
         return facts
 
     @app.post("/api/search", summary="Search by text and/or example images")

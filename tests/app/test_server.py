@@ -53,6 +53,20 @@ def test_the_page_and_the_openapi_description(client):
         assert path in paths
 
 
+def test_the_page_takes_its_defaults_from_the_server(client):
+    from sashie.adapt.settings import AdaptSettings
+    from sashie.search.query import DEFAULT_DIMS
+
+    defaults = client.get("/api/info").json()["defaults"]
+    assert defaults == {
+        "dims": DEFAULT_DIMS,
+        "epochs": AdaptSettings().epochs,
+        "ratio": AdaptSettings().ratio,
+    }
+    page = client.get("/").text
+    assert 'id="dims" type="number" min="1" max="4096" value' not in page  # none of its own
+
+
 def test_text_search_pages_through_results_and_serves_thumbnails(client):
     first = client.post("/api/search", data={"text": "a page of text", "limit": "10"}).json()
     assert len(first["results"]) == 10 and first["more"] and first["dims"] is None
