@@ -376,3 +376,11 @@ def test_a_version_remembers_its_examples_and_a_taught_word_finds_them(demo_anno
     assert len({r.item for r in lib.search("zorblat", k=8)} & set(items[:8])) < 8
     lib.use("base")
     assert lib.memory() is None
+
+
+def test_without_the_plot_extra_a_version_has_no_loss_curve(annotated, monkeypatch):
+    lib, _ = annotated
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # as if `plot` were not installed
+    report = lib.adapt(settings=AdaptSettings(epochs=1, batch=8, min_steps=2))
+    assert not (report.folder / "loss.png").exists()
+    assert (report.folder / "version.json").is_file() and lib.active_version() == report.version

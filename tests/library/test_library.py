@@ -2,6 +2,7 @@ import json
 import os
 import signal
 import sqlite3
+import sys
 import time
 
 import numpy as np
@@ -123,6 +124,18 @@ def test_export_writes_npy_and_parquet_row_for_row(tmp_path, tiny_spec, pages):
         bbox = (meta["x0"], meta["y0"], meta["x1"], meta["y1"])
         np.testing.assert_array_equal(row, stored[(meta["image_path"], bbox)])
     assert json.loads((out / "model.json").read_text())["dim"] == 48
+
+
+def test_a_missing_extra_is_one_line_that_names_it(tmp_path, tiny_spec, pages, monkeypatch):
+    lib = Library(tmp_path / "lib", create=True)
+    lib.add([str(pages)], model=tiny_spec, regions="whole")
+    for module in ("pyarrow", "pyarrow.parquet"):
+        monkeypatch.setitem(sys.modules, module, None)  # as if the `export` extra were absent
+    done = run_cli("export", tmp_path / "lib", tmp_path / "out", check=False)
+    assert done.exit_code == 1
+    assert done.stderr.strip() == (
+        "error: Parquet export needs the 'export' extra: pip install 'sashie[export]'"
+    )
 
 
 def interrupt_midway(lib, folder, spec, how, total):
