@@ -5,6 +5,8 @@ import os
 import signal
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -92,3 +94,28 @@ def indexed_world(root: Path, *, pages: int, seed: int) -> tuple[Path, Path]:
     with Library(root / "lib", create=True) as lib:
         lib.add([str(world / "pages")], regions="layout,whole")
     return world, root / "lib"
+
+
+@contextmanager
+def serving(app) -> Iterator[str]:
+    """The app served by uvicorn on a free local port, in a thread: its base URL."""
+    import socket
+    import threading
+    import time
+
+    import uvicorn
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.time() + 30
+    while not server.started and time.time() < deadline:
+        time.sleep(0.05)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(10)

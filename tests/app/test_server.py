@@ -14,7 +14,7 @@ from sashie.eval.world.artists import Artists
 from sashie.eval.world.vocab import vocabulary
 from sashie.library import Library
 
-from conftest import indexed_world
+from conftest import indexed_world, serving
 
 
 @pytest.fixture(scope="module")
@@ -113,6 +113,47 @@ def test_the_api_ranks_exactly_as_the_library_does(client, world_library):
             assert [r["score"] for r in got["results"]] == pytest.approx(
                 [h.score for h in expected], abs=1e-4
             )
+
+
+def test_a_query_being_encoded_holds_up_no_other_request(world_library, monkeypatch):
+    """The model runs in a worker thread with no lock held: while a search's words are being
+    encoded, other requests are answered (they would wait for it if the model ran on the
+    event loop or under the server's lock)."""
+    import threading
+
+    import httpx
+
+    from sashie.encoders.torch_base import TorchEncoder
+
+    encoding, release = threading.Event(), threading.Event()
+    encode_texts = TorchEncoder.encode_texts
+
+    def held(self, texts):
+        if "held up" in texts[0]:
+            encoding.set()
+            assert release.wait(60)
+        return encode_texts(self, texts)
+
+    monkeypatch.setattr(TorchEncoder, "encode_texts", held)
+    with serving(server.create_app(world_library)) as url:
+        httpx.post(f"{url}/api/search", data={"text": "warm up"}, timeout=60)
+        answers = []
+        search = threading.Thread(
+            target=lambda: answers.append(
+                httpx.post(f"{url}/api/search", data={"text": "held up", "limit": "5"}, timeout=120)
+            )
+        )
+        search.start()
+        try:
+            assert encoding.wait(60)
+            info = httpx.get(f"{url}/api/info", timeout=30)
+            other = httpx.post(f"{url}/api/search", data={"text": "a cat"}, timeout=30)
+            thumbnail = httpx.get(f"{url}/api/items/1/thumbnail", timeout=30)
+        finally:
+            release.set()
+            search.join(60)
+    assert info.status_code == other.status_code == thumbnail.status_code == 200
+    assert answers[0].status_code == 200 and len(answers[0].json()["results"]) == 5
 
 
 def test_bad_requests_get_one_clear_message(client, monkeypatch):

@@ -3,13 +3,9 @@ text, by one and by three uploaded images, a result on its page, two rounds of f
 annotation and a keep/exclude label. Screenshots go to ./screenshots/ for a person to look at."""
 
 import shutil
-import socket
-import threading
-import time
 from pathlib import Path
 
 import pytest
-import uvicorn
 
 from sashie.app import server
 from sashie.eval.references import reference_pictures
@@ -17,7 +13,7 @@ from sashie.eval.world.artists import Artists
 from sashie.eval.world.vocab import vocabulary
 from sashie.library import Library
 
-from conftest import indexed_world
+from conftest import indexed_world, serving
 
 pytestmark = pytest.mark.browser
 
@@ -38,27 +34,14 @@ FLAGS = [
 def site(tmp_path_factory):
     root = tmp_path_factory.mktemp("web")
     indexed_world(root, pages=24, seed=31)
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    app = server.create_app(root / "lib")
-    uvicorn_server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning")
-    )
-    thread = threading.Thread(target=uvicorn_server.run, daemon=True)
-    thread.start()
-    deadline = time.time() + 30
-    while not uvicorn_server.started and time.time() < deadline:
-        time.sleep(0.05)
     pictures = []
     concept = vocabulary().by_key[vocabulary().query_seen[1]]
     for i, picture in enumerate(reference_pictures(Artists(), concept, 3, seed=2)):
         path = root / f"reference-{i}.png"
         picture.save(path)
         pictures.append(str(path))
-    yield f"http://127.0.0.1:{port}/", root / "lib", pictures
-    uvicorn_server.should_exit = True
-    thread.join(10)
+    with serving(server.create_app(root / "lib")) as url:
+        yield f"{url}/", root / "lib", pictures
 
 
 @pytest.fixture(scope="module")
