@@ -70,6 +70,13 @@ class GroundTruth:
         text_only = covered == 0 and any(overlap(bbox, t) > 0 for t in row["text_blocks"])
         return keep, text_only
 
+    def judge_all(self, boxes: list[tuple[str, BBox]]) -> tuple[np.ndarray, np.ndarray]:
+        """(keep, text_only) arrays: `judge` of each (page, bbox)."""
+        judged = [self.judge(page, bbox) for page, bbox in boxes]
+        keep = np.array([k for k, _ in judged], bool).reshape(-1)
+        text_only = np.array([t for _, t in judged], bool).reshape(-1)
+        return keep, text_only
+
 
 def item_concepts(
     boxes: list[tuple[str, BBox]], truth: list[dict], *, parts: bool = False, figures: bool = False
@@ -81,11 +88,7 @@ def item_concepts(
 
 def judge_items(boxes: list[tuple[str, BBox]], truth: list[dict]) -> tuple[np.ndarray, np.ndarray]:
     """(keep, text_only) arrays: `GroundTruth.judge` of each (page, bbox)."""
-    ground = GroundTruth(truth)
-    judged = [ground.judge(page, bbox) for page, bbox in boxes]
-    keep = np.array([k for k, _ in judged], bool).reshape(-1)
-    text_only = np.array([t for _, t in judged], bool).reshape(-1)
-    return keep, text_only
+    return GroundTruth(truth).judge_all(boxes)
 
 
 def judge_library_items(
@@ -97,7 +100,7 @@ def judge_library_items(
     rows = [r for r in lib.items(item_ids) if r.page in ground.by_page]
     if not rows:
         raise SashieError(f"none of the library's pages are in {world}")
-    keep, text_only = judge_items([(r.page, r.bbox) for r in rows], list(ground.by_page.values()))
+    keep, text_only = ground.judge_all([(r.page, r.bbox) for r in rows])
     return [r.id for r in rows], keep, text_only
 
 
@@ -118,7 +121,7 @@ class OracleRegions:
     name = "oracle"
 
     def __init__(self, truth: list[dict]) -> None:
-        self.by_page = {row["page"]: row for row in truth}
+        self.by_page = GroundTruth(truth).by_page
 
     def detect(self, image: Image.Image, page: PageRef) -> list[Region]:
         row = self.by_page.get(page.uri)

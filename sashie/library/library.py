@@ -95,11 +95,12 @@ class Library:
         progress bars on long steps (indexing, loading many vectors, adapting)."""
         self.path = Path(path)
         self.progress = progress
-        if not Manifest.exists(self.path):
-            if not create:
-                raise SashieError(f"no sashie library at {self.path}")
-            Manifest.create(self.path)
-        self._manifest = Manifest(self.path)
+        if Manifest.exists(self.path):
+            self._manifest = Manifest(self.path)
+        elif create:
+            self._manifest = Manifest.create(self.path)
+        else:
+            raise SashieError(f"no sashie library at {self.path}")
         self._catalog = Catalog(self.path / CATALOG)
         self._versions = Versions(self._manifest, self._catalog)
         self._loading = threading.RLock()  # encoders load once, whichever thread asks first
