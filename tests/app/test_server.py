@@ -177,6 +177,23 @@ def test_a_path_in_a_query_is_text_never_a_file(client, tmp_path):
     assert client.get(f"/api/items/1/original?path={secret}").content != secret.read_bytes()
 
 
+def test_an_image_url_or_a_sum_naming_a_file_in_a_query_is_never_fetched_or_read(
+    client, tmp_path, monkeypatch
+):
+    """Library.query reads image terms from a query's text; the server turns that off."""
+    import sashie.search.query as query_module
+
+    def refuse(uri, **_):
+        raise AssertionError(f"the server read {uri}")
+
+    monkeypatch.setattr(query_module, "load_image", refuse)
+    secret = tmp_path / "secret.png"
+    Image.new("RGB", (40, 40), "red").save(secret)
+    for text in ("http://127.0.0.1:9/page.png", f'"a cat" + {secret}', f"{secret} - 0.5*cat"):
+        found = client.post("/api/search", data={"text": text, "limit": "3"})
+        assert found.status_code == 200, found.text
+
+
 def test_item_details_page_and_original(client, world_library):
     hit = client.post("/api/search", data={"text": "a cat", "limit": "1"}).json()["results"][0]
     item = client.get(f"/api/items/{hit['item']}").json()
