@@ -4,12 +4,22 @@ Scanned collections hold every kind of file: truncated downloads, zero-byte plac
 CMYK or 16-bit TIFFs, palette GIFs, PNGs with alpha, phone photos rotated by EXIF, and now and
 then a decompression bomb. `load_image` turns each into an upright 8-bit RGB image or raises
 `BadInput` with a reason a person can read.
+
+Only regular files are read (a FIFO or a device would never end), and only http(s) URLs are
+downloaded, within a byte cap and a deadline for the whole download: a watchdog shuts the
+connection when the deadline passes, whatever it is waiting for (the headers, the next byte).
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
+import http.client
 import io
+import os
+import socket
+import stat
+import threading
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -21,6 +31,8 @@ from ..errors import BadInput
 
 DEFAULT_MAX_PIXELS = 250_000_000  # a 15000 x 16000 scan; larger is refused as a likely bomb
 DEFAULT_MAX_BYTES = 512 * 1024 * 1024
+DOWNLOAD_DEADLINE = 120.0  # seconds for a whole download, however slowly its bytes come
+DOWNLOAD_CHUNK = 1024 * 1024
 IMAGE_EXTENSIONS = frozenset(
     {".jpg", ".jpeg", ".jpe", ".png", ".tif", ".tiff", ".webp", ".bmp", ".gif"}
 )
@@ -35,40 +47,192 @@ def is_url(text: str) -> bool:
     return text.startswith(("http://", "https://"))
 
 
-def fetch(url: str, *, max_bytes: int = DEFAULT_MAX_BYTES, timeout: float = 30.0) -> bytes:
-    """Download `url`; raise BadInput saying why when it cannot be had."""
+# --- downloads -------------------------------------------------------------------------------
+
+
+def fetch(
+    url: str,
+    *,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+    timeout: float = 30.0,
+    deadline: float | None = None,
+) -> bytes:
+    """Download an http(s) URL: at most `max_bytes`, in at most `deadline` seconds in all
+    (`DOWNLOAD_DEADLINE` when None), `timeout` for any one wait (connecting included); raise
+    BadInput saying why when it cannot be had."""
+    if not is_url(url):
+        raise BadInput("not an http(s) URL")
+    seconds = DOWNLOAD_DEADLINE if deadline is None else deadline
+    late = BadInput(f"download took longer than {seconds:g} s")
+    watchdog = _Watchdog(seconds)
+    opener = urllib.request.build_opener(
+        _WebRedirects, _WatchedHTTP(watchdog), _WatchedHTTPS(watchdog)
+    )
     request = urllib.request.Request(url, headers={"User-Agent": USER_AGENT})
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
-            data = response.read(max_bytes + 1)
+        with opener.open(request, timeout=min(timeout, seconds)) as response:
+            data = _read_at_most(response, max_bytes)
     except urllib.error.HTTPError as e:
         raise BadInput(f"unreachable URL (HTTP {e.code})") from None
-    except (urllib.error.URLError, OSError, ValueError) as e:
+    except (urllib.error.URLError, http.client.HTTPException, OSError, ValueError) as e:
+        if watchdog.expired:
+            raise late from None
         reason = getattr(e, "reason", e)
         raise BadInput(f"unreachable URL ({reason})") from None
+    finally:
+        watchdog.stop()
+    if watchdog.expired:  # a connection shut mid-body can read as the body's end
+        raise late
+    return data
+
+
+def _read_at_most(response, max_bytes: int) -> bytes:
+    chunks, size = [], 0
+    while chunk := response.read(DOWNLOAD_CHUNK):
+        size += len(chunk)
+        if size > max_bytes:
+            raise BadInput(f"download larger than {max_bytes} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+class _Watchdog:
+    """Shuts a download's sockets when its deadline passes, whatever they are waiting for."""
+
+    def __init__(self, seconds: float) -> None:
+        self.expired = False
+        self._sockets: list[socket.socket] = []
+        self._lock = threading.Lock()
+        self._timer = threading.Timer(seconds, self._expire)
+        self._timer.daemon = True
+        self._timer.start()
+
+    def stop(self) -> None:
+        self._timer.cancel()
+
+    def connection(self, http_class):
+        """`http_class` (an http.client connection class) with its sockets watched."""
+
+        def make(*args, **kwargs):
+            connection = http_class(*args, **kwargs)
+            connection._create_connection = self._connect  # how http.client opens its socket
+            return connection
+
+        return make
+
+    def _connect(self, *args, **kwargs) -> socket.socket:
+        sock = socket.create_connection(*args, **kwargs)
+        with self._lock:
+            self._sockets.append(sock)
+            if self.expired:
+                _shut(sock)
+        return sock
+
+    def _expire(self) -> None:
+        with self._lock:
+            self.expired = True
+            for sock in self._sockets:
+                _shut(sock)
+
+
+def _shut(sock: socket.socket) -> None:
+    with contextlib.suppress(OSError):
+        sock.shutdown(socket.SHUT_RDWR)
+
+
+class _Watched(urllib.request.AbstractHTTPHandler):
+    """urllib's handler, its connections watched by one download's watchdog."""
+
+    def __init__(self, watchdog: _Watchdog) -> None:
+        super().__init__()
+        self.watchdog = watchdog
+
+    def do_open(self, http_class, req, **http_conn_args):
+        return super().do_open(self.watchdog.connection(http_class), req, **http_conn_args)
+
+
+class _WatchedHTTP(_Watched, urllib.request.HTTPHandler):
+    pass
+
+
+class _WatchedHTTPS(_Watched, urllib.request.HTTPSHandler):
+    pass
+
+
+class _WebRedirects(urllib.request.HTTPRedirectHandler):
+    """Redirects to http(s) URLs only (urllib's own follows ftp: too)."""
+
+    def redirect_request(self, req, fp, code, msg, headers, newurl):
+        if not is_url(newurl):
+            fp.close()
+            raise BadInput("redirected to a URL that is not http(s)")
+        return super().redirect_request(req, fp, code, msg, headers, newurl)
+
+
+# --- local files -----------------------------------------------------------------------------
+
+
+def stat_file(path: str | Path) -> os.stat_result:
+    """A local file's status (through symbolic links); BadInput unless it is a regular file."""
+    try:
+        status = os.stat(path)
+    except OSError as e:
+        raise BadInput(_unreadable(e, path)) from None
+    if stat.S_ISDIR(status.st_mode):
+        raise BadInput("is a directory")
+    if not stat.S_ISREG(status.st_mode):
+        raise BadInput("not a regular file")
+    return status
+
+
+def _unreadable(error: OSError, path: str | Path) -> str:
+    """Why a local path could not be read, in a few words."""
+    if isinstance(error, FileNotFoundError):
+        return "dangling symbolic link" if os.path.islink(path) else "file not found"
+    if isinstance(error, PermissionError):
+        return "permission denied"
+    if error.errno == errno.ELOOP:
+        return "symbolic link loop"
+    return f"unreadable file ({error.strerror or error})"
+
+
+def read_file(path: str | Path, *, max_bytes: int = DEFAULT_MAX_BYTES) -> bytes:
+    """A regular file's bytes, at most `max_bytes`. Anything else (a FIFO, a device, a folder)
+    is refused before it is opened, and again once open (in case it was swapped meanwhile):
+    opened without blocking, a FIFO does not wait for a writer."""
+    stat_file(path)
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        with open(fd, "rb") as file:
+            status = os.fstat(fd)
+            if not stat.S_ISREG(status.st_mode):
+                raise BadInput("not a regular file")
+            if status.st_size > max_bytes:
+                raise BadInput(f"file larger than {max_bytes} bytes")
+            data = file.read(max_bytes + 1)
+    except OSError as e:
+        raise BadInput(_unreadable(e, path)) from None
     if len(data) > max_bytes:
-        raise BadInput(f"download larger than {max_bytes} bytes")
+        raise BadInput(f"file larger than {max_bytes} bytes")
     return data
 
 
 def read_bytes(uri: str, *, max_bytes: int = DEFAULT_MAX_BYTES) -> bytes:
-    """The bytes of a local file or URL."""
-    if is_url(uri):
-        return fetch(uri, max_bytes=max_bytes)
-    path = Path(uri)
+    """The bytes of a local file or an http(s) URL."""
+    return fetch(uri, max_bytes=max_bytes) if is_url(uri) else read_file(uri, max_bytes=max_bytes)
+
+
+# --- decoding --------------------------------------------------------------------------------
+
+
+def header_pixels(data: bytes) -> int:
+    """The pixel count an image's header declares, read without decoding (0 when the header
+    cannot be read: decoding will say why)."""
     try:
-        size = path.stat().st_size
-        if size > max_bytes:
-            raise BadInput(f"file larger than {max_bytes} bytes")
-        return path.read_bytes()
-    except FileNotFoundError:
-        raise BadInput("file not found") from None
-    except IsADirectoryError:
-        raise BadInput("is a directory") from None
-    except PermissionError:
-        raise BadInput("permission denied") from None
-    except OSError as e:
-        raise BadInput(f"unreadable file ({e.strerror or e})") from None
+        with Image.open(io.BytesIO(data)) as image:
+            return image.width * image.height
+    except Exception:  # Pillow's decoders raise many kinds on corrupt headers
+        return 0
 
 
 def decode_image(
@@ -95,10 +259,9 @@ def decode_image(
         image.load()
     except Exception as e:
         raise BadInput(f"truncated or corrupt image ({e})") from None
-    upright: Image.Image = image
     with contextlib.suppress(Exception):  # a broken EXIF block must not lose a good image
-        upright = ImageOps.exif_transpose(image)
-    return to_rgb(upright)
+        ImageOps.exif_transpose(image, in_place=True)  # in place: no copy of an upright page
+    return to_rgb(image)
 
 
 def load_image(

@@ -5,16 +5,23 @@ thread runs the model, so the model never waits on decoding. Every flush of abou
 of items is one transaction: the pages, their items, their vectors, their skips. An
 interrupted run loses at most the flush in flight, and the next run starts where it stopped:
 pages already done (same size and mtime, or same bytes) are not read again.
+
+Memory: a reader thread holds one decoded page (Pillow keeps RGB in 4 bytes a pixel) and no
+full-size copy of it (crops are hashed band by band and reduced straight from the page), and
+pages over LARGE_PAGE_PIXELS are decoded one at a time across threads
+(`benchmarks/page_memory.py` measures it).
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+import threading
 import time
 from collections import Counter, deque
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -26,8 +33,23 @@ from ..errors import BadInput
 from ..regions import BBox, Detector, Region, clean_regions
 from ..store.catalog import Catalog
 from ..store.vectors import VectorFile
-from .images import DEFAULT_MAX_PIXELS, decode_image, is_url, read_bytes
+from .images import DEFAULT_MAX_PIXELS, decode_image, header_pixels, is_url, read_bytes, stat_file
 from .sources import PageRef, expand_sources
+
+LARGE_PAGE_PIXELS = 50_000_000  # pages larger than this are decoded one at a time
+HASH_BAND_PIXELS = 4_000_000  # a crop is hashed band by band, about this many pixels each
+_large_page = threading.Lock()
+
+
+@contextmanager
+def _room_to_decode(pixels: int) -> Iterator[None]:
+    """Held while a page is decoded and cut: a page over LARGE_PAGE_PIXELS waits for any
+    other, so that reader threads never hold two such pages (4 bytes a pixel each)."""
+    if pixels > LARGE_PAGE_PIXELS:
+        with _large_page:
+            yield
+    else:
+        yield
 
 
 @dataclass
@@ -210,15 +232,19 @@ class Indexer:
         try:
             size = mtime_ns = None
             if not is_url(uri):
-                stat = os.stat(uri)
-                size, mtime_ns = stat.st_size, stat.st_mtime_ns
+                status = stat_file(uri)
+                size, mtime_ns = status.st_size, status.st_mtime_ns
             data = read_bytes(uri)
-            sha = hashlib.sha256(data).hexdigest()
-            image = decode_image(data, max_pixels=self.max_pixels)
-        except FileNotFoundError:
-            return Skip(uri, job.ref.source, "file not found")
+            with _room_to_decode(header_pixels(data)):
+                return self._cut(job, data, size, mtime_ns)
         except BadInput as e:
             return Skip(uri, job.ref.source, str(e))
+
+    def _cut(self, job: PageJob, data: bytes, size: int | None, mtime_ns: int | None) -> PageWork:
+        """Decode a page, find its regions and prepare the model's input; the decoded page
+        is freed when this returns."""
+        sha = hashlib.sha256(data).hexdigest()
+        image = decode_image(data, max_pixels=self.max_pixels)
         replace = job.page_id is not None and sha != job.known_sha
         fresh = job.page_id is None or replace
         detectors = self.detectors if fresh else job.detectors
@@ -251,14 +277,18 @@ class Indexer:
         )
 
     def _prepare(self, page: Image.Image, bbox: BBox) -> tuple[np.ndarray, str]:
-        whole = bbox == (0, 0, page.width, page.height)
-        crop = page if whole else page.crop(bbox)
-        crop_hash = hashlib.blake2b(crop.tobytes(), digest_size=16).hexdigest()
+        """A region's model input and the hash of its RGB pixels, with no full-size copy of
+        the region: hashed band by band (the hash of the whole crop's bytes all the same),
+        and reduced straight from the page."""
+        x0, y0, x1, y1 = bbox
+        digest = hashlib.blake2b(digest_size=16)
+        rows = max(1, HASH_BAND_PIXELS // (x1 - x0))
+        for top in range(y0, y1, rows):
+            digest.update(page.crop((x0, top, x1, min(y1, top + rows))).tobytes())
         # a box-filter reduction first: resizing a 3000-pixel page straight to 224 is slow
-        factor = min(crop.width, crop.height) // (2 * self.encoder.image_size)
-        if factor >= 2:
-            crop = crop.reduce(factor)
-        return self.encoder.preprocess(crop), crop_hash
+        factor = min(x1 - x0, y1 - y0) // (2 * self.encoder.image_size)
+        crop = page.reduce(factor, box=bbox) if factor >= 2 else page.crop(bbox)
+        return self.encoder.preprocess(crop), digest.hexdigest()
 
     # --- the run ---------------------------------------------------------------------------
 

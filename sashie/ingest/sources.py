@@ -3,20 +3,29 @@
 A source is what the user names on the command line; a page is one image to index. Each page
 records where it came from (`source`) and what the source says of it (`metadata`: for IIIF the
 manifest, canvas id and labels, and the Image API service to cut regions from).
+
+Local paths come only from what the user typed: a folder, a list file, a local manifest (its
+relative paths are relative to it). A manifest from the web names http(s) URLs only: it may not
+make sashie read, or tell of, the files of the machine that indexes it. Whatever shape a
+manifest's JSON takes, it is read or skipped with a reason, never a crash.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import BadInput, SashieError
-from .images import IMAGE_EXTENSIONS, fetch, is_url
+from .images import IMAGE_EXTENSIONS, fetch, is_url, read_file, stat_file
 
 LIST_EXTENSIONS = frozenset({".txt", ".lst", ".list"})
 MAX_MANIFEST_BYTES = 64 * 1024 * 1024
+FROM_THE_WEB = "not an http(s) URL (a manifest from the web may not name local files)"
+SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:")  # file:, ftp:, data: ... (not a path)
 
 
 @dataclass(frozen=True)
@@ -39,27 +48,28 @@ def check_sources(sources: list[str]) -> None:
 
 
 def expand_sources(sources: list[str], skip: SkipFn) -> Iterator[PageRef]:
-    """Every page of every source, in a stable order; unusable sources are passed to `skip`."""
+    """Every page of every source, in a stable order; unusable sources and the parts of a
+    source that cannot be used (a canvas, a folder's entry) are passed to `skip`."""
     for source in sources:
         try:
-            yield from _expand(source)
+            yield from _expand(source, skip)
         except BadInput as e:
             skip(source, source, str(e))
 
 
-def _expand(source: str) -> Iterator[PageRef]:
+def _expand(source: str, skip: SkipFn) -> Iterator[PageRef]:
     if is_url(source):
         if _has_image_extension(source):
             yield PageRef(source, source)
             return
-        yield from manifest_pages(_parse_json(fetch(source, max_bytes=MAX_MANIFEST_BYTES)), source)
+        yield from _manifest(fetch(source, max_bytes=MAX_MANIFEST_BYTES), source, skip, None)
         return
     path = Path(source).resolve()
     if path.is_dir():
-        for file in sorted(p for p in path.rglob("*") if _is_image_file(p, path)):
-            yield PageRef(str(file), str(path))
+        yield from _folder_pages(path, skip)
     elif path.suffix.lower() == ".json":
-        yield from manifest_pages(_parse_json(_read_local(path)), str(path))
+        data = read_file(path, max_bytes=MAX_MANIFEST_BYTES)
+        yield from _manifest(data, str(path), skip, path.parent)
     elif path.suffix.lower() in LIST_EXTENSIONS:
         yield from _list_pages(path)
     else:
@@ -71,20 +81,52 @@ def _has_image_extension(uri: str) -> bool:
     return Path(tail).suffix.lower() in IMAGE_EXTENSIONS
 
 
-def _is_image_file(path: Path, root: Path) -> bool:
-    hidden = any(part.startswith(".") for part in path.relative_to(root).parts)
-    return not hidden and path.suffix.lower() in IMAGE_EXTENSIONS and path.is_file()
+def _folder_pages(root: Path, skip: SkipFn) -> list[PageRef]:
+    """The images under a folder, sorted by path; hidden files and folders are left out.
+    Links to folders are not followed; an entry that cannot be read (a folder without
+    permission, a dangling link, a link loop, a FIFO) goes to `skip` with its reason."""
+    source = str(root)
+
+    def refused(error: OSError) -> None:
+        why = "permission denied" if isinstance(error, PermissionError) else error.strerror
+        skip(str(error.filename), source, f"unreadable folder ({why})")
+
+    files: list[Path] = []
+    for folder, folders, names in os.walk(root, onerror=refused):
+        subfolders = sorted(name for name in folders if not name.startswith("."))
+        folders.clear()  # what is left in it is walked
+        for name in subfolders:
+            path = os.path.join(folder, name)
+            if os.path.islink(path):
+                skip(path, source, _folder_link(path, folder))
+            else:
+                folders.append(name)
+        for name in sorted(name for name in names if not name.startswith(".")):
+            path = os.path.join(folder, name)
+            image = Path(name).suffix.lower() in IMAGE_EXTENSIONS
+            if image or os.path.islink(path):
+                try:
+                    stat_file(path)
+                except BadInput as e:
+                    skip(path, source, str(e))
+                    continue
+                if image:
+                    files.append(Path(path))
+    return [PageRef(str(path), source) for path in sorted(files)]
 
 
-def _read_local(path: Path) -> bytes:
-    if path.stat().st_size > MAX_MANIFEST_BYTES:
-        raise BadInput("manifest too large")
-    return path.read_bytes()
+def _folder_link(link: str, folder: str) -> str:
+    """Why a link to a folder is left out: a loop (it leads to a folder it is in), or any
+    other link to a folder (not followed, so that no folder is indexed under two names)."""
+    if Path(folder).resolve().is_relative_to(Path(link).resolve()):
+        return "symbolic link loop"
+    return "symbolic link to a folder (not followed: name the folder itself)"
 
 
 def _list_pages(path: Path) -> Iterator[PageRef]:
     """A text file with one path or URL a line; relative paths are relative to the list."""
-    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+    text = read_file(path, max_bytes=MAX_MANIFEST_BYTES).decode("utf-8", errors="replace")
+    for line in text.splitlines():
         entry = line.strip()
         if not entry or entry.startswith("#"):
             continue
@@ -94,32 +136,163 @@ def _list_pages(path: Path) -> Iterator[PageRef]:
             yield PageRef(str((path.parent / entry).resolve()), str(path))
 
 
-def _parse_json(data: bytes) -> dict:
+def _manifest(data: bytes, source: str, skip: SkipFn, folder: Path | None) -> list[PageRef]:
+    """The pages of a manifest's bytes. A manifest of any unforeseen shape is malformed (one
+    skip for the whole manifest, none for its canvases)."""
+    skipped: list[tuple[str, str, str]] = []
     try:
         doc = json.loads(data)
+        if not isinstance(doc, dict):
+            raise BadInput("malformed manifest (not a JSON object)")
+        pages = list(manifest_pages(doc, source, lambda *s: skipped.append(s), folder))
     except (UnicodeDecodeError, json.JSONDecodeError) as e:
         raise BadInput(f"malformed manifest (not JSON: {e})") from None
-    if not isinstance(doc, dict):
-        raise BadInput("malformed manifest (not a JSON object)")
-    return doc
+    except RecursionError:
+        raise BadInput("malformed manifest (nested too deeply)") from None
+    except (TypeError, AttributeError, ValueError, KeyError, IndexError) as e:
+        raise BadInput(f"malformed manifest ({e})") from None
+    for uri, at, reason in skipped:
+        skip(uri, at, reason)
+    return pages
 
 
 # --- IIIF Presentation API, versions 2 and 3 -------------------------------------------------
 
 
-def manifest_pages(doc: dict, source: str) -> Iterator[PageRef]:
-    """One page per canvas of a IIIF Presentation v2 or v3 manifest."""
+def manifest_pages(
+    doc: dict, source: str, skip: SkipFn, folder: Path | None = None
+) -> Iterator[PageRef]:
+    """One page per canvas of a IIIF Presentation v2 or v3 manifest; a canvas that cannot be
+    used goes to `skip`. `folder`: where a local manifest is (its relative paths are relative
+    to it); None for a manifest from the web, whose images must be http(s) URLs."""
     context = doc.get("@context", "")
     contexts = context if isinstance(context, list) else [context]
     if any("presentation/3" in str(c) for c in contexts) or doc.get("type") == "Manifest":
-        pages = list(_v3_pages(doc, source))
+        id_key, full_size, canvases = "id", "full/max", _v3_canvases(doc)
     elif any("presentation/2" in str(c) for c in contexts) or doc.get("@type") == "sc:Manifest":
-        pages = list(_v2_pages(doc, source))
+        id_key, full_size, canvases = "@id", "full/full", _v2_canvases(doc)
     else:
         raise BadInput("malformed manifest (not a IIIF Presentation v2 or v3 manifest)")
-    if not pages:
+    manifest = {
+        "manifest": _web_id(doc.get(id_key)) or source,
+        "manifest_label": _label(doc.get("label")),
+    }
+    found = False
+    for index, canvas in enumerate(canvases):
+        try:
+            if not isinstance(canvas, dict):
+                raise BadInput("malformed canvas (not a JSON object)")
+            image = _v3_image(canvas) if id_key == "id" else _v2_image(canvas)
+            service = _service_id(image.get("service")) if image else None
+            uri = _image_uri(image.get(id_key), folder) if image else None
+        except BadInput as e:
+            found = True
+            skip(f"{source}#canvas={index}", source, str(e))
+            continue
+        if uri is None and service:
+            uri = f"{service}/{full_size}/0/default.jpg"
+        if uri is None:
+            continue  # a canvas without an image (a blank leaf, a placeholder)
+        found = True
+        meta = {
+            "canvas": _web_id(canvas.get(id_key)),
+            "canvas_index": index,
+            "canvas_label": _label(canvas.get("label")),
+        }
+        if service:
+            meta["image_service"] = service
+        yield PageRef(uri, source, manifest | meta)
+    if not found:
         raise BadInput("malformed manifest (no canvas with an image)")
-    yield from pages
+
+
+def _v2_canvases(doc: dict) -> list:
+    sequences = doc.get("sequences")
+    first = sequences[0] if isinstance(sequences, list) and sequences else None
+    canvases = first.get("canvases") if isinstance(first, dict) else None
+    if not isinstance(canvases, list):
+        raise BadInput("malformed manifest (v2 without sequences[0].canvases)")
+    return canvases
+
+
+def _v3_canvases(doc: dict) -> list:
+    items = doc.get("items")
+    if not isinstance(items, list):
+        raise BadInput("malformed manifest (v3 without items)")
+    return items
+
+
+def _v2_image(canvas: dict) -> dict | None:
+    """The first image resource of a v2 canvas with an id or a service."""
+    for image in _list(canvas, "images"):
+        resource = image.get("resource") if isinstance(image, dict) else None
+        if isinstance(resource, dict) and (resource.get("@id") or resource.get("service")):
+            return resource
+    return None
+
+
+def _v3_image(canvas: dict) -> dict | None:
+    """The first image body of a v3 canvas's annotations with an id or a service."""
+    for page in _list(canvas, "items"):
+        for annotation in _list(page, "items") if isinstance(page, dict) else []:
+            body = annotation.get("body") if isinstance(annotation, dict) else None
+            for candidate in body if isinstance(body, list) else [body]:
+                if (
+                    isinstance(candidate, dict)
+                    and candidate.get("type", "Image") == "Image"
+                    and (candidate.get("id") or candidate.get("service"))
+                ):
+                    return candidate
+    return None
+
+
+def _list(value: dict, key: str) -> list:
+    """`value[key]`, a list (empty when absent)."""
+    items = value.get(key)
+    if items is None:
+        return []
+    if not isinstance(items, list):
+        raise BadInput(f"malformed canvas ({key} is not a list)")
+    return items
+
+
+def _image_uri(value, folder: Path | None) -> str | None:
+    """The page an image id names: an http(s) URL, or in a local manifest a path (relative to
+    the manifest's folder); None when there is no id. What is refused is refused unread."""
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str):
+        raise BadInput("malformed canvas (image id is not a string)")
+    if is_url(value):
+        return value
+    if folder is None:
+        raise BadInput(FROM_THE_WEB)
+    if SCHEME.match(value):
+        raise BadInput("not an http(s) URL or a local path")
+    return str((folder / value).resolve())
+
+
+def _service_id(service) -> str | None:
+    """The id of an image's IIIF Image API service (the first, when a list), an http(s) URL."""
+    if isinstance(service, list):
+        service = service[0] if service else None
+    if service is None:
+        return None
+    if not isinstance(service, dict):
+        raise BadInput("malformed canvas (image service is not an object)")
+    value = service.get("@id") or service.get("id")
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str):
+        raise BadInput("malformed canvas (image service id is not a string)")
+    if not is_url(value):
+        raise BadInput("image service not an http(s) URL")
+    return value
+
+
+def _web_id(value) -> str | None:
+    """A manifest's or canvas's id, kept when it is an http(s) URL (it is shown as a link)."""
+    return value if isinstance(value, str) and is_url(value) else None
 
 
 def _label(value) -> str:
@@ -132,86 +305,6 @@ def _label(value) -> str:
         return " / ".join(filter(None, (_label(v) for v in value)))
     if isinstance(value, dict):
         if "@value" in value:
-            return str(value["@value"])
+            return _label(value["@value"])
         return " / ".join(filter(None, (_label(v) for v in value.values())))
     return str(value)
-
-
-def _service_id(service) -> str | None:
-    if isinstance(service, list):
-        service = service[0] if service else None
-    if isinstance(service, dict):
-        return service.get("@id") or service.get("id")
-    return None
-
-
-def _v2_pages(doc: dict, source: str) -> Iterator[PageRef]:
-    manifest = {"manifest": doc.get("@id", source), "manifest_label": _label(doc.get("label"))}
-    try:
-        canvases = doc["sequences"][0]["canvases"]
-    except (KeyError, IndexError, TypeError):
-        raise BadInput("malformed manifest (v2 without sequences[0].canvases)") from None
-    for index, canvas in enumerate(canvases):
-        if not isinstance(canvas, dict):
-            continue
-        for image in canvas.get("images") or []:
-            resource = image.get("resource") if isinstance(image, dict) else None
-            if not isinstance(resource, dict):
-                continue
-            ref = _canvas_page(source, manifest, canvas, index, resource, "@id", "full/full")
-            if ref:
-                yield ref
-                break
-
-
-def _v3_pages(doc: dict, source: str) -> Iterator[PageRef]:
-    manifest = {"manifest": doc.get("id", source), "manifest_label": _label(doc.get("label"))}
-    items = doc.get("items")
-    if not isinstance(items, list):
-        raise BadInput("malformed manifest (v3 without items)")
-    for index, canvas in enumerate(items):
-        if not isinstance(canvas, dict):
-            continue
-        for page in canvas.get("items") or []:
-            annotations = page.get("items") if isinstance(page, dict) else None
-            body = _first_image_body(annotations or [])
-            if body is None:
-                continue
-            ref = _canvas_page(source, manifest, canvas, index, body, "id", "full/max")
-            if ref:
-                yield ref
-                break
-
-
-def _canvas_page(
-    source: str, manifest: dict, canvas: dict, index: int, image: dict, id_key: str, full_size: str
-) -> PageRef | None:
-    """A canvas's page: its image's URL, else the full image from the image's IIIF service."""
-    service = _service_id(image.get("service"))
-    uri = image.get(id_key) or (f"{service}/{full_size}/0/default.jpg" if service else None)
-    if not uri:
-        return None
-    return PageRef(uri, source, manifest | _canvas_meta(canvas, index, service, id_key))
-
-
-def _first_image_body(annotations: list) -> dict | None:
-    for annotation in annotations:
-        if not isinstance(annotation, dict):
-            continue
-        body = annotation.get("body")
-        bodies = body if isinstance(body, list) else [body]
-        for candidate in bodies:
-            if isinstance(candidate, dict) and candidate.get("type", "Image") == "Image":
-                return candidate
-    return None
-
-
-def _canvas_meta(canvas: dict, index: int, service: str | None, id_key: str) -> dict:
-    meta = {
-        "canvas": canvas.get(id_key),
-        "canvas_index": index,
-        "canvas_label": _label(canvas.get("label")),
-    }
-    if service:
-        meta["image_service"] = service
-    return meta
