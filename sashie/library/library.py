@@ -89,35 +89,49 @@ class Result:
 
 class Library:
     def __init__(
-        self, path: str | os.PathLike, *, create: bool = False, progress: bool = False
+        self,
+        path: str | os.PathLike,
+        *,
+        create: bool = False,
+        progress: bool = False,
+        trust_remote_code: bool = False,
     ) -> None:
         """Open the library at `path` (`create` makes it if missing); `progress` shows
-        progress bars on long steps (indexing, loading many vectors, adapting)."""
+        progress bars on long steps (indexing, loading many vectors, adapting).
+
+        `trust_remote_code` lets a model run the code its repository ships (Hugging Face);
+        only the caller grants that, never the library's own files."""
         self.path = Path(path)
         self.progress = progress
+        self.trust_remote_code = trust_remote_code
         if Manifest.exists(self.path):
             self._manifest = Manifest(self.path)
         elif create:
             self._manifest = Manifest.create(self.path)
         else:
             raise SashieError(f"no sashie library at {self.path}")
-        self._catalog = Catalog(self.path / CATALOG)
+        with self._manifest.locked():  # two processes creating the catalog would collide
+            self._catalog = Catalog(self.path / CATALOG)
         self._versions = Versions(self._manifest, self._catalog)
         self._loading = threading.RLock()  # encoders load once, whichever thread asks first
         self._encoders: dict[str, Encoder] = {}
         self._memories: dict[str, ExampleMemory | None] = {}
         self._indexes: dict[tuple[str, str], VectorIndex] = {}  # by (model id, version)
         self._excluded: dict[tuple[str, str], np.ndarray] = {}  # rows the filter excluded
+        self._data_version = self._catalog.data_version()
+        self._items_stamp = self._catalog.items_stamp()
 
     # --- the library and its models --------------------------------------------------------
 
     @property
     def default_model(self) -> str | None:
+        self._notice_changes()
         return self._manifest.default_model
 
     @property
     def models(self) -> dict[str, dict]:
         """The manifest's record of each model: spec, dim, versions, the active one."""
+        self._notice_changes()
         return self._manifest.models
 
     def encoder(
@@ -127,15 +141,18 @@ class Library:
         trust_remote_code: bool = False,
         device: str | None = None,
     ) -> Encoder:
-        """The encoder for a model id or spec (the default model when None), loaded once."""
-        spec, model_id, stored_trust = self._manifest.spec(model)
-        if stored_trust is not None:
-            trust_remote_code = stored_trust
+        """The encoder for a model id or spec (the default model when None), loaded once.
+        `trust_remote_code` (or the library's) lets it run its repository's code."""
+        spec, model_id, needs_trust = self._manifest.spec(model)
+        trusted = trust_remote_code or self.trust_remote_code
+        if needs_trust and not trusted:
+            raise SashieError(
+                f"this library's model {spec} runs code from its repository; pass "
+                "--trust-remote-code if you trust it (a library never grants that itself)"
+            )
         with self._loading:
             if spec not in self._encoders:
-                self._encoders[spec] = load_encoder(
-                    spec, device=device, trust_remote_code=trust_remote_code
-                )
+                self._encoders[spec] = load_encoder(spec, device=device, trust_remote_code=trusted)
             encoder = self._encoders[spec]
         if model_id is not None and encoder.model_id != model_id:
             raise SashieError(
@@ -153,6 +170,7 @@ class Library:
     def query_encoder(self, model: str | None = None) -> Encoder:
         """The encoder that queries go through: the active version's (tuned text encoder,
         image examples through the adapter), or the base encoder."""
+        self._notice_changes()
         model_id = self._manifest.find(model)
         version = BASE if model_id is None else self._manifest.active_version(model_id)
         if model_id is None or version == BASE:
@@ -168,7 +186,7 @@ class Library:
                     inner = load_encoder(
                         entry["spec"],
                         device=inner.device,
-                        trust_remote_code=entry.get("trust_remote_code", False),
+                        trust_remote_code=self.trust_remote_code,
                     )
                     load_text_state(inner, folder)
                 self._encoders[key] = AdaptedEncoder(
@@ -177,15 +195,33 @@ class Library:
             return self._encoders[key]
 
     def refresh(self) -> None:
-        """Read the manifest again and forget loaded vectors (after another process or thread
-        indexed or adapted this library)."""
-        self._manifest.reload()
-        self._forget_loaded()
+        """Read the manifest again and forget loaded vectors and model versions. Readers do
+        this by themselves when another process changes the library (`_notice_changes`)."""
         with self._loading:
+            self._manifest.reload()
+            self._forget_loaded()
             self._encoders = {
                 k: v for k, v in self._encoders.items() if not isinstance(v, AdaptedEncoder)
             }
-        self._memories.clear()
+            self._memories.clear()
+
+    def _notice_changes(self) -> None:
+        """Reload what another process changed: the manifest (a new or removed version, a
+        new model) or the items and vectors (pages indexed). Costs a stat and one SQLite
+        pragma when nothing changed."""
+        version = self._catalog.data_version()
+        if not self._manifest.stale() and version == self._data_version:
+            return
+        with self._loading:
+            if self._manifest.stale():
+                self.refresh()
+            if version != self._data_version:
+                stamp = self._catalog.items_stamp()
+                if stamp != self._items_stamp:
+                    self._forget_loaded()
+                self._excluded.clear()  # another process may have applied a filter
+                self._items_stamp = stamp
+                self._data_version = version
 
     def close(self) -> None:
         self._catalog.close()
@@ -304,17 +340,26 @@ class Library:
     def index(self, model: str | None = None, *, version: str | None = None) -> VectorIndex:
         """The model's vectors of live items as a float32 matrix in RAM (loaded once): those
         of the active version unless `version` names one ("base" for the encoder's own)."""
+        self._notice_changes()
         model_id = self._manifest.model_id(model)
         version = self._manifest.active_version(model_id) if version is None else version
         key = (model_id, version)
-        if key not in self._indexes:
-            base = self._stored(model_id)
-            if version == BASE:
-                matrix = base.load_live(progress=self.progress)
-            else:
-                matrix = self._versions.load_live(model_id, version, base, progress=self.progress)
-            self._indexes[key] = VectorIndex(matrix, base.item_ids[base.live])
-        return self._indexes[key]
+        index = self._indexes.get(key)
+        if index is None:
+            with self._loading:  # one thread loads; the others wait for it
+                index = self._indexes.get(key)
+                if index is None:
+                    index = self._load_index(model_id, version)
+                    self._indexes[key] = index
+        return index
+
+    def _load_index(self, model_id: str, version: str) -> VectorIndex:
+        base = self._stored(model_id)
+        if version == BASE:
+            matrix = base.load_live(progress=self.progress)
+        else:
+            matrix = self._versions.load_live(model_id, version, base, progress=self.progress)
+        return VectorIndex(matrix, base.item_ids[base.live])
 
     def vectors_of(
         self, item_ids: Ids, model: str | None = None, *, version: str | None = None
@@ -346,9 +391,7 @@ class Library:
         vector and, for several images, the dimensions they agree on. `images_in_text`: a
         term of the text that names an image file or URL is that image (the web server
         turns it off: no request may name a file on the server)."""
-        terms = parse_query(text) if text else []
-        if not images_in_text:
-            terms = [t if t.kind == "text" else Term(t.weight, "text", t.value) for t in terms]
+        terms = parse_query(text, files=images_in_text) if text else []
         terms += [
             Term(1.0, "image", image if isinstance(image, Image.Image) else str(image))
             for image in images
@@ -440,12 +483,13 @@ class Library:
 
     def excluded_rows(self, model: str | None = None) -> np.ndarray | None:
         """Which rows of the model's index the filter excluded (None when it excluded none)."""
+        index = self.index(model)
         model_id = self._manifest.model_id(model)
         key = (model_id, self._manifest.active_version(model_id))
-        if key not in self._excluded:
-            excluded = self._catalog.excluded_item_ids()
-            self._excluded[key] = np.isin(self.index(model_id).item_ids, excluded)
-        rows = self._excluded[key]
+        rows = self._excluded.get(key)
+        if rows is None:
+            rows = np.isin(index.item_ids, self._catalog.excluded_item_ids())
+            self._excluded[key] = rows
         return rows if rows.any() else None
 
     def memory(self, model: str | None = None) -> ExampleMemory | None:
@@ -456,9 +500,10 @@ class Library:
             return None
         version = self._manifest.active_version(model_id)
         key = f"{model_id}+{version}"
-        if key not in self._memories:
-            self._memories[key] = ExampleMemory.load(self._versions.folder(model_id, version))
-        return self._memories[key]
+        with self._loading:
+            if key not in self._memories:
+                self._memories[key] = ExampleMemory.load(self._versions.folder(model_id, version))
+            return self._memories[key]
 
     # --- the keep/exclude filter -----------------------------------------------------------
 
@@ -616,10 +661,9 @@ class Library:
         entry = self.models[model_id]
         with self._writing():
             pairs = self._pairs(model_id, annotations)
+            self.encoder(model_id)  # refuses a model that needs remote code not granted
             trainee = load_encoder(
-                entry["spec"],
-                device=device,
-                trust_remote_code=entry.get("trust_remote_code", False),
+                entry["spec"], device=device, trust_remote_code=self.trust_remote_code
             )
             train_in_float32(trainee)
             base = self._stored(model_id)
@@ -645,10 +689,12 @@ class Library:
 
     def active_version(self, model: str | None = None) -> str:
         """The name of the model's active version ("base" when none was adapted or chosen)."""
+        self._notice_changes()
         return self._manifest.active_version(self._manifest.model_id(model))
 
     def versions(self, model: str | None = None) -> dict:
         """{"model", "active", "versions": [records of version.json, oldest first]}."""
+        self._notice_changes()
         return self._versions.describe(self._manifest.model_id(model))
 
     def use(self, version: str, model: str | None = None) -> str:
@@ -663,12 +709,14 @@ class Library:
         return version
 
     def remove_version(self, version: str, model: str | None = None) -> None:
-        """Delete a version that is not active: its adapter, text encoder and vectors."""
+        """Delete a version that is not active: its adapter, text encoder and vectors; or the
+        files an adaptation left when it was killed (listed under "unfinished")."""
         model_id = self._manifest.model_id(model)
         with self._writing():
             if version == BASE:
                 raise SashieError("the base model cannot be removed")
-            self._manifest.check_version(model_id, version)
+            if version not in self._versions.unfinished(model_id):
+                self._manifest.check_version(model_id, version)
             if self._manifest.active_version(model_id) == version:
                 raise SashieError(
                     f"{version} is the active version; switch first "
@@ -682,10 +730,11 @@ class Library:
 
     # --- describing and exporting ----------------------------------------------------------
 
-    def info(self) -> dict:
-        """What the library holds: pages, items, models and their vectors, skipped inputs."""
+    def info(self, *, skipped_inputs: bool = True) -> dict:
+        """What the library holds: pages, items, models and their vectors, skipped inputs
+        (each one's path and reason, unless `skipped_inputs` is False: only their count)."""
+        self._notice_changes()
         counts = self._catalog.counts()
-        live = self._catalog.live_item_ids()
         models = []
         for model_id, entry in self.models.items():
             models.append(
@@ -693,7 +742,7 @@ class Library:
                     "id": model_id,
                     "spec": entry["spec"],
                     "dim": entry["dim"],
-                    "vectors": int(self._stored(model_id, live).live.sum()),
+                    "vectors": self._vector_count(model_id),
                     "default": model_id == self.default_model,
                     "active_version": self._manifest.active_version(model_id),
                     "versions": self._manifest.version_names(model_id),
@@ -717,7 +766,7 @@ class Library:
             "models": models,
             "skipped": len(skipped),
             "skipped_by_reason": dict(Counter(reason_kind(s["reason"]) for s in skipped)),
-            "skipped_inputs": skipped,
+            **({"skipped_inputs": skipped} if skipped_inputs else {}),
             "labels": self._catalog.label_counts(),
             "annotations": self._catalog.annotation_count(),
             "filter": filter_info,
@@ -743,6 +792,13 @@ class Library:
     def _vector_file(self, model_id: str) -> VectorFile:
         entry = self.models[model_id]
         return VectorFile(self.path / entry["vectors"], entry["dim"])
+
+    def _vector_count(self, model_id: str) -> int:
+        """How many live items have vectors of the model (from its loaded index, if any)."""
+        loaded = next((ix for (m, _), ix in list(self._indexes.items()) if m == model_id), None)
+        if loaded is not None:
+            return len(loaded)
+        return int(self._stored(model_id).live.sum())
 
     def _stored(self, model_id: str, live_ids: np.ndarray | None = None) -> StoredVectors:
         """The model's committed base vectors (`live_ids`: the items that exist, if known)."""

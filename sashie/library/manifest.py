@@ -1,13 +1,21 @@
 """`manifest.json`: what a library is made of. Its format version, the models whose vectors it
 holds (spec, model id, dimension, vector folder, model versions and the active one), and the
 default model. Written whole to a temporary file and renamed, so it is never half-written.
+
+Several processes may hold one library open (a server, `sashie index`, `sashie adapt`): every
+change is a read-modify-write of the current file under `manifest.lock`, never a rewrite of a
+copy read earlier, and `stale()` tells a reader that another process changed it.
 """
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import re
+import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 
 from ..encoders import DEMO_MODEL, DEMO_MODEL_DIR, Encoder
@@ -16,6 +24,7 @@ from ..errors import SashieError
 FORMAT = "sashie-library"
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
+MANIFEST_LOCK = "manifest.lock"
 BASE = "base"  # the name of a model's own (unadapted) version
 
 
@@ -25,18 +34,23 @@ class Manifest:
     def __init__(self, folder: Path) -> None:
         self.folder = folder
         self.path = folder / MANIFEST
-        self.data = self._read()
+        self.data: dict = {}
+        self._seen: tuple[int, int, int] | None = None  # (inode, size, mtime) of what was read
+        self.reload()
 
     @classmethod
     def create(cls, folder: Path) -> Manifest:
-        """Make an empty library in `folder` (which must be missing or empty)."""
-        if folder.exists() and (not folder.is_dir() or any(folder.iterdir())):
+        """Make an empty library in `folder` (which must be missing or empty). Two processes
+        creating the same library at once both end with it; neither loses the other's work."""
+        if folder.exists() and not folder.is_dir():
             raise SashieError(f"{folder} exists and is not a sashie library")
         folder.mkdir(parents=True, exist_ok=True)
-        _write(
-            folder / MANIFEST,
-            {"format": FORMAT, "version": FORMAT_VERSION, "default_model": None, "models": {}},
-        )
+        with _locked(folder):
+            if not cls.exists(folder):
+                if any(p.name != MANIFEST_LOCK for p in folder.iterdir()):
+                    raise SashieError(f"{folder} exists and is not a sashie library")
+                empty = {"format": FORMAT, "version": FORMAT_VERSION, "models": {}}
+                _write(folder / MANIFEST, empty | {"default_model": None})
         return cls(folder)
 
     @classmethod
@@ -46,22 +60,48 @@ class Manifest:
     def _read(self) -> dict:
         try:
             data = json.loads(self.path.read_text())
-        except (OSError, json.JSONDecodeError) as e:
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
             raise SashieError(f"unreadable library manifest in {self.folder} ({e})") from None
         if not isinstance(data, dict) or data.get("format") != FORMAT:
             raise SashieError(f"{self.folder} is not a sashie library")
-        if data.get("version", 0) > FORMAT_VERSION:
+        if not isinstance(data.get("version"), int) or not isinstance(data.get("models"), dict):
+            raise SashieError(f"unreadable library manifest in {self.folder} (malformed)")
+        if data["version"] > FORMAT_VERSION:
             raise SashieError(
                 f"{self.folder} was written by a newer sashie (format {data['version']}); "
                 "upgrade sashie to open it"
             )
         return data
 
-    def reload(self) -> None:
-        self.data = self._read()
+    def _stamp(self) -> tuple[int, int, int] | None:
+        try:
+            stat = self.path.stat()
+        except OSError:
+            return None
+        return (stat.st_ino, stat.st_size, stat.st_mtime_ns)
 
-    def write(self) -> None:
-        _write(self.path, self.data)
+    def reload(self) -> None:
+        stamp = self._stamp()
+        self.data = self._read()
+        self._seen = stamp
+
+    def locked(self) -> AbstractContextManager[None]:
+        """Hold the library's manifest lock: other processes' manifest changes (and library
+        openings) wait. For milliseconds-long work only."""
+        return _locked(self.folder)
+
+    def stale(self) -> bool:
+        """Whether the file changed since it was last read or written here."""
+        return self._stamp() != self._seen
+
+    def update(self, change: Callable[[dict], None]) -> None:
+        """Apply `change` to the current file's contents and write them, under the lock."""
+        with _locked(self.folder):
+            data = self._read()
+            change(data)
+            _write(self.path, data)
+            self.data = data
+            self._seen = self._stamp()
 
     # --- models ----------------------------------------------------------------------------
 
@@ -112,17 +152,22 @@ class Manifest:
 
     def register(self, spec: str, encoder: Encoder, trust_remote_code: bool) -> str:
         """Record a model the library now holds vectors of (the first becomes the default)."""
-        if encoder.model_id not in self.models:
+
+        def change(data: dict) -> None:
+            if encoder.model_id in data["models"]:
+                return
             slug = re.sub(r"[^A-Za-z0-9._-]+", "-", encoder.model_id).strip("-")[-80:]
-            self.models[encoder.model_id] = {
+            data["models"][encoder.model_id] = {
                 "spec": spec,
                 "trust_remote_code": trust_remote_code,
                 "dim": encoder.dim,
                 "vectors": f"vectors/{slug}",
             }
-            if self.default_model is None:
-                self.data["default_model"] = encoder.model_id
-            self.write()
+            if data.get("default_model") is None:
+                data["default_model"] = encoder.model_id
+
+        if encoder.model_id not in self.models:
+            self.update(change)
         return encoder.model_id
 
     # --- model versions --------------------------------------------------------------------
@@ -141,21 +186,43 @@ class Manifest:
 
     def add_version(self, model_id: str, name: str, summary: dict) -> None:
         """Record a finished version and make it the active one."""
-        entry = self.models[model_id]
-        entry.setdefault("versions", {})[name] = summary
-        entry["active"] = name
-        self.write()
+
+        def change(data: dict) -> None:
+            entry = data["models"][model_id]
+            entry.setdefault("versions", {})[name] = summary
+            entry["active"] = name
+
+        self.update(change)
 
     def set_active(self, model_id: str, version: str) -> None:
-        self.models[model_id]["active"] = None if version == BASE else version
-        self.write()
+        def change(data: dict) -> None:
+            data["models"][model_id]["active"] = None if version == BASE else version
+
+        self.update(change)
 
     def forget_version(self, model_id: str, version: str) -> None:
-        del self.models[model_id]["versions"][version]
-        self.write()
+        def change(data: dict) -> None:
+            data["models"][model_id].get("versions", {}).pop(version, None)
+
+        self.update(change)
+
+
+@contextmanager
+def _locked(folder: Path) -> Iterator[None]:
+    """Hold the library's manifest lock (held only for a read-modify-write: milliseconds)."""
+    with open(folder / MANIFEST_LOCK, "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
 
 
 def _write(path: Path, data: dict) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
-    os.replace(tmp, path)
+    """Write to a temporary file of its own, then rename it over `path`."""
+    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
+    try:
+        os.fchmod(fd, 0o644)  # as readable as the rest of the library (mkstemp makes it 0600)
+        with os.fdopen(fd, "w", encoding="utf-8") as out:
+            out.write(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

@@ -51,11 +51,24 @@ class Versions:
             record = self.record(model_id, name)
             record.pop("losses", None)
             records.append(record)
-        return {
+        described = {
             "model": model_id,
             "active": self.manifest.active_version(model_id),
             "versions": records,
         }
+        unfinished = self.unfinished(model_id)
+        if unfinished:
+            described["unfinished"] = unfinished
+        return described
+
+    def unfinished(self, model_id: str) -> list[str]:
+        """Folders of adaptations that never finished (killed): named by no manifest entry."""
+        parent = self.folder(model_id, BASE).parent
+        if not parent.is_dir():
+            return []
+        known = set(self.manifest.version_names(model_id))
+        names = [p.name for p in parent.iterdir() if re.fullmatch(r"v\d+", p.name)]
+        return sorted((n for n in names if n not in known), key=lambda n: int(n[1:]))
 
     def next_name(self, model_id: str) -> str:
         taken = set(self.manifest.version_names(model_id))
@@ -105,8 +118,10 @@ class Versions:
         )
 
     def remove(self, model_id: str, version: str) -> None:
-        """Forget the version (manifest first: a crash leaves only files), then its files."""
-        self.manifest.forget_version(model_id, version)
+        """Forget the version (manifest first: a crash leaves only files), then its files; an
+        unfinished one's files only."""
+        if version not in self.unfinished(model_id):
+            self.manifest.forget_version(model_id, version)
         with self.catalog.transaction() as tx:
             tx.forget_vector_rows(vector_set(model_id, version))
         shutil.rmtree(self.folder(model_id, version), ignore_errors=True)

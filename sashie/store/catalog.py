@@ -159,7 +159,7 @@ class Catalog:
         if item_ids is None:
             rows = self._query(query + " ORDER BY i.id")
         else:
-            wanted = [int(i) for i in item_ids]
+            wanted = [int(i) for i in item_ids if _INT64_MIN <= int(i) <= _INT64_MAX]
             found = {}
             for chunk in _chunks(wanted, 900):
                 marks = ",".join("?" * len(chunk))
@@ -179,6 +179,15 @@ class Catalog:
             )
             for r in rows
         ]
+
+    def data_version(self) -> int:
+        """A number that changes when another connection commits (SQLite's data_version)."""
+        return self._query("PRAGMA data_version")[0][0]
+
+    def items_stamp(self) -> tuple:
+        """What loaded vectors depend on: the items there are and the vector rows committed."""
+        items = self._query("SELECT COUNT(*), MAX(id), SUM(id) FROM items")[0]
+        return items + tuple(self._query("SELECT model_id, rows FROM vector_sets ORDER BY 1"))
 
     def live_item_ids(self) -> np.ndarray:
         rows = self._query("SELECT id FROM items")
@@ -389,6 +398,9 @@ class Transaction:
 
     def unskip(self, uri: str) -> None:
         self.db.execute("DELETE FROM skipped WHERE uri = ?", (uri,))
+
+
+_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1  # SQLite's integers; no item has an id outside
 
 
 def _row_id(cursor: sqlite3.Cursor) -> int:

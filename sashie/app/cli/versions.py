@@ -44,6 +44,11 @@ def versions_list(library, model, as_json):
             f"{v['captions']} captions, data {v['data_hash']}, {parts}, "
             f"{s['epochs']} epochs, lr {s['lr']:g}, R {s['ratio']:g}"
         )
+    for name in described.get("unfinished", []):
+        click.echo(
+            f"  {name:<4} unfinished (an adaptation that was stopped; remove it with "
+            f"`sashie versions remove {library} {name}`)"
+        )
 
 
 @versions.command("use")
@@ -61,6 +66,7 @@ def versions_use(library, version, model):
 @click.argument("version")
 @click.option("--model", "-m", metavar="SPEC_OR_ID", help="Which of the library's models.")
 def versions_remove(library, version, model):
-    """Delete VERSION (not the active one): its adapter, text encoder and vectors."""
+    """Delete VERSION (not the active one): its adapter, text encoder and vectors, or what an
+    adaptation that was stopped left behind."""
     Library(library).remove_version(version, model)
     click.echo(f"removed model version {version}", err=True)
