@@ -28,6 +28,7 @@ from .ranking import cv_dimensions, random_dimensions
 DEFAULT_DIMS = 192  # the seed paper's d for D = 512
 SELECTIONS = ("cv", "random")  # lowest coefficient of variation; the paper's random control
 DEFAULT_SELECT = "cv"
+MAX_WEIGHT = 1000.0  # a term's weight; larger ones overflow float32 sums into inf and NaN
 
 
 @dataclass(frozen=True)
@@ -52,8 +53,9 @@ class Query:
 _WEIGHT = re.compile(r"^\s*([0-9]*\.?[0-9]+)\s*\*\s*(.+)$", re.S)
 
 
-def parse_query(text: str) -> list[Term]:
-    """Split `a + b - 2*c` into weighted terms; ` + ` and ` - ` inside quotes stay text."""
+def parse_query(text: str, *, files: bool = True) -> list[Term]:
+    """Split `a + b - 2*c` into weighted terms; ` + ` and ` - ` inside quotes stay text.
+    `files=False`: every term is text, and nothing is looked up on disk (the web server)."""
     terms: list[Term] = []
     sign, buffer, quote = 1.0, "", None
     i = 0
@@ -64,25 +66,27 @@ def parse_query(text: str) -> list[Term]:
         elif char in "\"'":
             quote = char
         elif char in "+-" and text[i - 1 : i] == " " and text[i + 1 : i + 2] == " ":
-            terms.append(_term(sign, buffer))
+            terms.append(_term(sign, buffer, files))
             sign, buffer = (1.0 if char == "+" else -1.0), ""
             i += 1
             continue
         buffer += char
         i += 1
-    terms.append(_term(sign, buffer))
+    terms.append(_term(sign, buffer, files))
     return [t for t in terms if t.value]
 
 
-def _term(sign: float, raw: str) -> Term:
+def _term(sign: float, raw: str, files: bool) -> Term:
     raw = raw.strip()
     weight = 1.0
     match = _WEIGHT.match(raw)
     if match:
         weight, raw = float(match.group(1)), match.group(2).strip()
+        if weight > MAX_WEIGHT:
+            raise SashieError(f"a term's weight must be at most {MAX_WEIGHT:g}")
     if len(raw) >= 2 and raw[0] == raw[-1] and raw[0] in "\"'":
         return Term(sign * weight, "text", raw[1:-1].strip())
-    if _looks_like_image(raw):
+    if files and _looks_like_image(raw):
         return Term(sign * weight, "image", raw)
     return Term(sign * weight, "text", raw)
 
@@ -92,7 +96,10 @@ def _looks_like_image(value: str) -> bool:
     so that a typo gets a 'not found' error rather than a silent text search)."""
     if Path(value.split("?", 1)[0]).suffix.lower() in IMAGE_EXTENSIONS and " " not in value:
         return True
-    return not is_url(value) and Path(value).expanduser().is_file()
+    try:
+        return not is_url(value) and Path(value).expanduser().is_file()
+    except (OSError, RuntimeError, ValueError):  # a name too long, ~nosuchuser, a NUL byte
+        return False
 
 
 def parse_dims(value: str | int | None) -> int | None:

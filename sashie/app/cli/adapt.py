@@ -9,7 +9,7 @@ import click
 from ...adapt.settings import DEFAULTS, AdaptSettings
 from ...adapt.training import Trained
 from ...library import Library
-from .common import LIBRARY, echo_json
+from .common import LIBRARY, TRUST_REMOTE_CODE, echo_json
 
 
 @click.command()
@@ -96,6 +96,7 @@ from .common import LIBRARY, echo_json
 )
 @click.option("--seed", default=DEFAULTS.seed, show_default=True, type=int)
 @click.option("--device", metavar="DEV", help="cpu or cuda (default: cuda when present).")
+@TRUST_REMOTE_CODE
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def adapt(
     library,
@@ -113,6 +114,7 @@ def adapt(
     only,
     seed,
     device,
+    trust_remote_code,
     as_json,
 ):
     """Teach the model LIBRARY's own words from its annotations, without re-encoding images.
@@ -132,7 +134,11 @@ def adapt(
     sashie versions list LIB                     the versions, their data and settings
     sashie versions use LIB base                 switch back (instant); use v1 again
     """
-    lib = Library(library, progress=not as_json and sys.stderr.isatty())
+    lib = Library(
+        library,
+        progress=not as_json and sys.stderr.isatty(),
+        trust_remote_code=trust_remote_code,
+    )
     settings = AdaptSettings(
         epochs=epochs,
         batch=batch,

@@ -36,3 +36,11 @@ def echo_json(value: Any, *, indent: int | None = 2) -> None:
 
 # a library's folder; a missing one is `Library`'s one-line error, as for every other mistake
 LIBRARY = click.Path(file_okay=False)
+
+# for every command that loads a library's model: remote code runs only when the user says so
+TRUST_REMOTE_CODE = click.option(
+    "--trust-remote-code",
+    is_flag=True,
+    help="Let the model run code from its own repository (Hugging Face trust_remote_code); "
+    "only for a model you trust. A library's files never turn this on.",
+)

@@ -10,6 +10,7 @@ from ...ingest.images import DEFAULT_MAX_PIXELS
 from ...library import Interrupted, Library
 from ...regions import DEFAULT_DETECTORS
 from ...regions.zeroshot import DEFAULT_MODEL, DEFAULT_PROMPT, DEFAULT_THRESHOLD
+from .common import TRUST_REMOTE_CODE
 
 
 @click.command()
@@ -45,11 +46,7 @@ from ...regions.zeroshot import DEFAULT_MODEL, DEFAULT_PROMPT, DEFAULT_THRESHOLD
     metavar="S",
     help=f"zeroshot: lowest box score kept (default {DEFAULT_THRESHOLD}).",
 )
-@click.option(
-    "--trust-remote-code",
-    is_flag=True,
-    help="Allow the model's own Python code (e.g. clip-japanese-base).",
-)
+@TRUST_REMOTE_CODE
 @click.option("--device", metavar="DEV", help="cpu or cuda (default: cuda when present).")
 @click.option(
     "--batch-size",
@@ -101,7 +98,7 @@ def index(
         )
         if value is not None
     }
-    lib = Library(library, create=True, progress=not quiet)
+    lib = Library(library, create=True, progress=not quiet, trust_remote_code=trust_remote_code)
     try:
         report = lib.add(
             list(sources),

@@ -8,7 +8,7 @@ from ...library import Library
 from ...search.feedback import DEFAULT_LEARNER, FEEDBACK_LEARNERS
 from ...search.query import DEFAULT_DIMS, DEFAULT_SELECT, SELECTIONS, parse_dims
 from ...search.ranking import DEFAULT_K
-from .common import echo_json, parse_ids
+from .common import TRUST_REMOTE_CODE, echo_json, parse_ids
 
 
 @click.command()
@@ -65,6 +65,7 @@ from .common import echo_json, parse_ids
     show_default=True,
     help="How feedback is learnt.",
 )
+@TRUST_REMOTE_CODE
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def search(
     library,
@@ -79,6 +80,7 @@ def search(
     relevant,
     irrelevant,
     learner,
+    trust_remote_code,
     as_json,
 ):
     """Search LIBRARY by text, by example images, or by a sum of both.
@@ -90,7 +92,7 @@ def search(
       'pine.jpg - 0.5*"text"'     an image, less some of a text
     A term naming an existing file or an image URL is an image; quote it to search the text.
     """
-    lib = Library(library, progress=True)
+    lib = Library(library, progress=True, trust_remote_code=trust_remote_code)
     if relevant or irrelevant:
         results = lib.feedback(
             query,
