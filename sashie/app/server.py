@@ -1,74 +1,148 @@
 """`sashie serve`: the web page and the HTTP API (FastAPI; OpenAPI at /docs and /openapi.json).
 
 Only library items and pages are ever served: requests name items by their integer id, and
-page files are read from the paths the catalog holds, never from a path in a request.
-Uploaded example images are limited in bytes and pixels. Bound to a non-local address, every
-request must carry the access token (header `X-Sashie-Token`, or `?token=` on the page's URL).
+page files are read from the paths the catalog holds, never from a path in a request, and only
+when they are images. Request bodies are refused from their Content-Length before they are
+read; uploaded example images are limited in bytes and pixels and decoded at reduced size.
+Bound to a non-local address, every request must carry the access token: in the header
+`X-Sashie-Token`, or in the same-origin cookie that opening `/?token=...` once sets (the page
+then drops it from its address). docs/security.md has the threat model.
+
+Requests run in worker threads side by side: the library's vectors are read-only once loaded,
+and the Library reloads them itself when another process changes it.
 """
 
 from __future__ import annotations
 
+import hashlib
 import io
+import re
 import secrets
 import threading
+import time
 import uuid
+from base64 import b64encode
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
+from typing import Annotated
 
 from fastapi import FastAPI, File, Form, HTTPException, Query, Request, UploadFile
-from fastapi.responses import HTMLResponse, JSONResponse, Response
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from PIL import Image
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ..adapt.settings import DEFAULTS, AdaptSettings
 from ..errors import BadInput, NotFound, SashieError
-from ..ingest.images import decode_image, is_url
+from ..ingest.images import decode_image, is_url, read_bytes
 from ..library import Library, Result
 from ..search.feedback import DEFAULT_LEARNER, FEEDBACK_LEARNERS
 from ..search.query import DEFAULT_DIMS, DEFAULT_SELECT, SELECTIONS, parse_dims
 from ..search.query import Query as SearchQuery
 
-MAX_UPLOAD_BYTES = 20 * 2**20
-MAX_UPLOAD_PIXELS = 40_000_000
+MAX_UPLOAD_BYTES = 20 * 2**20  # one example image
+MAX_UPLOAD_PIXELS = 40_000_000  # one example image
 MAX_UPLOADS = 20
+MAX_REQUEST_BYTES = 32 * 2**20  # a whole request body, refused from its Content-Length
+MAX_REQUEST_PIXELS = 100_000_000  # all the example images of one search together
+QUERY_SIDE = 448  # examples are decoded and kept at about this size (the encoder needs 224)
+MAX_ORIGINAL_BYTES = 512 * 2**20
 PAGE_SIZE = 100
 MAX_RESULTS = 5000
-REMEMBERED_QUERIES = 64
+SEARCH_TTL = 4 * 3600  # a search may be refined or paged this long after its last use
+SEARCH_MEMORY = 64 * 2**20  # bytes of remembered searches, all users together
+COOKIE = "sashie_token"
+LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
+ItemId = Annotated[int, Field(ge=0, lt=2**63)]
+PageOffset = Annotated[int, Field(ge=0, le=MAX_RESULTS)]
+
+
+class Expired(SashieError):
+    """A search id the server no longer holds (HTTP 410): the page runs the search again."""
 
 
 @dataclass
 class StoredQuery:
     query: SearchQuery  # built by Library.query: the same query the command line makes
     all_items: bool
+    version: str  # the model version it was encoded with
+
+    @property
+    def nbytes(self) -> int:
+        dims = self.query.dims
+        return 1024 + self.query.vector.nbytes + (0 if dims is None else dims.nbytes)
+
+
+class SearchMemory:
+    """The searches the server remembers, so their results can be paged and refined: each
+    is kept `ttl` seconds after its last use, and the least recently used go first when they
+    take more than `max_bytes` together (no fixed count shared by all users)."""
+
+    def __init__(self, ttl: float = SEARCH_TTL, max_bytes: int = SEARCH_MEMORY) -> None:
+        self.ttl = ttl
+        self.max_bytes = max_bytes
+        self._held: OrderedDict[str, tuple[StoredQuery, float]] = OrderedDict()
+        self._bytes = 0
+        self._lock = threading.Lock()
+
+    def remember(self, stored: StoredQuery) -> str:
+        key = uuid.uuid4().hex
+        with self._lock:
+            self._held[key] = (stored, time.monotonic())
+            self._bytes += stored.nbytes
+            self._evict()
+        return key
+
+    def recall(self, key: str) -> StoredQuery:
+        with self._lock:
+            self._evict()
+            if key not in self._held:
+                raise Expired("this search has expired; search again")
+            stored, _ = self._held.pop(key)
+            self._held[key] = (stored, time.monotonic())
+            return stored
+
+    def __len__(self) -> int:
+        return len(self._held)
+
+    def _evict(self) -> None:
+        oldest = time.monotonic() - self.ttl
+        while self._held:
+            key, (stored, used) = next(iter(self._held.items()))
+            if used >= oldest and self._bytes <= self.max_bytes:
+                break
+            del self._held[key]
+            self._bytes -= stored.nbytes
 
 
 class MarkRequest(BaseModel):
-    query: str = Field(description="id of a search returned by POST /api/search")
-    relevant: list[int] = Field(default_factory=list)
-    irrelevant: list[int] = Field(default_factory=list)
-    learner: str = DEFAULT_LEARNER
-    offset: int = Field(0, ge=0)
+    query: str = Field(description="id of a search returned by POST /api/search", max_length=64)
+    relevant: list[ItemId] = Field(default_factory=list, max_length=MAX_RESULTS)
+    irrelevant: list[ItemId] = Field(default_factory=list, max_length=MAX_RESULTS)
+    learner: str = Field(DEFAULT_LEARNER, max_length=40)
+    offset: PageOffset = 0
     limit: int = Field(PAGE_SIZE, ge=1, le=1000)
 
 
 class AnnotationRequest(BaseModel):
-    items: list[int] = Field(min_length=1)
+    items: list[ItemId] = Field(min_length=1, max_length=MAX_RESULTS)
     caption: str = Field(min_length=1, max_length=500)
 
 
 class LabelRequest(BaseModel):
-    items: list[int] = Field(min_length=1)
+    items: list[ItemId] = Field(min_length=1, max_length=MAX_RESULTS)
     keep: bool
 
 
 class AdaptRequest(BaseModel):
     epochs: int = Field(DEFAULTS.epochs, ge=1, le=1000)
-    ratio: float = Field(DEFAULTS.ratio, ge=0, le=1)
+    ratio: float = Field(DEFAULTS.ratio, ge=0, le=1, allow_inf_nan=False)
 
 
 class UseRequest(BaseModel):
@@ -77,13 +151,14 @@ class UseRequest(BaseModel):
 
 class AdaptJob:
     """The one adaptation a server runs at a time, in a thread with its own Library (its own
-    SQLite connection); the page polls its state."""
+    SQLite connection; the server's Library notices the new version itself); the page polls
+    its state."""
 
     def __init__(self) -> None:
         self.state: dict = {"state": "idle"}
         self.thread: threading.Thread | None = None
 
-    def start(self, path: Path, request: AdaptRequest, finished: Callable[[], None]) -> None:
+    def start(self, path: Path, request: AdaptRequest, trust_remote_code: bool) -> None:
         if self.thread is not None and self.thread.is_alive():
             raise SashieError("the model is being adapted already; wait for it to finish")
         settings = AdaptSettings(epochs=request.epochs, ratio=request.ratio)
@@ -92,9 +167,8 @@ class AdaptJob:
 
         def run() -> None:
             try:
-                with Library(path) as worker:
+                with Library(path, trust_remote_code=trust_remote_code) as worker:
                     report = worker.adapt(settings=settings, progress=self.progress)
-                finished()
                 self.state = {
                     "state": "done",
                     "version": report.version,
@@ -140,63 +214,167 @@ def _result(r: Result) -> dict:
     }
 
 
+def _upload_sizes(uploads: list[tuple[str | None, bytes]]) -> None:
+    """Refuse, from their headers alone, uploads too large in bytes or pixels together."""
+    total = 0
+    for name, data in uploads:
+        if len(data) > MAX_UPLOAD_BYTES:
+            raise SashieError(f"{name}: larger than {MAX_UPLOAD_BYTES // 2**20} MB")
+        try:
+            with Image.open(io.BytesIO(data)) as image:
+                width, height = image.size
+        except Exception:
+            raise SashieError(f"{name}: not an image") from None
+        total += width * height
+    if total > MAX_REQUEST_PIXELS:
+        raise SashieError(
+            f"the example images have {total:,} pixels together; at most "
+            f"{MAX_REQUEST_PIXELS:,} a search (send smaller copies)"
+        )
+
+
 def _decode_upload(name: str | None, data: bytes) -> Image.Image:
-    if len(data) > MAX_UPLOAD_BYTES:
-        raise SashieError(f"{name}: larger than {MAX_UPLOAD_BYTES // 2**20} MB")
+    """An example image, decoded (JPEG: at reduced scale) and kept about QUERY_SIDE a side."""
     try:
-        return decode_image(data, max_pixels=MAX_UPLOAD_PIXELS)
+        image = decode_image(data, max_pixels=MAX_UPLOAD_PIXELS, at_least=QUERY_SIDE)
     except BadInput as e:
         raise SashieError(f"{name}: {e}") from None
+    scale = QUERY_SIDE / min(image.size)
+    if scale < 1:
+        size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
+        image = image.resize(size, Image.Resampling.BOX)
+    return image
 
 
-def create_app(library: str | Path, *, token: str | None = None) -> FastAPI:
-    """The app for one library; with `token`, every request must carry it.
+def _image_type(data: bytes) -> str | None:
+    """The media type of image bytes, read from their header (None: not an image)."""
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            return Image.MIME.get(image.format or "")
+    except Exception:
+        return None
+
+
+def _web_link(value: object) -> str | None:
+    """A link taken from data (a manifest): only an http(s) URL is one."""
+    return value if isinstance(value, str) and is_url(value) else None
+
+
+def _same_token(given: str | None, token: str) -> bool:
+    return given is not None and secrets.compare_digest(given.encode(), token.encode())
+
+
+def _host_name(header: str) -> str:
+    """The name in a Host header, without its port ("[::1]:8000" -> "::1")."""
+    match = re.fullmatch(r"\[([0-9A-Fa-f:.]+)\](:\d+)?|([^:\[\]]*)(:\d+)?", header)
+    if not match:
+        return ""
+    return (match.group(1) or match.group(3) or "").lower()
+
+
+def _page_headers(html: str) -> dict[str, str]:
+    """The page's Content-Security-Policy: its own inline script (by hash) and nothing else
+    runs; images, requests and forms go only to this server."""
+    script = html.split("<script>", 1)[1].split("</script>", 1)[0]
+    digest = b64encode(hashlib.sha256(script.encode()).digest()).decode()
+    policy = (
+        "default-src 'none'; "
+        f"script-src 'sha256-{digest}'; style-src 'unsafe-inline'; "
+        "img-src 'self' blob: data:; connect-src 'self'; form-action 'self'; "
+        "base-uri 'none'; frame-ancestors 'none'"
+    )
+    return {"Content-Security-Policy": policy}
+
+
+SECURITY_HEADERS = {
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "no-referrer",
+    "Cross-Origin-Resource-Policy": "same-origin",
+}
+
+
+def create_app(
+    library: str | Path,
+    *,
+    token: str | None = None,
+    allowed_hosts: Sequence[str] | None = None,
+    trust_remote_code: bool = False,
+) -> FastAPI:
+    """The app for one library; with `token`, every request must carry it; with
+    `allowed_hosts`, a request naming another Host is refused (DNS rebinding).
 
     Model work (encoding a query, training) never runs on the event loop: endpoints are
-    plain functions, which FastAPI runs in worker threads, and the search endpoint hands its
-    work to one. `lock` lets one thread at a time rank over the library's loaded vectors or
-    switch its model version; a query is encoded before it is taken, so no lock is held
-    across the model (the catalog serializes its own SQLite use)."""
-    lib = Library(library)
-    lock = threading.Lock()
-    queries: OrderedDict[str, StoredQuery] = OrderedDict()
+    plain functions, which FastAPI runs in worker threads, side by side; the search endpoint
+    hands its work to one."""
+    lib = Library(library, trust_remote_code=trust_remote_code)
+    searches = SearchMemory()
+    hosts = None if allowed_hosts is None else {h.lower().strip("[]") for h in allowed_hosts}
+    html = (resources.files("sashie.app") / "web" / "index.html").read_text(encoding="utf-8")
+    page_headers = _page_headers(html)
     app = FastAPI(
         title="sashie", description="Search the illustrations of a collection.", version="1"
     )
 
     @app.middleware("http")
-    async def check_token(request: Request, call_next):
+    async def guard(request: Request, call_next):
+        """Host, access token and body size are checked before anything is read."""
+        if hosts is not None and _host_name(request.headers.get("host", "")) not in hosts:
+            return _secured(JSONResponse({"error": "unknown Host"}, status_code=400))
         if token is not None:
-            given = request.headers.get("x-sashie-token") or request.query_params.get("token")
-            if not given or not secrets.compare_digest(given, token):
-                return JSONResponse({"error": "missing or wrong access token"}, status_code=401)
-        return await call_next(request)
+            given = request.headers.get("x-sashie-token") or request.cookies.get(COOKIE)
+            if request.url.path == "/" and _same_token(request.query_params.get("token"), token):
+                # the link `sashie serve` prints: keep the token in a cookie, not the URL
+                moved = RedirectResponse("/", status_code=303)
+                moved.set_cookie(COOKIE, token, httponly=True, samesite="strict")
+                return _secured(moved)
+            if not _same_token(given, token):
+                error = {"error": "missing or wrong access token"}
+                return _secured(JSONResponse(error, status_code=401))
+        if request.method in ("POST", "PUT", "PATCH"):
+            length = request.headers.get("content-length")
+            if length is None or not length.isdigit():
+                error = {"error": "a request body needs a Content-Length"}
+                return _secured(JSONResponse(error, status_code=411))
+            if int(length) > MAX_REQUEST_BYTES:
+                error = {"error": f"request larger than {MAX_REQUEST_BYTES // 2**20} MB"}
+                return _secured(JSONResponse(error, status_code=413))
+        return _secured(await call_next(request))
+
+    def _secured(response: Response) -> Response:
+        response.headers.update(SECURITY_HEADERS)
+        return response
 
     @app.exception_handler(NotFound)
     async def not_found(request: Request, error: NotFound):
         return JSONResponse({"error": str(error)}, status_code=404)
 
+    @app.exception_handler(Expired)
+    async def expired(request: Request, error: Expired):
+        return JSONResponse({"error": str(error), "expired": True}, status_code=410)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, error: RequestValidationError):
+        """One line naming the field; the input is not echoed (it may be NaN or huge)."""
+        first = error.errors()[0] if error.errors() else {}
+        where = ".".join(str(part) for part in first.get("loc", ()) if part != "body")
+        return JSONResponse(
+            {"error": f"{where or 'request'}: {first.get('msg', 'invalid')}"}, status_code=422
+        )
+
     @app.exception_handler(SashieError)
     async def sashie_error(request: Request, error: SashieError):
         return JSONResponse({"error": str(error)}, status_code=400)
 
-    @app.exception_handler(HTTPException)
-    async def http_error(request: Request, error: HTTPException):
+    @app.exception_handler(StarletteHTTPException)  # FastAPI's own too (unparsable bodies)
+    async def http_error(request: Request, error: StarletteHTTPException):
         return JSONResponse({"error": error.detail}, status_code=error.status_code)
 
-    def remember(stored: StoredQuery) -> str:
-        key = uuid.uuid4().hex
-        with lock:
-            queries[key] = stored
-            while len(queries) > REMEMBERED_QUERIES:
-                queries.popitem(last=False)
-        return key
-
     def recall(key: str) -> StoredQuery:
-        with lock:
-            if key not in queries:
-                raise SashieError("this search has expired; search again")
-            return queries[key]
+        stored = searches.recall(key)
+        if stored.version != lib.active_version():
+            raise Expired("the model version changed since this search; search again")
+        return stored
 
     @lru_cache(maxsize=2048)
     def thumbnail(item_id: int, size: int) -> bytes:
@@ -207,14 +385,12 @@ def create_app(library: str | Path, *, token: str | None = None) -> FastAPI:
         return _jpeg(lib.page_image(item_id, size), size)
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
-    def page() -> str:
-        return (resources.files("sashie.app") / "web" / "index.html").read_text(encoding="utf-8")
+    def page() -> HTMLResponse:
+        return HTMLResponse(html, headers=page_headers)
 
     @app.get("/api/info", summary="What the library holds")
     def info() -> dict:
-        with lock:
-            facts = lib.info()
-        facts.pop("skipped_inputs", None)
+        facts = lib.info(skipped_inputs=False)
         facts.pop("path", None)
         facts["feedback_learners"] = list(FEEDBACK_LEARNERS)
         facts["default_learner"] = DEFAULT_LEARNER
@@ -240,26 +416,36 @@ def create_app(library: str | Path, *, token: str | None = None) -> FastAPI:
         text = text.strip()
         if not text and not uploads:
             raise SashieError("type a query or add an example image")
+        if len(text) > 2000:
+            raise SashieError("a query of at most 2000 characters, please")
         if select not in SELECTIONS:
             raise SashieError("select must be cv or random")
-        query = await run_in_threadpool(build, text, uploads, parse_dims(dims), select)
-        key = remember(StoredQuery(query, all_items))
+        key = await run_in_threadpool(build, text, uploads, parse_dims(dims), select, all_items)
         return await run_in_threadpool(page_of, key, 0, limit)
 
     def build(
-        text: str, uploads: list[tuple[str | None, bytes]], dims: int | None, select: str
-    ) -> SearchQuery:
-        """The query, as the command line builds it; a term of the text that names a file is
-        text here, never read."""
-        pictures = [_decode_upload(name, data) for name, data in uploads]
-        return lib.query(text, images=pictures, dims=dims, select=select, images_in_text=False)
+        text: str,
+        uploads: list[tuple[str | None, bytes]],
+        dims: int | None,
+        select: str,
+        all_items: bool,
+    ) -> str:
+        """The query, as the command line builds it, remembered; a term of the text that
+        names a file is text here, never read. Example images are decoded one at a time."""
+        _upload_sizes(uploads)
+        pictures = []
+        while uploads:
+            name, data = uploads.pop(0)
+            pictures.append(_decode_upload(name, data))
+        version = lib.active_version() if lib.default_model else "base"
+        query = lib.query(text, images=pictures, dims=dims, select=select, images_in_text=False)
+        return searches.remember(StoredQuery(query, all_items, version))
 
     def page_of(key: str, offset: int, limit: int) -> dict:
         stored = recall(key)
         if offset + limit > MAX_RESULTS:
             raise SashieError(f"results stop at {MAX_RESULTS}")
-        with lock:
-            results = lib.search(query=stored.query, k=offset + limit, all_items=stored.all_items)
+        results = lib.search(query=stored.query, k=offset + limit, all_items=stored.all_items)
         dims = stored.query.dims
         return {
             "query": key,
@@ -271,7 +457,9 @@ def create_app(library: str | Path, *, token: str | None = None) -> FastAPI:
 
     @app.get("/api/search/{key}", summary="More results of a search")
     def more(
-        key: str, offset: int = Query(0, ge=0), limit: int = Query(PAGE_SIZE, ge=1, le=1000)
+        key: str,
+        offset: int = Query(0, ge=0, le=MAX_RESULTS),
+        limit: int = Query(PAGE_SIZE, ge=1, le=1000),
     ) -> dict:
         return page_of(key, offset, limit)
 
@@ -280,15 +468,16 @@ def create_app(library: str | Path, *, token: str | None = None) -> FastAPI:
         stored = recall(marks.query)
         if marks.learner not in FEEDBACK_LEARNERS:
             raise SashieError(f"unknown learner {marks.learner!r}")
-        with lock:
-            results = lib.feedback(
-                query=stored.query,
-                relevant=marks.relevant,
-                irrelevant=marks.irrelevant,
-                learner=marks.learner,
-                k=marks.offset + marks.limit,
-                all_items=stored.all_items,
-            )
+        if marks.offset + marks.limit > MAX_RESULTS:
+            raise SashieError(f"results stop at {MAX_RESULTS}")
+        results = lib.feedback(
+            query=stored.query,
+            relevant=marks.relevant,
+            irrelevant=marks.irrelevant,
+            learner=marks.learner,
+            k=marks.offset + marks.limit,
+            all_items=stored.all_items,
+        )
         return {
             "query": marks.query,
             "offset": marks.offset,
@@ -298,7 +487,7 @@ def create_app(library: str | Path, *, token: str | None = None) -> FastAPI:
         }
 
     @app.get("/api/items/{item_id}", summary="An item, its page and where it came from")
-    def item(item_id: int) -> dict:
+    def item(item_id: ItemId) -> dict:
         row = lib.item(item_id)
         annotations = lib.annotations([item_id])
         labelled, keep = lib.labels([item_id])
@@ -307,15 +496,13 @@ def create_app(library: str | Path, *, token: str | None = None) -> FastAPI:
             "thumbnail": f"/api/items/{item_id}/thumbnail",
             "page": f"/api/items/{item_id}/page",
         }
-        if is_url(row.page):
-            links["original"] = row.page
-        else:
-            links["original"] = f"/api/items/{item_id}/original"
-        service = row.metadata.get("image_service")
+        links["original"] = _web_link(row.page) or f"/api/items/{item_id}/original"
+        service = _web_link(row.metadata.get("image_service"))
         if service:
             links["iiif_region"] = f"{service}/{x0},{y0},{x1 - x0},{y1 - y0}/max/0/default.jpg"
-        if row.metadata.get("canvas"):
-            links["canvas"] = row.metadata["canvas"]
+        canvas = _web_link(row.metadata.get("canvas"))
+        if canvas:
+            links["canvas"] = canvas
         return {
             "item": item_id,
             "page": row.page,
@@ -330,7 +517,7 @@ def create_app(library: str | Path, *, token: str | None = None) -> FastAPI:
         }
 
     @app.get("/api/items/{item_id}/thumbnail", summary="The item's crop (JPEG)")
-    def item_thumbnail(item_id: int, size: int = Query(256, ge=32, le=1024)) -> Response:
+    def item_thumbnail(item_id: ItemId, size: int = Query(256, ge=32, le=1024)) -> Response:
         return Response(
             thumbnail(item_id, size),
             media_type="image/jpeg",
@@ -338,7 +525,7 @@ def create_app(library: str | Path, *, token: str | None = None) -> FastAPI:
         )
 
     @app.get("/api/items/{item_id}/page", summary="The item's whole page (JPEG)")
-    def item_page(item_id: int, size: int = Query(1400, ge=64, le=4000)) -> Response:
+    def item_page(item_id: ItemId, size: int = Query(1400, ge=64, le=4000)) -> Response:
         return Response(
             page_image(item_id, size),
             media_type="image/jpeg",
@@ -346,23 +533,20 @@ def create_app(library: str | Path, *, token: str | None = None) -> FastAPI:
         )
 
     @app.get("/api/items/{item_id}/original", summary="The page's original file")
-    def item_original(item_id: int) -> Response:
+    def item_original(item_id: ItemId) -> Response:
+        """The file the page was indexed from, when it is still a regular file and an image
+        (a library folder someone sent may name any path)."""
         row = lib.item(item_id)
         if is_url(row.page):
             raise HTTPException(404, "this page is on the web: see links.original")
         try:
-            data = Path(row.page).read_bytes()
-        except OSError:
+            data = read_bytes(row.page, max_bytes=MAX_ORIGINAL_BYTES)
+        except BadInput:
             raise HTTPException(404, "the page's file is no longer there") from None
-        kind = {
-            ".png": "image/png",
-            ".tif": "image/tiff",
-            ".tiff": "image/tiff",
-            ".webp": "image/webp",
-            ".gif": "image/gif",
-            ".bmp": "image/bmp",
-        }
-        return Response(data, media_type=kind.get(Path(row.page).suffix.lower(), "image/jpeg"))
+        media_type = _image_type(data)
+        if media_type is None:
+            raise HTTPException(404, "the page's file is not an image")
+        return Response(data, media_type=media_type)
 
     @app.post("/api/annotations", summary="Caption items (for fine-tuning)")
     def annotate(request: AnnotationRequest) -> dict:
@@ -375,30 +559,20 @@ def create_app(library: str | Path, *, token: str | None = None) -> FastAPI:
 
     job = AdaptJob()
 
-    def switched() -> None:
-        """Another model version is active: reload, and forget searches made in the old one."""
-        with lock:
-            lib.refresh()
-            queries.clear()
-
     @app.get("/api/adapt", summary="Model versions and the adaptation in progress")
     def adapt_state() -> dict:
-        with lock:
-            versions = lib.versions() if lib.default_model else {"active": "base", "versions": []}
-            captions = lib.captions()
-        return {**versions, "captions": captions, "job": job.state}
+        versions = lib.versions() if lib.default_model else {"active": "base", "versions": []}
+        return {**versions, "captions": lib.captions(), "job": job.state}
 
     @app.post("/api/adapt", summary="Teach the model the annotations (runs in the background)")
     def adapt(request: AdaptRequest) -> dict:
-        job.start(lib.path, request, switched)
+        job.start(lib.path, request, trust_remote_code)
         return {"job": job.state}
 
     @app.post("/api/adapt/use", summary="Make a model version (or base) the active one")
     def use(request: UseRequest) -> dict:
-        with lock:
-            lib.use(request.version)
-            queries.clear()
-            return lib.versions()
+        lib.use(request.version)
+        return lib.versions()
 
     @app.post("/api/labels", summary="Mark items keep/exclude for the filter")
     def label(request: LabelRequest) -> dict:
@@ -413,6 +587,17 @@ def create_app(library: str | Path, *, token: str | None = None) -> FastAPI:
     return app
 
 
+def allowed_hosts(host: str, extra: Sequence[str] = ()) -> list[str] | None:
+    """The Host names a server bound to `host` answers to: this machine's names when bound
+    locally; else the bound address and `extra` (None, any name, when bound to every
+    address with no names given: the token still guards it)."""
+    if host in LOCAL_HOSTS:
+        return [*LOCAL_HOSTS, *extra]
+    if host in ("0.0.0.0", "::") and not extra:
+        return None
+    return [host, *extra]
+
+
 def serve(
     library: str | Path,
     *,
@@ -420,12 +605,19 @@ def serve(
     port: int = 8000,
     allow_remote: bool = False,
     token: str | None = None,
+    hosts: Sequence[str] = (),
+    trust_remote_code: bool = False,
     echo: Callable[[str], None] = print,
 ) -> None:
     """Run the server until Ctrl-C."""
+    import sklearn.linear_model
+    import sklearn.svm
+    import sklearn.tree  # noqa: F401
+    import torch
     import uvicorn
+    from threadpoolctl import threadpool_limits
 
-    local = host in ("127.0.0.1", "localhost", "::1")
+    local = host in LOCAL_HOSTS
     if not local and not allow_remote:
         raise SashieError(
             f"binding to {host} lets other machines in; add --allow-remote "
@@ -433,11 +625,16 @@ def serve(
         )
     if not local and token is None:
         token = secrets.token_urlsafe(16)
-    app = create_app(library, token=token)
-    import sklearn.linear_model
-    import sklearn.svm
-    import sklearn.tree  # noqa: F401
-
+    # requests run side by side, one core each: a model or a BLAS call spreading one request
+    # over every core only makes the others wait (and spin) for it
+    torch.set_num_threads(1)
+    threadpool_limits(1)
+    app = create_app(
+        library,
+        token=token,
+        allowed_hosts=allowed_hosts(host, hosts),
+        trust_remote_code=trust_remote_code,
+    )
     shown = "localhost" if local else host
     echo(f"sashie: http://{shown}:{port}/" + (f"?token={token}" if token else ""))
     uvicorn.run(app, host=host, port=port, log_level="warning")

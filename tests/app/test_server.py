@@ -265,8 +265,13 @@ def test_a_token_guards_every_request(world_library):
     assert guarded.get("/api/info").status_code == 401
     assert guarded.get("/").status_code == 401
     assert guarded.get("/api/info", headers={"X-Sashie-Token": "s3cret"}).status_code == 200
-    assert guarded.get("/?token=s3cret").status_code == 200
-    assert guarded.get("/api/info?token=wrong").status_code == 401
+    assert guarded.get("/api/info?token=s3cret").status_code == 401  # never in a URL
+    opened = guarded.get("/?token=s3cret", follow_redirects=False)  # the link serve prints
+    assert opened.status_code == 303 and opened.headers["location"] == "/"
+    cookie = opened.headers["set-cookie"].lower()
+    assert "httponly" in cookie and "samesite=strict" in cookie
+    assert guarded.get("/").status_code == 200  # the cookie carries it from now on
+    assert guarded.get("/api/info").status_code == 200
 
 
 def test_binding_beyond_this_machine_needs_a_flag(world_library):
@@ -312,7 +317,7 @@ def test_adapting_from_the_api_runs_in_the_background_and_switches_versions(tmp_
     info = client.get("/api/info").json()
     assert info["models"][0]["active_version"] == "v1"
     expired = client.get(f"/api/search/{first['query']}")  # made in the base model's space
-    assert "expired" in expired.json()["error"]
+    assert expired.status_code == 410 and expired.json()["expired"]  # the page searches again
     adapted = client.post("/api/search", data={"text": "几帳", "limit": "5"}).json()
     # the taught caption brings its captioned examples first (the version remembers them:
     # their likeness to themselves adds 1 to a cosine)

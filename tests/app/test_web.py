@@ -2,8 +2,7 @@
 text, by one and by three uploaded images, a result on its page, two rounds of feedback, an
 annotation and a keep/exclude label. Screenshots go to ./screenshots/ for a person to look at."""
 
-import shutil
-from pathlib import Path
+import time
 
 import pytest
 
@@ -13,21 +12,9 @@ from sashie.eval.world.artists import Artists
 from sashie.eval.world.vocab import vocabulary
 from sashie.library import Library
 
-from conftest import indexed_world, serving
+from conftest import SHOTS, indexed_world, serving
 
 pytestmark = pytest.mark.browser
-
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-SHOTS = Path(__file__).resolve().parents[2] / "screenshots"
-FLAGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 
 
 @pytest.fixture(scope="module")
@@ -44,31 +31,28 @@ def site(tmp_path_factory):
         yield f"{url}/", root / "lib", pictures
 
 
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    if not Path(CHROMIUM).is_file():
-        pytest.fail(
-            "the browser tests need Debian's Chromium: scripts/test installs it "
-            "(or apt-get install chromium); scripts/test --fast leaves them out",
-            pytrace=False,
-        )
-    SHOTS.mkdir(exist_ok=True)
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=FLAGS)
-        yield browser
-        browser.close()
-
-
 @pytest.fixture
 def page(browser, site):
+    """The page, under the server's Content-Security-Policy: a test fails if the policy
+    blocked anything the page does."""
     context = browser.new_context(viewport={"width": 1280, "height": 900})
     page = context.new_page()
+    blocked = []
+    page.on("console", lambda m: blocked.append(m.text) if "Security Policy" in m.text else None)
     page.goto(site[0])
     page.wait_for_selector("#libinfo:has-text('items')")
     yield page
     context.close()
+    assert not blocked, blocked
+
+
+def wait_until(page, expression: str, arg=None, timeout: float = 30) -> None:
+    """Poll a JavaScript expression until it is true (wait_for_function evaluates strings in
+    the page, which its Content-Security-Policy forbids)."""
+    deadline = time.monotonic() + timeout
+    while not page.evaluate(expression, arg):
+        assert time.monotonic() < deadline, f"timed out waiting for {expression}"
+        time.sleep(0.05)
 
 
 def search(page, text=""):
@@ -82,12 +66,10 @@ def test_search_by_text_shows_a_grid_of_crops(page):
     cards = search(page, "a picture of a cat")
     assert cards.count() == 100
     first = cards.first.locator("img")
-    page.wait_for_function(
-        "img => img.complete && img.naturalWidth > 0", arg=first.element_handle()
-    )
+    wait_until(page, "img => img.complete && img.naturalWidth > 0", first.element_handle())
     page.screenshot(path=SHOTS / "01-text-search.png")
     page.click("#more")
-    page.wait_for_function("document.querySelectorAll('.card').length > 100")
+    wait_until(page, "document.querySelectorAll('.card').length > 100")
 
 
 def test_search_by_one_and_by_three_images(page, site):
@@ -110,7 +92,7 @@ def test_a_result_opens_on_its_page_with_its_region_outlined(page):
     search(page, "a picture of a tree")
     page.locator(".card img").first.click()
     page.wait_for_selector("#viewer.open")
-    page.wait_for_function("document.getElementById('pageimg').complete")
+    wait_until(page, "document.getElementById('pageimg').complete")
     box = page.locator("#outline").bounding_box()
     assert box["width"] > 5 and box["height"] > 5
     assert "page" in page.inner_text("#details") and "original" in page.inner_text("#details")

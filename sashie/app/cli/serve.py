@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from .common import LIBRARY
+from .common import LIBRARY, TRUST_REMOTE_CODE
 
 
 @click.command()
@@ -22,7 +22,16 @@ from .common import LIBRARY
     help="Allow a non-local --host; requests then need the access token.",
 )
 @click.option("--token", metavar="TEXT", help="The access token (default: a random one).")
-def serve(library, host, port, allow_remote, token):
+@click.option(
+    "--allowed-host",
+    "hosts",
+    multiple=True,
+    metavar="NAME",
+    help="Another name the server is reached by (e.g. search.example.org); requests naming "
+    "any other Host are refused. Repeatable.",
+)
+@TRUST_REMOTE_CODE
+def serve(library, host, port, allow_remote, token, hosts, trust_remote_code):
     """Serve the web page and HTTP API of LIBRARY (API docs at /docs).
 
     Search by text or dropped images, see each result on its page, mark results right or
@@ -31,5 +40,12 @@ def serve(library, host, port, allow_remote, token):
     from ..server import serve as run_server
 
     run_server(
-        library, host=host, port=port, allow_remote=allow_remote, token=token, echo=click.echo
+        library,
+        host=host,
+        port=port,
+        allow_remote=allow_remote,
+        token=token,
+        hosts=hosts,
+        trust_remote_code=trust_remote_code,
+        echo=click.echo,
     )
