@@ -14,6 +14,7 @@ and the Library reloads them itself when another process changes it.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import io
 import re
@@ -121,6 +122,43 @@ class SearchMemory:
             self._bytes -= stored.nbytes
 
 
+class Snapshot:
+    """A value recomputed in a worker thread at most every `fresh` seconds: readers get the
+    last one at once (stale while it is recomputed), so a status request never waits behind
+    searches. `clear` after a change this server made: the next reader computes it anew."""
+
+    def __init__(self, compute: Callable[[], dict], fresh: float) -> None:
+        self.compute = compute
+        self.fresh = fresh
+        self._value: dict | None = None
+        self._at = 0.0
+        self._refreshing = False
+        self._lock = threading.Lock()
+
+    async def get(self) -> dict:
+        if self._value is None:
+            self._store(await run_in_threadpool(self.compute))
+        elif time.monotonic() - self._at > self.fresh:
+            with self._lock:
+                start, self._refreshing = not self._refreshing, True
+            if start:
+                asyncio.get_running_loop().create_task(self._refresh())
+        assert self._value is not None
+        return self._value
+
+    def clear(self) -> None:
+        self._value = None
+
+    async def _refresh(self) -> None:
+        try:
+            self._store(await run_in_threadpool(self.compute))
+        finally:
+            self._refreshing = False
+
+    def _store(self, value: dict) -> None:
+        self._value, self._at = value, time.monotonic()
+
+
 class MarkRequest(BaseModel):
     query: str = Field(description="id of a search returned by POST /api/search", max_length=64)
     relevant: list[ItemId] = Field(default_factory=list, max_length=MAX_RESULTS)
@@ -158,7 +196,13 @@ class AdaptJob:
         self.state: dict = {"state": "idle"}
         self.thread: threading.Thread | None = None
 
-    def start(self, path: Path, request: AdaptRequest, trust_remote_code: bool) -> None:
+    def start(
+        self,
+        path: Path,
+        request: AdaptRequest,
+        trust_remote_code: bool,
+        finished: Callable[[], None],
+    ) -> None:
         if self.thread is not None and self.thread.is_alive():
             raise SashieError("the model is being adapted already; wait for it to finish")
         settings = AdaptSettings(epochs=request.epochs, ratio=request.ratio)
@@ -169,6 +213,7 @@ class AdaptJob:
             try:
                 with Library(path, trust_remote_code=trust_remote_code) as worker:
                     report = worker.adapt(settings=settings, progress=self.progress)
+                finished()
                 self.state = {
                     "state": "done",
                     "version": report.version,
@@ -389,7 +434,10 @@ def create_app(
         return HTMLResponse(html, headers=page_headers)
 
     @app.get("/api/info", summary="What the library holds")
-    def info() -> dict:
+    async def info() -> dict:
+        return await library_facts.get()
+
+    def facts() -> dict:
         facts = lib.info(skipped_inputs=False)
         facts.pop("path", None)
         facts["feedback_learners"] = list(FEEDBACK_LEARNERS)
@@ -400,6 +448,8 @@ def create_app(
             "ratio": DEFAULTS.ratio,
         }
         return facts
+
+    library_facts = Snapshot(facts, fresh=1.0)  # counts lag a changed library by a second
 
     @app.post("/api/search", summary="Search by text and/or example images")
     async def search(
@@ -551,6 +601,7 @@ def create_app(
     @app.post("/api/annotations", summary="Caption items (for fine-tuning)")
     def annotate(request: AnnotationRequest) -> dict:
         added = lib.annotate(request.items, request.caption)
+        library_facts.clear()
         return {"added": added, "annotations": lib.counts()["annotations"]}
 
     @app.get("/api/annotations", summary="Every annotation")
@@ -566,17 +617,19 @@ def create_app(
 
     @app.post("/api/adapt", summary="Teach the model the annotations (runs in the background)")
     def adapt(request: AdaptRequest) -> dict:
-        job.start(lib.path, request, trust_remote_code)
+        job.start(lib.path, request, trust_remote_code, library_facts.clear)
         return {"job": job.state}
 
     @app.post("/api/adapt/use", summary="Make a model version (or base) the active one")
     def use(request: UseRequest) -> dict:
         lib.use(request.version)
+        library_facts.clear()
         return lib.versions()
 
     @app.post("/api/labels", summary="Mark items keep/exclude for the filter")
     def label(request: LabelRequest) -> dict:
         lib.label(request.items, [request.keep] * len(request.items), "web")
+        library_facts.clear()
         counts = lib.counts()
         return {
             "labelled": len(request.items),

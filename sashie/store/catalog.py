@@ -38,6 +38,7 @@ CREATE TABLE IF NOT EXISTS items (
     hash TEXT NOT NULL                 -- of the crop's RGB pixels
 );
 CREATE INDEX IF NOT EXISTS items_page ON items(page_id);
+CREATE INDEX IF NOT EXISTS items_detector ON items(detector);  -- counts by detector (info)
 CREATE TABLE IF NOT EXISTS page_detectors (
     page_id INTEGER NOT NULL REFERENCES pages(id) ON DELETE CASCADE,
     detector TEXT NOT NULL,
