@@ -16,11 +16,13 @@ import contextlib
 import errno
 import http.client
 import io
+import ipaddress
 import os
 import socket
 import stat
 import threading
 import urllib.error
+import urllib.parse
 import urllib.request
 from pathlib import Path
 
@@ -56,15 +58,17 @@ def fetch(
     max_bytes: int = DEFAULT_MAX_BYTES,
     timeout: float = 30.0,
     deadline: float | None = None,
+    public_only: bool = False,
 ) -> bytes:
     """Download an http(s) URL: at most `max_bytes`, in at most `deadline` seconds in all
     (`DOWNLOAD_DEADLINE` when None), `timeout` for any one wait (connecting included); raise
-    BadInput saying why when it cannot be had."""
+    BadInput saying why when it cannot be had. `public_only`: connect only to public
+    addresses (not this machine, its network or a link-local one), redirects included."""
     if not is_url(url):
         raise BadInput("not an http(s) URL")
     seconds = DOWNLOAD_DEADLINE if deadline is None else deadline
     late = BadInput(f"download took longer than {seconds:g} s")
-    watchdog = _Watchdog(seconds)
+    watchdog = _Watchdog(seconds, public_only)
     opener = urllib.request.build_opener(
         _WebRedirects, _WatchedHTTP(watchdog), _WatchedHTTPS(watchdog)
     )
@@ -77,6 +81,8 @@ def fetch(
     except (urllib.error.URLError, http.client.HTTPException, OSError, ValueError) as e:
         if watchdog.expired:
             raise late from None
+        if watchdog.refused:
+            raise BadInput(PRIVATE_ADDRESS) from None
         reason = getattr(e, "reason", e)
         raise BadInput(f"unreachable URL ({reason})") from None
     finally:
@@ -96,10 +102,37 @@ def _read_at_most(response, max_bytes: int) -> bytes:
     return b"".join(chunks)
 
 
-class _Watchdog:
-    """Shuts a download's sockets when its deadline passes, whatever they are waiting for."""
+PRIVATE_ADDRESS = "refused: a manifest from the web may not name this machine or its network"
 
-    def __init__(self, seconds: float) -> None:
+
+def is_public_address(address: str) -> bool:
+    """Whether an IP address is on the public internet (not loopback, private, link-local
+    or reserved)."""
+    try:
+        return ipaddress.ip_address(address.split("%", 1)[0]).is_global
+    except ValueError:
+        return False
+
+
+def is_public_host(url: str) -> bool:
+    """Whether every address the URL's host name resolves to is public (True when it does
+    not resolve: then nothing is reached anyway)."""
+    host = urllib.parse.urlsplit(url).hostname or ""
+    try:
+        infos = socket.getaddrinfo(host, None)
+    except (OSError, UnicodeError):
+        return True
+    return all(is_public_address(str(info[4][0])) for info in infos)
+
+
+class _Watchdog:
+    """Shuts a download's sockets when its deadline passes, whatever they are waiting for;
+    with `public_only`, refuses a connection whose peer is not a public address (checked on
+    the connected socket, so a name that resolves differently the second time is caught)."""
+
+    def __init__(self, seconds: float, public_only: bool = False) -> None:
+        self.public_only = public_only
+        self.refused = False
         self.expired = False
         self._sockets: list[socket.socket] = []
         self._lock = threading.Lock()
@@ -122,6 +155,10 @@ class _Watchdog:
 
     def _connect(self, *args, **kwargs) -> socket.socket:
         sock = socket.create_connection(*args, **kwargs)
+        if self.public_only and not is_public_address(sock.getpeername()[0]):
+            sock.close()
+            self.refused = True
+            raise OSError(PRIVATE_ADDRESS)
         with self._lock:
             self._sockets.append(sock)
             if self.expired:
@@ -217,9 +254,11 @@ def read_file(path: str | Path, *, max_bytes: int = DEFAULT_MAX_BYTES) -> bytes:
     return data
 
 
-def read_bytes(uri: str, *, max_bytes: int = DEFAULT_MAX_BYTES) -> bytes:
-    """The bytes of a local file or an http(s) URL."""
-    return fetch(uri, max_bytes=max_bytes) if is_url(uri) else read_file(uri, max_bytes=max_bytes)
+def read_bytes(uri: str, *, max_bytes: int = DEFAULT_MAX_BYTES, public_only: bool = False) -> bytes:
+    """The bytes of a local file or an http(s) URL (`public_only`: see `fetch`)."""
+    if is_url(uri):
+        return fetch(uri, max_bytes=max_bytes, public_only=public_only)
+    return read_file(uri, max_bytes=max_bytes)
 
 
 # --- decoding --------------------------------------------------------------------------------

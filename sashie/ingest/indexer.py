@@ -234,7 +234,7 @@ class Indexer:
             if not is_url(uri):
                 status = stat_file(uri)
                 size, mtime_ns = status.st_size, status.st_mtime_ns
-            data = read_bytes(uri)
+            data = read_bytes(uri, public_only=job.ref.public_only)
             with _room_to_decode(header_pixels(data)):
                 return self._cut(job, data, size, mtime_ns)
         except BadInput as e:

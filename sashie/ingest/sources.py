@@ -16,11 +16,11 @@ import json
 import os
 import re
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from ..errors import BadInput, SashieError
-from .images import IMAGE_EXTENSIONS, fetch, is_url, read_file, stat_file
+from .images import IMAGE_EXTENSIONS, fetch, is_public_host, is_url, read_file, stat_file
 
 LIST_EXTENSIONS = frozenset({".txt", ".lst", ".list"})
 MAX_MANIFEST_BYTES = 64 * 1024 * 1024
@@ -35,6 +35,7 @@ class PageRef:
     uri: str
     source: str
     metadata: dict = field(default_factory=dict, hash=False, compare=False)
+    public_only: bool = field(default=False, compare=False)  # named by a public manifest
 
 
 SkipFn = Callable[[str, str, str], None]  # (uri, source, reason)
@@ -62,7 +63,11 @@ def _expand(source: str, skip: SkipFn) -> Iterator[PageRef]:
         if _has_image_extension(source):
             yield PageRef(source, source)
             return
-        yield from _manifest(fetch(source, max_bytes=MAX_MANIFEST_BYTES), source, skip, None)
+        pages = _manifest(fetch(source, max_bytes=MAX_MANIFEST_BYTES), source, skip, None)
+        # a manifest on the internet may not make this machine fetch from its own network
+        # (an internal IIIF server's manifest may name that server's images)
+        public_only = is_public_host(source)
+        yield from (replace(page, public_only=public_only) for page in pages)
         return
     path = Path(source).resolve()
     if path.is_dir():

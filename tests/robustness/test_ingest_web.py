@@ -11,7 +11,7 @@ import pytest
 
 from sashie import Library
 from sashie.errors import BadInput
-from sashie.ingest import images
+from sashie.ingest import images, sources
 from sashie.ingest.images import fetch
 
 from conftest import make_pages
@@ -223,3 +223,28 @@ def test_a_download_that_never_ends_is_cut_at_its_deadline(tmp_path, web, tiny_s
             30, lambda: lib.add([f"{base}/slow.png"], model=tiny_spec, regions="whole")
         )
     assert [s.reason for s in report.skipped] == ["download took longer than 1 s"]
+
+
+def test_a_manifest_on_the_internet_may_not_name_this_machines_network(
+    tmp_path, web, tiny_spec, monkeypatch
+):
+    """Its images on 127.0.0.1 (or redirected there) are refused at the connection; the same
+    manifest from an internal server (this one: 127.0.0.1) may name its own images."""
+    routes, base = web
+    (page,) = make_pages(tmp_path / "pages", 1)
+    routes["/img/p.png"] = page.read_bytes()
+    routes["/manifest.json"] = json.dumps(v2_manifest(base, [(f"{base}/img/p.png", None)])).encode()
+
+    with Library(tmp_path / "internal", create=True) as lib:
+        assert lib.add([f"{base}/manifest.json"], model=tiny_spec).pages_indexed == 1
+
+    monkeypatch.setattr(sources, "is_public_host", lambda url: True)  # as if on the internet
+    with Library(tmp_path / "public", create=True) as lib:
+        report = lib.add([f"{base}/manifest.json"], model=tiny_spec)
+    assert report.pages_indexed == 0
+    assert [s.reason for s in report.skipped] == [images.PRIVATE_ADDRESS]
+    with pytest.raises(BadInput, match="may not name this machine"):
+        fetch(f"{base}/img/p.png", public_only=True)
+    assert images.is_public_address("93.184.216.34") and not images.is_public_address("10.0.0.1")
+    assert not images.is_public_address("169.254.169.254")  # a cloud's metadata service
+    assert not images.is_public_address("::1") and not images.is_public_address("fe80::1%eth0")
