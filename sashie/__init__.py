@@ -10,4 +10,4 @@ from .errors import BadInput, NotFound, SashieError
 from .library import AddReport, Interrupted, Library, Result
 
 __all__ = ["AddReport", "BadInput", "Interrupted", "Library", "NotFound", "Result", "SashieError"]
-__version__ = "0.2.0"
+__version__ = "0.3.0"
