@@ -81,6 +81,27 @@ def start_cli_process(*args: str, **kwargs) -> subprocess.Popen:
     )
 
 
+def finishes(seconds: float, work):
+    """What `work()` returns, failing (not hanging) when it takes longer than `seconds`."""
+    import threading
+
+    outcome = {}
+
+    def run():
+        try:
+            outcome["value"] = work()
+        except BaseException as e:
+            outcome["error"] = e
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    thread.join(seconds)
+    assert not thread.is_alive(), f"still running after {seconds} s"
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["value"]
+
+
 def cli_json(*args: str) -> dict:
     return json.loads(run_cli(*args).stdout)
 

@@ -7,7 +7,6 @@ import json
 import os
 import subprocess
 import sys
-import threading
 
 import pytest
 
@@ -16,26 +15,7 @@ from sashie.errors import BadInput
 from sashie.ingest.images import read_bytes
 from sashie.ingest.sources import expand_sources
 
-from conftest import make_pages
-
-
-def finishes(seconds, work):
-    """What `work()` returns, failing (not hanging) when it takes longer than `seconds`."""
-    outcome = {}
-
-    def run():
-        try:
-            outcome["value"] = work()
-        except BaseException as e:
-            outcome["error"] = e
-
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
-    thread.join(seconds)
-    assert not thread.is_alive(), f"still running after {seconds} s"
-    if "error" in outcome:
-        raise outcome["error"]
-    return outcome["value"]
+from conftest import finishes, make_pages
 
 
 @pytest.fixture

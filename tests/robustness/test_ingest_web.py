@@ -14,7 +14,7 @@ from sashie.errors import BadInput
 from sashie.ingest import images, sources
 from sashie.ingest.images import fetch
 
-from conftest import make_pages
+from conftest import finishes, make_pages
 
 FROM_THE_WEB = "not an http(s) URL (a manifest from the web may not name local files)"
 
@@ -77,25 +77,6 @@ def trickle(headers_too=False):
             pass  # the client gave up
 
     return answer
-
-
-def finishes(seconds, work):
-    """What `work()` returns, failing (not hanging) when it takes longer than `seconds`."""
-    outcome = {}
-
-    def run():
-        try:
-            outcome["value"] = work()
-        except BaseException as e:
-            outcome["error"] = e
-
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
-    thread.join(seconds)
-    assert not thread.is_alive(), f"still running after {seconds} s"
-    if "error" in outcome:
-        raise outcome["error"]
-    return outcome["value"]
 
 
 def v2_manifest(base, images):
