@@ -24,6 +24,12 @@ DEMO_LABELS = 400
 DEMO_LEARNERS = ("random_forest", "svm")  # the paper's and the quickest
 
 
+def example_query() -> str:
+    """A query the demo world answers well: its first searched concept, as the demo asks."""
+    vocab = vocabulary()
+    return f"an illustration of {vocab.by_key[vocab.query_seen[0]].en}"
+
+
 def run_demo(
     folder: str | Path, *, pages: int = 300, seed: int = 42, echo: Callable[[str], None] = print
 ) -> Path:

@@ -46,6 +46,7 @@ from ..library import Library, Result
 from ..search.feedback import DEFAULT_LEARNER, FEEDBACK_LEARNERS
 from ..search.query import DEFAULT_DIMS, DEFAULT_SELECT, SELECTIONS, parse_dims
 from ..search.query import Query as SearchQuery
+from .iiif_api import iiif_routes
 
 MAX_UPLOAD_BYTES = 20 * 2**20  # one example image
 MAX_UPLOAD_PIXELS = 40_000_000  # one example image
@@ -221,6 +222,7 @@ class AdaptJob:
                     "captions": report.captions,
                     "seconds": round(report.trained.seconds + report.apply_seconds, 1),
                     "epoch_losses": [round(x, 4) for x in report.trained.epoch_losses],
+                    "warning": report.warning,
                 }
             except SashieError as e:
                 self.state = {"state": "failed", "error": str(e)}
@@ -249,14 +251,38 @@ def _jpeg(image: Image.Image, size: int) -> bytes:
 
 
 def _result(r: Result) -> dict:
+    """Every fact of a result (as `sashie search --json` gives it) and its thumbnail."""
     return {
-        "rank": r.rank,
-        "item": r.item,
+        **r.as_dict(),
         "score": round(r.score, 5),
-        "bbox": list(r.bbox),
-        "detector": r.detector,
         "thumbnail": f"/api/items/{r.item}/thumbnail",
     }
+
+
+def _search_terms(
+    text: str, items: str, dims: str, select: str
+) -> tuple[str, list[int], int | None, str]:
+    """A search's fields checked: (text, example item ids, dims, selection)."""
+    text = text.strip()
+    if len(text) > 2000:
+        raise SashieError("a query of at most 2000 characters, please")
+    example_items = parse_ids(items)
+    if len(example_items) > MAX_UPLOADS:
+        raise SashieError(f"at most {MAX_UPLOADS} example items")
+    if select not in SELECTIONS:
+        raise SashieError("select must be cv or random")
+    return text, example_items, parse_dims(dims), select
+
+
+def parse_ids(text: str) -> list[int]:
+    """ "12,40" -> [12, 40]: item ids, each a non-negative 64-bit integer."""
+    try:
+        ids = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise SashieError(f"item ids like 12,40, not {text[:40]!r}") from None
+    if any(not 0 <= i < 2**63 for i in ids):
+        raise SashieError("no such item")
+    return ids
 
 
 def _upload_sizes(uploads: list[tuple[str | None, bytes]]) -> None:
@@ -345,9 +371,11 @@ def create_app(
     token: str | None = None,
     allowed_hosts: Sequence[str] | None = None,
     trust_remote_code: bool = False,
+    example_query: str | None = None,
 ) -> FastAPI:
     """The app for one library; with `token`, every request must carry it; with
     `allowed_hosts`, a request naming another Host is refused (DNS rebinding).
+    `example_query`: what the search box suggests (default: the most used caption).
 
     Model work (encoding a query, training) never runs on the event loop: endpoints are
     plain functions, which FastAPI runs in worker threads, side by side; the search endpoint
@@ -440,6 +468,8 @@ def create_app(
     def facts() -> dict:
         facts = lib.info(skipped_inputs=False)
         facts.pop("path", None)
+        captions = lib.captions()
+        facts["example_query"] = next(iter(captions), None) or example_query
         facts["feedback_learners"] = list(FEEDBACK_LEARNERS)
         facts["default_learner"] = DEFAULT_LEARNER
         facts["defaults"] = {
@@ -451,44 +481,63 @@ def create_app(
 
     library_facts = Snapshot(facts, fresh=1.0)  # counts lag a changed library by a second
 
-    @app.post("/api/search", summary="Search by text and/or example images")
+    @app.post("/api/search", summary="Search by text, example images and example items")
     async def search(
         text: str = Form(""),
+        items: str = Form("", description="ids of example items, e.g. 12,40"),
         dims: str = Form(str(DEFAULT_DIMS)),
         select: str = Form(DEFAULT_SELECT),
         all_items: bool = Form(False),
+        offset: int = Form(0, ge=0, le=MAX_RESULTS),
         limit: int = Form(PAGE_SIZE, ge=1, le=1000),
         images: list[UploadFile] = File(default=[]),
     ) -> dict:
         if len(images) > MAX_UPLOADS:
             raise SashieError(f"at most {MAX_UPLOADS} example images")
         uploads = [(u.filename, await u.read(MAX_UPLOAD_BYTES + 1)) for u in images]
-        text = text.strip()
-        if not text and not uploads:
-            raise SashieError("type a query or add an example image")
-        if len(text) > 2000:
-            raise SashieError("a query of at most 2000 characters, please")
-        if select not in SELECTIONS:
-            raise SashieError("select must be cv or random")
-        key = await run_in_threadpool(build, text, uploads, parse_dims(dims), select, all_items)
-        return await run_in_threadpool(page_of, key, 0, limit)
+        asked = _search_terms(text, items, dims, select)
+        key = await run_in_threadpool(build, *asked, uploads, all_items)
+        return await run_in_threadpool(page_of, key, offset, limit)
+
+    @app.get("/api/search", summary="Search by text and example items (a link to share)")
+    def search_link(
+        q: str = Query("", description="the query text"),
+        items: str = Query("", description="ids of example items, e.g. 12,40"),
+        dims: str = Query(str(DEFAULT_DIMS)),
+        select: str = Query(DEFAULT_SELECT),
+        all_items: bool = Query(False),
+        offset: int = Query(0, ge=0, le=MAX_RESULTS),
+        limit: int = Query(PAGE_SIZE, ge=1, le=1000),
+    ) -> dict:
+        key = build(*_search_terms(q, items, dims, select), [], all_items)
+        return page_of(key, offset, limit)
 
     def build(
         text: str,
-        uploads: list[tuple[str | None, bytes]],
+        example_items: list[int],
         dims: int | None,
         select: str,
+        uploads: list[tuple[str | None, bytes]],
         all_items: bool,
     ) -> str:
         """The query, as the command line builds it, remembered; a term of the text that
         names a file is text here, never read. Example images are decoded one at a time."""
+        if not text and not example_items and not uploads:
+            raise SashieError("type a query or add an example image")
         _upload_sizes(uploads)
         pictures = []
         while uploads:
             name, data = uploads.pop(0)
             pictures.append(_decode_upload(name, data))
         version = lib.active_version() if lib.default_model else "base"
-        query = lib.query(text, images=pictures, dims=dims, select=select, images_in_text=False)
+        query = lib.query(
+            text,
+            images=pictures,
+            items=example_items,
+            dims=dims,
+            select=select,
+            images_in_text=False,
+        )
         return searches.remember(StoredQuery(query, all_items, version))
 
     def page_of(key: str, offset: int, limit: int) -> dict:
@@ -541,18 +590,21 @@ def create_app(
         row = lib.item(item_id)
         annotations = lib.annotations([item_id])
         labelled, keep = lib.labels([item_id])
-        x0, y0, x1, y1 = row.bbox
         links = {
             "thumbnail": f"/api/items/{item_id}/thumbnail",
             "page": f"/api/items/{item_id}/page",
         }
         links["original"] = _web_link(row.page) or f"/api/items/{item_id}/original"
-        service = _web_link(row.metadata.get("image_service"))
-        if service:
-            links["iiif_region"] = f"{service}/{x0},{y0},{x1 - x0},{y1 - y0}/max/0/default.jpg"
-        canvas = _web_link(row.metadata.get("canvas"))
-        if canvas:
-            links["canvas"] = canvas
+        try:  # on a IIIF canvas: the region in the canvas's coordinates, and for a viewer
+            target = lib.iiif_target(item_id)
+        except NotFound:
+            target = None
+        iiif = None
+        if target is not None:
+            for name, key in (("canvas", "canvas"), ("iiif_region", "image_region")):
+                if _web_link(target[key]):
+                    links[name] = target[key]
+            iiif = {k: target[k] for k in ("region", "xywh", "iiif_content")}
         return {
             "item": item_id,
             "page": row.page,
@@ -564,6 +616,7 @@ def create_app(
             "links": links,
             "annotations": [a["caption"] for a in annotations],
             "label": None if not len(labelled) else ("keep" if keep[0] else "exclude"),
+            "iiif": iiif,
         }
 
     @app.get("/api/items/{item_id}/thumbnail", summary="The item's crop (JPEG)")
@@ -608,6 +661,29 @@ def create_app(
     def annotations() -> dict:
         return {"annotations": lib.annotations()}
 
+    @app.delete("/api/annotations", summary="Take captions back (from items, or everywhere)")
+    def unannotate(
+        items: list[ItemId] = Query(default=[], max_length=MAX_RESULTS),
+        caption: str | None = Query(None, min_length=1, max_length=500),
+    ) -> dict:
+        """?caption=C removes C everywhere, ?items=12&items=40 every caption of those items,
+        both: C from those items."""
+        removed = lib.unannotate(items or None, caption)
+        library_facts.clear()
+        return {"removed": removed, "annotations": lib.counts()["annotations"]}
+
+    @app.delete("/api/labels", summary="Forget keep/exclude labels of items")
+    def unlabel(items: list[ItemId] = Query(min_length=1, max_length=MAX_RESULTS)) -> dict:
+        removed = lib.unlabel(items)
+        library_facts.clear()
+        counts = lib.counts()
+        return {
+            "removed": removed,
+            "keep": counts["labelled_keep"],
+            "exclude": counts["labelled_exclude"],
+        }
+
+    app.include_router(iiif_routes(lib))
     job = AdaptJob()
 
     @app.get("/api/adapt", summary="Model versions and the adaptation in progress")
@@ -660,6 +736,7 @@ def serve(
     token: str | None = None,
     hosts: Sequence[str] = (),
     trust_remote_code: bool = False,
+    example_query: str | None = None,
     echo: Callable[[str], None] = print,
 ) -> None:
     """Run the server until Ctrl-C."""
@@ -687,6 +764,7 @@ def serve(
         token=token,
         allowed_hosts=allowed_hosts(host, hosts),
         trust_remote_code=trust_remote_code,
+        example_query=example_query,
     )
     shown = "localhost" if local else host
     echo(f"sashie: http://{shown}:{port}/" + (f"?token={token}" if token else ""))

@@ -14,6 +14,7 @@ from .registry import (
     DEMO_MODEL,
     DEMO_MODEL_DIR,
     NAMED_MODELS,
+    canonical_spec,
     load_encoder,
     resolve_spec,
 )
@@ -24,6 +25,7 @@ __all__ = [
     "DEMO_MODEL_DIR",
     "NAMED_MODELS",
     "Encoder",
+    "canonical_spec",
     "load_encoder",
     "normalize_rows",
     "pick_device",

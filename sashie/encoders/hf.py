@@ -8,7 +8,12 @@ user passes trust_remote_code.
 from __future__ import annotations
 
 import hashlib
+import os
+import socket
+import threading
+import urllib.request
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import numpy as np
 import torch
@@ -18,6 +23,7 @@ from ..errors import SashieError
 from .torch_base import TorchEncoder
 
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth")
+HUB_TIMEOUT = 2.0  # seconds a connection to the hub may take before it counts as offline
 
 
 def fingerprint_directory(path: Path) -> str:
@@ -48,6 +54,58 @@ def _fingerprint(name: str) -> str:
     return "hub"
 
 
+def _local_directory(name: str) -> Path | None:
+    """The directory a name means, made absolute (links kept: the id is the link's name),
+    when it is one or looks like a path (a hub id never starts with '/', '.' or '~'); None
+    for a hub id."""
+    path = Path(name).expanduser()
+    if path.is_dir() or name.startswith(("/", ".", "~")):
+        return Path(os.path.abspath(path))
+    return None
+
+
+def hub_reachable(timeout: float = HUB_TIMEOUT) -> bool:
+    """Whether the Hugging Face hub (HF_ENDPOINT) takes a connection within `timeout`
+    seconds: False at once under HF_HUB_OFFLINE; True when a proxy is set (it decides)."""
+    from huggingface_hub import constants
+
+    if constants.HF_HUB_OFFLINE:
+        return False
+    url = urlsplit(constants.ENDPOINT)
+    if urllib.request.getproxies().get(url.scheme):
+        return True
+    address = (url.hostname or "", url.port or (443 if url.scheme == "https" else 80))
+    answered: list[bool] = []
+
+    def connect() -> None:  # in a thread: a name lookup may hang longer than the timeout
+        try:
+            socket.create_connection(address, timeout=timeout).close()
+            answered.append(True)
+        except OSError:
+            pass
+
+    thread = threading.Thread(target=connect, daemon=True)
+    thread.start()
+    thread.join(timeout)
+    return bool(answered)
+
+
+def _hub_options(name: str) -> dict:
+    """`local_files_only` when the hub cannot be reached: a cached model loads at once, an
+    uncached one is one error line instead of 30 s of retries."""
+    if hub_reachable():
+        return {}
+    from huggingface_hub import constants, try_to_load_from_cache
+
+    if not isinstance(try_to_load_from_cache(name, "config.json"), str):
+        host = urlsplit(constants.ENDPOINT).hostname
+        raise SashieError(
+            f"cannot load model hf:{name}: it is not in the local Hugging Face cache and "
+            f"{host} cannot be reached (offline)"
+        )
+    return {"local_files_only": True}
+
+
 def _features(output) -> torch.Tensor:
     """transformers 5 returns a model output whose pooler_output holds the projected features."""
     if isinstance(output, torch.Tensor):
@@ -61,13 +119,18 @@ def _features(output) -> torch.Tensor:
 class HFEncoder(TorchEncoder):
     def __init__(self, name: str, *, device: str | None = None, trust_remote_code: bool = False):
         super().__init__(device)
+        folder = _local_directory(name)
+        if folder is not None and not (folder / "config.json").is_file():
+            raise SashieError(f"no model at {folder}")
+        location = str(folder) if folder else name
+        options = {"trust_remote_code": trust_remote_code}
+        if folder is None:
+            options |= _hub_options(name)
         from transformers import AutoImageProcessor, AutoModel, AutoTokenizer
         from transformers.utils import logging as hf_logging
 
         hf_logging.set_verbosity_error()
         hf_logging.disable_progress_bar()
-        location = str(Path(name).resolve()) if Path(name).is_dir() else name
-        options = {"trust_remote_code": trust_remote_code}
         try:
             model = AutoModel.from_pretrained(location, **options)
             self.tokenizer = AutoTokenizer.from_pretrained(location, **options)
@@ -82,8 +145,8 @@ class HFEncoder(TorchEncoder):
             )
         self.model = self._place(model)
         # a local directory is named by its folder name, so that moving it keeps the id
-        label = Path(name).name if Path(name).is_dir() else name
-        self.model_id = f"hf:{label}@{_fingerprint(name)}"
+        label = folder.name if folder else name
+        self.model_id = f"hf:{label}@{_fingerprint(location)}"
         self.image_size = _input_side(self.processor)
         self.max_text_tokens = _max_text_tokens(self.tokenizer, model.config)
         self.dim = int(self.encode_texts(["a picture"]).shape[1])

@@ -6,6 +6,7 @@ name registered in `NAMED_MODELS` (the project's own demo model, shipped in the 
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from pathlib import Path
 
@@ -45,6 +46,23 @@ def resolve_spec(spec: str) -> tuple[str, str]:
         return "hf", spec
     known = ", ".join([f"{p}:..." for p in sorted(BACKENDS)] + sorted(NAMED_MODELS))
     raise SashieError(f"unknown model spec {spec!r}; use one of: {known}")
+
+
+def canonical_spec(spec: str) -> str:
+    """The spec as a library records it: a local model directory (or open_clip checkpoint)
+    by its absolute path, so that the library loads it from any working directory."""
+    if spec in NAMED_MODELS:
+        return spec
+    try:
+        prefix, rest = resolve_spec(spec)
+    except SashieError:
+        return spec
+    if prefix == "hf" and rest and Path(rest).expanduser().is_dir():
+        return f"hf:{os.path.abspath(Path(rest).expanduser())}"
+    architecture, _, checkpoint = rest.partition("/")
+    if prefix == "openclip" and checkpoint and Path(checkpoint).expanduser().is_file():
+        return f"openclip:{architecture}/{os.path.abspath(Path(checkpoint).expanduser())}"
+    return spec
 
 
 def load_encoder(

@@ -22,7 +22,7 @@ from collections import Counter, deque
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 
 import numpy as np
 from PIL import Image
@@ -116,6 +116,10 @@ class AddReport:
             text += "\n" + self.empty_hint()
         return text
 
+    def as_dict(self) -> dict:
+        """The report as JSON-ready data (`sashie index --json`)."""
+        return {**asdict(self), "seconds": round(self.seconds, 2), "hint": self.empty_hint()}
+
     def empty_hint(self) -> str:
         """Why a run that read pages made no items, and the option that would help ("" when
         it made some)."""
@@ -189,7 +193,7 @@ class Indexer:
         states = self.catalog.page_states()
         done = self.catalog.page_detectors()
         pending = self._items_lacking_vectors()
-        jobs = []
+        jobs, unchanged = [], []
         for uri, ref in refs.items():
             state = states.get(uri)
             if state is None:
@@ -201,7 +205,20 @@ class Indexer:
                 jobs.append(PageJob(ref, state.id, state.sha256, todo, lacking))
             else:
                 report.pages_unchanged += 1
+                unchanged.append(ref)
+        self._update_metadata(unchanged)
         return jobs
+
+    def _update_metadata(self, refs: list[PageRef]) -> None:
+        """Record what a source now says of pages that are not read again (a manifest's
+        canvas sizes, indexed before sashie kept them), without fetching them."""
+        refs = [ref for ref in refs if ref.metadata]
+        stored = self.catalog.page_metadata(ref.uri for ref in refs)
+        changed = [ref for ref in refs if stored.get(ref.uri) != ref.metadata]
+        if changed:
+            with self.catalog.transaction() as tx:
+                for ref in changed:
+                    tx.set_page_metadata(ref.uri, ref.metadata)
 
     def _items_lacking_vectors(self) -> dict[int, list[tuple[int, BBox]]]:
         item_ids, page_ids = self.catalog.item_pages()

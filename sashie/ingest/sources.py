@@ -203,6 +203,8 @@ def manifest_pages(
             "canvas": _web_id(canvas.get(id_key)),
             "canvas_index": index,
             "canvas_label": _label(canvas.get("label")),
+            **_size(canvas, "canvas"),
+            **_size(image, "image"),
         }
         if service:
             meta["image_service"] = service
@@ -293,6 +295,15 @@ def _service_id(service) -> str | None:
     if not is_url(value):
         raise BadInput("image service not an http(s) URL")
     return value
+
+
+def _size(value: dict | None, name: str) -> dict:
+    """{name_width, name_height} of a canvas or an image that gives both as positive
+    integers; empty when it does not (its size is then unknown)."""
+    sides = [value.get(key) for key in ("width", "height")] if value else []
+    if len(sides) < 2 or not all(type(side) is int and side > 0 for side in sides):
+        return {}
+    return {f"{name}_width": sides[0], f"{name}_height": sides[1]}
 
 
 def _web_id(value) -> str | None:

@@ -7,13 +7,23 @@ stored.py       a model's committed vectors and which items still exist
 versions.py     a library's model versions: folders, records, catching up
 adapting.py     one adaptation run, crash-safe from training to the manifest
 annotations.py  annotations as training pairs; their export
-export.py       vectors as .npy + metadata as Parquet
+export.py       one row per item for other tools: vectors .npy, crops, Parquet (clip-retrieval)
 """
 
 from ..ingest.indexer import AddReport, Interrupted
 from ..store.catalog import ItemRow
 from .adapting import AdaptReport
+from .export import ExportReport
 from .library import Library, Result
 from .manifest import BASE
 
-__all__ = ["BASE", "AdaptReport", "AddReport", "Interrupted", "ItemRow", "Library", "Result"]
+__all__ = [
+    "BASE",
+    "AdaptReport",
+    "AddReport",
+    "ExportReport",
+    "Interrupted",
+    "ItemRow",
+    "Library",
+    "Result",
+]

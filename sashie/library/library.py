@@ -29,7 +29,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -43,7 +43,7 @@ from ..encoders.adapted import AdaptedEncoder
 from ..errors import NotFound, SashieError
 from ..filter.model import THRESHOLD, KeepFilter
 from ..filter.training import LEARNERS, TrainReport, train_filter, verdict_metrics
-from ..ingest.images import DEFAULT_MAX_PIXELS, load_image
+from ..ingest.images import DEFAULT_MAX_PIXELS
 from ..ingest.indexer import AddReport, Indexer, reason_kind
 from ..ingest.sources import check_sources
 from ..regions import DEFAULT_DETECTORS, load_detectors
@@ -53,16 +53,20 @@ from ..search.query import DEFAULT_DIMS, DEFAULT_SELECT, Query, Term, build_quer
 from ..search.ranking import DEFAULT_K, VectorIndex, restrict
 from ..store.catalog import Catalog, ItemRow
 from ..store.vectors import VectorFile
+from . import iiif
 from .adapting import AdaptReport, ProgressBar, make_version, train_in_float32
 from .annotations import Pairs, export_pairs, file_pairs, library_pairs
-from .export import export_vectors
+from .export import ExportReport, Marks, export_items
+from .iiif import AnnotationExport
 from .manifest import BASE, Manifest
+from .pictures import PageCache, Pictures, page_cache_bytes
 from .stored import StoredVectors, rows_of
 from .versions import Versions
 
 CATALOG = "catalog.sqlite"
 FILTER = "filter"
 LOCK = "lock"
+PAGE_CACHE = "cache/pages"  # pages fetched from the web, to show (sashie/library/pictures.py)
 BACKGROUND = 16384  # other items' vectors an adaptation keeps in place
 
 QueryImage = str | os.PathLike | Image.Image
@@ -79,11 +83,19 @@ class Result:
     bbox: tuple[int, int, int, int]
     detector: str
     source: str
-    metadata: dict
+    metadata: dict  # what the source says of the page (IIIF: manifest, canvas, service)
+    page_size: tuple[int, int]
+    label: str | None  # a person's mark: "keep", "exclude" or None
+    verdict: str | None  # the filter's: "keep", "exclude" or None (no filter, not scored)
+    captions: tuple[str, ...]  # the item's annotations
+    canvas: str | None  # the IIIF canvas the page is (None: not from a IIIF manifest)
+    region: str | None  # the item on that canvas: "canvas#xywh=x,y,w,h" (sashie/library/iiif.py)
 
     def as_dict(self) -> dict:
+        """Everything a script needs, as JSON-ready data (`search --json`, the API)."""
         out = asdict(self)
-        out["bbox"] = list(self.bbox)
+        out.update(bbox=list(self.bbox), page_size=list(self.page_size))
+        out.update(captions=list(self.captions))
         return out
 
 
@@ -104,9 +116,11 @@ class Library:
         self.path = Path(path)
         self.progress = progress
         self.trust_remote_code = trust_remote_code
+        self._made: bool | None = None  # made here: True in a new folder, False in an empty one
         if Manifest.exists(self.path):
             self._manifest = Manifest(self.path)
         elif create:
+            self._made = not self.path.exists()
             self._manifest = Manifest.create(self.path)
         else:
             raise SashieError(f"no sashie library at {self.path}")
@@ -120,6 +134,7 @@ class Library:
         self._excluded: dict[tuple[str, str], np.ndarray] = {}  # rows the filter excluded
         self._data_version = self._catalog.data_version()
         self._items_stamp = self._catalog.items_stamp()
+        self._pictures = Pictures(PageCache(self.path / PAGE_CACHE, page_cache_bytes()))
 
     # --- the library and its models --------------------------------------------------------
 
@@ -226,6 +241,29 @@ class Library:
     def close(self) -> None:
         self._catalog.close()
 
+    def discard(self) -> bool:
+        """Remove the library this object created, when nothing was added to it (the first
+        `index` into it failed): its files, and its folder unless that was there before.
+        Returns whether it was removed; the object is closed then."""
+        if self._made is None:
+            return False
+        try:
+            with self._writing():  # never while another process writes to it
+                if any(self._catalog.counts().values()):
+                    return False
+                self.close()
+                for entry in self.path.iterdir():
+                    if entry.is_dir():
+                        shutil.rmtree(entry)
+                    else:
+                        entry.unlink()
+        except SashieError:
+            return False
+        if self._made:
+            with suppress(OSError):  # another process put something in it meanwhile
+                self.path.rmdir()
+        return True
+
     def __enter__(self) -> Library:
         return self
 
@@ -301,27 +339,75 @@ class Library:
         return self._catalog.live_item_ids()
 
     def crop(self, item_id: int, size: int | None = None) -> Image.Image:
-        """The item's picture, cut from its page; with `size`, at most that many pixels a side
-        (the page is then decoded only as finely as that needs)."""
-        row = self.item(item_id)
-        if size is None:
-            return load_image(row.page).crop(row.bbox)
-        x0, y0, x1, y1 = row.bbox
-        factor = min(1.0, 2 * size / max(x1 - x0, y1 - y0))
-        page = load_image(row.page, at_least=int(min(row.page_size) * factor) + 1)
-        scale = page.width / row.page_size[0]
-        x0, y0, x1, y1 = (round(v * scale) for v in row.bbox)
-        image = page.crop((x0, y0, x1, y1))
-        image.thumbnail((size, size))
-        return image
+        """The item's picture; with `size`, at most that many pixels a side. From the page's
+        IIIF Image service when it has one, else cut from the page (a web page is fetched
+        once into LIB/cache/pages/): sashie/library/pictures.py."""
+        return self._pictures.crop(self.item(item_id), size)
 
     def page_image(self, item_id: int, size: int) -> Image.Image:
         """The item's whole page, at most `size` pixels a side."""
+        return self._pictures.page(self.item(item_id), size)
+
+    def iiif_target(self, item_id: int) -> dict:
+        """Where the item lies on its IIIF canvas: {"item", "manifest", "canvas",
+        "canvas_size", "xywh" (on the canvas), "region" (canvas#xywh=), "image_region" (a
+        IIIF Image API URL, or None), "content_state", "iiif_content" (its encoding, for a
+        viewer's ?iiif-content=)}. `NotFound` for an item that is not on a IIIF canvas."""
         row = self.item(item_id)
-        short = min(row.page_size)
-        page = load_image(row.page, at_least=int(short * min(1.0, size / short)) + 1)
-        page.thumbnail((size, size))
-        return page
+        where = iiif.place(row)
+        if where is None:
+            raise NotFound(f"item {item_id} is not from a IIIF manifest (its page has no canvas)")
+        service = iiif.image_service(row)
+        region = ",".join(map(str, iiif.service_box(row)))
+        state = iiif.content_state(where)
+        return {
+            "item": row.id,
+            "manifest": where.manifest,
+            "canvas": where.canvas,
+            "canvas_size": list(where.canvas_size),
+            "xywh": list(where.xywh),
+            "region": where.region,
+            "image_region": iiif.image_url(service, region, "max") if service else None,
+            "content_state": state,
+            "iiif_content": iiif.encode_content_state(state),
+        }
+
+    def iiif_annotations(
+        self,
+        item_ids: Ids | None = None,
+        *,
+        scores: Sequence[float] | None = None,
+        caption: str | None = None,
+        label: str | None = None,
+        title: str | None = None,
+    ) -> AnnotationExport:
+        """A IIIF Presentation 3 AnnotationPage of found regions: the given items (ranked in
+        that order, with their `scores` if given), the items with a `caption`, or those
+        labelled `label` ("keep" or "exclude"). Each region carries its captions; items not
+        on a IIIF canvas are left out and counted (sashie/library/iiif.py)."""
+        if sum(x is not None for x in (item_ids, caption, label)) != 1:
+            raise SashieError("name the items: item ids, a caption or a label")
+        if caption is not None:
+            caption = " ".join(caption.split())  # as `annotate` keeps it
+            item_ids = [a["item"] for a in self._catalog.annotations() if a["caption"] == caption]
+            if not item_ids:
+                raise SashieError(f"no item has the caption {caption!r}")
+        elif label is not None:
+            if label not in ("keep", "exclude"):
+                raise SashieError("label must be keep or exclude")
+            labelled, keep = self._catalog.labels()
+            item_ids = labelled[keep == (label == "keep")].tolist()
+        wanted = self._known_items(item_ids if item_ids is not None else [])
+        if not wanted:
+            raise SashieError(f"no item is labelled {label}" if label else "no items to export")
+        if scores is not None and len(scores) != len(wanted):
+            raise SashieError("one score per item, please")
+        captions: dict[int, list[str]] = {}
+        for a in self._catalog.annotations(wanted):
+            captions.setdefault(a["item"], []).append(a["caption"])
+        if title is None:
+            title = caption or (f"labelled {label}" if label else "sashie")
+        return iiif.annotation_page(self._catalog.items(wanted), title, scores, captions)
 
     def counts(self) -> dict[str, int]:
         """Cheap counts: pages, items, skipped inputs, annotations, keep and exclude labels,
@@ -381,21 +467,26 @@ class Library:
         text: str | None = None,
         *,
         images: Sequence[QueryImage] = (),
+        items: Ids = (),
         dims: int | None = DEFAULT_DIMS,
         select: str = DEFAULT_SELECT,
         seed: int = 0,
         model: str | None = None,
         images_in_text: bool = True,
     ) -> Query:
-        """Turn a query expression and example images (paths, URLs or pictures) into a query
-        vector and, for several images, the dimensions they agree on. `images_in_text`: a
-        term of the text that names an image file or URL is that image (the web server
-        turns it off: no request may name a file on the server)."""
+        """Turn a query expression, example images (paths, URLs or pictures) and example
+        items (ids: their stored vectors) into a query vector and, for several examples,
+        the dimensions they agree on. `images_in_text`: a term of the text that names an
+        image file or URL is that image (the web server turns it off: no request may name a
+        file on the server)."""
         terms = parse_query(text, files=images_in_text) if text else []
         terms += [
             Term(1.0, "image", image if isinstance(image, Image.Image) else str(image))
             for image in images
         ]
+        if len(items):
+            known = self._known_items(items)
+            terms += [Term(1.0, "vector", v) for v in self.vectors_of(known, model)]
         return build_query(self.query_encoder(model), terms, dims=dims, select=select, seed=seed)
 
     def search(
@@ -625,6 +716,18 @@ class Library:
         with self._catalog.transaction() as tx:
             return tx.add_annotations(known, caption)
 
+    def unannotate(self, item_ids: Ids | None = None, caption: str | None = None) -> int:
+        """Take captions back: every caption of these items, this caption from every item,
+        or this caption from these items; returns how many annotations went."""
+        if caption is not None:
+            caption = " ".join(caption.split())
+        if item_ids is None and not caption:
+            raise SashieError("name the caption, the items, or both, whose annotations to remove")
+        with self._catalog.transaction() as tx:
+            return tx.remove_annotations(
+                None if item_ids is None else [int(i) for i in item_ids], caption or None
+            )
+
     def annotations(self, item_ids: Ids | None = None) -> list[dict]:
         """Annotations ({"id", "item", "caption", "at"}), of the given items or all."""
         return self._catalog.annotations(item_ids)
@@ -773,9 +876,18 @@ class Library:
             "disk_bytes": sum(f.stat().st_size for f in self.path.rglob("*") if f.is_file()),
         }
 
-    def export(self, out_dir: str | os.PathLike, *, model: str | None = None) -> Path:
-        """Vectors as .npy and item metadata as Parquet, row for row (clip-retrieval layout):
-        OUT/img_emb/img_emb_0.npy, OUT/metadata/metadata_0.parquet, OUT/model.json."""
+    def export(
+        self,
+        out_dir: str | os.PathLike,
+        *,
+        model: str | None = None,
+        version: str | None = None,
+        crops: bool = True,
+    ) -> ExportReport:
+        """One row per item, in clip-retrieval's layout (sashie/library/export.py): the
+        vectors of the active version (or `version`; "base": the encoder's own) as .npy, the
+        items' crops (unless `crops` is False), URLs, captions, labels, filter verdicts and
+        metadata as Parquet, and model.json naming the model and version."""
         model_id = self._manifest.find(model)
         if model_id is None:
             raise SashieError(
@@ -783,9 +895,21 @@ class Library:
                 if model is None
                 else f"this library has no vectors of {model}"
             )
-        stored = self._stored(model_id)
-        items = self._catalog.items(stored.item_ids[stored.live].tolist())
-        return export_vectors(stored, items, Path(out_dir), model_id, self.models[model_id]["spec"])
+        version = self._manifest.active_version(model_id) if version is None else version
+        self._manifest.check_version(model_id, version)
+        index = self.index(model_id, version=version)
+        items = self._catalog.items(index.item_ids.tolist())
+        live = np.isin(index.item_ids, [row.id for row in items])  # none removed meanwhile
+        spec = self.models[model_id]["spec"]
+        return export_items(
+            Path(out_dir),
+            index.vectors if live.all() else index.vectors[live],
+            items,
+            self._marks(),
+            {"model_id": model_id, "spec": spec, "version": version},
+            self.crop if crops else None,
+            progress=self.progress,
+        )
 
     # --- the parts -------------------------------------------------------------------------
 
@@ -822,6 +946,12 @@ class Library:
     def _results(self, item_ids: np.ndarray, scores: np.ndarray) -> list[Result]:
         rows = {row.id: row for row in self._catalog.items(item_ids.tolist())}
         found = [(item, score) for item, score in zip(item_ids.tolist(), scores) if item in rows]
+        ids = [item for item, _ in found]
+        marks = self._marks(ids)
+        spots: dict[int, tuple[str | None, str | None]] = {}  # IIIF: (canvas, region)
+        for item in ids:
+            where = iiif.place(rows[item])
+            spots[item] = (where.canvas, where.region) if where else (None, None)
         return [  # an item removed since the vectors were loaded is left out
             Result(
                 rank,
@@ -832,9 +962,23 @@ class Library:
                 rows[item].detector,
                 rows[item].source,
                 rows[item].metadata,
+                rows[item].page_size,
+                marks.label(item),
+                marks.verdict(item),
+                tuple(marks.captions.get(item, ())),
+                *spots[item],
             )
             for rank, (item, score) in enumerate(found, start=1)
         ]
+
+    def _marks(self, item_ids: list[int] | None = None) -> Marks:
+        """People's labels and captions and the filter's verdicts, of these items or all."""
+        labelled, keep = self._catalog.labels(item_ids)
+        captions: dict[int, list[str]] = {}
+        for a in self._catalog.annotations(item_ids):
+            captions.setdefault(a["item"], []).append(a["caption"])
+        labels = dict(zip(labelled.tolist(), keep.tolist()))
+        return Marks(labels, self._catalog.verdicts(item_ids), captions)
 
     def _known_items(self, item_ids: Ids) -> list[int]:
         """The ids as ints, or an error naming the first that is not in the library."""

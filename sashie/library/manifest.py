@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 
-from ..encoders import DEMO_MODEL, DEMO_MODEL_DIR, Encoder
+from ..encoders import DEMO_MODEL, DEMO_MODEL_DIR, Encoder, canonical_spec
 from ..errors import SashieError
 
 FORMAT = "sashie-library"
@@ -124,8 +124,9 @@ class Manifest:
             return self.default_model
         if model in self.models:
             return model
+        specs = {model, canonical_spec(model)}  # hf:./clip names the library's hf:/abs/clip
         for model_id, entry in self.models.items():
-            if entry["spec"] == model:
+            if entry["spec"] in specs:
                 return model_id
         return None
 
@@ -151,14 +152,15 @@ class Manifest:
         return DEMO_MODEL, None, None
 
     def register(self, spec: str, encoder: Encoder, trust_remote_code: bool) -> str:
-        """Record a model the library now holds vectors of (the first becomes the default)."""
+        """Record a model the library now holds vectors of (the first becomes the default);
+        a local model by its absolute path, which any working directory can load."""
 
         def change(data: dict) -> None:
             if encoder.model_id in data["models"]:
                 return
             slug = re.sub(r"[^A-Za-z0-9._-]+", "-", encoder.model_id).strip("-")[-80:]
             data["models"][encoder.model_id] = {
-                "spec": spec,
+                "spec": canonical_spec(spec),
                 "trust_remote_code": trust_remote_code,
                 "dim": encoder.dim,
                 "vectors": f"vectors/{slug}",

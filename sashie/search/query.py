@@ -34,8 +34,8 @@ MAX_WEIGHT = 1000.0  # a term's weight; larger ones overflow float32 sums into i
 @dataclass(frozen=True)
 class Term:
     weight: float
-    kind: str  # "text" or "image"
-    value: str | Image.Image  # the text, an image's path or URL, or a decoded image
+    kind: str  # "text", "image", or "vector" (an item of the library as an example)
+    value: str | Image.Image | np.ndarray  # the text, an image (path, URL, decoded), a vector
 
 
 @dataclass(frozen=True)
@@ -132,13 +132,20 @@ def build_query(
     texts = [(i, t.value) for i, t in enumerate(terms) if t.kind == "text"]
     if texts:
         vectors[[i for i, _ in texts]] = encoder.encode_texts([str(v) for _, v in texts])
-    images = [(i, t.value) for i, t in enumerate(terms) if t.kind == "image"]
+    images = [
+        (i, t.value)
+        for i, t in enumerate(terms)
+        if t.kind == "image" and not isinstance(t.value, np.ndarray)
+    ]
     if images:
         vectors[[i for i, _ in images]] = encoder.encode_images(
             [_query_image(v) for _, v in images]
         )
+    for i, t in enumerate(terms):
+        if t.kind == "vector":  # an item's stored vector: already in the library's space
+            vectors[i] = normalize_rows(np.asarray(t.value, np.float32))
     weights = np.array([t.weight for t in terms], np.float32)
-    examples = [i for i, t in enumerate(terms) if t.kind == "image" and t.weight > 0]
+    examples = [i for i, t in enumerate(terms) if t.kind != "text" and t.weight > 0]
 
     selected = None
     if len(examples) >= 2 and dims is not None:

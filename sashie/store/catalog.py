@@ -128,6 +128,15 @@ class Catalog:
         rows = self._query("SELECT uri, id, size, mtime_ns, sha256 FROM pages")
         return {uri: PageState(*rest) for uri, *rest in rows}
 
+    def page_metadata(self, uris: Iterable[str]) -> dict[str, dict]:
+        """What the sources said of these pages (those the catalog has), by uri."""
+        found: dict[str, dict] = {}
+        for chunk in _chunks(list(uris), 900):
+            marks = ",".join("?" * len(chunk))
+            sql = f"SELECT uri, metadata FROM pages WHERE uri IN ({marks})"
+            found.update((uri, json.loads(meta)) for uri, meta in self._query(sql, chunk))
+        return found
+
     def page_detectors(self) -> dict[int, set[str]]:
         done: dict[int, set[str]] = {}
         for page_id, detector in self._query("SELECT page_id, detector FROM page_detectors"):
@@ -247,6 +256,11 @@ class Catalog:
         table = np.array(rows, dtype=np.int64).reshape(-1, 2)
         return table[:, 0], table[:, 1].astype(bool)
 
+    def verdicts(self, item_ids: Iterable[int] | None = None) -> dict[int, bool]:
+        """The filter's keep (True) or exclude of those of these items (or of all) it scored."""
+        rows = self._of_items("SELECT item_id, keep FROM filter_scores", item_ids, "item_id")
+        return {item: bool(keep) for item, keep in rows}
+
     def filter_counts(self) -> dict[str, int]:
         rows = self._query("SELECT keep, COUNT(*) FROM filter_scores GROUP BY keep")
         counts = dict(rows)
@@ -329,6 +343,10 @@ class Transaction:
         )
         return page_id
 
+    def set_page_metadata(self, uri: str, metadata: dict) -> None:
+        meta = json.dumps(metadata, ensure_ascii=False, sort_keys=True)
+        self.db.execute("UPDATE pages SET metadata = ? WHERE uri = ?", (meta, uri))
+
     def add_item(self, page_id: int, detector: str, bbox, score: float, hash_: str) -> int:
         cursor = self.db.execute(
             "INSERT INTO items (page_id, detector, x0, y0, x1, y1, score, hash)"
@@ -378,6 +396,25 @@ class Transaction:
             "INSERT OR IGNORE INTO annotations (item_id, caption, at) VALUES (?, ?, ?)",
             [(int(i), caption, now) for i in item_ids],
         )
+        return self.db.total_changes - before
+
+    def remove_annotations(
+        self, item_ids: Iterable[int] | None = None, caption: str | None = None
+    ) -> int:
+        """Forget the annotations of these items, with this caption, or both (all when
+        neither is given); how many went."""
+        where, params = ["1"], []
+        if caption is not None:
+            where.append("caption = ?")
+            params.append(caption)
+        before = self.db.total_changes
+        if item_ids is None:
+            self.db.execute(f"DELETE FROM annotations WHERE {' AND '.join(where)}", params)
+        else:
+            self.db.executemany(
+                f"DELETE FROM annotations WHERE {' AND '.join(where)} AND item_id = ?",
+                [(*params, int(i)) for i in item_ids],
+            )
         return self.db.total_changes - before
 
     def set_filter_scores(

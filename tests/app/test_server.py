@@ -331,3 +331,18 @@ def test_adapting_from_the_api_runs_in_the_background_and_switches_versions(tmp_
     assert unknown.status_code == 400 and "no model version 'v7'" in unknown.json()["error"]
     bad = client.post("/api/adapt", json={"ratio": 3})
     assert bad.status_code == 422
+
+
+def test_search_by_example_items_and_by_a_plain_link(client):
+    first = client.post("/api/search", data={"text": "a tree", "limit": "5"}).json()
+    ids = [r["item"] for r in first["results"]]
+    one = client.post("/api/search", data={"items": str(ids[0]), "limit": "5"}).json()
+    assert one["results"][0]["item"] == ids[0] and one["dims"] is None  # itself, first
+    two = client.post("/api/search", data={"items": f"{ids[0]},{ids[1]}"}).json()
+    assert two["dims"] == 192  # several examples: the dimensions they agree on
+    linked = client.get("/api/search", params={"q": "a tree", "limit": 5}).json()
+    assert [r["item"] for r in linked["results"]] == ids
+    unknown = client.get("/api/search", params={"items": "999999"})
+    assert unknown.status_code == 400 and "no item 999999" in unknown.json()["error"]
+    assert client.get("/api/search", params={"items": "1,x"}).status_code == 400
+    assert client.get("/api/search").status_code == 400  # nothing asked

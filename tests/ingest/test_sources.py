@@ -113,6 +113,8 @@ def test_iiif_v2_and_v3_manifests_over_http(tmp_path, web, tiny_spec):
         "canvas": f"{base}/v2/canvas/0",
         "canvas_index": 0,
         "canvas_label": "1丁",
+        "canvas_width": 96,
+        "canvas_height": 128,
         "image_service": f"{base}/iiif/0",
     }
     assert refs[4].metadata["canvas"] == f"{base}/v3/canvas/1"

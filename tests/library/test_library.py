@@ -84,7 +84,10 @@ def test_search_results_and_json(tmp_path, tiny_spec, pages):
     run_cli("index", "--regions", "whole", lib_path, pages, "--model", tiny_spec, "-q")
     results = cli_json("search", lib_path, "a red crane", "--k", "5", "--json")["results"]
     assert [r["rank"] for r in results] == [1, 2, 3, 4, 5]
-    assert set(results[0]) == {"rank", "item", "score", "page", "bbox"}
+    assert set(results[0]) == {
+        *("rank", "item", "score", "page", "bbox", "page_size", "detector", "source"),
+        *("metadata", "label", "verdict", "captions", "canvas", "region"),
+    }
     scores = [r["score"] for r in results]
     assert scores == sorted(scores, reverse=True)
     # an image query finds its own page first
@@ -122,7 +125,7 @@ def test_export_writes_npy_and_parquet_row_for_row(tmp_path, tiny_spec, pages):
     stored = vectors_by_page(lib)
     for row, meta in zip(vectors, table):
         bbox = (meta["x0"], meta["y0"], meta["x1"], meta["y1"])
-        np.testing.assert_array_equal(row, stored[(meta["image_path"], bbox)])
+        np.testing.assert_array_equal(row, stored[(meta["page"], bbox)])
     assert json.loads((out / "model.json").read_text())["dim"] == 48
 
 

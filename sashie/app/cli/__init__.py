@@ -9,6 +9,7 @@ from .annotations import annotations_group
 from .common import SashieGroup
 from .evaluation import bench_command, demo, world
 from .filter import filter_
+from .iiif import export_iiif, iiif_link
 from .index import index
 from .info import export, info
 from .search import search
@@ -33,7 +34,8 @@ def main() -> None:
     sashie adapt LIB                             teach the model those captions (see adapt -h)
     sashie versions list LIB                     the model versions; `versions use` switches
     sashie info LIB                              what the library holds, what was skipped
-    sashie export LIB OUT/                       vectors (.npy) and metadata (Parquet)
+    sashie export LIB OUT/                       crops, vectors, metadata for clip-retrieval
+    sashie export-iiif LIB OUT.json -q "crane"   found regions for IIIF viewers (iiif-link: one)
     """
 
 
@@ -43,6 +45,8 @@ for command in (
     serve,
     info,
     export,
+    export_iiif,
+    iiif_link,
     annotations_group,
     filter_,
     adapt,

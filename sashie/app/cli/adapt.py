@@ -167,10 +167,13 @@ def adapt(
                 "apply_seconds": report.apply_seconds,
                 "rows": report.rows,
                 "remembered_examples": report.remembered,
+                "warning": report.warning,
             },
             indent=None,
         )
         return
+    if report.warning:
+        click.echo(f"warning: {report.warning}", err=True)
     click.echo(
         f"trained on {report.pairs} pairs ({report.captions} captions) in "
         f"{report.trained.seconds:.1f} s"

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import click
 
+from ...errors import SashieError
 from ...library import Library
-from .common import LIBRARY
+from .common import LIBRARY, echo_json
+
+JSON = click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 
 
 @click.group("annotations")
@@ -14,6 +17,7 @@ def annotations_group() -> None:
 
     \b
     sashie annotations add LIB 几帳 12 40 41      caption items (ids from search --json)
+    sashie annotations remove LIB 几帳 40         take a caption back (from items, or all)
     sashie annotations list LIB
     sashie annotations export LIB OUT/           OUT/annotations.jsonl + OUT/crops/*.jpg
     """
@@ -23,24 +27,58 @@ def annotations_group() -> None:
 @click.argument("library", type=LIBRARY)
 @click.argument("caption")
 @click.argument("items", nargs=-1, type=int, required=True)
-def annotations_add(library, caption, items):
+@JSON
+def annotations_add(library, caption, items, as_json):
     """Give ITEMS of LIBRARY the CAPTION."""
-    added = Library(library).annotate(list(items), caption)
-    click.echo(f"{added} new annotations", err=True)
+    lib = Library(library)
+    added = lib.annotate(list(items), caption)
+    if as_json:
+        echo_json({"added": added, "annotations": lib.counts()["annotations"]})
+    else:
+        click.echo(f"{added} new annotations", err=True)
+
+
+@annotations_group.command("remove")
+@click.argument("library", type=LIBRARY)
+@click.argument("caption_and_items", metavar="[CAPTION] [ITEMS]...", nargs=-1, required=True)
+@JSON
+def annotations_remove(library, caption_and_items, as_json):
+    """Take annotations back: CAPTION from every item, CAPTION from ITEMS, or every caption
+    of ITEMS (a first argument that is not an item id is the caption)."""
+    caption = None if caption_and_items[0].isdigit() else caption_and_items[0]
+    ids = caption_and_items[0 if caption is None else 1 :]
+    bad = [i for i in ids if not i.isdigit()]
+    if bad:
+        raise SashieError(f"expected item ids after the caption, got {bad[0]!r}")
+    lib = Library(library)
+    removed = lib.unannotate([int(i) for i in ids] or None, caption)
+    if as_json:
+        echo_json({"removed": removed, "annotations": lib.counts()["annotations"]})
+    else:
+        click.echo(f"{removed} annotations removed", err=True)
 
 
 @annotations_group.command("list")
 @click.argument("library", type=LIBRARY)
-def annotations_list(library):
+@JSON
+def annotations_list(library, as_json):
     """Every annotation: item id and caption."""
-    for a in Library(library).annotations():
+    annotations = Library(library).annotations()
+    if as_json:
+        echo_json({"annotations": annotations})
+        return
+    for a in annotations:
         click.echo(f"{a['item']}\t{a['caption']}")
 
 
 @annotations_group.command("export")
 @click.argument("library", type=LIBRARY)
 @click.argument("out_dir", type=click.Path(file_okay=False))
-def annotations_export(library, out_dir):
+@JSON
+def annotations_export(library, out_dir, as_json):
     """Write the (crop, caption) pairs to OUT_DIR, ready for fine-tuning."""
     out = Library(library).export_annotations(out_dir)
-    click.echo(f"exported to {out / 'annotations.jsonl'}", err=True)
+    if as_json:
+        echo_json({"file": str(out / "annotations.jsonl")})
+    else:
+        click.echo(f"exported to {out / 'annotations.jsonl'}", err=True)

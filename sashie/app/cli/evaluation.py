@@ -52,13 +52,13 @@ def demo(folder, pages, seed, port, no_serve):
     Offline, a few minutes on a laptop CPU. FOLDER (default ./sashie-demo) keeps the world,
     the library and the query pictures, so you can go on searching it.
     """
-    from ..demo import run_demo
+    from ..demo import example_query, run_demo
     from ..server import serve
 
     run_demo(folder, pages=pages, seed=seed, echo=click.echo)
     if not no_serve:
         click.echo("\nthe web page (Ctrl-C to stop):")
-        serve(Path(folder) / "library", port=port, echo=click.echo)
+        serve(Path(folder) / "library", port=port, example_query=example_query(), echo=click.echo)
 
 
 @click.command("bench")

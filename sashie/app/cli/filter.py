@@ -24,6 +24,7 @@ def filter_() -> None:
     sashie filter label LIB --ground-truth WORLD    for experiments on `sashie world`
     sashie filter train LIB                         five learners; best kept, applied
     sashie filter apply LIB                         score every item again
+    sashie filter unlabel LIB 12 40                 forget labels (--all: every one)
     sashie filter evaluate LIB --ground-truth WORLD  the saved filter against the truth
     Searches then cover kept items only (sashie search --all to see every item).
     """
@@ -52,7 +53,8 @@ def filter_() -> None:
     help="How many items to sample (--ground-truth, --interactive).",
 )
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the sample.")
-def filter_label(library, csv_path, world, interactive, n, seed):
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def filter_label(library, csv_path, world, interactive, n, seed, as_json):
     """Mark items of LIBRARY keep (an illustration) or exclude."""
     if sum(map(bool, (csv_path, world, interactive))) != 1:
         raise SashieError("give exactly one of --csv, --ground-truth and --interactive")
@@ -70,10 +72,48 @@ def filter_label(library, csv_path, world, interactive, n, seed):
         source = "ground-truth"
     lib.label(ids, keep, source)
     counts = lib.counts()
+    if as_json:
+        echo_json(
+            {
+                "labelled": len(ids),
+                "labelled_keep": int(sum(keep)),
+                "keep": counts["labelled_keep"],
+                "exclude": counts["labelled_exclude"],
+            }
+        )
+        return
     click.echo(
         f"labelled {len(ids)} items ({sum(keep)} keep); the library now has "
         f"{counts['labelled_keep']} keep and {counts['labelled_exclude']} exclude "
         "labels",
+        err=True,
+    )
+
+
+@filter_.command("unlabel")
+@click.argument("library", type=LIBRARY)
+@click.argument("items", nargs=-1, type=int)
+@click.option("--all", "all_items", is_flag=True, help="Forget every label.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def filter_unlabel(library, items, all_items, as_json):
+    """Forget the keep/exclude labels of ITEMS (or --all); the filter is not retrained."""
+    if bool(items) == all_items:
+        raise SashieError("name the items whose labels to forget, or give --all")
+    lib = Library(library)
+    removed = lib.unlabel(None if all_items else list(items))
+    counts = lib.counts()
+    if as_json:
+        echo_json(
+            {
+                "removed": removed,
+                "keep": counts["labelled_keep"],
+                "exclude": counts["labelled_exclude"],
+            }
+        )
+        return
+    click.echo(
+        f"{removed} labels forgotten; the library now has {counts['labelled_keep']} keep "
+        f"and {counts['labelled_exclude']} exclude labels",
         err=True,
     )
 
@@ -137,9 +177,13 @@ def filter_train(library, learners, seed, as_json):
 
 @filter_.command("apply")
 @click.argument("library", type=LIBRARY)
-def filter_apply(library):
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def filter_apply(library, as_json):
     """Score every item of LIBRARY with its saved filter (new items are scored on indexing)."""
-    done = Library(library, progress=True).apply_filter()
+    done = Library(library, progress=not as_json).apply_filter()
+    if as_json:
+        echo_json(done)
+        return
     click.echo(
         f"scored {done['scored']} items in {done['seconds']:.1f} s: {done['kept']} kept, "
         f"{done['excluded']} excluded"

@@ -10,7 +10,7 @@ from ...ingest.images import DEFAULT_MAX_PIXELS
 from ...library import Interrupted, Library
 from ...regions import DEFAULT_DETECTORS
 from ...regions.zeroshot import DEFAULT_MODEL, DEFAULT_PROMPT, DEFAULT_THRESHOLD
-from .common import TRUST_REMOTE_CODE
+from .common import TRUST_REMOTE_CODE, echo_json
 
 
 @click.command()
@@ -68,6 +68,7 @@ from .common import TRUST_REMOTE_CODE
     help="Larger images are skipped (decompression bombs).",
 )
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 def index(
     library,
     sources,
@@ -82,6 +83,7 @@ def index(
     workers,
     max_pixels,
     quiet,
+    as_json,
 ):
     """Index SOURCES into LIBRARY (created if missing).
 
@@ -98,7 +100,12 @@ def index(
         )
         if value is not None
     }
-    lib = Library(library, create=True, progress=not quiet, trust_remote_code=trust_remote_code)
+    lib = Library(
+        library,
+        create=True,
+        progress=not (quiet or as_json),
+        trust_remote_code=trust_remote_code,
+    )
     try:
         report = lib.add(
             list(sources),
@@ -112,10 +119,19 @@ def index(
             max_pixels=max_pixels,
         )
     except Interrupted as stop:
-        click.echo(
-            f"interrupted: {stop.report.pages_indexed} pages saved; "
-            "run the same command again to resume",
-            err=True,
-        )
+        if lib.discard():
+            click.echo("interrupted before any page was saved", err=True)
+        else:
+            click.echo(
+                f"interrupted: {stop.report.pages_indexed} pages saved; "
+                "run the same command again to resume",
+                err=True,
+            )
         sys.exit(130)
-    click.echo(report.summary(), err=True)
+    except BaseException:
+        lib.discard()  # a first run that failed leaves no empty library behind
+        raise
+    if as_json:
+        echo_json(report.as_dict())
+    else:
+        click.echo(report.summary(), err=True)

@@ -57,7 +57,31 @@ def info(library, as_json):
 @click.argument("library", type=LIBRARY)
 @click.argument("out_dir", type=click.Path(file_okay=False))
 @click.option("--model", "-m", metavar="SPEC_OR_ID", help="Which of the library's models.")
-def export(library, out_dir, model):
-    """Export vectors (.npy) and item metadata (Parquet) to OUT_DIR."""
-    out = Library(library).export(out_dir, model=model)
-    click.echo(f"exported to {out}", err=True)
+@click.option(
+    "--version",
+    metavar="NAME",
+    help="Which model version's vectors: v1, v2, ... or base (default: the active one).",
+)
+@click.option("--no-crops", is_flag=True, help="Write no crop files (image_path stays empty).")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+def export(library, out_dir, model, version, no_crops, as_json):
+    """Export one row per item to OUT_DIR, as clip-retrieval lays it out: vectors
+    (img_emb/*.npy), crops (crops/*.jpg) and their metadata (metadata/*.parquet: image_path,
+    url, caption, labels, filter verdict, page metadata). docs/export.md has the columns."""
+    report = Library(library, progress=not as_json).export(
+        out_dir, model=model, version=version, crops=not no_crops
+    )
+    if as_json:
+        echo_json(report.as_dict())
+        return
+    click.echo(
+        f"exported {report.items} items of {report.model_id} (version {report.version}, "
+        f"{report.dim} dims) to {report.folder}; {report.crops} crops",
+        err=True,
+    )
+    if report.crops_failed:
+        click.echo(
+            f"{report.crops_failed} items have no crop (their page could not be read), "
+            f"e.g. {report.crops_failed_example}",
+            err=True,
+        )

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import csv
+import io
+
 import click
 
-from ...library import Library
+from ...library import Library, Result
 from ...search.feedback import DEFAULT_LEARNER, FEEDBACK_LEARNERS
 from ...search.query import DEFAULT_DIMS, DEFAULT_SELECT, SELECTIONS, parse_dims
 from ...search.ranking import DEFAULT_K
@@ -66,7 +69,8 @@ from .common import TRUST_REMOTE_CODE, echo_json, parse_ids
     help="How feedback is learnt.",
 )
 @TRUST_REMOTE_CODE
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON: every fact of each result.")
+@click.option("--csv", "as_csv", is_flag=True, help="Print CSV, for a spreadsheet.")
 def search(
     library,
     query,
@@ -82,6 +86,7 @@ def search(
     learner,
     trust_remote_code,
     as_json,
+    as_csv,
 ):
     """Search LIBRARY by text, by example images, or by a sum of both.
 
@@ -116,21 +121,10 @@ def search(
             all_items=all_items,
         )
     if as_json:
-        echo_json(
-            {
-                "results": [
-                    {
-                        "rank": r.rank,
-                        "item": r.item,
-                        "score": round(r.score, 6),
-                        "page": r.page,
-                        "bbox": list(r.bbox),
-                    }
-                    for r in results
-                ]
-            },
-            indent=None,
-        )
+        echo_json({"results": [r.as_dict() for r in results]}, indent=None)
+        return
+    if as_csv:
+        click.echo(results_csv(results), nl=False)
         return
     if not results:
         click.echo("no results: the library has no items for this model")
@@ -139,3 +133,21 @@ def search(
     for r in results:
         bbox = ",".join(map(str, r.bbox))
         click.echo(f"{r.rank:>4}  {r.score:6.3f}  {r.item:>7}  {bbox:<24}  {r.page}")
+
+
+CSV_COLUMNS = (
+    *("rank", "item", "score", "page", "x0", "y0", "x1", "y1", "detector", "source"),
+    *("canvas", "region", "label", "verdict", "captions"),
+)
+
+
+def results_csv(results: list[Result]) -> str:
+    """The results as CSV: one row each, the box as four columns, captions joined by "; "."""
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(CSV_COLUMNS)
+    for r in results:
+        row = r.as_dict()
+        row.update(zip(("x0", "y0", "x1", "y1"), r.bbox), captions="; ".join(r.captions))
+        writer.writerow(["" if row[c] is None else row[c] for c in CSV_COLUMNS])
+    return out.getvalue()

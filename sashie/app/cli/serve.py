@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import errno
+import socket
+
 import click
 
+from ...errors import SashieError
 from .common import LIBRARY, TRUST_REMOTE_CODE
 
 
@@ -39,6 +43,7 @@ def serve(library, host, port, allow_remote, token, hosts, trust_remote_code):
     """
     from ..server import serve as run_server
 
+    check_port(host, port)
     run_server(
         library,
         host=host,
@@ -49,3 +54,19 @@ def serve(library, host, port, allow_remote, token, hosts, trust_remote_code):
         trust_remote_code=trust_remote_code,
         echo=click.echo,
     )
+
+
+def check_port(host: str, port: int) -> None:
+    """One error line, before anything is loaded or printed, when the server could not
+    listen on host:port (another server has the port, or the address is not this machine's)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
+        try:
+            probe.bind((host, port))
+        except OSError as e:
+            if e.errno == errno.EADDRINUSE:
+                raise SashieError(
+                    f"port {port} on {host} is in use (another server?); choose another with --port"
+                ) from None
+            raise SashieError(f"cannot listen on {host} port {port} ({e.strerror or e})") from None

@@ -1,0 +1,204 @@
+"""IIIF out: where an item lies on its IIIF canvas, as a region link (`canvas#xywh=`), a
+Content State a viewer opens at that region, and an AnnotationPage of many found regions
+(Presentation 3). Pure functions from catalog rows to JSON.
+
+Coordinates. An item's box is kept in the pixels of its page as it was downloaded and decoded
+(the catalog's page size). A canvas has its own size, and a IIIF Image service its own full
+size; both may differ from the download (a 3200 x 4800 canvas painted with a 1600 x 2400
+image). A box is scaled from page pixels to each, side by side:
+
+    canvas:   x * canvas_width / page_width    canvas size from the manifest, else the page's
+    service:  x * image_width / page_width     the image's size from the manifest, else the
+                                               canvas's, else the page's
+
+assuming, as nearly every manifest does, that the image covers the whole canvas and that the
+service's full image is the image the manifest describes.
+
+Content State (IIIF Content State API 1.0): an Annotation with the motivation `contentState`
+whose target is the region (a SpecificResource: the canvas, the manifest it is part of, and an
+`xywh=` FragmentSelector); passed to a viewer as `?iiif-content=` + its content-state encoding
+(the JSON, URI-component-encoded, then base64url without padding).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import urllib.parse
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from ..ingest.images import is_url
+from ..store.catalog import ItemRow
+
+PRESENTATION_3 = "http://iiif.io/api/presentation/3/context.json"
+MEDIA_FRAGMENTS = "http://www.w3.org/TR/media-frags/"
+URI_COMPONENT_SAFE = "-_.!~*'()"  # what JavaScript's encodeURIComponent leaves as it is
+
+Box = tuple[int, int, int, int]  # x, y, width, height
+Size = tuple[int, int]
+
+
+@dataclass(frozen=True)
+class Place:
+    """Where an item lies in IIIF: its canvas (and that canvas's size), the manifest the
+    canvas is part of (None when the manifest has no web id), and its box on the canvas."""
+
+    canvas: str
+    manifest: str | None
+    canvas_size: Size
+    xywh: Box
+
+    @property
+    def region(self) -> str:
+        """The region as a URI: `canvas#xywh=x,y,w,h`."""
+        return f"{self.canvas}#xywh={','.join(map(str, self.xywh))}"
+
+
+@dataclass(frozen=True)
+class AnnotationExport:
+    """An AnnotationPage, how many annotations it holds and how many items were left out
+    because they are not from a IIIF manifest (a local file has no canvas)."""
+
+    page: dict
+    annotations: int
+    skipped: int
+
+
+# --- coordinates -------------------------------------------------------------------------
+
+
+def scale(bbox: tuple[int, int, int, int], page: Size, to: Size) -> Box:
+    """A box (x0, y0, x1, y1) in page pixels as (x, y, w, h) in a space of size `to`."""
+    sx, sy = to[0] / page[0], to[1] / page[1]
+    x0, y0 = round(bbox[0] * sx), round(bbox[1] * sy)
+    x1, y1 = round(bbox[2] * sx), round(bbox[3] * sy)
+    return x0, y0, max(1, x1 - x0), max(1, y1 - y0)
+
+
+def canvas_size(row: ItemRow) -> Size:
+    return _size(row.metadata, "canvas") or row.page_size
+
+
+def image_size(row: ItemRow) -> Size:
+    """The full size of the page's image as its IIIF Image service serves it."""
+    return _size(row.metadata, "image") or canvas_size(row)
+
+
+def image_service(row: ItemRow) -> str | None:
+    return _web(row.metadata.get("image_service"))
+
+
+def service_box(row: ItemRow) -> Box:
+    """The item's box in the pixels of its image service's full image."""
+    return scale(row.bbox, row.page_size, image_size(row))
+
+
+def image_url(service: str, region: str, size: str) -> str:
+    """A IIIF Image API request (versions 2 and 3 alike): region `full` or `x,y,w,h`; size
+    `max`, `w,` or `!w,h` (the largest that fits, never larger than the region in v3)."""
+    return f"{service}/{region}/{size}/0/default.jpg"
+
+
+def place(row: ItemRow) -> Place | None:
+    """Where the item lies on its canvas; None when its page is not a IIIF canvas."""
+    canvas = _web(row.metadata.get("canvas"))
+    if canvas is None:
+        return None
+    size = canvas_size(row)
+    xywh = scale(row.bbox, row.page_size, size)
+    return Place(canvas, _web(row.metadata.get("manifest")), size, xywh)
+
+
+# --- what is written -----------------------------------------------------------------------
+
+
+def target(where: Place) -> dict:
+    """The region as a Web Annotation target: the canvas (part of its manifest) and an
+    `xywh=` selector."""
+    source: dict = {"id": where.canvas, "type": "Canvas"}
+    if where.manifest:
+        source["partOf"] = [{"id": where.manifest, "type": "Manifest"}]
+    selector = {
+        "type": "FragmentSelector",
+        "conformsTo": MEDIA_FRAGMENTS,
+        "value": "xywh=" + ",".join(map(str, where.xywh)),
+    }
+    return {"type": "SpecificResource", "source": source, "selector": selector}
+
+
+def content_state(where: Place) -> dict:
+    """A Content State that opens a viewer at the region."""
+    return {
+        "@context": PRESENTATION_3,
+        "id": _urn(where.region),
+        "type": "Annotation",
+        "motivation": ["contentState"],
+        "target": target(where),
+    }
+
+
+def encode_content_state(state: dict) -> str:
+    """The content-state encoding of a Content State, for `?iiif-content=`."""
+    text = json.dumps(state, ensure_ascii=False, separators=(",", ":"))
+    quoted = urllib.parse.quote(text, safe=URI_COMPONENT_SAFE)
+    return base64.urlsafe_b64encode(quoted.encode("ascii")).decode("ascii").rstrip("=")
+
+
+def annotation_page(
+    rows: Sequence[ItemRow],
+    title: str,
+    scores: Sequence[float] | None = None,
+    captions: dict[int, list[str]] | None = None,
+) -> AnnotationExport:
+    """An AnnotationPage that highlights each item's region: its captions as tags, and its
+    rank and score (when `scores` are given, one per row, best first) in a description.
+    Items that are not on a IIIF canvas are counted and left out."""
+    items = []
+    for rank, row in enumerate(rows, start=1):
+        where = place(row)
+        if where is None:
+            continue
+        found = title if scores is None else f"{title}: #{rank}, score {scores[rank - 1]:.4f}"
+        bodies = [_text(caption, "tagging") for caption in (captions or {}).get(row.id, [])]
+        bodies.append(_text(f"{found} (sashie item {row.id})", "describing"))
+        items.append(
+            {
+                "id": _urn(f"{where.region}\n{title}"),
+                "type": "Annotation",
+                "motivation": "highlighting",
+                "body": bodies,
+                "target": target(where),
+            }
+        )
+    page = {
+        "@context": PRESENTATION_3,
+        "id": _urn("\n".join([title, *(str(a["id"]) for a in items)])),
+        "type": "AnnotationPage",
+        "label": {"none": [title]},
+        "items": items,
+    }
+    return AnnotationExport(page, len(items), len(rows) - len(items))
+
+
+def _text(value: str, purpose: str) -> dict:
+    return {"type": "TextualBody", "value": value, "format": "text/plain", "purpose": purpose}
+
+
+def _urn(name: str) -> str:
+    """A stable id for what `name` names (the same region and title: the same id)."""
+    return f"urn:uuid:{uuid.uuid5(uuid.NAMESPACE_URL, name)}"
+
+
+def _size(metadata: dict, name: str) -> Size | None:
+    """A size the page's metadata records (`name_width`, `name_height`), when it is one."""
+    sides = metadata.get(f"{name}_width"), metadata.get(f"{name}_height")
+    if all(type(side) is int and side > 0 for side in sides):
+        return sides  # type: ignore[return-value]
+    return None
+
+
+def _web(value: object) -> str | None:
+    """A link taken from data (a manifest): only an http(s) URL is one."""
+    return value if isinstance(value, str) and is_url(value) else None
