@@ -134,7 +134,7 @@ def test_annotate_and_label_selected_results(page, site):
     page.screenshot(path=SHOTS / "05-annotated.png")
     cards.nth(2).locator(".pick").click()
     page.click("#exclude")
-    page.wait_for_selector("#status:has-text('labelled 1 items exclude')")
+    page.wait_for_selector("#status:has-text('labelled 1 item exclude')")
     lib = Library(site[1])
     assert {a["item"] for a in lib.annotations() if a["caption"] == "几帳"} == set(items)
     assert lib.counts()["labelled_exclude"] == 1

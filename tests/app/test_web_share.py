@@ -1,0 +1,281 @@
+"""The web page as people share and use it (issue 18): a link reproduces a search, every
+action has a key, a phone (375 px) gets a one-line header, a full-width page and zoom, and the
+page shows its states. Real Chromium at 1366 and 375 px; screenshots in ./screenshots/."""
+
+import http.server
+import json
+import threading
+import time
+
+import httpx
+import iiif_prezi3
+import pytest
+
+from sashie.app import server
+from sashie.library import Library
+
+from conftest import SHOTS, indexed_world, make_pages, serving
+
+pytestmark = pytest.mark.browser
+EXAMPLE = "a picture of a tree"
+BLOCKED: list[str] = []  # what the page's Content-Security-Policy refused
+
+
+@pytest.fixture(autouse=True)
+def nothing_blocked():
+    """Each test fails if the Content-Security-Policy blocked anything the page did."""
+    BLOCKED.clear()
+    yield
+    assert not BLOCKED, BLOCKED
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory):
+    root = tmp_path_factory.mktemp("share")
+    indexed_world(root, pages=12, seed=47)
+    with serving(server.create_app(root / "lib", example_query=EXAMPLE)) as url:
+        yield url
+
+
+def open_page(browser, url: str, width: int = 1366, height: int = 900):
+    context = browser.new_context(viewport={"width": width, "height": height})
+    page = context.new_page()
+    page.on("console", lambda m: BLOCKED.append(m.text) if "Security Policy" in m.text else None)
+    page.goto(url)
+    page.wait_for_selector("#libinfo:has-text('items')", state="attached")  # hidden on a phone
+    return context, page
+
+
+def search(page, text: str) -> list[str]:
+    page.fill("#text", text)
+    page.click("#go")
+    page.wait_for_selector("#status:has-text('results in')")
+    return items(page)
+
+
+def items(page) -> list[str]:
+    return page.eval_on_selector_all(".card", "cards => cards.map(c => c.dataset.item)")
+
+
+def test_a_link_reproduces_a_search_with_example_items_and_the_open_result(browser, site):
+    context, page = open_page(browser, f"{site}/")
+    assert page.locator("#bar").is_hidden()  # no action bar before there are results
+    assert EXAMPLE in page.get_attribute("#text", "placeholder")
+    first = search(page, "a tree")
+    assert "q=a+tree" in page.url
+    page.locator(".card .use").nth(0).click()
+    page.locator(".card .use").nth(1).click()
+    assert page.locator("#examples img.item").count() == 2
+    page.click("#go")
+    page.wait_for_selector("#status:has-text('dimensions selected')")
+    with_examples = items(page)
+    assert f"items={first[0]}%2C{first[1]}" in page.url
+    page.locator(".card img").nth(2).click()
+    page.wait_for_selector("#viewer.open")
+    shared = page.url
+    assert f"item={with_examples[2]}" in shared
+    context.close()
+
+    context, again = open_page(browser, shared)  # someone opens the link
+    again.wait_for_selector("#viewer.open")
+    assert items(again) == with_examples
+    assert again.locator("#examples img.item").count() == 2
+    assert again.input_value("#text") == "a tree"
+    assert shown(again) == with_examples[2]
+    context.close()
+
+    plain = httpx.get(f"{site}/api/search", params={"q": "a tree", "limit": 10}).json()
+    assert [str(r["item"]) for r in plain["results"]] == first[:10]
+
+
+def test_every_action_has_a_key(browser, site):
+    context, page = open_page(browser, f"{site}/")
+    with page.expect_file_chooser() as chooser:
+        page.focus("#drop")
+        page.keyboard.press("Enter")
+    assert chooser.value.is_multiple()
+    found = search(page, "a tree")
+    cards = page.locator(".card")
+    cards.nth(0).focus()
+    page.keyboard.press("y")
+    page.keyboard.press("s")
+    assert "relevant" in cards.nth(0).get_attribute("class")
+    assert page.inner_text("#selected") == "1 selected"
+    cards.nth(1).focus()
+    page.keyboard.press("n")
+    assert "irrelevant" in cards.nth(1).get_attribute("class")
+    page.keyboard.press("Enter")
+    page.wait_for_selector("#viewer.open")
+    assert page.evaluate("document.getElementById('viewer').contains(document.activeElement)")
+    assert shown(page) == found[1]
+    page.keyboard.press("ArrowRight")
+    until(lambda: shown(page) == found[2])
+    page.keyboard.press("ArrowLeft")
+    until(lambda: shown(page) == found[1])
+    page.keyboard.press("Escape")
+    assert page.locator("#viewer").is_hidden()
+    assert page.evaluate("document.activeElement.dataset.item") == found[1]  # focus given back
+    page.screenshot(path=SHOTS / "08-keyboard-1366.png")
+    context.close()
+
+
+def test_a_phone_gets_one_header_line_a_full_width_page_and_zoom(browser, site):
+    context, page = open_page(browser, f"{site}/", width=375, height=740)
+    header = page.locator("#header").bounding_box()
+    assert header["height"] < 60  # one line: the title, the box, Search and the menu
+    assert page.locator("#menu").is_visible() and page.locator("#drop").is_hidden()
+    page.click("#menu")
+    assert page.locator("#drop").is_visible() and page.locator("#allitems").is_visible()
+    page.click("#menu")
+    search(page, "a tree")
+    assert page.evaluate("document.documentElement.scrollWidth") <= 375  # nothing overflows
+    page.screenshot(path=SHOTS / "09-phone-results-375.png")
+    page.locator(".card img").first.click()
+    page.wait_for_selector("#viewer.open")
+    wait_loaded(page)
+    image = page.locator("#pageimg").bounding_box()
+    details = page.locator("#details").bounding_box()
+    assert image["width"] > 340  # the page, full width
+    assert details["y"] >= image["y"] + image["height"] - 1  # its details below it
+    outline = page.locator("#outline").bounding_box()
+    page.click("#zoomin")
+    zoomed = page.locator("#pageimg").bounding_box()
+    assert zoomed["width"] > image["width"] * 1.4
+    assert page.locator("#outline").bounding_box()["width"] > outline["width"] * 1.4
+    page.click("#zoomfit")
+    page.screenshot(path=SHOTS / "10-phone-viewer-375.png")
+    context.close()
+
+
+def test_the_page_shows_its_states(browser, site):
+    context, page = open_page(browser, f"{site}/")
+    page.route("**/api/search", lambda route: (time.sleep(0.5), route.continue_()))
+    page.fill("#text", "a tree")
+    page.click("#go")
+    assert "busy" in page.get_attribute("#status", "class")  # a search in progress shows it
+    page.wait_for_selector("#status:has-text('results in')")
+    assert page.locator("#bar").is_visible()
+    page.wait_for_selector(".card img.loaded")
+    page.locator(".card .pick").first.click()
+    page.click("#keep")
+    page.wait_for_selector("#status:has-text('labelled 1 item keep')")
+    page.screenshot(path=SHOTS / "11-states-1366.png")
+    context.close()
+
+
+def shown(page) -> str:
+    """The item the viewer shows (its details begin with it)."""
+    return page.inner_text("#details dd")
+
+
+def until(condition, timeout: float = 20) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)
+
+
+def wait_loaded(page) -> None:
+    until(lambda: page.evaluate("document.getElementById('pageimg').complete"))
+
+
+def test_results_from_a_iiif_manifest_go_out_as_iiif(browser, tmp_path):
+    """The page's IIIF button saves the results as a valid AnnotationPage, and a result
+    opened on its page links to its region on the canvas (in canvas coordinates: the canvas
+    is twice the size of the image served)."""
+    pages = make_pages(tmp_path / "pages", 3, size=(200, 300))
+    routes = {f"/p{i}.png": page.read_bytes() for i, page in enumerate(pages)}
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            body = routes.get(self.path)
+            if body is None:
+                self.send_error(404)
+                return
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    web = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=web.serve_forever, daemon=True).start()
+    base = f"http://127.0.0.1:{web.server_address[1]}"
+    canvases = [
+        {
+            "id": f"{base}/canvas/{i}",
+            "type": "Canvas",
+            "width": 400,
+            "height": 600,
+            "items": [
+                {
+                    "id": f"{base}/page/{i}",
+                    "type": "AnnotationPage",
+                    "items": [
+                        {
+                            "id": f"{base}/anno/{i}",
+                            "type": "Annotation",
+                            "motivation": "painting",
+                            "target": f"{base}/canvas/{i}",
+                            "body": {
+                                "id": f"{base}/p{i}.png",
+                                "type": "Image",
+                                "width": 200,
+                                "height": 300,
+                            },
+                        }
+                    ],
+                }
+            ],
+        }
+        for i in range(3)
+    ]
+    manifest = {
+        "@context": "http://iiif.io/api/presentation/3/context.json",
+        "id": f"{base}/manifest.json",
+        "type": "Manifest",
+        "label": {"en": ["a book"]},
+        "items": canvases,
+    }
+    routes["/manifest.json"] = json.dumps(manifest).encode()
+    with Library(tmp_path / "lib", create=True) as lib:
+        lib.add([f"{base}/manifest.json"], regions="whole")
+    try:
+        with serving(server.create_app(tmp_path / "lib")) as url:
+            context, page = open_page(browser, f"{url}/")
+            search(page, "a page")
+            with page.expect_download() as saved:
+                page.click("#iiif")
+            written = json.loads(open(saved.value.path(), encoding="utf-8").read())
+            iiif_prezi3.AnnotationPage(**written)  # raises when not valid Presentation 3
+            assert len(written["items"]) == 3
+            page.locator(".card img").first.click()
+            page.wait_for_selector("#viewer.open")
+            region = page.get_attribute("#details a:has-text('region on the canvas')", "href")
+            assert region.startswith(f"{base}/canvas/") and region.endswith("#xywh=0,0,400,600")
+            context.close()
+    finally:
+        web.shutdown()
+
+
+def test_a_caption_and_a_label_can_be_taken_back(browser, site):
+    context, page = open_page(browser, f"{site}/")
+    search(page, "a tree")
+    page.locator(".card .pick").nth(0).click()
+    page.locator(".card .pick").nth(1).click()
+    page.fill("#caption", "松")
+    page.click("#annotate")
+    page.wait_for_selector("#status:has-text('annotated 2 items')")
+    before = httpx.get(f"{site}/api/info").json()["annotations"]
+    page.click("#status .undo")
+    page.wait_for_selector("#status:has-text('removed “松” from 2 items')")
+    assert httpx.get(f"{site}/api/info").json()["annotations"] == before - 2
+    page.locator(".card .pick").nth(0).click()
+    page.click("#exclude")
+    page.wait_for_selector("#status:has-text('labelled 1 item exclude')")
+    page.click("#status .undo")
+    page.wait_for_selector("#status:has-text('took back the labels of 1 item')")
+    assert "0 exclude in all" in page.inner_text("#status")
+    context.close()
