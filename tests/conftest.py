@@ -1,11 +1,13 @@
 from __future__ import annotations
 
+import http.server
 import json
 import os
 import shutil
 import signal
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -100,6 +102,38 @@ def finishes(seconds: float, work):
     if "error" in outcome:
         raise outcome["error"]
     return outcome["value"]
+
+
+class _RoutesHandler(http.server.BaseHTTPRequestHandler):
+    """Answers from the server's `routes`: a path gives bytes, or a function that answers."""
+
+    def do_GET(self):
+        route = self.server.routes.get(self.path)
+        if route is None:
+            self.send_error(404)
+        elif callable(route):
+            route(self)
+        else:
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(route)))
+            self.end_headers()
+            self.wfile.write(route)
+
+    def log_message(self, *args):
+        pass
+
+
+@contextmanager
+def web_server(routes: dict | None = None) -> Iterator[tuple[dict, str]]:
+    """A local web server in a thread: (its routes, to fill; its base URL)."""
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _RoutesHandler)
+    server.daemon_threads = True
+    server.routes = {} if routes is None else routes
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield server.routes, f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
 
 
 def cli_json(*args: str) -> dict:

@@ -2,9 +2,7 @@
 action has a key, a phone (375 px) gets a one-line header, a full-width page and zoom, and the
 page shows its states. Real Chromium at 1366 and 375 px; screenshots in ./screenshots/."""
 
-import http.server
 import json
-import threading
 import time
 
 import httpx
@@ -14,7 +12,7 @@ import pytest
 from sashie.app import server
 from sashie.library import Library
 
-from conftest import SHOTS, indexed_world, make_pages, serving
+from conftest import SHOTS, indexed_world, make_pages, serving, web_server
 
 pytestmark = pytest.mark.browser
 EXAMPLE = "a picture of a tree"
@@ -186,23 +184,26 @@ def test_results_from_a_iiif_manifest_go_out_as_iiif(browser, tmp_path):
     pages = make_pages(tmp_path / "pages", 3, size=(200, 300))
     routes = {f"/p{i}.png": page.read_bytes() for i, page in enumerate(pages)}
 
-    class Handler(http.server.BaseHTTPRequestHandler):
-        def do_GET(self):
-            body = routes.get(self.path)
-            if body is None:
-                self.send_error(404)
-                return
-            self.send_response(200)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
+    with web_server(routes) as (_, base):
+        library = iiif_book(tmp_path, routes, base)
+        with serving(server.create_app(library)) as url:
+            context, page = open_page(browser, f"{url}/")
+            search(page, "a page")
+            with page.expect_download() as saved:
+                page.click("#iiif")
+            written = json.loads(open(saved.value.path(), encoding="utf-8").read())
+            iiif_prezi3.AnnotationPage(**written)  # raises when not valid Presentation 3
+            assert len(written["items"]) == 3
+            page.locator(".card img").first.click()
+            page.wait_for_selector("#viewer.open")
+            region = page.get_attribute("#details a:has-text('region on the canvas')", "href")
+            assert region.startswith(f"{base}/canvas/") and region.endswith("#xywh=0,0,400,600")
+            context.close()
 
-        def log_message(self, *args):
-            pass
 
-    web = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=web.serve_forever, daemon=True).start()
-    base = f"http://127.0.0.1:{web.server_address[1]}"
+def iiif_book(tmp_path, routes: dict, base: str):
+    """A three-canvas v3 manifest served at `base` (canvases 400 x 600 painted with the
+    200 x 300 pages in `routes`), indexed with whole-page items: the library's folder."""
     canvases = [
         {
             "id": f"{base}/canvas/{i}",
@@ -242,22 +243,7 @@ def test_results_from_a_iiif_manifest_go_out_as_iiif(browser, tmp_path):
     routes["/manifest.json"] = json.dumps(manifest).encode()
     with Library(tmp_path / "lib", create=True) as lib:
         lib.add([f"{base}/manifest.json"], regions="whole")
-    try:
-        with serving(server.create_app(tmp_path / "lib")) as url:
-            context, page = open_page(browser, f"{url}/")
-            search(page, "a page")
-            with page.expect_download() as saved:
-                page.click("#iiif")
-            written = json.loads(open(saved.value.path(), encoding="utf-8").read())
-            iiif_prezi3.AnnotationPage(**written)  # raises when not valid Presentation 3
-            assert len(written["items"]) == 3
-            page.locator(".card img").first.click()
-            page.wait_for_selector("#viewer.open")
-            region = page.get_attribute("#details a:has-text('region on the canvas')", "href")
-            assert region.startswith(f"{base}/canvas/") and region.endswith("#xywh=0,0,400,600")
-            context.close()
-    finally:
-        web.shutdown()
+    return tmp_path / "lib"
 
 
 def test_a_caption_and_a_label_can_be_taken_back(browser, site):

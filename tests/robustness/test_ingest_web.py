@@ -2,9 +2,7 @@
 web images, never local files; downloads refuse other schemes and redirects to them, and a
 server that sends its bytes too slowly is cut off at a deadline."""
 
-import http.server
 import json
-import threading
 import time
 
 import pytest
@@ -14,39 +12,16 @@ from sashie.errors import BadInput
 from sashie.ingest import images, sources
 from sashie.ingest.images import fetch
 
-from conftest import finishes, make_pages
+from conftest import finishes, make_pages, web_server
 
 FROM_THE_WEB = "not an http(s) URL (a manifest from the web may not name local files)"
-
-
-class Handler(http.server.BaseHTTPRequestHandler):
-    """Answers from the server's `routes`: a path gives bytes, or a function that answers."""
-
-    def do_GET(self):
-        route = self.server.routes.get(self.path)
-        if route is None:
-            self.send_error(404)
-        elif callable(route):
-            route(self)
-        else:
-            self.send_response(200)
-            self.send_header("Content-Length", str(len(route)))
-            self.end_headers()
-            self.wfile.write(route)
-
-    def log_message(self, *args):
-        pass
 
 
 @pytest.fixture
 def web():
     """A local web server: (routes to fill, its base URL)."""
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.daemon_threads = True
-    server.routes = {}
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield server.routes, f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
+    with web_server() as served:
+        yield served
 
 
 def redirect(location):
