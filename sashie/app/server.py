@@ -485,6 +485,7 @@ def create_app(
     async def search(
         text: str = Form(""),
         items: str = Form("", description="ids of example items, e.g. 12,40"),
+        modify: str = Form("", max_length=500, description="words that change the pictures"),
         dims: str = Form(str(DEFAULT_DIMS)),
         select: str = Form(DEFAULT_SELECT),
         all_items: bool = Form(False),
@@ -496,20 +497,21 @@ def create_app(
             raise SashieError(f"at most {MAX_UPLOADS} example images")
         uploads = [(u.filename, await u.read(MAX_UPLOAD_BYTES + 1)) for u in images]
         asked = _search_terms(text, items, dims, select)
-        key = await run_in_threadpool(build, *asked, uploads, all_items)
+        key = await run_in_threadpool(build, *asked, uploads, all_items, modify)
         return await run_in_threadpool(page_of, key, offset, limit)
 
     @app.get("/api/search", summary="Search by text and example items (a link to share)")
     def search_link(
         q: str = Query("", description="the query text"),
         items: str = Query("", description="ids of example items, e.g. 12,40"),
+        modify: str = Query("", max_length=500, description="words that change the items"),
         dims: str = Query(str(DEFAULT_DIMS)),
         select: str = Query(DEFAULT_SELECT),
         all_items: bool = Query(False),
         offset: int = Query(0, ge=0, le=MAX_RESULTS),
         limit: int = Query(PAGE_SIZE, ge=1, le=1000),
     ) -> dict:
-        key = build(*_search_terms(q, items, dims, select), [], all_items)
+        key = build(*_search_terms(q, items, dims, select), [], all_items, modify)
         return page_of(key, offset, limit)
 
     def build(
@@ -519,6 +521,7 @@ def create_app(
         select: str,
         uploads: list[tuple[str | None, bytes]],
         all_items: bool,
+        modify: str = "",
     ) -> str:
         """The query, as the command line builds it, remembered; a term of the text that
         names a file is text here, never read. Example images are decoded one at a time."""
@@ -534,6 +537,7 @@ def create_app(
             text,
             images=pictures,
             items=example_items,
+            modify=modify.strip() or None,
             dims=dims,
             select=select,
             images_in_text=False,

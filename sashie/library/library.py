@@ -49,7 +49,16 @@ from ..ingest.sources import check_sources
 from ..regions import DEFAULT_DETECTORS, load_detectors
 from ..search.feedback import DEFAULT_LEARNER, refine
 from ..search.memory import ExampleMemory
-from ..search.query import DEFAULT_DIMS, DEFAULT_SELECT, Query, Term, build_query, parse_query
+from ..search.query import (
+    DEFAULT_DIMS,
+    DEFAULT_MODIFY_WEIGHT,
+    DEFAULT_SELECT,
+    Query,
+    Term,
+    build_query,
+    modified,
+    parse_query,
+)
 from ..search.ranking import DEFAULT_K, VectorIndex, restrict
 from ..store.catalog import Catalog, ItemRow
 from ..store.vectors import VectorFile
@@ -468,6 +477,8 @@ class Library:
         *,
         images: Sequence[QueryImage] = (),
         items: Ids = (),
+        modify: str | None = None,
+        modify_weight: float = DEFAULT_MODIFY_WEIGHT,
         dims: int | None = DEFAULT_DIMS,
         select: str = DEFAULT_SELECT,
         seed: int = 0,
@@ -478,7 +489,8 @@ class Library:
         items (ids: their stored vectors) into a query vector and, for several examples,
         the dimensions they agree on. `images_in_text`: a term of the text that names an
         image file or URL is that image (the web server turns it off: no request may name a
-        file on the server)."""
+        file on the server). `modify`: words that change the pictures ("hand-coloured"),
+        composed by the `sum` method (sashie/search/query.py `modified`)."""
         terms = parse_query(text, files=images_in_text) if text else []
         terms += [
             Term(1.0, "image", image if isinstance(image, Image.Image) else str(image))
@@ -487,13 +499,16 @@ class Library:
         if len(items):
             known = self._known_items(items)
             terms += [Term(1.0, "vector", v) for v in self.vectors_of(known, model)]
-        return build_query(self.query_encoder(model), terms, dims=dims, select=select, seed=seed)
+        encoder = self.query_encoder(model)
+        query = build_query(encoder, terms, dims=dims, select=select, seed=seed)
+        return query if modify is None else modified(query, encoder, modify, modify_weight)
 
     def search(
         self,
         text: str | None = None,
         *,
         images: Sequence[QueryImage] = (),
+        modify: str | None = None,
         query: Query | np.ndarray | None = None,
         k: int = DEFAULT_K,
         dims: int | None = DEFAULT_DIMS,
@@ -502,8 +517,8 @@ class Library:
         model: str | None = None,
         all_items: bool = False,
     ) -> list[Result]:
-        """Top-k items for a text or expression, example images, or a `query` made before
-        (by `query`, or a plain vector).
+        """Top-k items for a text or expression, example images (changed by the words of
+        `modify`: "hand-coloured"), or a `query` made before (by `query`, or a vector).
 
         Items the keep/exclude filter excluded are left out unless `all_items`.
 
@@ -519,7 +534,13 @@ class Library:
         index = self.index(model)
         if query is None:
             query = self.query(
-                text, images=images, dims=dims, select=select, seed=seed, model=model
+                text,
+                images=images,
+                modify=modify,
+                dims=dims,
+                select=select,
+                seed=seed,
+                model=model,
             )
         elif not isinstance(query, Query):
             query = Query(np.asarray(query, np.float32), None, ())

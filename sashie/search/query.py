@@ -28,6 +28,7 @@ from .ranking import cv_dimensions, random_dimensions
 DEFAULT_DIMS = 192  # the seed paper's d for D = 512
 SELECTIONS = ("cv", "random")  # lowest coefficient of variation; the paper's random control
 DEFAULT_SELECT = "cv"
+DEFAULT_MODIFY_WEIGHT = 1.0  # the `sum` composition's text weight (not tuned yet: issue 19)
 MAX_WEIGHT = 1000.0  # a term's weight; larger ones overflow float32 sums into inf and NaN
 
 
@@ -164,6 +165,26 @@ def build_query(
     if not np.any(combined):
         raise SashieError("the query's terms cancel out; nothing is left to search for")
     return Query(normalize_rows(combined), selected, tuple(terms))
+
+
+def modified(query: Query, encoder: Encoder, change: str, weight: float) -> Query:
+    """Composed search by the `sum` method, the baseline of composed retrieval: a query of
+    pictures changed by words ("hand-coloured", "with a plum tree") is the unit picture
+    vector plus `weight` times the unit vector of the words, re-normalised. The dimensions
+    selected for several pictures stay as they were."""
+    change = " ".join(change.split())
+    if not change:
+        raise SashieError("--modify needs words that change the picture")
+    if not any(t.kind in ("image", "vector") for t in query.terms):
+        raise SashieError("--modify changes a picture: give an --image (or an example item) too")
+    if not 0 < weight <= MAX_WEIGHT:
+        raise SashieError(f"the modifier's weight must be above 0 and at most {MAX_WEIGHT:g}")
+    words = normalize_rows(encoder.encode_texts([change])[0])
+    combined = normalize_rows(query.vector) + weight * words
+    if not np.any(combined):
+        raise SashieError("the picture and the words cancel out; nothing is left to search for")
+    terms = (*query.terms, Term(weight, "modifier", change))
+    return Query(normalize_rows(combined), query.dims, terms)
 
 
 def _query_image(uri: str | Image.Image):

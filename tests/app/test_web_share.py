@@ -265,3 +265,23 @@ def test_a_caption_and_a_label_can_be_taken_back(browser, site):
     page.wait_for_selector("#status:has-text('took back the labels of 1 item')")
     assert "0 exclude in all" in page.inner_text("#status")
     context.close()
+
+
+def test_a_dropped_picture_changed_by_words(browser, site, tmp_path):
+    (picture,) = make_pages(tmp_path / "pictures", 1, size=(160, 220))
+    context, page = open_page(browser, f"{site}/")
+    assert page.locator("#modifybox").is_hidden()  # nothing to change yet
+    page.set_input_files("#files", str(picture))
+    page.fill("#modify", "in ink")
+    page.click("#go")
+    page.wait_for_selector("#status:has-text('results in')")
+    assert page.locator(".card").count() > 0
+    page.fill("#modify", "")
+    page.click("#go")
+    page.wait_for_selector("#status:has-text('results in')")
+    plain_first = page.locator(".card .meta span").first.inner_text()
+    page.fill("#modify", "hand-coloured")
+    page.click("#go")
+    until(lambda: page.locator(".card .meta span").first.inner_text() != plain_first)
+    page.screenshot(path=SHOTS / "12-picture-changed-by-words.png")
+    context.close()

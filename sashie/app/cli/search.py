@@ -9,7 +9,13 @@ import click
 
 from ...library import Library, Result
 from ...search.feedback import DEFAULT_LEARNER, FEEDBACK_LEARNERS
-from ...search.query import DEFAULT_DIMS, DEFAULT_SELECT, SELECTIONS, parse_dims
+from ...search.query import (
+    DEFAULT_DIMS,
+    DEFAULT_MODIFY_WEIGHT,
+    DEFAULT_SELECT,
+    SELECTIONS,
+    parse_dims,
+)
 from ...search.ranking import DEFAULT_K
 from .common import TRUST_REMOTE_CODE, echo_json, parse_ids
 
@@ -24,6 +30,19 @@ from .common import TRUST_REMOTE_CODE, echo_json, parse_ids
     multiple=True,
     metavar="PATH_OR_URL",
     help="An example image; give several for a multi-image query.",
+)
+@click.option(
+    "--modify",
+    metavar="WORDS",
+    help='Words that change the --image: "hand-coloured", "with a plum tree" (composed search).',
+)
+@click.option(
+    "--modify-weight",
+    type=click.FloatRange(0, 1000, min_open=True),
+    default=DEFAULT_MODIFY_WEIGHT,
+    show_default=True,
+    metavar="W",
+    help="How much the --modify words weigh against the picture.",
 )
 @click.option(
     "--k",
@@ -75,6 +94,8 @@ def search(
     library,
     query,
     images,
+    modify,
+    modify_weight,
     k,
     dims,
     select,
@@ -96,12 +117,22 @@ def search(
       '"crane" + pine.jpg'        text plus an image
       'pine.jpg - 0.5*"text"'     an image, less some of a text
     A term naming an existing file or an image URL is an image; quote it to search the text.
+
+    \b
+    A picture changed by words (composed search):
+      sashie search LIB --image crane.png --modify "hand-coloured"
     """
     lib = Library(library, progress=True, trust_remote_code=trust_remote_code)
     if relevant or irrelevant:
         results = lib.feedback(
-            query,
-            images=images,
+            query=lib.query(
+                query,
+                images=images,
+                modify=modify,
+                modify_weight=modify_weight,
+                dims=None,
+                model=model,
+            ),
             relevant=parse_ids(relevant),
             irrelevant=parse_ids(irrelevant),
             learner=learner,
@@ -110,16 +141,17 @@ def search(
             all_items=all_items,
         )
     else:
-        results = lib.search(
+        made = lib.query(
             query,
             images=images,
-            k=k,
+            modify=modify,
+            modify_weight=modify_weight,
             dims=parse_dims(dims),
             select=select,
             seed=seed,
             model=model,
-            all_items=all_items,
         )
+        results = lib.search(query=made, k=k, model=model, all_items=all_items)
     if as_json:
         echo_json({"results": [r.as_dict() for r in results]}, indent=None)
         return
