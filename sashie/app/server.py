@@ -485,6 +485,7 @@ def create_app(
         text: str = Form(""),
         items: str = Form("", description="ids of example items, e.g. 12,40"),
         modify: str = Form("", max_length=500, description="words that change the pictures"),
+        modify_method: str = Form("auto", description="auto, sum, tokens or light"),
         dims: str = Form(str(DEFAULT_DIMS)),
         select: str = Form(DEFAULT_SELECT),
         all_items: bool = Form(False),
@@ -496,7 +497,7 @@ def create_app(
             raise SashieError(f"at most {MAX_UPLOADS} example images")
         uploads = [(u.filename, await u.read(MAX_UPLOAD_BYTES + 1)) for u in images]
         asked = _search_terms(text, items, dims, select)
-        key = await run_in_threadpool(build, *asked, uploads, all_items, modify)
+        key = await run_in_threadpool(build, *asked, uploads, all_items, modify, modify_method)
         return await run_in_threadpool(page_of, key, offset, limit)
 
     @app.get("/api/search", summary="Search by text and example items (a link to share)")
@@ -504,13 +505,14 @@ def create_app(
         q: str = Query("", description="the query text"),
         items: str = Query("", description="ids of example items, e.g. 12,40"),
         modify: str = Query("", max_length=500, description="words that change the items"),
+        modify_method: str = Query("auto", description="auto, sum, tokens or light"),
         dims: str = Query(str(DEFAULT_DIMS)),
         select: str = Query(DEFAULT_SELECT),
         all_items: bool = Query(False),
         offset: int = Query(0, ge=0, le=MAX_RESULTS),
         limit: int = Query(PAGE_SIZE, ge=1, le=1000),
     ) -> dict:
-        key = build(*_search_terms(q, items, dims, select), [], all_items, modify)
+        key = build(*_search_terms(q, items, dims, select), [], all_items, modify, modify_method)
         return page_of(key, offset, limit)
 
     def build(
@@ -521,6 +523,7 @@ def create_app(
         uploads: list[tuple[str | None, bytes]],
         all_items: bool,
         modify: str = "",
+        modify_method: str = "auto",
     ) -> str:
         """The query, as the command line builds it, remembered; a term of the text that
         names a file is text here, never read. Example images are decoded one at a time."""
@@ -537,6 +540,7 @@ def create_app(
             images=pictures,
             items=example_items,
             modify=modify.strip() or None,
+            modify_method=modify_method,
             dims=dims,
             select=select,
             images_in_text=False,
@@ -553,6 +557,7 @@ def create_app(
             "query": key,
             "offset": offset,
             "dims": None if dims is None else len(dims),
+            "note": stored.query.note,
             "results": [_result(r) for r in results[offset:]],
             "more": len(results) == offset + limit,
         }

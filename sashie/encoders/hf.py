@@ -158,7 +158,7 @@ class HFEncoder(TorchEncoder):
     def _images(self, pixels: torch.Tensor) -> torch.Tensor:
         return _features(self.model.get_image_features(pixel_values=pixels))
 
-    def _texts(self, texts: list[str]) -> torch.Tensor:
+    def _tokenize(self, texts: list[str]) -> dict[str, torch.Tensor]:
         tokens = self.tokenizer(
             texts,
             padding=True,
@@ -166,7 +166,9 @@ class HFEncoder(TorchEncoder):
             max_length=self.max_text_tokens,
             return_tensors="pt",
         )
-        tokens = {k: v.to(self.device) for k, v in tokens.items() if k != "token_type_ids"}
+        return {k: v.to(self.device) for k, v in tokens.items() if k != "token_type_ids"}
+
+    def _text_features(self, tokens: dict[str, torch.Tensor]) -> torch.Tensor:
         return _features(self.model.get_text_features(**tokens))
 
 

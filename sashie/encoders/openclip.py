@@ -57,5 +57,8 @@ class OpenClipEncoder(TorchEncoder):
     def _images(self, pixels: torch.Tensor) -> torch.Tensor:
         return self.model.encode_image(pixels)
 
-    def _texts(self, texts: list[str]) -> torch.Tensor:
-        return self.model.encode_text(self.tokenizer(texts).to(self.device))
+    def _tokenize(self, texts: list[str]) -> dict[str, torch.Tensor]:
+        return {"input_ids": self.tokenizer(texts).to(self.device)}
+
+    def _text_features(self, tokens: dict[str, torch.Tensor]) -> torch.Tensor:
+        return self.model.encode_text(tokens["input_ids"])

@@ -13,7 +13,9 @@ from .base import normalize_rows, pick_device
 
 
 class TorchEncoder:
-    """Subclasses set model_id, dim, image_size and implement preprocess, _images, _texts."""
+    """Subclasses set model_id, dim, image_size and implement preprocess, _images, _tokenize
+    and _text_features (two steps, so that composed search can put pseudo-words between
+    them: sashie/compose/slots.py)."""
 
     model_id: str
     dim: int
@@ -34,8 +36,15 @@ class TorchEncoder:
     def _images(self, pixels: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 
-    def _texts(self, texts: list[str]) -> torch.Tensor:
+    def _tokenize(self, texts: list[str]) -> dict[str, torch.Tensor]:
+        """The model's input for these texts, on its device; "input_ids" holds the ids."""
         raise NotImplementedError
+
+    def _text_features(self, tokens: dict[str, torch.Tensor]) -> torch.Tensor:
+        raise NotImplementedError
+
+    def _texts(self, texts: list[str]) -> torch.Tensor:
+        return self._text_features(self._tokenize(texts))
 
     @torch.inference_mode()
     def encode_pixels(self, pixels: np.ndarray) -> np.ndarray:

@@ -21,7 +21,7 @@ import numpy as np
 
 from ..library import Library
 from ..search.ranking import VectorIndex, cv_dimensions, random_dimensions, top_k
-from . import bench_adapt
+from . import bench_adapt, bench_compose
 from .metrics import average_precision, precision_at
 from .references import REFERENCES, reference_pictures
 from .truth import ORACLE_ILLUSTRATION, ORACLE_TEXT, OracleRegions, item_concepts
@@ -39,6 +39,7 @@ class BenchResult:
     counts: dict[str, int] = field(default_factory=dict)  # queries behind each figure
     multi: list[dict] = field(default_factory=list)  # the Fig. 2 rows
     adapt: list = field(default_factory=list)  # AdaptExperiment of each library (--adapt)
+    compose: list = field(default_factory=list)  # ComposeExperiment of each library (--compose)
 
     def add(self, name: str, values: list[float]) -> None:
         self.figures[name] = round(float(np.mean(values)) if values else 0.0, 4)
@@ -53,6 +54,7 @@ def run_bench(
     workdir: Path,
     progress: bool = False,
     adapt: bool = False,
+    compose: bool = False,
     world: Path | None = None,
 ) -> BenchResult:
     started = time.time()
@@ -73,6 +75,8 @@ def run_bench(
     _text_queries(result, vocab, encoder, index, concepts, detectors)
     _image_queries(result, vocab, encoder, index, concepts)
     _zero_shot(result, vocab, encoder, index, concepts, detectors)
+    if compose:
+        _composition(result, lib, world, truth, model, workdir, seed, progress)
     if adapt:
         _adaptation(result, lib, world, truth, model, workdir, seed, progress)
     result.figures.update(
@@ -80,6 +84,41 @@ def run_bench(
     )
     result.figures["model"] = encoder.model_id
     return result
+
+
+def _composition(
+    result: BenchResult,
+    oracle_lib: Library,
+    world: Path,
+    truth: list[dict],
+    model: str | None,
+    workdir: Path,
+    seed: int,
+    progress: bool,
+) -> None:
+    """Composed search on the oracle regions (figures `compose_*`) and on layout regions with
+    the filter (`compose_layout_*`), each library's composer trained first."""
+    vocab = vocabulary()
+    folder = workdir / "layout-library"
+    if (folder / "manifest.json").is_file():  # kept from an earlier run (--keep)
+        layout_lib, layout_label = Library(folder, progress=progress), "layout regions"
+        if layout_lib.has_filter:
+            layout_label += ", filter applied"
+    else:
+        layout_lib, layout_label = bench_adapt.layout_library(
+            folder, world, model, seed=seed, progress=progress
+        )
+    runs = (
+        (oracle_lib, "oracle regions", "compose", False),
+        (layout_lib, layout_label, "compose_layout", True),
+    )
+    for lib, label, prefix, parts in runs:
+        experiment = bench_compose.run_compose_experiment(
+            lib, label, truth, vocab, parts=parts, train=True
+        )
+        result.compose.append(experiment)
+        result.figures.update(bench_compose.figures(experiment, prefix))
+    layout_lib.close()
 
 
 def _adaptation(
@@ -256,6 +295,8 @@ def format_table(result: BenchResult) -> str:
             f"| {row['d']:>4} | {row['cv']:6.3f} | {row['random_mean']:11.3f} | "
             f"{row['random_min']:10.3f} | {row['random_max']:10.3f} | {row['all']:8.3f} |"
         )
+    for composed in result.compose:
+        lines += ["", bench_compose.format_experiment(composed)]
     if result.adapt:
         for experiment in result.adapt:
             lines += ["", bench_adapt.format_experiment(experiment)]
@@ -271,6 +312,7 @@ def bench(
     keep: str | None = None,
     progress: bool = False,
     adapt: bool = False,
+    compose: bool = False,
     world: str | None = None,
 ) -> BenchResult:
     """Measure on a world drawn for the purpose, or on an existing one (`sashie world`),
@@ -288,6 +330,7 @@ def bench(
             workdir=workdir,
             progress=progress,
             adapt=adapt,
+            compose=compose,
             world=Path(world) if world is not None else None,
         )
 

@@ -60,6 +60,16 @@ class GroundTruth:
                         found.add(concept)
         return found
 
+    def styles(self, page: str, bbox: BBox, *, parts: bool = False) -> set[str]:
+        """The styles ("ink", "colour") of the illustrations the box matches at IoU >= 0.5
+        (with `parts`, also of those covering at least half of it)."""
+        area = max(1, _area(bbox))
+        return {
+            ill["style"]
+            for ill in self.by_page[page]["illustrations"]
+            if iou(bbox, ill["bbox"]) >= 0.5 or (parts and overlap(bbox, ill["bbox"]) >= area / 2)
+        }
+
     def judge(self, page: str, bbox: BBox) -> tuple[bool, bool]:
         """(keep, text_only) for the box (see the module's docstring)."""
         row = self.by_page[page]

@@ -18,6 +18,7 @@ On disk (docs/architecture.md has the details):
     vectors/<model>/       vectors.f16 and items.i64 of each model (sashie/store/vectors.py)
     filter/                the keep/exclude filter, when one is trained (sashie/filter)
     adapters/<model>/<v>/  model versions made by `adapt` (sashie/adapt/versions.py)
+    compose/<model>/<v>/   a version's composer for composed search (sashie/compose)
 """
 
 from __future__ import annotations
@@ -38,6 +39,9 @@ from PIL import Image
 
 from ..adapt.settings import AdaptSettings
 from ..adapt.versions import load_text_state, load_version_adapter
+from ..compose.composer import Composer, composed, read_record
+from ..compose.slots import CannotTakeTokens, token_slots
+from ..compose.training import ComposeSettings
 from ..encoders import Encoder, load_encoder
 from ..encoders.adapted import AdaptedEncoder
 from ..errors import NotFound, SashieError
@@ -53,11 +57,13 @@ from ..search.query import (
     DEFAULT_DIMS,
     DEFAULT_MODIFY_WEIGHT,
     DEFAULT_SELECT,
+    MODIFY_METHODS,
     Query,
     Term,
     build_query,
     modified,
     parse_query,
+    query_image,
 )
 from ..search.ranking import DEFAULT_K, VectorIndex, restrict
 from ..store.catalog import Catalog, ItemRow
@@ -65,6 +71,7 @@ from ..store.vectors import VectorFile
 from . import iiif
 from .adapting import AdaptReport, ProgressBar, make_version, train_in_float32
 from .annotations import Pairs, export_pairs, file_pairs, library_pairs
+from .composing import ComposeReport, composer_folder, train_composer
 from .export import ExportReport, Marks, export_items
 from .iiif import AnnotationExport
 from .manifest import BASE, Manifest
@@ -141,6 +148,7 @@ class Library:
         self._memories: dict[str, ExampleMemory | None] = {}
         self._indexes: dict[tuple[str, str], VectorIndex] = {}  # by (model id, version)
         self._excluded: dict[tuple[str, str], np.ndarray] = {}  # rows the filter excluded
+        self._composers: dict[tuple[str, str], tuple[float, Composer]] = {}  # by (model, v)
         self._data_version = self._catalog.data_version()
         self._items_stamp = self._catalog.items_stamp()
         self._pictures = Pictures(PageCache(self.path / PAGE_CACHE, page_cache_bytes()))
@@ -479,6 +487,7 @@ class Library:
         items: Ids = (),
         modify: str | None = None,
         modify_weight: float = DEFAULT_MODIFY_WEIGHT,
+        modify_method: str = "auto",
         dims: int | None = DEFAULT_DIMS,
         select: str = DEFAULT_SELECT,
         seed: int = 0,
@@ -489,8 +498,15 @@ class Library:
         items (ids: their stored vectors) into a query vector and, for several examples,
         the dimensions they agree on. `images_in_text`: a term of the text that names an
         image file or URL is that image (the web server turns it off: no request may name a
-        file on the server). `modify`: words that change the pictures ("hand-coloured"),
-        composed by the `sum` method (sashie/search/query.py `modified`)."""
+        file on the server).
+
+        `modify`: words that change the pictures ("hand-coloured", "with a pine"), by
+        `modify_method`: "sum" (picture + `modify_weight` x words), "tokens" (the picture
+        as pseudo-words read with the words: needs `train_composer`), "light" (the same
+        from the light query encoder's vector), "auto" (tokens when this version has a
+        composer, else sum; `Query.note` says why when it falls back)."""
+        if modify_method not in MODIFY_METHODS:
+            raise SashieError(f"the modify method must be one of {', '.join(MODIFY_METHODS)}")
         terms = parse_query(text, files=images_in_text) if text else []
         terms += [
             Term(1.0, "image", image if isinstance(image, Image.Image) else str(image))
@@ -500,8 +516,75 @@ class Library:
             known = self._known_items(items)
             terms += [Term(1.0, "vector", v) for v in self.vectors_of(known, model)]
         encoder = self.query_encoder(model)
+        method, composer, note = "sum", None, None
+        if modify is not None and modify_method != "sum":
+            composer, note = self._usable_composer(model, encoder)
+            if composer is not None:
+                method = "tokens" if modify_method == "auto" else modify_method
+            elif modify_method != "auto":
+                raise SashieError(
+                    note
+                    or f"the {modify_method} method needs a composer: train one with "
+                    f"`sashie compose train {self.path}`"
+                )
+            elif note is not None:
+                note += "; composed by the sum method"
+        if method == "light":
+            terms = self._light_terms(terms, composer)
         query = build_query(encoder, terms, dims=dims, select=select, seed=seed)
-        return query if modify is None else modified(query, encoder, modify, modify_weight)
+        if modify is None:
+            return query
+        if composer is None:
+            query = modified(query, encoder, modify, modify_weight)
+            return Query(query.vector, query.dims, query.terms, note)
+        slots = token_slots(encoder)
+        return composed(query, composer, slots, modify, light=method == "light")
+
+    def _usable_composer(
+        self, model: str | None, encoder: Encoder
+    ) -> tuple[Composer | None, str | None]:
+        """The active version's composer and None, or None and why there is none to use
+        (None as the reason: no composer was ever trained, nothing to say)."""
+        model_id = self._manifest.model_id(model)
+        version = self._manifest.active_version(model_id)
+        try:
+            token_slots(encoder)
+        except CannotTakeTokens as e:
+            return None, str(e)
+        composer = self.composer(model_id)
+        if composer is None:
+            trained = self.composers(model_id)
+            if not trained:
+                return None, None
+            return None, (
+                f"the composer was trained for version {', '.join(trained)}, not the active "
+                f"{version}; train one for it with `sashie compose train {self.path}`"
+            )
+        if composer.model_id != encoder.model_id:
+            return None, (
+                f"the composer was trained with {composer.model_id}, not {encoder.model_id}; "
+                f"train it again with `sashie compose train {self.path}`"
+            )
+        return composer, None
+
+    def _light_terms(self, terms: list[Term], composer: Composer | None) -> list[Term]:
+        """The query's pictures as the light encoder's vectors (the gallery model's image
+        tower is not run for them: the asymmetric method)."""
+        assert composer is not None
+        pictures = [i for i, t in enumerate(terms) if t.kind == "image"]
+        if not pictures:
+            raise SashieError("the light method reads a picture: give an --image")
+        if composer.light is None:
+            raise SashieError(
+                "this library's composer has no light encoder; train one with "
+                f"`sashie compose train {self.path} --light`"
+            )
+        images = [query_image(terms[i].value) for i in pictures]  # type: ignore[arg-type]
+        vectors = composer.light_vectors(images)
+        out = list(terms)
+        for i, vector in zip(pictures, vectors):
+            out[i] = Term(terms[i].weight, "vector", vector)
+        return out
 
     def search(
         self,
@@ -509,6 +592,7 @@ class Library:
         *,
         images: Sequence[QueryImage] = (),
         modify: str | None = None,
+        modify_method: str = "auto",
         query: Query | np.ndarray | None = None,
         k: int = DEFAULT_K,
         dims: int | None = DEFAULT_DIMS,
@@ -537,6 +621,7 @@ class Library:
                 text,
                 images=images,
                 modify=modify,
+                modify_method=modify_method,
                 dims=dims,
                 select=select,
                 seed=seed,
@@ -811,6 +896,81 @@ class Library:
                 ProgressBar(progress, self.progress),
             )
 
+    def train_composer(
+        self,
+        settings: ComposeSettings | None = None,
+        *,
+        model: str | None = None,
+        device: str | None = None,
+        progress: Callable[[dict], None] | None = None,
+    ) -> ComposeReport:
+        """Train composed search's token learner (and, with `settings.light`, the light
+        query encoder) for the active model version, on the library's own kept items: no
+        labels, no captions. Later searches with `modify` use it (sashie/compose).
+
+        `progress` receives {"stage": "tokens" | "crops" | "light", "done", "total", "loss"}."""
+        settings = settings or ComposeSettings()
+        settings.check()
+        model_id = self._manifest.model_id(model)
+        version = self._manifest.active_version(model_id)
+        with self._writing():
+            if device is not None:
+                self.encoder(model_id, device=device)  # loads there unless loaded already
+            encoder = self.query_encoder(model_id)
+            index = self.index(model_id)
+            excluded = self.excluded_rows(model_id)
+            keep = np.ones(len(index), bool) if excluded is None else ~excluded
+            bar = ProgressBar(progress, self.progress)
+            try:
+                report = train_composer(
+                    folder=self._composer_folder(model_id, version),
+                    encoder=encoder,
+                    version=version,
+                    item_ids=index.item_ids[keep],
+                    vectors=index.vectors[keep],
+                    rows_of=self._catalog.items,
+                    pictures=self._pictures,
+                    settings=settings,
+                    device=encoder.device,
+                    progress=lambda stage, done, total, loss: bar.update(stage, done, total, loss),
+                )
+            finally:
+                bar.close()
+        self._composers.pop((model_id, version), None)
+        return report
+
+    def composer(self, model: str | None = None) -> Composer | None:
+        """The active version's composer (loaded once, again when retrained), or None."""
+        model_id = self._manifest.model_id(model)
+        version = self._manifest.active_version(model_id)
+        folder = self._composer_folder(model_id, version)
+        try:
+            stamp = (folder / "composer.json").stat().st_mtime
+        except OSError:
+            return None
+        with self._loading:
+            cached = self._composers.get((model_id, version))
+            if cached is None or cached[0] != stamp:
+                cached = (stamp, Composer.load(folder))
+                self._composers[(model_id, version)] = cached
+        return cached[1]
+
+    def composers(self, model: str | None = None) -> dict[str, dict]:
+        """The composers trained for the model's versions: {version: its composer.json}."""
+        model_id = self._manifest.model_id(model)
+        folder = self._composer_folder(model_id, BASE).parent
+        found = {}
+        if folder.is_dir():
+            for child in sorted(folder.iterdir()):
+                record = read_record(child) if not child.name.startswith(".") else None
+                if record is not None:
+                    found[child.name] = record
+        return found
+
+    def _composer_folder(self, model_id: str, version: str) -> Path:
+        slug = Path(self.models[model_id]["vectors"]).name
+        return composer_folder(self.path, slug, version)
+
     def active_version(self, model: str | None = None) -> str:
         """The name of the model's active version ("base" when none was adapted or chosen)."""
         self._notice_changes()
@@ -870,6 +1030,10 @@ class Library:
                     "default": model_id == self.default_model,
                     "active_version": self._manifest.active_version(model_id),
                     "versions": self._manifest.version_names(model_id),
+                    "composers": {
+                        version: _composer_summary(record)
+                        for version, record in self.composers(model_id).items()
+                    },
                 }
             )
         skipped = self._catalog.skipped()
@@ -1031,3 +1195,15 @@ class Library:
                     "(indexing or adapting); try again when it is done"
                 ) from None
             yield
+
+
+def _composer_summary(record: dict) -> dict:
+    """What `info` says of a composer: when, on what, how big, how long it took."""
+    settings = record.get("settings", {})
+    return {
+        "trained": record.get("trained"),
+        "items": record.get("items"),
+        "tokens": settings.get("tokens"),
+        "light": "light_crops" in record,
+        "seconds": round(record.get("token_seconds", 0) + record.get("light_seconds", 0), 1),
+    }

@@ -124,6 +124,23 @@ class Pictures:
         image.thumbnail((size, size))
         return image
 
+    def crops_of_page(self, rows: list[ItemRow], size: int) -> list[Image.Image]:
+        """The pictures of several items of one page, at most `size` pixels a side, the page
+        decoded once (at the smallest scale that still gives them that size)."""
+        if image_service(rows[0]) is not None:
+            return [self.crop(row, size) for row in rows]
+        shortest = min(max(r.bbox[2] - r.bbox[0], r.bbox[3] - r.bbox[1]) for r in rows)
+        factor = min(1.0, 2 * size / max(1, shortest))
+        page = self._page(rows[0], at_least=int(min(rows[0].page_size) * factor) + 1)
+        scale = page.width / rows[0].page_size[0]
+        crops = []
+        for row in rows:
+            x0, y0, x1, y1 = (round(v * scale) for v in row.bbox)
+            image = page.crop((x0, y0, x1, y1))
+            image.thumbnail((size, size))
+            crops.append(image)
+        return crops
+
     def page(self, row: ItemRow, size: int) -> Image.Image:
         """The item's whole page, at most `size` pixels a side."""
         from_service = self._from_service(row, "full", min(size, max(row.page_size)))

@@ -29,6 +29,11 @@ DEFAULT_DIMS = 192  # the seed paper's d for D = 512
 SELECTIONS = ("cv", "random")  # lowest coefficient of variation; the paper's random control
 DEFAULT_SELECT = "cv"
 DEFAULT_MODIFY_WEIGHT = 1.0  # the `sum` composition's text weight (not tuned yet: issue 19)
+# How a picture is changed by words: `sum` adds the vectors; `tokens` turns the picture into
+# pseudo-words read with the words by the text tower; `light` does so from a light query-side
+# encoder's vector (sashie/compose); `auto`: `tokens` when the library has a composer for the
+# active model version, else `sum`.
+MODIFY_METHODS = ("auto", "sum", "tokens", "light")
 MAX_WEIGHT = 1000.0  # a term's weight; larger ones overflow float32 sums into inf and NaN
 
 
@@ -44,6 +49,7 @@ class Query:
     vector: np.ndarray  # float32, not yet restricted to dims
     dims: np.ndarray | None  # selected dimensions, or None for all
     terms: tuple[Term, ...]  # empty for a query made from a plain vector
+    note: str | None = None  # something the user should know (a method that fell back)
 
     @property
     def text_only(self) -> bool:
@@ -139,9 +145,7 @@ def build_query(
         if t.kind == "image" and not isinstance(t.value, np.ndarray)
     ]
     if images:
-        vectors[[i for i, _ in images]] = encoder.encode_images(
-            [_query_image(v) for _, v in images]
-        )
+        vectors[[i for i, _ in images]] = encoder.encode_images([query_image(v) for _, v in images])
     for i, t in enumerate(terms):
         if t.kind == "vector":  # an item's stored vector: already in the library's space
             vectors[i] = normalize_rows(np.asarray(t.value, np.float32))
@@ -172,11 +176,7 @@ def modified(query: Query, encoder: Encoder, change: str, weight: float) -> Quer
     pictures changed by words ("hand-coloured", "with a plum tree") is the unit picture
     vector plus `weight` times the unit vector of the words, re-normalised. The dimensions
     selected for several pictures stay as they were."""
-    change = " ".join(change.split())
-    if not change:
-        raise SashieError("--modify needs words that change the picture")
-    if not any(t.kind in ("image", "vector") for t in query.terms):
-        raise SashieError("--modify changes a picture: give an --image (or an example item) too")
+    change = check_change(query, change)
     if not 0 < weight <= MAX_WEIGHT:
         raise SashieError(f"the modifier's weight must be above 0 and at most {MAX_WEIGHT:g}")
     words = normalize_rows(encoder.encode_texts([change])[0])
@@ -187,7 +187,19 @@ def modified(query: Query, encoder: Encoder, change: str, weight: float) -> Quer
     return Query(normalize_rows(combined), query.dims, terms)
 
 
-def _query_image(uri: str | Image.Image):
+def check_change(query: Query, change: str) -> str:
+    """The words of a change, whitespace tidied; an error when there are none or when the
+    query has no picture to change."""
+    change = " ".join(str(change).split())
+    if not change:
+        raise SashieError("--modify needs words that change the picture")
+    if not any(t.kind in ("image", "vector") for t in query.terms):
+        raise SashieError("--modify changes a picture: give an --image (or an example item) too")
+    return change
+
+
+def query_image(uri: str | Image.Image) -> Image.Image:
+    """A query picture: decoded already, or read from a path or URL (one error line)."""
     if isinstance(uri, Image.Image):
         return uri
     try:

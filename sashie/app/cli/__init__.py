@@ -7,6 +7,7 @@ import click
 from .adapt import adapt
 from .annotations import annotations_group
 from .common import SashieGroup
+from .compose import compose_group
 from .evaluation import bench_command, demo, world
 from .filter import filter_
 from .iiif import export_iiif, iiif_link
@@ -32,6 +33,7 @@ def main() -> None:
     sashie filter train LIB                      keep illustrations, drop text (see filter -h)
     sashie annotations add LIB 几帳 12 40         caption items you found
     sashie adapt LIB                             teach the model those captions (see adapt -h)
+    sashie compose train LIB                     then: search -i crane.png --modify "in ink"
     sashie versions list LIB                     the model versions; `versions use` switches
     sashie info LIB                              what the library holds, what was skipped
     sashie export LIB OUT/                       crops, vectors, metadata for clip-retrieval
@@ -50,6 +52,7 @@ for command in (
     annotations_group,
     filter_,
     adapt,
+    compose_group,
     versions,
     world,
     bench_command,

@@ -93,8 +93,15 @@ def demo(folder, pages, seed, port, no_serve):
     "concepts it finds, the library is adapted, queries are measured before "
     "and after (adds an index of layout regions + filter).",
 )
+@click.option(
+    "--compose",
+    is_flag=True,
+    help="Also composed search: a Twemoji picture changed by words (style, 'with Y', "
+    "held-out concepts), by image, text, sum, tokens and light; trains each library's "
+    "composer (adds an index of layout regions + filter).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object of figures.")
-def bench_command(quick, pages, seed, model, keep, world_dir, adapt, as_json):
+def bench_command(quick, pages, seed, model, keep, world_dir, adapt, compose, as_json):
     """Measure search quality on a fresh evaluation world with ground truth.
 
     Text -> illustration P@10/P@100/mAP (English, Japanese; seen and held-out concepts),
@@ -111,6 +118,7 @@ def bench_command(quick, pages, seed, model, keep, world_dir, adapt, as_json):
         keep=keep,
         progress=not as_json,
         adapt=adapt,
+        compose=compose,
         world=world_dir,
     )
     click.echo(bench.as_json(result) if as_json else bench.format_table(result))

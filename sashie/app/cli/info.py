@@ -32,6 +32,13 @@ def info(library, as_json):
                 f"(versions: base, {', '.join(m['versions'])})"
             )
         click.echo(f"model     {m['id']}{mark}: {m['vectors']} vectors x {m['dim']} dims")
+        for version, c in m["composers"].items():
+            active = "" if version == m["active_version"] else " (not the active version)"
+            click.echo(
+                f"composer  for {version}{active}: trained {c['trained']} on {c['items']} items, "
+                f"{c['tokens']} token(s), light encoder {'yes' if c['light'] else 'no'}, "
+                f"{c['seconds']} s"
+            )
     labels = facts["labels"]
     if labels["keep"] or labels["exclude"]:
         click.echo(f"labels    {labels['keep']} keep, {labels['exclude']} exclude")

@@ -13,6 +13,7 @@ from ...search.query import (
     DEFAULT_DIMS,
     DEFAULT_MODIFY_WEIGHT,
     DEFAULT_SELECT,
+    MODIFY_METHODS,
     SELECTIONS,
     parse_dims,
 )
@@ -42,7 +43,16 @@ from .common import TRUST_REMOTE_CODE, echo_json, parse_ids
     default=DEFAULT_MODIFY_WEIGHT,
     show_default=True,
     metavar="W",
-    help="How much the --modify words weigh against the picture.",
+    help="How much the --modify words weigh against the picture (the sum method).",
+)
+@click.option(
+    "--modify-method",
+    type=click.Choice(MODIFY_METHODS),
+    default="auto",
+    show_default=True,
+    help="sum: picture + W x words; tokens: the picture as pseudo-words read with the "
+    "words (after `sashie compose train`); light: the same from the light query encoder; "
+    "auto: tokens when trained, else sum.",
 )
 @click.option(
     "--k",
@@ -96,6 +106,7 @@ def search(
     images,
     modify,
     modify_weight,
+    modify_method,
     k,
     dims,
     select,
@@ -121,18 +132,26 @@ def search(
     \b
     A picture changed by words (composed search):
       sashie search LIB --image crane.png --modify "hand-coloured"
+    (`sashie compose train LIB` first makes it better: see `sashie compose -h`)
     """
     lib = Library(library, progress=True, trust_remote_code=trust_remote_code)
-    if relevant or irrelevant:
+    feedback = bool(relevant or irrelevant)
+    made = lib.query(
+        query,
+        images=images,
+        modify=modify,
+        modify_weight=modify_weight,
+        modify_method=modify_method,
+        dims=None if feedback else parse_dims(dims),
+        select=select,
+        seed=seed,
+        model=model,
+    )
+    if made.note:
+        click.echo(f"note: {made.note}", err=True)
+    if feedback:
         results = lib.feedback(
-            query=lib.query(
-                query,
-                images=images,
-                modify=modify,
-                modify_weight=modify_weight,
-                dims=None,
-                model=model,
-            ),
+            query=made,
             relevant=parse_ids(relevant),
             irrelevant=parse_ids(irrelevant),
             learner=learner,
@@ -141,16 +160,6 @@ def search(
             all_items=all_items,
         )
     else:
-        made = lib.query(
-            query,
-            images=images,
-            modify=modify,
-            modify_weight=modify_weight,
-            dims=parse_dims(dims),
-            select=select,
-            seed=seed,
-            model=model,
-        )
         results = lib.search(query=made, k=k, model=model, all_items=all_items)
     if as_json:
         echo_json({"results": [r.as_dict() for r in results]}, indent=None)

@@ -1,0 +1,140 @@
+"""A trained composer: the token learner (and the light encoder with its own learner), how it
+turns a picture and words into a query vector, and its files (safetensors + JSON, no pickle).
+
+The query prompt puts the picture's pseudo-words where a caption names the thing and the
+words where captions put them: "a picture of * hand-coloured", "a picture of * with a pine";
+Japanese words go before, as Japanese captions have them: 「彩色の*の絵」, 「松と*の絵」.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+from safetensors.torch import load_file, save_file
+
+from ..encoders import normalize_rows
+from ..errors import SashieError
+from ..search.query import Query, Term, check_change
+from .models import LightEncoder, TokenLearner, prepare
+from .slots import PLACEHOLDER, TokenSlots
+from .training import ComposeSettings
+
+FORMAT = 1
+WEIGHTS = "composer.safetensors"
+RECORD = "composer.json"
+_JAPANESE = re.compile(r"[\u3040-\u30ff\u3400-\u9fff\uff66-\uff9f]")
+
+
+def prompt_for(change: str) -> str:
+    """The prompt a change of words makes, with `*` where the picture goes."""
+    change = " ".join(change.replace(PLACEHOLDER, " ").split())
+    if _JAPANESE.search(change):
+        return f"{change}{PLACEHOLDER}の絵"
+    return f"a picture of {PLACEHOLDER} {change}"
+
+
+@dataclass
+class Composer:
+    learner: TokenLearner
+    record: dict  # composer.json: settings, model id, version, data hash, figures
+    light: LightEncoder | None = None
+    light_learner: TokenLearner | None = None
+    _slots: dict = field(default_factory=dict, repr=False)
+
+    @property
+    def model_id(self) -> str:
+        return self.record["model_id"]
+
+    @property
+    def version(self) -> str:
+        return self.record["version"]
+
+    @torch.inference_mode()
+    def query_vector(
+        self, slots: TokenSlots, picture: np.ndarray, change: str, *, light: bool = False
+    ) -> np.ndarray:
+        """The unit query vector of a picture's vector (the gallery model's, or with `light`
+        the light encoder's) changed by the words."""
+        learner = self.light_learner if light else self.learner
+        if learner is None:
+            raise SashieError("this composer has no light encoder; train it with --light")
+        vector = torch.from_numpy(normalize_rows(np.asarray(picture, np.float32))[None])
+        tokens = learner(vector)
+        features = slots.encode([prompt_for(change)], tokens).float().cpu().numpy()
+        return normalize_rows(features)[0]
+
+    @torch.inference_mode()
+    def light_vectors(self, pictures: list[Image.Image]) -> np.ndarray:
+        """The light encoder's unit vectors of query pictures."""
+        if self.light is None:
+            raise SashieError("this composer has no light encoder; train it with --light")
+        pixels = np.stack([prepare(p, self.light.side) for p in pictures])
+        return self.light(torch.from_numpy(pixels)).numpy()
+
+    def save(self, folder: Path) -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+        tensors = {f"learner.{k}": v for k, v in self.learner.state_dict().items()}
+        if self.light is not None and self.light_learner is not None:
+            tensors |= {f"light.{k}": v for k, v in self.light.state_dict().items()}
+            tensors |= {f"light_learner.{k}": v for k, v in self.light_learner.state_dict().items()}
+        save_file({k: v.contiguous() for k, v in tensors.items()}, str(folder / WEIGHTS))
+        text = json.dumps({"format": FORMAT, **self.record}, ensure_ascii=False, indent=1)
+        (folder / RECORD).write_text(text + "\n", encoding="utf-8")
+
+    @classmethod
+    def load(cls, folder: Path) -> Composer:
+        try:
+            record = json.loads((folder / RECORD).read_text(encoding="utf-8"))
+            tensors = load_file(str(folder / WEIGHTS))
+        except (OSError, ValueError) as e:
+            raise SashieError(f"cannot read the composer at {folder} ({e})") from None
+        if record.get("format") != FORMAT:
+            raise SashieError(f"the composer at {folder} has an unknown format")
+        settings = ComposeSettings(**record["settings"])
+        shape = record["shape"]  # dim, width
+        learner = _learner(tensors, "learner.", shape, settings)
+        light = light_learner = None
+        if any(k.startswith("light.") for k in tensors):
+            light = LightEncoder(shape["dim"], settings.light_side, settings.light_width)
+            light.load_state_dict(_part(tensors, "light."))
+            light.eval()
+            light_learner = _learner(tensors, "light_learner.", shape, settings)
+        return cls(learner, record, light, light_learner)
+
+
+def composed(
+    query: Query, composer: Composer, slots: TokenSlots, change: str, *, light: bool = False
+) -> Query:
+    """The query's picture vector (with `light`, made by the light encoder) changed by the
+    words through the composer's pseudo-words. Dimensions selected for several pictures
+    stay as they were."""
+    change = check_change(query, change)
+    vector = composer.query_vector(slots, query.vector, change, light=light)
+    terms = (*query.terms, Term(1.0, "modifier", change))
+    return Query(vector, query.dims, terms, query.note)
+
+
+def read_record(folder: Path) -> dict | None:
+    """A composer's composer.json, or None when there is none (nothing else is loaded)."""
+    try:
+        return json.loads((folder / RECORD).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
+def _part(tensors: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
+    return {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}
+
+
+def _learner(tensors: dict, prefix: str, shape: dict, settings: ComposeSettings) -> TokenLearner:
+    state = _part(tensors, prefix)
+    vocabulary = torch.zeros((2, shape["width"]))  # center and spread come from the file
+    learner = TokenLearner(shape["dim"], shape["width"], settings.tokens, vocabulary)
+    learner.load_state_dict(state)
+    return learner.eval()
