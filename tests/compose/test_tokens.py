@@ -241,3 +241,32 @@ def test_the_command_line_trains_shows_and_uses_the_composer(world_library):
             ).stdout
         )["results"]
         assert len(found) == 3
+
+
+def test_the_api_composes_by_each_method_and_refuses_an_unknown_one(world_library):
+    from fastapi.testclient import TestClient
+
+    from sashie.app import server
+
+    world, path = world_library
+    lib = Library(path)
+    if lib.composer() is None:
+        lib.train_composer(QUICK)
+    page = sorted((world / "pages").iterdir())[0]
+    client = TestClient(server.create_app(path))
+    scores = {}
+    for method in ("sum", "tokens", "light"):
+        answer = client.post(
+            "/api/search",
+            data={"modify": "with a pine", "modify_method": method, "limit": "4"},
+            files=[("images", ("p.jpg", page.read_bytes(), "image/jpeg"))],
+        )
+        assert answer.status_code == 200, answer.text
+        scores[method] = [r["score"] for r in answer.json()["results"]]
+        assert len(scores[method]) == 4 and answer.json()["note"] is None
+    assert scores["sum"] != scores["tokens"] != scores["light"]
+    items = ",".join(str(i) for i in lib.item_ids()[:1])
+    linked = client.get("/api/search", params={"items": items, "modify": "in ink"})
+    assert linked.status_code == 200
+    bad = client.get("/api/search", params={"items": items, "modify": "x", "modify_method": "?"})
+    assert bad.status_code == 400 and "modify method" in bad.json()["error"]
