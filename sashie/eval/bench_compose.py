@@ -158,10 +158,10 @@ def query_costs(lib: Library, pictures: list[Image.Image], change: str) -> dict:
         for name, p in model.named_parameters()
         if name.startswith(("vision_model", "visual_projection", "visual."))
     ]
-    example = torch.from_numpy(np.stack([inner.preprocess(pictures[0])]))
+    example = torch.from_numpy(np.stack([encoder.preprocess(pictures[0])]))
     costs: dict = {
         "gallery_parameters": int(sum(tower)),
-        "gallery_flops": count_flops(lambda x: inner._images(x), example),
+        "gallery_flops": count_flops(lambda x: encoder.encode_pixels(x.numpy()), example),
         "gallery_ms": _median_ms(lambda p: encoder.encode_images([p]), pictures),
     }
     if composer is not None and composer.light is not None:
