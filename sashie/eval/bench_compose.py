@@ -11,6 +11,11 @@ the reference is never in the gallery) and words that change it:
 A query counts when at least MIN_RELEVANT items answer it. Methods: the picture alone
 (`image`), the words alone (`text`), `sum`, `tokens` (the composer's pseudo-words from the
 stored-vector space: symmetric) and `light` (from the light query encoder: asymmetric).
+`named` is no method but a yardstick: the query the truth would write in the demo model's
+own caption form, the concept named ("a hand-coloured illustration of a crane"): what the
+text encoder allows when the picture is read perfectly. The light encoder also learns from
+QUERY_LIKE Twemoji pictures of concepts no query asks for (pictures like the references, never
+the references' own concepts: `train_composer(pictures=...)`).
 Metrics: Recall@10 and @50 (the share of relevant items in the top K, out of at most K) and
 mAP@50.
 """
@@ -36,11 +41,16 @@ from .world.artists import Artists
 from .world.vocab import Vocabulary
 
 TASKS = ("style", "with", "style_heldout", "with_heldout")
-METHODS = ("image", "text", "sum", "tokens", "light")
+METHODS = ("image", "text", "sum", "tokens", "light", "named")
 STYLE_WORDS = {"colour": ("hand-coloured", "彩色の"), "ink": ("in ink", "墨摺の")}
+STYLE_CAPTIONS = {  # how the demo model's captions say it (world/vocab.py)
+    "colour": ("a hand-coloured illustration of {}", "彩色の{}の絵"),
+    "ink": ("an ink illustration of {}", "墨摺の{}の絵"),
+}
 MIN_RELEVANT = 3
 WITH_PER_CONCEPT = 2
 LATENCY_PICTURES = 12
+QUERY_LIKE = 1000
 
 
 @dataclass
@@ -49,6 +59,7 @@ class ComposeQuery:
     concept: str  # X, the reference picture's concept
     change: str
     relevant: np.ndarray  # over the index's rows
+    named: str  # the yardstick: the concept and the change in the captions' own words
 
 
 @dataclass
@@ -82,7 +93,11 @@ def compose_queries(
             for style, words in STYLE_WORDS.items():
                 relevant = has_x & np.array([style in s for s in styles])
                 if relevant.sum() >= MIN_RELEVANT:
-                    queries += [ComposeQuery(f"style{suffix}", x, w, relevant) for w in words]
+                    names = (by_key[x].en, by_key[x].ja)
+                    queries += [
+                        ComposeQuery(f"style{suffix}", x, w, relevant, caption.format(name))
+                        for w, caption, name in zip(words, STYLE_CAPTIONS[style], names)
+                    ]
             beside = Counter(
                 y
                 for i in np.nonzero(has_x)[0]
@@ -93,9 +108,21 @@ def compose_queries(
                 if count < MIN_RELEVANT:
                     break
                 relevant = has_x & np.array([y in c for c in concepts])
-                for change in (f"with {by_key[y].en}", f"{by_key[y].ja}と"):
-                    queries.append(ComposeQuery(f"with{suffix}", x, change, relevant))
+                both = (
+                    f"an illustration of {by_key[x].en} and {by_key[y].en}",
+                    f"{by_key[y].ja}と{by_key[x].ja}の絵",
+                )
+                for change, truth_words in zip((f"with {by_key[y].en}", f"{by_key[y].ja}と"), both):
+                    queries.append(ComposeQuery(f"with{suffix}", x, change, relevant, truth_words))
     return queries
+
+
+def query_like_pictures(vocab: Vocabulary, count: int = QUERY_LIKE) -> list[Image.Image]:
+    """Twemoji pictures, made as the references are, of concepts no query asks for."""
+    artists = Artists()
+    asked = set(vocab.query)
+    others = [c for c in vocab.concepts if c.key not in asked][:count]
+    return [reference_pictures(artists, c, 1, seed=10_000 + i)[0] for i, c in enumerate(others)]
 
 
 def reference_of(vocab: Vocabulary, keys: set[str]) -> dict[str, Image.Image]:
@@ -122,6 +149,8 @@ def measure(
                 vector = lib.query(images=[picture]).vector
             elif method == "text":
                 vector = lib.query(q.change).vector
+            elif method == "named":
+                vector = lib.query(q.named).vector
             else:
                 vector = lib.query(
                     images=[picture], modify=q.change, modify_method=method, modify_weight=weight
@@ -148,7 +177,17 @@ def measure(
 def query_costs(lib: Library, pictures: list[Image.Image], change: str) -> dict:
     """What a query picture costs the gallery model's image tower and the light encoder
     (parameters, FLOPs, CPU milliseconds per picture, preprocessing included), and what a
-    whole search costs: picture alone, composed by sum, tokens and light."""
+    whole search costs: picture alone, composed by sum, tokens and light. Timed with one
+    torch thread, as `sashie serve` runs (sashie/app/server.py)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return _query_costs(lib, pictures, change)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _query_costs(lib: Library, pictures: list[Image.Image], change: str) -> dict:
     encoder = lib.query_encoder()
     composer = lib.composer()
     inner: Any = getattr(encoder, "inner", encoder)  # a torch backend: its model and towers
@@ -199,7 +238,7 @@ def run_compose_experiment(
     """Train the library's composer (when `train`), then measure every task and method."""
     experiment = ComposeExperiment(label)
     if train:
-        lib.train_composer()
+        lib.train_composer(pictures=query_like_pictures(vocab))
     composer = lib.composer()
     if composer is not None:
         experiment.training = composer.record
@@ -270,5 +309,5 @@ def format_experiment(experiment: ComposeExperiment) -> str:
             for k, v in costs.items()
             if k.startswith("search_")
         )
-        lines.append(f"whole search (CPU, k = 50, median): {searches}")
+        lines.append(f"whole search (CPU, one torch thread, k = 50, median): {searches}")
     return "\n".join(lines)

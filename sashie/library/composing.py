@@ -68,10 +68,13 @@ def train_composer(
     settings: ComposeSettings,
     device: str,
     progress: Callable[[str, int, int, float | None], None],
+    query_like: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> ComposeReport:
     """Train the token learner on `vectors` (the live, kept items of the active version) and,
-    with `settings.light`, the light encoder on crops of up to `light_items` of them; save
-    the composer into `folder` (replacing one there, only once all is trained)."""
+    with `settings.light`, the light encoder on crops of up to `light_items` of them, plus
+    `query_like` (pictures like those searched with, as light-encoder squares, and the
+    gallery model's vectors of them); save the composer into `folder` (replacing one there,
+    only once all is trained)."""
     if len(vectors) < MIN_ITEMS:
         raise SashieError(
             f"the library has {len(vectors)} items to learn from; composed search needs at "
@@ -117,7 +120,7 @@ def train_composer(
         )
         targets = vectors[chosen][kept]
         light, light_losses, agreement = train_light_encoder(
-            pixels, targets, settings, device=device, progress=report
+            pixels, targets, settings, device=device, progress=report, extra=query_like
         )
         with torch.no_grad():
             light_inputs = np.concatenate(
@@ -143,6 +146,7 @@ def train_composer(
         record.update(
             light_seconds=round(light_seconds, 1),
             light_crops=crops,
+            light_query_like=0 if query_like is None else len(query_like[0]),
             light_losses=light_losses,
             light_agreement=round(agreement, 4),
             light_flops=count_flops(light, torch.zeros(1, 3, light.side, light.side)),

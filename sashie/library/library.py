@@ -40,6 +40,7 @@ from PIL import Image
 from ..adapt.settings import AdaptSettings
 from ..adapt.versions import load_text_state, load_version_adapter
 from ..compose.composer import Composer, composed, read_record
+from ..compose.models import to_square
 from ..compose.slots import CannotTakeTokens, token_slots
 from ..compose.training import ComposeSettings
 from ..encoders import Encoder, load_encoder
@@ -900,6 +901,7 @@ class Library:
         self,
         settings: ComposeSettings | None = None,
         *,
+        pictures: Sequence[QueryImage] = (),
         model: str | None = None,
         device: str | None = None,
         progress: Callable[[dict], None] | None = None,
@@ -907,6 +909,10 @@ class Library:
         """Train composed search's token learner (and, with `settings.light`, the light
         query encoder) for the active model version, on the library's own kept items: no
         labels, no captions. Later searches with `modify` use it (sashie/compose).
+
+        `pictures` (paths, URLs or images, no labels): pictures like those people will search
+        with, when they differ from the collection's (photographs, clip-art); the light
+        encoder learns the model's vectors of them too, so its queries stay in place.
 
         `progress` receives {"stage": "tokens" | "crops" | "light", "done", "total", "loss"}."""
         settings = settings or ComposeSettings()
@@ -921,6 +927,15 @@ class Library:
             excluded = self.excluded_rows(model_id)
             keep = np.ones(len(index), bool) if excluded is None else ~excluded
             bar = ProgressBar(progress, self.progress)
+            query_like = None
+            if pictures and settings.light:
+                images = [
+                    query_image(p if isinstance(p, Image.Image) else str(p)) for p in pictures
+                ]
+                query_like = (
+                    np.stack([to_square(im, settings.light_side) for im in images]),
+                    encoder.encode_images(images),
+                )
             try:
                 report = train_composer(
                     folder=self._composer_folder(model_id, version),
@@ -933,6 +948,7 @@ class Library:
                     settings=settings,
                     device=encoder.device,
                     progress=lambda stage, done, total, loss: bar.update(stage, done, total, loss),
+                    query_like=query_like,
                 )
             finally:
                 bar.close()

@@ -219,9 +219,18 @@ def test_bad_input_is_one_error_line(world_library):
 
 def test_the_command_line_trains_shows_and_uses_the_composer(world_library):
     world, path = world_library
-    out = run_cli("compose", "train", path, "--steps", "20", "--light-epochs", "1", "--json")
+    pictures = make_pages(path.parent / "query-like", 3, size=(40, 40), seed=9)
+    out = run_cli(
+        "compose", "train", path, "--steps", "20", "--light-epochs", "1",
+        "--pictures", pictures[0].parent, "--json",
+    )  # fmt: skip
     record = json.loads(out.stdout)
     assert record["settings"]["steps"] == 20 and record["light_parameters"] > 0
+    assert record["light_query_like"] == 3
+    empty = path.parent / "no-pictures"
+    empty.mkdir(exist_ok=True)
+    refused = run_cli("compose", "train", path, "--pictures", empty, check=False)
+    assert refused.exit_code != 0 and "no pictures in" in refused.stderr
     assert "composer  for base" in run_cli("info", path).stdout
     page = str(sorted((world / "pages").iterdir())[2])
     for method in ("tokens", "light", "sum"):

@@ -2,13 +2,29 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import click
 
 from ...compose.training import ComposeSettings
+from ...errors import SashieError
+from ...ingest.images import IMAGE_EXTENSIONS
 from ...library import Library
 from .common import LIBRARY, TRUST_REMOTE_CODE, echo_json
 
 DEFAULTS = ComposeSettings()
+
+
+def picture_files(folder: str, limit: int) -> list[str]:
+    """The image files in a folder and below, sorted, at most `limit` (links not followed)."""
+    found = []
+    for root, _, names in os.walk(folder):
+        for name in sorted(names):
+            path = Path(root) / name
+            if path.suffix.lower() in IMAGE_EXTENSIONS and path.is_file() and not path.is_symlink():
+                found.append(str(path))
+    return sorted(found)[:limit]
 
 
 @click.group("compose")
@@ -56,6 +72,13 @@ def compose_group() -> None:
     type=click.IntRange(1, 1000),
     help="Epochs of the light encoder's distillation.",
 )
+@click.option(
+    "--pictures",
+    type=click.Path(file_okay=False, exists=True),
+    metavar="DIR",
+    help="A folder of pictures like those you will search with, when they differ from the "
+    "collection's (photographs, clip-art): the light encoder learns them too. No labels.",
+)
 @click.option("--seed", type=int, default=DEFAULTS.seed, show_default=True)
 @click.option("--model", "-m", metavar="SPEC_OR_ID", help="Which of the library's models.")
 @click.option("--device", metavar="DEVICE", help="cpu or cuda (default: cuda when present).")
@@ -68,6 +91,7 @@ def train(
     steps,
     light,
     light_epochs,
+    pictures,
     seed,
     model,
     device,
@@ -87,7 +111,10 @@ def train(
         tokens=tokens, steps=steps, light=light, light_epochs=light_epochs, seed=seed
     )
     lib = Library(library, progress=not quiet and not as_json, trust_remote_code=trust_remote_code)
-    report = lib.train_composer(settings, model=model, device=device)
+    found = picture_files(pictures, DEFAULTS.light_items) if pictures else []
+    if pictures and not found:
+        raise SashieError(f"no pictures in {pictures}")
+    report = lib.train_composer(settings, pictures=found, model=model, device=device)
     if as_json:
         echo_json({"folder": str(report.folder), **report.record})
         return
@@ -98,7 +125,8 @@ def train(
     )
     if report.crops:
         click.echo(
-            f"light encoder: {report.crops} crops, {report.light_seconds:.0f} s, "
+            f"light encoder: {report.crops} crops + {record['light_query_like']} pictures, "
+            f"{report.light_seconds:.0f} s, "
             f"{record['light_parameters']:,} parameters, "
             f"{record['light_flops'] / 1e6:.1f} MFLOPs a picture; "
             f"cosine to the model's vectors {record['light_agreement']}"
