@@ -285,3 +285,35 @@ def test_a_dropped_picture_changed_by_words(browser, site, tmp_path):
     until(lambda: page.locator(".card .meta span").first.inner_text() != plain_first)
     page.screenshot(path=SHOTS / "12-picture-changed-by-words.png")
     context.close()
+
+
+@pytest.fixture(scope="module")
+def composed_site(tmp_path_factory):
+    """A library whose active version has a composer: the page's searches use tokens."""
+    from sashie.compose.training import ComposeSettings
+
+    root = tmp_path_factory.mktemp("composed")
+    _, path = indexed_world(root, pages=12, seed=48)
+    Library(path).train_composer(ComposeSettings(steps=30, batch=16, negatives=32, light=False))
+    with serving(server.create_app(path)) as url:
+        yield url, path
+
+
+def test_the_page_changes_a_picture_by_the_trained_tokens(browser, composed_site, tmp_path):
+    url, path = composed_site
+    (picture,) = make_pages(tmp_path / "pictures", 1, size=(160, 220))
+    lib = Library(path)
+    by_tokens = lib.search(images=[str(picture)], modify="in ink", modify_method="tokens", k=4)
+    by_sum = lib.search(images=[str(picture)], modify="in ink", modify_method="sum", k=4)
+    assert [r.item for r in by_tokens] != [r.item for r in by_sum]
+    context, page = open_page(browser, f"{url}/")
+    page.set_input_files("#files", str(picture))
+    page.fill("#modify", "in ink")
+    page.click("#go")
+    page.wait_for_selector("#status:has-text('results in')")
+    assert "note" not in page.inner_text("#status")
+    shown = [int(i) for i in page.evaluate(
+        "[...document.querySelectorAll('#grid .card')].slice(0, 4).map(c => c.dataset.item)"
+    )]  # fmt: skip
+    assert shown == [r.item for r in by_tokens]
+    context.close()
