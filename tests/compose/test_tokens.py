@@ -69,6 +69,7 @@ def _rank_of_own(slots, learner, vectors):
     return (scores > scores[np.arange(len(vectors)), np.arange(len(vectors))][:, None]).sum(1)
 
 
+@pytest.mark.slow  # an evaluation world indexed and a composer trained
 def test_training_moves_composed_queries_toward_their_targets(world_library):
     _, path = world_library
     lib = Library(path)
@@ -86,6 +87,7 @@ def test_training_moves_composed_queries_toward_their_targets(world_library):
     assert np.median(after) < np.median(before) / 2, (np.median(before), np.median(after))
 
 
+@pytest.mark.slow  # an evaluation world indexed and a composer trained
 def test_a_trained_composer_is_saved_without_pickle_and_used_by_search(world_library, tmp_path):
     world, path = world_library
     lib = Library(path)
@@ -118,6 +120,7 @@ def test_a_trained_composer_is_saved_without_pickle_and_used_by_search(world_lib
     assert lib.info()["models"][0]["composers"]["base"]["light"] is True
 
 
+@pytest.mark.slow  # an evaluation world indexed and a composer trained
 def test_the_light_method_never_runs_the_gallery_image_tower(world_library):
     world, path = world_library
     lib = Library(path)
@@ -199,6 +202,7 @@ def test_a_composer_of_another_version_is_not_used(tmp_path, tiny_spec):
     assert lib.query(images=[picture], modify="blue").note is None
 
 
+@pytest.mark.slow  # an evaluation world indexed and a composer trained
 def test_bad_input_is_one_error_line(world_library):
     world, path = world_library
     lib = Library(path)
@@ -217,6 +221,7 @@ def test_bad_input_is_one_error_line(world_library):
     assert result.exit_code == 2 and "modify-method" in result.stderr
 
 
+@pytest.mark.slow  # an evaluation world indexed and a composer trained
 def test_the_command_line_trains_shows_and_uses_the_composer(world_library):
     world, path = world_library
     pictures = make_pages(path.parent / "query-like", 3, size=(40, 40), seed=9)
@@ -252,6 +257,7 @@ def test_the_command_line_trains_shows_and_uses_the_composer(world_library):
         assert len(found) == 3
 
 
+@pytest.mark.slow  # an evaluation world indexed and a composer trained
 def test_the_api_composes_by_each_method_and_refuses_an_unknown_one(world_library):
     from fastapi.testclient import TestClient
 
