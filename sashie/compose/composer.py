@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +21,7 @@ from safetensors.torch import load_file, save_file
 from ..encoders import normalize_rows
 from ..errors import SashieError
 from ..search.query import Query, Term, check_change
-from .models import LightEncoder, TokenLearner, prepare
+from .models import LightEncoder, TokenLearner, to_square
 from .slots import PLACEHOLDER, TokenSlots
 from .training import ComposeSettings
 
@@ -45,7 +45,6 @@ class Composer:
     record: dict  # composer.json: settings, model id, version, data hash, figures
     light: LightEncoder | None = None
     light_learner: TokenLearner | None = None
-    _slots: dict = field(default_factory=dict, repr=False)
 
     @property
     def model_id(self) -> str:
@@ -74,8 +73,7 @@ class Composer:
         """The light encoder's unit vectors of query pictures."""
         if self.light is None:
             raise SashieError("this composer has no light encoder; train it with --light")
-        pixels = np.stack([prepare(p, self.light.side) for p in pictures])
-        return self.light(torch.from_numpy(pixels)).numpy()
+        return self.light.encode(np.stack([to_square(p, self.light.side) for p in pictures]))
 
     def save(self, folder: Path) -> None:
         folder.mkdir(parents=True, exist_ok=True)

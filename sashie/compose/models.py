@@ -76,9 +76,14 @@ class LightEncoder(nn.Module):
         pooled = self.features(pixels).mean((2, 3))
         return F.normalize(self.head(pooled), dim=-1)
 
-    def prepare(self, image: Image.Image) -> np.ndarray:
-        """A picture as this encoder's input (3, side, side): resized whole to a square."""
-        return prepare(image, self.side)
+    @torch.no_grad()
+    def encode(self, squares: np.ndarray, batch: int = 512) -> np.ndarray:
+        """Unit vectors of (N, side, side, 3) uint8 squares (`to_square`), in batches."""
+        out = [
+            self(torch.from_numpy(normalise(squares[start : start + batch]))).numpy()
+            for start in range(0, len(squares), batch)
+        ]
+        return np.concatenate(out) if out else np.zeros((0, self.head.out_features), np.float32)
 
 
 def to_square(image: Image.Image, side: int) -> np.ndarray:
@@ -92,10 +97,6 @@ def normalise(pixels: np.ndarray) -> np.ndarray:
     """(..., side, side, 3) uint8 -> (..., 3, side, side) float32 model input."""
     x = (pixels.astype(np.float32) / 255.0 - MEAN) / STD
     return np.moveaxis(x, -1, -3)
-
-
-def prepare(image: Image.Image, side: int) -> np.ndarray:
-    return normalise(to_square(image, side))
 
 
 def count_flops(module: Callable[[torch.Tensor], object], example: torch.Tensor) -> int:

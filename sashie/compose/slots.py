@@ -59,6 +59,11 @@ class TokenSlots:
         """The tower's word embeddings (V, E), detached."""
         return self.embedding.weight.detach()
 
+    def freeze(self) -> None:
+        """No gradients for the text tower's own weights (only the tokens learn)."""
+        for parameter in self._inner.model.parameters():
+            parameter.requires_grad_(False)
+
     def word_ids(self, text: str) -> list[int]:
         """The tokenizer's ids for `text`, without start or end tokens."""
         return self._words(text)

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import copy
 import math
-import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
@@ -101,9 +100,7 @@ def train_token_learner(
     else:
         learner = copy.deepcopy(start)
     learner.to(device).train()
-    for parameter in slots.embedding.parameters():
-        parameter.requires_grad_(False)
-    _freeze(slots)
+    slots.freeze()
     x = torch.from_numpy(np.ascontiguousarray(inputs, np.float32)).to(device)
     y = torch.from_numpy(np.ascontiguousarray(targets, np.float32)).to(device)
     pool = torch.from_numpy(np.ascontiguousarray(collection, np.float32)).to(device)
@@ -136,11 +133,6 @@ def train_token_learner(
             if progress:
                 progress({"stage": "tokens", "done": step + 1, "total": steps, "loss": losses[-1]})
     return learner.cpu().eval(), losses
-
-
-def _freeze(slots: TokenSlots) -> None:
-    for parameter in slots._inner.model.parameters():
-        parameter.requires_grad_(False)
 
 
 def train_light_encoder(
@@ -200,9 +192,7 @@ def train_light_encoder(
     model = model.cpu().eval()
     agreement = float("nan")
     if len(held):
-        with torch.no_grad():
-            out = model(torch.from_numpy(normalise(crops[held])))
-        agreement = float((out.numpy() * targets[held]).sum(-1).mean())
+        agreement = float((model.encode(crops[held]) * targets[held]).sum(-1).mean())
     return model, losses, agreement
 
 
@@ -216,9 +206,3 @@ def _augment(pixels: np.ndarray, generator: torch.Generator) -> np.ndarray:
     x[grey] = x[grey].mean(-1, keepdims=True)
     x = x * (0.85 + 0.3 * draws[:, 2]).astype(np.float32)[:, None, None, None]
     return normalise(np.clip(x, 0, 255).astype(np.uint8))
-
-
-def timed(work: Callable[[], object]) -> tuple[object, float]:
-    started = time.perf_counter()
-    out = work()
-    return out, time.perf_counter() - started

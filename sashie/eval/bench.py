@@ -99,15 +99,9 @@ def _composition(
     """Composed search on the oracle regions (figures `compose_*`) and on layout regions with
     the filter (`compose_layout_*`), each library's composer trained first."""
     vocab = vocabulary()
-    folder = workdir / "layout-library"
-    if (folder / "manifest.json").is_file():  # kept from an earlier run (--keep)
-        layout_lib, layout_label = Library(folder, progress=progress), "layout regions"
-        if layout_lib.has_filter:
-            layout_label += ", filter applied"
-    else:
-        layout_lib, layout_label = bench_adapt.layout_library(
-            folder, world, model, seed=seed, progress=progress
-        )
+    layout_lib, layout_label = bench_adapt.layout_library(
+        workdir / "layout-library", world, model, seed=seed, progress=progress
+    )
     runs = (
         (oracle_lib, "oracle regions", "compose", False),
         (layout_lib, layout_label, "compose_layout", True),

@@ -212,8 +212,11 @@ def layout_library(
 ) -> tuple[Library, str]:
     """The collection as a user would index it: layout regions, a filter trained on
     FILTER_LABELS ground-truth labels and applied. Returns the library and its description
-    (a small world may lack the labels to train a filter on)."""
+    (a small world may lack the labels to train a filter on). One made before in `folder`
+    (`--keep`, or by the other experiment of this run) is used as it is."""
     lib = Library(folder, create=True, progress=progress)
+    if lib.has_filter:
+        return lib, "layout regions, filter applied"
     lib.add([str(world / "pages")], model=model, regions="layout")
     ids, keep = ground_truth_labels(lib, world, FILTER_LABELS, seed)
     lib.label(ids, keep, source="ground-truth")

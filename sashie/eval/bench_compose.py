@@ -142,11 +142,12 @@ def measure(
     index = lib.index()
     excluded = lib.excluded_rows()
     scored: dict[str, dict[str, list[tuple[float, float, float]]]] = {}
+    alone = {k: lib.query(images=[p]).vector for k, p in references.items() if "image" in methods}
     for q in queries:
         picture = references[q.concept]
         for method in methods:
             if method == "image":
-                vector = lib.query(images=[picture]).vector
+                vector = alone[q.concept]
             elif method == "text":
                 vector = lib.query(q.change).vector
             elif method == "named":

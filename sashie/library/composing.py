@@ -122,13 +122,7 @@ def train_composer(
         light, light_losses, agreement = train_light_encoder(
             pixels, targets, settings, device=device, progress=report, extra=query_like
         )
-        with torch.no_grad():
-            light_inputs = np.concatenate(
-                [
-                    light(torch.from_numpy(_normalised(pixels[s : s + 512]))).numpy()
-                    for s in range(0, len(pixels), 512)
-                ]
-            )
+        light_inputs = light.encode(pixels)
         light_learner, tuned_losses = train_token_learner(
             slots,
             light_inputs,
@@ -155,12 +149,6 @@ def train_composer(
         )
     _save(composer, folder)
     return ComposeReport(folder, len(vectors), crops, token_seconds, light_seconds, record)
-
-
-def _normalised(pixels: np.ndarray) -> np.ndarray:
-    from ..compose.models import normalise
-
-    return normalise(pixels)
 
 
 def _crops(
