@@ -87,22 +87,28 @@ class Composer:
 
     @classmethod
     def load(cls, folder: Path) -> Composer:
+        """The composer saved in `folder`. Its files are data from a library that may come
+        from anyone: the networks' sizes are read from the tensors and the settings are
+        checked, and anything amiss is one error line."""
         try:
-            record = json.loads((folder / RECORD).read_text(encoding="utf-8"))
+            record = read_record(folder)
+            if record is None or record.get("format") != FORMAT:
+                raise ValueError("no composer.json of a known format")
+            settings = ComposeSettings(**record["settings"])
+            settings.check()
             tensors = load_file(str(folder / WEIGHTS))
-        except (OSError, ValueError) as e:
-            raise SashieError(f"cannot read the composer at {folder} ({e})") from None
-        if record.get("format") != FORMAT:
-            raise SashieError(f"the composer at {folder} has an unknown format")
-        settings = ComposeSettings(**record["settings"])
-        shape = record["shape"]  # dim, width
-        learner = _learner(tensors, "learner.", shape, settings)
-        light = light_learner = None
-        if any(k.startswith("light.") for k in tensors):
-            light = LightEncoder(shape["dim"], settings.light_side, settings.light_width)
-            light.load_state_dict(_part(tensors, "light."))
-            light.eval()
-            light_learner = _learner(tensors, "light_learner.", shape, settings)
+            learner = _learner(_part(tensors, "learner."), settings)
+            light = light_learner = None
+            if any(k.startswith("light.") for k in tensors):
+                state = _part(tensors, "light.")
+                dim = int(state["head.weight"].shape[0])
+                light = LightEncoder(dim, settings.light_side, settings.light_width)
+                light.load_state_dict(state)
+                light.eval()
+                light_learner = _learner(_part(tensors, "light_learner."), settings)
+        except (OSError, ValueError, TypeError, KeyError, RuntimeError, SashieError) as e:
+            reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            raise SashieError(f"cannot read the composer at {folder} ({reason})") from None
         return cls(learner, record, light, light_learner)
 
 
@@ -119,9 +125,11 @@ def composed(
 
 
 def read_record(folder: Path) -> dict | None:
-    """A composer's composer.json, or None when there is none (nothing else is loaded)."""
+    """A composer's composer.json, or None when there is none or it is no JSON object
+    (nothing else is loaded)."""
     try:
-        return json.loads((folder / RECORD).read_text(encoding="utf-8"))
+        record = json.loads((folder / RECORD).read_text(encoding="utf-8"))
+        return record if isinstance(record, dict) else None
     except (OSError, ValueError):
         return None
 
@@ -130,9 +138,10 @@ def _part(tensors: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tens
     return {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}
 
 
-def _learner(tensors: dict, prefix: str, shape: dict, settings: ComposeSettings) -> TokenLearner:
-    state = _part(tensors, prefix)
-    vocabulary = torch.zeros((2, shape["width"]))  # center and spread come from the file
-    learner = TokenLearner(shape["dim"], shape["width"], settings.tokens, vocabulary)
+def _learner(state: dict[str, torch.Tensor], settings: ComposeSettings) -> TokenLearner:
+    """A token learner of the sizes its tensors have (dim from the first layer, the token
+    width from the vocabulary's centre)."""
+    dim, width = int(state["net.0.weight"].shape[1]), int(state["center"].shape[0])
+    learner = TokenLearner(dim, width, settings.tokens, torch.zeros((2, width)))
     learner.load_state_dict(state)
     return learner.eval()

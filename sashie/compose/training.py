@@ -57,6 +57,8 @@ class ComposeSettings:
             raise SashieError("--steps must be at least 1")
         if not 16 <= self.light_side <= 224:
             raise SashieError("the light encoder's side must be between 16 and 224")
+        if not 4 <= self.light_width <= 128:
+            raise SashieError("the light encoder's width must be between 4 and 128")
 
     def as_dict(self) -> dict:
         return asdict(self)

@@ -103,7 +103,6 @@ def train_composer(
         "items": len(vectors),
         "data_hash": data_hash(item_ids, vectors),
         "settings": settings.as_dict(),
-        "shape": {"dim": int(vectors.shape[1]), "width": slots.width},
         "trained": time.strftime("%Y-%m-%dT%H:%M:%S"),
         "token_seconds": round(token_seconds, 1),
         "token_losses": losses,

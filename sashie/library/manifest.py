@@ -66,6 +66,11 @@ class Manifest:
             raise SashieError(f"{self.folder} is not a sashie library")
         if not isinstance(data.get("version"), int) or not isinstance(data.get("models"), dict):
             raise SashieError(f"unreadable library manifest in {self.folder} (malformed)")
+        if not all(_names_are_plain(entry) for entry in data["models"].values()):
+            raise SashieError(
+                f"unreadable library manifest in {self.folder} (a model's folder or version "
+                "name is not a plain name)"
+            )
         if data["version"] > FORMAT_VERSION:
             raise SashieError(
                 f"{self.folder} was written by a newer sashie (format {data['version']}); "
@@ -228,3 +233,32 @@ def _write(path: Path, data: dict) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def _plain(name: object) -> bool:
+    """A name that stays one folder inside the library: no separators, no dot names."""
+    return (
+        isinstance(name, str)
+        and bool(name)
+        and not name.startswith(".")
+        and not any(c in name for c in "/\\\0")
+    )
+
+
+def _names_are_plain(entry: object) -> bool:
+    """A model entry whose names become folders (its vectors, versions, the active one)
+    cannot lead out of the library: a manifest may come from anyone."""
+    if not isinstance(entry, dict):
+        return False
+    vectors = entry.get("vectors")
+    folder, _, slug = vectors.partition("/") if isinstance(vectors, str) else ("", "", "")
+    versions = entry.get("versions", {})
+    active = entry.get("active")
+    return (
+        folder == "vectors"
+        and _plain(slug)
+        and isinstance(versions, dict)
+        and all(_plain(v) for v in versions)
+        and (active is None or _plain(active))
+    )
+

@@ -1,0 +1,70 @@
+"""A library folder may come from anyone: the names its manifest gives folders never lead out
+of it, and the composer files it holds are data checked before use (one error line)."""
+
+import json
+
+import pytest
+from safetensors.torch import load_file, save_file
+
+from sashie.compose.training import ComposeSettings
+from sashie.errors import SashieError
+from sashie.library import Library
+
+from conftest import make_pages
+
+QUICK = ComposeSettings(steps=3, batch=8, negatives=8, light=False)
+
+
+@pytest.fixture
+def small_library(tmp_path):
+    make_pages(tmp_path / "pages", 16)
+    with Library(tmp_path / "lib", create=True) as lib:
+        lib.add([str(tmp_path / "pages")], regions="whole")
+    return tmp_path / "lib"
+
+
+def _set(library, change) -> None:
+    path = library / "manifest.json"
+    data = json.loads(path.read_text())
+    change(next(iter(data["models"].values())))
+    path.write_text(json.dumps(data))
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        lambda m: m.update(active="../../elsewhere"),
+        lambda m: m.update(active="/tmp"),
+        lambda m: m.update(versions={"../x": {}}),
+        lambda m: m.update(vectors="vectors/../../elsewhere"),
+        lambda m: m.update(vectors="/etc"),
+    ],
+)
+def test_a_manifest_name_that_leads_out_of_the_library_is_refused(small_library, change):
+    _set(small_library, change)
+    with pytest.raises(SashieError, match="not a plain name"):
+        Library(small_library)
+
+
+def test_a_composer_with_hostile_settings_or_shapes_is_one_error_line(small_library, tmp_path):
+    lib = Library(small_library)
+    folder = lib.train_composer(QUICK).folder
+    picture = str(sorted((tmp_path / "pages").iterdir())[0])
+    record_path, weights_path = folder / "composer.json", folder / "composer.safetensors"
+    record = json.loads(record_path.read_text())
+    weights = load_file(str(weights_path))
+    hostile = [
+        ({**record, "settings": {**record["settings"], "tokens": 10**6}}, weights),
+        ({**record, "settings": {**record["settings"], "light_side": 10**6}}, weights),
+        ({**record, "settings": {**record["settings"], "run": "rm -rf /"}}, weights),
+        ({**record, "settings": "all"}, weights),
+        (record, {k: v[..., :1] for k, v in weights.items()}),  # tensors of other sizes
+        (record, {}),
+    ]
+    for bad_record, bad_weights in hostile:
+        record_path.write_text(json.dumps(bad_record))
+        save_file({k: v.contiguous() for k, v in bad_weights.items()}, str(weights_path))
+        with pytest.raises(SashieError, match="cannot read the composer"):
+            lib.query(images=[picture], modify="red", modify_method="tokens")
+    record_path.write_text("[1, 2]")  # not an object: no composer, and info still answers
+    assert Library(small_library).info()["models"][0]["composers"] == {}
