@@ -261,4 +261,3 @@ def _names_are_plain(entry: object) -> bool:
         and all(_plain(v) for v in versions)
         and (active is None or _plain(active))
     )
-
