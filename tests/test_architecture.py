@@ -15,7 +15,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "sashie"
 # -> interfaces). Each key may import only the packages of its own layer and those below.
 LAYERS = [
     {"errors", "extras"},
-    {"store", "ingest", "regions", "encoders", "adapt", "search", "filter", "compose"},
+    {"store", "ingest", "regions", "encoders", "adapt", "search", "filter", "compose", "classify"},
     {"library"},
     {"app", "eval"},
 ]

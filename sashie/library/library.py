@@ -6,7 +6,8 @@
         print(hit.score, hit.page, hit.bbox)
 
 Its verbs: add; search and feedback; label, train_filter (the keep/exclude filter); annotate,
-adapt and use (model versions); info and export. Each delegates: `sashie.ingest` reads and
+adapt and use (model versions); classify (labels from a label set, search facets); info and
+export. Each delegates: `sashie.ingest` reads and
 indexes, `sashie.search` builds queries and ranks, `sashie.filter` judges items,
 `sashie.adapt` trains; this package keeps the library's files (manifest.py, stored.py,
 versions.py, annotations.py, adapting.py). The command line and the web server use only
@@ -14,7 +15,8 @@ these verbs.
 
 On disk (docs/architecture.md has the details):
     manifest.json          format version, the models and their dimensions, the default model
-    catalog.sqlite         pages, items, skipped inputs, vector counts, labels, annotations
+    catalog.sqlite         pages, items, skipped inputs, vector counts, labels, annotations,
+                           label sets and the classes they gave items
     vectors/<model>/       vectors.f16 and items.i64 of each model (sashie/store/vectors.py)
     filter/                the keep/exclude filter, when one is trained (sashie/filter)
     adapters/<model>/<v>/  model versions made by `adapt` (sashie/adapt/versions.py)
@@ -39,6 +41,9 @@ from PIL import Image
 
 from ..adapt.settings import AdaptSettings
 from ..adapt.versions import load_text_state, load_version_adapter
+from ..classify.coder import DEFAULT_METHOD, Scoring
+from ..classify.generator import ChatEndpoint, describe_classes
+from ..classify.labelfile import LabelSet, read_label_file
 from ..compose.composer import Composer, composed, read_record
 from ..compose.models import to_square
 from ..compose.slots import CannotTakeTokens, token_slots
@@ -72,6 +77,7 @@ from ..store.vectors import VectorFile
 from . import iiif
 from .adapting import AdaptReport, ProgressBar, make_version, train_in_float32
 from .annotations import Pairs, export_pairs, file_pairs, library_pairs
+from .classifying import ClassifyReport, examples_from_annotations, export_labels, label_items
 from .composing import ComposeReport, composer_folder, train_composer
 from .export import ExportReport, Marks, export_items
 from .iiif import AnnotationExport
@@ -107,6 +113,7 @@ class Result:
     captions: tuple[str, ...]  # the item's annotations
     canvas: str | None  # the IIIF canvas the page is (None: not from a IIIF manifest)
     region: str | None  # the item on that canvas: "canvas#xywh=x,y,w,h" (sashie/library/iiif.py)
+    class_label: str | None = None  # its class in the label set the search used (classify)
 
     def as_dict(self) -> dict:
         """Everything a script needs, as JSON-ready data (`search --json`, the API)."""
@@ -150,6 +157,7 @@ class Library:
         self._indexes: dict[tuple[str, str], VectorIndex] = {}  # by (model id, version)
         self._excluded: dict[tuple[str, str], np.ndarray] = {}  # rows the filter excluded
         self._composers: dict[tuple[str, str], tuple[float, Composer]] = {}  # by (model, v)
+        self._classes: dict[tuple[str, str, str], np.ndarray] = {}  # index rows' class, by set
         self._data_version = self._catalog.data_version()
         self._items_stamp = self._catalog.items_stamp()
         self._pictures = Pictures(PageCache(self.path / PAGE_CACHE, page_cache_bytes()))
@@ -253,6 +261,7 @@ class Library:
                 if stamp != self._items_stamp:
                     self._forget_loaded()
                 self._excluded.clear()  # another process may have applied a filter
+                self._classes.clear()  # or labelled items
                 self._items_stamp = stamp
                 self._data_version = version
 
@@ -601,11 +610,16 @@ class Library:
         seed: int = 0,
         model: str | None = None,
         all_items: bool = False,
+        label: str | Sequence[str] | None = None,
+        not_label: str | Sequence[str] | None = None,
+        label_set: str | None = None,
     ) -> list[Result]:
         """Top-k items for a text or expression, example images (changed by the words of
         `modify`: "hand-coloured"), or a `query` made before (by `query`, or a vector).
 
-        Items the keep/exclude filter excluded are left out unless `all_items`.
+        Items the keep/exclude filter excluded are left out unless `all_items`. `label`
+        keeps only items whose class (in `label_set`, by default the newest set `classify`
+        made) is one of these, `not_label` leaves those out; each result carries its class.
 
         Several images make a multi-image query: the `dims` dimensions on which the examples
         agree most (lowest coefficient of variation; `select="random"` for the control) are
@@ -636,10 +650,12 @@ class Library:
         except ValueError as e:
             raise SashieError(str(e)) from None
         excluded = None if all_items else self.excluded_rows(model)
+        chosen = self._label_set_record(label_set, needed=bool(label or not_label))
+        excluded = self._narrowed(excluded, model, chosen, label, not_label)
         memory = self.memory(model) if query.text_only and query.dims is None else None
         boost = memory.boost(query.vector) if memory is not None else {}
         item_ids, scores = index.search(query.vector, k, query.dims, exclude=excluded, **boost)
-        return self._results(item_ids, scores)
+        return self._results(item_ids, scores, chosen)
 
     def feedback(
         self,
@@ -654,10 +670,14 @@ class Library:
         model: str | None = None,
         all_items: bool = False,
         seed: int = 0,
+        label: str | Sequence[str] | None = None,
+        not_label: str | Sequence[str] | None = None,
+        label_set: str | None = None,
     ) -> list[Result]:
         """The search for a query again, refined by the user's relevant/irrelevant marks
         (item ids): see sashie/search/feedback.py for the learners. Feedback works in the
-        full space: a query's dimension selection is not used."""
+        full space: a query's dimension selection is not used. `label`, `not_label`,
+        `label_set`: as for `search`."""
         if k <= 0:
             raise SashieError("k must be at least 1")
         index = self.index(model)
@@ -667,6 +687,8 @@ class Library:
             query = Query(np.asarray(query, np.float32), None, ())
         self._check_dim(query, index)
         excluded = None if all_items else self.excluded_rows(model)
+        chosen = self._label_set_record(label_set, needed=bool(label or not_label))
+        excluded = self._narrowed(excluded, model, chosen, label, not_label)
         item_ids, scores = refine(
             index,
             query.vector,
@@ -677,7 +699,7 @@ class Library:
             exclude=excluded,
             seed=seed,
         )
-        return self._results(item_ids, scores)
+        return self._results(item_ids, scores, chosen)
 
     def excluded_rows(self, model: str | None = None) -> np.ndarray | None:
         """Which rows of the model's index the filter excluded (None when it excluded none)."""
@@ -1028,6 +1050,171 @@ class Library:
                 self._encoders.pop(f"{model_id}+{version}", None)
             self._memories.pop(f"{model_id}+{version}", None)
 
+    # --- labelling the collection ----------------------------------------------------------
+
+    def classify(
+        self,
+        labels: str | os.PathLike | LabelSet,
+        *,
+        name: str | None = None,
+        method: str = DEFAULT_METHOD,
+        few_shot: bool = False,
+        rerank: bool = True,
+        model: str | None = None,
+        generator: ChatEndpoint | None = None,
+    ) -> ClassifyReport:
+        """Give every item with a vector its best class of a label set (a CSV, JSON or YAML
+        label file, or a `LabelSet`), a score and the runner-up, stored as the set `name`
+        (default: the file's). `method`: "prompt" (plain zero-shot, a prompt ensemble) or
+        "coder" (CODER: names, attributes, analogies; `rerank` close calls by one-vs-one
+        texts). `few_shot`: the library's annotations whose caption names a class are
+        labelled examples (a Tip-Adapter cache). `generator`: an endpoint the user runs that
+        writes more synonyms and attributes of each class (classify/generator.py).
+
+        Run again with the same set and settings, only items that have no label yet are
+        labelled (pages indexed since); a changed set, method or model version labels all
+        of them again. An interrupted run leaves the previous labels whole."""
+        if method not in ("prompt", "coder"):
+            raise SashieError("the method must be prompt or coder")
+        label_set = labels if isinstance(labels, LabelSet) else read_label_file(labels, name)
+        if name is not None and name != label_set.name:
+            label_set = LabelSet(name, label_set.classes)
+        model_id = self._manifest.find(model)
+        if model_id is None:
+            raise SashieError("nothing to label: the library has no vectors yet")
+        extra = None
+        if generator is not None:
+            written = describe_classes(
+                generator, [c.name for c in label_set.classes], progress=self.progress
+            )
+            extra = {k: (d.synonyms, d.attributes) for k, d in written.items()}
+        with self._writing():
+            examples = None
+            if few_shot:
+                examples = examples_from_annotations(label_set, self._catalog.annotations())
+            report = label_items(
+                self._catalog,
+                label_set,
+                self.query_encoder(model_id),
+                self.index(model_id),
+                model_id=model_id,
+                model_version=self._manifest.active_version(model_id),
+                scoring=Scoring(method, rerank=rerank),
+                examples=examples,
+                extra=extra,
+                progress=self.progress,
+            )
+        self._classes.clear()
+        return report
+
+    def label_sets(self) -> dict[str, dict]:
+        """Each label set by name, newest first: its version, method, model and model
+        version, class count, items labelled and the items of each label (most first)."""
+        out = {}
+        for record in self._catalog.label_sets():
+            out[record["name"]] = {
+                "version": record["version"],
+                "method": record["method"],
+                "model_id": record["model_id"],
+                "model_version": record["model_version"],
+                "classes": len(record["classes"]),
+                "items": record["items"],
+                "labelled_at": record["at"],
+                "counts": self._catalog.class_counts(record["name"]),
+            }
+        return out
+
+    def label_set(self, name: str | None = None) -> LabelSet:
+        """The classes of a stored label set (the newest when `name` is None)."""
+        record = self._label_set_record(name, needed=True)
+        assert record is not None
+        return LabelSet.from_json({"name": record["name"], "classes": record["classes"]})
+
+    def remove_label_set(self, name: str) -> None:
+        """Forget a label set and the labels it gave."""
+        with self._catalog.transaction() as t:
+            if not t.remove_label_set(name):
+                raise NotFound(f"no label set {name!r} in this library")
+        self._classes.clear()
+
+    def export_labels(self, out: str | os.PathLike, *, label_set: str | None = None) -> int:
+        """Write a label set's labels (item, page, box, label, score, runner-up) to a .csv or
+        .parquet file; how many rows."""
+        record = self._label_set_record(label_set, needed=True)
+        assert record is not None
+        labels = self._catalog.item_classes(record["name"])
+        return export_labels(Path(out), record, labels, self._catalog.items)
+
+    def _label_set_record(self, name: str | None, *, needed: bool) -> dict | None:
+        """The stored record of the set `name` (the newest when None); None when the library
+        has none and none was `needed`, else an error that says what to do."""
+        records = self._catalog.label_sets()
+        if name is None:
+            if records or not needed:
+                return records[0] if records else None
+            raise SashieError(
+                f"this library has no labels yet: label it with `sashie classify {self.path} "
+                "--labels LABELS.csv`"
+            )
+        found = next((r for r in records if r["name"] == name), None)
+        if found is None:
+            known = ", ".join(repr(r["name"]) for r in records) or "none"
+            raise NotFound(f"no label set {name!r} in this library (it has {known})")
+        return found
+
+    def _narrowed(
+        self,
+        excluded: np.ndarray | None,
+        model: str | None,
+        record: dict | None,
+        label: str | Sequence[str] | None,
+        not_label: str | Sequence[str] | None,
+    ) -> np.ndarray | None:
+        """The rows to leave out: the filter's, and those outside `label` or in `not_label`."""
+        wanted, unwanted = _texts(label), _texts(not_label)
+        if not wanted and not unwanted:
+            return excluded
+        assert record is not None
+        classes = LabelSet.from_json({"name": record["name"], "classes": record["classes"]})
+        names = [c["name"] for c in record["classes"]]
+
+        def codes(texts: list[str]) -> list[int]:
+            out = []
+            for text in texts:
+                cls = classes.find(text)
+                if cls is None:
+                    shown = ", ".join(names[:8]) + (", ..." if len(names) > 8 else "")
+                    raise SashieError(
+                        f"no label {text!r} in the label set {record['name']!r} ({shown})"
+                    )
+                out.append(names.index(cls.name))
+            return out
+
+        rows = self._class_codes(model, record["name"], names)
+        leave_out = np.zeros(len(rows), bool) if excluded is None else excluded.copy()
+        if wanted:
+            leave_out |= ~np.isin(rows, codes(wanted))
+        if unwanted:
+            leave_out |= np.isin(rows, codes(unwanted))
+        return leave_out
+
+    def _class_codes(self, model: str | None, label_set: str, names: list[str]) -> np.ndarray:
+        """Each row of the model's index: its class in the set (index into `names`; -1 for
+        an item the set has not labelled), loaded once."""
+        index = self.index(model)
+        model_id = self._manifest.model_id(model)
+        key = (model_id, self._manifest.active_version(model_id), label_set)
+        codes = self._classes.get(key)
+        if codes is None:
+            items, labels = self._catalog.labelled_items(label_set)
+            code_of = {n: i for i, n in enumerate(names)}
+            known = np.isin(items, index.item_ids)
+            codes = np.full(len(index), -1, np.int64)
+            rows = rows_of(index.item_ids, items[known])
+            codes[rows] = [code_of.get(label, -1) for label, k in zip(labels, known) if k]
+            self._classes[key] = codes
+        return codes
+
     # --- describing and exporting ----------------------------------------------------------
 
     def info(self, *, skipped_inputs: bool = True) -> dict:
@@ -1073,6 +1260,7 @@ class Library:
             **({"skipped_inputs": skipped} if skipped_inputs else {}),
             "labels": self._catalog.label_counts(),
             "annotations": self._catalog.annotation_count(),
+            "label_sets": self.label_sets(),
             "filter": filter_info,
             "disk_bytes": sum(f.stat().st_size for f in self.path.rglob("*") if f.is_file()),
         }
@@ -1144,11 +1332,14 @@ class Library:
             Path(path), self._stored(model_id), base_vectors, lambda: self.encoder(model_id)
         )
 
-    def _results(self, item_ids: np.ndarray, scores: np.ndarray) -> list[Result]:
+    def _results(
+        self, item_ids: np.ndarray, scores: np.ndarray, label_set: dict | None = None
+    ) -> list[Result]:
         rows = {row.id: row for row in self._catalog.items(item_ids.tolist())}
         found = [(item, score) for item, score in zip(item_ids.tolist(), scores) if item in rows]
         ids = [item for item, _ in found]
         marks = self._marks(ids)
+        classes = {} if label_set is None else self._catalog.item_classes(label_set["name"], ids)
         spots: dict[int, tuple[str | None, str | None]] = {}  # IIIF: (canvas, region)
         for item in ids:
             where = iiif.place(rows[item])
@@ -1168,6 +1359,7 @@ class Library:
                 marks.verdict(item),
                 tuple(marks.captions.get(item, ())),
                 *spots[item],
+                classes[item][0] if item in classes else None,
             )
             for rank, (item, score) in enumerate(found, start=1)
         ]
@@ -1198,6 +1390,7 @@ class Library:
     def _forget_loaded(self) -> None:
         self._indexes.clear()
         self._excluded.clear()
+        self._classes.clear()
 
     @contextmanager
     def _writing(self) -> Iterator[None]:
@@ -1211,6 +1404,13 @@ class Library:
                     "(indexing or adapting); try again when it is done"
                 ) from None
             yield
+
+
+def _texts(value: str | Sequence[str] | None) -> list[str]:
+    """One text or several as a list, empty ones left out."""
+    if value is None:
+        return []
+    return [t for t in ([value] if isinstance(value, str) else list(value)) if t.strip()]
 
 
 def _composer_summary(record: dict) -> dict:

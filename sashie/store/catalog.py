@@ -68,6 +68,26 @@ CREATE TABLE IF NOT EXISTS annotations (   -- captions people give items, for fi
     at REAL NOT NULL,
     UNIQUE (item_id, caption)
 );
+CREATE TABLE IF NOT EXISTS label_sets (   -- the classes `classify` gave the items, by set
+    name TEXT PRIMARY KEY,
+    version TEXT NOT NULL,             -- of the label file's classes (sashie/classify/labelfile.py)
+    method TEXT NOT NULL,              -- prompt, coder; + few-shot
+    model_id TEXT NOT NULL,
+    model_version TEXT NOT NULL,       -- the model version whose vectors were labelled
+    classes TEXT NOT NULL,             -- the label set as JSON
+    settings TEXT NOT NULL DEFAULT '{}',  -- all else the labels depend on (re-rank, examples)
+    at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS item_labels (
+    label_set TEXT NOT NULL REFERENCES label_sets(name) ON DELETE CASCADE,
+    item_id INTEGER NOT NULL REFERENCES items(id) ON DELETE CASCADE,
+    label TEXT NOT NULL,               -- the best class's name
+    score REAL NOT NULL,
+    runner_up TEXT,
+    runner_up_score REAL,
+    PRIMARY KEY (label_set, item_id)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS item_labels_item ON item_labels(item_id);  -- items deleted with pages
 CREATE TABLE IF NOT EXISTS vector_sets (
     model_id TEXT PRIMARY KEY,
     rows INTEGER NOT NULL DEFAULT 0
@@ -282,6 +302,74 @@ class Catalog:
     def annotation_count(self) -> int:
         return self._query("SELECT COUNT(*) FROM annotations")[0][0]
 
+    def label_sets(self) -> list[dict]:
+        """Every label set: its record ({"name", "version", "method", "model_id",
+        "model_version", "classes", "settings", "at"}, JSON decoded) and "items" labelled."""
+        keys = (
+            "name",
+            "version",
+            "method",
+            "model_id",
+            "model_version",
+            "classes",
+            "settings",
+            "at",
+        )
+        rows = self._query(f"SELECT {', '.join(keys)} FROM label_sets ORDER BY at DESC, name")
+        counts = dict(self._query("SELECT label_set, COUNT(*) FROM item_labels GROUP BY label_set"))
+        out = []
+        for row in rows:
+            record = dict(zip(keys, row))
+            record.update(
+                classes=json.loads(record["classes"]),
+                settings=json.loads(record["settings"]),
+                items=counts.get(record["name"], 0),
+            )
+            out.append(record)
+        return out
+
+    def class_counts(self, label_set: str) -> dict[str, int]:
+        """How many items carry each label of the set, most first."""
+        rows = self._query(
+            "SELECT label, COUNT(*) AS n FROM item_labels WHERE label_set = ? "
+            "GROUP BY label ORDER BY n DESC, label",
+            (label_set,),
+        )
+        return dict(rows)
+
+    def item_classes(
+        self, label_set: str, item_ids: Iterable[int] | None = None
+    ) -> dict[int, tuple[str, float, str | None, float | None]]:
+        """(label, score, runner-up, its score) by item, of these items (or all) in the set."""
+        query = (
+            "SELECT item_id, label, score, runner_up, runner_up_score FROM item_labels "
+            "WHERE label_set = ?"
+        )
+        if item_ids is None:
+            rows = self._query(query + " ORDER BY item_id", (label_set,))
+        else:
+            rows = []
+            for chunk in _chunks([int(i) for i in item_ids], 900):
+                marks = ",".join("?" * len(chunk))
+                rows += self._query(query + f" AND item_id IN ({marks})", (label_set, *chunk))
+        return {r[0]: (r[1], r[2], r[3], r[4]) for r in rows}
+
+    def labelled_items(self, label_set: str) -> tuple[np.ndarray, list[str]]:
+        """(item ids, their labels) of every item the set labels."""
+        rows = self._query(
+            "SELECT item_id, label FROM item_labels WHERE label_set = ?", (label_set,)
+        )
+        return np.array([r[0] for r in rows], np.int64), [r[1] for r in rows]
+
+    def unlabelled_item_ids(self, label_set: str) -> np.ndarray:
+        """Items that have no label in the set."""
+        rows = self._query(
+            "SELECT id FROM items WHERE id NOT IN "
+            "(SELECT item_id FROM item_labels WHERE label_set = ?)",
+            (label_set,),
+        )
+        return np.array(rows, dtype=np.int64).reshape(-1)
+
     def skipped(self) -> list[dict]:
         rows = self._query("SELECT uri, source, reason, at FROM skipped ORDER BY uri")
         return [dict(zip(("uri", "source", "reason", "at"), r)) for r in rows]
@@ -427,6 +515,46 @@ class Transaction:
 
     def clear_filter_scores(self) -> None:
         self.db.execute("DELETE FROM filter_scores")
+
+    def put_label_set(self, record: dict, *, replace: bool) -> None:
+        """Write a label set's record; `replace` forgets the labels it gave before."""
+        if replace:
+            self.db.execute("DELETE FROM item_labels WHERE label_set = ?", (record["name"],))
+        values = (
+            record["name"],
+            record["version"],
+            record["method"],
+            record["model_id"],
+            record["model_version"],
+            json.dumps(record["classes"], ensure_ascii=False),
+            json.dumps(record["settings"], ensure_ascii=False, sort_keys=True),
+            time.time(),
+        )
+        self.db.execute(  # not INSERT OR REPLACE: a replaced row would cascade to its labels
+            "INSERT INTO label_sets (name, version, method, model_id, model_version, classes,"
+            " settings, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(name) DO UPDATE SET"
+            " version = excluded.version, method = excluded.method,"
+            " model_id = excluded.model_id, model_version = excluded.model_version,"
+            " classes = excluded.classes, settings = excluded.settings, at = excluded.at",
+            values,
+        )
+
+    def set_item_classes(
+        self,
+        label_set: str,
+        rows: Iterable[tuple[int, str, float, str | None, float | None]],
+    ) -> None:
+        """(item, label, score, runner-up, its score) rows of a set."""
+        self.db.executemany(
+            "INSERT OR REPLACE INTO item_labels (label_set, item_id, label, score, runner_up,"
+            " runner_up_score) VALUES (?, ?, ?, ?, ?, ?)",
+            ((label_set, *row) for row in rows),
+        )
+
+    def remove_label_set(self, name: str) -> bool:
+        """Forget a label set and its labels; whether there was one."""
+        self.db.execute("DELETE FROM item_labels WHERE label_set = ?", (name,))
+        return self.db.execute("DELETE FROM label_sets WHERE name = ?", (name,)).rowcount > 0
 
     def skip(self, uri: str, source: str, reason: str) -> None:
         self.db.execute(

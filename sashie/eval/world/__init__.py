@@ -3,8 +3,10 @@
     make_world(out, pages=2000, seed=7)
 
 writes OUT/pages/000000.jpg ..., OUT/truth.jsonl (one line a page: its illustrations with
-bbox, concepts and style, its text blocks) and OUT/world.json (seed, sizes, the vocabulary
-split, the concepts with their names, the artists' credits). Same seed, same bytes.
+bbox, concepts and style, its text blocks), OUT/world.json (seed, sizes, the vocabulary
+split, the concepts with their names, the artists' credits) and OUT/labels.csv (every
+concept as a class with its CLDR keywords: `sashie classify LIB --labels OUT/labels.csv`).
+Same seed, same bytes.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from tqdm import tqdm
 
 from ...errors import SashieError
 from .artists import CREDITS, Artists, Concept
+from .labels import write_label_file
 from .pages import PAGE_SIZE, make_page
 from .vocab import QUERY_SHARE, Vocabulary, vocabulary
 
@@ -105,6 +108,7 @@ def make_world(
     (out / "world.json").write_text(
         json.dumps(meta, ensure_ascii=False, indent=1) + "\n", encoding="utf-8"
     )
+    write_label_file(out / "labels.csv", vocab.concepts)
     return out
 
 

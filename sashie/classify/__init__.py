@@ -1,0 +1,1 @@
+"""Labelling the collection: label files, text banks, CODER scores."""

@@ -1,0 +1,158 @@
+"""Class scores of stored vectors: the plain prompt baseline and CODER, block by block.
+
+- `prompt`: the cosine with each class's prompt-ensemble vector (bank.py).
+- `coder`: the cross-modal neighbour score of CODER (Yi et al., CVPR 2024): the best
+  similarity among the class's names and synonyms plus the mean similarity to its
+  attribute and analogy texts. A name-or-synonym maximum is read from all name vectors at
+  once; the mean over texts is the similarity to their mean vector, so it costs one column
+  per class.
+- re-rank: when an item's two best classes are within `margin`, its `top` candidates are
+  re-scored by the one-vs-one difference texts between them (each candidate gains the mean,
+  over the others, of its likeness to "c, not b: ..." less that to "b, not c: ..."). Which
+  items are re-ranked depends on their scores only: no label is ever read here (the paper's
+  released code chose by the true labels; that is a leak).
+
+Vectors are scored `BLOCK` rows at a time, so memory stays bounded whatever the collection.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+
+from .bank import TextBank
+
+METHODS = ("coder", "prompt")
+DEFAULT_METHOD = "prompt"  # the best measured on the evaluation world (docs/labels.md)
+BLOCK = 4096  # rows scored at once: 4096 x (names + classes) float32 stays ~100 MB
+TOP = 5  # candidates a close call is re-ranked among
+MARGIN = 0.005  # a close call: the best two scores differ by less (chosen on seed 2000)
+WEIGHT = 0.5  # weight of the one-vs-one term in a re-rank (chosen on seed 2000)
+CONTEXT = 0.5  # weight of the mean over attribute and analogy texts (paper: 1; seed 2000: 0.5)
+
+
+@dataclass(frozen=True)
+class Scoring:
+    """How class scores are made: the method, and whether and how close calls are re-ranked."""
+
+    method: str = DEFAULT_METHOD
+    rerank: bool = True
+    top: int = TOP
+    margin: float = MARGIN
+    weight: float = WEIGHT
+    context: float = CONTEXT
+
+    def __post_init__(self) -> None:
+        if self.method not in METHODS:
+            raise ValueError(f"unknown method {self.method!r}")
+
+
+@dataclass(frozen=True)
+class Verdicts:
+    """Each item's best class and runner-up (indices into the bank's classes) and scores."""
+
+    best: np.ndarray
+    score: np.ndarray
+    second: np.ndarray
+    second_score: np.ndarray
+
+    FIELDS = ("best", "score", "second", "second_score")
+
+    def __len__(self) -> int:
+        return len(self.best)
+
+
+def class_scores(bank: TextBank, vectors: np.ndarray, scoring: Scoring) -> np.ndarray:
+    """Scores (n x classes) of unit vectors (n x D), re-ranked as `scoring` says."""
+    x = np.asarray(vectors, np.float32)
+    if scoring.method == "prompt":
+        return x @ bank.prompt.T
+    similar = x @ bank.names.T
+    starts = np.r_[0, np.flatnonzero(np.diff(bank.name_class)) + 1]
+    scores = np.full((len(x), len(bank.classes)), -np.inf, np.float32)
+    scores[:, bank.name_class[starts]] = np.maximum.reduceat(similar, starts, axis=1)
+    has_context = bank.context_count > 0
+    if has_context.any():
+        scores[:, has_context] += scoring.context * (x @ bank.context[has_context].T)
+    if scoring.rerank and bank.pairs:
+        _rerank(bank, x, scores, scoring)
+    return scores
+
+
+def in_blocks(vectors: np.ndarray, rows: np.ndarray | None = None) -> Iterator[np.ndarray]:
+    """The rows (all, or those listed) of a matrix, possibly memory-mapped float16, as
+    float32 blocks of at most BLOCK rows, re-normalised."""
+    count = len(vectors) if rows is None else len(rows)
+    for start in range(0, count, BLOCK):
+        picked = (
+            vectors[start : start + BLOCK] if rows is None else vectors[rows[start : start + BLOCK]]
+        )
+        block = np.asarray(picked, np.float32)
+        yield block / np.maximum(np.linalg.norm(block, axis=1, keepdims=True), 1e-12)
+
+
+def coder_vectors(bank: TextBank, vectors: np.ndarray) -> np.ndarray:
+    """CODER vectors: each row's similarities to every name, attribute and analogy text of
+    the bank, centred and L2-normalised (so that two images compare by the shape of their
+    neighbourhoods, not by CLIP's common offset)."""
+    assert bank.text_vectors is not None
+    axes = np.vstack([bank.names, bank.text_vectors]).astype(np.float32)
+    out = np.asarray(vectors, np.float32) @ axes.T
+    out -= out.mean(axis=1, keepdims=True)
+    return out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
+
+
+def best_two(scores: np.ndarray) -> Verdicts:
+    """The best class and the runner-up of each row of scores, with their scores."""
+    rows = np.arange(len(scores))
+    if scores.shape[1] == 1:
+        best = np.zeros(len(scores), np.int64)
+        return Verdicts(best, scores[:, 0], best, scores[:, 0])
+    two = np.argpartition(-scores, 1, axis=1)[:, :2]
+    swap = scores[rows, two[:, 1]] > scores[rows, two[:, 0]]
+    two[swap] = two[swap][:, ::-1]
+    return Verdicts(two[:, 0], scores[rows, two[:, 0]], two[:, 1], scores[rows, two[:, 1]])
+
+
+def _rerank(bank: TextBank, x: np.ndarray, scores: np.ndarray, scoring: Scoring) -> None:
+    """Re-score, in place, the top candidates of the rows whose best two are close."""
+    top = min(scoring.top, scores.shape[1])
+    if top < 2:
+        return
+    candidates = np.argpartition(-scores, top - 1, axis=1)[:, :top]
+    ordered = np.take_along_axis(scores, candidates, axis=1)
+    order = np.argsort(-ordered, axis=1, kind="stable")
+    candidates = np.take_along_axis(candidates, order, axis=1)
+    ordered = np.take_along_axis(ordered, order, axis=1)
+    close = np.flatnonzero(ordered[:, 0] - ordered[:, 1] < scoring.margin)
+    if not len(close):
+        return
+    keys = np.fromiter((c * len(bank.classes) + b for c, b in bank.pairs), np.int64)
+    rows_of_keys = np.fromiter(bank.pairs.values(), np.int64)
+    sort = np.argsort(keys)
+    keys, rows_of_keys = keys[sort], rows_of_keys[sort]
+
+    def pair_rows(c: np.ndarray, b: np.ndarray) -> np.ndarray:
+        """Rows of the ordered pairs (c, b) in bank.differences; -1 where there is none."""
+        wanted = c * len(bank.classes) + b
+        at = np.clip(np.searchsorted(keys, wanted), 0, len(keys) - 1)
+        return np.where(keys[at] == wanted, rows_of_keys[at], -1)
+
+    cand, xs = candidates[close], x[close]
+    gain = np.zeros(cand.shape, np.float32)
+    count = np.zeros(cand.shape, np.float32)
+    for i in range(top):
+        for j in range(top):
+            if i == j:
+                continue
+            forward, backward = pair_rows(cand[:, i], cand[:, j]), pair_rows(cand[:, j], cand[:, i])
+            both = (forward >= 0) & (backward >= 0)
+            if not both.any():
+                continue
+            lean = bank.differences[forward[both]] - bank.differences[backward[both]]
+            gain[both, i] += np.einsum("nd,nd->n", xs[both], lean)
+            count[both, i] += 1
+    adjusted = ordered[close] + scoring.weight * gain / np.maximum(count, 1)
+    scores[close[:, None], cand] = adjusted

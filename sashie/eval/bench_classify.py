@@ -1,0 +1,201 @@
+"""`sashie bench --classify`: labelling the collection, zero-shot and few-shot.
+
+On the oracle illustration crops of an evaluation world, each item's label is right when it
+is one of the item's concepts (single-concept crops have one; a crop of several counts any).
+- zero-shot, over the 1,093 seen names (items with seen concepts only) and, separately,
+  over the 60 held-out names (items holding a held-out concept): `prompt` (plain zero-shot,
+  a prompt ensemble of the EN and JA names), `coder`, `coder` without re-rank, and `coder`
+  without each kind of text (bank.py). The text banks come from the world's CLDR keywords
+  (world/cldr_keywords.json, Unicode licence), English and Japanese, never from held-out
+  names the model was kept from.
+- few-shot on the 36 query concepts, crops showing one of them: k shots a class drawn at random
+  (DRAWS draws), the rest measured: Tip-Adapter over CODER vectors with CODER zero-shot
+  scores (`coder`), over the stored vectors with prompt scores (`raw`: Tip-Adapter as
+  published), and a logistic-regression probe on the stored vectors (`probe`).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..classify.bank import KINDS, TextBank, build_bank
+from ..classify.coder import Scoring, class_scores, coder_vectors
+from ..classify.fewshot import SCALE, fit_tip_adapter
+from ..encoders import Encoder
+from .truth import ORACLE_ILLUSTRATION
+from .world.labels import world_label_set
+from .world.vocab import Vocabulary
+
+SHOTS = (1, 2, 4, 8, 16)
+DRAWS = 3  # few-shot draws of the shots, averaged
+FEWSHOT_METHODS = ("coder", "raw", "probe")
+
+
+@dataclass
+class ClassifyExperiment:
+    zero_shot: dict[str, dict[str, float]] = field(default_factory=dict)  # method -> split -> acc
+    counts: dict[str, int] = field(default_factory=dict)  # items measured per split
+    few_shot: dict[int, dict[str, float]] = field(default_factory=dict)  # shots -> method -> acc
+    few_shot_items: int = 0
+    bank_texts: dict[str, int] = field(default_factory=dict)  # texts of the seen bank by kind
+    seconds: dict[str, float] = field(default_factory=dict)
+
+
+def run_classify_experiment(
+    encoder: Encoder,
+    vectors: np.ndarray,
+    concepts: list[set[str]],
+    detectors: np.ndarray,
+    vocab: Vocabulary,
+    *,
+    seed: int = 0,
+) -> ClassifyExperiment:
+    """Zero-shot and few-shot labelling of the oracle illustration crops (`vectors` and
+    their `concepts`, row by row)."""
+    out = ClassifyExperiment()
+    oracle = detectors == ORACLE_ILLUSTRATION
+    splits = {
+        "seen": (
+            list(vocab.seen),
+            [r for r in np.flatnonzero(oracle) if concepts[r] and not concepts[r] & vocab.heldout],
+        ),
+        "heldout": (
+            [c for c in vocab.concepts if c.key in vocab.heldout],
+            [r for r in np.flatnonzero(oracle) if concepts[r] & vocab.heldout],
+        ),
+    }
+    for split, (classes, rows) in splits.items():
+        started = time.time()
+        bank = build_bank(world_label_set(classes), encoder.encode_texts)
+        out.seconds[f"bank_{split}"] = round(time.time() - started, 2)
+        if split == "seen":
+            out.bank_texts = _bank_sizes(bank)
+        keys = np.array([c.key for c in classes])
+        x, truths = vectors[rows], [concepts[r] for r in rows]
+        out.counts[split] = len(rows)
+        for method, (scoring, used) in _zero_shot_rows(bank).items():
+            started = time.time()
+            guesses = keys[class_scores(used, x, scoring).argmax(axis=1)]
+            out.zero_shot.setdefault(method, {})[split] = _accuracy(guesses, truths)
+            out.seconds[f"{method}_{split}"] = round(time.time() - started, 2)
+    _few_shot(out, encoder, vectors, concepts, oracle, vocab, seed)
+    return out
+
+
+def predictions(bank: TextBank, vectors: np.ndarray, scoring: Scoring) -> np.ndarray:
+    """The class index each row is given: what the accuracy figures count."""
+    return class_scores(bank, vectors, scoring).argmax(axis=1)
+
+
+def _zero_shot_rows(bank: TextBank) -> dict[str, tuple[Scoring, TextBank]]:
+    rows = {
+        "prompt": (Scoring("prompt"), bank),
+        "coder": (Scoring("coder"), bank),
+        "coder_norerank": (Scoring("coder", rerank=False), bank),
+    }
+    for kind in KINDS:
+        if kind != "differences":  # leaving them out is coder_norerank
+            rows[f"coder_no_{kind}"] = (Scoring("coder"), bank.without(kind))
+    return rows
+
+
+def _few_shot(out, encoder, vectors, concepts, oracle, vocab, seed) -> None:
+    from sklearn.linear_model import LogisticRegression
+
+    by_key = vocab.by_key
+    classes = [by_key[k] for k in vocab.query]
+    index_of = {c.key: i for i, c in enumerate(classes)}
+    # crops showing exactly one query concept (others may be beside it): that is their class
+    rows = np.array(
+        [r for r in np.flatnonzero(oracle) if len(concepts[r] & index_of.keys()) == 1], np.int64
+    )
+    labels = np.array([index_of[next(iter(concepts[r] & index_of.keys()))] for r in rows])
+    out.few_shot_items = len(rows)
+    bank = build_bank(world_label_set(classes), encoder.encode_texts)
+    x = vectors[rows]
+    coder_zs = class_scores(bank, x, Scoring("coder"))
+    prompt_zs = class_scores(bank, x, Scoring("prompt"))
+    features = {"coder": coder_vectors(bank, x), "raw": x}
+    zero_shot = {"coder": coder_zs, "raw": prompt_zs}
+    rng = np.random.default_rng(seed)
+    for shots in SHOTS:
+        right: dict[str, list[float]] = {m: [] for m in FEWSHOT_METHODS}
+        for _ in range(DRAWS):
+            train = np.concatenate(
+                [rng.permutation(np.flatnonzero(labels == c))[:shots] for c in range(len(classes))]
+            )
+            test = np.setdiff1d(np.arange(len(rows)), train)
+            for method in ("coder", "raw"):
+                cache = fit_tip_adapter(
+                    features[method][train], labels[train], zero_shot[method][train], len(classes)
+                )
+                guess = cache.logits(features[method][test], zero_shot[method][test]).argmax(axis=1)
+                right[method].append(float((guess == labels[test]).mean()))
+            probe = LogisticRegression(C=SCALE / 10, max_iter=1000).fit(x[train], labels[train])
+            right["probe"].append(float((probe.predict(x[test]) == labels[test]).mean()))
+        out.few_shot[shots] = {m: round(float(np.mean(v)), 4) for m, v in right.items()}
+    out.few_shot[0] = {
+        "coder": round(float((coder_zs.argmax(axis=1) == labels).mean()), 4),
+        "raw": round(float((prompt_zs.argmax(axis=1) == labels).mean()), 4),
+    }
+
+
+def _accuracy(guesses: np.ndarray, truths: list[set[str]]) -> float:
+    if not truths:
+        return 0.0
+    return round(float(np.mean([g in t for g, t in zip(guesses, truths)])), 4)
+
+
+def _bank_sizes(bank: TextBank) -> dict[str, int]:
+    sizes = {"names": len(bank.names)}
+    for kind in ("attributes", "analogies"):
+        sizes[kind] = sum(1 for _, k, _ in bank.texts if k == kind)
+    sizes["differences"] = len(bank.pairs)
+    return sizes
+
+
+def figures(experiment: ClassifyExperiment) -> dict[str, float]:
+    """The --json keys: classify_acc_<split>_<method> and classify_fewshot_<shots>_<method>."""
+    out: dict[str, float] = {}
+    for method, splits in experiment.zero_shot.items():
+        for split, value in splits.items():
+            out[f"classify_acc_{split}_{method}"] = value
+    for shots, methods in sorted(experiment.few_shot.items()):
+        for method, value in methods.items():
+            out[f"classify_fewshot_{shots}_{method}"] = value
+    return out
+
+
+def format_experiment(experiment: ClassifyExperiment) -> str:
+    e = experiment
+    lines = [
+        "labelling the oracle illustration crops: top-1 accuracy; seen: over the 1,093 seen "
+        f"names ({e.counts.get('seen', 0)} items), held-out: over the 60 held-out names "
+        f"({e.counts.get('heldout', 0)} items)",
+        f"text bank (seen): {', '.join(f'{k} {v}' for k, v in e.bank_texts.items())}",
+        "",
+        f"| {'method':<22} | {'seen':>6} | {'held-out':>8} |",
+        f"|{'-' * 24}|{'-' * 8}|{'-' * 10}|",
+    ]
+    for method, splits in e.zero_shot.items():
+        lines.append(
+            f"| {method:<22} | {splits.get('seen', 0):6.3f} | {splits.get('heldout', 0):8.3f} |"
+        )
+    lines += [
+        "",
+        f"few-shot on the 36 query concepts ({e.few_shot_items} crops showing one of them; "
+        f"mean of {DRAWS} draws; 0 shots: zero-shot)",
+        f"| {'shots':>5} | {'coder (Tip on CODER)':>20} | {'raw (Tip on vectors)':>20} | "
+        f"{'probe (log. reg.)':>17} |",
+        f"|{'-' * 7}|{'-' * 22}|{'-' * 22}|{'-' * 19}|",
+    ]
+    for shots, methods in sorted(e.few_shot.items()):
+        probe = methods.get("probe")
+        lines.append(
+            f"| {shots:>5} | {methods['coder']:20.3f} | {methods['raw']:20.3f} | "
+            f"{'-' if probe is None else f'{probe:.3f}':>17} |"
+        )
+    return "\n".join(lines)
