@@ -23,7 +23,7 @@ import threading
 import time
 import uuid
 from base64 import b64encode
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
@@ -40,6 +40,8 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ..adapt.settings import DEFAULTS, AdaptSettings
+from ..classify.coder import DEFAULT_METHOD
+from ..classify.labelfile import LabelSet
 from ..errors import BadInput, NotFound, SashieError
 from ..ingest.images import decode_image, header_pixels, is_url, read_bytes
 from ..library import Library, Result
@@ -57,6 +59,8 @@ QUERY_SIDE = 448  # examples are decoded and kept at about this size (the encode
 MAX_ORIGINAL_BYTES = 512 * 2**20
 PAGE_SIZE = 100
 MAX_RESULTS = 5000
+MAX_LABELS = 20  # classes one search may keep or leave out
+MAX_CLASSES = 10_000  # classes of a label set sent to POST /api/classify
 SEARCH_TTL = 4 * 3600  # a search may be refined or paged this long after its last use
 SEARCH_MEMORY = 64 * 2**20  # bytes of remembered searches, all users together
 COOKIE = "sashie_token"
@@ -74,11 +78,34 @@ class StoredQuery:
     query: SearchQuery  # built by Library.query: the same query the command line makes
     all_items: bool
     version: str  # the model version it was encoded with
+    narrow: Narrow | None = None  # the classes it keeps or leaves out (classify)
 
     @property
     def nbytes(self) -> int:
         dims = self.query.dims
         return 1024 + self.query.vector.nbytes + (0 if dims is None else dims.nbytes)
+
+
+@dataclass(frozen=True)
+class Narrow:
+    """A search's classes: only items labelled one of `label`, none of `not_label`."""
+
+    label: tuple[str, ...] = ()
+    not_label: tuple[str, ...] = ()
+
+    @classmethod
+    def of(cls, label: Sequence[str], not_label: Sequence[str]) -> Narrow | None:
+        """The asked classes, checked; None when none was asked."""
+        label = tuple(t.strip() for t in label if t.strip())
+        not_label = tuple(t.strip() for t in not_label if t.strip())
+        if len(label) + len(not_label) > MAX_LABELS:
+            raise SashieError(f"at most {MAX_LABELS} labels a search")
+        if any(len(t) > 200 for t in (*label, *not_label)):
+            raise SashieError("a label of at most 200 characters, please")
+        return cls(label, not_label) if label or not_label else None
+
+    def arguments(self) -> dict:
+        return {"label": list(self.label), "not_label": list(self.not_label)}
 
 
 class SearchMemory:
@@ -184,6 +211,13 @@ class AdaptRequest(BaseModel):
     ratio: float = Field(DEFAULTS.ratio, ge=0, le=1, allow_inf_nan=False)
 
 
+class ClassifyRequest(BaseModel):
+    labels: dict = Field(description='a label set: {"name": ..., "classes": [{"name": ...}]}')
+    method: str = Field(DEFAULT_METHOD, max_length=20, description="prompt or coder")
+    few_shot: bool = False
+    rerank: bool = True
+
+
 class UseRequest(BaseModel):
     version: str = Field(min_length=1, max_length=40, description="v1, v2, ... or base")
 
@@ -257,6 +291,12 @@ def _result(r: Result) -> dict:
         "score": round(r.score, 5),
         "thumbnail": f"/api/items/{r.item}/thumbnail",
     }
+
+
+def _facets(results: list[Result]) -> list[dict]:
+    """The classes of these results and how many carry each, most first."""
+    counts = Counter(r.class_label for r in results if r.class_label is not None)
+    return [{"label": label, "count": n} for label, n in counts.most_common()]
 
 
 def _search_terms(
@@ -489,6 +529,8 @@ def create_app(
         dims: str = Form(str(DEFAULT_DIMS)),
         select: str = Form(DEFAULT_SELECT),
         all_items: bool = Form(False),
+        label: list[str] = Form(default=[], description="keep only items of these classes"),
+        not_label: list[str] = Form(default=[], description="leave items of these out"),
         offset: int = Form(0, ge=0, le=MAX_RESULTS),
         limit: int = Form(PAGE_SIZE, ge=1, le=1000),
         images: list[UploadFile] = File(default=[]),
@@ -497,7 +539,10 @@ def create_app(
             raise SashieError(f"at most {MAX_UPLOADS} example images")
         uploads = [(u.filename, await u.read(MAX_UPLOAD_BYTES + 1)) for u in images]
         asked = _search_terms(text, items, dims, select)
-        key = await run_in_threadpool(build, *asked, uploads, all_items, modify, modify_method)
+        narrow = Narrow.of(label, not_label)
+        key = await run_in_threadpool(
+            build, *asked, uploads, all_items, modify, modify_method, narrow
+        )
         return await run_in_threadpool(page_of, key, offset, limit)
 
     @app.get("/api/search", summary="Search by text and example items (a link to share)")
@@ -509,10 +554,14 @@ def create_app(
         dims: str = Query(str(DEFAULT_DIMS)),
         select: str = Query(DEFAULT_SELECT),
         all_items: bool = Query(False),
+        label: list[str] = Query(default=[], description="keep only items of these classes"),
+        not_label: list[str] = Query(default=[], description="leave items of these out"),
         offset: int = Query(0, ge=0, le=MAX_RESULTS),
         limit: int = Query(PAGE_SIZE, ge=1, le=1000),
     ) -> dict:
-        key = build(*_search_terms(q, items, dims, select), [], all_items, modify, modify_method)
+        terms = _search_terms(q, items, dims, select)
+        narrow = Narrow.of(label, not_label)
+        key = build(*terms, [], all_items, modify, modify_method, narrow)
         return page_of(key, offset, limit)
 
     def build(
@@ -524,6 +573,7 @@ def create_app(
         all_items: bool,
         modify: str = "",
         modify_method: str = "auto",
+        narrow: Narrow | None = None,
     ) -> str:
         """The query, as the command line builds it, remembered; a term of the text that
         names a file is text here, never read. Example images are decoded one at a time."""
@@ -545,19 +595,26 @@ def create_app(
             select=select,
             images_in_text=False,
         )
-        return searches.remember(StoredQuery(query, all_items, version))
+        if narrow is not None:  # an unknown label is refused now, not when paging
+            lib.search(query=query, k=1, **narrow.arguments())
+        return searches.remember(StoredQuery(query, all_items, version, narrow))
 
     def page_of(key: str, offset: int, limit: int) -> dict:
         stored = recall(key)
         if offset + limit > MAX_RESULTS:
             raise SashieError(f"results stop at {MAX_RESULTS}")
-        results = lib.search(query=stored.query, k=offset + limit, all_items=stored.all_items)
+        narrowed = stored.narrow.arguments() if stored.narrow else {}
+        results = lib.search(
+            query=stored.query, k=offset + limit, all_items=stored.all_items, **narrowed
+        )
         dims = stored.query.dims
         return {
             "query": key,
             "offset": offset,
             "dims": None if dims is None else len(dims),
             "note": stored.query.note,
+            "narrow": narrowed or None,
+            "facets": _facets(results),
             "results": [_result(r) for r in results[offset:]],
             "more": len(results) == offset + limit,
         }
@@ -584,11 +641,13 @@ def create_app(
             learner=marks.learner,
             k=marks.offset + marks.limit,
             all_items=stored.all_items,
+            **(stored.narrow.arguments() if stored.narrow else {}),
         )
         return {
             "query": marks.query,
             "offset": marks.offset,
             "learner": marks.learner,
+            "facets": _facets(results),
             "results": [_result(r) for r in results[marks.offset :]],
             "more": len(results) == marks.offset + marks.limit,
         }
@@ -682,6 +741,21 @@ def create_app(
             "keep": counts["labelled_keep"],
             "exclude": counts["labelled_exclude"],
         }
+
+    @app.get("/api/label-sets", summary="The label sets `classify` made, and their counts")
+    def label_sets() -> dict:
+        return {"label_sets": lib.label_sets()}
+
+    @app.post("/api/classify", summary="Label every item with a label set's classes")
+    def classify(request: ClassifyRequest) -> dict:
+        labels = LabelSet.from_json(request.labels)
+        if len(labels.classes) > MAX_CLASSES:
+            raise SashieError(f"at most {MAX_CLASSES:,} classes a label set here")
+        report = lib.classify(
+            labels, method=request.method, few_shot=request.few_shot, rerank=request.rerank
+        )
+        library_facts.clear()
+        return report.as_dict()
 
     app.include_router(iiif_routes(lib))
     job = AdaptJob()

@@ -21,7 +21,7 @@ import numpy as np
 
 from ..library import Library
 from ..search.ranking import VectorIndex, cv_dimensions, random_dimensions, top_k
-from . import bench_adapt, bench_compose
+from . import bench_adapt, bench_classify, bench_compose
 from .metrics import average_precision, precision_at
 from .references import REFERENCES, reference_pictures
 from .truth import ORACLE_ILLUSTRATION, ORACLE_TEXT, OracleRegions, item_concepts
@@ -40,6 +40,7 @@ class BenchResult:
     multi: list[dict] = field(default_factory=list)  # the Fig. 2 rows
     adapt: list = field(default_factory=list)  # AdaptExperiment of each library (--adapt)
     compose: list = field(default_factory=list)  # ComposeExperiment of each library (--compose)
+    classify: list = field(default_factory=list)  # the ClassifyExperiment (--classify)
 
     def add(self, name: str, values: list[float]) -> None:
         self.figures[name] = round(float(np.mean(values)) if values else 0.0, 4)
@@ -55,6 +56,7 @@ def run_bench(
     progress: bool = False,
     adapt: bool = False,
     compose: bool = False,
+    classify: bool = False,
     world: Path | None = None,
 ) -> BenchResult:
     started = time.time()
@@ -75,6 +77,12 @@ def run_bench(
     _text_queries(result, vocab, encoder, index, concepts, detectors)
     _image_queries(result, vocab, encoder, index, concepts)
     _zero_shot(result, vocab, encoder, index, concepts, detectors)
+    if classify:
+        experiment = bench_classify.run_classify_experiment(
+            encoder, index.vectors, concepts, detectors, vocab, seed=seed
+        )
+        result.classify.append(experiment)
+        result.figures.update(bench_classify.figures(experiment))
     if compose:
         _composition(result, lib, world, truth, model, workdir, seed, progress)
     if adapt:
@@ -289,6 +297,8 @@ def format_table(result: BenchResult) -> str:
             f"| {row['d']:>4} | {row['cv']:6.3f} | {row['random_mean']:11.3f} | "
             f"{row['random_min']:10.3f} | {row['random_max']:10.3f} | {row['all']:8.3f} |"
         )
+    for labelled in result.classify:
+        lines += ["", bench_classify.format_experiment(labelled)]
     for composed in result.compose:
         lines += ["", bench_compose.format_experiment(composed)]
     if result.adapt:
@@ -307,6 +317,7 @@ def bench(
     progress: bool = False,
     adapt: bool = False,
     compose: bool = False,
+    classify: bool = False,
     world: str | None = None,
 ) -> BenchResult:
     """Measure on a world drawn for the purpose, or on an existing one (`sashie world`),
@@ -325,6 +336,7 @@ def bench(
             progress=progress,
             adapt=adapt,
             compose=compose,
+            classify=classify,
             world=Path(world) if world is not None else None,
         )
 

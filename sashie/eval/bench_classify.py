@@ -17,6 +17,7 @@ is one of the item's concepts (single-concept crops have one; a crop of several 
 from __future__ import annotations
 
 import time
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -78,16 +79,24 @@ def run_classify_experiment(
         out.counts[split] = len(rows)
         for method, (scoring, used) in _zero_shot_rows(bank).items():
             started = time.time()
-            guesses = keys[class_scores(used, x, scoring).argmax(axis=1)]
-            out.zero_shot.setdefault(method, {})[split] = _accuracy(guesses, truths)
+            _, accuracy = evaluate(used, x, truths, keys, scoring)
+            out.zero_shot.setdefault(method, {})[split] = accuracy
             out.seconds[f"{method}_{split}"] = round(time.time() - started, 2)
     _few_shot(out, encoder, vectors, concepts, oracle, vocab, seed)
     return out
 
 
-def predictions(bank: TextBank, vectors: np.ndarray, scoring: Scoring) -> np.ndarray:
-    """The class index each row is given: what the accuracy figures count."""
-    return class_scores(bank, vectors, scoring).argmax(axis=1)
+def evaluate(
+    bank: TextBank,
+    vectors: np.ndarray,
+    truths: list[set[str]],
+    keys: np.ndarray,
+    scoring: Scoring,
+) -> tuple[np.ndarray, float]:
+    """(each row's predicted class key, top-1 accuracy against `truths`): the predictions
+    are made before the truths are looked at, and never from them."""
+    guesses = keys[class_scores(bank, vectors, scoring).argmax(axis=1)]
+    return guesses, _accuracy(guesses, truths)
 
 
 def _zero_shot_rows(bank: TextBank) -> dict[str, tuple[Scoring, TextBank]]:
@@ -134,7 +143,9 @@ def _few_shot(out, encoder, vectors, concepts, oracle, vocab, seed) -> None:
                 )
                 guess = cache.logits(features[method][test], zero_shot[method][test]).argmax(axis=1)
                 right[method].append(float((guess == labels[test]).mean()))
-            probe = LogisticRegression(C=SCALE / 10, max_iter=1000).fit(x[train], labels[train])
+            with warnings.catch_warnings():  # sklearn doubts a 36-class target of 36 rows
+                warnings.simplefilter("ignore", UserWarning)
+                probe = LogisticRegression(C=SCALE / 10, max_iter=1000).fit(x[train], labels[train])
             right["probe"].append(float((probe.predict(x[test]) == labels[test]).mean()))
         out.few_shot[shots] = {m: round(float(np.mean(v)), 4) for m, v in right.items()}
     out.few_shot[0] = {

@@ -154,6 +154,8 @@ def label_items(
         bank = build_bank(labels, encoder.encode_texts, kinds=kinds, extra=extra)
         adapter = None if examples is None else _fit(bank, index, examples, scoring)
         found = _verdicts(bank, index.vectors, rows, scoring, adapter, progress)
+        if examples is not None:
+            found = _examples_kept(found, wanted, examples)
         _write(catalog, record, not same, wanted, bank.classes, found)
     counts = catalog.class_counts(labels.name)
     return ClassifyReport(
@@ -167,6 +169,19 @@ def label_items(
         seconds=round(time.time() - started, 2),
         counts=counts,
     )
+
+
+def _examples_kept(found: Verdicts, items: np.ndarray, examples: Examples) -> Verdicts:
+    """The examples keep the class a person gave them (the best score stays theirs; the
+    class the scores preferred becomes the runner-up)."""
+    given = dict(zip(examples.items.tolist(), examples.classes.tolist()))
+    best, second = found.best.copy(), found.second.copy()
+    second_score = found.second_score.copy()
+    for i, item in enumerate(items.tolist()):
+        cls = given.get(item)
+        if cls is not None and best[i] != cls:
+            second[i], second_score[i], best[i] = best[i], found.score[i], cls
+    return Verdicts(best, found.score, second, second_score)
 
 
 def _write(

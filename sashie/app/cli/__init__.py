@@ -13,6 +13,7 @@ from .filter import filter_
 from .iiif import export_iiif, iiif_link
 from .index import index
 from .info import export, info
+from .labels import classify, labels_group
 from .search import search
 from .serve import serve
 from .versions import versions
@@ -34,6 +35,7 @@ def main() -> None:
     sashie annotations add LIB 几帳 12 40         caption items you found
     sashie adapt LIB                             teach the model those captions (see adapt -h)
     sashie compose train LIB                     then: search -i crane.png --modify "in ink"
+    sashie classify LIB --labels labels.csv      label every item; then search --label 鳥
     sashie versions list LIB                     the model versions; `versions use` switches
     sashie info LIB                              what the library holds, what was skipped
     sashie export LIB OUT/                       crops, vectors, metadata for clip-retrieval
@@ -53,6 +55,8 @@ for command in (
     filter_,
     adapt,
     compose_group,
+    classify,
+    labels_group,
     versions,
     world,
     bench_command,

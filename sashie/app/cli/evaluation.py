@@ -100,8 +100,15 @@ def demo(folder, pages, seed, port, no_serve):
     "held-out concepts), by image, text, sum, tokens and light; trains each library's "
     "composer (adds an index of layout regions + filter).",
 )
+@click.option(
+    "--classify",
+    is_flag=True,
+    help="Also labelling: top-1 accuracy of prompt, coder and its ablations over the seen "
+    "and the held-out names, and few-shot (1-16 shots) on CODER vectors, stored vectors "
+    "and a logistic-regression probe.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object of figures.")
-def bench_command(quick, pages, seed, model, keep, world_dir, adapt, compose, as_json):
+def bench_command(quick, pages, seed, model, keep, world_dir, adapt, compose, classify, as_json):
     """Measure search quality on a fresh evaluation world with ground truth.
 
     Text -> illustration P@10/P@100/mAP (English, Japanese; seen and held-out concepts),
@@ -119,6 +126,7 @@ def bench_command(quick, pages, seed, model, keep, world_dir, adapt, compose, as
         progress=not as_json,
         adapt=adapt,
         compose=compose,
+        classify=classify,
         world=world_dir,
     )
     click.echo(bench.as_json(result) if as_json else bench.format_table(result))

@@ -85,6 +85,22 @@ from .common import TRUST_REMOTE_CODE, echo_json, parse_ids
     help="Search every item, also those the keep/exclude filter excluded.",
 )
 @click.option(
+    "--label",
+    "labels",
+    multiple=True,
+    metavar="LABEL",
+    help="Only items of this class (repeatable: any of them), as `sashie classify` labelled "
+    "them; a class's Japanese name or synonym works too.",
+)
+@click.option(
+    "--not-label", "not_labels", multiple=True, metavar="LABEL", help="Leave this class out."
+)
+@click.option(
+    "--label-set",
+    metavar="NAME",
+    help="Which label set --label and the results' classes come from (default: the newest).",
+)
+@click.option(
     "--relevant",
     metavar="IDS",
     help="Relevance feedback: item ids marked relevant (comma-separated).",
@@ -113,6 +129,9 @@ def search(
     seed,
     model,
     all_items,
+    labels,
+    not_labels,
+    label_set,
     relevant,
     irrelevant,
     learner,
@@ -133,9 +152,14 @@ def search(
     A picture changed by words (composed search):
       sashie search LIB --image crane.png --modify "hand-coloured"
     (`sashie compose train LIB` first makes it better: see `sashie compose -h`)
+
+    \b
+    Narrowed to a class, after `sashie classify LIB --labels labels.csv`:
+      sashie search LIB "a crane" --label 鳥 --not-label 人物
     """
     lib = Library(library, progress=True, trust_remote_code=trust_remote_code)
     feedback = bool(relevant or irrelevant)
+    narrow = {"label": labels, "not_label": not_labels, "label_set": label_set}
     made = lib.query(
         query,
         images=images,
@@ -158,9 +182,10 @@ def search(
             k=k,
             model=model,
             all_items=all_items,
+            **narrow,
         )
     else:
-        results = lib.search(query=made, k=k, model=model, all_items=all_items)
+        results = lib.search(query=made, k=k, model=model, all_items=all_items, **narrow)
     if as_json:
         echo_json({"results": [r.as_dict() for r in results]}, indent=None)
         return
@@ -170,15 +195,18 @@ def search(
     if not results:
         click.echo("no results: the library has no items for this model")
         return
-    click.echo(f"{'rank':>4}  {'score':>6}  {'item':>7}  {'bbox':<24}  page")
+    classes = any(r.class_label for r in results)
+    head = f"{'rank':>4}  {'score':>6}  {'item':>7}  {'bbox':<24}  "
+    click.echo(head + (f"{'label':<20}  " if classes else "") + "page")
     for r in results:
         bbox = ",".join(map(str, r.bbox))
-        click.echo(f"{r.rank:>4}  {r.score:6.3f}  {r.item:>7}  {bbox:<24}  {r.page}")
+        label = f"{(r.class_label or '-')[:20]:<20}  " if classes else ""
+        click.echo(f"{r.rank:>4}  {r.score:6.3f}  {r.item:>7}  {bbox:<24}  {label}{r.page}")
 
 
 CSV_COLUMNS = (
     *("rank", "item", "score", "page", "x0", "y0", "x1", "y1", "detector", "source"),
-    *("canvas", "region", "label", "verdict", "captions"),
+    *("canvas", "region", "label", "verdict", "captions", "class_label"),
 )
 
 
