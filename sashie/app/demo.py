@@ -15,6 +15,7 @@ from ..eval.references import reference_pictures
 from ..eval.truth import ground_truth_labels, item_concepts
 from ..eval.world import make_world, read_truth
 from ..eval.world.artists import Artists
+from ..eval.world.labels import write_label_file
 from ..eval.world.vocab import vocabulary
 from ..filter.training import table_overall
 from ..library import Library, Result
@@ -49,6 +50,15 @@ def run_demo(
         lib.label(*ground_truth_labels(lib, world, DEMO_LABELS, seed), source="ground-truth")
         echo(f"$ sashie filter train {library} --learners {','.join(DEMO_LEARNERS)}")
         echo(table_overall(lib.train_filter(learners=DEMO_LEARNERS, seed=seed)))
+    labels = world / "labels.csv"  # a world drawn by an older sashie has none yet
+    if not labels.is_file():
+        write_label_file(labels, vocabulary().concepts)
+    echo(f"\n$ sashie classify {library} --labels {labels}")
+    labelled = lib.classify(labels)
+    echo(
+        f"{labelled.labelled} items labelled with {len(labelled.counts)} of the world's classes "
+        f"in {labelled.seconds:.0f} s; `sashie search --label` and the web page narrow by them"
+    )
     counts = lib.counts()
     echo(
         f"searches cover the {counts['kept']} items kept; {counts['excluded']} are left out "

@@ -82,6 +82,15 @@ class TextBank:
     def dim(self) -> int:
         return self.prompt.shape[1]
 
+    @property
+    def name_slots(self) -> np.ndarray:
+        """(classes x K) rows of `names`: each class's names, its first repeated to fill K,
+        the most names a class has (so a maximum over names is K element-wise maxima)."""
+        counts = np.bincount(self.name_class, minlength=len(self.classes))
+        starts = np.r_[0, np.cumsum(counts)[:-1]]
+        k = np.arange(max(int(counts.max(initial=1)), 1))
+        return starts[:, None] + np.where(k[None, :] < counts[:, None], k[None, :], 0)
+
     def without(self, kind: str) -> TextBank:
         """The same bank with one kind of text left out (the bench's ablation)."""
         if kind not in KINDS:

@@ -69,13 +69,15 @@ def class_scores(bank: TextBank, vectors: np.ndarray, scoring: Scoring) -> np.nd
     x = np.asarray(vectors, np.float32)
     if scoring.method == "prompt":
         return x @ bank.prompt.T
-    similar = x @ bank.names.T
-    starts = np.r_[0, np.flatnonzero(np.diff(bank.name_class)) + 1]
-    scores = np.full((len(x), len(bank.classes)), -np.inf, np.float32)
-    scores[:, bank.name_class[starts]] = np.maximum.reduceat(similar, starts, axis=1)
-    has_context = bank.context_count > 0
-    if has_context.any():
-        scores[:, has_context] += scoring.context * (x @ bank.context[has_context].T)
+    # class-major (classes x n): each name's row is gathered whole, which is cheap
+    similar = bank.names @ x.T
+    slots = bank.name_slots
+    by_class = similar[slots[:, 0]]
+    for k in range(1, slots.shape[1]):  # a few passes (the most names a class has)
+        np.maximum(by_class, similar[slots[:, k]], out=by_class)
+    if scoring.context and bank.context_count.any():  # a class without texts adds zero
+        by_class += scoring.context * (bank.context @ x.T)
+    scores = np.ascontiguousarray(by_class.T)
     if scoring.rerank and bank.pairs:
         _rerank(bank, x, scores, scoring)
     return scores

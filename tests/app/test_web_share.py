@@ -317,3 +317,39 @@ def test_the_page_changes_a_picture_by_the_trained_tokens(browser, composed_site
     )]  # fmt: skip
     assert shown == [r.item for r in by_tokens]
     context.close()
+
+
+@pytest.fixture(scope="module")
+def labelled_site(tmp_path_factory):
+    """A library labelled with the world's classes (`sashie classify`)."""
+    from sashie.eval.world.labels import world_label_set
+    from sashie.eval.world.vocab import vocabulary
+
+    root = tmp_path_factory.mktemp("labelled")
+    _, path = indexed_world(root, pages=12, seed=49)
+    Library(path).classify(world_label_set(vocabulary().concepts[:200]))
+    with serving(server.create_app(path)) as url:
+        yield url
+
+
+def test_a_click_on_a_label_narrows_the_results(browser, labelled_site):
+    context, page = open_page(browser, f"{labelled_site}/")
+    everything = search(page, "a picture")
+    page.wait_for_selector("#facets button")
+    chips = page.locator("#facets button")
+    first = chips.nth(0).inner_text()  # "label (count)", most frequent first
+    label, count = first.rsplit(" (", 1)
+    assert int(count.rstrip(")")) < len(everything)
+    chips.nth(0).click()
+    page.wait_for_selector("#facets button.on")
+    page.wait_for_selector("#status:has-text('results in')")
+    narrowed = items(page)
+    labels = page.eval_on_selector_all(".card", "cards => cards.map(c => c.dataset.label)")
+    assert len(narrowed) == int(count.rstrip(")")) and set(labels) == {label}
+    assert set(narrowed) < set(everything)
+    assert "label=" in page.url  # the link keeps the narrowing
+    page.screenshot(path=SHOTS / "13-results-narrowed-by-label.png")
+    page.click("#facets button.on")  # the narrowing taken back
+    page.wait_for_selector("#facets button:not(.on)")
+    assert items(page) == everything
+    context.close()

@@ -48,6 +48,13 @@ def info(library, as_json):
             f"filter    {f['learner']} (weighted F1 {f['test_metrics']['weighted_f1']:.3f} "
             f"on held-out labels): {f['kept']} items kept, {f['excluded']} excluded"
         )
+    for name, entry in facts["label_sets"].items():
+        top = ", ".join(f"{label} {n}" for label, n in list(entry["counts"].items())[:5])
+        click.echo(
+            f"label set {name}: {entry['classes']} classes, {entry['items']} items labelled "
+            f"({entry['method']}, model version {entry['model_version']})"
+            + (f"; most: {top}" if top else "")
+        )
     click.echo(f"skipped   {facts['skipped']}")
     for reason, n in sorted(facts["skipped_by_reason"].items(), key=lambda x: -x[1]):
         click.echo(f"  {n:>6}  {reason}")
