@@ -175,6 +175,7 @@ def test_the_command_line_labels_narrows_and_exports(library, tmp_path):
     assert found["results"] and all(r["class_label"] == label for r in found["results"])
     listed = run_cli("labels", "list", path).output
     assert "labels: 3 classes, 10 items labelled" in listed
+    assert "label set labels: 3 classes, 10 items labelled (coder" in run_cli("info", path).output
     run_cli("labels", "export", path, tmp_path / "x.csv")
     assert (tmp_path / "x.csv").exists()
     bad = run_cli("search", path, "a square", "--label", "zebra", check=False)

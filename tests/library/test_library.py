@@ -86,7 +86,7 @@ def test_search_results_and_json(tmp_path, tiny_spec, pages):
     assert [r["rank"] for r in results] == [1, 2, 3, 4, 5]
     assert set(results[0]) == {
         *("rank", "item", "score", "page", "bbox", "page_size", "detector", "source"),
-        *("metadata", "label", "verdict", "captions", "canvas", "region"),
+        *("metadata", "label", "verdict", "captions", "canvas", "region", "class_label"),
     }
     scores = [r["score"] for r in results]
     assert scores == sorted(scores, reverse=True)
