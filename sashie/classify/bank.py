@@ -21,9 +21,11 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
+from ..errors import SashieError
 from .labelfile import LabelClass, LabelSet
 
 KINDS = ("names", "attributes", "analogies", "differences")
@@ -266,4 +268,61 @@ def _unique(values: Sequence[str]) -> list[str]:
     for value in values:
         if value and value not in out:
             out.append(value)
+    return out
+
+
+WORDS = 20_000  # tokenizer entries read for the model's own words (BPE ids: most used first)
+
+
+def model_words(encoder: object, limit: int = WORDS) -> list[str]:
+    """Whole words of the model's tokenizer vocabulary (at most `limit` entries read, in id
+    order): the words the model itself knows, for `nearest_words`."""
+    tokenizer: Any = getattr(encoder, "tokenizer", None)
+    if tokenizer is None:  # a model version's encoder wraps the model's own
+        tokenizer = getattr(getattr(encoder, "inner", None), "tokenizer", None)
+    hf: Any = getattr(tokenizer, "tokenizer", tokenizer)  # open_clip may wrap a Hugging Face one
+    if hasattr(hf, "get_vocab") and hasattr(hf, "convert_tokens_to_string"):
+        entries = sorted(hf.get_vocab().items(), key=lambda kv: kv[1])[:limit]
+        texts = [hf.convert_tokens_to_string([token]) for token, _ in entries]
+    elif isinstance(getattr(tokenizer, "encoder", None), dict):  # open_clip's SimpleTokenizer
+        entries = sorted(tokenizer.encoder.items(), key=lambda kv: kv[1])[:limit]
+        texts = [token[: -len("</w>")] for token, _ in entries if token.endswith("</w>")]
+    else:
+        raise SashieError("cannot list the words of this model's tokenizer (--nearest-words)")
+    # a tokenizer that marks where words start or end (a space, once decoded) says which
+    # Latin pieces are whole words: "ing" is a piece of one, " drawing" a word
+    marked = any(t != t.strip() for t in texts)
+    words, seen = [], set()
+    for text in texts:
+        word = text.strip()
+        japanese = language(word) == "ja"
+        if marked and not japanese and text == word:
+            continue
+        if len(word) >= (2 if japanese else 3) and word.isalpha() and word.casefold() not in seen:
+            seen.add(word.casefold())
+            words.append(word)
+    return words
+
+
+def nearest_words(
+    labels: LabelSet, encode: Encode, words: Sequence[str], count: int
+) -> dict[str, tuple[str, ...]]:
+    """For each class, the `count` words whose prompt ("a picture of {word}", 「{word}の絵」)
+    is nearest the class's own prompt vector, its own names left out: synonyms the model
+    itself offers."""
+    if count <= 0 or not words:
+        return {}
+    prompt = build_bank(labels, encode, kinds=("names",)).prompt
+    texts = [NAME_TEMPLATES[language(w)][0].format(x=w) for w in words]
+    vectors = np.vstack([encode(texts[i : i + 4096]) for i in range(0, len(texts), 4096)])
+    likeness = prompt @ vectors.T
+    out = {}
+    for index, cls in enumerate(labels.classes):
+        own = {n.casefold() for n in cls.names}
+        chosen = [
+            words[j]
+            for j in np.argsort(-likeness[index], kind="stable")[: count + len(own)]
+            if words[j].casefold() not in own
+        ]
+        out[cls.name] = tuple(chosen[:count])
     return out

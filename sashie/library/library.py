@@ -41,6 +41,8 @@ from PIL import Image
 
 from ..adapt.settings import AdaptSettings
 from ..adapt.versions import load_text_state, load_version_adapter
+from ..classify.bank import model_words
+from ..classify.bank import nearest_words as words_near
 from ..classify.coder import DEFAULT_METHOD, Scoring
 from ..classify.generator import ChatEndpoint, describe_classes
 from ..classify.labelfile import LabelSet, read_label_file
@@ -1062,6 +1064,7 @@ class Library:
         rerank: bool = True,
         model: str | None = None,
         generator: ChatEndpoint | None = None,
+        nearest_words: int = 0,
     ) -> ClassifyReport:
         """Give every item with a vector its best class of a label set (a CSV, JSON or YAML
         label file, or a `LabelSet`), a score and the runner-up, stored as the set `name`
@@ -1069,7 +1072,8 @@ class Library:
         "coder" (CODER: names, attributes, analogies; `rerank` close calls by one-vs-one
         texts). `few_shot`: the library's annotations whose caption names a class are
         labelled examples (a Tip-Adapter cache). `generator`: an endpoint the user runs that
-        writes more synonyms and attributes of each class (classify/generator.py).
+        writes more synonyms and attributes of each class (classify/generator.py);
+        `nearest_words`: as many of the model's own words nearest each class, as synonyms.
 
         Run again with the same set and settings, only items that have no label yet are
         labelled (pages indexed since); a changed set, method or model version labels all
@@ -1082,12 +1086,18 @@ class Library:
         model_id = self._manifest.find(model)
         if model_id is None:
             raise SashieError("nothing to label: the library has no vectors yet")
-        extra = None
+        extra: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {}
         if generator is not None:
             written = describe_classes(
                 generator, [c.name for c in label_set.classes], progress=self.progress
             )
             extra = {k: (d.synonyms, d.attributes) for k, d in written.items()}
+        if nearest_words > 0:
+            encoder = self.query_encoder(model_id)
+            near = words_near(label_set, encoder.encode_texts, model_words(encoder), nearest_words)
+            for name, words in near.items():
+                synonyms, attributes = extra.get(name, ((), ()))
+                extra[name] = ((*synonyms, *words), attributes)
         with self._writing():
             examples = None
             if few_shot:
@@ -1101,7 +1111,7 @@ class Library:
                 model_version=self._manifest.active_version(model_id),
                 scoring=Scoring(method, rerank=rerank),
                 examples=examples,
-                extra=extra,
+                extra=extra or None,
                 progress=self.progress,
             )
         self._classes.clear()

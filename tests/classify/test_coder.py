@@ -130,3 +130,28 @@ def test_the_few_shot_cache_learns_its_examples():
     assert cache.alpha > 0
     guesses = cache.logits(test, wrong(test_labels)).argmax(axis=1)
     assert (guesses == test_labels).mean() > 0.9
+
+
+def test_the_models_own_nearest_words_become_synonyms(tmp_path):
+    """The demo model, asked for the words nearest "dog", offers its Japanese name (イヌ),
+    never the class's own names; a library run with them labels everything again."""
+    from sashie import Library
+    from sashie.classify.bank import model_words, nearest_words
+    from sashie.encoders import load_encoder
+
+    from conftest import make_pages
+
+    demo = load_encoder("sashie-demo")
+    words = model_words(demo)
+    assert "drawing" in words and "ing" not in words  # whole words, not pieces
+    labels = LabelSet("d", (LabelClass("dog"), LabelClass("crane", ja=("ツル",))))
+    near = nearest_words(labels, demo.encode_texts, words, 3)
+    assert "イヌ" in near["dog"] and len(near["crane"]) == 3
+    assert not {"crane", "ツル"} & set(near["crane"])
+
+    make_pages(tmp_path / "pages", 4)
+    lib = Library(tmp_path / "lib", create=True)
+    lib.add([str(tmp_path / "pages")], regions="whole")  # the demo model
+    assert lib.classify(labels).relabelled  # the first run labels everything
+    assert lib.classify(labels, nearest_words=2).relabelled  # other synonyms: all again
+    assert not lib.classify(labels, nearest_words=2).relabelled

@@ -47,6 +47,15 @@ SHOWN = 15  # labels listed after a run, most frequent first
     help="coder: keep the first scores, do not re-rank close calls.",
 )
 @click.option(
+    "--nearest-words",
+    type=click.IntRange(0, 50),
+    default=0,
+    show_default=True,
+    metavar="N",
+    help="Add to each class, as synonyms, the N words of the model's own vocabulary nearest "
+    "its names.",
+)
+@click.option(
     "--generator",
     metavar="URL",
     help="An OpenAI-compatible server you run (llama.cpp, Ollama, vLLM) that writes more "
@@ -64,6 +73,7 @@ def classify(
     method,
     few_shot,
     no_rerank,
+    nearest_words,
     generator,
     generator_model,
     model,
@@ -110,6 +120,7 @@ def classify(
         rerank=not no_rerank,
         model=model,
         generator=endpoint,
+        nearest_words=nearest_words,
     )
     if as_json:
         echo_json(report.as_dict())
