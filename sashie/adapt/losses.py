@@ -1,5 +1,5 @@
 """The contrastive loss every sashie trainer uses: the demo model's (eval/world/train.py) and
-the adaptation's (training.py).
+the adaptation's (training.py); and ParaCLIP's three terms built from it (`paraphrase_loss`).
 
 CLIP's symmetric InfoNCE, except that pairs of the same group (one caption; the same concepts;
 two crops of text) count as matches of each other rather than as negatives: with 30 pictures
@@ -30,3 +30,29 @@ def contrastive_loss(
             [targets, torch.zeros(len(targets), extra.shape[1], device=logits.device)], dim=1
         )
     return (F.cross_entropy(logits, targets) + F.cross_entropy(text_logits, text_targets)) / 2
+
+
+PARAPHRASE_TERMS = ("image", "first", "second")  # InfoNCE(image, x''), (x, x'), (x', x'')
+
+
+def paraphrase_loss(
+    scale: float,
+    image: torch.Tensor,
+    x: torch.Tensor,
+    first: torch.Tensor,
+    second: torch.Tensor,
+    groups: Iterable[Hashable],
+    terms: Iterable[str] = PARAPHRASE_TERMS,
+) -> torch.Tensor:
+    """ParaCLIP's loss over a batch of unit rows: InfoNCE(image, x'') + InfoNCE(x, x') +
+    InfoNCE(x', x''), each symmetric, the rows of one group counting as matches (the
+    original caption x is never paired with the image). `terms` picks some of the three
+    (the bench's ablation)."""
+    groups = list(groups)
+    pairs = {"image": (image, second), "first": (x, first), "second": (first, second)}
+    chosen = list(terms)
+    if not chosen or any(t not in pairs for t in chosen):
+        raise ValueError(f"terms must be some of {PARAPHRASE_TERMS}")
+    return sum(  # type: ignore[return-value]
+        contrastive_loss(scale * a @ b.T, groups) for a, b in (pairs[t] for t in chosen)
+    )

@@ -68,10 +68,14 @@ class ChatEndpoint:
         timeout: float = 30.0,
         retries: int = 2,
         api_key: str | None = None,
+        role: str = "generator",
     ) -> None:
-        self.url, login = _chat_url(url)
+        """`role` names the server in messages: what the user called it (--generator,
+        --paraphraser)."""
+        self.role = role
+        self.url, login = _chat_url(url, role)
         if not model.strip():
-            raise GeneratorError(f"no model named for the generator at {self.url}")
+            raise GeneratorError(f"no model named for the {self.role} at {self.url}")
         self.model = model
         self.timeout = timeout
         self.retries = max(0, retries)
@@ -126,10 +130,10 @@ class ChatEndpoint:
                     detail = self._detail(e)
                 if e.code != 429 and e.code < 500:
                     raise GeneratorError(self._line(self._refusal(e.code, detail))) from None
-                failure = f"the generator at {self.url} answered HTTP {e.code}{detail}"
+                failure = f"the {self.role} at {self.url} answered HTTP {e.code}{detail}"
                 wait = _retry_after(e.headers.get("Retry-After"))
             except (urllib.error.URLError, http.client.HTTPException, OSError) as e:
-                failure = f"cannot reach the generator at {self.url} ({_reason(e, self.timeout)})"
+                failure = f"cannot reach the {self.role} at {self.url} ({_reason(e, self.timeout)})"
                 wait = None
             if attempt + 1 < tries:
                 time.sleep(min(MAX_WAIT, BACKOFF * 2**attempt) if wait is None else wait)
@@ -140,7 +144,7 @@ class ChatEndpoint:
 
     def _read(self, response: http.client.HTTPResponse) -> bytes:
         too_big = GeneratorError(
-            f"the generator at {self.url} answered more than {_size(MAX_ANSWER_BYTES)}; "
+            f"the {self.role} at {self.url} answered more than {_size(MAX_ANSWER_BYTES)}; "
             "is it an OpenAI-compatible server?"
         )
         length = response.headers.get("Content-Length", "")
@@ -165,7 +169,7 @@ class ChatEndpoint:
         return f": {message}" if message else ""
 
     def _refusal(self, code: int, detail: str) -> str:
-        said = f"the generator at {self.url} answered HTTP {code}{detail}"
+        said = f"the {self.role} at {self.url} answered HTTP {code}{detail}"
         if 300 <= code < 400:
             return f"{said}, a redirect, which sashie does not follow; name the server's own URL"
         if code in (401, 403):
@@ -180,7 +184,7 @@ class ChatEndpoint:
             answer = json.loads(data)
         except (ValueError, RecursionError):
             raise GeneratorError(
-                f"the generator at {self.url} answered something that is not JSON; "
+                f"the {self.role} at {self.url} answered something that is not JSON; "
                 "is it an OpenAI-compatible server?"
             ) from None
         try:
@@ -189,7 +193,7 @@ class ChatEndpoint:
             message = self._clean(_error_message(answer), 120)
             said = f" ({message})" if message else ""
             raise GeneratorError(
-                f"the generator at {self.url} answered JSON without choices[0].message.content"
+                f"the {self.role} at {self.url} answered JSON without choices[0].message.content"
                 f"{said}; is it an OpenAI-compatible server?"
             ) from None
         if isinstance(content, list):  # content parts, as some servers send them
@@ -199,7 +203,7 @@ class ChatEndpoint:
                 if isinstance(part, dict) and isinstance(part.get("text"), str)
             )
         if not isinstance(content, str):
-            raise GeneratorError(f"the generator at {self.url} answered with no text")
+            raise GeneratorError(f"the {self.role} at {self.url} answered with no text")
         # a lone surrogate from the JSON could not be stored, nor printed
         return content.encode("utf-8", "replace").decode("utf-8")
 
@@ -230,7 +234,7 @@ class ChatEndpoint:
                 yield db
         except (sqlite3.Error, OSError) as e:
             raise GeneratorError(
-                self._line(f"cannot use the generator's cache {self.cache_file} ({e})")
+                self._line(f"cannot use the {self.role}'s cache {self.cache_file} ({e})")
             ) from None
 
     def _cached(self, key: str) -> str | None:
@@ -254,7 +258,7 @@ class _NoRedirects(urllib.request.HTTPRedirectHandler):
         return None
 
 
-def _chat_url(url: str) -> tuple[str, str | None]:
+def _chat_url(url: str, role: str) -> tuple[str, str | None]:
     """The chat-completions URL of a server's base URL, without credentials, and the
     'user:password' that the URL held, if any."""
     shown = " ".join(re.sub(r"(?<=//)[^/?#]*@", "", url).split())[:200]
@@ -262,15 +266,13 @@ def _chat_url(url: str) -> tuple[str, str | None]:
         parts = urllib.parse.urlsplit(url.strip())
         port = parts.port
     except ValueError:
-        raise GeneratorError(f"the generator URL {shown!r} is not a URL") from None
+        raise GeneratorError(f"the {role} URL {shown!r} is not a URL") from None
     if parts.scheme.lower() not in ("http", "https"):
-        raise GeneratorError(
-            f"the generator URL must start with http:// or https:// (not {shown!r})"
-        )
+        raise GeneratorError(f"the {role} URL must start with http:// or https:// (not {shown!r})")
     if not parts.hostname:
-        raise GeneratorError(f"the generator URL {shown!r} names no host")
+        raise GeneratorError(f"the {role} URL {shown!r} names no host")
     if parts.query or parts.fragment:
-        raise GeneratorError(f"the generator URL {shown!r} may not have a query or fragment")
+        raise GeneratorError(f"the {role} URL {shown!r} may not have a query or fragment")
     host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
     netloc = host if port is None else f"{host}:{port}"
     path = parts.path.rstrip("/")

@@ -1,0 +1,159 @@
+"""Paraphrases for ParaCLIP (sashie/adapt/paraphrase.py) and its three-term loss."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+from fake_chat import FakeModel, Reply
+
+from sashie.adapt.losses import paraphrase_loss
+from sashie.adapt.paraphrase import (
+    EN_TEMPLATES,
+    JA_TEMPLATES,
+    EndpointParaphraser,
+    RuleParaphraser,
+    content_words,
+    half_of,
+    other_script,
+    shares_words,
+)
+from sashie.classify.generator import ChatEndpoint, GeneratorError
+from sashie.eval.world.labels import world_label_set
+from sashie.eval.world.vocab import vocabulary
+
+
+@pytest.fixture(scope="module")
+def world_labels():
+    return world_label_set(vocabulary().concepts)
+
+
+def test_content_words_of_both_languages():
+    assert content_words("an old print of cranes") == {"old", "print", "crane"}
+    assert content_words("つるのスケッチ") == {"つる", "スケッチ"}
+    assert content_words("鶴を描いた絵") == {"鶴", "描", "絵"}
+    assert shares_words("鶴の挿絵", "鶴を描いた絵")  # 絵 and 鶴
+    assert not shares_words("a picture of a dog", "イヌの絵")
+    assert other_script("つる") == "ツル" and other_script("ツル") == "つる"
+    assert other_script("鶴") is None
+
+
+def test_the_second_paraphrase_never_shares_a_word_with_the_first(world_labels):
+    """Every concept, every name, both languages, plain and in a template: x'' has no content
+    word of x'; most captions get one."""
+    para = RuleParaphraser.from_labels(world_labels, seed=3)
+    made = 0
+    captions = [
+        text
+        for c in world_labels.classes
+        for name in c.names
+        for text in (name, f"an illustration of {name}" if name.isascii() else f"{name}の挿絵")
+    ]
+    for caption in captions:
+        found = para.paraphrase(caption)
+        assert found is not None and found.first != caption
+        if found.second is not None:
+            made += 1
+            assert not content_words(found.second) & content_words(found.first), found
+    assert made > 0.6 * len(captions)
+
+
+def test_the_halves_share_no_template_and_no_keyword(world_labels):
+    train = RuleParaphraser.from_labels(world_labels, half="train")
+    heldout = RuleParaphraser.from_labels(world_labels, half="heldout")
+    for lang in ("en", "ja"):
+        assert not set(train.templates[lang]) & set(heldout.templates[lang])
+    assert set(half_of(EN_TEMPLATES, "train")) | set(half_of(EN_TEMPLATES, "heldout")) == set(
+        EN_TEMPLATES
+    )
+    assert len(half_of(JA_TEMPLATES, "heldout")) >= 4
+    for c in world_labels.classes:
+        names = set(c.names)
+        a = set(train.lexicon[c.name.casefold()]) - names
+        b = set(heldout.lexicon[c.name.casefold()]) - names
+        assert not a & b
+
+
+def test_a_caption_without_other_names_gets_no_second_paraphrase():
+    para = RuleParaphraser(seed=0)
+    found = para.paraphrase("几帳")
+    assert found.first != "几帳" and "几帳" in found.first
+    assert found.second is None  # every way to say it repeats 几帳
+
+
+def direct_info_nce(a, b, scale):
+    """InfoNCE over a batch, both directions, written out row by row (all groups distinct)."""
+    n = len(a)
+    total = 0.0
+    for i in range(n):
+        row = [scale * float(a[i] @ b[j]) for j in range(n)]
+        column = [scale * float(a[j] @ b[i]) for j in range(n)]
+        total += -row[i] + torch.logsumexp(torch.tensor(row), 0).item()
+        total += -column[i] + torch.logsumexp(torch.tensor(column), 0).item()
+    return total / (2 * n)
+
+
+def test_the_three_term_loss_is_the_papers():
+    torch.manual_seed(0)
+    image, x, first, second = (F.normalize(torch.randn(6, 8), dim=-1) for _ in range(4))
+    groups = range(6)
+    got = paraphrase_loss(10.0, image, x, first, second, groups)
+    expected = (
+        direct_info_nce(image, second, 10.0)
+        + direct_info_nce(x, first, 10.0)
+        + direct_info_nce(first, second, 10.0)
+    )
+    assert float(got) == pytest.approx(expected, rel=1e-5)
+    alone = paraphrase_loss(10.0, image, x, first, second, groups, terms=["first"])
+    assert float(alone) == pytest.approx(direct_info_nce(x, first, 10.0), rel=1e-5)
+    with pytest.raises(ValueError):
+        paraphrase_loss(10.0, image, x, first, second, groups, terms=["x"])
+
+
+@pytest.fixture
+def chat_server():
+    model = FakeModel()
+    yield model
+    model.stop()
+
+
+def test_a_chat_server_paraphrases_twice(chat_server, tmp_path):
+    answers = {
+        "Caption: a crane": "a picture of a crane bird",
+        "Caption: a picture": "an old print showing a tsuru",
+    }
+    chat_server.answer = lambda prompt: next(v for k, v in answers.items() if k in prompt)
+    endpoint = ChatEndpoint(chat_server.url, "m", cache_dir=tmp_path)
+    found = EndpointParaphraser(endpoint).paraphrase("a crane")
+    assert (found.first, found.second) == (
+        "a picture of a crane bird",
+        "an old print showing a tsuru",
+    )
+    prompts = [r["messages"][-1]["content"] for r in chat_server.requests]
+    assert "keeping its meaning" in prompts[0] and "avoiding the words" in prompts[1]
+
+
+def test_a_second_paraphrase_that_repeats_words_is_refused(chat_server, tmp_path):
+    chat_server.answer = lambda prompt: "a crane picture"  # x'' = x': shares every word
+    endpoint = ChatEndpoint(chat_server.url, "m", cache_dir=tmp_path)
+    assert EndpointParaphraser(endpoint).paraphrase("a crane").second is None
+    fallback = RuleParaphraser([(["a crane picture"], ["tsuru"])], half="all")
+    found = EndpointParaphraser(endpoint, fallback).paraphrase("a crane")
+    assert found.second is not None and not shares_words(found.second, found.first)
+
+
+def test_a_server_that_talks_nonsense_stalls_or_is_gone_is_one_error_line(chat_server, tmp_path):
+    endpoint = ChatEndpoint(chat_server.url, "m", timeout=0.5, retries=0, role="paraphraser")
+    chat_server.replies = [Reply(body=b"<html>not json</html>")]
+    with pytest.raises(GeneratorError) as nonsense:
+        EndpointParaphraser(endpoint).paraphrase("a crane")
+    chat_server.replies = [Reply(body=b"{}", delay=2.0)]
+    with pytest.raises(GeneratorError) as stalled:
+        EndpointParaphraser(endpoint).paraphrase("a fox")
+    chat_server.stop()
+    with pytest.raises(GeneratorError) as gone:
+        EndpointParaphraser(endpoint).paraphrase("a dog")
+    for error in (nonsense, stalled, gone):
+        assert "\n" not in str(error.value)
+        assert str(error.value).startswith(("the paraphraser at", "cannot reach the paraphraser"))
+    assert "no answer in 0.5 s" in str(stalled.value)
