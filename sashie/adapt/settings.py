@@ -29,6 +29,14 @@ class AdaptSettings:
     # their likeness to its examples (memory.py); 0 leaves them out.
     example_weight: float = 1.0
     example_sharpness: float = 5.0
+    # ParaCLIP (paraphrase.py): the captions' paraphrases x' and x'' also train the text
+    # encoder, InfoNCE(image, x'') + InfoNCE(x, x') + InfoNCE(x', x''), so that other
+    # wordings of a caption find the same pictures. `teach` keeps the image-caption term
+    # (caption teaching); without it only the paraphrase terms train the text encoder.
+    paraphrase: bool = False
+    teach: bool = True
+    paraphrase_weight: float = 1.0
+    paraphrase_terms: tuple[str, ...] = ("image", "first", "second")
     seed: int = 0
 
     def check(self) -> None:
@@ -46,6 +54,23 @@ class AdaptSettings:
             raise SashieError("learning rates must be positive")
         if not (self.train_adapter or self.train_text):
             raise SashieError("nothing to train: keep the adapter, the text encoder or both")
+        if not (self.teach or self.paraphrase):
+            raise SashieError("nothing to learn: teach the captions, their paraphrases or both")
+        if not self.teach and self.train_adapter:
+            raise SashieError(
+                "paraphrases alone tune the text encoder only (ParaCLIP keeps the image side "
+                "frozen): turn the adapter off"
+            )
+        if self.paraphrase and not self.train_text:
+            raise SashieError("--paraphrase tunes the text encoder: do not turn it off")
+        if self.paraphrase_weight < 0 or not set(self.paraphrase_terms) <= {
+            "image",
+            "first",
+            "second",
+        }:
+            raise SashieError(
+                "--paraphrase-weight must be >= 0 and the terms some of image, first, second"
+            )
 
 
 DEFAULTS = AdaptSettings()

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -24,7 +24,8 @@ import torch.nn.functional as F
 
 from ..errors import SashieError
 from .adapter import VisualAdapter
-from .losses import contrastive_loss
+from .losses import contrastive_loss, paraphrase_loss
+from .paraphrase import Paraphrased
 from .phrasings import phrasings, vocabulary_anchors
 from .settings import AdaptSettings
 
@@ -79,6 +80,7 @@ def train_adapter(
     settings: AdaptSettings,
     background: np.ndarray | None = None,
     progress: Callable[[int, int, float], None] | None = None,
+    paraphrases: Mapping[str, Sequence[Paraphrased]] | None = None,
 ) -> Trained:
     """Train on (stored vector, caption) pairs; `encoder` is a float32 training copy whose text
     encoder is changed in place. `progress(step, steps, loss)` is called after each step.
@@ -90,7 +92,11 @@ def train_adapter(
       cosine distance).
     - anchors: words of the model's own vocabulary (`vocabulary_anchors`); each step the text
       encoder is asked to keep a batch of them where they were (anchor_weight x mean cosine
-      distance), which lets it learn at a rate that teaches a word in a hundred steps."""
+      distance), which lets it learn at a rate that teaches a word in a hundred steps.
+
+    With `settings.paraphrase`, `paraphrases` holds each caption's paraphrases (x, x', x'')
+    and ParaCLIP's terms join the loss (losses.paraphrase_loss); with `settings.teach` off
+    they are the loss, and the image meets only x''."""
     settings.check()
     if len(vectors) != len(captions) or len(captions) < 2:
         raise SashieError("adapt needs at least two (item, caption) pairs")
@@ -153,11 +159,24 @@ def train_adapter(
                 image = adapter(image)
                 moved = others
                 others = None if others is None else adapter(others)
-            with torch.set_grad_enabled(bool(text_params)):
-                said = [phrased[i][rng.integers(len(phrased[i]))] for i in batch]
-                text = F.normalize(encoder._texts(said).float(), dim=-1)
-            extra = None if others is None else scale * text @ others.T
-            loss = contrastive_loss(scale * image @ text.T, caption_ids[batch], extra)
+            loss = torch.zeros((), device=encoder.device)
+            if settings.teach:
+                with torch.set_grad_enabled(bool(text_params)):
+                    said = [phrased[i][rng.integers(len(phrased[i]))] for i in batch]
+                    text = F.normalize(encoder._texts(said).float(), dim=-1)
+                extra = None if others is None else scale * text @ others.T
+                loss = loss + contrastive_loss(scale * image @ text.T, caption_ids[batch], extra)
+            if settings.paraphrase and paraphrases:
+                loss = loss + settings.paraphrase_weight * _paraphrase_term(
+                    encoder,
+                    scale,
+                    image,
+                    [captions[i] for i in batch],
+                    caption_ids[batch],
+                    paraphrases,
+                    settings.paraphrase_terms,
+                    rng,
+                )
             if adapter is not None and others is not None and moved is not None:
                 loss = loss + settings.keep_weight * (1 - (others * moved).sum(-1)).mean()
             if anchors_before is not None:
@@ -182,3 +201,29 @@ def train_adapter(
     trained.text_state = {name: p.detach().float().cpu().clone() for name, p in text_params.items()}
     trained.seconds = time.perf_counter() - started
     return trained
+
+
+def _paraphrase_term(
+    encoder,
+    scale: float,
+    image: torch.Tensor,
+    captions: Sequence[str],
+    groups: np.ndarray,
+    paraphrases: Mapping[str, Sequence[Paraphrased]],
+    terms: Sequence[str],
+    rng: np.random.Generator,
+) -> torch.Tensor:
+    """ParaCLIP's loss over the batch's pairs that have a full paraphrase (x, x', x''), one
+    drawn for each; zero when fewer than two have one."""
+    rows, drawn = [], []
+    for row, caption in enumerate(captions):
+        full = [p for p in paraphrases.get(caption, ()) if p.second is not None]
+        if full:
+            rows.append(row)
+            drawn.append(full[rng.integers(len(full))])
+    if len(rows) < 2:
+        return torch.zeros((), device=image.device)
+    texts = [p.x for p in drawn] + [p.first for p in drawn] + [p.second or "" for p in drawn]
+    encoded = F.normalize(encoder._texts(texts).float(), dim=-1)
+    x, first, second = encoded.split(len(rows))
+    return paraphrase_loss(scale, image[rows], x, first, second, groups[rows], terms)

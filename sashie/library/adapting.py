@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 
 from ..adapt.adapter import adapted
+from ..adapt.paraphrase import Paraphrased
 from ..adapt.phrasings import vocabulary_anchors
 from ..adapt.settings import AdaptSettings
 from ..adapt.training import Trained, train_adapter
@@ -60,6 +61,7 @@ def make_version(
     settings: AdaptSettings,
     source: str,
     bar: ProgressBar,
+    paraphrases: Mapping[str, Sequence[Paraphrased]] | None = None,
 ) -> AdaptReport:
     """Train on `pairs` with `trainee` (a float32 copy of the base encoder whose text encoder
     is tuned in place), keep `background` (other items' base vectors) where it was, and write
@@ -71,6 +73,7 @@ def make_version(
         settings,
         background=background,
         progress=lambda step, steps, loss: bar.update("training", step, steps, loss),
+        paraphrases=paraphrases,
     )
     name = versions.next_name(model_id)
     folder = versions.folder(model_id, name)
@@ -84,6 +87,9 @@ def make_version(
         "captions": len(set(captions)),
         "annotations": source,
         "settings": asdict(settings),
+        "paraphrases": sum(
+            1 for found in (paraphrases or {}).values() for p in found if p.second is not None
+        ),
         "device": trainee.device,
         "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
     }

@@ -39,6 +39,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from ..adapt.paraphrase import EndpointParaphraser, RuleParaphraser, paraphrase_all
+from ..adapt.phrasings import phrasings
 from ..adapt.settings import AdaptSettings
 from ..adapt.versions import load_text_state, load_version_adapter
 from ..classify.bank import model_words
@@ -884,9 +886,14 @@ class Library:
         model: str | None = None,
         device: str | None = None,
         progress: Callable[[dict], None] | None = None,
+        paraphraser: RuleParaphraser | EndpointParaphraser | None = None,
     ) -> AdaptReport:
         """Train a new model version from the base on the library's annotations (or an
         exported annotations.jsonl), write its vectors V′ = A(V) and make it active.
+
+        With `settings.paraphrase`, each caption's paraphrases (by `paraphraser`; by default
+        the rule paraphraser, its lexicon the newest label set's names and attributes) train
+        the text encoder too, so that other wordings find the same pictures (ParaCLIP).
 
         `progress` receives {"stage": "training" | "applying", "done", "total", "loss"}."""
         settings = settings or AdaptSettings()
@@ -895,6 +902,12 @@ class Library:
         entry = self.models[model_id]
         with self._writing():
             pairs = self._pairs(model_id, annotations)
+            paraphrases = None
+            if settings.paraphrase:
+                source = paraphraser or self._rule_paraphraser(settings.seed)
+                paraphrases = {
+                    c: paraphrase_all(source, phrasings(c)) for c in sorted(set(pairs.captions))
+                }
             self.encoder(model_id)  # refuses a model that needs remote code not granted
             trainee = load_encoder(
                 entry["spec"], device=device, trust_remote_code=self.trust_remote_code
@@ -919,7 +932,17 @@ class Library:
                 settings,
                 str(annotations) if annotations else "library",
                 ProgressBar(progress, self.progress),
+                paraphrases,
             )
+
+    def _rule_paraphraser(self, seed: int) -> RuleParaphraser:
+        """The offline paraphraser: templates, kana script changes, and the newest label
+        set's names and attributes as its lexicon (when the library has one)."""
+        records = self._catalog.label_sets()
+        if not records:
+            return RuleParaphraser(seed=seed)
+        labels = LabelSet.from_json({"name": records[0]["name"], "classes": records[0]["classes"]})
+        return RuleParaphraser.from_labels(labels, seed=seed)
 
     def train_composer(
         self,

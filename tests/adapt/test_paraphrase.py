@@ -157,3 +157,85 @@ def test_a_server_that_talks_nonsense_stalls_or_is_gone_is_one_error_line(chat_s
         assert "\n" not in str(error.value)
         assert str(error.value).startswith(("the paraphraser at", "cannot reach the paraphraser"))
     assert "no answer in 0.5 s" in str(stalled.value)
+
+
+def file_digest(path) -> str:
+    import hashlib
+
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_paraphrase_training_brings_a_held_out_pair_together_without_touching_images(
+    tmp_path, tiny_spec
+):
+    """The tiny model, tuned on paraphrases of two captions (the training half of the
+    templates), puts two wordings it never trained on (templates of the held-out half)
+    closer together; the stored image vectors stay byte for byte what they were."""
+    import numpy as np
+
+    from sashie import Library
+    from sashie.adapt.settings import AdaptSettings
+
+    from conftest import make_pages
+
+    make_pages(tmp_path / "pages", 16, seed=3)
+    lib = Library(tmp_path / "lib", create=True)
+    lib.add([str(tmp_path / "pages")], model=tiny_spec, regions="whole")
+    items = lib.index().item_ids.tolist()
+    lib.annotate(items[:8], "zorblat")
+    lib.annotate(items[8:12], "quix")
+    vector_files = sorted((tmp_path / "lib" / "vectors").rglob("*.*"))
+    before_files = {p: file_digest(p) for p in vector_files}
+    pair = ["a drawing of zorblat", "wibble in an old book"]
+    heldout = half_of(EN_TEMPLATES, "heldout")
+    assert set(pair) <= {t.format(x=n) for t in heldout for n in ("zorblat", "wibble")}
+
+    def closeness() -> float:
+        a, b = lib.query_encoder().encode_texts(pair)
+        return float(a @ b)
+
+    start = closeness()
+    concepts = [(["zorblat"], ["wibble", "flonk"]), (["quix"], ["frob", "snib"])]
+    paraphraser = RuleParaphraser(concepts, half="train", seed=1)
+    assert not set(paraphraser.templates["en"]) & set(heldout)
+    settings = AdaptSettings(
+        epochs=1, min_steps=120, batch=8, paraphrase=True, teach=False, train_adapter=False
+    )
+    report = lib.adapt(settings=settings, paraphraser=paraphraser)
+    assert report.version == "v1" and lib.active_version() == "v1"
+    after = closeness()
+    assert after > start + 0.05, (start, after)
+    assert {p: file_digest(p) for p in vector_files} == before_files
+    lib.use("base")
+    assert abs(closeness() - start) < 1e-6
+    np.testing.assert_array_equal(lib.index().item_ids, np.array(items))
+
+
+def test_the_command_line_teaches_paraphrases_as_a_version(tmp_path, tiny_spec):
+    import json
+
+    from sashie import Library
+
+    from conftest import make_pages, run_cli
+
+    make_pages(tmp_path / "pages", 8, seed=2)
+    lib = Library(tmp_path / "lib", create=True)
+    lib.add([str(tmp_path / "pages")], model=tiny_spec, regions="whole")
+    items = lib.index().item_ids.tolist()
+    lib.annotate(items[:4], "crane")
+    lib.annotate(items[4:], "つる")
+    path = tmp_path / "lib"
+    bad = run_cli("adapt", path, "--no-teach", check=False)
+    assert bad.exit_code == 1 and "go with --paraphrase" in bad.stderr
+    gone = run_cli(
+        "adapt", path, "--paraphrase", "--paraphraser", "http://127.0.0.1:9",
+        "--paraphraser-model", "m", check=False,
+    )  # fmt: skip
+    assert gone.exit_code == 1 and "cannot reach the paraphraser" in gone.stderr
+    assert gone.stderr.count("\n") == 1
+    out = run_cli("adapt", path, "--paraphrase", "--epochs", "1", "--min-steps", "5", "--json")
+    report = json.loads(out.output)
+    assert report["version"] == "v1"
+    record = Library(path).versions()["versions"][0]
+    assert record["settings"]["paraphrase"] is True
+    assert record["paraphrases"] > 0  # つる <-> ツル at least

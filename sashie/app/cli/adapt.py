@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import os
 import sys
 
 import click
 
+from ...adapt.paraphrase import EndpointParaphraser, RuleParaphraser
 from ...adapt.settings import DEFAULTS, AdaptSettings
 from ...adapt.training import Trained
+from ...classify.generator import ChatEndpoint
+from ...errors import SashieError
 from ...library import Library
 from .common import LIBRARY, TRUST_REMOTE_CODE, echo_json
 
@@ -94,6 +98,34 @@ from .common import LIBRARY, TRUST_REMOTE_CODE, echo_json
     type=click.Choice(["adapter", "text"]),
     help="Train only the visual adapter, or only the text encoder (default both).",
 )
+@click.option(
+    "--paraphrase",
+    is_flag=True,
+    help="Also teach other wordings of each caption (ParaCLIP): its paraphrases x' and x'' "
+    "train the text encoder, so that 「鶴の絵」, 'a crane' and 'an old print of a crane' "
+    "find the same pictures.",
+)
+@click.option(
+    "--no-teach",
+    is_flag=True,
+    help="With --paraphrase: only the paraphrases, not the captions' pictures (the text "
+    "encoder alone is tuned; the image side stays as it is).",
+)
+@click.option(
+    "--paraphrase-weight",
+    default=DEFAULTS.paraphrase_weight,
+    show_default=True,
+    type=click.FloatRange(0),
+    help="How much the paraphrase terms weigh against the captions'.",
+)
+@click.option(
+    "--paraphraser",
+    metavar="URL",
+    help="An OpenAI-compatible server you run (llama.cpp, Ollama, vLLM) that writes the "
+    "paraphrases; its key, if any, from SASHIE_PARAPHRASER_KEY. Default: offline rules "
+    "(templates, kana, the newest label set's names and attributes).",
+)
+@click.option("--paraphraser-model", metavar="NAME", help="The paraphraser's model name.")
 @click.option("--seed", default=DEFAULTS.seed, show_default=True, type=int)
 @click.option("--device", metavar="DEV", help="cpu or cuda (default: cuda when present).")
 @TRUST_REMOTE_CODE
@@ -112,6 +144,11 @@ def adapt(
     anchor_weight,
     example_weight,
     only,
+    paraphrase,
+    no_teach,
+    paraphrase_weight,
+    paraphraser,
+    paraphraser_model,
     seed,
     device,
     trust_remote_code,
@@ -133,6 +170,7 @@ def adapt(
     sashie adapt LIB                             train v1, v2, ... and make it active
     sashie versions list LIB                     the versions, their data and settings
     sashie versions use LIB base                 switch back (instant); use v1 again
+    sashie adapt LIB --paraphrase                the captions and their other wordings
     """
     lib = Library(
         library,
@@ -150,11 +188,30 @@ def adapt(
         keep_weight=keep_weight,
         anchor_weight=anchor_weight,
         example_weight=example_weight,
-        train_adapter=only != "text",
+        train_adapter=only != "text" and not no_teach,
         train_text=only != "adapter",
+        paraphrase=paraphrase,
+        teach=not no_teach,
+        paraphrase_weight=paraphrase_weight,
         seed=seed,
     )
-    report = lib.adapt(annotations=annotations_file, settings=settings, device=device)
+    if (no_teach or paraphraser) and not paraphrase:
+        raise SashieError("--no-teach and --paraphraser go with --paraphrase")
+    writer = None
+    if paraphraser:
+        if not paraphraser_model:
+            raise SashieError("--paraphraser needs --paraphraser-model NAME")
+        endpoint = ChatEndpoint(
+            paraphraser,
+            paraphraser_model,
+            cache_dir=os.path.join(library, "cache"),
+            api_key=os.environ.get("SASHIE_PARAPHRASER_KEY"),
+            role="paraphraser",
+        )
+        writer = EndpointParaphraser(endpoint, RuleParaphraser(seed=seed))
+    report = lib.adapt(
+        annotations=annotations_file, settings=settings, device=device, paraphraser=writer
+    )
     if as_json:
         echo_json(
             {
