@@ -19,9 +19,10 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import ClassVar, Protocol
 
 import numpy as np
 
@@ -113,6 +114,12 @@ class Paraphrased:
     second: str | None  # x'': the same again, sharing no content word with x'
 
 
+class Paraphraser(Protocol):
+    """Anything that gives a text's x' and x'' (or None when it has none)."""
+
+    def paraphrase(self, x: str) -> Paraphrased | None: ...
+
+
 class RuleParaphraser:
     """Offline paraphrases from templates and a lexicon: each concept's names (all of them
     always) and keywords (those of this half, split by language), found by any name."""
@@ -132,10 +139,16 @@ class RuleParaphraser:
         }
         self.rng = np.random.default_rng(seed)
         self.lexicon: dict[str, list[str]] = {}
+        # a keyword that several concepts share ("animal", "face") or that names another
+        # concept is a category or a neighbour, not another way to say this one: left out
+        uses = Counter(_key(k) for names, keywords in concepts for k in set(keywords))
+        uses.update(_key(n) for names, _ in concepts for n in names)
         for names, keywords in concepts:
+            own = {_key(n) for n in names}
+            specific = {k for k in keywords if uses[_key(k)] == 1 and _key(k) not in own}
             words = list(names)
             for japanese in (False, True):
-                same = sorted({k for k in keywords if is_japanese(k) == japanese})
+                same = sorted(k for k in specific if is_japanese(k) == japanese)
                 words += half_of(same, half)
             for name in names:
                 self.lexicon.setdefault(_key(name), list(dict.fromkeys(words)))
@@ -232,7 +245,7 @@ class EndpointParaphraser:
         return Paraphrased(x, first, second)
 
 
-def paraphrase_all(paraphraser, texts: Sequence[str]) -> list[Paraphrased]:
+def paraphrase_all(paraphraser: Paraphraser, texts: Sequence[str]) -> list[Paraphrased]:
     """The paraphrases of every text that has one (an endpoint's failure stops the run
     with its one error line)."""
     found = (paraphraser.paraphrase(text) for text in texts)

@@ -213,17 +213,38 @@ def _paraphrase_term(
     terms: Sequence[str],
     rng: np.random.Generator,
 ) -> torch.Tensor:
-    """ParaCLIP's loss over the batch's pairs that have a full paraphrase (x, x', x''), one
-    drawn for each; zero when fewer than two have one."""
-    rows, drawn = [], []
+    """ParaCLIP's terms over the batch, one paraphrase drawn for each pair that has one:
+    InfoNCE(x, x') over all of them, InfoNCE(image, x'') and InfoNCE(x', x'') over those
+    that have an x'' (a caption with no other name for its concept has none); a term over
+    fewer than two rows is left out."""
+    drawn: list[tuple[int, Paraphrased]] = []
     for row, caption in enumerate(captions):
-        full = [p for p in paraphrases.get(caption, ()) if p.second is not None]
-        if full:
-            rows.append(row)
-            drawn.append(full[rng.integers(len(full))])
-    if len(rows) < 2:
-        return torch.zeros((), device=image.device)
-    texts = [p.x for p in drawn] + [p.first for p in drawn] + [p.second or "" for p in drawn]
-    encoded = F.normalize(encoder._texts(texts).float(), dim=-1)
-    x, first, second = encoded.split(len(rows))
-    return paraphrase_loss(scale, image[rows], x, first, second, groups[rows], terms)
+        found = paraphrases.get(caption, ())
+        if found:
+            drawn.append((row, found[int(rng.integers(len(found)))]))
+    loss = torch.zeros((), device=image.device)
+    if len(drawn) < 2:
+        return loss
+    rows = [row for row, _ in drawn]
+    texts = (
+        [p.x for _, p in drawn]
+        + [p.first for _, p in drawn]
+        + [p.second or p.first for _, p in drawn]
+    )
+    x, first, second = F.normalize(encoder._texts(texts).float(), dim=-1).split(len(rows))
+    if "first" in terms:
+        loss = loss + paraphrase_loss(scale, image[rows], x, first, second, groups[rows], ["first"])
+    full = [i for i, (_, p) in enumerate(drawn) if p.second is not None]
+    others = [t for t in terms if t != "first"]
+    if others and len(full) >= 2:
+        index = torch.tensor(full, device=image.device)
+        loss = loss + paraphrase_loss(
+            scale,
+            image[[rows[i] for i in full]],
+            x[index],
+            first[index],
+            second[index],
+            groups[[rows[i] for i in full]],
+            others,
+        )
+    return loss

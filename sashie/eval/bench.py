@@ -21,7 +21,7 @@ import numpy as np
 
 from ..library import Library
 from ..search.ranking import VectorIndex, cv_dimensions, random_dimensions, top_k
-from . import bench_adapt, bench_classify, bench_compose
+from . import bench_adapt, bench_classify, bench_compose, bench_paraphrase
 from .metrics import average_precision, precision_at
 from .references import REFERENCES, reference_pictures
 from .truth import ORACLE_ILLUSTRATION, ORACLE_TEXT, OracleRegions, item_concepts
@@ -41,6 +41,7 @@ class BenchResult:
     adapt: list = field(default_factory=list)  # AdaptExperiment of each library (--adapt)
     compose: list = field(default_factory=list)  # ComposeExperiment of each library (--compose)
     classify: list = field(default_factory=list)  # the ClassifyExperiment (--classify)
+    paraphrase: list = field(default_factory=list)  # the ParaphraseExperiment (--paraphrase)
 
     def add(self, name: str, values: list[float]) -> None:
         self.figures[name] = round(float(np.mean(values)) if values else 0.0, 4)
@@ -57,6 +58,7 @@ def run_bench(
     adapt: bool = False,
     compose: bool = False,
     classify: bool = False,
+    paraphrase: bool = False,
     world: Path | None = None,
 ) -> BenchResult:
     started = time.time()
@@ -83,6 +85,12 @@ def run_bench(
         )
         result.classify.append(experiment)
         result.figures.update(bench_classify.figures(experiment))
+    if paraphrase:
+        worded = bench_paraphrase.run_paraphrase_experiment(
+            lib, concepts, detectors, vocab, seed=seed, progress=progress
+        )
+        result.paraphrase.append(worded)
+        result.figures.update(bench_paraphrase.figures(worded))
     if compose:
         _composition(result, lib, world, truth, model, workdir, seed, progress)
     if adapt:
@@ -299,6 +307,8 @@ def format_table(result: BenchResult) -> str:
         )
     for labelled in result.classify:
         lines += ["", bench_classify.format_experiment(labelled)]
+    for worded in result.paraphrase:
+        lines += ["", bench_paraphrase.format_experiment(worded)]
     for composed in result.compose:
         lines += ["", bench_compose.format_experiment(composed)]
     if result.adapt:
@@ -318,6 +328,7 @@ def bench(
     adapt: bool = False,
     compose: bool = False,
     classify: bool = False,
+    paraphrase: bool = False,
     world: str | None = None,
 ) -> BenchResult:
     """Measure on a world drawn for the purpose, or on an existing one (`sashie world`),
@@ -337,6 +348,7 @@ def bench(
             adapt=adapt,
             compose=compose,
             classify=classify,
+            paraphrase=paraphrase,
             world=Path(world) if world is not None else None,
         )
 

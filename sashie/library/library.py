@@ -39,7 +39,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from ..adapt.paraphrase import EndpointParaphraser, RuleParaphraser, paraphrase_all
+from ..adapt.paraphrase import Paraphraser, RuleParaphraser, paraphrase_all
 from ..adapt.phrasings import phrasings
 from ..adapt.settings import AdaptSettings
 from ..adapt.versions import load_text_state, load_version_adapter
@@ -886,7 +886,7 @@ class Library:
         model: str | None = None,
         device: str | None = None,
         progress: Callable[[dict], None] | None = None,
-        paraphraser: RuleParaphraser | EndpointParaphraser | None = None,
+        paraphraser: Paraphraser | None = None,
     ) -> AdaptReport:
         """Train a new model version from the base on the library's annotations (or an
         exported annotations.jsonl), write its vectors V′ = A(V) and make it active.

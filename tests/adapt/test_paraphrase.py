@@ -55,7 +55,7 @@ def test_the_second_paraphrase_never_shares_a_word_with_the_first(world_labels):
         if found.second is not None:
             made += 1
             assert not content_words(found.second) & content_words(found.first), found
-    assert made > 0.6 * len(captions)
+    assert made > 0.4 * len(captions)  # those with a specific keyword or a kana spelling
 
 
 def test_the_halves_share_no_template_and_no_keyword(world_labels):
@@ -239,3 +239,13 @@ def test_the_command_line_teaches_paraphrases_as_a_version(tmp_path, tiny_spec):
     record = Library(path).versions()["versions"][0]
     assert record["settings"]["paraphrase"] is True
     assert record["paraphrases"] > 0  # つる <-> ツル at least
+
+
+def test_keywords_many_concepts_share_are_not_paraphrases():
+    """'animal' names a category of dog and cat, not dog: it is left out of both."""
+    para = RuleParaphraser(
+        [(["dog"], ["animal", "puppy"]), (["cat"], ["animal", "kitten"]), (["cow"], ["dog"])],
+        half="all",
+    )
+    assert para.names_for("dog") == ["puppy"] and para.names_for("cat") == ["kitten"]
+    assert para.names_for("cow") == []  # "dog" is another concept's name

@@ -107,8 +107,16 @@ def demo(folder, pages, seed, port, no_serve):
     "and the held-out names, and few-shot (1-16 shots) on CODER vectors, stored vectors "
     "and a logistic-regression probe.",
 )
+@click.option(
+    "--paraphrase",
+    is_flag=True,
+    help="Also paraphrased queries: AO@10, JS@10 and P@10 of held-out wordings of the query "
+    "concepts, for the base and ParaCLIP-tuned versions (each term alone, one-step).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object of figures.")
-def bench_command(quick, pages, seed, model, keep, world_dir, adapt, compose, classify, as_json):
+def bench_command(
+    quick, pages, seed, model, keep, world_dir, adapt, compose, classify, paraphrase, as_json
+):
     """Measure search quality on a fresh evaluation world with ground truth.
 
     Text -> illustration P@10/P@100/mAP (English, Japanese; seen and held-out concepts),
@@ -127,6 +135,7 @@ def bench_command(quick, pages, seed, model, keep, world_dir, adapt, compose, cl
         adapt=adapt,
         compose=compose,
         classify=classify,
+        paraphrase=paraphrase,
         world=world_dir,
     )
     click.echo(bench.as_json(result) if as_json else bench.format_table(result))

@@ -1,0 +1,231 @@
+"""`sashie bench --paraphrase`: do other wordings of a query find the same pictures?
+
+On a bench library (oracle regions), for the 36 query concepts (24 seen, 12 held-out):
+- a held-out paraphrase set: each concept's names and its CLDR keywords of the held-out half
+  in the held-out half of the templates (paraphrase.py splits both by a fixed rule), at least
+  5 wordings a concept and language where its keywords allow;
+- AO@10 and JS@10 between the top-10 lists of every pair of wordings of a concept, English
+  and Japanese; P@10 and P@100 of those wordings and of the canonical queries ("an
+  illustration of X", 「Xの挿絵」); zero-shot accuracy over the seen names.
+Rows: the base model; ParaCLIP (all three terms, paraphrases alone: `adapt --paraphrase
+--no-teach`); each term alone; x' only (a one-step paraphrase: x'' = x'). Each tuned row is a
+model version trained on captions of the seen concepts' illustrations (their EN and JA names,
+as a curator's annotations would be) paraphrased by the training half; the versions are
+removed afterwards and the base made active again.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+import time
+from dataclasses import dataclass, field, replace
+from itertools import combinations
+from pathlib import Path
+
+import numpy as np
+
+from ..adapt.paraphrase import EN_TEMPLATES, JA_TEMPLATES, Paraphrased, RuleParaphraser, half_of
+from ..adapt.settings import AdaptSettings
+from ..library import BASE, Library
+from .metrics import precision_at
+from .truth import ORACLE_ILLUSTRATION
+from .world.labels import world_label_set
+from .world.vocab import Vocabulary
+
+PAIRS_PER_CONCEPT = 6  # illustrations of each seen concept captioned for training
+LANGUAGES = ("en", "ja")
+ROWS: dict[str, dict] = {
+    "base": {},
+    "paraclip": {"paraphrase_terms": ("image", "first", "second")},
+    "image": {"paraphrase_terms": ("image",)},
+    "first": {"paraphrase_terms": ("first",)},
+    "second": {"paraphrase_terms": ("second",)},
+    "onestep": {"paraphrase_terms": ("image", "first"), "one_step": True},
+}
+SETTINGS = AdaptSettings(paraphrase=True, teach=False, train_adapter=False)
+
+
+@dataclass
+class ParaphraseExperiment:
+    rows: dict[str, dict[str, float]] = field(default_factory=dict)
+    wordings: dict[str, int] = field(default_factory=dict)  # per language, all concepts
+    pairs: int = 0  # training (item, caption) pairs
+    seconds: dict[str, float] = field(default_factory=dict)
+
+
+class OneStep:
+    """A paraphraser whose x'' is x' (the one-step row)."""
+
+    def __init__(self, inner: RuleParaphraser) -> None:
+        self.inner = inner
+
+    def paraphrase(self, x: str) -> Paraphrased | None:
+        found = self.inner.paraphrase(x)
+        return None if found is None else Paraphrased(x, found.first, found.first)
+
+
+def held_out_wordings(vocab: Vocabulary, key: str, language: str) -> list[str]:
+    """The held-out paraphrase set of one concept in one language."""
+    concept = vocab.by_key[key]
+    labels = world_label_set([concept])
+    held = RuleParaphraser.from_labels(labels, half="heldout")
+    name = concept.en if language == "en" else concept.ja
+    names = [name, *held.names_for(name)]
+    templates = half_of(EN_TEMPLATES if language == "en" else JA_TEMPLATES, "heldout")
+    return list(dict.fromkeys(t.format(x=n) for t in templates for n in names))
+
+
+def canonical(vocab: Vocabulary, key: str, language: str) -> str:
+    c = vocab.by_key[key]
+    return f"an illustration of {c.en}" if language == "en" else f"{c.ja}の挿絵"
+
+
+def run_paraphrase_experiment(
+    lib: Library,
+    concepts: list[set[str]],
+    detectors: np.ndarray,
+    vocab: Vocabulary,
+    *,
+    seed: int = 0,
+    progress: bool = False,
+) -> ParaphraseExperiment:
+    """Every row of the experiment on `lib` (its index rows' `concepts` and `detectors`)."""
+    out = ParaphraseExperiment()
+    index = lib.index(version=BASE)
+    oracle = detectors == ORACLE_ILLUSTRATION
+    keys = [*vocab.query_seen, *vocab.query_heldout]
+    wordings = {(k, lang): held_out_wordings(vocab, k, lang) for k in keys for lang in LANGUAGES}
+    for lang in LANGUAGES:
+        out.wordings[lang] = sum(len(wordings[k, lang]) for k in keys)
+    relevant = {k: np.array([k in c for c in concepts]) & oracle for k in keys}
+    train_file, out.pairs = _training_pairs(index.item_ids, concepts, oracle, vocab, seed)
+    paraphraser = RuleParaphraser.from_labels(world_label_set(vocab.concepts), seed=seed)
+    before = {v["name"] for v in lib.versions()["versions"]}
+    try:
+        for row, change in ROWS.items():
+            started = time.time()
+            if row != "base":
+                change = dict(change)
+                writer = OneStep(paraphraser) if change.pop("one_step", False) else paraphraser
+                lib.adapt(
+                    annotations=train_file,
+                    settings=replace(SETTINGS, seed=seed, **change),
+                    paraphraser=writer,
+                )
+            out.rows[row] = _measure(lib, keys, wordings, relevant, vocab, concepts, oracle)
+            out.seconds[row] = round(time.time() - started, 1)
+    finally:
+        lib.use(BASE)
+        for version in [v["name"] for v in lib.versions()["versions"]]:
+            if version not in before:
+                lib.remove_version(version)
+        Path(train_file).unlink(missing_ok=True)
+    return out
+
+
+def _training_pairs(item_ids, concepts, oracle, vocab: Vocabulary, seed: int) -> tuple[str, int]:
+    """An annotations file: up to PAIRS_PER_CONCEPT single-concept illustrations of each
+    seen concept, captioned by its English or Japanese name in turn."""
+    rng = np.random.default_rng(seed)
+    by_key = vocab.by_key
+    rows: dict[str, list[int]] = {}
+    for row in np.flatnonzero(oracle):
+        if len(concepts[row]) == 1:
+            key = next(iter(concepts[row]))
+            if key not in vocab.heldout:
+                rows.setdefault(key, []).append(int(row))
+    lines = []
+    for key, found in sorted(rows.items()):
+        for n, row in enumerate(rng.permutation(found)[:PAIRS_PER_CONCEPT]):
+            name = by_key[key].en if n % 2 == 0 else by_key[key].ja
+            lines.append(json.dumps({"item": int(item_ids[row]), "caption": name}))
+    with tempfile.NamedTemporaryFile(
+        "w", suffix=".jsonl", delete=False, encoding="utf-8"
+    ) as handle:
+        handle.write("\n".join(lines) + "\n")
+    return handle.name, len(lines)
+
+
+def _measure(lib, keys, wordings, relevant, vocab, concepts, oracle) -> dict[str, float]:
+    index = lib.index()
+    encoder = lib.query_encoder()
+    figures: dict[str, float] = {}
+    for lang in LANGUAGES:
+        ao, js, p10, p100, canon10, canon100 = [], [], [], [], [], []
+        for key in keys:
+            texts = wordings[key, lang]
+            vectors = encoder.encode_texts([*texts, canonical(vocab, key, lang)])
+            tops = []
+            for vector in vectors[:-1]:
+                scores = index.vectors @ vector
+                tops.append(np.argsort(-scores, kind="stable")[:10])
+                p10.append(precision_at(scores, relevant[key], 10))
+                p100.append(precision_at(scores, relevant[key], 100))
+            for a, b in combinations(tops, 2):
+                ao.append(overlap_at(a, b))
+                js.append(len(set(a) & set(b)) / len(set(a) | set(b)))
+            scores = index.vectors @ vectors[-1]
+            canon10.append(precision_at(scores, relevant[key], 10))
+            canon100.append(precision_at(scores, relevant[key], 100))
+        figures.update(
+            {
+                f"ao10_{lang}": float(np.mean(ao)),
+                f"js10_{lang}": float(np.mean(js)),
+                f"p10_{lang}": float(np.mean(p10)),
+                f"p100_{lang}": float(np.mean(p100)),
+                f"canon_p10_{lang}": float(np.mean(canon10)),
+                f"canon_p100_{lang}": float(np.mean(canon100)),
+            }
+        )
+    figures["zeroshot_seen"] = _zero_shot(index, encoder, vocab, concepts, oracle)
+    return {k: round(v, 4) for k, v in figures.items()}
+
+
+def overlap_at(a: np.ndarray, b: np.ndarray, k: int = 10) -> float:
+    """AO@k: the mean over depths d = 1..k of |A[:d] ∩ B[:d]| / d."""
+    return float(np.mean([len(set(a[:d]) & set(b[:d])) / d for d in range(1, k + 1)]))
+
+
+def _zero_shot(index, encoder, vocab: Vocabulary, concepts, oracle) -> float:
+    seen = vocab.seen
+    keys = [c.key for c in seen]
+    names = encoder.encode_texts([f"an illustration of {c.en}" for c in seen])
+    rows = [r for r in np.flatnonzero(oracle) if concepts[r] and not concepts[r] & vocab.heldout]
+    guesses = (index.vectors[rows] @ names.T).argmax(axis=1)
+    return float(np.mean([keys[g] in concepts[r] for g, r in zip(guesses, rows)]))
+
+
+def figures(experiment: ParaphraseExperiment) -> dict[str, float]:
+    """The --json keys: para_<metric>_<lang>_<row> and para_zeroshot_<row>."""
+    out = {}
+    for row, values in experiment.rows.items():
+        for name, value in values.items():
+            if name == "zeroshot_seen":
+                out[f"para_zeroshot_{row}"] = value
+            else:
+                metric, lang = name.rsplit("_", 1)
+                out[f"para_{metric}_{lang}_{row}"] = value
+    return out
+
+
+def format_experiment(e: ParaphraseExperiment) -> str:
+    lines = [
+        "paraphrased queries (36 query concepts, oracle regions): held-out wordings "
+        f"{e.wordings.get('en', 0)} EN, {e.wordings.get('ja', 0)} JA; tuned rows trained on "
+        f"{e.pairs} captions of seen concepts' illustrations, paraphrases alone",
+        f"| {'row':<9} | lang | AO@10 |  JS@10 | para P@10 | P@100 | canon P@10 | P@100 | "
+        "zero-shot |",
+        f"|{'-' * 11}|------|-------|--------|-----------|-------|------------|-------|"
+        "-----------|",
+    ]
+    for row, v in e.rows.items():
+        for lang in LANGUAGES:
+            lines.append(
+                f"| {row:<9} | {lang:<4} | {v[f'ao10_{lang}']:.3f} | {v[f'js10_{lang}']:6.3f} | "
+                f"{v[f'p10_{lang}']:9.3f} | {v[f'p100_{lang}']:.3f} | "
+                f"{v[f'canon_p10_{lang}']:10.3f} | {v[f'canon_p100_{lang}']:.3f} | "
+                f"{v['zeroshot_seen']:9.3f} |"
+            )
+    lines.append("seconds a row: " + ", ".join(f"{k} {s}" for k, s in e.seconds.items()))
+    return "\n".join(lines)
