@@ -86,11 +86,7 @@ def run_bench(
         result.classify.append(experiment)
         result.figures.update(bench_classify.figures(experiment))
     if paraphrase:
-        worded = bench_paraphrase.run_paraphrase_experiment(
-            lib, concepts, detectors, vocab, seed=seed, progress=progress
-        )
-        result.paraphrase.append(worded)
-        result.figures.update(bench_paraphrase.figures(worded))
+        _paraphrased(result, lib, concepts, detectors, world, truth, model, workdir, seed, progress)
     if compose:
         _composition(result, lib, world, truth, model, workdir, seed, progress)
     if adapt:
@@ -100,6 +96,33 @@ def run_bench(
     )
     result.figures["model"] = encoder.model_id
     return result
+
+
+def _paraphrased(
+    result, oracle_lib, concepts, detectors, world, truth, model, workdir, seed, progress
+) -> None:
+    """Paraphrased queries on the oracle regions (`para_*`) and on layout regions with the
+    filter (`para_layout_*`)."""
+    vocab = vocabulary()
+    oracle = bench_paraphrase.run_paraphrase_experiment(
+        oracle_lib, concepts, detectors == ORACLE_ILLUSTRATION, vocab, seed=seed
+    )
+    result.paraphrase.append(oracle)
+    result.figures.update(bench_paraphrase.figures(oracle))
+    layout_lib, label = bench_adapt.layout_library(
+        workdir / "layout-library", world, model, seed=seed, progress=progress
+    )
+    by_item = bench_adapt.concepts_of_items(layout_lib, truth)
+    index = layout_lib.index()
+    layout_concepts = [by_item.get(i, set()) for i in index.item_ids.tolist()]
+    excluded = layout_lib.excluded_rows()
+    kept = np.ones(len(index), bool) if excluded is None else ~excluded
+    layout = bench_paraphrase.run_paraphrase_experiment(
+        layout_lib, layout_concepts, kept, vocab, label=label, seed=seed
+    )
+    result.paraphrase.append(layout)
+    result.figures.update(bench_paraphrase.figures(layout, "para_layout"))
+    layout_lib.close()
 
 
 def _composition(

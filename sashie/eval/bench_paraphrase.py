@@ -1,6 +1,7 @@
 """`sashie bench --paraphrase`: do other wordings of a query find the same pictures?
 
-On a bench library (oracle regions), for the 36 query concepts (24 seen, 12 held-out):
+On the bench's library of oracle regions and on one of layout regions with the filter, for
+the 36 query concepts (24 seen, 12 held-out):
 - a held-out paraphrase set: each concept's names and its CLDR keywords of the held-out half
   in the held-out half of the templates (paraphrase.py splits both by a fixed rule), at least
   5 wordings a concept and language where its keywords allow;
@@ -29,7 +30,6 @@ from ..adapt.paraphrase import EN_TEMPLATES, JA_TEMPLATES, Paraphrased, RulePara
 from ..adapt.settings import AdaptSettings
 from ..library import BASE, Library
 from .metrics import precision_at
-from .truth import ORACLE_ILLUSTRATION
 from .world.labels import world_label_set
 from .world.vocab import Vocabulary
 
@@ -48,6 +48,7 @@ SETTINGS = AdaptSettings(paraphrase=True, teach=False, train_adapter=False)
 
 @dataclass
 class ParaphraseExperiment:
+    label: str = "oracle regions"  # which regions the library holds
     rows: dict[str, dict[str, float]] = field(default_factory=dict)
     wordings: dict[str, int] = field(default_factory=dict)  # per language, all concepts
     pairs: int = 0  # training (item, caption) pairs
@@ -84,16 +85,18 @@ def canonical(vocab: Vocabulary, key: str, language: str) -> str:
 def run_paraphrase_experiment(
     lib: Library,
     concepts: list[set[str]],
-    detectors: np.ndarray,
+    eligible: np.ndarray,
     vocab: Vocabulary,
     *,
+    label: str = "oracle regions",
     seed: int = 0,
-    progress: bool = False,
 ) -> ParaphraseExperiment:
-    """Every row of the experiment on `lib` (its index rows' `concepts` and `detectors`)."""
-    out = ParaphraseExperiment()
+    """Every row of the experiment on `lib`: `concepts` of its index rows, `eligible` the
+    rows that count (the oracle illustrations; on layout regions, the items the filter
+    kept): relevant when they hold the concept, captioned for training when they hold one."""
+    out = ParaphraseExperiment(label=label)
     index = lib.index(version=BASE)
-    oracle = detectors == ORACLE_ILLUSTRATION
+    oracle = np.asarray(eligible, bool)
     keys = [*vocab.query_seen, *vocab.query_heldout]
     wordings = {(k, lang): held_out_wordings(vocab, k, lang) for k in keys for lang in LANGUAGES}
     for lang in LANGUAGES:
@@ -148,7 +151,9 @@ def _training_pairs(item_ids, concepts, oracle, vocab: Vocabulary, seed: int) ->
 
 
 def _measure(lib, keys, wordings, relevant, vocab, concepts, oracle) -> dict[str, float]:
+    """The row's figures; items the filter excluded are never ranked (as in a search)."""
     index = lib.index()
+    excluded = lib.excluded_rows()
     encoder = lib.query_encoder()
     figures: dict[str, float] = {}
     for lang in LANGUAGES:
@@ -158,14 +163,14 @@ def _measure(lib, keys, wordings, relevant, vocab, concepts, oracle) -> dict[str
             vectors = encoder.encode_texts([*texts, canonical(vocab, key, lang)])
             tops = []
             for vector in vectors[:-1]:
-                scores = index.vectors @ vector
+                scores = _scores(index, vector, excluded)
                 tops.append(np.argsort(-scores, kind="stable")[:10])
                 p10.append(precision_at(scores, relevant[key], 10))
                 p100.append(precision_at(scores, relevant[key], 100))
             for a, b in combinations(tops, 2):
                 ao.append(overlap_at(a, b))
                 js.append(len(set(a) & set(b)) / len(set(a) | set(b)))
-            scores = index.vectors @ vectors[-1]
+            scores = _scores(index, vectors[-1], excluded)
             canon10.append(precision_at(scores, relevant[key], 10))
             canon100.append(precision_at(scores, relevant[key], 100))
         figures.update(
@@ -182,6 +187,13 @@ def _measure(lib, keys, wordings, relevant, vocab, concepts, oracle) -> dict[str
     return {k: round(v, 4) for k, v in figures.items()}
 
 
+def _scores(index, vector: np.ndarray, excluded: np.ndarray | None) -> np.ndarray:
+    scores = index.vectors @ vector
+    if excluded is not None:
+        scores[excluded] = -np.inf
+    return scores
+
+
 def overlap_at(a: np.ndarray, b: np.ndarray, k: int = 10) -> float:
     """AO@k: the mean over depths d = 1..k of |A[:d] ∩ B[:d]| / d."""
     return float(np.mean([len(set(a[:d]) & set(b[:d])) / d for d in range(1, k + 1)]))
@@ -196,22 +208,22 @@ def _zero_shot(index, encoder, vocab: Vocabulary, concepts, oracle) -> float:
     return float(np.mean([keys[g] in concepts[r] for g, r in zip(guesses, rows)]))
 
 
-def figures(experiment: ParaphraseExperiment) -> dict[str, float]:
-    """The --json keys: para_<metric>_<lang>_<row> and para_zeroshot_<row>."""
+def figures(experiment: ParaphraseExperiment, prefix: str = "para") -> dict[str, float]:
+    """The --json keys: <prefix>_<metric>_<lang>_<row> and <prefix>_zeroshot_<row>."""
     out = {}
     for row, values in experiment.rows.items():
         for name, value in values.items():
             if name == "zeroshot_seen":
-                out[f"para_zeroshot_{row}"] = value
+                out[f"{prefix}_zeroshot_{row}"] = value
             else:
                 metric, lang = name.rsplit("_", 1)
-                out[f"para_{metric}_{lang}_{row}"] = value
+                out[f"{prefix}_{metric}_{lang}_{row}"] = value
     return out
 
 
 def format_experiment(e: ParaphraseExperiment) -> str:
     lines = [
-        "paraphrased queries (36 query concepts, oracle regions): held-out wordings "
+        f"paraphrased queries (36 query concepts, {e.label}): held-out wordings "
         f"{e.wordings.get('en', 0)} EN, {e.wordings.get('ja', 0)} JA; tuned rows trained on "
         f"{e.pairs} captions of seen concepts' illustrations, paraphrases alone",
         f"| {'row':<9} | lang | AO@10 |  JS@10 | para P@10 | P@100 | canon P@10 | P@100 | "
