@@ -887,6 +887,7 @@ class Library:
         device: str | None = None,
         progress: Callable[[dict], None] | None = None,
         paraphraser: Paraphraser | None = None,
+        label_examples: int = 0,
     ) -> AdaptReport:
         """Train a new model version from the base on the library's annotations (or an
         exported annotations.jsonl), write its vectors V′ = A(V) and make it active.
@@ -894,6 +895,8 @@ class Library:
         With `settings.paraphrase`, each caption's paraphrases (by `paraphraser`; by default
         the rule paraphraser, its lexicon the newest label set's names and attributes) train
         the text encoder too, so that other wordings find the same pictures (ParaCLIP).
+        `label_examples`: also that many items of each class of the newest label set
+        (`classify`), those it labelled most surely, captioned by their class.
 
         `progress` receives {"stage": "training" | "applying", "done", "total", "loss"}."""
         settings = settings or AdaptSettings()
@@ -901,7 +904,7 @@ class Library:
         model_id = self._manifest.model_id(model)
         entry = self.models[model_id]
         with self._writing():
-            pairs = self._pairs(model_id, annotations)
+            pairs = self._pairs(model_id, annotations, label_examples)
             paraphrases = None
             if settings.paraphrase:
                 source = paraphraser or self._rule_paraphraser(settings.seed)
@@ -930,7 +933,8 @@ class Library:
                 base.sample(BACKGROUND, settings.seed, avoid=avoid),
                 base,
                 settings,
-                str(annotations) if annotations else "library",
+                (str(annotations) if annotations else "library")
+                + (f" + {label_examples} label examples a class" if label_examples else ""),
                 ProgressBar(progress, self.progress),
                 paraphrases,
             )
@@ -1353,17 +1357,32 @@ class Library:
             self._vector_file(model_id), self._catalog.vector_rows(model_id), live
         )
 
-    def _pairs(self, model_id: str, path: str | os.PathLike | None) -> Pairs:
-        """The (base vector, caption) pairs to learn: the library's annotations, or a file's."""
+    def _pairs(
+        self, model_id: str, path: str | os.PathLike | None, label_examples: int = 0
+    ) -> Pairs:
+        """The (base vector, caption) pairs to learn: the library's annotations, or a file's;
+        with `label_examples`, also the newest label set's surest items of each class."""
 
         def base_vectors(items: list[int]) -> np.ndarray:
             return self.vectors_of(items, model_id, version=BASE)
 
-        if path is None:
-            return library_pairs(self._catalog.annotations(), base_vectors)
-        return file_pairs(
-            Path(path), self._stored(model_id), base_vectors, lambda: self.encoder(model_id)
-        )
+        if path is not None:
+            if label_examples > 0:
+                raise SashieError("label examples join the library's annotations, not a file's")
+            return file_pairs(
+                Path(path), self._stored(model_id), base_vectors, lambda: self.encoder(model_id)
+            )
+        annotations = self._catalog.annotations()
+        if label_examples > 0:
+            record = self._label_set_record(None, needed=True)
+            assert record is not None
+            excluded = set(self._catalog.excluded_item_ids().tolist())
+            annotations += [
+                {"item": item, "caption": label}
+                for item, label in self._catalog.confident_items(record["name"], label_examples)
+                if item not in excluded
+            ]
+        return library_pairs(annotations, base_vectors)
 
     def _results(
         self, item_ids: np.ndarray, scores: np.ndarray, label_set: dict | None = None

@@ -361,6 +361,17 @@ class Catalog:
         )
         return np.array([r[0] for r in rows], np.int64), [r[1] for r in rows]
 
+    def confident_items(self, label_set: str, per_label: int) -> list[tuple[int, str]]:
+        """(item, label) of up to `per_label` items of each label of the set, those whose
+        label leads its runner-up most first."""
+        rows = self._query(
+            "SELECT item_id, label FROM (SELECT item_id, label, ROW_NUMBER() OVER ("
+            "PARTITION BY label ORDER BY score - COALESCE(runner_up_score, score) DESC, item_id"
+            ") AS n FROM item_labels WHERE label_set = ?) WHERE n <= ? ORDER BY label, n",
+            (label_set, per_label),
+        )
+        return [(int(item), label) for item, label in rows]
+
     def unlabelled_item_ids(self, label_set: str) -> np.ndarray:
         """Items that have no label in the set."""
         rows = self._query(

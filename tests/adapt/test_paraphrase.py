@@ -249,3 +249,34 @@ def test_keywords_many_concepts_share_are_not_paraphrases():
     )
     assert para.names_for("dog") == ["puppy"] and para.names_for("cat") == ["kitten"]
     assert para.names_for("cow") == []  # "dog" is another concept's name
+
+
+def test_a_label_sets_surest_items_can_be_learnt_with_their_paraphrases(tmp_path, tiny_spec):
+    """`adapt --label-examples N`: the N items of each class `classify` was surest of join the
+    pairs, captioned by their class; without labels, or with an annotations file, one line."""
+    import pytest
+
+    from sashie import Library, SashieError
+    from sashie.adapt.settings import AdaptSettings
+    from sashie.classify.labelfile import LabelClass, LabelSet
+
+    from conftest import make_pages
+
+    make_pages(tmp_path / "pages", 12, seed=4)
+    lib = Library(tmp_path / "lib", create=True)
+    lib.add([str(tmp_path / "pages")], model=tiny_spec, regions="whole")
+    settings = AdaptSettings(epochs=1, min_steps=5, batch=4, paraphrase=True)
+    with pytest.raises(SashieError, match="no labels yet"):
+        lib.adapt(settings=settings, label_examples=2)
+    lib.classify(LabelSet("s", (LabelClass("red", ja=("あか",)), LabelClass("blue"))))
+    counts = lib.label_sets()["s"]["counts"]
+    report = lib.adapt(settings=settings, label_examples=2)
+    assert report.pairs == sum(min(2, n) for n in counts.values())
+    record = lib.versions()["versions"][-1]
+    assert record["annotations"] == "library + 2 label examples a class"
+    rows = lib._catalog.item_classes("s")  # the surest: the largest lead over the runner-up
+    leads = sorted((r[1] - r[3], item) for item, r in rows.items() if r[0] == "red")
+    chosen = [a for a in (lib._catalog.confident_items("s", 2)) if a[1] == "red"]
+    assert [item for item, _ in chosen] == [item for _, item in sorted(leads, reverse=True)[:2]]
+    with pytest.raises(SashieError, match="not a file"):
+        lib.adapt(settings=settings, label_examples=2, annotations=tmp_path / "a.jsonl")

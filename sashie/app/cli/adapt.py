@@ -126,6 +126,15 @@ from .common import LIBRARY, TRUST_REMOTE_CODE, echo_json
     "(templates, kana, the newest label set's names and attributes).",
 )
 @click.option("--paraphraser-model", metavar="NAME", help="The paraphraser's model name.")
+@click.option(
+    "--label-examples",
+    default=0,
+    show_default=True,
+    type=click.IntRange(0, 1000),
+    metavar="N",
+    help="Also learn N items of each class of the newest label set (`sashie classify`), "
+    "those it labelled most surely, captioned by their class.",
+)
 @click.option("--seed", default=DEFAULTS.seed, show_default=True, type=int)
 @click.option("--device", metavar="DEV", help="cpu or cuda (default: cuda when present).")
 @TRUST_REMOTE_CODE
@@ -149,6 +158,7 @@ def adapt(
     paraphrase_weight,
     paraphraser,
     paraphraser_model,
+    label_examples,
     seed,
     device,
     trust_remote_code,
@@ -210,7 +220,11 @@ def adapt(
         )
         writer = EndpointParaphraser(endpoint, RuleParaphraser(seed=seed))
     report = lib.adapt(
-        annotations=annotations_file, settings=settings, device=device, paraphraser=writer
+        annotations=annotations_file,
+        settings=settings,
+        device=device,
+        paraphraser=writer,
+        label_examples=label_examples,
     )
     if as_json:
         echo_json(
