@@ -264,11 +264,7 @@ def _unit(x: np.ndarray) -> np.ndarray:
 
 
 def _unique(values: Sequence[str]) -> list[str]:
-    out: list[str] = []
-    for value in values:
-        if value and value not in out:
-            out.append(value)
-    return out
+    return [v for v in dict.fromkeys(values) if v]
 
 
 WORDS = 20_000  # tokenizer entries read for the model's own words (BPE ids: most used first)

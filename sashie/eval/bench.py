@@ -289,17 +289,10 @@ def _image_queries(result, vocab: Vocabulary, encoder, index: VectorIndex, conce
 
 
 def _zero_shot(result, vocab: Vocabulary, encoder, index: VectorIndex, concepts, detectors):
-    seen = vocab.seen
-    keys = [c.key for c in seen]
-    names = encoder.encode_texts([f"an illustration of {c.en}" for c in seen])
-    correct = []
-    for row in np.nonzero(detectors == ORACLE_ILLUSTRATION)[0]:
-        truth = concepts[row]
-        if not truth or truth & vocab.heldout:
-            continue
-        guess = keys[int(np.argmax(names @ index.vectors[row]))]
-        correct.append(float(guess in truth))
-    result.add("zeroshot_acc_seen", correct)
+    hits = bench_classify.zero_shot_hits(
+        index.vectors, encoder, vocab, concepts, detectors == ORACLE_ILLUSTRATION
+    )
+    result.add("zeroshot_acc_seen", hits)
 
 
 def format_table(result: BenchResult) -> str:

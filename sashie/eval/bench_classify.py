@@ -86,6 +86,23 @@ def run_classify_experiment(
     return out
 
 
+def zero_shot_hits(
+    vectors: np.ndarray,
+    encoder: Encoder,
+    vocab: Vocabulary,
+    concepts: list[set[str]],
+    eligible: np.ndarray,
+) -> list[float]:
+    """Plain zero-shot over the seen names ("an illustration of X"): 1 or 0 for each eligible
+    row that shows seen concepts only (the bench's `zeroshot_acc_seen`)."""
+    seen = vocab.seen
+    keys = [c.key for c in seen]
+    names = encoder.encode_texts([f"an illustration of {c.en}" for c in seen])
+    rows = [r for r in np.flatnonzero(eligible) if concepts[r] and not concepts[r] & vocab.heldout]
+    guesses = (vectors[rows] @ names.T).argmax(axis=1) if rows else []
+    return [float(keys[g] in concepts[r]) for g, r in zip(guesses, rows)]
+
+
 def evaluate(
     bank: TextBank,
     vectors: np.ndarray,

@@ -29,6 +29,7 @@ import numpy as np
 from ..adapt.paraphrase import EN_TEMPLATES, JA_TEMPLATES, Paraphrased, RuleParaphraser, half_of
 from ..adapt.settings import AdaptSettings
 from ..library import BASE, Library
+from .bench_classify import zero_shot_hits
 from .metrics import precision_at
 from .world.labels import world_label_set
 from .world.vocab import Vocabulary
@@ -183,7 +184,8 @@ def _measure(lib, keys, wordings, relevant, vocab, concepts, oracle) -> dict[str
                 f"canon_p100_{lang}": float(np.mean(canon100)),
             }
         )
-    figures["zeroshot_seen"] = _zero_shot(index, encoder, vocab, concepts, oracle)
+    hits = zero_shot_hits(index.vectors, encoder, vocab, concepts, oracle)
+    figures["zeroshot_seen"] = float(np.mean(hits))
     return {k: round(v, 4) for k, v in figures.items()}
 
 
@@ -197,15 +199,6 @@ def _scores(index, vector: np.ndarray, excluded: np.ndarray | None) -> np.ndarra
 def overlap_at(a: np.ndarray, b: np.ndarray, k: int = 10) -> float:
     """AO@k: the mean over depths d = 1..k of |A[:d] ∩ B[:d]| / d."""
     return float(np.mean([len(set(a[:d]) & set(b[:d])) / d for d in range(1, k + 1)]))
-
-
-def _zero_shot(index, encoder, vocab: Vocabulary, concepts, oracle) -> float:
-    seen = vocab.seen
-    keys = [c.key for c in seen]
-    names = encoder.encode_texts([f"an illustration of {c.en}" for c in seen])
-    rows = [r for r in np.flatnonzero(oracle) if concepts[r] and not concepts[r] & vocab.heldout]
-    guesses = (index.vectors[rows] @ names.T).argmax(axis=1)
-    return float(np.mean([keys[g] in concepts[r] for g, r in zip(guesses, rows)]))
 
 
 def figures(experiment: ParaphraseExperiment, prefix: str = "para") -> dict[str, float]:

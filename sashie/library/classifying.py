@@ -79,8 +79,7 @@ class Examples:
     classes: np.ndarray  # class indices
 
     def stamp(self) -> str:
-        pairs = sorted(zip(self.items.tolist(), self.classes.tolist()))
-        return hashlib.sha256(json.dumps(pairs).encode()).hexdigest()[:12]
+        return _stamp(sorted(zip(self.items.tolist(), self.classes.tolist())))
 
 
 def examples_from_annotations(labels: LabelSet, annotations: Iterable[dict]) -> Examples:
@@ -139,11 +138,12 @@ def label_items(
         "classes": labels.as_json()["classes"],
         "settings": settings,
     }
-    before = next((s for s in catalog.label_sets() if s["name"] == labels.name), None)
-    same = before is not None and all(
-        before[k] == record[k] for k in ("version", "method", "model_id", "model_version")
+    before = catalog.label_set(labels.name)
+    same = (
+        before is not None
+        and all(before[k] == record[k] for k in ("version", "method", "model_id", "model_version"))
+        and before["settings"] == json.loads(json.dumps(settings))
     )
-    same = same and before is not None and before["settings"] == json.loads(json.dumps(settings))
     wanted = catalog.unlabelled_item_ids(labels.name) if same else index.item_ids
     wanted = wanted[np.isin(wanted, index.item_ids)]  # items with a vector of this model
     rows = rows_of(index.item_ids, wanted) if len(wanted) else np.zeros(0, np.int64)

@@ -942,11 +942,10 @@ class Library:
     def _rule_paraphraser(self, seed: int) -> RuleParaphraser:
         """The offline paraphraser: templates, kana script changes, and the newest label
         set's names and attributes as its lexicon (when the library has one)."""
-        records = self._catalog.label_sets()
-        if not records:
+        record = self._label_set_record(None, needed=False)
+        if record is None:
             return RuleParaphraser(seed=seed)
-        labels = LabelSet.from_json({"name": records[0]["name"], "classes": records[0]["classes"]})
-        return RuleParaphraser.from_labels(labels, seed=seed)
+        return RuleParaphraser.from_labels(_stored_label_set(record), seed=seed)
 
     def train_composer(
         self,
@@ -1165,7 +1164,7 @@ class Library:
         """The classes of a stored label set (the newest when `name` is None)."""
         record = self._label_set_record(name, needed=True)
         assert record is not None
-        return LabelSet.from_json({"name": record["name"], "classes": record["classes"]})
+        return _stored_label_set(record)
 
     def remove_label_set(self, name: str) -> None:
         """Forget a label set and the labels it gave."""
@@ -1184,20 +1183,22 @@ class Library:
 
     def _label_set_record(self, name: str | None, *, needed: bool) -> dict | None:
         """The stored record of the set `name` (the newest when None); None when the library
-        has none and none was `needed`, else an error that says what to do."""
-        records = self._catalog.label_sets()
+        has none and none was `needed`, else an error that says what to do. Asked on every
+        search: it reads one record, never counts the labels."""
+        names = self._catalog.label_set_names()
         if name is None:
-            if records or not needed:
-                return records[0] if records else None
-            raise SashieError(
-                f"this library has no labels yet: label it with `sashie classify {self.path} "
-                "--labels LABELS.csv`"
-            )
-        found = next((r for r in records if r["name"] == name), None)
-        if found is None:
-            known = ", ".join(repr(r["name"]) for r in records) or "none"
+            if not names and needed:
+                raise SashieError(
+                    f"this library has no labels yet: label it with `sashie classify "
+                    f"{self.path} --labels LABELS.csv`"
+                )
+            if not names:
+                return None
+            name = names[0]
+        elif name not in names:
+            known = ", ".join(repr(n) for n in names) or "none"
             raise NotFound(f"no label set {name!r} in this library (it has {known})")
-        return found
+        return self._catalog.label_set(name)
 
     def _narrowed(
         self,
@@ -1212,7 +1213,7 @@ class Library:
         if not wanted and not unwanted:
             return excluded
         assert record is not None
-        classes = LabelSet.from_json({"name": record["name"], "classes": record["classes"]})
+        classes = _stored_label_set(record)
         names = [c["name"] for c in record["classes"]]
 
         def codes(texts: list[str]) -> list[int]:
@@ -1456,6 +1457,12 @@ class Library:
                     "(indexing or adapting); try again when it is done"
                 ) from None
             yield
+
+
+def _stored_label_set(record: dict) -> LabelSet:
+    """The classes a stored label set record holds, checked as a label file is (a library
+    folder may come from anywhere)."""
+    return LabelSet.from_json({"name": record["name"], "classes": record["classes"]})
 
 
 def _texts(value: str | Sequence[str] | None) -> list[str]:

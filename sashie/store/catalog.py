@@ -328,6 +328,22 @@ class Catalog:
             out.append(record)
         return out
 
+    def label_set_names(self) -> list[str]:
+        """The label sets' names, newest first (cheap: searches ask it every time)."""
+        return [r[0] for r in self._query("SELECT name FROM label_sets ORDER BY at DESC, name")]
+
+    def label_set(self, name: str) -> dict | None:
+        """One label set's record (as `label_sets` gives it, without "items"), or None."""
+        keys = ("name", "version", "method", "model_id", "model_version", "classes", "settings")
+        rows = self._query(f"SELECT {', '.join(keys)}, at FROM label_sets WHERE name = ?", (name,))
+        if not rows:
+            return None
+        record = dict(zip((*keys, "at"), rows[0]))
+        record.update(
+            classes=json.loads(record["classes"]), settings=json.loads(record["settings"])
+        )
+        return record
+
     def class_counts(self, label_set: str) -> dict[str, int]:
         """How many items carry each label of the set, most first."""
         rows = self._query(
