@@ -654,7 +654,7 @@ class Library:
         except ValueError as e:
             raise SashieError(str(e)) from None
         excluded = None if all_items else self.excluded_rows(model)
-        chosen = self._label_set_record(label_set, needed=bool(label or not_label))
+        chosen = self._label_set_name(label_set)
         excluded = self._narrowed(excluded, model, chosen, label, not_label)
         memory = self.memory(model) if query.text_only and query.dims is None else None
         boost = memory.boost(query.vector) if memory is not None else {}
@@ -691,7 +691,7 @@ class Library:
             query = Query(np.asarray(query, np.float32), None, ())
         self._check_dim(query, index)
         excluded = None if all_items else self.excluded_rows(model)
-        chosen = self._label_set_record(label_set, needed=bool(label or not_label))
+        chosen = self._label_set_name(label_set)
         excluded = self._narrowed(excluded, model, chosen, label, not_label)
         item_ids, scores = refine(
             index,
@@ -1181,37 +1181,44 @@ class Library:
         labels = self._catalog.item_classes(record["name"])
         return export_labels(Path(out), record, labels, self._catalog.items)
 
-    def _label_set_record(self, name: str | None, *, needed: bool) -> dict | None:
-        """The stored record of the set `name` (the newest when None); None when the library
-        has none and none was `needed`, else an error that says what to do. Asked on every
-        search: it reads one record, never counts the labels."""
+    def _label_set_name(self, name: str | None) -> str | None:
+        """The set `name` if the library has it (an error if not), or the newest set's name
+        (None when there is none). Asked on every search: it reads the names only."""
         names = self._catalog.label_set_names()
         if name is None:
-            if not names and needed:
+            return names[0] if names else None
+        if name not in names:
+            known = ", ".join(repr(n) for n in names) or "none"
+            raise NotFound(f"no label set {name!r} in this library (it has {known})")
+        return name
+
+    def _label_set_record(self, name: str | None, *, needed: bool) -> dict | None:
+        """The stored record of the set `name` (the newest when None); None when the library
+        has none and none was `needed`, else an error that says what to do."""
+        found = self._label_set_name(name)
+        if found is None:
+            if needed:
                 raise SashieError(
                     f"this library has no labels yet: label it with `sashie classify "
                     f"{self.path} --labels LABELS.csv`"
                 )
-            if not names:
-                return None
-            name = names[0]
-        elif name not in names:
-            known = ", ".join(repr(n) for n in names) or "none"
-            raise NotFound(f"no label set {name!r} in this library (it has {known})")
-        return self._catalog.label_set(name)
+            return None
+        return self._catalog.label_set(found)
 
     def _narrowed(
         self,
         excluded: np.ndarray | None,
         model: str | None,
-        record: dict | None,
+        label_set: str | None,
         label: str | Sequence[str] | None,
         not_label: str | Sequence[str] | None,
     ) -> np.ndarray | None:
-        """The rows to leave out: the filter's, and those outside `label` or in `not_label`."""
+        """The rows to leave out: the filter's, and those outside `label` or in `not_label`
+        (classes of the set `label_set`)."""
         wanted, unwanted = _texts(label), _texts(not_label)
         if not wanted and not unwanted:
             return excluded
+        record = self._label_set_record(label_set, needed=True)
         assert record is not None
         classes = _stored_label_set(record)
         names = [c["name"] for c in record["classes"]]
@@ -1386,13 +1393,13 @@ class Library:
         return library_pairs(annotations, base_vectors)
 
     def _results(
-        self, item_ids: np.ndarray, scores: np.ndarray, label_set: dict | None = None
+        self, item_ids: np.ndarray, scores: np.ndarray, label_set: str | None = None
     ) -> list[Result]:
         rows = {row.id: row for row in self._catalog.items(item_ids.tolist())}
         found = [(item, score) for item, score in zip(item_ids.tolist(), scores) if item in rows]
         ids = [item for item, _ in found]
         marks = self._marks(ids)
-        classes = {} if label_set is None else self._catalog.item_classes(label_set["name"], ids)
+        classes = {} if label_set is None else self._catalog.item_classes(label_set, ids)
         spots: dict[int, tuple[str | None, str | None]] = {}  # IIIF: (canvas, region)
         for item in ids:
             where = iiif.place(rows[item])

@@ -16,6 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..errors import SashieError
+
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS pages (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -303,29 +305,13 @@ class Catalog:
         return self._query("SELECT COUNT(*) FROM annotations")[0][0]
 
     def label_sets(self) -> list[dict]:
-        """Every label set: its record ({"name", "version", "method", "model_id",
-        "model_version", "classes", "settings", "at"}, JSON decoded) and "items" labelled."""
-        keys = (
-            "name",
-            "version",
-            "method",
-            "model_id",
-            "model_version",
-            "classes",
-            "settings",
-            "at",
-        )
-        rows = self._query(f"SELECT {', '.join(keys)} FROM label_sets ORDER BY at DESC, name")
+        """Every label set, newest first: its record (`label_set`) and "items" labelled."""
         counts = dict(self._query("SELECT label_set, COUNT(*) FROM item_labels GROUP BY label_set"))
         out = []
-        for row in rows:
-            record = dict(zip(keys, row))
-            record.update(
-                classes=json.loads(record["classes"]),
-                settings=json.loads(record["settings"]),
-                items=counts.get(record["name"], 0),
-            )
-            out.append(record)
+        for name in self.label_set_names():
+            record = self.label_set(name)
+            assert record is not None
+            out.append({**record, "items": counts.get(name, 0)})
         return out
 
     def label_set_names(self) -> list[str]:
@@ -333,15 +319,22 @@ class Catalog:
         return [r[0] for r in self._query("SELECT name FROM label_sets ORDER BY at DESC, name")]
 
     def label_set(self, name: str) -> dict | None:
-        """One label set's record (as `label_sets` gives it, without "items"), or None."""
+        """One label set's record ({"name", "version", "method", "model_id", "model_version",
+        "classes", "settings", "at"}, JSON decoded), or None."""
         keys = ("name", "version", "method", "model_id", "model_version", "classes", "settings")
         rows = self._query(f"SELECT {', '.join(keys)}, at FROM label_sets WHERE name = ?", (name,))
         if not rows:
             return None
         record = dict(zip((*keys, "at"), rows[0]))
-        record.update(
-            classes=json.loads(record["classes"]), settings=json.loads(record["settings"])
-        )
+        try:
+            record.update(
+                classes=json.loads(record["classes"]), settings=json.loads(record["settings"])
+            )
+        except (TypeError, ValueError):  # a library folder from elsewhere may hold anything
+            raise SashieError(
+                f"the label set {name!r} of this library is damaged; label the library again "
+                "with `sashie classify`"
+            ) from None
         return record
 
     def class_counts(self, label_set: str) -> dict[str, int]:

@@ -68,3 +68,29 @@ def test_a_composer_with_hostile_settings_or_shapes_is_one_error_line(small_libr
             lib.query(images=[picture], modify="red", modify_method="tokens")
     record_path.write_text("[1, 2]")  # not an object: no composer, and info still answers
     assert Library(small_library).info()["models"][0]["composers"] == {}
+
+
+@pytest.mark.parametrize(
+    "classes",
+    [
+        "not json {",  # garbage where the classes' JSON should be
+        json.dumps([{"name": "cat\u202e"}]),  # a bidi override: would display as another text
+        json.dumps([{"name": "a" * 5000}]),  # longer than any label file may hold
+        json.dumps({"nested": [[[[]]]]}),  # not a list of classes
+    ],
+)
+def test_a_damaged_label_set_in_a_library_is_one_error_line(small_library, classes):
+    """The classes a library folder says it was labelled with are checked as a label file
+    is: a search that asks for a label gets one error line; a plain search still works."""
+    import sqlite3
+
+    from sashie.classify.labelfile import LabelClass, LabelSet
+
+    Library(small_library).classify(LabelSet("s", (LabelClass("cat"), LabelClass("dog"))))
+    with sqlite3.connect(small_library / "catalog.sqlite") as db:
+        db.execute("UPDATE label_sets SET classes = ?", (classes,))
+    lib = Library(small_library)
+    assert len(lib.search("a picture", k=3)) == 3
+    with pytest.raises(SashieError) as error:
+        lib.search("a picture", label="cat")
+    assert "\n" not in str(error.value)
