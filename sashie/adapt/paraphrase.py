@@ -50,6 +50,8 @@ JA_TEMPLATES = (
     "{x}の版画",
     "{x}のスケッチ",
     "{x}が描かれた図",
+    "{x}のイラスト",
+    "昔の{x}の図",
 )
 HALVES = ("train", "heldout", "all")
 EN_STOPWORDS = frozenset(  # words that say nothing of the picture

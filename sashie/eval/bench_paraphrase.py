@@ -67,15 +67,18 @@ class OneStep:
         return None if found is None else Paraphrased(x, found.first, found.first)
 
 
-def held_out_wordings(vocab: Vocabulary, key: str, language: str) -> list[str]:
-    """The held-out paraphrase set of one concept in one language."""
-    concept = vocab.by_key[key]
-    labels = world_label_set([concept])
-    held = RuleParaphraser.from_labels(labels, half="heldout")
-    name = concept.en if language == "en" else concept.ja
+def held_out_wordings(held: RuleParaphraser, name: str, language: str) -> list[str]:
+    """The held-out paraphrase set of one concept name in one language: the name and its
+    other names of the held-out half (`held`, made from every concept, so a keyword several
+    concepts share is left out as in training) in the held-out half of the templates."""
     names = [name, *held.names_for(name)]
     templates = half_of(EN_TEMPLATES if language == "en" else JA_TEMPLATES, "heldout")
     return list(dict.fromkeys(t.format(x=n) for t in templates for n in names))
+
+
+def _name(vocab: Vocabulary, key: str, language: str) -> str:
+    concept = vocab.by_key[key]
+    return concept.en if language == "en" else concept.ja
 
 
 def canonical(vocab: Vocabulary, key: str, language: str) -> str:
@@ -99,7 +102,12 @@ def run_paraphrase_experiment(
     index = lib.index(version=BASE)
     oracle = np.asarray(eligible, bool)
     keys = [*vocab.query_seen, *vocab.query_heldout]
-    wordings = {(k, lang): held_out_wordings(vocab, k, lang) for k in keys for lang in LANGUAGES}
+    held = RuleParaphraser.from_labels(world_label_set(vocab.concepts), half="heldout")
+    wordings = {
+        (k, lang): held_out_wordings(held, _name(vocab, k, lang), lang)
+        for k in keys
+        for lang in LANGUAGES
+    }
     for lang in LANGUAGES:
         out.wordings[lang] = sum(len(wordings[k, lang]) for k in keys)
     relevant = {k: np.array([k in c for c in concepts]) & oracle for k in keys}

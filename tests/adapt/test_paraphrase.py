@@ -66,12 +66,34 @@ def test_the_halves_share_no_template_and_no_keyword(world_labels):
     assert set(half_of(EN_TEMPLATES, "train")) | set(half_of(EN_TEMPLATES, "heldout")) == set(
         EN_TEMPLATES
     )
-    assert len(half_of(JA_TEMPLATES, "heldout")) >= 4
+    assert len(half_of(JA_TEMPLATES, "heldout")) >= 5
     for c in world_labels.classes:
         names = set(c.names)
         a = set(train.lexicon[c.name.casefold()]) - names
         b = set(heldout.lexicon[c.name.casefold()]) - names
         assert not a & b
+
+
+def test_the_benchs_held_out_set_has_five_wordings_and_no_shared_keyword(world_labels):
+    """Each query concept has >= 5 held-out wordings a language; a keyword several concepts
+    share ("animal") is a category, kept out of the held-out set as out of training."""
+    from collections import Counter
+
+    from sashie.eval.bench_paraphrase import held_out_wordings
+
+    vocab = vocabulary()
+    held = RuleParaphraser.from_labels(world_labels, half="heldout")
+    train = RuleParaphraser.from_labels(world_labels, half="train")
+    uses = Counter(k.casefold() for c in world_labels.classes for k in set(c.attributes))
+    shared = {k for k, n in uses.items() if n > 1}
+    for key in (*vocab.query_seen, *vocab.query_heldout):
+        concept = vocab.by_key[key]
+        for lang, name in (("en", concept.en), ("ja", concept.ja)):
+            wordings = held_out_wordings(held, name, lang)
+            assert len(wordings) >= 5, (name, wordings)
+            others = {held.core(w).casefold() for w in wordings} - {name.casefold()}
+            assert not others & shared, (name, others & shared)
+            assert not set(wordings) & {t.format(x=name) for t in train.templates[lang]}
 
 
 def test_a_caption_without_other_names_gets_no_second_paraphrase():
