@@ -14,10 +14,14 @@ from ..errors import SashieError
 from .base import Encoder
 
 DEMO_MODEL = "sashie-demo"
-DEMO_MODEL_DIR = Path(__file__).resolve().parent.parent / "models" / DEMO_MODEL
+MODELS_DIR = Path(__file__).resolve().parent.parent / "models"
+DEMO_MODEL_DIR = MODELS_DIR / DEMO_MODEL
 
-# Names that stand for a full spec: the project's own demo model, shipped in the package.
-NAMED_MODELS: dict[str, str] = {DEMO_MODEL: f"hf:{DEMO_MODEL_DIR}"}
+# Names that stand for a full spec: the project's own demo models, shipped in the package
+# (sashie-demo-para: its text tower tuned on paraphrases, sashie/eval/world/train_para.py)
+NAMED_MODELS: dict[str, str] = {
+    name: f"hf:{MODELS_DIR / name}" for name in (DEMO_MODEL, "sashie-demo-para")
+}
 
 
 def _load_hf(name: str, **options) -> Encoder:

@@ -108,3 +108,26 @@ def test_the_training_script_makes_a_loadable_model(tmp_path):
     vectors = encoder.encode_texts(["an illustration of a cat", "猫の挿絵"])
     assert vectors.shape == (2, 512) and np.isfinite(vectors).all()
     assert json.loads((out / "TRAINING.json").read_text())["steps"] >= 1
+
+
+def test_the_paraclip_stage_tunes_the_text_tower_only(tmp_path, tiny_clip):
+    """The demo model's ParaCLIP stage (train_para.py) on a tiny CLIP: the image tower and the
+    logit scale are untouched, so a library's stored vectors stay valid; the text tower moves."""
+    import torch
+    from transformers import CLIPModel
+
+    from sashie.eval.world.train_para import main as stage_main
+
+    out = tmp_path / "para"
+    options = ["--samples", "80", "--steps", "3", "--terms", "image,first,second", "--lr", "1e-3"]
+    stage_main(["--base", str(tiny_clip), "--out", str(out), *options])
+    before = CLIPModel.from_pretrained(tiny_clip).state_dict()
+    after = CLIPModel.from_pretrained(out).state_dict()
+    text = ("text_model.", "text_projection.")
+    for name, tensor in before.items():
+        if not name.startswith(text):
+            assert torch.equal(tensor, after[name]), name
+    assert not torch.equal(before["text_projection.weight"], after["text_projection.weight"])
+    record = json.loads((out / "TRAINING.json").read_text())["paraclip"]
+    assert record["settings"]["terms"] == ["image", "first", "second"]
+    assert record["paraphrased_samples"] > 0 and len(record["loss_every_50_steps"]) == 1
