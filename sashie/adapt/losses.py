@@ -56,3 +56,49 @@ def paraphrase_loss(
     return sum(  # type: ignore[return-value]
         contrastive_loss(scale * a @ b.T, groups) for a, b in (pairs[t] for t in chosen)
     )
+
+
+def arcmargin_loss(
+    features: torch.Tensor,
+    weights: torch.Tensor,
+    labels: torch.Tensor,
+    *,
+    scale: float = 30.0,
+    margin: float = 0.2,
+    allowed: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """ArcMargin (MCIP's image-side loss, after ArcFace): for each row i with class y_i,
+    −log(e^{s·cos(θ_y + m)} / (e^{s·cos(θ_y + m)} + Σ_{j≠y} e^{s·cos θ_j})), θ_j the angle
+    between the row and the unit class weight j. `allowed[i, j]` False drops class j from
+    row i's denominator (another of its own captions is not a wrong answer)."""
+    cosine = F.normalize(features, dim=-1) @ F.normalize(weights, dim=-1).T
+    rows = torch.arange(len(labels), device=features.device)
+    theta = torch.acos(cosine[rows, labels].clamp(-1 + 1e-6, 1 - 1e-6))
+    logits = cosine.clone()
+    logits[rows, labels] = torch.cos(theta + margin)
+    if allowed is not None:
+        keep = allowed.clone()
+        keep[rows, labels] = True
+        logits = logits.masked_fill(~keep, float("-inf"))
+    return F.cross_entropy(scale * logits, labels)
+
+
+def multi_caption_arcmargin_loss(
+    features: torch.Tensor,
+    captions: torch.Tensor,
+    owners: torch.Tensor,
+    *,
+    scale: float = 30.0,
+    margin: float = 0.2,
+) -> torch.Tensor:
+    """MCIP's multi-caption ArcMargin: the class weights are the locked text vectors of the
+    batch's captions (`captions`, one row each; `owners[k]` = the row of `features` caption k
+    describes). Each (image, own caption) pair is one ArcMargin term against every caption
+    of the batch but the image's other own captions; the mean over pairs."""
+    own = owners[None, :] == torch.arange(len(features), device=features.device)[:, None]
+    rows = owners  # one term per caption: its image, its index as the class
+    labels = torch.arange(len(captions), device=features.device)
+    allowed = ~own[rows]
+    return arcmargin_loss(
+        features[rows], captions, labels, scale=scale, margin=margin, allowed=allowed
+    )

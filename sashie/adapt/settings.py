@@ -37,6 +37,16 @@ class AdaptSettings:
     teach: bool = True
     paraphrase_weight: float = 1.0
     paraphrase_terms: tuple[str, ...] = ("image", "first", "second")
+    # What the version is for: "text" (teach the captions' words) or "images" (MCIP,
+    # image_tuning.py: image-to-image search, text search kept by the captions' locked text
+    # vectors). ArcMargin's scale and angular margin (radians) for "images".
+    target: str = "text"
+    arc_scale: float = 30.0
+    arc_margin: float = 0.2
+    caption_weight: float = 1.0  # of the multi-caption ArcMargin term
+    # Re-alignment (MCIP's Re-A): after the image side, the text encoder is tuned towards
+    # the new image vectors (the "text" recipe with the adapter fixed)
+    realign: bool = False
     seed: int = 0
 
     def check(self) -> None:
@@ -54,6 +64,18 @@ class AdaptSettings:
             raise SashieError("learning rates must be positive")
         if not (self.train_adapter or self.train_text):
             raise SashieError("nothing to train: keep the adapter, the text encoder or both")
+        if self.target not in ("text", "images"):
+            raise SashieError("--for must be text or images")
+        if self.target == "images" and (self.paraphrase or not self.train_adapter):
+            raise SashieError(
+                "--for images trains the visual adapter alone: no --paraphrase, no --no-adapter"
+            )
+        if self.realign and self.target != "images":
+            raise SashieError("--realign goes with --for images")
+        if self.arc_scale <= 0 or not 0 <= self.arc_margin < 1.5 or self.caption_weight < 0:
+            raise SashieError(
+                "--arc-scale must be positive, --arc-margin in [0, 1.5) and --caption-weight >= 0"
+            )
         if not (self.teach or self.paraphrase):
             raise SashieError("nothing to learn: teach the captions, their paraphrases or both")
         if not self.teach and self.train_adapter:

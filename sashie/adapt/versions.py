@@ -214,6 +214,11 @@ def read_version(folder: Path) -> dict:
         raise SashieError(f"unreadable model version in {folder} ({e})") from None
 
 
+def has_text_state(folder: Path) -> bool:
+    """Whether a version tuned the text encoder (caption teaching, ParaCLIP, MCIP's Re-A)."""
+    return (folder / TEXT_FILE).is_file()
+
+
 def load_text_state(encoder, folder: Path) -> None:
     """Put a version's tuned text tensors into a loaded base encoder's model."""
     path = folder / TEXT_FILE

@@ -21,7 +21,7 @@ import numpy as np
 
 from ..library import Library
 from ..search.ranking import VectorIndex, cv_dimensions, random_dimensions, top_k
-from . import bench_adapt, bench_classify, bench_compose, bench_paraphrase
+from . import bench_adapt, bench_classify, bench_compose, bench_image_tuning, bench_paraphrase
 from .metrics import average_precision, precision_at
 from .references import REFERENCES, reference_pictures
 from .truth import ORACLE_ILLUSTRATION, ORACLE_TEXT, OracleRegions, item_concepts
@@ -42,6 +42,7 @@ class BenchResult:
     compose: list = field(default_factory=list)  # ComposeExperiment of each library (--compose)
     classify: list = field(default_factory=list)  # the ClassifyExperiment (--classify)
     paraphrase: list = field(default_factory=list)  # the ParaphraseExperiment (--paraphrase)
+    image_tuning: list = field(default_factory=list)  # ImageTuningExperiment (--image-tuning)
 
     def add(self, name: str, values: list[float]) -> None:
         self.figures[name] = round(float(np.mean(values)) if values else 0.0, 4)
@@ -59,6 +60,7 @@ def run_bench(
     compose: bool = False,
     classify: bool = False,
     paraphrase: bool = False,
+    image_tuning: bool = False,
     world: Path | None = None,
 ) -> BenchResult:
     started = time.time()
@@ -87,6 +89,12 @@ def run_bench(
         result.figures.update(bench_classify.figures(experiment))
     if paraphrase:
         _paraphrased(result, lib, concepts, detectors, world, truth, model, workdir, seed, progress)
+    if image_tuning:
+        tuned = bench_image_tuning.run_image_tuning_experiment(
+            lib, concepts, detectors == ORACLE_ILLUSTRATION, vocab, seed=seed
+        )
+        result.image_tuning.append(tuned)
+        result.figures.update(bench_image_tuning.figures(tuned))
     if compose:
         _composition(result, lib, world, truth, model, workdir, seed, progress)
     if adapt:
@@ -325,6 +333,8 @@ def format_table(result: BenchResult) -> str:
         lines += ["", bench_classify.format_experiment(labelled)]
     for worded in result.paraphrase:
         lines += ["", bench_paraphrase.format_experiment(worded)]
+    for tuned in result.image_tuning:
+        lines += ["", bench_image_tuning.format_experiment(tuned)]
     for composed in result.compose:
         lines += ["", bench_compose.format_experiment(composed)]
     if result.adapt:
@@ -345,6 +355,7 @@ def bench(
     compose: bool = False,
     classify: bool = False,
     paraphrase: bool = False,
+    image_tuning: bool = False,
     world: str | None = None,
 ) -> BenchResult:
     """Measure on a world drawn for the purpose, or on an existing one (`sashie world`),
@@ -365,6 +376,7 @@ def bench(
             compose=compose,
             classify=classify,
             paraphrase=paraphrase,
+            image_tuning=image_tuning,
             world=Path(world) if world is not None else None,
         )
 

@@ -11,12 +11,13 @@ from __future__ import annotations
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
 
 from ..adapt.adapter import adapted
+from ..adapt.image_tuning import train_image_adapter
 from ..adapt.paraphrase import Paraphrased
 from ..adapt.phrasings import vocabulary_anchors
 from ..adapt.settings import AdaptSettings
@@ -66,15 +67,40 @@ def make_version(
     """Train on `pairs` with `trainee` (a float32 copy of the base encoder whose text encoder
     is tuned in place), keep `background` (other items' base vectors) where it was, and write
     the new version of `model_id`; `source` says where the pairs came from."""
-    trained = train_adapter(
-        trainee,
-        pairs.vectors,
-        pairs.captions,
-        settings,
-        background=background,
-        progress=lambda step, steps, loss: bar.update("training", step, steps, loss),
-        paraphrases=paraphrases,
-    )
+
+    def shown(step: int, steps: int, loss: float) -> None:
+        bar.update("training", step, steps, loss)
+
+    if settings.target == "images":
+        trained = train_image_adapter(
+            trainee, pairs.vectors, pairs.captions, settings, background, shown
+        )
+        if settings.realign:
+            realigned = train_adapter(
+                trainee,
+                adapted(trained.adapter, pairs.vectors),
+                pairs.captions,
+                replace(
+                    settings, target="text", realign=False, train_adapter=False, train_text=True
+                ),
+                background=adapted(trained.adapter, background),
+                progress=shown,
+            )
+            trained.text_state = realigned.text_state
+            trained.anchors = realigned.anchors
+            trained.losses += realigned.losses
+            trained.epoch_losses += realigned.epoch_losses
+            trained.seconds += realigned.seconds
+    else:
+        trained = train_adapter(
+            trainee,
+            pairs.vectors,
+            pairs.captions,
+            settings,
+            background=background,
+            progress=shown,
+            paraphrases=paraphrases,
+        )
     name = versions.next_name(model_id)
     folder = versions.folder(model_id, name)
     captions = pairs.captions

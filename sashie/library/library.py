@@ -42,7 +42,7 @@ from PIL import Image
 from ..adapt.paraphrase import Paraphraser, RuleParaphraser, paraphrase_all
 from ..adapt.phrasings import phrasings
 from ..adapt.settings import AdaptSettings
-from ..adapt.versions import load_text_state, load_version_adapter
+from ..adapt.versions import has_text_state, load_text_state, load_version_adapter
 from ..classify.bank import model_words
 from ..classify.bank import nearest_words as words_near
 from ..classify.coder import DEFAULT_METHOD, Scoring
@@ -227,7 +227,7 @@ class Library:
                 record = self._versions.record(model_id, version)
                 entry = self.models[model_id]
                 inner = self.encoder(model_id)
-                if record["settings"]["train_text"]:  # a copy whose text tensors change
+                if has_text_state(folder):  # a copy whose text tensors change
                     inner = load_encoder(
                         entry["spec"],
                         device=inner.device,

@@ -135,6 +135,35 @@ from .common import LIBRARY, TRUST_REMOTE_CODE, echo_json
     help="Also learn N items of each class of the newest label set (`sashie classify`), "
     "those it labelled most surely, captioned by their class.",
 )
+@click.option(
+    "--for",
+    "target",
+    type=click.Choice(["text", "images"]),
+    default=DEFAULTS.target,
+    show_default=True,
+    help="text: teach the captions' words. images: better image-to-image search (MCIP): "
+    "the adapter learns each caption as a class (ArcMargin) while the captions' locked text "
+    "vectors keep text search; the text encoder is not touched.",
+)
+@click.option(
+    "--arc-scale",
+    default=DEFAULTS.arc_scale,
+    show_default=True,
+    type=float,
+    help="With --for images: ArcMargin's scale.",
+)
+@click.option(
+    "--arc-margin",
+    default=DEFAULTS.arc_margin,
+    show_default=True,
+    type=float,
+    help="With --for images: ArcMargin's angular margin (radians).",
+)
+@click.option(
+    "--realign",
+    is_flag=True,
+    help="With --for images: then tune the text encoder to the new image vectors (Re-A).",
+)
 @click.option("--seed", default=DEFAULTS.seed, show_default=True, type=int)
 @click.option("--device", metavar="DEV", help="cpu or cuda (default: cuda when present).")
 @TRUST_REMOTE_CODE
@@ -159,6 +188,10 @@ def adapt(
     paraphraser,
     paraphraser_model,
     label_examples,
+    target,
+    arc_scale,
+    arc_margin,
+    realign,
     seed,
     device,
     trust_remote_code,
@@ -181,6 +214,7 @@ def adapt(
     sashie versions list LIB                     the versions, their data and settings
     sashie versions use LIB base                 switch back (instant); use v1 again
     sashie adapt LIB --paraphrase                the captions and their other wordings
+    sashie adapt LIB --for images                better "more like these" (MCIP)
     """
     lib = Library(
         library,
@@ -199,10 +233,14 @@ def adapt(
         anchor_weight=anchor_weight,
         example_weight=example_weight,
         train_adapter=only != "text" and not no_teach,
-        train_text=only != "adapter",
+        train_text=only != "adapter" and (target == "text" or realign),
         paraphrase=paraphrase,
         teach=not no_teach,
         paraphrase_weight=paraphrase_weight,
+        target=target,
+        arc_scale=arc_scale,
+        arc_margin=arc_margin,
+        realign=realign,
         seed=seed,
     )
     if (no_teach or paraphraser) and not paraphrase:

@@ -113,9 +113,27 @@ def demo(folder, pages, seed, port, no_serve):
     help="Also paraphrased queries: AO@10, JS@10 and P@10 of held-out wordings of the query "
     "concepts, for the base and ParaCLIP-tuned versions (each term alone, one-step).",
 )
+@click.option(
+    "--image-tuning",
+    is_flag=True,
+    help="Also image versions (MCIP, `adapt --for images`): image -> image mAP@100 and R@10 "
+    "of a Twemoji picture, trained and untrained concepts, and text -> image P@10, for the "
+    "base, ArcMargin alone, MCIP and MCIP + Re-A.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object of figures.")
 def bench_command(
-    quick, pages, seed, model, keep, world_dir, adapt, compose, classify, paraphrase, as_json
+    quick,
+    pages,
+    seed,
+    model,
+    keep,
+    world_dir,
+    adapt,
+    compose,
+    classify,
+    paraphrase,
+    image_tuning,
+    as_json,
 ):
     """Measure search quality on a fresh evaluation world with ground truth.
 
@@ -136,6 +154,7 @@ def bench_command(
         compose=compose,
         classify=classify,
         paraphrase=paraphrase,
+        image_tuning=image_tuning,
         world=world_dir,
     )
     click.echo(bench.as_json(result) if as_json else bench.format_table(result))
