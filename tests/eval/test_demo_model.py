@@ -131,3 +131,23 @@ def test_the_paraclip_stage_tunes_the_text_tower_only(tmp_path, tiny_clip):
     record = json.loads((out / "TRAINING.json").read_text())["paraclip"]
     assert record["settings"]["terms"] == ["image", "first", "second"]
     assert record["paraphrased_samples"] > 0 and len(record["loss_every_50_steps"]) == 1
+
+
+def test_the_paraphrase_robust_demo_model_shares_the_image_tower():
+    """sashie-demo-para loads by name; its image side is sashie-demo's, so their image
+    vectors are the same and only the text side differs."""
+    import torch
+    from transformers import CLIPModel
+
+    para = load_encoder("sashie-demo-para")
+    assert para.model_id.startswith("hf:sashie-demo-para@") and para.dim == 512
+    base = CLIPModel.from_pretrained(DEMO_MODEL_DIR).state_dict()
+    folder = DEMO_MODEL_DIR.parent / "sashie-demo-para"
+    tuned = CLIPModel.from_pretrained(folder).state_dict()
+    text = ("text_model.", "text_projection.")
+    for name, tensor in base.items():
+        same = torch.equal(tensor, tuned[name])
+        assert same or name.startswith(text), name
+    assert not torch.equal(base["text_projection.weight"], tuned["text_projection.weight"])
+    record = json.loads((folder / "TRAINING.json").read_text())
+    assert record["paraclip"]["base"].startswith("hf:sashie-demo@")
