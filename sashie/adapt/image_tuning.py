@@ -14,7 +14,6 @@ The text encoder is not touched (its weights stay bit-identical) and no image is
 
 from __future__ import annotations
 
-import math
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -28,7 +27,7 @@ from .adapter import VisualAdapter
 from .losses import arcmargin_loss, multi_caption_arcmargin_loss
 from .phrasings import phrasings
 from .settings import AdaptSettings
-from .training import Trained
+from .training import Trained, background_pool, draw, schedule, take_step, unit_rows
 
 
 def check_classes(captions: Sequence[str]) -> None:
@@ -67,7 +66,7 @@ def train_image_adapter(
     torch.manual_seed(settings.seed)
     rng = np.random.default_rng(settings.seed)
     device = encoder.device
-    images = F.normalize(torch.from_numpy(np.asarray(vectors, np.float32)), dim=-1).to(device)
+    images = unit_rows(vectors, device)
     names, inverse = np.unique(np.asarray(captions, dtype=object), return_inverse=True)
     class_ids = torch.from_numpy(inverse).to(device)
     # each class's texts, locked: the phrasings people query with
@@ -77,10 +76,7 @@ def train_image_adapter(
     owner_class = torch.tensor([c for c, group in enumerate(texts) for _ in group], device=device)
     starts = torch.stack([locked[owner_class == c].mean(0) for c in range(len(names))])
     class_weights = torch.nn.Parameter(F.normalize(starts, dim=-1).clone())
-    others_pool = None
-    if background is not None and len(background) and settings.negatives:
-        others_pool = F.normalize(torch.from_numpy(np.asarray(background, np.float32)), dim=-1)
-        others_pool = others_pool.to(device)
+    others_pool = background_pool(background, settings, device)
 
     adapter = VisualAdapter(images.shape[1], settings.ratio).to(device)
     optimizer = torch.optim.AdamW(
@@ -90,14 +86,12 @@ def train_image_adapter(
         ],
         weight_decay=0.01,
     )
-    starts_at = [s for s in range(0, len(captions), settings.batch) if len(captions) - s >= 2]
-    epochs = max(settings.epochs, math.ceil(settings.min_steps / len(starts_at)))
-    steps = epochs * len(starts_at)
+    starts_at, epochs, steps = schedule(len(captions), settings)
     trained = Trained(adapter, {})
     step = 0
     for _ in range(epochs):
         order = rng.permutation(len(captions))
-        epoch = []
+        epoch: list[float] = []
         for start in starts_at:
             batch = torch.from_numpy(order[start : start + settings.batch]).to(device)
             moved = adapter(images[batch])
@@ -127,20 +121,9 @@ def train_image_adapter(
                 margin=settings.arc_margin,
             )
             if others_pool is not None:
-                some = rng.choice(
-                    len(others_pool), min(settings.negatives, len(others_pool)), replace=False
-                )
-                kept = others_pool[torch.from_numpy(some).to(device)]
+                kept = draw(others_pool, settings.negatives, rng)
                 loss = loss + settings.keep_weight * (1 - (adapter(kept) * kept).sum(-1)).mean()
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-            step += 1
-            value = float(loss.detach())
-            trained.losses.append(value)
-            epoch.append(value)
-            if progress:
-                progress(step, steps, value)
+            step = take_step(optimizer, loss, trained, epoch, step, steps, progress)
         trained.epoch_losses.append(float(np.mean(epoch)) if epoch else float("nan"))
     trained.adapter = adapter.cpu().eval()
     trained.seconds = time.perf_counter() - started

@@ -73,6 +73,53 @@ def logit_scale(encoder) -> float:
     return min(float(scale.detach().exp()), 100.0)
 
 
+def unit_rows(vectors: np.ndarray, device) -> torch.Tensor:
+    """Stored vectors as unit float32 rows on the device."""
+    return F.normalize(torch.from_numpy(np.asarray(vectors, np.float32)), dim=-1).to(device)
+
+
+def background_pool(background: np.ndarray | None, settings: AdaptSettings, device):
+    """The background (other items' vectors) as unit rows, or None when there is none."""
+    if background is None or not len(background) or not settings.negatives:
+        return None
+    return unit_rows(background, device)
+
+
+def draw(pool: torch.Tensor, count: int, rng: np.random.Generator) -> torch.Tensor:
+    """`count` rows of `pool` (all of them when it has fewer), drawn without replacement."""
+    some = rng.choice(len(pool), min(count, len(pool)), replace=False)
+    return pool[torch.from_numpy(some).to(pool.device)]
+
+
+def schedule(pairs: int, settings: AdaptSettings) -> tuple[list[int], int, int]:
+    """Where each batch of an epoch starts (a lone pair left at the end has no negatives),
+    the epochs (repeated until `min_steps`) and the steps in all."""
+    starts = [s for s in range(0, pairs, settings.batch) if pairs - s >= 2]
+    epochs = max(settings.epochs, math.ceil(settings.min_steps / len(starts)))
+    return starts, epochs, epochs * len(starts)
+
+
+def take_step(
+    optimizer: torch.optim.Optimizer,
+    loss: torch.Tensor,
+    trained: Trained,
+    epoch: list[float],
+    step: int,
+    steps: int,
+    progress: Callable[[int, int, float], None] | None,
+) -> int:
+    """One optimiser step on `loss`, logged in `trained` and `epoch`; the new step count."""
+    optimizer.zero_grad()
+    loss.backward()
+    optimizer.step()
+    value = float(loss.detach())
+    trained.losses.append(value)
+    epoch.append(value)
+    if progress:
+        progress(step + 1, steps, value)
+    return step + 1
+
+
 def train_adapter(
     encoder,
     vectors: np.ndarray,
@@ -103,12 +150,8 @@ def train_adapter(
     started = time.perf_counter()
     torch.manual_seed(settings.seed)
     rng = np.random.default_rng(settings.seed)
-    images = F.normalize(torch.from_numpy(np.asarray(vectors, np.float32)), dim=-1)
-    images = images.to(encoder.device)
-    others_pool = None  # the background as unit rows on the device
-    if background is not None and len(background) and settings.negatives:
-        others_pool = F.normalize(torch.from_numpy(np.asarray(background, np.float32)), dim=-1)
-        others_pool = others_pool.to(encoder.device)
+    images = unit_rows(vectors, encoder.device)
+    others_pool = background_pool(background, settings, encoder.device)
     caption_ids = np.unique(np.asarray(captions, dtype=object), return_inverse=True)[1]
     phrased = [phrasings(c) for c in captions]
     scale = logit_scale(encoder)
@@ -132,29 +175,16 @@ def train_adapter(
         groups.append({"params": list(text_params.values()), "lr": settings.lr})
     optimizer = torch.optim.AdamW(groups, weight_decay=0.01)
 
-    # where each batch of an epoch starts; a lone pair left at the end has no negatives
-    starts = [s for s in range(0, len(captions), settings.batch) if len(captions) - s >= 2]
-    epochs = max(settings.epochs, math.ceil(settings.min_steps / len(starts)))
-    steps = epochs * len(starts)
+    starts, epochs, steps = schedule(len(captions), settings)
     trained = Trained(adapter, {}, anchors=anchors)
     step = 0
     for _ in range(epochs):
         order = rng.permutation(len(captions))
-        epoch = []
+        epoch: list[float] = []
         for start in starts:
             batch = order[start : start + settings.batch]
             image = images[batch]
-            others = None
-            if others_pool is not None:
-                others = others_pool[
-                    torch.from_numpy(
-                        rng.choice(
-                            len(others_pool),
-                            min(settings.negatives, len(others_pool)),
-                            replace=False,
-                        )
-                    )
-                ]
+            others = None if others_pool is None else draw(others_pool, settings.negatives, rng)
             if adapter is not None:
                 image = adapter(image)
                 moved = others
@@ -184,15 +214,7 @@ def train_adapter(
                 now = F.normalize(encoder._texts([anchors[i] for i in some]).float(), dim=-1)
                 drift = 1 - (now * anchors_before[torch.from_numpy(some)]).sum(-1)
                 loss = loss + settings.anchor_weight * drift.mean()
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-            step += 1
-            value = float(loss.detach())
-            trained.losses.append(value)
-            epoch.append(value)
-            if progress:
-                progress(step, steps, value)
+            step = take_step(optimizer, loss, trained, epoch, step, steps, progress)
         trained.epoch_losses.append(float(np.mean(epoch)) if epoch else float("nan"))
     for parameter in text_params.values():
         parameter.requires_grad_(False)

@@ -106,7 +106,7 @@ def _hub_options(name: str) -> dict:
     return {"local_files_only": True}
 
 
-def pooled_features(output) -> torch.Tensor:
+def _features(output) -> torch.Tensor:
     """transformers 5 returns a model output whose pooler_output holds the projected features."""
     if isinstance(output, torch.Tensor):
         return output
@@ -156,7 +156,7 @@ class HFEncoder(TorchEncoder):
         return np.asarray(pixels, dtype=np.float32)
 
     def _images(self, pixels: torch.Tensor) -> torch.Tensor:
-        return pooled_features(self.model.get_image_features(pixel_values=pixels))
+        return _features(self.model.get_image_features(pixel_values=pixels))
 
     def _tokenize(self, texts: list[str]) -> dict[str, torch.Tensor]:
         tokens = self.tokenizer(
@@ -169,7 +169,7 @@ class HFEncoder(TorchEncoder):
         return {k: v.to(self.device) for k, v in tokens.items() if k != "token_type_ids"}
 
     def _text_features(self, tokens: dict[str, torch.Tensor]) -> torch.Tensor:
-        return pooled_features(self.model.get_text_features(**tokens))
+        return _features(self.model.get_text_features(**tokens))
 
 
 def _image_processor(auto, location: str, options: dict):

@@ -46,6 +46,14 @@ class TorchEncoder:
     def _texts(self, texts: list[str]) -> torch.Tensor:
         return self._text_features(self._tokenize(texts))
 
+    def text_features(self, texts: list[str]) -> torch.Tensor:
+        """The model's raw text features, with gradients where enabled (for trainers)."""
+        return self._texts(texts)
+
+    def image_features(self, pixels: torch.Tensor) -> torch.Tensor:
+        """The model's raw image features of preprocessed pixels (for trainers)."""
+        return self._images(pixels)
+
     @torch.inference_mode()
     def encode_pixels(self, pixels: np.ndarray) -> np.ndarray:
         out = []

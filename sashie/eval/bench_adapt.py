@@ -147,6 +147,19 @@ def annotate(
     return found_by_key, judged_total
 
 
+def version_names(lib: Library) -> set[str]:
+    """The names of the active model's versions."""
+    return {v["name"] for v in lib.versions()["versions"]}
+
+
+def back_to_base(lib: Library, keep: set[str]) -> None:
+    """Make the base active again and remove the versions an experiment made (all but
+    `keep`, those there before)."""
+    lib.use(BASE)
+    for version in version_names(lib) - keep:
+        lib.remove_version(version)
+
+
 def kept_outside(lib: Library, item_ids: np.ndarray, skip: set[int]) -> np.ndarray:
     """Which rows of the library's index the filter kept and are not in `skip`."""
     allowed = ~np.isin(item_ids, np.fromiter(skip, np.int64, len(skip)))

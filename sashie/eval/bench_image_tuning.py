@@ -24,7 +24,9 @@ import numpy as np
 
 from ..adapt.settings import AdaptSettings
 from ..library import BASE, Library
+from .bench_adapt import back_to_base, version_names
 from .bench_classify import zero_shot_hits
+from .bench_paraphrase import canonical
 from .references import reference_pictures
 from .world.artists import Artists
 from .world.vocab import Vocabulary
@@ -80,7 +82,7 @@ def run_image_tuning_experiment(
         for k in vocab.query
     }
     names = {c.key: (c.en, c.ja) for c in vocab.concepts}
-    before = {v["name"] for v in lib.versions()["versions"]}
+    before = version_names(lib)
     annotations_before = lib.counts()["annotations"]
     # the annotator captions a random half (at most CAPTIONED) of each trained concept's
     # pictures: what is left to find is then like what was found (an annotator who captions
@@ -93,15 +95,14 @@ def run_image_tuning_experiment(
         ]
         for k in trained
     }
+    found = {k: items for k, items in found.items() if len(items) >= 2}  # a class needs two
     for key, items in found.items():
-        if len(items) >= 2:  # a class needs two pictures
-            lib.annotate(items, names[key][0])
-    skip = {i for key, items in found.items() if len(items) >= 2 for i in items}
+        lib.annotate(items, names[key][0])
+    skip = {i for items in found.values() for i in items}
     out.captioned = lib.counts()["annotations"] - annotations_before
-    out.classes = sum(len(items) >= 2 for items in found.values())
-    pictures = {
-        k: reference_pictures(Artists(), vocab.by_key[k], 1, seed=0)[0] for k in vocab.query
-    }
+    out.classes = len(found)
+    artists = Artists()
+    pictures = {k: reference_pictures(artists, vocab.by_key[k], 1, seed=0)[0] for k in vocab.query}
     try:
         for row, change in ROWS.items():
             started = time.time()
@@ -111,13 +112,9 @@ def run_image_tuning_experiment(
             out.rows[row]["zeroshot_seen"] = _zero_shot(lib, vocab, concepts, eligible)
             out.seconds[row] = round(time.time() - started, 1)
     finally:
-        lib.use(BASE)
-        for version in [v["name"] for v in lib.versions()["versions"]]:
-            if version not in before:
-                lib.remove_version(version)
+        back_to_base(lib, before)
         for key, items in found.items():
-            if len(items) >= 2:
-                lib.unannotate(items, names[key][0])
+            lib.unannotate(items, names[key][0])
     return out
 
 
@@ -138,9 +135,7 @@ def _measure(lib, vocab, relevant, pictures, trained, untrained, skip) -> dict[s
         for lang in LANGUAGES:
             p10 = []
             for key in keys:
-                c = vocab.by_key[key]
-                text = f"an illustration of {c.en}" if lang == "en" else f"{c.ja}の挿絵"
-                found = [r.item for r in lib.search(text, k=10 + len(skip))]
+                found = [r.item for r in lib.search(canonical(vocab, key, lang), k=10 + len(skip))]
                 top = [item for item in found if item not in skip][:10]
                 p10.append(float(np.mean([item in relevant[key] for item in top])))
             figures[f"t2i_p10_{lang}_{group}"] = float(np.mean(p10))

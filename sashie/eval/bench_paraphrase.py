@@ -29,6 +29,7 @@ import numpy as np
 from ..adapt.paraphrase import EN_TEMPLATES, JA_TEMPLATES, Paraphrased, RuleParaphraser, half_of
 from ..adapt.settings import AdaptSettings
 from ..library import BASE, Library
+from .bench_adapt import back_to_base, version_names
 from .bench_classify import zero_shot_hits
 from .metrics import precision_at
 from .world.labels import world_label_set
@@ -113,7 +114,7 @@ def run_paraphrase_experiment(
     relevant = {k: np.array([k in c for c in concepts]) & oracle for k in keys}
     train_file, out.pairs = _training_pairs(index.item_ids, concepts, oracle, vocab, seed)
     paraphraser = RuleParaphraser.from_labels(world_label_set(vocab.concepts), seed=seed)
-    before = {v["name"] for v in lib.versions()["versions"]}
+    before = version_names(lib)
     try:
         for row, change in ROWS.items():
             started = time.time()
@@ -128,10 +129,7 @@ def run_paraphrase_experiment(
             out.rows[row] = _measure(lib, keys, wordings, relevant, vocab, concepts, oracle)
             out.seconds[row] = round(time.time() - started, 1)
     finally:
-        lib.use(BASE)
-        for version in [v["name"] for v in lib.versions()["versions"]]:
-            if version not in before:
-                lib.remove_version(version)
+        back_to_base(lib, before)
         Path(train_file).unlink(missing_ok=True)
     return out
 

@@ -31,7 +31,7 @@ import torch.nn.functional as F
 
 from ...adapt.losses import PARAPHRASE_TERMS, contrastive_loss, paraphrase_loss
 from ...adapt.paraphrase import Paraphrased, RuleParaphraser
-from ...encoders.hf import HFEncoder, pooled_features
+from ...encoders.hf import HFEncoder
 from ...encoders.registry import load_encoder
 from .labels import world_label_set
 from .samples import SampleMeta, make_samples
@@ -60,24 +60,13 @@ def image_vectors(encoder: HFEncoder, images: np.ndarray, batch: int = 512) -> t
         for start in range(0, len(images), batch):
             pixels = torch.from_numpy(images[start : start + batch]).permute(0, 3, 1, 2).float()
             pixels = normalize(pixels / 255).to(encoder.device)
-            features = pooled_features(encoder.model.get_image_features(pixel_values=pixels))
-            out.append(F.normalize(features.float(), dim=-1).cpu())
+            out.append(F.normalize(encoder.image_features(pixels).float(), dim=-1).cpu())
     return torch.cat(out)
 
 
 def _text_vectors(encoder: HFEncoder, texts: list[str]) -> torch.Tensor:
-    """Unit text vectors of the encoder's model, with gradients (the model's own call: the
-    encoder's methods are for searching)."""
-    tokens = encoder.tokenizer(
-        texts,
-        padding=True,
-        truncation=True,
-        max_length=encoder.max_text_tokens,
-        return_tensors="pt",
-    )
-    inputs = {k: v.to(encoder.device) for k, v in tokens.items() if k != "token_type_ids"}
-    features = pooled_features(encoder.model.get_text_features(**inputs))
-    return F.normalize(features.float(), dim=-1)
+    """Unit text vectors, with gradients."""
+    return F.normalize(encoder.text_features(texts).float(), dim=-1)
 
 
 def tune_text_tower(
