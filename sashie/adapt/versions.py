@@ -226,10 +226,16 @@ def load_text_state(encoder, folder: Path) -> None:
         return
     from safetensors.torch import load_file
 
-    state = load_file(path)
-    missing = set(state) - set(dict(encoder.model.named_parameters()))
-    if missing:
-        raise SashieError(f"{path} does not fit {encoder.model_id} (e.g. {sorted(missing)[0]})")
+    try:
+        state = load_file(path)
+    except Exception as e:  # a damaged or hostile file: safetensors raises its own errors
+        raise SashieError(f"{path} is not a readable tensor file ({type(e).__name__})") from None
+    parameters = dict(encoder.model.named_parameters())
+    wrong = sorted(
+        n for n, t in state.items() if n not in parameters or t.shape != parameters[n].shape
+    )
+    if wrong:
+        raise SashieError(f"{path} does not fit {encoder.model_id} (e.g. {wrong[0]})")
     with torch.no_grad():
         for name, parameter in encoder.model.named_parameters():
             if name in state:

@@ -94,3 +94,31 @@ def test_a_damaged_label_set_in_a_library_is_one_error_line(small_library, class
     with pytest.raises(SashieError) as error:
         lib.search("a picture", label="cat")
     assert "\n" not in str(error.value)
+
+
+def test_a_version_text_file_that_is_damaged_or_misshapen_is_one_error_line(tmp_path, tiny_spec):
+    """A version's tuned text tensors are loaded whenever its folder has them (an image
+    version with Re-A too): garbage bytes or tensors of the wrong shape in a library someone
+    sent give one error line, never a traceback or a half-changed model."""
+    import torch
+
+    from sashie.adapt.settings import AdaptSettings
+    from sashie.adapt.versions import TEXT_FILE
+
+    make_pages(tmp_path / "pages", 8, seed=7)
+    lib = Library(tmp_path / "lib", create=True)
+    lib.add([str(tmp_path / "pages")], model=tiny_spec, regions="whole")
+    items = lib.index().item_ids.tolist()
+    lib.annotate(items[:4], "zorblat")
+    lib.annotate(items[4:], "quix")
+    report = lib.adapt(settings=AdaptSettings(min_steps=2, train_adapter=False))
+    text_file = report.folder / TEXT_FILE
+    state = {k: v.clone() for k, v in load_file(text_file).items()}  # not a map of the file
+    name = next(iter(state))
+    for damage in ("garbage", "shape"):
+        if damage == "garbage":
+            text_file.write_bytes(b"\x00not a tensor file" * 10)
+        else:
+            save_file({**state, name: torch.zeros(3, 3)}, text_file)
+        with pytest.raises(SashieError, match=r"not a readable tensor file|does not fit"):
+            Library(tmp_path / "lib").search("zorblat")
