@@ -90,12 +90,19 @@ def multi_caption_arcmargin_loss(
     *,
     scale: float = 30.0,
     margin: float = 0.2,
+    groups: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """MCIP's multi-caption ArcMargin: the class weights are the locked text vectors of the
     batch's captions (`captions`, one row each; `owners[k]` = the row of `features` caption k
     describes). Each (image, own caption) pair is one ArcMargin term against every caption
-    of the batch but the image's other own captions; the mean over pairs."""
-    own = owners[None, :] == torch.arange(len(features), device=features.device)[:, None]
+    of the batch but the image's other own captions; the mean over pairs. With `groups` (a
+    class of each row of `features`) the captions of rows of one's own class are no wrong
+    answers either."""
+    rows_of = torch.arange(len(features), device=features.device)
+    if groups is None:
+        own = owners[None, :] == rows_of[:, None]
+    else:
+        own = groups[owners][None, :] == groups[:, None]
     rows = owners  # one term per caption: its image, its index as the class
     labels = torch.arange(len(captions), device=features.device)
     allowed = ~own[rows]

@@ -204,7 +204,9 @@ def save_version(folder: Path, trained: Trained, record: dict) -> None:
     )
     (folder / VERSION_FILE).write_text(json.dumps(record, indent=2, ensure_ascii=False) + "\n")
     if available("matplotlib"):  # the `plot` extra
-        plot_losses(trained.losses, folder / LOSS_PLOT, title=record.get("name", ""))
+        name = record.get("name", "")
+        objective = "ArcMargin loss" if record.get("settings", {}).get("target") == "images" else ""
+        plot_losses(trained.losses, folder / LOSS_PLOT, title=f"adapting {name}", ylabel=objective)
 
 
 def read_version(folder: Path) -> dict:
@@ -242,7 +244,7 @@ def load_text_state(encoder, folder: Path) -> None:
                 parameter.copy_(state[name].to(parameter.device, parameter.dtype))
 
 
-def plot_losses(losses: Sequence[float], path: Path, title: str = "") -> None:
+def plot_losses(losses: Sequence[float], path: Path, title: str = "", ylabel: str = "") -> None:
     """The loss curve, step by step (the seed paper's Fig. 3)."""
     import matplotlib
 
@@ -252,8 +254,8 @@ def plot_losses(losses: Sequence[float], path: Path, title: str = "") -> None:
     figure, axes = plt.subplots(figsize=(6, 3.5), dpi=100)
     axes.plot(range(1, len(losses) + 1), losses, marker="o" if len(losses) < 40 else None)
     axes.set_xlabel("step")
-    axes.set_ylabel("InfoNCE loss")
-    axes.set_title(f"adapting {title}".strip())
+    axes.set_ylabel(ylabel or "InfoNCE loss")
+    axes.set_title(title.strip())
     axes.grid(alpha=0.3)
     figure.tight_layout()
     figure.savefig(path)

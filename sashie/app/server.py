@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import FastAPI, File, Form, HTTPException, Query, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
@@ -209,6 +209,12 @@ class LabelRequest(BaseModel):
 class AdaptRequest(BaseModel):
     epochs: int = Field(DEFAULTS.epochs, ge=1, le=1000)
     ratio: float = Field(DEFAULTS.ratio, ge=0, le=1, allow_inf_nan=False)
+    target: Literal["text", "images"] = Field(
+        "text",
+        description="text: teach the captions to text search; images: better image search "
+        "(MCIP), the text encoder untouched unless realign",
+    )
+    realign: bool = Field(False, description="with images: re-align the text encoder (Re-A)")
 
 
 class ClassifyRequest(BaseModel):
@@ -240,7 +246,13 @@ class AdaptJob:
     ) -> None:
         if self.thread is not None and self.thread.is_alive():
             raise SashieError("the model is being adapted already; wait for it to finish")
-        settings = AdaptSettings(epochs=request.epochs, ratio=request.ratio)
+        settings = AdaptSettings(
+            epochs=request.epochs,
+            ratio=request.ratio,
+            target=request.target,
+            realign=request.realign,
+            train_text=request.target == "text" or request.realign,
+        )
         settings.check()
         self.state = {"state": "running", "stage": "starting", "done": 0, "total": 0}
 
@@ -769,6 +781,13 @@ def create_app(
     def adapt(request: AdaptRequest) -> dict:
         job.start(lib.path, request, trust_remote_code, library_facts.clear)
         return {"job": job.state}
+
+    @app.get("/api/adapt/loss/{version}", summary="A model version's loss curve (PNG)")
+    def loss_plot(version: str) -> Response:
+        path = lib.loss_plot(version)
+        if path is None:
+            raise HTTPException(404, f"{version} has no loss curve")
+        return Response(path.read_bytes(), media_type="image/png")
 
     @app.post("/api/adapt/use", summary="Make a model version (or base) the active one")
     def use(request: UseRequest) -> dict:

@@ -120,17 +120,22 @@ def run_image_tuning_experiment(
 
 def _measure(lib, vocab, relevant, pictures, trained, untrained, skip) -> dict[str, float]:
     depth = 100 + len(skip)
+    ap, r10 = {}, {}
+    for key in vocab.query:
+        targets = relevant[key] - skip
+        found = [r.item for r in lib.search(images=[pictures[key]], k=depth)]
+        ranked = np.array([item in targets for item in found if item not in skip][:100])
+        ap[key] = average_precision_at(ranked, len(targets))
+        r10[key] = float(ranked[:10].any())
     figures: dict[str, float] = {}
-    for group, keys in (("trained", trained), ("untrained", untrained)):
-        ap, r10 = [], []
-        for key in keys:
-            targets = relevant[key] - skip
-            found = [r.item for r in lib.search(images=[pictures[key]], k=depth)]
-            ranked = np.array([item in targets for item in found if item not in skip][:100])
-            ap.append(average_precision_at(ranked, len(targets)))
-            r10.append(float(ranked[:10].any()))
-        figures[f"i2i_map100_{group}"] = float(np.mean(ap))
-        figures[f"i2i_r10_{group}"] = float(np.mean(r10))
+    for group, keys in (
+        ("trained", trained),
+        ("untrained", untrained),
+        ("seen", vocab.query_seen),
+        ("heldout", vocab.query_heldout),
+    ):
+        figures[f"i2i_map100_{group}"] = float(np.mean([ap[k] for k in keys]))
+        figures[f"i2i_r10_{group}"] = float(np.mean([r10[k] for k in keys]))
     for group, keys in (("seen", vocab.query_seen), ("heldout", vocab.query_heldout)):
         for lang in LANGUAGES:
             p10 = []
@@ -170,14 +175,15 @@ def format_experiment(e: ImageTuningExperiment) -> str:
     lines = [
         f"image tuning ({e.label}): {e.classes} classes, {e.captioned} items captioned (a random "
         "half of each trained concept's); measured on the other items",
-        "| row       | i2i mAP@100 trained | untrained | R@10 trained | untrained | "
-        "t2i P@10 en seen | ja seen | en held-out | ja held-out | zero-shot |",
-        "|-----------|---------------------|-----------|--------------|-----------|"
-        "------------------|---------|-------------|-------------|-----------|",
+        "| row       | i2i mAP@100 trained | untrained | seen  | held-out | R@10 trained | "
+        "untrained | t2i P@10 en seen | ja seen | en held-out | ja held-out | zero-shot |",
+        "|-----------|---------------------|-----------|-------|----------|--------------|"
+        "-----------|------------------|---------|-------------|-------------|-----------|",
     ]
     for row, v in e.rows.items():
         lines.append(
             f"| {row:<9} | {v['i2i_map100_trained']:19.3f} | {v['i2i_map100_untrained']:9.3f} "
+            f"| {v['i2i_map100_seen']:5.3f} | {v['i2i_map100_heldout']:8.3f} "
             f"| {v['i2i_r10_trained']:12.3f} | {v['i2i_r10_untrained']:9.3f} | "
             f"{v['t2i_p10_en_seen']:16.3f} | {v['t2i_p10_ja_seen']:7.3f} | "
             f"{v['t2i_p10_en_heldout']:11.3f} | {v['t2i_p10_ja_heldout']:11.3f} | "

@@ -1047,6 +1047,12 @@ class Library:
         self._notice_changes()
         return self._versions.describe(self._manifest.model_id(model))
 
+    def loss_plot(self, version: str, model: str | None = None) -> Path | None:
+        """The PNG of a version's loss curve (None for the base, or without the `plot`
+        extra)."""
+        self._notice_changes()
+        return self._versions.loss_plot(self._manifest.model_id(model), version)
+
     def use(self, version: str, model: str | None = None) -> str:
         """Make a version (or "base") the active one; instant, nothing is re-encoded."""
         model_id = self._manifest.model_id(model)

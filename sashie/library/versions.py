@@ -13,6 +13,7 @@ import numpy as np
 
 from ..adapt.adapter import adapted
 from ..adapt.versions import (
+    LOSS_PLOT,
     VERSIONS_DIR,
     catch_up_rows,
     load_version_adapter,
@@ -43,6 +44,12 @@ class Versions:
         """The version's version.json (an error listing the versions when there is none)."""
         self.manifest.check_version(model_id, version)
         return read_version(self.folder(model_id, version))
+
+    def loss_plot(self, model_id: str, version: str) -> Path | None:
+        """The version's loss curve picture, if one was drawn (the `plot` extra)."""
+        self.manifest.check_version(model_id, version)
+        path = self.folder(model_id, version) / LOSS_PLOT
+        return path if version != BASE and path.is_file() else None
 
     def describe(self, model_id: str) -> dict:
         """{"model", "active", "versions": [records of version.json, oldest first]}."""

@@ -48,6 +48,26 @@ def test_multi_caption_arcmargin_matches_its_formula():
     assert abs(float(got) - sum(terms) / len(terms)) < 1e-4
 
 
+def test_multi_caption_arcmargin_with_groups_spares_the_captions_of_ones_class():
+    """With `groups`, the captions of another image of one's own class leave the denominator
+    too (two pictures of a crane: the other's "a crane" is no wrong answer)."""
+    torch.manual_seed(2)
+    features, captions = torch.randn(4, 5), torch.randn(6, 5)
+    owners = torch.tensor([0, 1, 1, 2, 3, 3])
+    groups = torch.tensor([7, 7, 8, 9])  # images 0 and 1 show one class
+    got = multi_caption_arcmargin_loss(
+        features, captions, owners, scale=8.0, margin=0.25, groups=groups
+    )
+    f, c = _unit(features), _unit(captions)
+    terms = []
+    for k, owner in enumerate(owners.tolist()):
+        skip = {j for j, o in enumerate(owners.tolist()) if groups[o] == groups[owner] and j != k}
+        terms.append(_term(f[owner], c, k, 8.0, 0.25, skip))
+    assert abs(float(got) - sum(terms) / len(terms)) < 1e-4
+    ungrouped = multi_caption_arcmargin_loss(features, captions, owners, scale=8.0, margin=0.25)
+    assert float(ungrouped) != float(got)
+
+
 def _digest(path) -> str:
     import hashlib
 

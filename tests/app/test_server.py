@@ -333,6 +333,40 @@ def test_adapting_from_the_api_runs_in_the_background_and_switches_versions(tmp_
     assert bad.status_code == 422
 
 
+def test_an_image_version_from_the_api_is_searched_and_shows_its_loss_curve(tmp_path):
+    """The model panel's "for image search" (MCIP): the version records its target, becomes
+    the active one, searches run in it, and its loss curve is served as a PNG."""
+    import time
+
+    lib_path = indexed_world(tmp_path, pages=12, seed=24)[1]
+    client = TestClient(server.create_app(lib_path))
+    items = [
+        r["item"]
+        for r in client.post("/api/search", data={"text": "a tree", "limit": "8"}).json()["results"]
+    ]
+    client.post("/api/annotations", json={"items": items[:4], "caption": "几帳"})
+    client.post("/api/annotations", json={"items": items[4:], "caption": "菫"})
+    wrong = client.post("/api/adapt", json={"target": "faces"})
+    assert wrong.status_code == 422
+    assert client.get("/api/adapt/loss/base").status_code == 404
+    client.post("/api/adapt", json={"epochs": 2, "target": "images"})
+    deadline = time.time() + 120
+    state = client.get("/api/adapt").json()
+    while state["job"]["state"] == "running" and time.time() < deadline:
+        time.sleep(0.1)
+        state = client.get("/api/adapt").json()
+    assert state["job"]["state"] == "done", state
+    assert state["versions"][0]["settings"]["target"] == "images"
+    assert not state["versions"][0]["settings"]["realign"]
+    plot = client.get("/api/adapt/loss/v1")
+    assert plot.status_code == 200 and plot.headers["content-type"] == "image/png"
+    assert plot.content.startswith(b"\x89PNG")
+    assert client.get("/api/adapt/loss/v9").status_code == 400
+    assert state["active"] == "v1"
+    after = client.post("/api/search", data={"text": "a crane", "limit": "5"}).json()
+    assert len(after["results"]) == 5
+
+
 def test_search_by_example_items_and_by_a_plain_link(client):
     first = client.post("/api/search", data={"text": "a tree", "limit": "5"}).json()
     ids = [r["item"] for r in first["results"]]

@@ -133,6 +133,38 @@ def test_the_paraclip_stage_tunes_the_text_tower_only(tmp_path, tiny_clip):
     assert record["paraphrased_samples"] > 0 and len(record["loss_every_50_steps"]) == 1
 
 
+def test_the_mcip_stage_tunes_the_image_tower_only(tmp_path, tiny_clip):
+    """The demo model's MCIP stage (train_mcip.py) on a tiny CLIP without Re-A: the text tower
+    is bit-identical (text queries give the very same vectors), the image tower moves, and the
+    loss curve is saved as a picture; with --realign-steps the text tower moves too."""
+    import torch
+    from transformers import CLIPModel
+
+    from sashie.eval.world.train_mcip import main as stage_main
+
+    out = tmp_path / "mcip"
+    options = ["--samples", "120", "--steps", "3", "--lr", "1e-3", "--captions", "2"]
+    stage_main(["--base", str(tiny_clip), "--out", str(out), *options])
+    before = CLIPModel.from_pretrained(tiny_clip).state_dict()
+    after = CLIPModel.from_pretrained(out).state_dict()
+    image = ("vision_model.", "visual_projection.")
+    for name, tensor in before.items():
+        if not name.startswith(image):
+            assert torch.equal(tensor, after[name]), name
+    assert not torch.equal(before["visual_projection.weight"], after["visual_projection.weight"])
+    record = json.loads((out / "TRAINING.json").read_text())["mcip"]
+    assert record["settings"]["captions"] == 2 and record["class_samples"] > 0
+    assert len(record["loss_every_25_steps"]) == 1 and not record["realign_loss_every_25_steps"]
+    assert (out / "loss.png").stat().st_size > 1000
+
+    realigned = tmp_path / "mcip-rea"
+    stage_main(
+        ["--base", str(tiny_clip), "--out", str(realigned), *options, "--realign-steps", "2"]
+    )
+    moved = CLIPModel.from_pretrained(realigned).state_dict()
+    assert not torch.equal(before["text_projection.weight"], moved["text_projection.weight"])
+
+
 def test_the_paraphrase_robust_demo_model_shares_the_image_tower():
     """sashie-demo-para loads by name; its image side is sashie-demo's, so their image
     vectors are the same and only the text side differs."""

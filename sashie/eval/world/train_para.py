@@ -69,6 +69,46 @@ def _text_vectors(encoder: HFEncoder, texts: list[str]) -> torch.Tensor:
     return F.normalize(encoder.text_features(texts).float(), dim=-1)
 
 
+def _paraphrase_step(
+    encoder: HFEncoder,
+    vectors: torch.Tensor,
+    metas: list[SampleMeta],
+    settings: StageSettings,
+    rng: np.random.Generator,
+    single: np.ndarray,
+    concepts: np.ndarray,
+    paraphraser: RuleParaphraser,
+    scale: float,
+) -> torch.Tensor:
+    """ParaCLIP's terms on a batch of one-concept illustrations."""
+    seen = vocabulary().seen
+    rows = rng.choice(single, min(settings.batch, len(single)), replace=False)
+    drawn: list[Paraphrased] = []
+    for row in rows:
+        concept = seen[int(concepts[row])]
+        language = "ja" if rng.random() < 0.5 else "en"
+        x = caption(rng, [concept], metas[row].style, language)
+        found = paraphraser.paraphrase(concept.ja if language == "ja" else concept.en)
+        assert found is not None
+        second = found.first if settings.one_step else found.second
+        drawn.append(Paraphrased(x, found.first, second))
+    texts = [p.x for p in drawn] + [p.first for p in drawn] + [p.second or p.first for p in drawn]
+    x, first, second = F.normalize(_text_vectors(encoder, texts).float(), dim=-1).split(len(rows))
+    image = vectors[rows].to(x.device)
+    groups = concepts[rows]
+    loss = torch.zeros((), device=x.device)
+    if "first" in settings.terms:
+        loss = loss + paraphrase_loss(scale, image, x, first, second, groups, ["first"])
+    full = [i for i, p in enumerate(drawn) if p.second is not None]
+    others = [t for t in settings.terms if t != "first"]
+    if others and len(full) >= 2:
+        index = torch.tensor(full, device=x.device)
+        loss = loss + paraphrase_loss(
+            scale, image[index], x[index], first[index], second[index], groups[full], others
+        )
+    return loss
+
+
 def tune_text_tower(
     encoder: HFEncoder,
     vectors: torch.Tensor,
@@ -106,42 +146,18 @@ def tune_text_tower(
         lr *= 0.5 * (1 + math.cos(math.pi * step / settings.steps))
         for group in optimizer.param_groups:
             group["lr"] = lr
-        rows = rng.choice(single, min(settings.batch, len(single)), replace=False)
-        drawn: list[Paraphrased] = []
-        for row in rows:
-            concept = seen[int(concepts[row])]
-            language = "ja" if rng.random() < 0.5 else "en"
-            x = caption(rng, [concept], metas[row].style, language)
-            found = paraphraser.paraphrase(concept.ja if language == "ja" else concept.en)
-            assert found is not None
-            second = found.first if settings.one_step else found.second
-            drawn.append(Paraphrased(x, found.first, second))
-        texts = (
-            [p.x for p in drawn] + [p.first for p in drawn] + [p.second or p.first for p in drawn]
-        )
-        x, first, second = F.normalize(_text_vectors(encoder, texts).float(), dim=-1).split(
-            len(rows)
-        )
-        image = vectors[rows].to(x.device)
-        groups = concepts[rows]
-        loss = torch.zeros((), device=x.device)
-        if "first" in settings.terms:
-            loss = loss + paraphrase_loss(scale, image, x, first, second, groups, ["first"])
-        full = [i for i, p in enumerate(drawn) if p.second is not None]
-        others = [t for t in settings.terms if t != "first"]
-        if others and len(full) >= 2:
-            index = torch.tensor(full, device=x.device)
-            loss = loss + paraphrase_loss(
-                scale, image[index], x[index], first[index], second[index], groups[full], others
+        loss = torch.zeros((), device=encoder.device)
+        if settings.terms:
+            loss = loss + settings.weight * _paraphrase_step(
+                encoder, vectors, metas, settings, rng, single, concepts, paraphraser, scale
             )
-        loss = settings.weight * loss
         if settings.keep:
             mixed = rng.choice(len(vectors), min(settings.batch, len(vectors)), replace=False)
             texts = [sample_caption(rng, metas[i], seen) for i in mixed]
             own = _text_vectors(encoder, texts)
             kinds = [tuple(sorted(metas[i].concepts)) or metas[i].kind for i in mixed]
             loss = loss + settings.keep * contrastive_loss(
-                scale * vectors[mixed].to(x.device) @ own.T, kinds
+                scale * vectors[mixed].to(own.device) @ own.T, kinds
             )
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -224,16 +240,16 @@ def main(argv: list[str] | None = None) -> None:
     print(f"saved {args.out} ({settings.steps} steps, {record['seconds']}s)")
 
 
-def save_stage(encoder: HFEncoder, out: Path, record: dict) -> None:
+def save_stage(encoder: HFEncoder, out: Path, record: dict, stage: str = "paraclip") -> None:
     """The tuned model as a plain Hugging Face directory; TRAINING.json keeps the base's
-    record and gains this stage's as `paraclip`."""
+    record and gains this stage's under `stage`."""
     out.mkdir(parents=True, exist_ok=True)
     encoder.model.save_pretrained(out)
     encoder.tokenizer.save_pretrained(out)
     encoder.processor.save_pretrained(out)
     training = Path(encoder.model.name_or_path) / "TRAINING.json"
     base = json.loads(training.read_text("utf-8")) if training.is_file() else {}
-    base["paraclip"] = record
+    base[stage] = record
     (out / "TRAINING.json").write_text(json.dumps(base, indent=1, ensure_ascii=False) + "\n")
 
 
