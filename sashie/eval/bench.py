@@ -90,11 +90,9 @@ def run_bench(
     if paraphrase:
         _paraphrased(result, lib, concepts, detectors, world, truth, model, workdir, seed, progress)
     if image_tuning:
-        tuned = bench_image_tuning.run_image_tuning_experiment(
-            lib, concepts, detectors == ORACLE_ILLUSTRATION, vocab, seed=seed
+        _image_tuning(
+            result, lib, concepts, detectors, world, truth, model, workdir, seed, progress
         )
-        result.image_tuning.append(tuned)
-        result.figures.update(bench_image_tuning.figures(tuned))
     if compose:
         _composition(result, lib, world, truth, model, workdir, seed, progress)
     if adapt:
@@ -117,6 +115,18 @@ def _paraphrased(
     )
     result.paraphrase.append(oracle)
     result.figures.update(bench_paraphrase.figures(oracle))
+    layout_lib, layout_concepts, kept, label = _layout(world, truth, model, workdir, seed, progress)
+    layout = bench_paraphrase.run_paraphrase_experiment(
+        layout_lib, layout_concepts, kept, vocab, label=label, seed=seed
+    )
+    result.paraphrase.append(layout)
+    result.figures.update(bench_paraphrase.figures(layout, "para_layout"))
+    layout_lib.close()
+
+
+def _layout(world, truth, model, workdir, seed, progress):
+    """The bench's library of layout regions with the filter (built once in `workdir`): the
+    library, each index row's concepts, the rows the filter keeps, and its label."""
     layout_lib, label = bench_adapt.layout_library(
         workdir / "layout-library", world, model, seed=seed, progress=progress
     )
@@ -125,11 +135,26 @@ def _paraphrased(
     layout_concepts = [by_item.get(i, set()) for i in index.item_ids.tolist()]
     excluded = layout_lib.excluded_rows()
     kept = np.ones(len(index), bool) if excluded is None else ~excluded
-    layout = bench_paraphrase.run_paraphrase_experiment(
+    return layout_lib, layout_concepts, kept, label
+
+
+def _image_tuning(
+    result, oracle_lib, concepts, detectors, world, truth, model, workdir, seed, progress
+) -> None:
+    """Image tuning (MCIP) on the oracle regions (`imgtune_*`) and on layout regions with the
+    filter (`imgtune_layout_*`)."""
+    vocab = vocabulary()
+    oracle = bench_image_tuning.run_image_tuning_experiment(
+        oracle_lib, concepts, detectors == ORACLE_ILLUSTRATION, vocab, seed=seed
+    )
+    result.image_tuning.append(oracle)
+    result.figures.update(bench_image_tuning.figures(oracle))
+    layout_lib, layout_concepts, kept, label = _layout(world, truth, model, workdir, seed, progress)
+    layout = bench_image_tuning.run_image_tuning_experiment(
         layout_lib, layout_concepts, kept, vocab, label=label, seed=seed
     )
-    result.paraphrase.append(layout)
-    result.figures.update(bench_paraphrase.figures(layout, "para_layout"))
+    result.image_tuning.append(layout)
+    result.figures.update(bench_image_tuning.figures(layout, "imgtune_layout"))
     layout_lib.close()
 
 

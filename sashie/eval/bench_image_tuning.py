@@ -104,7 +104,9 @@ def run_image_tuning_experiment(
     artists = Artists()
     pictures = {k: reference_pictures(artists, vocab.by_key[k], 1, seed=0)[0] for k in vocab.query}
     try:
-        for row, change in ROWS.items():
+        # a world too small for two classes is measured on the base alone
+        rows = ROWS if len(found) >= 2 else {"base": {}}
+        for row, change in rows.items():
             started = time.time()
             if row != "base":
                 lib.adapt(settings=replace(settings, seed=seed, **change))

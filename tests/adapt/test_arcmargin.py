@@ -129,6 +129,9 @@ def test_an_image_version_refuses_too_few_classes_with_one_line(tmp_path, tiny_s
     lib = Library(tmp_path / "lib", create=True)
     lib.add([str(tmp_path / "pages")], model=tiny_spec, regions="whole")
     items = lib.index().item_ids.tolist()
+    none = run_cli("adapt", tmp_path / "lib", "--for", "images", check=False)  # no captions
+    assert none.exit_code == 1 and len(none.stderr.strip().splitlines()) == 1
+    assert "annotations" in none.stderr
     lib.annotate(items[:4], "zorblat")
     one = run_cli("adapt", tmp_path / "lib", "--for", "images", check=False)
     assert one.exit_code == 1 and "at least two classes" in one.stderr

@@ -165,6 +165,20 @@ def test_teach_the_model_the_annotations_and_switch_back(page, site):
     lib = Library(site[1])
     assert lib.active_version() == "base" and version in lib.models[lib.default_model]["versions"]
     lib.close()
+    # the same panel tunes image search (MCIP) and links the version's loss curve
+    assert page.locator("#realignbox").is_hidden()
+    page.select_option("#target", "images")
+    assert page.locator("#realignbox").is_visible()
+    page.click("#adapt")
+    page.wait_for_selector("#adaptstate:has-text('learnt')", timeout=120_000)
+    page.wait_for_selector("#version option:has-text('for image search')", state="attached")
+    link = page.locator("#losslink")
+    assert link.is_visible()
+    plot = page.request.get(link.evaluate("a => a.href"))
+    assert plot.ok and plot.headers["content-type"] == "image/png"
+    page.select_option("#version", "base")
+    page.wait_for_selector("#status:has-text('model version base is active')")
+    page.wait_for_selector("#losslink", state="hidden")
 
 
 def test_an_empty_query_is_explained(page):

@@ -37,7 +37,32 @@ def small_bench(tmp_path_factory):
     from sashie.eval.world import make_world
 
     world = make_world(tmp_path_factory.mktemp("bench") / "world", pages=60, seed=5)
-    return bench(world=str(world), adapt=True)
+    keep = tmp_path_factory.getbasetemp() / "bench-keep"
+    return bench(world=str(world), keep=str(keep), adapt=True, image_tuning=True)
+
+
+@pytest.mark.slow
+def test_the_image_tuning_experiment_measures_every_row_and_leaves_the_library(
+    small_bench, tmp_path_factory
+):
+    """bench --image-tuning on oracle regions and on layout regions: every row's figures, in
+    range, and no image version left behind in either library."""
+    from sashie import Library
+
+    f = small_bench.figures
+    assert small_bench.image_tuning[0].label == "oracle regions"
+    assert len(small_bench.image_tuning) == 2
+    for experiment, prefix in zip(small_bench.image_tuning, ("imgtune", "imgtune_layout")):
+        assert set(experiment.rows) == {"base", "arcmargin", "mcip", "mcip_rea"}
+        assert experiment.classes >= 2 and experiment.captioned >= 2 * experiment.classes
+        for row in experiment.rows:
+            for name in ("i2i_map100", "i2i_r10", "t2i_p10"):
+                assert 0.0 <= f[f"{prefix}_{name}_{row}"] <= 1.0
+    workdir = tmp_path_factory.getbasetemp() / "bench-keep"
+    for folder in ("library", "layout-library"):  # (the adaptation experiment's versions stay)
+        with Library(workdir / folder) as lib:
+            targets = [v["settings"]["target"] for v in lib.versions()["versions"]]
+            assert "images" not in targets
 
 
 @pytest.mark.slow
@@ -163,6 +188,29 @@ def test_the_mcip_stage_tunes_the_image_tower_only(tmp_path, tiny_clip):
     )
     moved = CLIPModel.from_pretrained(realigned).state_dict()
     assert not torch.equal(before["text_projection.weight"], moved["text_projection.weight"])
+
+
+def test_the_image_search_demo_model_shares_the_text_tower():
+    """sashie-demo-mcip loads by name; its text side is sashie-demo's (the MCIP stage locks
+    it), so a text query gives the same vector with either model, and only the image side
+    differs."""
+    import torch
+    from transformers import CLIPModel
+
+    tuned_encoder = load_encoder("sashie-demo-mcip")
+    assert tuned_encoder.model_id.startswith("hf:sashie-demo-mcip@")
+    texts = ["an illustration of a crane", "鶴の挿絵"]
+    assert np.array_equal(
+        tuned_encoder.encode_texts(texts), load_encoder(DEMO_MODEL).encode_texts(texts)
+    )
+    base = CLIPModel.from_pretrained(DEMO_MODEL_DIR).state_dict()
+    tuned = CLIPModel.from_pretrained(DEMO_MODEL_DIR.parent / "sashie-demo-mcip").state_dict()
+    image = ("vision_model.", "visual_projection.")
+    for name, tensor in base.items():
+        assert torch.equal(tensor, tuned[name]) or name.startswith(image), name
+    assert not torch.equal(base["visual_projection.weight"], tuned["visual_projection.weight"])
+    record = json.loads((DEMO_MODEL_DIR.parent / "sashie-demo-mcip" / "TRAINING.json").read_text())
+    assert record["mcip"]["settings"]["lr"] == 3e-3
 
 
 def test_the_paraphrase_robust_demo_model_shares_the_image_tower():

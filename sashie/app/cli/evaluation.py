@@ -117,8 +117,9 @@ def demo(folder, pages, seed, port, no_serve):
     "--image-tuning",
     is_flag=True,
     help="Also image versions (MCIP, `adapt --for images`): image -> image mAP@100 and R@10 "
-    "of a Twemoji picture, trained and untrained concepts, and text -> image P@10, for the "
-    "base, ArcMargin alone, MCIP and MCIP + Re-A.",
+    "of a Twemoji picture (trained and untrained concepts, seen and held-out), text -> image "
+    "P@10 and zero-shot accuracy, for the base, ArcMargin alone, MCIP and MCIP + Re-A, on "
+    "oracle regions and on layout regions with the filter (adds that index).",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object of figures.")
 def bench_command(

@@ -38,6 +38,7 @@ from ...adapt.phrasings import phrasings
 from ...adapt.versions import plot_losses
 from ...encoders.hf import HFEncoder
 from ...encoders.registry import load_encoder
+from ...extras import available
 from .samples import SampleMeta, make_samples
 from .train import augment, normalize, sample_caption
 from .train_para import StageSettings, image_vectors, save_stage, tune_text_tower
@@ -48,8 +49,12 @@ from .vocab import caption, vocabulary
 class MCIPSettings:
     steps: int = 300
     batch: int = 256
-    lr: float = 1e-4  # of the image tower
+    # of the image tower; chosen on the seed-2000 world from 1e-4 ... 3e-3 (docs/adaptation.md)
+    lr: float = 3e-3
     class_lr: float = 1e-3  # of the learnt class weights
+    # where the class weights start: "text" (the concept's names through the locked text
+    # tower) or "random" (a plain classification head, as ArcFace's)
+    class_init: str = "text"
     arc_scale: float = 30.0
     arc_margin: float = 0.2
     captions: int = 2  # world captions of each sample, the multi-caption term's targets
@@ -98,6 +103,8 @@ def tune_image_tower(
     for parameter in model.parameters():
         parameter.requires_grad_(False)
     starts = torch.stack([_texts(encoder, phrasings(c.en) + phrasings(c.ja)).mean(0) for c in seen])
+    if settings.class_init == "random":
+        starts = torch.randn(starts.shape, generator=generator).to(device)
     class_weights = torch.nn.Parameter(F.normalize(starts, dim=-1).clone())
     for name, parameter in model.named_parameters():
         parameter.requires_grad_(name.startswith(("vision_model.", "visual_projection.")))
@@ -178,12 +185,27 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", type=Path, required=True, help="where to write the model")
     parser.add_argument("--samples", type=int, default=30_000, help="samples to render")
     defaults = MCIPSettings()
-    for name in ("steps", "lr", "class_lr", "arc_scale", "arc_margin", "captions"):
+    helps = {
+        "steps": "training steps of the image tower (default: %(default)s)",
+        "lr": "the image tower's learning rate (default: %(default)s)",
+        "class_lr": "the learnt class weights' learning rate (default: %(default)s)",
+        "arc_scale": "ArcMargin's scale s (default: %(default)s)",
+        "arc_margin": "ArcMargin's angular margin m, radians (default: %(default)s)",
+        "captions": "world captions of each sample, EN and JA in turn (default: %(default)s)",
+    }
+    for name, text in helps.items():
         parser.add_argument(
             f"--{name.replace('_', '-')}",
             type=type(getattr(defaults, name)),
             default=getattr(defaults, name),
+            help=text,
         )
+    parser.add_argument(
+        "--class-init",
+        choices=("text", "random"),
+        default=defaults.class_init,
+        help="class weights start at the concepts' text vectors or at random",
+    )
     parser.add_argument(
         "--caption-weight",
         type=float,
@@ -214,6 +236,7 @@ def main(argv: list[str] | None = None) -> None:
         arc_scale=args.arc_scale,
         arc_margin=args.arc_margin,
         captions=args.captions,
+        class_init=args.class_init,
         caption_weight=args.caption_weight,
         keep=args.keep,
         realign_steps=args.realign_steps,
@@ -246,7 +269,9 @@ def main(argv: list[str] | None = None) -> None:
         ],
     }
     save_stage(encoder, args.out, record, "mcip")
-    plot_losses(losses + realign, args.out / "loss.png", title="MCIP stage (then Re-A)")
+    if available("matplotlib"):  # the `plot` extra
+        title = "MCIP stage" + (f", then Re-A from step {len(losses) + 1}" if realign else "")
+        plot_losses(losses + realign, args.out / "loss.png", title=title, ylabel="training loss")
     print(f"saved {args.out} ({settings.steps} steps, {record['seconds']}s)")
 
 
