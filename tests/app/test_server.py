@@ -362,6 +362,9 @@ def test_an_image_version_from_the_api_is_searched_and_shows_its_loss_curve(tmp_
     assert plot.status_code == 200 and plot.headers["content-type"] == "image/png"
     assert plot.content.startswith(b"\x89PNG")
     assert client.get("/api/adapt/loss/v9").status_code == 400
+    for hostile in ("..%2F..%2Fmanifest.json", "v1%2F..%2F..%2Fmanifest.json", "%2Fetc%2Fpasswd"):
+        answer = client.get(f"/api/adapt/loss/{hostile}")  # a name, never a path
+        assert answer.status_code in (400, 404) and not answer.content.startswith(b"{\n")
     assert state["active"] == "v1"
     after = client.post("/api/search", data={"text": "a crane", "limit": "5"}).json()
     assert len(after["results"]) == 5

@@ -40,8 +40,15 @@ from ...encoders.hf import HFEncoder
 from ...encoders.registry import load_encoder
 from ...extras import available
 from .samples import SampleMeta, make_samples
-from .train import augment, normalize, sample_caption
-from .train_para import StageSettings, image_vectors, save_stage, tune_text_tower
+from .train import augment, normalize
+from .train_para import (
+    StageSettings,
+    image_vectors,
+    kept_batch,
+    save_stage,
+    stage_step,
+    tune_text_tower,
+)
 from .vocab import caption, vocabulary
 
 
@@ -100,11 +107,13 @@ def tune_image_tower(
     )
     labels_of = np.array([m.concepts[0] if m.concepts else -1 for m in metas])
     model = encoder.model
-    for parameter in model.parameters():
-        parameter.requires_grad_(False)
-    starts = torch.stack([_texts(encoder, phrasings(c.en) + phrasings(c.ja)).mean(0) for c in seen])
+    model.requires_grad_(False)
     if settings.class_init == "random":
-        starts = torch.randn(starts.shape, generator=generator).to(device)
+        starts = torch.randn((len(seen), encoder.dim), generator=generator).to(device)
+    else:
+        starts = torch.stack(
+            [_texts(encoder, phrasings(c.en) + phrasings(c.ja)).mean(0) for c in seen]
+        )
     class_weights = torch.nn.Parameter(F.normalize(starts, dim=-1).clone())
     for name, parameter in model.named_parameters():
         parameter.requires_grad_(name.startswith(("vision_model.", "visual_projection.")))
@@ -150,26 +159,20 @@ def tune_image_tower(
                 groups=labels,
             )
         if settings.keep:
-            mixed = rng.choice(len(images), min(settings.batch, len(images)), replace=False)
-            own = _texts(encoder, [sample_caption(rng, metas[i], seen) for i in mixed])
+            mixed, texts, kinds = kept_batch(rng, metas, seen, settings.batch)
+            own = _texts(encoder, texts)
             mixed_features = F.normalize(
                 encoder.image_features(_pixels(images, mixed, generator, device)).float(), dim=-1
             )
-            kinds = [tuple(sorted(metas[i].concepts)) or metas[i].kind for i in mixed]
             loss = loss + settings.keep * contrastive_loss(scale * mixed_features @ own.T, kinds)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, 1.0)
-        optimizer.step()
-        losses.append(round(float(loss.detach()), 4))
+        stage_step(optimizer, loss, params, losses)
         if progress and (step + 1) % 25 == 0:
             print(
                 f"step {step + 1}/{settings.steps} loss {np.mean(losses[-25:]):.3f} "
                 f"{time.time() - started:.0f}s",
                 flush=True,
             )
-    for parameter in model.parameters():
-        parameter.requires_grad_(False)
+    model.requires_grad_(False)
     model.eval()
     return losses
 

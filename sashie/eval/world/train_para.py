@@ -79,9 +79,9 @@ def _paraphrase_step(
     concepts: np.ndarray,
     paraphraser: RuleParaphraser,
     scale: float,
+    seen,
 ) -> torch.Tensor:
     """ParaCLIP's terms on a batch of one-concept illustrations."""
-    seen = vocabulary().seen
     rows = rng.choice(single, min(settings.batch, len(single)), replace=False)
     drawn: list[Paraphrased] = []
     for row in rows:
@@ -121,7 +121,6 @@ def tune_text_tower(
     (pages, text, blank paper: what keeps a query's pictures above the pages that hold
     them); returns the loss of every step."""
     vocab = vocabulary()
-    seen = vocab.seen
     rng = np.random.default_rng(settings.seed)
     torch.manual_seed(settings.seed)
     single = np.array(
@@ -149,31 +148,53 @@ def tune_text_tower(
         loss = torch.zeros((), device=encoder.device)
         if settings.terms:
             loss = loss + settings.weight * _paraphrase_step(
-                encoder, vectors, metas, settings, rng, single, concepts, paraphraser, scale
+                encoder,
+                vectors,
+                metas,
+                settings,
+                rng,
+                single,
+                concepts,
+                paraphraser,
+                scale,
+                vocab.seen,
             )
         if settings.keep:
-            mixed = rng.choice(len(vectors), min(settings.batch, len(vectors)), replace=False)
-            texts = [sample_caption(rng, metas[i], seen) for i in mixed]
+            mixed, texts, kinds = kept_batch(rng, metas, vocab.seen, settings.batch)
             own = _text_vectors(encoder, texts)
-            kinds = [tuple(sorted(metas[i].concepts)) or metas[i].kind for i in mixed]
             loss = loss + settings.keep * contrastive_loss(
                 scale * vectors[mixed].to(own.device) @ own.T, kinds
             )
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, 1.0)
-        optimizer.step()
-        losses.append(round(float(loss.detach()), 4))
+        stage_step(optimizer, loss, params, losses)
         if progress and (step + 1) % 50 == 0:
             print(
                 f"step {step + 1}/{settings.steps} loss {np.mean(losses[-50:]):.3f} "
                 f"lr {lr:.2e} {time.time() - started:.0f}s",
                 flush=True,
             )
-    for parameter in model.parameters():
-        parameter.requires_grad_(False)
+    model.requires_grad_(False)
     model.eval()
     return losses
+
+
+def kept_batch(
+    rng: np.random.Generator, metas: list[SampleMeta], seen, batch: int
+) -> tuple[np.ndarray, list[str], list]:
+    """A batch of samples of every kind for the base's own objective: their rows, a caption
+    of each as the base was trained with, and each one's group (its concepts, or its kind)."""
+    mixed = rng.choice(len(metas), min(batch, len(metas)), replace=False)
+    texts = [sample_caption(rng, metas[i], seen) for i in mixed]
+    kinds = [tuple(sorted(metas[i].concepts)) or metas[i].kind for i in mixed]
+    return mixed, texts, kinds
+
+
+def stage_step(optimizer, loss: torch.Tensor, params: list, losses: list[float]) -> None:
+    """One optimizer step of a stage, gradients clipped at 1; the loss appended to `losses`."""
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(params, 1.0)
+    optimizer.step()
+    losses.append(round(float(loss.detach()), 4))
 
 
 def main(argv: list[str] | None = None) -> None:
