@@ -3,11 +3,13 @@ action has a key, a phone (375 px) gets a one-line header, a full-width page and
 page shows its states. Real Chromium at 1366 and 375 px; screenshots in ./screenshots/."""
 
 import json
+import re
 import time
 
 import httpx
 import iiif_prezi3
 import pytest
+from playwright.sync_api import expect
 
 from sashie.app import server
 from sashie.library import Library
@@ -147,10 +149,14 @@ def test_a_phone_gets_one_header_line_a_full_width_page_and_zoom(browser, site):
 
 def test_the_page_shows_its_states(browser, site):
     context, page = open_page(browser, f"{site}/")
-    page.route("**/api/search", lambda route: (time.sleep(0.5), route.continue_()))
+    held = []  # the search request, held until its busy state has been seen
+    page.route("**/api/search", lambda route: held.append(route))
     page.fill("#text", "a tree")
     page.click("#go")
-    assert "busy" in page.get_attribute("#status", "class")  # a search in progress shows it
+    expect(page.locator("#status")).to_have_class(re.compile("busy"))
+    assert len(held) == 1
+    held[0].continue_()
+    page.unroute("**/api/search")
     page.wait_for_selector("#status:has-text('results in')")
     assert page.locator("#bar").is_visible()
     page.wait_for_selector(".card img.loaded")
