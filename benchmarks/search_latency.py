@@ -60,7 +60,7 @@ def main() -> None:
         gc.collect()
         before = rss_bytes()
         started = time.perf_counter()
-        index = VectorIndex(files.load_float32(written), files.item_ids(written))
+        index = VectorIndex(files.load_rows(written), files.item_ids(written))
         load_s = time.perf_counter() - started
         gc.collect()
         resident = rss_bytes() - before

@@ -79,6 +79,7 @@ class StoredQuery:
     all_items: bool
     version: str  # the model version it was encoded with
     narrow: Narrow | None = None  # the classes it keeps or leaves out (classify)
+    exact: bool = False  # scan every vector, not the ANN index
 
     @property
     def nbytes(self) -> int:
@@ -541,6 +542,7 @@ def create_app(
         dims: str = Form(str(DEFAULT_DIMS)),
         select: str = Form(DEFAULT_SELECT),
         all_items: bool = Form(False),
+        exact: bool = Form(False, description="scan every vector, not the ANN index"),
         label: list[str] = Form(default=[], description="keep only items of these classes"),
         not_label: list[str] = Form(default=[], description="leave items of these out"),
         offset: int = Form(0, ge=0, le=MAX_RESULTS),
@@ -553,7 +555,7 @@ def create_app(
         asked = _search_terms(text, items, dims, select)
         narrow = Narrow.of(label, not_label)
         key = await run_in_threadpool(
-            build, *asked, uploads, all_items, modify, modify_method, narrow
+            build, *asked, uploads, all_items, modify, modify_method, narrow, exact
         )
         return await run_in_threadpool(page_of, key, offset, limit)
 
@@ -566,6 +568,7 @@ def create_app(
         dims: str = Query(str(DEFAULT_DIMS)),
         select: str = Query(DEFAULT_SELECT),
         all_items: bool = Query(False),
+        exact: bool = Query(False, description="scan every vector, not the ANN index"),
         label: list[str] = Query(default=[], description="keep only items of these classes"),
         not_label: list[str] = Query(default=[], description="leave items of these out"),
         offset: int = Query(0, ge=0, le=MAX_RESULTS),
@@ -573,7 +576,7 @@ def create_app(
     ) -> dict:
         terms = _search_terms(q, items, dims, select)
         narrow = Narrow.of(label, not_label)
-        key = build(*terms, [], all_items, modify, modify_method, narrow)
+        key = build(*terms, [], all_items, modify, modify_method, narrow, exact)
         return page_of(key, offset, limit)
 
     def build(
@@ -586,6 +589,7 @@ def create_app(
         modify: str = "",
         modify_method: str = "auto",
         narrow: Narrow | None = None,
+        exact: bool = False,
     ) -> str:
         """The query, as the command line builds it, remembered; a term of the text that
         names a file is text here, never read. Example images are decoded one at a time."""
@@ -609,7 +613,7 @@ def create_app(
         )
         if narrow is not None:  # an unknown label is refused now, not when paging
             lib.search(query=query, k=1, **narrow.arguments())
-        return searches.remember(StoredQuery(query, all_items, version, narrow))
+        return searches.remember(StoredQuery(query, all_items, version, narrow, exact))
 
     def page_of(key: str, offset: int, limit: int) -> dict:
         stored = recall(key)
@@ -617,7 +621,11 @@ def create_app(
             raise SashieError(f"results stop at {MAX_RESULTS}")
         narrowed = stored.narrow.arguments() if stored.narrow else {}
         results = lib.search(
-            query=stored.query, k=offset + limit, all_items=stored.all_items, **narrowed
+            query=stored.query,
+            k=offset + limit,
+            all_items=stored.all_items,
+            exact=stored.exact,
+            **narrowed,
         )
         dims = stored.query.dims
         return {

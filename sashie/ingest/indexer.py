@@ -98,6 +98,7 @@ class AddReport:
     interrupted: bool = False
     filtered: dict | None = None  # the saved filter's verdict on the new items
     detectors: list[str] = field(default_factory=list)  # the region detectors asked for
+    ann: str = "none"  # what became of the ANN index: built, extended, current, removed, none
 
     def summary(self) -> str:
         rate = self.vectors_added / self.seconds if self.seconds > 0 else 0.0
@@ -109,6 +110,8 @@ class AddReport:
         )
         if self.filtered:
             text += f"\nfilter: {self.filtered['kept']} of {self.filtered['scored']} new items kept"
+        if self.ann in ("built", "extended"):
+            text += f"\nANN index {self.ann}"
         if self.skipped:
             reasons = Counter(reason_kind(s.reason) for s in self.skipped)
             text += "\nskipped: " + "; ".join(f"{n} {r}" for r, n in reasons.most_common())

@@ -75,7 +75,7 @@ from ..search.query import (
     parse_query,
     query_image,
 )
-from ..search.ranking import DEFAULT_K, VectorIndex, restrict
+from ..search.ranking import DEFAULT_K, AnnSearch, VectorIndex, restrict
 from ..store.catalog import Catalog, ItemRow
 from ..store.vectors import VectorFile
 from . import iiif
@@ -86,6 +86,7 @@ from .composing import ComposeReport, composer_folder, train_composer
 from .export import ExportReport, Marks, export_items
 from .iiif import AnnotationExport
 from .manifest import BASE, Manifest
+from .nearest import AnnChoice, AnnFiles, Stamp
 from .pictures import PageCache, Pictures, page_cache_bytes
 from .stored import StoredVectors, rows_of
 from .versions import Versions
@@ -155,10 +156,12 @@ class Library:
         with self._manifest.locked():  # two processes creating the catalog would collide
             self._catalog = Catalog(self.path / CATALOG)
         self._versions = Versions(self._manifest, self._catalog)
+        self._ann = AnnFiles(self._manifest, self._versions)
         self._loading = threading.RLock()  # encoders load once, whichever thread asks first
         self._encoders: dict[str, Encoder] = {}
         self._memories: dict[str, ExampleMemory | None] = {}
         self._indexes: dict[tuple[str, str], VectorIndex] = {}  # by (model id, version)
+        self._ann_stamps: dict[tuple[str, str], Stamp] = {}  # their ANN files when loaded
         self._excluded: dict[tuple[str, str], np.ndarray] = {}  # rows the filter excluded
         self._composers: dict[tuple[str, str], tuple[float, Composer]] = {}  # by (model, v)
         self._classes: dict[tuple[str, str, str], np.ndarray] = {}  # index rows' class, by set
@@ -315,15 +318,21 @@ class Library:
         batch_size: int | None = None,
         workers: int | None = None,
         max_pixels: int = DEFAULT_MAX_PIXELS,
+        index_kind: str | None = None,
     ) -> AddReport:
         """Index sources (folders, path lists, IIIF manifests, images): only what is new or
         changed is read and embedded. `regions` names the region detectors ("layout,whole"),
         `detector_options` their settings by name ({"zeroshot": {"model": ...}}). Raises
-        `Interrupted` on Ctrl-C, with all done so far kept."""
+        `Interrupted` on Ctrl-C, with all done so far kept.
+
+        Then the active version's ANN index is brought up to date: new items are added to
+        it, or it is built when the library has grown past the size where it pays
+        (`index_kind` chooses the kind instead, and is remembered; see `reindex`)."""
         sources = [sources] if isinstance(sources, str) else list(sources)
         if not sources:
             raise SashieError("nothing to index: name at least one source")
         check_sources(sources)
+        choice = AnnChoice(index_kind).check()
         detectors = load_detectors(regions, detector_options)  # type: ignore[arg-type]
         with self._writing():
             encoder = self.encoder(model, trust_remote_code=trust_remote_code, device=device)
@@ -350,7 +359,51 @@ class Library:
             active = self._manifest.active_version(model_id)
             if self._versions.catch_up(model_id, active, self._stored(model_id)):
                 self._indexes.pop((model_id, active), None)
+            if index_kind is not None:
+                self._ann.remember(model_id, choice)
+            report.ann = self._keep_ann_current(model_id, active)
             return report
+
+    def reindex(
+        self,
+        model: str | None = None,
+        *,
+        kind: str | None = None,
+        nprobe: int | None = None,
+        ef: int | None = None,
+        version: str | None = None,
+    ) -> dict:
+        """Build the ANN index of the model's active version (or `version`) anew, of `kind`
+        ("hnsw", "ivf", "ivfpq"; "exact" removes it; "auto" or None: the measured rule for
+        its size). `kind`, `nprobe` and `ef` are remembered for later indexing and searches.
+        Searches in other processes go on with the previous index until the new one is in
+        place. Returns {"model", "version", "done", "index"}."""
+        choice = AnnChoice(kind, nprobe, ef).check()
+        model_id = self._manifest.model_id(model)
+        with self._writing():
+            version = self._manifest.active_version(model_id) if version is None else version
+            self._manifest.check_version(model_id, version)
+            if choice != AnnChoice():
+                self._ann.remember(model_id, choice)
+            done = self._keep_ann_current(model_id, version, rebuild=True)
+        return {
+            "model": model_id,
+            "version": version,
+            "done": done,
+            "index": self._ann.describe(model_id, version, self._catalog.vector_rows(model_id)),
+        }
+
+    def _keep_ann_current(self, model_id: str, version: str, *, rebuild: bool = False) -> str:
+        """Bring a version's ANN index up to date (under the write lock); what was done."""
+        if version == BASE:
+            vectors = self._vector_file(model_id).vectors(self._catalog.vector_rows(model_id))
+        else:
+            self._versions.catch_up(model_id, version, self._stored(model_id))
+            vectors = self._versions.vectors(model_id, version)
+        live = int(self._stored(model_id).live.sum())
+        return self._ann.keep_current(
+            model_id, version, vectors, live, rebuild=rebuild, progress=self.progress
+        )
 
     # --- items -----------------------------------------------------------------------------
 
@@ -455,19 +508,28 @@ class Library:
     # --- searching -------------------------------------------------------------------------
 
     def index(self, model: str | None = None, *, version: str | None = None) -> VectorIndex:
-        """The model's vectors of live items as a float32 matrix in RAM (loaded once): those
-        of the active version unless `version` names one ("base" for the encoder's own)."""
+        """The model's vectors of live items (float16, memory-mapped when it can be) with
+        their ANN index if they have one: those of the active version unless `version`
+        names one ("base" for the encoder's own). Loaded once; a new ANN file is noticed."""
         self._notice_changes()
         model_id = self._manifest.model_id(model)
         version = self._manifest.active_version(model_id) if version is None else version
         key = (model_id, version)
         index = self._indexes.get(key)
-        if index is None:
+        if index is None or self._ann_stamps.get(key) != self._ann.stamp(model_id, version):
             with self._loading:  # one thread loads; the others wait for it
                 index = self._indexes.get(key)
+                stamp = self._ann.stamp(model_id, version)
                 if index is None:
                     index = self._load_index(model_id, version)
-                    self._indexes[key] = index
+                elif self._ann_stamps.get(key) != stamp:  # another process rebuilt it
+                    rows = self._catalog.vector_rows(model_id)
+                    ann = self._ann.load(model_id, version, rows)
+                    index = VectorIndex(
+                        index.vectors, index.item_ids, ann=ann, file_rows=index.file_rows
+                    )
+                self._indexes[key] = index
+                self._ann_stamps[key] = stamp
         return index
 
     def _load_index(self, model_id: str, version: str) -> VectorIndex:
@@ -476,7 +538,10 @@ class Library:
             matrix = base.load_live(progress=self.progress)
         else:
             matrix = self._versions.load_live(model_id, version, base, progress=self.progress)
-        return VectorIndex(matrix, base.item_ids[base.live])
+        ann = self._ann.load(model_id, version, base.rows)
+        return VectorIndex(
+            matrix, base.item_ids[base.live], ann=ann, file_rows=np.flatnonzero(base.live)
+        )
 
     def vectors_of(
         self, item_ids: Ids, model: str | None = None, *, version: str | None = None
@@ -491,7 +556,7 @@ class Library:
             stored = self._stored(model_id)
             return np.asarray(stored.vectors()[stored.rows_of(wanted)], np.float32)
         index = self.index(model_id, version=version)
-        return index.vectors[rows_of(index.item_ids, wanted)]
+        return index.take(rows_of(index.item_ids, wanted))
 
     def query(
         self,
@@ -617,9 +682,16 @@ class Library:
         label: str | Sequence[str] | None = None,
         not_label: str | Sequence[str] | None = None,
         label_set: str | None = None,
+        exact: bool = False,
+        nprobe: int | None = None,
+        ef: int | None = None,
     ) -> list[Result]:
         """Top-k items for a text or expression, example images (changed by the words of
         `modify`: "hand-coloured"), or a `query` made before (by `query`, or a vector).
+
+        A library with an ANN index (large ones: `reindex`) takes candidates from it and
+        ranks them exactly; `exact` scans every vector instead; `nprobe` / `ef` widen the
+        index's search (more recall, more time) for this search.
 
         Items the keep/exclude filter excluded are left out unless `all_items`. `label`
         keeps only items whose class (in `label_set`, by default the newest set `classify`
@@ -658,8 +730,19 @@ class Library:
         excluded = self._narrowed(excluded, model, chosen, label, not_label)
         memory = self.memory(model) if query.text_only and query.dims is None else None
         boost = memory.boost(query.vector) if memory is not None else {}
-        item_ids, scores = index.search(query.vector, k, query.dims, exclude=excluded, **boost)
+        how = self._ann_search(model, exact, nprobe, ef)
+        item_ids, scores = index.search(
+            query.vector, k, query.dims, exclude=excluded, how=how, **boost
+        )
         return self._results(item_ids, scores, chosen)
+
+    def _ann_search(
+        self, model: str | None, exact: bool, nprobe: int | None, ef: int | None
+    ) -> AnnSearch:
+        """How a search uses the ANN index: the request's settings, else the model's."""
+        AnnChoice(nprobe=nprobe, ef=ef).check()
+        saved = self._ann.choice(self._manifest.model_id(model))
+        return AnnSearch(exact, nprobe or saved.nprobe, ef or saved.ef)
 
     def feedback(
         self,
@@ -923,7 +1006,7 @@ class Library:
                     self._catalog.excluded_item_ids(),
                 ]
             )
-            return make_version(
+            report = make_version(
                 self._manifest,
                 self._catalog,
                 self._versions,
@@ -938,6 +1021,8 @@ class Library:
                 ProgressBar(progress, self.progress),
                 paraphrases,
             )
+            self._keep_ann_current(model_id, self._manifest.active_version(model_id))
+            return report
 
     def _rule_paraphraser(self, seed: int) -> RuleParaphraser:
         """The offline paraphraser: templates, kana script changes, and the newest label
@@ -992,7 +1077,7 @@ class Library:
                     encoder=encoder,
                     version=version,
                     item_ids=index.item_ids[keep],
-                    vectors=index.vectors[keep],
+                    vectors=index.take(np.flatnonzero(keep)),
                     rows_of=self._catalog.items,
                     pictures=self._pictures,
                     settings=settings,
@@ -1061,6 +1146,7 @@ class Library:
                 self._versions.record(model_id, version)  # it exists and is readable
                 if self._versions.catch_up(model_id, version, self._stored(model_id)):
                     self._indexes.pop((model_id, version), None)
+            self._keep_ann_current(model_id, version)
             self._manifest.set_active(model_id, version)
         return version
 
@@ -1284,6 +1370,11 @@ class Library:
                     "default": model_id == self.default_model,
                     "active_version": self._manifest.active_version(model_id),
                     "versions": self._manifest.version_names(model_id),
+                    "ann_index": self._ann.describe(
+                        model_id,
+                        self._manifest.active_version(model_id),
+                        self._catalog.vector_rows(model_id),
+                    ),
                     "composers": {
                         version: _composer_summary(record)
                         for version, record in self.composers(model_id).items()

@@ -32,8 +32,8 @@ class StoredVectors:
         return self.file.vectors(self.rows)
 
     def load_live(self, *, progress: bool = False) -> np.ndarray:
-        """The live rows as one float32 matrix in RAM."""
-        return self.file.load_float32(self.rows, self.live, progress=progress)
+        """The live rows, float16 (memory-mapped when every row is live)."""
+        return self.file.load_rows(self.rows, self.live, progress=progress)
 
     def rows_of(self, wanted: np.ndarray) -> np.ndarray:
         """The row of each wanted item id (live items only)."""

@@ -110,19 +110,26 @@ class Versions:
     def load_live(
         self, model_id: str, version: str, base: StoredVectors, *, progress: bool = False
     ) -> np.ndarray:
-        """The version's vectors of the live items, float32, row for row with `base`'s live
+        """The version's vectors of the live items, float16, row for row with `base`'s live
         rows; rows the version lags behind on are adapted here, in memory."""
         files = self.files(model_id, version)
         done = min(self.done_rows(model_id, version), base.rows)
         if done == base.rows:
-            return files.load_float32(base.rows, base.live, progress=progress)
+            return files.load_rows(base.rows, base.live, progress=progress)
         adapter = load_version_adapter(
             self.folder(model_id, version), self.record(model_id, version)
         )
         later = np.asarray(base.vectors()[done:])[base.live[done:]]
         return np.concatenate(
-            [files.load_float32(done, base.live[:done], progress=progress), adapted(adapter, later)]
+            [
+                files.load_rows(done, base.live[:done], progress=progress),
+                adapted(adapter, later).astype(np.float16),
+            ]
         )
+
+    def vectors(self, model_id: str, version: str) -> np.ndarray:
+        """The version's committed rows of its vector file, memory-mapped (float16)."""
+        return self.files(model_id, version).vectors(self.done_rows(model_id, version))
 
     def remove(self, model_id: str, version: str) -> None:
         """Forget the version (manifest first: a crash leaves only files), then its files; an

@@ -82,28 +82,27 @@ def refine(
     irrelevant_rows = _rows(index, irrelevant)
     if len(relevant_rows) == 0:
         raise SashieError("mark at least one result as relevant")
-    vectors = index.vectors
     if learner == "rocchio":
         a, b, c = ROCCHIO
-        moved = a * query + b * vectors[relevant_rows].mean(0)
+        moved = a * query + b * index.take(relevant_rows).mean(0)
         if len(irrelevant_rows):
-            moved -= c * vectors[irrelevant_rows].mean(0)
-        scores = vectors @ restrict(moved, None)
+            moved -= c * index.take(irrelevant_rows).mean(0)
+        scores = index.products(restrict(moved, None)[:, None])[:, 0]
         key = scores
     else:
         marked = np.concatenate([relevant_rows, irrelevant_rows])
         negative_rows = np.concatenate(
             [irrelevant_rows, _random_rows(len(index), marked, negatives, seed)]
         )
-        x = vectors[np.concatenate([relevant_rows, negative_rows])]
+        x = index.take(np.concatenate([relevant_rows, negative_rows]))
         y = np.r_[np.ones(len(relevant_rows)), np.zeros(len(negative_rows))]
         model = _classifier(learner, seed).fit(x, y)
         if learner == "decision_tree":
-            scores = vectors @ query
-            predicted = model.predict(vectors) > 0.5
-        else:  # one pass over the matrix for the query and the hyperplane together
+            scores = index.products(query[:, None])[:, 0]
+            predicted = np.concatenate([model.predict(block) > 0.5 for _, block in index.blocks()])
+        else:  # one pass over the vectors for the query and the hyperplane together
             w = model.coef_[0].astype(np.float32)
-            both = vectors @ np.stack([query, w], 1)
+            both = index.products(np.stack([query, w], 1))
             scores, predicted = both[:, 0], both[:, 1] + model.intercept_[0] > 0
         # the items predicted relevant first, each group ranked by the query
         key = np.where(predicted, scores + 4.0, scores)  # scores lie in [-1, 1]

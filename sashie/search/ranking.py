@@ -1,17 +1,32 @@
-"""Ranking: exact top-k by inner product over a float32 matrix held in RAM.
+"""Ranking: top-k by inner product over float16 vectors (memory-mapped or in RAM).
+
+The vectors stay float16: no float32 copy of the collection is ever held. A plain query is
+scanned at half precision (torch's float16 matrix-vector product), and every row within the
+rounding tolerance of the k-th best is re-scored exactly in float32, so the ranking is the
+exact one. Large libraries have an ANN index (sashie/search/ann.py) that proposes candidates
+instead of the scan; they are re-scored exactly the same way.
 
 A query is a vector, optionally with a set of dimensions S. With S, every library vector is
 restricted to S and re-normalized before the inner product, as the seed paper's multi-image
-query does. That is computed block by block (rows that fit in cache): the dot product with the
-query (zero outside S) and each row's norm over S, so the matrix is never copied.
+query does. That is computed block by block: the dot product with the query (zero outside S)
+and each row's norm over S. With an ANN index, the candidates come from the full query and are
+re-ranked in the subspace (more of them; an exact scan when too few are allowed).
 """
 
 from __future__ import annotations
 
-import numpy as np
+import warnings
+from dataclasses import dataclass
 
-BLOCK_ROWS = 1024  # 1024 x 512 float32 = 2 MiB: the block stays in cache between its two passes
+import numpy as np
+import torch
+
+from .ann import AnnIndex
+
+BLOCK_ROWS = 8192  # rows converted to float32 at once (16 MiB at 512 dimensions)
 DEFAULT_K = 100  # results a search returns unless asked for another number
+HALF_TOLERANCE = 2e-3  # a float16 scan's score is within 3e-4 of the exact one (measured)
+SUBSPACE_CANDIDATES = 20  # ANN candidates per result for a query restricted to dimensions
 
 
 def cv_dimensions(examples: np.ndarray, d: int) -> np.ndarray:
@@ -64,14 +79,40 @@ def top_k(scores: np.ndarray, k: int) -> np.ndarray:
     return candidates[np.argsort(-scores[candidates], kind="stable")]
 
 
-class VectorIndex:
-    """Rows of unit vectors (float32, in RAM) and the item id of each row."""
+@dataclass(frozen=True)
+class AnnSearch:
+    """How a search uses the ANN index: not at all (`exact`), or with these settings."""
 
-    def __init__(self, vectors: np.ndarray, item_ids: np.ndarray) -> None:
-        if vectors.dtype != np.float32 or not vectors.flags.c_contiguous:
-            raise ValueError("VectorIndex needs a C-contiguous float32 matrix")
+    exact: bool = False
+    nprobe: int | None = None
+    ef: int | None = None
+
+
+class VectorIndex:
+    """The searchable rows of one model version: unit vectors as float16 (the memory-mapped
+    vector file, or a copy in RAM), the item id of each row, and optionally an ANN index
+    over the vector file's rows (`file_rows[i]` is row i's row in that file)."""
+
+    def __init__(
+        self,
+        vectors: np.ndarray,
+        item_ids: np.ndarray,
+        *,
+        ann: AnnIndex | None = None,
+        file_rows: np.ndarray | None = None,
+    ) -> None:
+        if vectors.dtype != np.float16:
+            vectors = np.ascontiguousarray(vectors, np.float16)
+        if not vectors.flags.c_contiguous:
+            raise ValueError("VectorIndex needs C-contiguous rows")
         self.vectors = vectors
         self.item_ids = np.asarray(item_ids, dtype=np.int64)
+        with warnings.catch_warnings():  # a read-only memory map: torch only reads it
+            warnings.simplefilter("ignore", UserWarning)
+            self._half = torch.from_numpy(vectors)
+        self.ann = ann
+        self.file_rows = np.arange(len(vectors)) if file_rows is None else file_rows
+        self._positions: np.ndarray | None = None  # file row -> row here (-1: none)
 
     def __len__(self) -> int:
         return len(self.item_ids)
@@ -79,6 +120,23 @@ class VectorIndex:
     @property
     def dim(self) -> int:
         return self.vectors.shape[1]
+
+    def take(self, rows: np.ndarray) -> np.ndarray:
+        """These rows as float32 (rows x dim)."""
+        return np.asarray(self.vectors[np.asarray(rows)], np.float32)
+
+    def blocks(self, step: int = BLOCK_ROWS):
+        """(first row, float32 block) over every row: for passes that need every vector."""
+        for start in range(0, len(self.vectors), step):
+            yield start, self._half[start : start + step].float().numpy()
+
+    def products(self, columns: np.ndarray) -> np.ndarray:
+        """Every row's exact inner products with the columns (dim x c float32): rows x c."""
+        columns = np.ascontiguousarray(columns, np.float32)
+        out = np.empty((len(self), columns.shape[1]), np.float32)
+        for start, block in self.blocks():
+            np.matmul(block, columns, out=out[start : start + len(block)])
+        return out
 
     def scores(
         self,
@@ -88,40 +146,15 @@ class VectorIndex:
         weight: float = 1.0,
         sharpness: float = 5.0,
     ) -> np.ndarray:
-        """Inner products with every row; with `dims`, of rows restricted to them and re-normed.
+        """Exact inner products with every row; with `dims`, of rows restricted to them and
+        re-normed.
 
         With `examples` (unit vectors of pictures the query is known to mean, see memory.py),
         each row also gains weight · exp(−sharpness · (1 − its best similarity to one))."""
-        query = restrict(query, dims)
-        if examples is not None and len(examples):
-            if dims is not None:
-                raise ValueError("examples and dimension selection do not combine")
-            return self._scores_with_examples(query, examples, weight, sharpness)
-        if dims is None:
-            return self.vectors @ query
-        mask = np.zeros(self.dim, np.float32)
-        mask[dims] = 1.0
-        out = np.empty(len(self.vectors), np.float32)
-        block = np.empty((BLOCK_ROWS, self.dim), np.float32)  # per call: searches may overlap
-        for start in range(0, len(self.vectors), BLOCK_ROWS):
-            rows = self.vectors[start : start + BLOCK_ROWS]
-            squares = block[: len(rows)]
-            np.multiply(rows, rows, out=squares)
-            norms = np.sqrt(np.maximum(squares @ mask, 1e-12))
-            np.divide(rows @ query, norms, out=out[start : start + len(rows)])
-        return out
-
-    def _scores_with_examples(
-        self, query: np.ndarray, examples: np.ndarray, weight: float, sharpness: float
-    ) -> np.ndarray:
-        columns = np.ascontiguousarray(np.vstack([query, examples]).T, np.float32)
-        out = np.empty(len(self.vectors), np.float32)
-        for start in range(0, len(self.vectors), BLOCK_ROWS):
-            products = self.vectors[start : start + BLOCK_ROWS] @ columns
-            nearest = products[:, 1:].max(axis=1)
-            out[start : start + len(products)] = products[:, 0] + weight * np.exp(
-                -sharpness * (1.0 - nearest)
-            )
+        score = _scorer(restrict(query, dims), dims, examples, weight, sharpness)
+        out = np.empty(len(self), np.float32)
+        for start, block in self.blocks():
+            out[start : start + len(block)] = score(block)
         return out
 
     def search(
@@ -133,9 +166,104 @@ class VectorIndex:
         examples: np.ndarray | None = None,
         weight: float = 1.0,
         sharpness: float = 5.0,
+        how: AnnSearch = AnnSearch(),
     ) -> tuple[np.ndarray, np.ndarray]:
         """(item ids, scores) of the k best rows, best first; rows where the boolean mask
-        `exclude` is true are never returned. `examples`: see `scores`."""
-        scores = self.scores(query, dims, examples, weight, sharpness)
-        best = top_k_allowed(scores, k, exclude)
-        return self.item_ids[best], scores[best]
+        `exclude` is true are never returned. `examples`: see `scores`. With an ANN index
+        (unless `how.exact`), candidates come from it and are re-scored exactly."""
+        score = _scorer(restrict(query, dims), dims, examples, weight, sharpness)
+        if self.ann is not None and not how.exact:
+            rows = self._ann_candidates(query, k, dims, exclude, examples, how)
+        elif dims is None and examples is None:
+            rows = self._half_candidates(query, k, exclude)
+        else:
+            rows = None
+        if rows is None:
+            scores = self.scores(query, dims, examples, weight, sharpness)
+            best = top_k_allowed(scores, k, exclude)
+            return self.item_ids[best], scores[best]
+        scores = score(self.take(rows))
+        best = top_k(scores, k)
+        return self.item_ids[rows[best]], scores[best]
+
+    def _half_candidates(self, query: np.ndarray, k: int, exclude: np.ndarray | None) -> np.ndarray:
+        """Rows whose half-precision score is within the tolerance of the k-th best allowed
+        one: the exact top k is among them."""
+        vector = torch.from_numpy(restrict(query, None)).half()
+        rough = torch.mv(self._half, vector).float().numpy()
+        if exclude is not None:
+            rough[exclude] = -np.inf
+        best = top_k(rough, k)
+        if len(best) == 0:
+            return best
+        floor = rough[best[-1]] - HALF_TOLERANCE
+        return np.flatnonzero((rough >= floor) & np.isfinite(rough))
+
+    def _ann_candidates(
+        self,
+        query: np.ndarray,
+        k: int,
+        dims: np.ndarray | None,
+        exclude: np.ndarray | None,
+        examples: np.ndarray | None,
+        how: AnnSearch,
+    ) -> np.ndarray | None:
+        """Rows the ANN index proposes for the query (and for each example), plus every row
+        it does not cover yet; None when too few are allowed to fill k (scan instead)."""
+        ann = self.ann
+        assert ann is not None
+        positions = self._file_positions()
+        allowed_rows = positions >= 0
+        if exclude is not None:
+            allowed_rows[self.file_rows[exclude]] = False
+        allowed_count = int(allowed_rows.sum())
+        per_result = SUBSPACE_CANDIDATES if dims is not None else ann.rerank
+        wanted = min(k * per_result, allowed_count)
+        searches = [restrict(query, None)]
+        if examples is not None and len(examples):
+            searches += list(np.asarray(examples, np.float32))
+        found = ann.search(np.stack(searches), wanted, allowed_rows, nprobe=how.nprobe, ef=how.ef)
+        rows = found.rows[found.rows >= 0]
+        uncovered = np.arange(ann.rows, len(positions))
+        rows = np.unique(np.concatenate([rows, uncovered[allowed_rows[ann.rows :]]]))
+        candidates = positions[rows]
+        candidates = candidates[candidates >= 0]
+        if len(candidates) < min(k, allowed_count):
+            return None
+        return candidates
+
+    def _file_positions(self) -> np.ndarray:
+        """For each row of the vector file, its row here (-1: not an item of this index)."""
+        if self._positions is None:
+            size = int(self.file_rows.max()) + 1 if len(self.file_rows) else 0
+            if self.ann is not None:
+                size = max(size, self.ann.rows)
+            positions = np.full(size, -1, np.int64)
+            positions[self.file_rows] = np.arange(len(self.file_rows))
+            self._positions = positions
+        return self._positions.copy()
+
+
+def _scorer(query: np.ndarray, dims, examples, weight: float, sharpness: float):
+    """A function from float32 rows to their exact scores for the (restricted) query."""
+    if examples is not None and len(examples):
+        if dims is not None:
+            raise ValueError("examples and dimension selection do not combine")
+        columns = np.ascontiguousarray(np.vstack([query, examples]).T, np.float32)
+
+        def with_examples(rows: np.ndarray) -> np.ndarray:
+            products = rows @ columns
+            nearest = products[:, 1:].max(axis=1)
+            return products[:, 0] + weight * np.exp(-sharpness * (1.0 - nearest))
+
+        return with_examples
+    if dims is None:
+        return lambda rows: rows @ query
+    mask = np.zeros(len(query), np.float32)
+    mask[dims] = 1.0
+
+    def in_subspace(rows: np.ndarray) -> np.ndarray:
+        norms = np.sqrt(np.maximum(np.square(rows) @ mask, 1e-12))
+        return (rows @ query) / norms
+
+    return in_subspace

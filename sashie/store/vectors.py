@@ -58,7 +58,7 @@ class VectorFile:
             return np.zeros(0, np.int64)
         return np.fromfile(self.item_path, dtype=np.int64, count=rows)
 
-    def load_float32(
+    def load_rows(
         self,
         rows: int,
         keep: np.ndarray | None = None,
@@ -66,12 +66,12 @@ class VectorFile:
         step: int = 1 << 16,
         progress: bool = False,
     ) -> np.ndarray:
-        """The kept rows among the first `rows` as one float32 matrix in RAM, converted block by
-        block so that no float16 copy of the whole file is ever held."""
+        """The kept rows among the first `rows`, float16: the memory map itself when every
+        row is kept (nothing is read until used), else a copy in RAM made block by block."""
         stored = self.vectors(rows)
-        if keep is None:
-            keep = np.ones(rows, bool)
-        matrix = np.empty((int(keep.sum()), self.dim), np.float32)
+        if keep is None or keep.all():
+            return stored
+        matrix = np.empty((int(keep.sum()), self.dim), np.float16)
         filled = 0
         bar = tqdm(
             total=rows,
@@ -82,10 +82,7 @@ class VectorFile:
             leave=False,
         )
         for start in range(0, rows, step):
-            block = stored[start : start + step]
-            kept = keep[start : start + step]
-            if not kept.all():
-                block = block[kept]
+            block = stored[start : start + step][keep[start : start + step]]
             matrix[filled : filled + len(block)] = block
             filled += len(block)
             bar.update(min(step, rows - start))

@@ -333,6 +333,7 @@ def test_scores_with_examples_follow_the_formula():
     rng = np.random.default_rng(4)
     unit = lambda a: (a / np.linalg.norm(a, axis=-1, keepdims=True)).astype(np.float32)  # noqa: E731
     vectors, query, examples = (unit(rng.standard_normal(s)) for s in ((3000, 16), 16, (5, 16)))
+    vectors = vectors.astype(np.float16).astype(np.float32)  # as a library stores them
     index = VectorIndex(vectors, np.arange(3000))
     got = index.scores(query, examples=examples, weight=0.7, sharpness=4.0)
     nearest = (vectors @ examples.T).max(1)

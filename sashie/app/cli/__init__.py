@@ -11,7 +11,7 @@ from .compose import compose_group
 from .evaluation import bench_command, demo, world
 from .filter import filter_
 from .iiif import export_iiif, iiif_link
-from .index import index
+from .index import index, reindex
 from .info import export, info
 from .labels import classify, labels_group
 from .search import search
@@ -27,6 +27,7 @@ def main() -> None:
     \b
     sashie demo                                  a small book collection, indexed and served
     sashie index LIB scans/ --model hf:DIR       index a folder (again: only what is new)
+    sashie reindex LIB                           rebuild the ANN index of a large library
     sashie search LIB "a crane and a pine tree"  search by text
     sashie search LIB -i a.jpg -i b.jpg          by several example images
     sashie search LIB '"crane" + pine.jpg - "handwriting"'       by a sum of terms
@@ -45,6 +46,7 @@ def main() -> None:
 
 for command in (
     index,
+    reindex,
     search,
     serve,
     info,

@@ -9,6 +9,7 @@ from typing import Any
 import click
 
 from ...errors import SashieError
+from ...search.ann import KINDS
 
 
 class SashieGroup(click.Group):
@@ -36,6 +37,7 @@ def echo_json(value: Any, *, indent: int | None = 2) -> None:
 
 # a library's folder; a missing one is `Library`'s one-line error, as for every other mistake
 LIBRARY = click.Path(file_okay=False)
+INDEX_KINDS = ("auto", *KINDS)  # of the ANN index: sashie/search/ann.py
 
 # for every command that loads a library's model: remote code runs only when the user says so
 TRUST_REMOTE_CODE = click.option(

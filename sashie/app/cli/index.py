@@ -10,7 +10,7 @@ from ...ingest.images import DEFAULT_MAX_PIXELS
 from ...library import Interrupted, Library
 from ...regions import DEFAULT_DETECTORS
 from ...regions.zeroshot import DEFAULT_MODEL, DEFAULT_PROMPT, DEFAULT_THRESHOLD
-from .common import TRUST_REMOTE_CODE, echo_json
+from .common import INDEX_KINDS, LIBRARY, TRUST_REMOTE_CODE, echo_json
 
 
 @click.command()
@@ -67,6 +67,12 @@ from .common import TRUST_REMOTE_CODE, echo_json
     show_default=True,
     help="Larger images are skipped (decompression bombs).",
 )
+@click.option(
+    "--index-kind",
+    type=click.Choice(INDEX_KINDS),
+    help="The ANN index searches use (remembered): auto builds one when the library "
+    "passes 200,000 items; see `sashie reindex -h`.",
+)
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 def index(
@@ -82,6 +88,7 @@ def index(
     batch_size,
     workers,
     max_pixels,
+    index_kind,
     quiet,
     as_json,
 ):
@@ -117,6 +124,7 @@ def index(
             batch_size=batch_size,
             workers=workers,
             max_pixels=max_pixels,
+            index_kind=index_kind,
         )
     except Interrupted as stop:
         if lib.discard():
@@ -135,3 +143,58 @@ def index(
         echo_json(report.as_dict())
     else:
         click.echo(report.summary(), err=True)
+
+
+@click.command()
+@click.argument("library", type=LIBRARY)
+@click.option("--model", "-m", metavar="SPEC_OR_ID", help="Which of the library's models.")
+@click.option(
+    "--index-kind",
+    type=click.Choice(INDEX_KINDS),
+    help="(remembered; default: the kind chosen before, else auto) auto: by size (exact below 200,000 items, hnsw below 4 million, ivfpq above); "
+    "exact: no index, every search scans; hnsw: a graph; ivf: k-means cells; "
+    "ivfpq: cells and 4-bit codes, for tens of millions.",
+)
+@click.option(
+    "--nprobe",
+    type=click.IntRange(1, 65536),
+    metavar="N",
+    help="ivf / ivfpq: cells a search scans (remembered; default: measured for the size).",
+)
+@click.option(
+    "--ef",
+    type=click.IntRange(1, 65536),
+    metavar="N",
+    help="hnsw: breadth of the graph search (remembered; default 128).",
+)
+@click.option("--version", "version", metavar="NAME", help="A model version (default: active).")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+def reindex(library, model, index_kind, nprobe, ef, version, quiet, as_json):
+    """Build the ANN index of LIBRARY's active model version anew.
+
+    Large libraries search through an approximate nearest-neighbour index (FAISS): it
+    proposes candidates and each is scored exactly from the stored vectors. `sashie index`
+    builds it when the library grows past 200,000 items and adds new items to it; run this
+    to choose another kind or to rebuild. Searches go on meanwhile, with the old index.
+
+    \b
+      sashie reindex LIB                      rebuild, the kind chosen by size
+      sashie reindex LIB --index-kind ivf     a k-means index (faster to build)
+      sashie reindex LIB --index-kind exact   no index: every search scans
+      sashie search LIB "a crane" --exact     one search without the index
+    """
+    lib = Library(library, progress=not (quiet or as_json))
+    done = lib.reindex(model, kind=index_kind, nprobe=nprobe, ef=ef, version=version)
+    if as_json:
+        echo_json(done)
+        return
+    found = done["index"]
+    if found is None:
+        click.echo(f"{done['version']}: no ANN index; searches scan every vector", err=True)
+        return
+    click.echo(
+        f"{done['version']}: {found['kind']} index of {found['rows']:,} vectors, "
+        f"{found['bytes'] / 2**20:.1f} MiB, settings {found['settings']}",
+        err=True,
+    )

@@ -113,6 +113,24 @@ from .common import TRUST_REMOTE_CODE, echo_json, parse_ids
     show_default=True,
     help="How feedback is learnt.",
 )
+@click.option(
+    "--exact",
+    is_flag=True,
+    help="Scan every vector instead of asking the library's ANN index (large libraries "
+    "have one: `sashie reindex -h`).",
+)
+@click.option(
+    "--nprobe",
+    type=click.IntRange(1, 65536),
+    metavar="N",
+    help="ANN index of kind ivf/ivfpq: cells scanned (more: better recall, slower).",
+)
+@click.option(
+    "--ef",
+    type=click.IntRange(1, 65536),
+    metavar="N",
+    help="ANN index of kind hnsw: breadth of the graph search (more: better recall, slower).",
+)
 @TRUST_REMOTE_CODE
 @click.option("--json", "as_json", is_flag=True, help="Print JSON: every fact of each result.")
 @click.option("--csv", "as_csv", is_flag=True, help="Print CSV, for a spreadsheet.")
@@ -135,6 +153,9 @@ def search(
     relevant,
     irrelevant,
     learner,
+    exact,
+    nprobe,
+    ef,
     trust_remote_code,
     as_json,
     as_csv,
@@ -185,7 +206,16 @@ def search(
             **narrow,
         )
     else:
-        results = lib.search(query=made, k=k, model=model, all_items=all_items, **narrow)
+        results = lib.search(
+            query=made,
+            k=k,
+            model=model,
+            all_items=all_items,
+            exact=exact,
+            nprobe=nprobe,
+            ef=ef,
+            **narrow,
+        )
     if as_json:
         echo_json({"results": [r.as_dict() for r in results]}, indent=None)
         return

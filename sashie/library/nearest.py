@@ -1,0 +1,142 @@
+"""The ANN indexes of a library's model versions (sashie/search/ann.py): where each one lives,
+reading it, and keeping it current after indexing, adapting or switching versions.
+
+Each model version has at most one, `ann.index` beside its vectors: the base's in the model's
+vector folder, a version's in its version folder. Its row numbers are rows of the vector file,
+so rows indexed since it was built are simply not in it yet; searches scan those exactly until
+the next `sashie index` adds them. Only writers (index, adapt, versions use, reindex; each under
+the library's write lock) build or extend it, and they replace the file atomically: searches in
+other processes keep using the previous one and notice the new one by its stamp.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import SashieError
+from ..search.ann import KINDS, AnnIndex, ann_path, choose_kind
+from .manifest import BASE, Manifest
+from .versions import Versions
+
+Stamp = tuple[int, int, int] | None  # the file's inode, size and change time; None: no file
+
+
+@dataclass(frozen=True)
+class AnnChoice:
+    """What the user asked for (`--index-kind`, `--nprobe`, `--ef`); None: the measured rule."""
+
+    kind: str | None = None
+    nprobe: int | None = None
+    ef: int | None = None
+
+    def check(self) -> AnnChoice:
+        if self.kind is not None and self.kind not in (*KINDS, "auto"):
+            raise SashieError(f"--index-kind must be one of auto, {', '.join(KINDS)}")
+        for name, value in (("--nprobe", self.nprobe), ("--ef", self.ef)):
+            if value is not None and not 1 <= value <= 1 << 16:
+                raise SashieError(f"{name} must be between 1 and 65536")
+        return self
+
+    def as_dict(self) -> dict:
+        return {k: v for k, v in vars(self).items() if v is not None and v != "auto"}
+
+
+class AnnFiles:
+    """The ANN index files of the library whose manifest and versions are given."""
+
+    def __init__(self, manifest: Manifest, versions: Versions) -> None:
+        self.manifest = manifest
+        self.versions = versions
+
+    def path(self, model_id: str, version: str) -> Path:
+        if version == BASE:
+            return ann_path(self.manifest.folder / self.manifest.models[model_id]["vectors"])
+        return ann_path(self.versions.folder(model_id, version))
+
+    def stamp(self, model_id: str, version: str) -> Stamp:
+        try:
+            info = os.stat(self.path(model_id, version))
+        except OSError:
+            return None
+        return info.st_ino, info.st_size, info.st_ctime_ns
+
+    def load(self, model_id: str, version: str, file_rows: int) -> AnnIndex | None:
+        """The version's index, if it has a sound one over at most `file_rows` rows."""
+        dim = self.manifest.models[model_id]["dim"]
+        return AnnIndex.load(self.path(model_id, version), dim, file_rows)
+
+    def choice(self, model_id: str) -> AnnChoice:
+        """The model's remembered choice (`--index-kind` etc.); nothing malformed is used."""
+        saved = self.manifest.models[model_id].get("ann")
+        if not isinstance(saved, dict):
+            return AnnChoice()
+        try:
+            return AnnChoice(
+                **{k: saved[k] for k in ("kind", "nprobe", "ef") if k in saved}
+            ).check()
+        except (SashieError, TypeError):
+            return AnnChoice()
+
+    def remember(self, model_id: str, choice: AnnChoice) -> None:
+        """Keep the user's choice for the model: later indexing and searches follow it."""
+        merged = {**self.choice(model_id).as_dict(), **choice.as_dict()}
+        if choice.kind == "auto":
+            merged.pop("kind", None)
+
+        def change(data: dict) -> None:
+            data["models"][model_id]["ann"] = merged
+
+        self.manifest.update(change)
+
+    def keep_current(
+        self,
+        model_id: str,
+        version: str,
+        vectors: np.ndarray,
+        live_rows: int,
+        *,
+        rebuild: bool = False,
+        progress: bool = False,
+    ) -> str:
+        """Bring the version's index up to date with its committed `vectors` (float16, every
+        row of its vector file); what was done: "built", "extended", "current", "removed",
+        "none" (exact search fits)."""
+        choice = self.choice(model_id)
+        kind = choice.kind or choose_kind(live_rows)
+        path = self.path(model_id, version)
+        current = None if rebuild else self.load(model_id, version, len(vectors))
+        if kind == "exact":
+            if path.exists() and choice.kind == "exact":
+                path.unlink()
+                return "removed"
+            if current is None:
+                return "none"
+            kind = current.kind  # grown too small for an index: keep the one there is
+        if current is not None and current.kind == kind:
+            if current.rows == len(vectors):
+                return "current"
+            current.add(vectors, progress=progress)
+            current.save(path)
+            return "extended"
+        built = AnnIndex.build(kind, vectors, nprobe=choice.nprobe, ef=choice.ef, progress=progress)
+        built.save(path)
+        return "built"
+
+    def describe(self, model_id: str, version: str, file_rows: int) -> dict | None:
+        """{"kind", "rows", "bytes", "settings"} of the version's index (its header only is
+        read), or None."""
+        dim = self.manifest.models[model_id]["dim"]
+        path = self.path(model_id, version)
+        header = AnnIndex.header(path, dim, file_rows)
+        if header is None:
+            return None
+        return {
+            "kind": header["kind"],
+            "rows": header["rows"],
+            "bytes": path.stat().st_size,
+            "settings": header["settings"],
+        }

@@ -1,0 +1,306 @@
+"""Approximate nearest-neighbour candidates for large libraries (FAISS), re-scored exactly.
+
+An ANN index proposes a few hundred candidate rows for a query; `VectorIndex.search` then
+scores them exactly from the float16 vectors, so what a search returns is always ranked by
+the true inner product, and the filter's exclusions hold (FAISS skips excluded rows while it
+searches). The kinds, chosen by the number of rows (`choose_kind`, rules measured with
+benchmarks/ann.py and written in docs/search.md):
+
+    exact   no index: the float16 vectors are scanned (below EXACT_BELOW rows)
+    hnsw    an HNSW graph over float16 codes (2 bytes a dimension + the graph)
+    ivf     inverted lists over float16 codes (k-means cells; `nprobe` of them are scanned)
+    ivfpq   inverted lists found by an HNSW graph over the cells, 4-bit PQ fast-scan codes
+            (d/4 bytes a vector), many candidates re-scored from the vector file
+
+The file `ann.index` is one line of JSON (kind, rows covered, dimension, settings) followed
+by FAISS's serialized index. It is written under a temporary name, synced and renamed, so a
+crash leaves the previous index or none. A file that does not read back as what its header
+says is ignored (searches scan exactly), never trusted: a library folder may come from
+anyone.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from tqdm import tqdm
+
+ANN_FILE = "ann.index"
+KINDS = ("exact", "hnsw", "ivf", "ivfpq")
+EXACT_BELOW = 200_000  # rows; below, a scan of the float16 vectors takes < 25 ms
+PQ_FROM = 4_000_000  # rows; from here float16 codes no longer fit beside the page cache
+HNSW_M = 32  # graph neighbours a node
+HNSW_BUILD_EF = 64  # efConstruction
+DEFAULT_EF = 128  # efSearch of `hnsw` (and of the cell graph of `ivfpq`)
+ADD_BLOCK = 1 << 16  # rows converted to float32 and added at once
+HEADER_LIMIT = 4096  # bytes: a header longer than this is not ours
+
+
+def choose_kind(rows: int) -> str:
+    """The index kind for a number of rows (the measured rules in the module docstring)."""
+    if rows < EXACT_BELOW:
+        return "exact"
+    if rows < PQ_FROM:
+        return "hnsw"
+    return "ivfpq"
+
+
+def cells_for(rows: int) -> int:
+    """Inverted lists of an IVF index: about 4 √rows, a power of two, at most 65536."""
+    return int(min(1 << 16, max(64, 2 ** round(math.log2(4 * math.sqrt(max(rows, 1)))))))
+
+
+def default_nprobe(kind: str, cells: int) -> int:
+    """Cells scanned a query: measured with benchmarks/ann.py to give recall@100 ≥ 0.95
+    for text and image queries."""
+    return max(16, cells // 64) if kind == "ivf" else max(32, cells // 64)
+
+
+@dataclass(frozen=True)
+class Candidates:
+    """What an ANN search proposes: rows of the vector file, best first (-1: no more)."""
+
+    rows: np.ndarray  # (queries x wanted) int64
+
+
+class AnnIndex:
+    """One FAISS index over the first `rows` rows of a vector file (row numbers are its ids)."""
+
+    def __init__(self, index: Any, kind: str, rows: int, dim: int, settings: dict) -> None:
+        self.index = index
+        self.kind = kind
+        self.rows = rows
+        self.dim = dim
+        self.settings = dict(settings)
+
+    # --- building --------------------------------------------------------------------------
+
+    @classmethod
+    def build(
+        cls,
+        kind: str,
+        vectors: np.ndarray,
+        *,
+        nprobe: int | None = None,
+        ef: int | None = None,
+        seed: int = 0,
+        progress: bool = False,
+    ) -> AnnIndex:
+        """An index of `kind` over every row of `vectors` (float16 unit vectors, rows x dim,
+        memory-mapped is fine): trained on a sample, then filled block by block."""
+        faiss = _faiss()
+        if kind not in KINDS or kind == "exact":
+            raise ValueError(f"cannot build an index of kind {kind!r}")
+        rows, dim = vectors.shape
+        settings: dict = {}
+        if kind == "hnsw":
+            index = faiss.IndexHNSWSQ(
+                dim, faiss.ScalarQuantizer.QT_fp16, HNSW_M, faiss.METRIC_INNER_PRODUCT
+            )
+            index.hnsw.efConstruction = HNSW_BUILD_EF
+            settings["ef"] = ef or DEFAULT_EF
+        else:
+            cells = min(cells_for(rows), max(1, rows // 39))  # k-means wants 39 points a cell
+            if kind == "ivf":
+                quantizer = faiss.IndexFlatIP(dim)
+                index = faiss.IndexIVFScalarQuantizer(
+                    quantizer, dim, cells, faiss.ScalarQuantizer.QT_fp16, faiss.METRIC_INNER_PRODUCT
+                )
+            else:
+                index = faiss.index_factory(
+                    dim, f"IVF{cells}_HNSW32,PQ{dim // 4}x4fs", faiss.METRIC_INNER_PRODUCT
+                )
+            settings["cells"] = cells
+            settings["nprobe"] = nprobe or default_nprobe(kind, cells)
+            settings["ef"] = ef or DEFAULT_EF
+            sample = _sample_rows(rows, min(rows, cells * 64, 262_144), seed)
+            index.train(_float32(vectors[sample]))
+        built = cls(index, kind, 0, dim, settings)
+        built.add(vectors, progress=progress, desc=f"building the {kind} index")
+        return built
+
+    def add(self, vectors: np.ndarray, *, progress: bool = False, desc: str = "") -> None:
+        """Add rows `self.rows` onward of `vectors` (the whole committed file, float16)."""
+        start = self.rows
+        bar = tqdm(
+            total=len(vectors) - start,
+            desc=desc or "adding to the ANN index",
+            unit="vec",
+            unit_scale=True,
+            disable=not progress,
+            leave=False,
+        )
+        for first, block in _blocks(vectors, start):
+            ids = np.arange(first, first + len(block), dtype=np.int64)
+            if self.kind == "hnsw":  # an HNSW index numbers rows itself, in order
+                self.index.add(block)
+            else:
+                self.index.add_with_ids(block, ids)
+            self.rows = first + len(block)
+            bar.update(len(block))
+        bar.close()
+
+    # --- searching -------------------------------------------------------------------------
+
+    def search(
+        self,
+        queries: np.ndarray,
+        wanted: int,
+        allowed: np.ndarray | None = None,
+        *,
+        nprobe: int | None = None,
+        ef: int | None = None,
+    ) -> Candidates:
+        """The `wanted` best rows for each query (float32, queries x dim), among the rows the
+        boolean mask `allowed` (one per file row covered) lets through."""
+        faiss = _faiss()
+        queries = np.ascontiguousarray(queries, np.float32).reshape(-1, self.dim)
+        wanted = max(1, min(wanted, self.rows))
+        keep_alive = []
+        selector = None
+        if allowed is not None:
+            bits = np.packbits(allowed[: self.rows], bitorder="little")
+            keep_alive.append(bits)
+            selector = faiss.IDSelectorBitmap(self.rows, faiss.swig_ptr(bits))
+            # the nearest allowed rows are further away when most rows are excluded: widen
+            # the search (a power above 1, measured: tests/search/test_ann.py at 70 % out)
+            widen = max(float(allowed[: self.rows].mean()), 1e-3) ** -1.5
+        else:
+            widen = 1.0
+        ef = ef or self.settings.get("ef", DEFAULT_EF)
+        if self.kind == "hnsw":
+            params = faiss.SearchParametersHNSW(
+                efSearch=int(min(max(ef, wanted) * widen, 1 << 14)), sel=selector
+            )
+        else:
+            cells = self.settings["cells"]
+            probes = int(min((nprobe or self.settings["nprobe"]) * widen, cells))
+            quantizer = faiss.SearchParametersHNSW(efSearch=max(ef, 2 * probes))
+            params = faiss.SearchParametersIVF(nprobe=probes, sel=selector)
+            if self.kind == "ivfpq":
+                params.quantizer_params = quantizer
+        _, rows = self.index.search(queries, wanted, params=params)
+        del keep_alive
+        return Candidates(rows.astype(np.int64))
+
+    @property
+    def rerank(self) -> int:
+        """How many candidates per result to re-score: the codes of `ivfpq` are coarse."""
+        return 10 if self.kind == "ivfpq" else 2
+
+    # --- the file --------------------------------------------------------------------------
+
+    def save(self, path: Path) -> None:
+        """Write to `path` crash-safely (a temporary file, synced, renamed)."""
+        faiss = _faiss()
+        header = {
+            "format": "sashie-ann",
+            "version": 1,
+            "kind": self.kind,
+            "rows": self.rows,
+            "dim": self.dim,
+            "settings": self.settings,
+        }
+        data = faiss.serialize_index(self.index)
+        temporary = path.with_name(path.name + ".tmp")
+        with open(temporary, "wb") as out:
+            out.write(json.dumps(header).encode() + b"\n")
+            out.write(data.data)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(temporary, path)
+        _sync_folder(path.parent)
+
+    @staticmethod
+    def header(path: Path, dim: int, max_rows: int) -> dict | None:
+        """The header of the index in `path` (kind, rows, settings), if it is a sound one."""
+        try:
+            with open(path, "rb") as f:
+                header = json.loads(f.readline(HEADER_LIMIT))
+        except (OSError, ValueError):
+            return None
+        return header if _sound_header(header, dim, max_rows) else None
+
+    @classmethod
+    def load(cls, path: Path, dim: int, max_rows: int) -> AnnIndex | None:
+        """The index in `path`, or None when there is none or it is not a sound index of
+        `dim`-dimensional vectors over at most `max_rows` rows."""
+        faiss = _faiss()
+        try:
+            with open(path, "rb") as f:
+                header = json.loads(f.readline(HEADER_LIMIT))
+                if not _sound_header(header, dim, max_rows):
+                    return None
+                data = np.frombuffer(f.read(), np.uint8)
+        except (OSError, ValueError):
+            return None
+        try:
+            index = faiss.deserialize_index(data)
+        except RuntimeError:
+            return None
+        if index.d != dim or index.ntotal != header["rows"] or not _is_kind(index, header["kind"]):
+            return None
+        return cls(index, header["kind"], header["rows"], dim, header["settings"])
+
+
+def ann_path(folder: Path) -> Path:
+    return folder / ANN_FILE
+
+
+def _sound_header(header: object, dim: int, max_rows: int) -> bool:
+    if not isinstance(header, dict) or header.get("format") != "sashie-ann":
+        return False
+    rows, settings = header.get("rows"), header.get("settings")
+    if header.get("kind") not in KINDS[1:] or header.get("dim") != dim:
+        return False
+    if not isinstance(rows, int) or not 0 < rows <= max_rows or not isinstance(settings, dict):
+        return False
+    return all(
+        isinstance(settings.get(key, 1), int) and 0 < settings.get(key, 1) <= 1 << 16
+        for key in ("ef", "nprobe", "cells")
+    )
+
+
+def _is_kind(index: Any, kind: str) -> bool:
+    faiss = _faiss()
+    index = faiss.downcast_index(index)
+    if kind == "hnsw":
+        return isinstance(index, faiss.IndexHNSWSQ)
+    if kind == "ivf":
+        return isinstance(index, faiss.IndexIVFScalarQuantizer)
+    return isinstance(index, faiss.IndexIVFPQFastScan)
+
+
+def _faiss() -> Any:
+    """FAISS, imported when an index is used (its type stubs cover too little to check)."""
+    import faiss
+
+    return faiss
+
+
+def _sample_rows(rows: int, count: int, seed: int) -> np.ndarray:
+    return np.sort(np.random.default_rng(seed).choice(rows, size=count, replace=False))
+
+
+def _float32(block: np.ndarray) -> np.ndarray:
+    return np.ascontiguousarray(block, dtype=np.float32)
+
+
+def _blocks(vectors: np.ndarray, start: int) -> Iterator[tuple[int, np.ndarray]]:
+    for first in range(start, len(vectors), ADD_BLOCK):
+        yield first, _float32(vectors[first : first + ADD_BLOCK])
+
+
+def _sync_folder(folder: Path) -> None:
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

@@ -1,0 +1,135 @@
+"""The ANN index (sashie/search/ann.py) under VectorIndex.search: recall against the exact
+scan on clustered vectors, exclusions, subspace queries, examples, and its file."""
+
+import numpy as np
+import pytest
+
+from sashie.search.ann import AnnIndex, choose_kind
+from sashie.search.ranking import AnnSearch, VectorIndex, cv_dimensions
+
+ROWS, DIM, K = 50_000, 128, 100
+
+
+def clustered(rng, rows: int, dim: int, clusters: int = 400) -> np.ndarray:
+    """Unit vectors in clusters of different spread, float16 as a library stores them."""
+    centres = rng.standard_normal((clusters, dim))
+    spread = rng.uniform(0.3, 1.0, clusters)
+    which = rng.integers(0, clusters, rows)
+    x = centres[which] + spread[which, None] * rng.standard_normal((rows, dim))
+    return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float16)
+
+
+def queries(rng, vectors: np.ndarray, count: int) -> dict[str, np.ndarray]:
+    """Image-like queries (near library vectors) and text-like ones (near them, shifted by
+    one common offset: the modality gap between a CLIP's text and image vectors)."""
+    near = vectors[rng.integers(0, len(vectors), count)].astype(np.float32)
+    gap = rng.standard_normal(vectors.shape[1])
+    out = {
+        "image": near + 0.3 * rng.standard_normal(near.shape) / np.sqrt(vectors.shape[1]),
+        "text": near + 0.6 * gap / np.linalg.norm(gap),
+    }
+    return {
+        k: (q / np.linalg.norm(q, axis=1, keepdims=True)).astype(np.float32) for k, q in out.items()
+    }
+
+
+def recall(index: VectorIndex, qs: np.ndarray, **kwargs) -> float:
+    hits = []
+    for q in qs:
+        exact, _ = index.search(q, K, how=AnnSearch(exact=True), **kwargs)
+        found, _ = index.search(q, K, **kwargs)
+        hits.append(len(set(exact.tolist()) & set(found.tolist())) / max(len(exact), 1))
+    return float(np.mean(hits))
+
+
+@pytest.fixture(scope="module")
+def world():
+    rng = np.random.default_rng(0)
+    vectors = clustered(rng, ROWS, DIM)
+    return vectors, queries(rng, vectors, 30), np.arange(ROWS) + 7
+
+
+@pytest.mark.parametrize("kind", ["hnsw", "ivf", "ivfpq"])
+def test_recall_at_100_on_clustered_vectors(world, kind):
+    vectors, qs, ids = world
+    index = VectorIndex(vectors, ids, ann=AnnIndex.build(kind, vectors))
+    for name, q in qs.items():
+        assert recall(index, q) >= 0.95, (kind, name)
+    # what comes back is ranked by the exact score, whatever the index's codes say
+    found, scores = index.search(qs["image"][0], K)
+    np.testing.assert_allclose(
+        scores, vectors[found - 7].astype(np.float32) @ qs["image"][0], atol=1e-6
+    )
+    assert np.all(np.diff(scores) <= 0)
+
+
+@pytest.mark.parametrize("kind", ["hnsw", "ivf", "ivfpq"])
+def test_exclusions_hold_and_examples_and_subspaces_work(world, kind):
+    vectors, qs, ids = world
+    rng = np.random.default_rng(1)
+    index = VectorIndex(vectors, ids, ann=AnnIndex.build(kind, vectors))
+    exclude = rng.random(ROWS) < 0.7  # the seed's filter drops about 70 % of the crops
+    q = qs["image"][:10]
+    assert recall(index, q, exclude=exclude) >= 0.95
+    for one in q:
+        found, _ = index.search(one, K, exclude=exclude)
+        assert len(found) == K and not exclude[found - 7].any()
+    examples = vectors[:3].astype(np.float32)
+    assert recall(index, q[:5], examples=examples, weight=0.5) >= 0.9
+    dims = cv_dimensions(q[:4], 48)
+    assert recall(index, q[:5], dims=dims) >= 0.8  # the cost is measured in docs/search.md
+
+
+def test_exact_when_the_index_covers_everything_it_is_asked_for():
+    """On a small set the graph and the cells see every row: ANN and exact agree exactly."""
+    rng = np.random.default_rng(2)
+    vectors = clustered(rng, 500, 32, clusters=10)
+    q = queries(rng, vectors, 5)["image"]
+    for kind, how in (("hnsw", AnnSearch(ef=1000)), ("ivf", AnnSearch(nprobe=64))):
+        index = VectorIndex(vectors, np.arange(500), ann=AnnIndex.build(kind, vectors))
+        for one in q:
+            exact = index.search(one, 20, how=AnnSearch(exact=True))
+            found = index.search(one, 20, how=how)
+            np.testing.assert_array_equal(found[0], exact[0])
+            np.testing.assert_array_equal(found[1], exact[1])
+
+
+def test_rows_added_later_are_found_before_the_index_has_them(tmp_path):
+    rng = np.random.default_rng(3)
+    vectors = clustered(rng, 3000, 32, clusters=20)
+    ann = AnnIndex.build("hnsw", vectors[:2000])
+    index = VectorIndex(vectors, np.arange(3000), ann=ann)
+    found, _ = index.search(vectors[2500].astype(np.float32), 5)
+    assert found[0] == 2500  # a row past the index is scanned exactly
+    ann.add(vectors)
+    assert ann.rows == 3000
+    ann.save(tmp_path / "ann.index")
+    again = AnnIndex.load(tmp_path / "ann.index", 32, 3000)
+    assert again is not None and again.rows == 3000 and again.kind == "hnsw"
+    index = VectorIndex(vectors, np.arange(3000), ann=again)
+    assert index.search(vectors[2500].astype(np.float32), 5)[0][0] == 2500
+
+
+def test_a_file_that_is_not_a_sound_index_is_ignored(tmp_path):
+    rng = np.random.default_rng(4)
+    vectors = clustered(rng, 400, 16, clusters=8)
+    path = tmp_path / "ann.index"
+    AnnIndex.build("ivf", vectors).save(path)
+    assert AnnIndex.load(path, 16, 400) is not None
+    assert AnnIndex.load(path, 32, 400) is None  # another dimension
+    assert AnnIndex.load(path, 16, 399) is None  # more rows than the vector file has
+    data = path.read_bytes()
+    for bad in (
+        data[: len(data) // 2],  # cut short
+        b'{"format": "sashie-ann"}\n' + data.split(b"\n", 1)[1],  # a header without facts
+        data.split(b"\n", 1)[0] + b"\n" + bytes(200),  # not a FAISS index
+        b"x" * 10_000,  # no header line at all
+    ):
+        path.write_bytes(bad)
+        assert AnnIndex.load(path, 16, 400) is None
+
+
+def test_the_kind_follows_the_size():
+    assert choose_kind(1_000) == "exact"
+    assert choose_kind(1_140_000) == "hnsw"
+    assert choose_kind(10_000_000) == "ivfpq"
