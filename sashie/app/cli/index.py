@@ -151,7 +151,8 @@ def index(
 @click.option(
     "--index-kind",
     type=click.Choice(INDEX_KINDS),
-    help="(remembered; default: the kind chosen before, else auto) auto: by size (exact below 200,000 items, hnsw below 4 million, ivfpq above); "
+    help="Remembered; default: the kind chosen before, else auto. auto: by size (exact "
+    "below 200,000 items, hnsw below 4 million, ivfpq above); "
     "exact: no index, every search scans; hnsw: a graph; ivf: k-means cells; "
     "ivfpq: cells and 4-bit codes, for tens of millions.",
 )
