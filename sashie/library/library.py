@@ -1370,11 +1370,7 @@ class Library:
                     "default": model_id == self.default_model,
                     "active_version": self._manifest.active_version(model_id),
                     "versions": self._manifest.version_names(model_id),
-                    "ann_index": self._ann.describe(
-                        model_id,
-                        self._manifest.active_version(model_id),
-                        self._catalog.vector_rows(model_id),
-                    ),
+                    "ann_index": self._ann_summary(model_id),
                     "composers": {
                         version: _composer_summary(record)
                         for version, record in self.composers(model_id).items()
@@ -1406,6 +1402,18 @@ class Library:
             "filter": filter_info,
             "disk_bytes": sum(f.stat().st_size for f in self.path.rglob("*") if f.is_file()),
         }
+
+    def _ann_summary(self, model_id: str) -> dict | None:
+        """The active version's ANN index as searches see it: the loaded one if loaded (an
+        unsound file reads as none), else what its file's header says."""
+        version = self._manifest.active_version(model_id)
+        loaded = self._indexes.get((model_id, version))
+        if loaded is not None and self._ann_stamps.get((model_id, version)) == self._ann.stamp(
+            model_id, version
+        ):
+            if loaded.ann is None:
+                return None
+        return self._ann.describe(model_id, version, self._catalog.vector_rows(model_id))
 
     def export(
         self,

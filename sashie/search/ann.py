@@ -39,6 +39,7 @@ PQ_FROM = 4_000_000  # rows; from here float16 codes no longer fit beside the pa
 HNSW_M = 32  # graph neighbours a node
 HNSW_BUILD_EF = 64  # efConstruction
 DEFAULT_EF = 128  # efSearch of `hnsw` (and of the cell graph of `ivfpq`)
+KMEANS_ITERATIONS = 10  # FAISS's default is 25; 10 cost no recall here (benchmarks/ann.py)
 ADD_BLOCK = 1 << 16  # rows converted to float32 and added at once
 HEADER_LIMIT = 4096  # bytes: a header longer than this is not ours
 
@@ -120,6 +121,7 @@ class AnnIndex:
             settings["cells"] = cells
             settings["nprobe"] = nprobe or default_nprobe(kind, cells)
             settings["ef"] = ef or DEFAULT_EF
+            faiss.extract_index_ivf(index).cp.niter = KMEANS_ITERATIONS
             sample = _sample_rows(rows, min(rows, cells * 64, 262_144), seed)
             index.train(_float32(vectors[sample]))
         built = cls(index, kind, 0, dim, settings)

@@ -1,7 +1,7 @@
 """Ranking: top-k by inner product over float16 vectors (memory-mapped or in RAM).
 
 The vectors stay float16: no float32 copy of the collection is ever held. A plain query is
-scanned at half precision (torch's float16 matrix-vector product), and every row within the
+scanned at half precision (torch's float16 matrix product), and every row within the
 rounding tolerance of the k-th best is re-scored exactly in float32, so the ranking is the
 exact one. Large libraries have an ANN index (sashie/search/ann.py) that proposes candidates
 instead of the scan; they are re-scored exactly the same way.
@@ -189,8 +189,8 @@ class VectorIndex:
     def _half_candidates(self, query: np.ndarray, k: int, exclude: np.ndarray | None) -> np.ndarray:
         """Rows whose half-precision score is within the tolerance of the k-th best allowed
         one: the exact top k is among them."""
-        vector = torch.from_numpy(restrict(query, None)).half()
-        rough = torch.mv(self._half, vector).float().numpy()
+        column = torch.from_numpy(restrict(query, None)).half()[:, None]
+        rough = torch.mm(self._half, column)[:, 0].float().numpy()  # mm: faster than mv
         if exclude is not None:
             rough[exclude] = -np.inf
         best = top_k(rough, k)
@@ -245,25 +245,30 @@ class VectorIndex:
 
 
 def _scorer(query: np.ndarray, dims, examples, weight: float, sharpness: float):
-    """A function from float32 rows to their exact scores for the (restricted) query."""
+    """A function from float32 rows to their exact scores for the (restricted) query. It sums
+    in float64, so that a row's score is the same whichever rows it is scored with (a search
+    through the ANN index and an exact one agree to the last bit)."""
+    query = query.astype(np.float64)
     if examples is not None and len(examples):
         if dims is not None:
             raise ValueError("examples and dimension selection do not combine")
-        columns = np.ascontiguousarray(np.vstack([query, examples]).T, np.float32)
+        columns = np.ascontiguousarray(np.vstack([query, examples]).T, np.float64)
 
         def with_examples(rows: np.ndarray) -> np.ndarray:
-            products = rows @ columns
+            products = rows.astype(np.float64) @ columns
             nearest = products[:, 1:].max(axis=1)
-            return products[:, 0] + weight * np.exp(-sharpness * (1.0 - nearest))
+            boost = weight * np.exp(-sharpness * (1.0 - nearest))
+            return (products[:, 0] + boost).astype(np.float32)
 
         return with_examples
     if dims is None:
-        return lambda rows: rows @ query
-    mask = np.zeros(len(query), np.float32)
+        return lambda rows: (rows.astype(np.float64) @ query).astype(np.float32)
+    mask = np.zeros(len(query), np.float64)
     mask[dims] = 1.0
 
     def in_subspace(rows: np.ndarray) -> np.ndarray:
+        rows = rows.astype(np.float64)
         norms = np.sqrt(np.maximum(np.square(rows) @ mask, 1e-12))
-        return (rows @ query) / norms
+        return ((rows @ query) / norms).astype(np.float32)
 
     return in_subspace

@@ -113,6 +113,14 @@ def test_filter_round_trip_through_the_command_line(world_library):
     )
     assert len(cli["results"]) == info["items"]
 
+    # through an ANN index (issue 23) the exclusions hold the same
+    lib.reindex(kind="hnsw")
+    through_index = lib.search("a page of text", k=10_000)
+    assert lib.index().ann is not None
+    assert [h.item for h in through_index] == [h.item for h in kept_hits]
+    assert not excluded & {h.item for h in lib.search("a page of text", k=20)}
+    lib.reindex(kind="exact")
+
     # the filter is better than keeping everything, judged by the ground truth
     ids, keep, _ = judge_library_items(lib, world)
     figures = lib.evaluate_filter(ids, keep)
