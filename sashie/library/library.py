@@ -1408,11 +1408,9 @@ class Library:
         unsound file reads as none), else what its file's header says."""
         version = self._manifest.active_version(model_id)
         loaded = self._indexes.get((model_id, version))
-        if loaded is not None and self._ann_stamps.get((model_id, version)) == self._ann.stamp(
-            model_id, version
-        ):
-            if loaded.ann is None:
-                return None
+        current = self._ann_stamps.get((model_id, version)) == self._ann.stamp(model_id, version)
+        if loaded is not None and current and loaded.ann is None:
+            return None
         return self._ann.describe(model_id, version, self._catalog.vector_rows(model_id))
 
     def export(
