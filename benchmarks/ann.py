@@ -7,10 +7,14 @@ run.
     python benchmarks/ann.py --rows 1140000 [--library LIB] [--kinds exact,hnsw,ivf,ivfpq]
     python benchmarks/ann.py --rows 10000000 --kinds exact,ivfpq
 
-The vectors look like real ones: the demo model's vectors of an evaluation world's items
-(`--library`: an indexed world; by default a 200-page world of seed 1000 is made and
-indexed), drawn with replacement and jittered (N(0, 0.02) a dimension, then re-normalised),
-written as a library writes them (float16 rows). Text queries are the world's concept names in
+The vectors look like real ones: they are made from the demo model's vectors of an
+evaluation world's items (`--library`: an indexed world; by default a 200-page world of seed
+1000 is made and indexed), written as a library writes them (float16 rows). `--data mix` (the
+default): each row lies between a real vector and one of its 10 nearest real neighbours (a
+uniform mix of the two) plus N(0, 0.01) a dimension, re-normalised: new pictures between
+existing ones. `--data jitter`: a real vector plus N(0, 0.02) a dimension, so each real vector
+has about rows / items near-copies at almost the same distance from any query, a worst case
+for graph indexes. Text queries are the world's concept names in
 English and Japanese through the text tower; image queries are the world's Twemoji pictures
 through the image tower. Each search runs through `VectorIndex.search`, the code behind
 `Library.search`: candidates from the index, re-scored exactly from the float16 rows. Each
@@ -32,6 +36,7 @@ import numpy as np
 
 K = 100
 JITTER = 0.02
+MIX_NOISE = 0.01
 BLOCK = 1 << 17
 
 
@@ -72,15 +77,23 @@ def world_vectors(library: str | None, work: Path, count: int) -> tuple[np.ndarr
     return seeds, {"text": text.astype(np.float32), "image": image.astype(np.float32)}
 
 
-def write_vectors(seeds: np.ndarray, rows: int, work: Path) -> None:
+def write_vectors(seeds: np.ndarray, rows: int, work: Path, data: str) -> None:
     from sashie.store.vectors import VectorFile
 
     rng = np.random.default_rng(0)
     files = VectorFile(work / "vectors", seeds.shape[1])
+    neighbours = np.argsort(-(seeds @ seeds.T), axis=1)[:, 1:11]  # each one's 10 nearest
     done = 0
     while done < rows:
         n = min(BLOCK, rows - done)
-        block = seeds[rng.integers(0, len(seeds), n)] + rng.normal(0, JITTER, (n, seeds.shape[1]))
+        first = rng.integers(0, len(seeds), n)
+        if data == "jitter":
+            block = seeds[first] + rng.normal(0, JITTER, (n, seeds.shape[1]))
+        else:
+            second = neighbours[first, rng.integers(0, neighbours.shape[1], n)]
+            share = rng.uniform(0, 1, (n, 1))
+            block = share * seeds[first] + (1 - share) * seeds[second]
+            block += rng.normal(0, MIX_NOISE, block.shape)
         block /= np.linalg.norm(block, axis=1, keepdims=True)
         done = files.write_at(done, block.astype(np.float16), np.arange(done, done + n))
         print(f"\rwriting vectors {done:,}/{rows:,}", end="", file=sys.stderr)
@@ -179,6 +192,7 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=1_140_000)
     parser.add_argument("--library", help="an indexed evaluation world (default: make one)")
     parser.add_argument("--kinds", default="exact,hnsw,ivf,ivfpq")
+    parser.add_argument("--data", choices=("mix", "jitter"), default="mix")
     parser.add_argument("--queries", type=int, default=100, help="of each kind (text: x2)")
     parser.add_argument("--work", help="a folder for the vectors (default: a temporary one)")
     parser.add_argument("--nprobe", type=int)
@@ -204,11 +218,18 @@ def main() -> None:
         or json.loads((work / "meta.json").read_text())["rows"] != args.rows
     ):
         seeds, queries = world_vectors(args.library, work, args.queries)
-        write_vectors(seeds, args.rows, work)
+        write_vectors(seeds, args.rows, work, args.data)
         for name, q in queries.items():
             np.save(work / f"queries-{name}.npy", q)
         (work / "meta.json").write_text(
-            json.dumps({"rows": args.rows, "dim": int(seeds.shape[1]), "seeds": len(seeds)})
+            json.dumps(
+                {
+                    "rows": args.rows,
+                    "dim": int(seeds.shape[1]),
+                    "seeds": len(seeds),
+                    "data": args.data,
+                }
+            )
         )
         from sashie.search.ranking import AnnSearch
 
@@ -217,9 +238,13 @@ def main() -> None:
             truth = [index.search(v, K, how=AnnSearch(exact=True))[0] for v in q]
             np.save(work / f"truth-{name}.npy", np.stack(truth))
     meta = json.loads((work / "meta.json").read_text())
-    print(f"{meta['rows']:,} vectors x {meta['dim']} (from {meta['seeds']:,} items), {work}")
+    print(
+        f"{meta['rows']:,} vectors x {meta['dim']} ({meta['data']} of {meta['seeds']:,} items), "
+        f"{work}"
+    )
     lines = [
-        f"{meta['rows']:,} x {meta['dim']} float16; top {K}; "
+        f"{meta['rows']:,} x {meta['dim']} float16 ({meta['data']} of {meta['seeds']:,} "
+        f"items); top {K}; "
         f"{len(np.load(work / 'queries-text.npy'))} text and "
         f"{len(np.load(work / 'queries-image.npy'))} image queries, one at a time",
         "| index | build | on disk | RSS anon / file | text p50 / p95 ms | text recall@100 "

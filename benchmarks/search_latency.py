@@ -1,9 +1,10 @@
 """Search latency and memory on the seed paper's filtered index size (1,140,000 x 512).
 
 Random unit vectors are written to a library vector file (float16), loaded the way a library
-loads them, and queried: a single-vector top-100, a multi-image subspace top-100 (d = 192,
-lowest-CV dimensions of 8 examples), beside a plain NumPy float32 matrix-vector product with
-top-100 on the same matrix, measured in the same run. Prints a table.
+loads them (memory-mapped float16), and queried exactly: a single-vector top-100, a
+multi-image subspace top-100 (d = 192, lowest-CV dimensions of 8 examples), beside a plain
+NumPy float32 matrix-vector product with top-100 on a float32 copy (what sashie held before
+issue 23), measured in the same run. Prints a table. (The ANN index: benchmarks/ann.py.)
 
     python benchmarks/search_latency.py [--rows 1140000] [--dim 512] [--repeats 15]
 """
@@ -61,11 +62,12 @@ def main() -> None:
         before = rss_bytes()
         started = time.perf_counter()
         index = VectorIndex(files.load_rows(written), files.item_ids(written))
+        index.search(index.take([0])[0], 100)  # every row read once: mapped and resident
         load_s = time.perf_counter() - started
         gc.collect()
         resident = rss_bytes() - before
+        X = index.take(np.arange(len(index)))  # the float32 matrix of the baseline
 
-    X = index.vectors
     queries = [X[i] for i in rng.integers(0, args.rows, args.repeats)]
     example_sets = [X[rng.integers(0, args.rows, 8)] + q for q in queries]
     subspaces = [(e.mean(0), cv_dimensions(e, args.d)) for e in example_sets]
@@ -90,17 +92,17 @@ def main() -> None:
 
     print(
         f"{args.rows:,} x {args.dim} vectors, top-100, median of {args.repeats} queries; "
-        f"loaded in {load_s:.1f} s"
+        f"loaded and first searched in {load_s:.1f} s"
     )
     print(f"| {'measure':<44} | {'value':>10} | {'ratio':>14} | {'target':>8} |")
     print(f"|{'-' * 46}|{'-' * 12}|{'-' * 16}|{'-' * 10}|")
     rows = [
         ("NumPy float32 X @ q + top-100 (baseline)", f"{baseline:.1f} ms", "", ""),
         (
-            "sashie single-vector query",
+            "sashie single-vector query (exact, float16)",
             f"{single:.1f} ms",
             f"{single / baseline:.2f}x baseline",
-            "<= 1.2x",
+            "<= 1.5x",
         ),
         (
             f"sashie subspace query (d = {args.d})",
@@ -115,10 +117,10 @@ def main() -> None:
             "",
         ),
         (
-            "resident memory of the loaded vectors",
+            "resident memory of the searched vectors",
             f"{resident / 2**30:.2f} GiB",
             f"{resident / float32_bytes:.2f}x float32",
-            "<= 1.2x",
+            "<= 0.55x",
         ),
     ]
     for name, value, ratio, target in rows:

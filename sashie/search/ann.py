@@ -7,10 +7,13 @@ searches). The kinds, chosen by the number of rows (`choose_kind`, rules measure
 benchmarks/ann.py and written in docs/search.md):
 
     exact   no index: the float16 vectors are scanned (below EXACT_BELOW rows)
-    hnsw    an HNSW graph over float16 codes (2 bytes a dimension + the graph)
-    ivf     inverted lists over float16 codes (k-means cells; `nprobe` of them are scanned)
+    ivf     inverted lists over float16 codes (k-means cells; `nprobe` of them are scanned):
+            the default up to PQ_FROM rows
     ivfpq   inverted lists found by an HNSW graph over the cells, 4-bit PQ fast-scan codes
-            (d/4 bytes a vector), many candidates re-scored from the vector file
+            (d/2 bytes a vector), ten candidates a result re-scored from the vector file
+    hnsw    an HNSW graph over float16 codes (2 bytes a dimension + the graph): the fastest
+            queries, but its recall falls on collections of many near-duplicates (measured),
+            so it is chosen only on request
 
 The file `ann.index` is one line of JSON (kind, rows covered, dimension, settings) followed
 by FAISS's serialized index. It is written under a temporary name, synced and renamed, so a
@@ -35,10 +38,11 @@ from tqdm import tqdm
 ANN_FILE = "ann.index"
 KINDS = ("exact", "hnsw", "ivf", "ivfpq")
 EXACT_BELOW = 200_000  # rows; below, a scan of the float16 vectors takes < 25 ms
-PQ_FROM = 4_000_000  # rows; from here float16 codes no longer fit beside the page cache
+PQ_FROM = 2_000_000  # rows; from here ivf's float16 codes (1 KiB a vector) pass 2 GiB
 HNSW_M = 32  # graph neighbours a node
 HNSW_BUILD_EF = 64  # efConstruction
 DEFAULT_EF = 128  # efSearch of `hnsw` (and of the cell graph of `ivfpq`)
+TRAIN_PER_CELL = 40  # k-means points a cell (FAISS asks for at least 39)
 KMEANS_ITERATIONS = 10  # FAISS's default is 25; 10 cost no recall here (benchmarks/ann.py)
 ADD_BLOCK = 1 << 16  # rows converted to float32 and added at once
 HEADER_LIMIT = 4096  # bytes: a header longer than this is not ours
@@ -49,19 +53,21 @@ def choose_kind(rows: int) -> str:
     if rows < EXACT_BELOW:
         return "exact"
     if rows < PQ_FROM:
-        return "hnsw"
+        return "ivf"
     return "ivfpq"
 
 
 def cells_for(rows: int) -> int:
-    """Inverted lists of an IVF index: about 4 √rows, a power of two, at most 65536."""
-    return int(min(1 << 16, max(64, 2 ** round(math.log2(4 * math.sqrt(max(rows, 1)))))))
+    """Inverted lists of an IVF index: about 2 √rows, a power of two (2,048 cells at 1.14 M
+    rows, 8,192 at 10 M: k-means on 40 points a cell stays within minutes on 2 cores)."""
+    return int(min(1 << 16, max(64, 2 ** round(math.log2(2 * math.sqrt(max(rows, 1)))))))
 
 
 def default_nprobe(kind: str, cells: int) -> int:
-    """Cells scanned a query: measured with benchmarks/ann.py to give recall@100 ≥ 0.95
-    for text and image queries."""
-    return max(16, cells // 64) if kind == "ivf" else max(32, cells // 64)
+    """Cells scanned a query (1/64 of them for ivf, 1/32 for ivfpq): chosen with
+    benchmarks/ann.py on a world of seed 2000 for recall@100 ≥ 0.95 on text and image
+    queries."""
+    return max(16, cells // 64) if kind == "ivf" else max(32, cells // 32)
 
 
 @dataclass(frozen=True)
@@ -116,13 +122,13 @@ class AnnIndex:
                 )
             else:
                 index = faiss.index_factory(
-                    dim, f"IVF{cells}_HNSW32,PQ{dim // 4}x4fs", faiss.METRIC_INNER_PRODUCT
+                    dim, f"IVF{cells}_HNSW32,PQ{dim // 2}x4fs", faiss.METRIC_INNER_PRODUCT
                 )
             settings["cells"] = cells
             settings["nprobe"] = nprobe or default_nprobe(kind, cells)
             settings["ef"] = ef or DEFAULT_EF
             faiss.extract_index_ivf(index).cp.niter = KMEANS_ITERATIONS
-            sample = _sample_rows(rows, min(rows, cells * 64, 262_144), seed)
+            sample = _sample_rows(rows, min(rows, cells * TRAIN_PER_CELL), seed)
             index.train(_float32(vectors[sample]))
         built = cls(index, kind, 0, dim, settings)
         built.add(vectors, progress=progress, desc=f"building the {kind} index")
@@ -210,11 +216,10 @@ class AnnIndex:
             "dim": self.dim,
             "settings": self.settings,
         }
-        data = faiss.serialize_index(self.index)
         temporary = path.with_name(path.name + ".tmp")
         with open(temporary, "wb") as out:
             out.write(json.dumps(header).encode() + b"\n")
-            out.write(data.data)
+            faiss.write_index(self.index, faiss.PyCallbackIOWriter(out.write))  # streamed
             out.flush()
             os.fsync(out.fileno())
         os.replace(temporary, path)
@@ -240,12 +245,8 @@ class AnnIndex:
                 header = json.loads(f.readline(HEADER_LIMIT))
                 if not _sound_header(header, dim, max_rows):
                     return None
-                data = np.frombuffer(f.read(), np.uint8)
-        except (OSError, ValueError):
-            return None
-        try:
-            index = faiss.deserialize_index(data)
-        except RuntimeError:
+                index = faiss.read_index(faiss.PyCallbackIOReader(f.read))  # streamed
+        except (OSError, ValueError, RuntimeError):
             return None
         if index.d != dim or index.ntotal != header["rows"] or not _is_kind(index, header["kind"]):
             return None

@@ -213,10 +213,13 @@ class VectorIndex:
         ann = self.ann
         assert ann is not None
         positions = self._file_positions()
-        allowed_rows = positions >= 0
-        if exclude is not None:
-            allowed_rows[self.file_rows[exclude]] = False
-        allowed_count = int(allowed_rows.sum())
+        allowed_rows = None  # every row of the file is allowed: no mask to pass
+        allowed_count = len(self)
+        if exclude is not None or len(self) < len(positions):
+            allowed_rows = positions >= 0
+            if exclude is not None:
+                allowed_rows[self.file_rows[exclude]] = False
+            allowed_count = int(allowed_rows.sum())
         per_result = SUBSPACE_CANDIDATES if dims is not None else ann.rerank
         wanted = min(k * per_result, allowed_count)
         searches = [restrict(query, None)]
@@ -225,15 +228,17 @@ class VectorIndex:
         found = ann.search(np.stack(searches), wanted, allowed_rows, nprobe=how.nprobe, ef=how.ef)
         rows = found.rows[found.rows >= 0]
         uncovered = np.arange(ann.rows, len(positions))
-        rows = np.unique(np.concatenate([rows, uncovered[allowed_rows[ann.rows :]]]))
-        candidates = positions[rows]
+        if allowed_rows is not None:
+            uncovered = uncovered[allowed_rows[ann.rows :]]
+        candidates = positions[np.unique(np.concatenate([rows, uncovered]))]
         candidates = candidates[candidates >= 0]
         if len(candidates) < min(k, allowed_count):
             return None
         return candidates
 
     def _file_positions(self) -> np.ndarray:
-        """For each row of the vector file, its row here (-1: not an item of this index)."""
+        """For each row of the vector file, its row here (-1: not an item of this index);
+        computed once, never to be changed."""
         if self._positions is None:
             size = int(self.file_rows.max()) + 1 if len(self.file_rows) else 0
             if self.ann is not None:
@@ -241,7 +246,7 @@ class VectorIndex:
             positions = np.full(size, -1, np.int64)
             positions[self.file_rows] = np.arange(len(self.file_rows))
             self._positions = positions
-        return self._positions.copy()
+        return self._positions
 
 
 def _scorer(query: np.ndarray, dims, examples, weight: float, sharpness: float):

@@ -131,5 +131,5 @@ def test_a_file_that_is_not_a_sound_index_is_ignored(tmp_path):
 
 def test_the_kind_follows_the_size():
     assert choose_kind(1_000) == "exact"
-    assert choose_kind(1_140_000) == "hnsw"
+    assert choose_kind(1_140_000) == "ivf"
     assert choose_kind(10_000_000) == "ivfpq"

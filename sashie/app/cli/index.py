@@ -152,15 +152,16 @@ def index(
     "--index-kind",
     type=click.Choice(INDEX_KINDS),
     help="Remembered; default: the kind chosen before, else auto. auto: by size (exact "
-    "below 200,000 items, hnsw below 4 million, ivfpq above); "
-    "exact: no index, every search scans; hnsw: a graph; ivf: k-means cells; "
-    "ivfpq: cells and 4-bit codes, for tens of millions.",
+    "below 200,000 items, ivf below 2 million, ivfpq above); exact: no index, every "
+    "search scans; ivf: k-means cells of float16 codes; ivfpq: cells of 4-bit codes, for "
+    "tens of millions; hnsw: a graph (fast, weaker on many near-duplicates).",
 )
 @click.option(
     "--nprobe",
     type=click.IntRange(1, 65536),
     metavar="N",
-    help="ivf / ivfpq: cells a search scans (remembered; default: measured for the size).",
+    help="ivf / ivfpq: cells a search scans (remembered; default: 1/64 of them for ivf, "
+    "1/32 for ivfpq).",
 )
 @click.option(
     "--ef",
@@ -181,7 +182,7 @@ def reindex(library, model, index_kind, nprobe, ef, version, quiet, as_json):
 
     \b
       sashie reindex LIB                      rebuild, the kind chosen by size
-      sashie reindex LIB --index-kind ivf     a k-means index (faster to build)
+      sashie reindex LIB --index-kind hnsw    a graph index instead
       sashie reindex LIB --index-kind exact   no index: every search scans
       sashie search LIB "a crane" --exact     one search without the index
     """
