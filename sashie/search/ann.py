@@ -10,7 +10,7 @@ benchmarks/ann.py and written in docs/search.md):
     ivf     inverted lists over float16 codes (k-means cells; `nprobe` of them are scanned):
             the default up to PQ_FROM rows
     ivfpq   inverted lists found by an HNSW graph over the cells, 4-bit PQ fast-scan codes
-            (d/2 bytes a vector), ten candidates a result re-scored from the vector file
+            (d/2 bytes a vector), 20 candidates a result re-scored from the vector file
     hnsw    an HNSW graph over float16 codes (2 bytes a dimension + the graph): the fastest
             queries, but its recall falls on collections of many near-duplicates (measured),
             so it is chosen only on request
@@ -200,8 +200,9 @@ class AnnIndex:
 
     @property
     def rerank(self) -> int:
-        """How many candidates per result to re-score: the codes of `ivfpq` are coarse."""
-        return 10 if self.kind == "ivfpq" else 2
+        """How many candidates a result to re-score: the 4-bit codes of `ivfpq` rank text
+        queries coarsely (20 gave recall@100 0.994 for text on the tuning world, 10 0.974)."""
+        return 20 if self.kind == "ivfpq" else 2
 
     # --- the file --------------------------------------------------------------------------
 
