@@ -106,22 +106,25 @@ class AnnFiles:
         row of its vector file); what was done: "built", "extended", "current", "removed",
         "none" (exact search fits)."""
         choice = self.choice(model_id)
-        kind = choice.kind or choose_kind(live_rows)
+        kind = choice.kind or choose_kind(live_rows, vectors.shape[1])
         path = self.path(model_id, version)
-        current = None if rebuild else self.load(model_id, version, len(vectors))
+        dim = self.manifest.models[model_id]["dim"]
+        header = None if rebuild else AnnIndex.header(path, dim, len(vectors))
         if kind == "exact":
             if path.exists() and choice.kind == "exact":
                 path.unlink()
                 return "removed"
-            if current is None:
+            if header is None:
                 return "none"
-            kind = current.kind  # grown too small for an index: keep the one there is
-        if current is not None and current.kind == kind:
-            if current.rows == len(vectors):
-                return "current"
-            current.add(vectors, progress=progress)
-            current.save(path)
-            return "extended"
+            kind = header["kind"]  # grown too small for an index: keep the one there is
+        if header is not None and header["kind"] == kind:
+            if header["rows"] == len(vectors):
+                return "current"  # known from the header: the index itself is not read
+            current = self.load(model_id, version, len(vectors))
+            if current is not None:
+                current.add(vectors, progress=progress)
+                current.save(path)
+                return "extended"
         built = AnnIndex.build(kind, vectors, nprobe=choice.nprobe, ef=choice.ef, progress=progress)
         built.save(path)
         return "built"

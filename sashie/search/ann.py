@@ -48,13 +48,21 @@ ADD_BLOCK = 1 << 16  # rows converted to float32 and added at once
 HEADER_LIMIT = 4096  # bytes: a header longer than this is not ours
 
 
-def choose_kind(rows: int) -> str:
-    """The index kind for a number of rows (the measured rules in the module docstring)."""
+def choose_kind(rows: int, dim: int = 512, memory: int | None = None) -> str:
+    """The index kind for a number of rows (the measured rules in the module docstring);
+    `ivfpq` below PQ_FROM too when ivf's float16 codes would take more than a quarter of the
+    machine's `memory` (bytes; by default what it has)."""
     if rows < EXACT_BELOW:
         return "exact"
-    if rows < PQ_FROM:
+    memory = physical_memory() if memory is None else memory
+    if rows < PQ_FROM and rows * dim * 2 <= memory // 4:
         return "ivf"
     return "ivfpq"
+
+
+def physical_memory() -> int:
+    """This machine's memory in bytes."""
+    return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
 
 
 def cells_for(rows: int) -> int:

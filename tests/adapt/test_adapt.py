@@ -232,9 +232,8 @@ def test_adapting_again_starts_from_the_base(annotated):
     assert second.version == "v2" and lib.active_version() == "v2"
     # same data, same seed, both from the base: the same model, not one stacked on another
     assert first.trained.losses == pytest.approx(second.trained.losses, rel=1e-4)
-    np.testing.assert_allclose(
-        lib.index(version="v2").vectors, lib.index(version="v1").vectors, atol=2e-3
-    )
+    v1, v2 = lib.index(version="v1"), lib.index(version="v2")
+    np.testing.assert_allclose(v2.take(np.arange(len(v2))), v1.take(np.arange(len(v1))), atol=2e-3)
 
 
 KILLER = textwrap.dedent("""
@@ -340,7 +339,9 @@ def test_scores_with_examples_follow_the_formula():
     np.testing.assert_allclose(
         got, vectors @ query + 0.7 * np.exp(-4.0 * (1 - nearest)), rtol=1e-5, atol=1e-6
     )
-    np.testing.assert_allclose(index.scores(query, examples=examples[:0]), vectors @ query)
+    np.testing.assert_allclose(
+        index.scores(query, examples=examples[:0]), vectors @ query, rtol=1e-6, atol=1e-7
+    )  # (sashie sums in float64: the last float32 bit may differ from NumPy's float32 sum)
 
 
 @pytest.fixture

@@ -133,3 +133,6 @@ def test_the_kind_follows_the_size():
     assert choose_kind(1_000) == "exact"
     assert choose_kind(1_140_000) == "ivf"
     assert choose_kind(10_000_000) == "ivfpq"
+    # ivf's float16 codes must fit in a quarter of the memory, else ivfpq
+    assert choose_kind(1_500_000, 512, memory=8 * 2**30) == "ivf"
+    assert choose_kind(1_500_000, 512, memory=4 * 2**30) == "ivfpq"

@@ -32,6 +32,13 @@ def info(library, as_json):
                 f"(versions: base, {', '.join(m['versions'])})"
             )
         click.echo(f"model     {m['id']}{mark}: {m['vectors']} vectors x {m['dim']} dims")
+        ann = m["ann_index"]
+        click.echo(
+            f"search    {ann['kind']} ANN index of {ann['rows']:,} vectors "
+            f"({ann['bytes'] / 2**20:.1f} MiB; `sashie reindex` rebuilds it)"
+            if ann
+            else "search    exact scan (no ANN index: built from 200,000 items)"
+        )
         for version, c in m["composers"].items():
             active = "" if version == m["active_version"] else " (not the active version)"
             click.echo(
