@@ -9,8 +9,9 @@ benchmarks/ann.py and written in docs/search.md):
     exact   no index: the float16 vectors are scanned (below EXACT_BELOW rows)
     ivf     inverted lists over float16 codes (k-means cells; `nprobe` of them are scanned):
             the default up to PQ_FROM rows
-    ivfpq   inverted lists found by an HNSW graph over the cells, 4-bit PQ fast-scan codes
-            (d/2 bytes a vector), 20 candidates a result re-scored from the vector file
+    ivfpq   inverted lists found by an HNSW graph over the cells, PQ fast-scan codes (4 bits
+            for each pair of dimensions: d/4 bytes a vector), 20 candidates a result
+            re-scored from the vector file
     hnsw    an HNSW graph over float16 codes (2 bytes a dimension + the graph): the fastest
             queries, but its recall falls on collections of many near-duplicates (measured),
             so it is chosen only on request
