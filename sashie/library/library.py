@@ -359,9 +359,8 @@ class Library:
             active = self._manifest.active_version(model_id)
             if self._versions.catch_up(model_id, active, self._stored(model_id)):
                 self._indexes.pop((model_id, active), None)
-            if index_kind is not None:
-                self._ann.remember(model_id, choice)
-            report.ann = self._keep_ann_current(model_id, active)
+            with self._ann.choosing(model_id, choice):
+                report.ann = self._keep_ann_current(model_id, active)
             return report
 
     def reindex(
@@ -383,9 +382,8 @@ class Library:
         with self._writing():
             version = self._manifest.active_version(model_id) if version is None else version
             self._manifest.check_version(model_id, version)
-            if choice != AnnChoice():
-                self._ann.remember(model_id, choice)
-            done = self._keep_ann_current(model_id, version, rebuild=True)
+            with self._ann.choosing(model_id, choice):
+                done = self._keep_ann_current(model_id, version, rebuild=True)
         return {
             "model": model_id,
             "version": version,

@@ -12,6 +12,8 @@ other processes keep using the previous one and notice the new one by its stamp.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,6 +24,7 @@ from ..search.ann import KINDS, AnnIndex, ann_path, choose_kind
 from .manifest import BASE, Manifest
 from .versions import Versions
 
+MIN_ROWS = {"hnsw": 1, "ivf": 1, "ivfpq": 1_000}  # ivfpq's codes are learnt from 16 x 39 rows
 Stamp = tuple[int, int, int] | None  # the file's inode, size and change time; None: no file
 
 
@@ -81,9 +84,10 @@ class AnnFiles:
         except (SashieError, TypeError):
             return AnnChoice()
 
-    def remember(self, model_id: str, choice: AnnChoice) -> None:
-        """Keep the user's choice for the model: later indexing and searches follow it."""
-        merged = {**self.choice(model_id).as_dict(), **choice.as_dict()}
+    def remember(self, model_id: str, choice: AnnChoice, *, merge: bool = True) -> None:
+        """Keep the user's choice for the model (merged with the one before, unless not
+        `merge`): later indexing and searches follow it."""
+        merged = {**(self.choice(model_id).as_dict() if merge else {}), **choice.as_dict()}
         if choice.kind == "auto":
             merged.pop("kind", None)
 
@@ -91,6 +95,20 @@ class AnnFiles:
             data["models"][model_id]["ann"] = merged
 
         self.manifest.update(change)
+
+    @contextmanager
+    def choosing(self, model_id: str, choice: AnnChoice) -> Iterator[None]:
+        """Remember `choice` for what runs inside; the choice before again if that fails."""
+        if choice == AnnChoice():
+            yield
+            return
+        before = self.choice(model_id)
+        self.remember(model_id, choice)
+        try:
+            yield
+        except BaseException:
+            self.remember(model_id, before, merge=False)
+            raise
 
     def keep_current(
         self,
@@ -125,6 +143,11 @@ class AnnFiles:
                 current.add(vectors, progress=progress)
                 current.save(path)
                 return "extended"
+        if len(vectors) < MIN_ROWS[kind]:
+            raise SashieError(
+                f"{len(vectors)} vectors are too few for an {kind} index (it needs "
+                f"{MIN_ROWS[kind]:,}); choose --index-kind ivf or exact"
+            )
         built = AnnIndex.build(kind, vectors, nprobe=choice.nprobe, ef=choice.ef, progress=progress)
         built.save(path)
         return "built"

@@ -158,6 +158,10 @@ def test_the_command_line_and_the_api(small):
         r.item for r in lib.search("a square", exact=True)
     ]
     run_cli("search", lib.path, "a square", "--nprobe", "4", "--ef", "10")
+    few = run_cli("reindex", lib.path, "--index-kind", "ivfpq", check=False)
+    assert few.exit_code == 1 and "too few for an ivfpq index" in few.output
+    assert few.output.count("\n") == 1  # one line, no traceback
+    assert lib.models[next(iter(lib.models))]["ann"] == {"kind": "ivf"}  # not remembered
     bad = run_cli("reindex", lib.path, "--index-kind", "lsh", check=False)
     assert bad.exit_code == 2 and "--index-kind" in bad.output
     bad = run_cli("search", lib.path, "a square", "--nprobe", "0", check=False)
