@@ -87,11 +87,22 @@ def run_bench(
         )
         result.classify.append(experiment)
         result.figures.update(bench_classify.figures(experiment))
+    both = (result, lib, concepts, detectors, world, truth, model, workdir, seed, progress)
     if paraphrase:
-        _paraphrased(result, lib, concepts, detectors, world, truth, model, workdir, seed, progress)
+        _on_both_region_kinds(
+            bench_paraphrase.run_paraphrase_experiment,
+            bench_paraphrase.figures,
+            result.paraphrase,
+            "para",
+            *both,
+        )
     if image_tuning:
-        _image_tuning(
-            result, lib, concepts, detectors, world, truth, model, workdir, seed, progress
+        _on_both_region_kinds(
+            bench_image_tuning.run_image_tuning_experiment,
+            bench_image_tuning.figures,
+            result.image_tuning,
+            "imgtune",
+            *both,
         )
     if compose:
         _composition(result, lib, world, truth, model, workdir, seed, progress)
@@ -104,23 +115,32 @@ def run_bench(
     return result
 
 
-def _paraphrased(
-    result, oracle_lib, concepts, detectors, world, truth, model, workdir, seed, progress
+def _on_both_region_kinds(
+    run,
+    figures,
+    out: list,
+    prefix: str,
+    result,
+    oracle_lib,
+    concepts,
+    detectors,
+    world,
+    truth,
+    model,
+    workdir,
+    seed,
+    progress,
 ) -> None:
-    """Paraphrased queries on the oracle regions (`para_*`) and on layout regions with the
-    filter (`para_layout_*`)."""
+    """An experiment (`run`, its `figures`) on the oracle regions (figures `{prefix}_*`) and
+    on layout regions with the filter (`{prefix}_layout_*`); both results join `out`."""
     vocab = vocabulary()
-    oracle = bench_paraphrase.run_paraphrase_experiment(
-        oracle_lib, concepts, detectors == ORACLE_ILLUSTRATION, vocab, seed=seed
-    )
-    result.paraphrase.append(oracle)
-    result.figures.update(bench_paraphrase.figures(oracle))
+    oracle = run(oracle_lib, concepts, detectors == ORACLE_ILLUSTRATION, vocab, seed=seed)
+    out.append(oracle)
+    result.figures.update(figures(oracle))
     layout_lib, layout_concepts, kept, label = _layout(world, truth, model, workdir, seed, progress)
-    layout = bench_paraphrase.run_paraphrase_experiment(
-        layout_lib, layout_concepts, kept, vocab, label=label, seed=seed
-    )
-    result.paraphrase.append(layout)
-    result.figures.update(bench_paraphrase.figures(layout, "para_layout"))
+    layout = run(layout_lib, layout_concepts, kept, vocab, label=label, seed=seed)
+    out.append(layout)
+    result.figures.update(figures(layout, f"{prefix}_layout"))
     layout_lib.close()
 
 
@@ -136,26 +156,6 @@ def _layout(world, truth, model, workdir, seed, progress):
     excluded = layout_lib.excluded_rows()
     kept = np.ones(len(index), bool) if excluded is None else ~excluded
     return layout_lib, layout_concepts, kept, label
-
-
-def _image_tuning(
-    result, oracle_lib, concepts, detectors, world, truth, model, workdir, seed, progress
-) -> None:
-    """Image tuning (MCIP) on the oracle regions (`imgtune_*`) and on layout regions with the
-    filter (`imgtune_layout_*`)."""
-    vocab = vocabulary()
-    oracle = bench_image_tuning.run_image_tuning_experiment(
-        oracle_lib, concepts, detectors == ORACLE_ILLUSTRATION, vocab, seed=seed
-    )
-    result.image_tuning.append(oracle)
-    result.figures.update(bench_image_tuning.figures(oracle))
-    layout_lib, layout_concepts, kept, label = _layout(world, truth, model, workdir, seed, progress)
-    layout = bench_image_tuning.run_image_tuning_experiment(
-        layout_lib, layout_concepts, kept, vocab, label=label, seed=seed
-    )
-    result.image_tuning.append(layout)
-    result.figures.update(bench_image_tuning.figures(layout, "imgtune_layout"))
-    layout_lib.close()
 
 
 def _composition(

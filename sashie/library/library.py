@@ -393,14 +393,19 @@ class Library:
 
     def _keep_ann_current(self, model_id: str, version: str, *, rebuild: bool = False) -> str:
         """Bring a version's ANN index up to date (under the write lock); what was done."""
+        base = self._stored(model_id)
         if version == BASE:
-            vectors = self._vector_file(model_id).vectors(self._catalog.vector_rows(model_id))
+            vectors = base.vectors()
         else:
-            self._versions.catch_up(model_id, version, self._stored(model_id))
+            self._versions.catch_up(model_id, version, base)
             vectors = self._versions.vectors(model_id, version)
-        live = int(self._stored(model_id).live.sum())
         return self._ann.keep_current(
-            model_id, version, vectors, live, rebuild=rebuild, progress=self.progress
+            model_id,
+            version,
+            vectors,
+            int(base.live.sum()),
+            rebuild=rebuild,
+            progress=self.progress,
         )
 
     # --- items -----------------------------------------------------------------------------

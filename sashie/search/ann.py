@@ -29,7 +29,6 @@ import json
 import math
 import os
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -77,13 +76,6 @@ def default_nprobe(kind: str, cells: int) -> int:
     benchmarks/ann.py on a world of seed 2000 for recall@100 ≥ 0.95 on text and image
     queries."""
     return max(16, cells // 64) if kind == "ivf" else max(32, cells // 32)
-
-
-@dataclass(frozen=True)
-class Candidates:
-    """What an ANN search proposes: rows of the vector file, best first (-1: no more)."""
-
-    rows: np.ndarray  # (queries x wanted) int64
 
 
 class AnnIndex:
@@ -174,17 +166,16 @@ class AnnIndex:
         *,
         nprobe: int | None = None,
         ef: int | None = None,
-    ) -> Candidates:
-        """The `wanted` best rows for each query (float32, queries x dim), among the rows the
-        boolean mask `allowed` (one per file row covered) lets through."""
+    ) -> np.ndarray:
+        """The `wanted` best rows of the vector file for each query (float32, queries x dim),
+        best first, -1 where there are no more, among the rows the boolean mask `allowed`
+        (one per file row covered) lets through."""
         faiss = _faiss()
         queries = np.ascontiguousarray(queries, np.float32).reshape(-1, self.dim)
         wanted = max(1, min(wanted, self.rows))
-        keep_alive = []
-        selector = None
+        selector, bits = None, None  # `bits` lives until FAISS has searched
         if allowed is not None:
             bits = np.packbits(allowed[: self.rows], bitorder="little")
-            keep_alive.append(bits)
             selector = faiss.IDSelectorBitmap(self.rows, faiss.swig_ptr(bits))
             # the nearest allowed rows are further away when most rows are excluded: widen
             # the search (a power above 1, measured: tests/search/test_ann.py at 70 % out)
@@ -199,13 +190,12 @@ class AnnIndex:
         else:
             cells = self.settings["cells"]
             probes = int(min((nprobe or self.settings["nprobe"]) * widen, cells))
-            quantizer = faiss.SearchParametersHNSW(efSearch=max(ef, 2 * probes))
             params = faiss.SearchParametersIVF(nprobe=probes, sel=selector)
-            if self.kind == "ivfpq":
-                params.quantizer_params = quantizer
+            if self.kind == "ivfpq":  # its cells are found through an HNSW graph
+                params.quantizer_params = faiss.SearchParametersHNSW(efSearch=max(ef, 2 * probes))
         _, rows = self.index.search(queries, wanted, params=params)
-        del keep_alive
-        return Candidates(rows.astype(np.int64))
+        del bits
+        return rows.astype(np.int64)
 
     @property
     def rerank(self) -> int:

@@ -129,11 +129,7 @@ class VectorIndex:
     def blocks(self, step: int = BLOCK_ROWS):
         """(first row, float32 block) over every row: for passes that need every vector.
         Each block is written into the same buffer: use it before asking for the next."""
-        buffer = torch.empty((step, self.dim), dtype=torch.float32)
-        for start in range(0, len(self.vectors), step):
-            half = self._half[start : start + step]
-            block = buffer[: len(half)]
-            block.copy_(half)
+        for start, block in self._torch_blocks(step):
             yield start, block.numpy()
 
     def products(self, columns: np.ndarray) -> np.ndarray:
@@ -185,11 +181,11 @@ class VectorIndex:
                 torch.mv(block, q, out=out[start : start + len(block)])
         return out.numpy()
 
-    def _torch_blocks(self):
+    def _torch_blocks(self, step: int = BLOCK_ROWS):
         """(first row, float32 torch block) over every row, in one reused buffer."""
-        buffer = torch.empty((BLOCK_ROWS, self.dim), dtype=torch.float32)
-        for start in range(0, len(self), BLOCK_ROWS):
-            half = self._half[start : start + BLOCK_ROWS]
+        buffer = torch.empty((step, self.dim), dtype=torch.float32)
+        for start in range(0, len(self), step):
+            half = self._half[start : start + step]
             block = buffer[: len(half)]
             block.copy_(half)
             yield start, block
@@ -265,7 +261,7 @@ class VectorIndex:
         if examples is not None and len(examples):
             searches += list(np.asarray(examples, np.float32))
         found = ann.search(np.stack(searches), wanted, allowed_rows, nprobe=how.nprobe, ef=how.ef)
-        rows = found.rows[found.rows >= 0]
+        rows = found[found >= 0]
         uncovered = np.arange(ann.rows, len(positions))
         if allowed_rows is not None:
             uncovered = uncovered[allowed_rows[ann.rows :]]
@@ -288,35 +284,31 @@ class VectorIndex:
         return self._positions
 
 
-def _scorer(query: np.ndarray, dims, examples, weight: float, sharpness: float, dtype=np.float64):
-    """A function from float32 rows to their scores for the (restricted) query, float32.
-    Summed in float64 (the default), a row's score is the same whichever rows it is scored
-    with, so a search through the ANN index and an exact one agree to the last bit; float32
-    is for passes over every row, whose best rows are then re-scored in float64."""
-    query = query.astype(dtype)
+def _scorer(query: np.ndarray, dims, examples, weight: float, sharpness: float):
+    """A function from float32 rows to their scores for the (restricted) query, float32,
+    summed in float64: a row's score is the same whichever rows it is scored with, so a
+    search through the ANN index and an exact one agree to the last bit."""
+    query = query.astype(np.float64)
     if examples is not None and len(examples):
         if dims is not None:
             raise ValueError("examples and dimension selection do not combine")
-        columns = np.ascontiguousarray(np.vstack([query, examples]).T, dtype)
+        columns = np.ascontiguousarray(np.vstack([query, examples]).T, np.float64)
 
         def with_examples(rows: np.ndarray) -> np.ndarray:
-            products = rows.astype(dtype, copy=False) @ columns
+            products = rows.astype(np.float64) @ columns
             nearest = products[:, 1:].max(axis=1)
             boost = weight * np.exp(-sharpness * (1.0 - nearest))
             return (products[:, 0] + boost).astype(np.float32)
 
         return with_examples
     if dims is None:
-        return lambda rows: (rows.astype(dtype, copy=False) @ query).astype(np.float32)
-    mask = np.zeros(len(query), dtype)
+        return lambda rows: (rows.astype(np.float64) @ query).astype(np.float32)
+    mask = np.zeros(len(query), np.float64)
     mask[dims] = 1.0
-    buffer = np.empty((BLOCK_ROWS, len(query)), dtype)  # one block's squares, reused
 
     def in_subspace(rows: np.ndarray) -> np.ndarray:
-        rows = rows.astype(dtype, copy=False)
-        squares = buffer[: len(rows)] if len(rows) <= len(buffer) else np.empty_like(rows)
-        np.multiply(rows, rows, out=squares)
-        norms = np.sqrt(np.maximum(squares @ mask, 1e-12))
+        rows = rows.astype(np.float64)
+        norms = np.sqrt(np.maximum(np.square(rows) @ mask, 1e-12))
         return ((rows @ query) / norms).astype(np.float32)
 
     return in_subspace

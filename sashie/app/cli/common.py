@@ -39,6 +39,12 @@ def echo_json(value: Any, *, indent: int | None = 2) -> None:
 LIBRARY = click.Path(file_okay=False)
 INDEX_KINDS = ("auto", *KINDS)  # of the ANN index: sashie/search/ann.py
 
+
+def ann_setting(name: str, help: str):
+    """`--nprobe` / `--ef`: how widely the ANN index searches (sashie/search/ann.py)."""
+    return click.option(name, type=click.IntRange(1, 1 << 16), metavar="N", help=help)
+
+
 # for every command that loads a library's model: remote code runs only when the user says so
 TRUST_REMOTE_CODE = click.option(
     "--trust-remote-code",

@@ -10,7 +10,7 @@ from ...ingest.images import DEFAULT_MAX_PIXELS
 from ...library import Interrupted, Library
 from ...regions import DEFAULT_DETECTORS
 from ...regions.zeroshot import DEFAULT_MODEL, DEFAULT_PROMPT, DEFAULT_THRESHOLD
-from .common import INDEX_KINDS, LIBRARY, TRUST_REMOTE_CODE, echo_json
+from .common import INDEX_KINDS, LIBRARY, TRUST_REMOTE_CODE, ann_setting, echo_json
 
 
 @click.command()
@@ -156,19 +156,12 @@ def index(
     "search scans; ivf: k-means cells of float16 codes; ivfpq: cells of 4-bit codes, for "
     "tens of millions; hnsw: a graph (fast, weaker on many near-duplicates).",
 )
-@click.option(
+@ann_setting(
     "--nprobe",
-    type=click.IntRange(1, 65536),
-    metavar="N",
-    help="ivf / ivfpq: cells a search scans (remembered; default: 1/64 of them for ivf, "
+    "ivf / ivfpq: cells a search scans (remembered; default: 1/64 of them for ivf, "
     "1/32 for ivfpq).",
 )
-@click.option(
-    "--ef",
-    type=click.IntRange(1, 65536),
-    metavar="N",
-    help="hnsw: breadth of the graph search (remembered; default 128).",
-)
+@ann_setting("--ef", "hnsw: breadth of the graph search (remembered; default 128).")
 @click.option("--version", "version", metavar="NAME", help="A model version (default: active).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")

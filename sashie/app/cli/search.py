@@ -18,7 +18,7 @@ from ...search.query import (
     parse_dims,
 )
 from ...search.ranking import DEFAULT_K
-from .common import TRUST_REMOTE_CODE, echo_json, parse_ids
+from .common import TRUST_REMOTE_CODE, ann_setting, echo_json, parse_ids
 
 
 @click.command()
@@ -119,17 +119,11 @@ from .common import TRUST_REMOTE_CODE, echo_json, parse_ids
     help="Scan every vector instead of asking the library's ANN index (large libraries "
     "have one: `sashie reindex -h`).",
 )
-@click.option(
-    "--nprobe",
-    type=click.IntRange(1, 65536),
-    metavar="N",
-    help="ANN index of kind ivf/ivfpq: cells scanned (more: better recall, slower).",
+@ann_setting(
+    "--nprobe", "ANN index of kind ivf/ivfpq: cells scanned (more: better recall, slower)."
 )
-@click.option(
-    "--ef",
-    type=click.IntRange(1, 65536),
-    metavar="N",
-    help="ANN index of kind hnsw: breadth of the graph search (more: better recall, slower).",
+@ann_setting(
+    "--ef", "ANN index of kind hnsw: breadth of the graph search (more: better recall, slower)."
 )
 @TRUST_REMOTE_CODE
 @click.option("--json", "as_json", is_flag=True, help="Print JSON: every fact of each result.")
