@@ -127,15 +127,15 @@ class AnnFiles:
         kind = choice.kind or choose_kind(live_rows, vectors.shape[1])
         path = self.path(model_id, version)
         dim = self.manifest.models[model_id]["dim"]
-        header = None if rebuild else AnnIndex.header(path, dim, len(vectors))
+        header = AnnIndex.header(path, dim, len(vectors))
         if kind == "exact":
             if path.exists() and choice.kind == "exact":
                 path.unlink()
                 return "removed"
             if header is None:
                 return "none"
-            kind = header["kind"]  # grown too small for an index: keep the one there is
-        if header is not None and header["kind"] == kind:
+            kind = header["kind"]  # grown too small for an index: keep the kind there is
+        if not rebuild and header is not None and header["kind"] == kind:
             if header["rows"] == len(vectors):
                 return "current"  # known from the header: the index itself is not read
             current = self.load(model_id, version, len(vectors))

@@ -107,6 +107,25 @@ def test_an_unsound_index_file_is_ignored_and_searches_scan(small):
     assert Library(lib.path).index().ann is not None
 
 
+def test_a_malformed_choice_in_the_manifest_is_ignored(small):
+    """The remembered --index-kind / --nprobe / --ef come from a file someone may have sent."""
+    lib, _ = small
+    manifest = lib.path / "manifest.json"
+    data = json.loads(manifest.read_text())
+    for bad in (
+        {"kind": "../../etc/passwd", "nprobe": 8},
+        {"kind": "ivf", "nprobe": "; rm -rf /", "ef": -1},
+        {"nprobe": 10**12},
+        ["ivf"],
+    ):
+        data["models"][next(iter(data["models"]))]["ann"] = bad
+        manifest.write_text(json.dumps(data))
+        reopened = Library(lib.path)
+        same_results(reopened)  # the settings of the index file are used
+        rebuilt = reopened.reindex()  # no kind was chosen: the kind there is, rebuilt
+        assert rebuilt["done"] == "built" and rebuilt["index"]["kind"] == "hnsw"
+
+
 SLOW_SAVE = """
 import os, sys, time
 from sashie.library import Library
