@@ -3,7 +3,7 @@ through the version's visual adapter, and its tuned text encoder."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 from PIL import Image
@@ -27,6 +27,9 @@ class AdaptedEncoder:
 
     def preprocess(self, image: Image.Image) -> np.ndarray:
         return self.inner.preprocess(image)
+
+    def preparer(self) -> Callable[[Image.Image], np.ndarray]:
+        return self.inner.preparer()
 
     def encode_pixels(self, pixels: np.ndarray) -> np.ndarray:
         return adapted(self.adapter, self.inner.encode_pixels(pixels))

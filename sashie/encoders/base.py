@@ -1,14 +1,15 @@
 """The encoder interface every backend gives, and the helpers they share.
 
 `preprocess` one image into model input (thread-safe, so pages are decoded and prepared in
-parallel workers while the model runs), `encode_pixels` a batch of those, `encode_texts`, and
-`encode_images` for convenience; all return L2-normalized float32 rows. `dim` is the vector
-size and `model_id` a stable name that changes when the weights change.
+parallel workers while the model runs; `preparer` gives the same as a small picklable
+function, for worker processes that hold no model), `encode_pixels` a batch of those,
+`encode_texts`, and `encode_images` for convenience; all return L2-normalized float32 rows.
+`dim` is the vector size and `model_id` a stable name that changes when the weights change.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Protocol
 
 import numpy as np
@@ -24,6 +25,8 @@ class Encoder(Protocol):
     device: str
 
     def preprocess(self, image: Image.Image) -> np.ndarray: ...
+
+    def preparer(self) -> Callable[[Image.Image], np.ndarray]: ...
 
     def encode_pixels(self, pixels: np.ndarray) -> np.ndarray: ...
 

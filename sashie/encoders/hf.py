@@ -152,8 +152,10 @@ class HFEncoder(TorchEncoder):
         self.dim = int(self.encode_texts(["a picture"]).shape[1])
 
     def preprocess(self, image: Image.Image) -> np.ndarray:
-        pixels = self.processor(images=[image], return_tensors="np")["pixel_values"][0]
-        return np.asarray(pixels, dtype=np.float32)
+        return self.preparer()(image)
+
+    def preparer(self) -> PrepareWithProcessor:
+        return PrepareWithProcessor(self.processor)
 
     def _images(self, pixels: torch.Tensor) -> torch.Tensor:
         return _features(self.model.get_image_features(pixel_values=pixels))
@@ -170,6 +172,18 @@ class HFEncoder(TorchEncoder):
 
     def _text_features(self, tokens: dict[str, torch.Tensor]) -> torch.Tensor:
         return _features(self.model.get_text_features(**tokens))
+
+
+class PrepareWithProcessor:
+    """A page crop into model input with a transformers image processor (picklable: a few
+    hundred bytes, so worker processes prepare crops without the model)."""
+
+    def __init__(self, processor) -> None:
+        self.processor = processor
+
+    def __call__(self, image: Image.Image) -> np.ndarray:
+        pixels = self.processor(images=[image], return_tensors="np")["pixel_values"][0]
+        return np.asarray(pixels, dtype=np.float32)
 
 
 def _image_processor(auto, location: str, options: dict):

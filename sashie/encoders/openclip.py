@@ -52,7 +52,10 @@ class OpenClipEncoder(TorchEncoder):
         self.dim = int(self.encode_texts(["a picture"]).shape[1])
 
     def preprocess(self, image: Image.Image) -> np.ndarray:
-        return self.transform(image).numpy().astype(np.float32)
+        return self.preparer()(image)
+
+    def preparer(self) -> PrepareWithTransform:
+        return PrepareWithTransform(self.transform)
 
     def _images(self, pixels: torch.Tensor) -> torch.Tensor:
         return self.model.encode_image(pixels)
@@ -62,3 +65,13 @@ class OpenClipEncoder(TorchEncoder):
 
     def _text_features(self, tokens: dict[str, torch.Tensor]) -> torch.Tensor:
         return self.model.encode_text(tokens["input_ids"])
+
+
+class PrepareWithTransform:
+    """A page crop into model input with open_clip's transform (picklable, without the model)."""
+
+    def __init__(self, transform) -> None:
+        self.transform = transform
+
+    def __call__(self, image: Image.Image) -> np.ndarray:
+        return self.transform(image).numpy().astype(np.float32)

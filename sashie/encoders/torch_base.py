@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -31,6 +31,9 @@ class TorchEncoder:
         return module.to(device=self.device, dtype=self.dtype).eval()
 
     def preprocess(self, image: Image.Image) -> np.ndarray:
+        raise NotImplementedError
+
+    def preparer(self) -> Callable[[Image.Image], np.ndarray]:
         raise NotImplementedError
 
     def _images(self, pixels: torch.Tensor) -> torch.Tensor:

@@ -1,89 +1,88 @@
 """Indexing: pages from sources → regions → crops → vectors, committed page by page.
 
-Worker threads read, decode and cut each page and prepare the model's input while the main
-thread runs the model, so the model never waits on decoding. Every flush of about one batch
-of items is one transaction: the pages, their items, their vectors, their skips. An
-interrupted run loses at most the flush in flight, and the next run starts where it stopped:
-pages already done (same size and mtime, or same bytes) are not read again.
-
-Memory: a reader thread holds one decoded page (Pillow keeps RGB in 4 bytes a pixel) and no
-full-size copy of it (crops are hashed band by band and reduced straight from the page), and
-pages over LARGE_PAGE_PIXELS are decoded one at a time across threads
-(`benchmarks/page_memory.py` measures it).
+An engine reads and cuts the pages that need work (sashie/ingest/cutting.py) and runs the
+model on their crops: the local one with reader threads feeding the model in this process,
+the Ray one (sashie/ingest/ray_engine.py) on a Ray cluster's workers. Either way this process
+alone writes: every flush of about one batch of items is one transaction (the pages, their
+items, their vectors, their skips). An interrupted run loses at most the flush in flight, and
+the next run starts where it stopped: pages already done (same size and mtime, or same
+bytes) are not read again, and items without vectors are embedded.
 """
 
 from __future__ import annotations
 
-import hashlib
 import os
-import threading
 import time
 from collections import Counter, deque
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
+from typing import Protocol
 
 import numpy as np
-from PIL import Image
 from tqdm import tqdm
 
 from ..encoders import Encoder
-from ..errors import BadInput
-from ..regions import BBox, Detector, Region, clean_regions
+from ..regions import BBox, Detector
 from ..store.catalog import Catalog
 from ..store.vectors import VectorFile
-from .images import DEFAULT_MAX_PIXELS, decode_image, header_pixels, is_url, read_bytes, stat_file
+from .cutting import PageCutter, PageJob, PageWork, Skip
+from .images import DEFAULT_MAX_PIXELS, is_url
 from .sources import PageRef, expand_sources
 
-LARGE_PAGE_PIXELS = 50_000_000  # pages larger than this are decoded one at a time
-HASH_BAND_PIXELS = 4_000_000  # a crop is hashed band by band, about this many pixels each
-_large_page = threading.Lock()
+Batch = tuple[list[PageWork | Skip], np.ndarray]  # pages read (or skipped), their vectors
 
 
-@contextmanager
-def _room_to_decode(pixels: int) -> Iterator[None]:
-    """Held while a page is decoded and cut: a page over LARGE_PAGE_PIXELS waits for any
-    other, so that reader threads never hold two such pages (4 bytes a pixel each)."""
-    if pixels > LARGE_PAGE_PIXELS:
-        with _large_page:
-            yield
-    else:
-        yield
+class Engine(Protocol):
+    """Reads and cuts pages and embeds their crops; yields about a model batch of pages at a
+    time, with the vectors of their pixels in order (PageWork.pixels may then be empty)."""
+
+    def batches(self, cutter: PageCutter, jobs: list[PageJob]) -> Generator[Batch, None, None]: ...
 
 
-@dataclass
-class PageJob:
-    ref: PageRef
-    page_id: int | None = None  # None: a page new to the library
-    known_sha: str | None = None
-    detectors: list[Detector] = field(default_factory=list)  # detectors not yet run on it
-    pending: list[tuple[int, BBox]] = field(default_factory=list)  # items lacking vectors
+class LocalEngine:
+    """Reader threads read and cut pages in order, a bounded number ahead, while this thread
+    runs the model: the model never waits on decoding (Pillow, OpenCV and the image
+    processors release the GIL for the heavy parts)."""
 
+    def __init__(self, encoder: Encoder, batch_size: int, workers: int | None = None) -> None:
+        self.encoder = encoder
+        self.batch_size = max(1, batch_size)
+        self.workers = workers or min(8, os.cpu_count() or 1)
 
-@dataclass
-class PageWork:
-    """A page read and cut, ready to be encoded and committed."""
+    def batches(self, cutter: PageCutter, jobs: list[PageJob]) -> Generator[Batch, None, None]:
+        pool = ThreadPoolExecutor(self.workers, thread_name_prefix="sashie-read")
+        try:
+            batch: list[PageWork | Skip] = []
+            waiting = 0
+            for result in self._in_order(pool, cutter, jobs):
+                batch.append(result)
+                waiting += len(result.pixels) if isinstance(result, PageWork) else 0
+                if waiting >= self.batch_size:
+                    yield batch, self._embed(batch)
+                    batch, waiting = [], 0
+            if batch:
+                yield batch, self._embed(batch)
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
 
-    job: PageJob
-    width: int
-    height: int
-    size: int | None
-    mtime_ns: int | None
-    sha256: str
-    replace: bool  # the file changed: its old items go
-    detectors_run: list[str]
-    pending: list[tuple[int, BBox]]
-    regions: list[Region]
-    hashes: list[str]
-    pixels: list[np.ndarray]  # model input: pending items first, then new regions
+    def _in_order(
+        self, pool: ThreadPoolExecutor, cutter: PageCutter, jobs: list[PageJob]
+    ) -> Iterator[PageWork | Skip]:
+        ahead: deque[Future] = deque()
+        window = self.workers * 4
+        for job in jobs:
+            ahead.append(pool.submit(cutter.read, job))
+            if len(ahead) >= window:
+                yield ahead.popleft().result()
+        while ahead:
+            yield ahead.popleft().result()
 
-
-@dataclass
-class Skip:
-    uri: str
-    source: str
-    reason: str
+    def _embed(self, batch: list[PageWork | Skip]) -> np.ndarray:
+        pixels = [p for w in batch if isinstance(w, PageWork) for p in w.pixels]
+        if not pixels:
+            return np.zeros((0, self.encoder.dim), np.float32)
+        return self.encoder.encode_pixels(np.stack(pixels))
 
 
 @dataclass
@@ -167,16 +166,16 @@ class Indexer:
         workers: int | None = None,
         max_pixels: int = DEFAULT_MAX_PIXELS,
         progress: bool = False,
+        engine: Engine | None = None,
     ) -> None:
         self.catalog = catalog
         self.vector_file = vector_file
         self.model_id = model_id
         self.encoder = encoder
         self.detectors = detectors
-        self.batch_size = max(1, batch_size)
-        self.workers = workers or min(8, os.cpu_count() or 1)
         self.max_pixels = max_pixels
         self.progress = progress
+        self.engine = engine or LocalEngine(encoder, batch_size, workers)
         self.rows = catalog.vector_rows(model_id)
 
     # --- planning --------------------------------------------------------------------------
@@ -245,77 +244,15 @@ class Indexer:
             return True  # let the worker record why
         return (stat.st_size, stat.st_mtime_ns) != (size, mtime_ns)
 
-    # --- one page, in a worker thread ------------------------------------------------------
-
-    def read_page(self, job: PageJob) -> PageWork | Skip:
-        uri = job.ref.uri
-        try:
-            size = mtime_ns = None
-            if not is_url(uri):
-                status = stat_file(uri)
-                size, mtime_ns = status.st_size, status.st_mtime_ns
-            data = read_bytes(uri, public_only=job.ref.public_only)
-            with _room_to_decode(header_pixels(data)):
-                return self._cut(job, data, size, mtime_ns)
-        except BadInput as e:
-            return Skip(uri, job.ref.source, str(e))
-
-    def _cut(self, job: PageJob, data: bytes, size: int | None, mtime_ns: int | None) -> PageWork:
-        """Decode a page, find its regions and prepare the model's input; the decoded page
-        is freed when this returns."""
-        sha = hashlib.sha256(data).hexdigest()
-        image = decode_image(data, max_pixels=self.max_pixels)
-        replace = job.page_id is not None and sha != job.known_sha
-        fresh = job.page_id is None or replace
-        detectors = self.detectors if fresh else job.detectors
-        pending = [] if fresh else job.pending
-        regions = clean_regions(
-            [region for d in detectors for region in d.detect(image, job.ref)],
-            image.size,
-            by_score=False,
-        )
-        pixels, hashes = [], []
-        for _, bbox in pending:
-            pixels.append(self._prepare(image, bbox)[0])
-        for region in regions:
-            prepared, crop_hash = self._prepare(image, region.bbox)
-            pixels.append(prepared)
-            hashes.append(crop_hash)
-        return PageWork(
-            job,
-            image.width,
-            image.height,
-            size,
-            mtime_ns,
-            sha,
-            replace,
-            [d.name for d in detectors],
-            pending,
-            regions,
-            hashes,
-            pixels,
-        )
-
-    def _prepare(self, page: Image.Image, bbox: BBox) -> tuple[np.ndarray, str]:
-        """A region's model input and the hash of its RGB pixels, with no full-size copy of
-        the region: hashed band by band (the hash of the whole crop's bytes all the same),
-        and reduced straight from the page."""
-        x0, y0, x1, y1 = bbox
-        digest = hashlib.blake2b(digest_size=16)
-        rows = max(1, HASH_BAND_PIXELS // (x1 - x0))
-        for top in range(y0, y1, rows):
-            digest.update(page.crop((x0, top, x1, min(y1, top + rows))).tobytes())
-        # a box-filter reduction first: resizing a 3000-pixel page straight to 224 is slow
-        factor = min(x1 - x0, y1 - y0) // (2 * self.encoder.image_size)
-        crop = page.reduce(factor, box=bbox) if factor >= 2 else page.crop(bbox)
-        return self.encoder.preprocess(crop), digest.hexdigest()
-
     # --- the run ---------------------------------------------------------------------------
 
     def run(self, sources: list[str]) -> AddReport:
         report = AddReport(detectors=[d.name for d in self.detectors])
         started = time.perf_counter()
         jobs = self.plan(sources, report)
+        cutter = PageCutter(
+            self.detectors, self.encoder.preparer(), self.encoder.image_size, self.max_pixels
+        )
         bar = tqdm(
             total=len(jobs),
             unit="page",
@@ -323,50 +260,29 @@ class Indexer:
             disable=not self.progress,
             dynamic_ncols=True,
         )
-        batch: list[PageWork | Skip] = []
-        waiting = 0
-        pool = ThreadPoolExecutor(self.workers, thread_name_prefix="sashie-read")
+        batches = self.engine.batches(cutter, jobs)
         try:
-            for result in self._in_order(pool, jobs):
-                batch.append(result)
-                waiting += len(result.pixels) if isinstance(result, PageWork) else 0
-                if waiting >= self.batch_size:
-                    self._flush(batch, report, bar, started)
-                    batch, waiting = [], 0
-            self._flush(batch, report, bar, started)
+            for batch, vectors in batches:
+                self._commit(batch, vectors, report)
+                bar.update(len(batch))
+                elapsed = max(time.perf_counter() - started, 1e-9)
+                bar.set_postfix_str(
+                    f"{report.vectors_added} items, {report.vectors_added / elapsed:.1f} items/s"
+                )
         except KeyboardInterrupt:
-            pool.shutdown(wait=True, cancel_futures=True)
+            batches.close()
             bar.close()
             report.interrupted = True
             report.seconds = time.perf_counter() - started
             raise Interrupted(report) from None
-        pool.shutdown(wait=True)
         bar.close()
         report.seconds = time.perf_counter() - started
         return report
 
-    def _in_order(self, pool: ThreadPoolExecutor, jobs: list[PageJob]) -> Iterator[PageWork | Skip]:
-        """Results in job order, with a bounded number of pages read ahead."""
-        ahead: deque[Future] = deque()
-        window = self.workers * 4
-        for job in jobs:
-            ahead.append(pool.submit(self.read_page, job))
-            if len(ahead) >= window:
-                yield ahead.popleft().result()
-        while ahead:
-            yield ahead.popleft().result()
-
-    def _flush(self, batch: list[PageWork | Skip], report: AddReport, bar, started: float) -> None:
-        if not batch:
-            return
+    def _commit(self, batch: list[PageWork | Skip], vectors: np.ndarray, report: AddReport) -> None:
+        """One transaction: the pages, their items, their vectors (synced first), their skips."""
         works = [r for r in batch if isinstance(r, PageWork)]
         skips = [r for r in batch if isinstance(r, Skip)]
-        pixels = [p for w in works for p in w.pixels]
-        vectors = (
-            self.encoder.encode_pixels(np.stack(pixels))
-            if pixels
-            else np.zeros((0, self.vector_file.dim), np.float32)
-        )
         new_items = 0
         with self.catalog.transaction() as tx:
             item_ids: list[int] = []
@@ -393,6 +309,8 @@ class Indexer:
                 tx.unskip(ref.uri)
             for s in skips:
                 tx.skip(s.uri, s.source, s.reason)
+            if len(vectors) != len(item_ids):
+                raise RuntimeError(f"{len(vectors)} vectors for {len(item_ids)} items")
             rows = self.vector_file.write_at(self.rows, vectors, np.array(item_ids, np.int64))
             tx.set_vector_rows(self.model_id, rows)
         self.rows = rows
@@ -400,8 +318,3 @@ class Indexer:
         report.items_added += new_items
         report.vectors_added += len(vectors)
         report.skipped += skips
-        bar.update(len(batch))
-        elapsed = max(time.perf_counter() - started, 1e-9)
-        bar.set_postfix_str(
-            f"{report.vectors_added} items, {report.vectors_added / elapsed:.1f} items/s"
-        )

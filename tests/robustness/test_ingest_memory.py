@@ -10,7 +10,7 @@ import threading
 import time
 
 from sashie import Library
-from sashie.ingest import indexer
+from sashie.ingest import cutting
 
 from conftest import make_pages
 
@@ -66,7 +66,7 @@ def test_a_large_page_needs_a_few_bytes_per_pixel(tmp_path, tiny_spec):
 
 def test_very_large_pages_are_decoded_one_at_a_time(tmp_path, tiny_spec, monkeypatch):
     make_pages(tmp_path / "pages", 6)  # 96 x 128: 12,288 pixels each
-    decode = indexer.decode_image
+    decode = cutting.decode_image
     lock = threading.Lock()
     now = most = 0
 
@@ -82,9 +82,9 @@ def test_very_large_pages_are_decoded_one_at_a_time(tmp_path, tiny_spec, monkeyp
             with lock:
                 now -= 1
 
-    monkeypatch.setattr(indexer, "decode_image", slow_decode)
+    monkeypatch.setattr(cutting, "decode_image", slow_decode)
     for threshold, expected in ((10_000, 1), (100_000, 2)):
-        monkeypatch.setattr(indexer, "LARGE_PAGE_PIXELS", threshold)
+        monkeypatch.setattr(cutting, "LARGE_PAGE_PIXELS", threshold)
         most = 0
         with Library(tmp_path / f"lib{threshold}", create=True) as lib:
             lib.add([str(tmp_path / "pages")], model=tiny_spec, regions="whole", workers=2)
