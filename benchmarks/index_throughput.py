@@ -1,16 +1,20 @@
-"""Indexing throughput: pages per second from JPEG scans to committed vectors.
+"""Indexing throughput: pages and items per second from page files to committed vectors.
 
-Writes N page-sized JPEGs (1600 x 2400, noisy paper with dark strokes) and indexes them with
-`--regions whole` using 1 reader thread and then the default, so the effect of decoding in
-parallel workers shows. The default model is a tiny random CLIP (the model's own cost then
-is small and the table shows the pipeline); pass --model to time a real one.
+Indexes N pages (an evaluation world's with --world, else N page-sized synthetic JPEGs: 1600 x
+2400, noisy paper with dark strokes) with the default regions, with each engine asked for:
+the local one with 1 reader thread and then the default (so the effect of decoding in parallel
+workers shows), and the Ray one (a local Ray started for the run, its start included). The
+default model is a tiny random CLIP (the model's own cost then is small and the table shows
+the pipeline); pass --model to time a real one (sashie-demo, hf:DIR, ...).
 
-    python benchmarks/index_throughput.py [--pages 60] [--model SPEC]
+    python benchmarks/index_throughput.py [--pages 60] [--world WORLD] [--model SPEC]
+        [--engine local|ray|both]
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import tempfile
 from pathlib import Path
@@ -37,24 +41,39 @@ def write_pages(folder: Path, count: int) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--pages", type=int, default=60)
+    parser.add_argument("--world", type=Path, help="index this world's first pages instead")
     parser.add_argument("--model", help="model spec (default: a tiny random CLIP)")
+    parser.add_argument("--engine", choices=("local", "ray", "both"), default="both")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        write_pages(tmp / "pages", args.pages)
+        if args.world:
+            pages = sorted(str(p) for p in (args.world / "pages").rglob("*") if p.is_file())
+            pages = pages[: args.pages]
+            what = f"{len(pages)} pages of {args.world}"
+        else:
+            write_pages(tmp / "pages", args.pages)
+            pages, what = [str(tmp / "pages")], f"{args.pages} pages of 1600 x 2400 JPEG"
         model = args.model
         if model is None:
             from tiny_clip import build_tiny_clip
 
             model = f"hf:{build_tiny_clip(tmp / 'tiny-clip', image_size=224)}"
-        print(f"{args.pages} pages of 1600 x 2400 JPEG, --regions whole, model {model}")
-        print(f"| {'reader threads':<16} | {'pages/s':>8} | {'seconds':>8} |")
-        print(f"|{'-' * 18}|{'-' * 10}|{'-' * 10}|")
-        for label, workers in (("1", 1), ("default", None)):
-            lib = Library(tmp / f"lib-{label}", create=True)
-            report = lib.add([str(tmp / "pages")], model=model, workers=workers)
-            rate = report.pages_indexed / report.seconds
-            print(f"| {label:<16} | {rate:8.1f} | {report.seconds:8.1f} |")
+        print(f"{what}, default regions, model {model}, {os.cpu_count()} cores")
+        print("| engine | readers | pages/s | items/s | seconds |")
+        print("|---|---|---|---|---|")
+        runs = [("local", 1), ("local", None)] if args.engine != "ray" else []
+        runs += [("ray", None)] if args.engine != "local" else []
+        for engine, workers in runs:
+            lib = Library(tmp / f"lib-{engine}-{workers}", create=True, progress=False)
+            lib.encoder(model)  # loaded before the clock starts
+            report = lib.add(pages, model=model, workers=workers, engine=engine)
+            print(
+                f"| {engine} | {workers or 'default'} "
+                f"| {report.pages_indexed / report.seconds:.1f} "
+                f"| {report.vectors_added / report.seconds:.1f} | {report.seconds:.1f} |",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

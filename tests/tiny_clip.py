@@ -26,6 +26,42 @@ def byte_level_vocab() -> dict[str, int]:
 
 
 def build_tiny_clip(directory: Path, *, seed: int = 0, image_size: int = 32) -> Path:
+    return build_clip(
+        directory,
+        seed=seed,
+        image_size=image_size,
+        text=dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2),
+        vision=dict(
+            hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2
+        ),
+        patch_size=8,
+        projection_dim=48,
+    )
+
+
+VIT_B_16 = dict(  # OpenAI's ViT-B/16 CLIP: the towers' shapes (random weights: speed only)
+    text=dict(hidden_size=512, intermediate_size=2048, num_hidden_layers=12, num_attention_heads=8),
+    vision=dict(
+        hidden_size=768, intermediate_size=3072, num_hidden_layers=12, num_attention_heads=12
+    ),
+    patch_size=16,
+    projection_dim=512,
+    image_size=224,
+)
+
+
+def build_clip(
+    directory: Path,
+    *,
+    text: dict,
+    vision: dict,
+    patch_size: int,
+    projection_dim: int,
+    image_size: int,
+    seed: int = 0,
+) -> Path:
+    """A randomly initialized CLIPModel of the given tower shapes, with a byte-level tokenizer
+    and an image processor, saved as a Hugging Face model directory."""
     import torch
     from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel, CLIPTokenizer
 
@@ -41,24 +77,14 @@ def build_tiny_clip(directory: Path, *, seed: int = 0, image_size: int = 32) -> 
     config = CLIPConfig(
         text_config=dict(
             vocab_size=len(vocab),
-            hidden_size=32,
-            intermediate_size=64,
-            num_hidden_layers=2,
-            num_attention_heads=2,
             max_position_embeddings=32,
             bos_token_id=vocab["<|startoftext|>"],
             eos_token_id=vocab["<|endoftext|>"],
             pad_token_id=vocab["<|endoftext|>"],
+            **text,
         ),
-        vision_config=dict(
-            hidden_size=32,
-            intermediate_size=64,
-            num_hidden_layers=2,
-            num_attention_heads=2,
-            image_size=image_size,
-            patch_size=8,
-        ),
-        projection_dim=48,
+        vision_config=dict(image_size=image_size, patch_size=patch_size, **vision),
+        projection_dim=projection_dim,
     )
     torch.manual_seed(seed)
     CLIPModel(config).save_pretrained(directory)

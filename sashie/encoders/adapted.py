@@ -31,8 +31,8 @@ class AdaptedEncoder:
     def preparer(self) -> Callable[[Image.Image], np.ndarray]:
         return self.inner.preparer()
 
-    def encode_pixels(self, pixels: np.ndarray) -> np.ndarray:
-        return adapted(self.adapter, self.inner.encode_pixels(pixels))
+    def encode_pixels(self, pixels: np.ndarray, batch_size: int | None = None) -> np.ndarray:
+        return adapted(self.adapter, self.inner.encode_pixels(pixels, batch_size))
 
     def encode_texts(self, texts: Sequence[str]) -> np.ndarray:
         return self.inner.encode_texts(texts)

@@ -58,11 +58,19 @@ class TorchEncoder:
         return self._images(pixels)
 
     @torch.inference_mode()
-    def encode_pixels(self, pixels: np.ndarray) -> np.ndarray:
+    def encode_pixels(self, pixels: np.ndarray, batch_size: int | None = None) -> np.ndarray:
+        """Vectors of preprocessed pixels, `batch_size` at a time through the model (on CUDA
+        from pinned memory, so the copy overlaps the previous batch's work)."""
+        step = batch_size or self.batch_size
+        cuda = self.device.startswith("cuda")
         out = []
-        for start in range(0, len(pixels), self.batch_size):
-            chunk = torch.from_numpy(np.ascontiguousarray(pixels[start : start + self.batch_size]))
-            out.append(self._images(chunk.to(self.device, self.dtype)).float().cpu().numpy())
+        for start in range(0, len(pixels), step):
+            chunk = torch.from_numpy(np.ascontiguousarray(pixels[start : start + step]))
+            if cuda:
+                chunk = chunk.pin_memory().to(self.device, self.dtype, non_blocking=True)
+            else:
+                chunk = chunk.to(self.device, self.dtype)
+            out.append(self._images(chunk).float().cpu().numpy())
         return normalize_rows(np.concatenate(out) if out else np.zeros((0, self.dim)))
 
     @torch.inference_mode()

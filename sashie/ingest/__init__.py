@@ -2,5 +2,8 @@
 
 sources.py   folders, path lists, IIIF manifests, single images -> page references
 images.py    bytes -> an upright RGB picture, or a one-line reason why not
-indexer.py   pages -> regions -> crops -> vectors, committed batch by batch
+cutting.py   a page read, decoded and cut into its regions' model input (PageCutter)
+indexer.py   the Indexer: plans the pages, commits an engine's vectors batch by batch; the
+             local engine (reader threads feeding the model)
+ray_engine.py  the Ray engine: the same work on a Ray cluster (the `ray` extra)
 """

@@ -82,7 +82,7 @@ class LocalEngine:
         pixels = [p for w in batch if isinstance(w, PageWork) for p in w.pixels]
         if not pixels:
             return np.zeros((0, self.encoder.dim), np.float32)
-        return self.encoder.encode_pixels(np.stack(pixels))
+        return self.encoder.encode_pixels(np.stack(pixels), self.batch_size)
 
 
 @dataclass
@@ -270,19 +270,20 @@ class Indexer:
                     f"{report.vectors_added} items, {report.vectors_added / elapsed:.1f} items/s"
                 )
         except KeyboardInterrupt:
-            batches.close()
-            bar.close()
             report.interrupted = True
-            report.seconds = time.perf_counter() - started
             raise Interrupted(report) from None
-        bar.close()
-        report.seconds = time.perf_counter() - started
+        finally:
+            batches.close()  # the engine's workers stop
+            bar.close()
+            report.seconds = time.perf_counter() - started
         return report
 
     def _commit(self, batch: list[PageWork | Skip], vectors: np.ndarray, report: AddReport) -> None:
         """One transaction: the pages, their items, their vectors (synced first), their skips."""
         works = [r for r in batch if isinstance(r, PageWork)]
         skips = [r for r in batch if isinstance(r, Skip)]
+        if not len(vectors):
+            vectors = np.zeros((0, self.vector_file.dim), np.float32)
         new_items = 0
         with self.catalog.transaction() as tx:
             item_ids: list[int] = []

@@ -319,11 +319,17 @@ class Library:
         workers: int | None = None,
         max_pixels: int = DEFAULT_MAX_PIXELS,
         index_kind: str | None = None,
+        engine: str = "local",
+        address: str | None = None,
     ) -> AddReport:
         """Index sources (folders, path lists, IIIF manifests, images): only what is new or
         changed is read and embedded. `regions` names the region detectors ("layout,whole"),
         `detector_options` their settings by name ({"zeroshot": {"model": ...}}). Raises
         `Interrupted` on Ctrl-C, with all done so far kept.
+
+        `engine` "local" reads pages in threads feeding the model in this process; "ray"
+        reads and embeds them on a Ray cluster (the one at `address`, else a local one
+        started for the run: the `ray` extra), and this process writes what comes back.
 
         Then the active version's ANN index is brought up to date: new items are added to
         it, or it is built when the library has grown past the size where it pays
@@ -333,14 +339,29 @@ class Library:
             raise SashieError("nothing to index: name at least one source")
         check_sources(sources)
         choice = AnnChoice(index_kind).check()
+        if engine not in ("local", "ray"):
+            raise SashieError(f"unknown engine {engine!r}: local or ray")
+        if address and engine != "ray":
+            raise SashieError("an address is for --engine ray")
         detectors = load_detectors(regions, detector_options)  # type: ignore[arg-type]
         with self._writing():
             encoder = self.encoder(model, trust_remote_code=trust_remote_code, device=device)
-            model_id = self._manifest.register(
-                self._manifest.spec(model)[0], encoder, trust_remote_code
-            )
+            spec = self._manifest.spec(model)[0]
+            model_id = self._manifest.register(spec, encoder, trust_remote_code)
             if batch_size is None:
                 batch_size = 256 if encoder.device.startswith("cuda") else 32
+            runner = None
+            if engine == "ray":
+                from ..ingest.ray_engine import RayEngine
+
+                runner = RayEngine(
+                    spec,
+                    batch_size=batch_size,
+                    workers=workers,
+                    device=device,
+                    address=address,
+                    trust_remote_code=trust_remote_code or self.trust_remote_code,
+                )
             indexer = Indexer(
                 self._catalog,
                 self._vector_file(model_id),
@@ -351,6 +372,7 @@ class Library:
                 workers=workers,
                 max_pixels=max_pixels,
                 progress=self.progress,
+                engine=runner,
             )
             self._forget_loaded()
             report = indexer.run(sources)

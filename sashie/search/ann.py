@@ -10,8 +10,9 @@ benchmarks/ann.py and written in docs/search.md):
     ivf     inverted lists over float16 codes (k-means cells; `nprobe` of them are scanned):
             the default up to PQ_FROM rows
     ivfpq   inverted lists found by an HNSW graph over the cells, PQ fast-scan codes (4 bits
-            for each pair of dimensions: d/4 bytes a vector), 20 candidates a result
-            re-scored from the vector file
+            a dimension: d/2 bytes a vector; 4 bits a pair of dimensions when those would
+            take more than a quarter of the memory), 20 candidates a result re-scored from
+            the vector file
     hnsw    an HNSW graph over float16 codes (2 bytes a dimension + the graph): the fastest
             queries, but its recall falls on collections of many near-duplicates (measured),
             so it is chosen only on request
@@ -72,10 +73,19 @@ def cells_for(rows: int) -> int:
 
 
 def default_nprobe(kind: str, cells: int) -> int:
-    """Cells scanned a query (1/64 of them for ivf, 1/32 for ivfpq): chosen with
-    benchmarks/ann.py on a world of seed 2000 for recall@100 ≥ 0.95 on text and image
-    queries."""
-    return max(16, cells // 64) if kind == "ivf" else max(32, cells // 32)
+    """Cells scanned a query (1/64 of them, at least 16 for ivf and 32 for ivfpq): chosen
+    with benchmarks/ann.py on worlds of seed 2000 (1.14 M rows for ivf, 10 M for ivfpq) for
+    recall@100 ≥ 0.95 on text and image queries."""
+    return max(16 if kind == "ivf" else 32, cells // 64)
+
+
+def pq_subquantizers(rows: int, dim: int, memory: int | None = None) -> int:
+    """The 4-bit codes of an ivfpq index: one a dimension (d/2 bytes a vector; recall@100
+    0.999 / 0.997 for text / image queries at 10 M rows of the seed-2000 world, where one a
+    pair of dimensions gave 0.83 / 0.87 on seed 1000), or one a pair when the finer codes
+    would take more than a quarter of the machine's `memory`."""
+    memory = physical_memory() if memory is None else memory
+    return dim if rows * dim // 2 <= memory // 4 else dim // 2
 
 
 class AnnIndex:
@@ -122,8 +132,9 @@ class AnnIndex:
                     quantizer, dim, cells, faiss.ScalarQuantizer.QT_fp16, faiss.METRIC_INNER_PRODUCT
                 )
             else:
+                codes = pq_subquantizers(rows, dim)
                 index = faiss.index_factory(
-                    dim, f"IVF{cells}_HNSW32,PQ{dim // 2}x4fs", faiss.METRIC_INNER_PRODUCT
+                    dim, f"IVF{cells}_HNSW32,PQ{codes}x4fs", faiss.METRIC_INNER_PRODUCT
                 )
             settings["cells"] = cells
             settings["nprobe"] = nprobe or default_nprobe(kind, cells)
@@ -199,8 +210,9 @@ class AnnIndex:
 
     @property
     def rerank(self) -> int:
-        """How many candidates a result to re-score: the 4-bit codes of `ivfpq` rank text
-        queries coarsely (20 gave recall@100 0.994 for text on the tuning world, 10 0.974)."""
+        """How many candidates a result to re-score: the 4-bit codes of `ivfpq` rank
+        coarsely (20 gave recall@100 0.994 for text at 1.14 M rows of the tuning world with
+        one code a pair of dimensions, 10 0.974)."""
         return 20 if self.kind == "ivfpq" else 2
 
     # --- the file --------------------------------------------------------------------------

@@ -4,7 +4,7 @@ scan on clustered vectors, exclusions, subspace queries, examples, and its file.
 import numpy as np
 import pytest
 
-from sashie.search.ann import AnnIndex, choose_kind
+from sashie.search.ann import AnnIndex, choose_kind, pq_subquantizers
 from sashie.search.ranking import AnnSearch, VectorIndex, cv_dimensions
 
 ROWS, DIM, K = 50_000, 128, 100
@@ -136,3 +136,6 @@ def test_the_kind_follows_the_size():
     # ivf's float16 codes must fit in a quarter of the memory, else ivfpq
     assert choose_kind(1_500_000, 512, memory=8 * 2**30) == "ivf"
     assert choose_kind(1_500_000, 512, memory=4 * 2**30) == "ivfpq"
+    # ivfpq: a 4-bit code a dimension while those fit in a quarter of the memory, else a pair
+    assert pq_subquantizers(10_000_000, 512, memory=24 * 2**30) == 512
+    assert pq_subquantizers(100_000_000, 512, memory=24 * 2**30) == 256

@@ -58,7 +58,21 @@ from .common import INDEX_KINDS, LIBRARY, TRUST_REMOTE_CODE, ann_setting, echo_j
     "--workers",
     type=click.IntRange(1),
     metavar="N",
-    help="Threads reading and cutting pages (default: one per core, at most 8).",
+    help="Readers of pages: threads (local) or Ray actors (ray); default: one per core, at most 8.",
+)
+@click.option(
+    "--engine",
+    type=click.Choice(("local", "ray")),
+    default="local",
+    show_default=True,
+    help="local: reader threads feed the model here. ray: pages are read and embedded on a "
+    "Ray cluster (the ray extra), one model per GPU, and written here.",
+)
+@click.option(
+    "--address",
+    metavar="HOST:PORT",
+    help="--engine ray: the Ray cluster to join (default: start one on this machine). Its "
+    "workers must see the same page files and have sashie installed.",
 )
 @click.option(
     "--max-pixels",
@@ -87,6 +101,8 @@ def index(
     device,
     batch_size,
     workers,
+    engine,
+    address,
     max_pixels,
     index_kind,
     quiet,
@@ -125,6 +141,8 @@ def index(
             workers=workers,
             max_pixels=max_pixels,
             index_kind=index_kind,
+            engine=engine,
+            address=address,
         )
     except Interrupted as stop:
         if lib.discard():
