@@ -176,8 +176,7 @@ def index(
 )
 @ann_setting(
     "--nprobe",
-    "ivf / ivfpq: cells a search scans (remembered; default: 1/64 of them for ivf, "
-    "1/32 for ivfpq).",
+    "ivf / ivfpq: cells a search scans (remembered; default: 1/64 of them).",
 )
 @ann_setting("--ef", "hnsw: breadth of the graph search (remembered; default 128).")
 @click.option("--version", "version", metavar="NAME", help="A model version (default: active).")
