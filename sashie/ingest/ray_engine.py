@@ -56,14 +56,14 @@ class RayEngine:
         self,
         spec: str,
         *,
-        batch_size: int,
+        batch_size: int | None = None,
         workers: int | None = None,
         device: str | None = None,
         address: str | None = None,
         trust_remote_code: bool = False,
     ) -> None:
         self.spec = spec
-        self.batch_size = max(1, batch_size)
+        self.batch_size = batch_size  # None: 256 with GPUs, else 32
         self.workers = workers  # None: every CPU of the cluster the model actors leave
         self.device = device
         self.address = address
@@ -114,6 +114,9 @@ class RayEngine:
         # a run of fewer pages than readers times blocks: Ray says so, and it does not matter
         warnings.filterwarnings("ignore", "The minimum number of concurrent actors", UserWarning)
         gpus = int(ray.cluster_resources().get("GPU", 0)) if self.device != "cpu" else 0
+        if self.device and self.device.startswith("cuda") and not gpus:
+            raise SashieError("--device cuda asked for, but the Ray cluster has no GPU")
+        batch_size = max(1, self.batch_size or (256 if gpus else 32))
         embedders = ray.data.ActorPoolStrategy(size=gpus or 1)
         cpus = int(ray.cluster_resources().get("CPU", 1))
         readers = self.workers or max(1, cpus - (gpus or 1))  # a CPU each model actor
@@ -136,9 +139,9 @@ class RayEngine:
                 "spec": self.spec,
                 "device": self.device or ("cuda" if gpus else "cpu"),
                 "trust_remote_code": self.trust_remote_code,
-                "batch_size": self.batch_size,
+                "batch_size": batch_size,
             },
-            batch_size=max(1, self.batch_size // 4),  # pages: a few crops each
+            batch_size=max(1, batch_size // 4),  # pages: a few crops each
             batch_format="numpy",
             compute=embedders,
             num_cpus=1,
@@ -159,7 +162,7 @@ class RayEngine:
                 parts.append(found)
                 waiting += len(found)
             batch.append(result)
-            if waiting >= self.batch_size:
+            if waiting >= batch_size:
                 yield batch, np.concatenate(parts)
                 batch, parts, waiting = [], [], 0
         if batch:

@@ -345,11 +345,12 @@ class Library:
             raise SashieError("an address is for --engine ray")
         detectors = load_detectors(regions, detector_options)  # type: ignore[arg-type]
         with self._writing():
-            encoder = self.encoder(model, trust_remote_code=trust_remote_code, device=device)
+            # with Ray the model runs on the cluster's actors (on `device`); here it only
+            # names the model and prepares crops, so it loads on the CPU
+            here = "cpu" if engine == "ray" else device
+            encoder = self.encoder(model, trust_remote_code=trust_remote_code, device=here)
             spec = self._manifest.spec(model)[0]
             model_id = self._manifest.register(spec, encoder, trust_remote_code)
-            if batch_size is None:
-                batch_size = 256 if encoder.device.startswith("cuda") else 32
             runner = None
             if engine == "ray":
                 from ..ingest.ray_engine import RayEngine
@@ -368,7 +369,7 @@ class Library:
                 model_id,
                 encoder,
                 detectors,
-                batch_size=batch_size,
+                batch_size=batch_size or (256 if encoder.device.startswith("cuda") else 32),
                 workers=workers,
                 max_pixels=max_pixels,
                 progress=self.progress,

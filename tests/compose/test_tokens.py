@@ -153,8 +153,11 @@ class WordsOnly:
     def preprocess(self, image):
         return self._inner.preprocess(image)
 
-    def encode_pixels(self, pixels):
-        return self._inner.encode_pixels(pixels)
+    def preparer(self):
+        return self._inner.preparer()
+
+    def encode_pixels(self, pixels, batch_size=None):
+        return self._inner.encode_pixels(pixels, batch_size)
 
     def encode_texts(self, texts):
         return self._inner.encode_texts(texts)

@@ -143,6 +143,9 @@ def test_ray_without_its_extra_or_its_cluster_is_one_clear_line(
     assert unreachable.stderr.strip().splitlines() == [
         "error: cannot reach a Ray cluster at 127.0.0.1:1 ([Errno 111] Connection refused)"
     ]
+    no_gpu = run_cli(*args, "--device", "cuda", check=False)
+    assert no_gpu.exit_code == 1
+    assert no_gpu.stderr.strip() == "error: --device cuda asked for, but the Ray cluster has no GPU"
     monkeypatch.setitem(sys.modules, "ray", None)  # as if the `ray` extra were absent
     missing = run_cli(*args, check=False)
     assert missing.exit_code == 1
