@@ -83,6 +83,28 @@ def start_cli_process(*args: str, **kwargs) -> subprocess.Popen:
     )
 
 
+def stop_at_first_commit(process: subprocess.Popen, lib: Path, stop, seconds: float = 120) -> int:
+    """Call `stop()` as soon as the index run in `process` has committed vectors to `lib`;
+    the rows committed then (0 if it ended or timed out first)."""
+    import sqlite3
+    import time
+
+    deadline = time.time() + seconds
+    while time.time() < deadline and process.poll() is None:
+        try:
+            db = sqlite3.connect(f"file:{lib}/catalog.sqlite?mode=ro", uri=True)
+            found = db.execute("SELECT rows FROM vector_sets").fetchone()
+            db.close()
+            rows = found[0] if found else 0
+        except sqlite3.Error:
+            rows = 0
+        if rows > 0:
+            stop()
+            return rows
+        time.sleep(0.005)
+    return 0
+
+
 def finishes(seconds: float, work):
     """What `work()` returns, failing (not hanging) when it takes longer than `seconds`."""
     import threading

@@ -151,9 +151,6 @@ class HFEncoder(TorchEncoder):
         self.max_text_tokens = _max_text_tokens(self.tokenizer, model.config)
         self.dim = int(self.encode_texts(["a picture"]).shape[1])
 
-    def preprocess(self, image: Image.Image) -> np.ndarray:
-        return self.preparer()(image)
-
     def preparer(self) -> PrepareWithProcessor:
         return PrepareWithProcessor(self.processor)
 

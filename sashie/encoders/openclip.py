@@ -51,9 +51,6 @@ class OpenClipEncoder(TorchEncoder):
         self.image_size = int(size[0] if isinstance(size, (tuple, list)) else size)
         self.dim = int(self.encode_texts(["a picture"]).shape[1])
 
-    def preprocess(self, image: Image.Image) -> np.ndarray:
-        return self.preparer()(image)
-
     def preparer(self) -> PrepareWithTransform:
         return PrepareWithTransform(self.transform)
 

@@ -31,7 +31,7 @@ class TorchEncoder:
         return module.to(device=self.device, dtype=self.dtype).eval()
 
     def preprocess(self, image: Image.Image) -> np.ndarray:
-        raise NotImplementedError
+        return self.preparer()(image)
 
     def preparer(self) -> Callable[[Image.Image], np.ndarray]:
         raise NotImplementedError

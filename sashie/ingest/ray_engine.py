@@ -113,13 +113,14 @@ class RayEngine:
         context.print_on_execution_start = False
         # a run of fewer pages than readers times blocks: Ray says so, and it does not matter
         warnings.filterwarnings("ignore", "The minimum number of concurrent actors", UserWarning)
-        gpus = int(ray.cluster_resources().get("GPU", 0)) if self.device != "cpu" else 0
+        resources = ray.cluster_resources()
+        gpus = int(resources.get("GPU", 0)) if self.device != "cpu" else 0
         if self.device and self.device.startswith("cuda") and not gpus:
             raise SashieError("--device cuda asked for, but the Ray cluster has no GPU")
         batch_size = max(1, self.batch_size or (256 if gpus else 32))
         embedders = ray.data.ActorPoolStrategy(size=gpus or 1)
-        cpus = int(ray.cluster_resources().get("CPU", 1))
-        readers = self.workers or max(1, cpus - (gpus or 1))  # a CPU each model actor
+        # every CPU the model actors (one CPU each) leave
+        readers = self.workers or max(1, int(resources.get("CPU", 1)) - (gpus or 1))
         rows = ray.data.from_items(
             [{"key": key, "job": pickle.dumps(job)} for key, job in enumerate(jobs)],
             # small blocks stream: vectors come back (and are saved) while pages are read

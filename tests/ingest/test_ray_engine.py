@@ -5,16 +5,14 @@ from __future__ import annotations
 
 import os
 import signal
-import sqlite3
 import sys
-import time
 
 import numpy as np
 import pytest
 
 from sashie import Library
 
-from conftest import make_pages, run_cli, start_cli_process
+from conftest import make_pages, run_cli, start_cli_process, stop_at_first_commit
 
 pytestmark = pytest.mark.slow
 
@@ -104,20 +102,7 @@ def test_a_killed_ray_run_resumes_with_nothing_duplicated_or_missing(tiny_spec, 
         "-q",
         start_new_session=True,  # Ray's processes too: kill -9 the whole group
     )
-    deadline = time.time() + 240
-    rows = 0
-    while time.time() < deadline and process.poll() is None:
-        try:
-            db = sqlite3.connect(f"file:{lib}/catalog.sqlite?mode=ro", uri=True)
-            found = db.execute("SELECT rows FROM vector_sets").fetchone()
-            db.close()
-            rows = found[0] if found else 0
-        except sqlite3.Error:
-            rows = 0
-        if rows > 0:
-            os.killpg(process.pid, signal.SIGKILL)
-            break
-        time.sleep(0.01)
+    rows = stop_at_first_commit(process, lib, lambda: os.killpg(process.pid, signal.SIGKILL), 240)
     _, stderr = process.communicate(timeout=60)
     assert rows > 0 and process.returncode == -signal.SIGKILL, stderr
     partial = Library(lib).info()

@@ -1,9 +1,7 @@
 import json
 import os
 import signal
-import sqlite3
 import sys
-import time
 
 import numpy as np
 import pyarrow.parquet as pq
@@ -12,7 +10,7 @@ from PIL import Image
 
 from sashie import Library, SashieError
 
-from conftest import cli_json, make_pages, run_cli, start_cli_process
+from conftest import cli_json, make_pages, run_cli, start_cli_process, stop_at_first_commit
 from tiny_clip import build_tiny_clip
 
 
@@ -157,20 +155,7 @@ def interrupt_midway(lib, folder, spec, how, total):
         "1",
         "-q",
     )
-    deadline = time.time() + 120
-    rows = 0
-    while time.time() < deadline and process.poll() is None:
-        try:
-            db = sqlite3.connect(f"file:{lib}/catalog.sqlite?mode=ro", uri=True)
-            found = db.execute("SELECT rows FROM vector_sets").fetchone()
-            db.close()
-            rows = found[0] if found else 0
-        except sqlite3.Error:
-            rows = 0
-        if rows > 0:
-            process.send_signal(how)
-            break
-        time.sleep(0.005)
+    rows = stop_at_first_commit(process, lib, lambda: process.send_signal(how))
     _, stderr = process.communicate(timeout=60)
     assert 0 < rows < total, f"could not stop the run midway (rows={rows}): {stderr}"
     return process.returncode, stderr
