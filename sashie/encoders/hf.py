@@ -90,11 +90,11 @@ def hub_reachable(timeout: float = HUB_TIMEOUT) -> bool:
     return bool(answered)
 
 
-def _hub_options(name: str) -> dict:
-    """`local_files_only` when the hub cannot be reached: a cached model loads at once, an
-    uncached one is one error line instead of 30 s of retries."""
+def _local_files_only(name: str) -> bool:
+    """True when the hub cannot be reached: a cached model loads at once, an uncached one is
+    one error line instead of 30 s of retries."""
     if hub_reachable():
-        return {}
+        return False
     from huggingface_hub import constants, try_to_load_from_cache
 
     if not isinstance(try_to_load_from_cache(name, "config.json"), str):
@@ -103,7 +103,7 @@ def _hub_options(name: str) -> dict:
             f"cannot load model hf:{name}: it is not in the local Hugging Face cache and "
             f"{host} cannot be reached (offline)"
         )
-    return {"local_files_only": True}
+    return True
 
 
 def _features(output) -> torch.Tensor:
@@ -123,18 +123,24 @@ class HFEncoder(TorchEncoder):
         if folder is not None and not (folder / "config.json").is_file():
             raise SashieError(f"no model at {folder}")
         location = str(folder) if folder else name
-        options = {"trust_remote_code": trust_remote_code}
-        if folder is None:
-            options |= _hub_options(name)
+        # named one by one, not as **dict: the typed signatures of transformers 5 would
+        # match a dict's values against the positional parameters too
+        local_only = folder is None and _local_files_only(name)
         from transformers import AutoImageProcessor, AutoModel, AutoTokenizer
         from transformers.utils import logging as hf_logging
 
         hf_logging.set_verbosity_error()
         hf_logging.disable_progress_bar()
         try:
-            model = AutoModel.from_pretrained(location, **options)
-            self.tokenizer = AutoTokenizer.from_pretrained(location, **options)
-            self.processor = _image_processor(AutoImageProcessor, location, options)
+            model = AutoModel.from_pretrained(
+                location, trust_remote_code=trust_remote_code, local_files_only=local_only
+            )
+            self.tokenizer = AutoTokenizer.from_pretrained(
+                location, trust_remote_code=trust_remote_code, local_files_only=local_only
+            )
+            self.processor = _image_processor(
+                AutoImageProcessor, location, trust_remote_code, local_only
+            )
         except (OSError, ValueError) as e:
             first_line = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
             raise SashieError(f"cannot load model hf:{name} ({first_line})") from None
@@ -183,10 +189,11 @@ class PrepareWithProcessor:
         return np.asarray(pixels, dtype=np.float32)
 
 
-def _image_processor(auto, location: str, options: dict):
+def _image_processor(auto, location: str, trust_remote_code: bool, local_files_only: bool):
     """The Pillow-based processor: it needs no torchvision and is safe to call from threads."""
     import transformers
 
+    options = {"trust_remote_code": trust_remote_code, "local_files_only": local_files_only}
     if int(transformers.__version__.split(".")[0]) >= 5:
         try:
             return auto.from_pretrained(location, backend="pil", **options)
