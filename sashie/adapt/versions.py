@@ -28,15 +28,17 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from queue import Queue
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 
 from ..errors import SashieError
 from ..extras import available
 from ..store.vectors import ITEM_FILE, VECTOR_FILE, VectorFile
-from .adapter import ADAPTER_FILE, VisualAdapter, adapted, apply_adapter, load_adapter
-from .training import Trained
+
+if TYPE_CHECKING:  # torch is imported by the functions that run it, not by naming a file
+    from .adapter import VisualAdapter
+    from .training import Trained
 
 TEXT_FILE = "text-encoder.safetensors"
 VERSION_FILE = "version.json"
@@ -67,6 +69,10 @@ def write_version_vectors(
     torch thread and writing it: while one waits for the disk, the others compute (one
     many-threaded matrix product beside a thread doing I/O runs at half speed on a 2-core
     machine). Writes bypass the page cache where the system allows it (O_DIRECT)."""
+    import torch
+
+    from .adapter import apply_adapter
+
     folder.mkdir(parents=True, exist_ok=True)
     vector_tmp = folder / (VECTOR_FILE + PARTIAL)
     item_tmp = folder / (ITEM_FILE + PARTIAL)
@@ -166,12 +172,16 @@ def catch_up_rows(
     item_ids: np.ndarray,
 ) -> int:
     """Append A(base[done:]) to a version's vectors; returns the new row count."""
+    from .adapter import adapted
+
     if done >= len(base):
         return done
     return files.write_at(done, adapted(adapter, base[done:]), item_ids[done:])
 
 
 def load_version_adapter(folder: Path, record: dict) -> VisualAdapter | None:
+    from .adapter import load_adapter
+
     return load_adapter(folder, float(record["settings"]["ratio"]))
 
 
@@ -187,6 +197,8 @@ def save_version(folder: Path, trained: Trained, record: dict) -> None:
     """The adapter and tuned text tensors (safetensors), version.json and, with the `plot`
     extra installed, the loss plot."""
     from safetensors.torch import save_file
+
+    from .adapter import ADAPTER_FILE
 
     folder.mkdir(parents=True, exist_ok=True)
     if trained.adapter is not None:
@@ -226,6 +238,7 @@ def load_text_state(encoder, folder: Path) -> None:
     path = folder / TEXT_FILE
     if not path.is_file():
         return
+    import torch
     from safetensors.torch import load_file
 
     try:

@@ -22,12 +22,11 @@ from ..encoders import normalize_rows
 from ..errors import SashieError
 from ..search.query import Query, Term, check_change
 from .models import LightEncoder, TokenLearner, to_square
+from .settings import RECORD, ComposeSettings, read_record
 from .slots import PLACEHOLDER, TokenSlots
-from .training import ComposeSettings
 
 FORMAT = 1
 WEIGHTS = "composer.safetensors"
-RECORD = "composer.json"
 _JAPANESE = re.compile(r"[\u3040-\u30ff\u3400-\u9fff\uff66-\uff9f]")
 
 
@@ -122,16 +121,6 @@ def composed(
     vector = composer.query_vector(slots, query.vector, change, light=light)
     terms = (*query.terms, Term(1.0, "modifier", change))
     return Query(vector, query.dims, terms, query.note)
-
-
-def read_record(folder: Path) -> dict | None:
-    """A composer's composer.json, or None when there is none or it is no JSON object
-    (nothing else is loaded)."""
-    try:
-        record = json.loads((folder / RECORD).read_text(encoding="utf-8"))
-        return record if isinstance(record, dict) else None
-    except (OSError, ValueError):
-        return None
 
 
 def _part(tensors: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:

@@ -18,50 +18,18 @@ from __future__ import annotations
 import copy
 import math
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
 
 import numpy as np
 import torch
 from torch.nn import functional as F
 
-from ..errors import SashieError
 from .models import LightEncoder, TokenLearner, normalise
+from .settings import ComposeSettings
 from .slots import TokenSlots
 
 TRAIN_PROMPTS = ("a picture of *", "*の絵")
 
 Progress = Callable[[dict], None]
-
-
-@dataclass
-class ComposeSettings:
-    tokens: int = 2  # M pseudo-words a picture becomes (ISA: more can hurt; 2 chosen on seed 2000)
-    steps: int = 1500  # token learner updates
-    batch: int = 128
-    negatives: int = 1024  # other items of the collection in each step's InfoNCE
-    lr: float = 1e-3
-    temperature: float = 0.05
-    word_weight: float = 0.1  # the word-likeness regulariser
-    light: bool = True  # also the asymmetric variant's light encoder
-    light_side: int = 48  # the light encoder's input square
-    light_width: int = 24  # its first layer's channels (later layers 2x, 4x, 8x)
-    light_epochs: int = 12
-    light_items: int = 20_000  # at most this many crops are decoded to train it
-    light_steps: int = 500  # token learner updates on the light encoder's vectors
-    seed: int = 0
-
-    def check(self) -> None:
-        if not 1 <= self.tokens <= 8:
-            raise SashieError("--tokens must be between 1 and 8")
-        if self.steps < 1 or self.batch < 2 or self.negatives < 0:
-            raise SashieError("--steps must be at least 1")
-        if not 16 <= self.light_side <= 224:
-            raise SashieError("the light encoder's side must be between 16 and 224")
-        if not 4 <= self.light_width <= 128:
-            raise SashieError("the light encoder's width must be between 4 and 128")
-
-    def as_dict(self) -> dict:
-        return asdict(self)
 
 
 def _schedule(optimizer: torch.optim.Optimizer, steps: int) -> torch.optim.lr_scheduler.LambdaLR:

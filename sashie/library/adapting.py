@@ -13,16 +13,13 @@ from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ..adapt.adapter import adapted
-from ..adapt.image_tuning import train_image_adapter
 from ..adapt.paraphrase import Paraphrased
 from ..adapt.phrasings import vocabulary_anchors
 from ..adapt.settings import AdaptSettings
-from ..adapt.training import Trained, train_adapter
-from ..adapt.versions import data_hash, save_version, vector_set, write_version_vectors
 from ..encoders import Encoder
 from ..search.memory import ExampleMemory
 from ..store.catalog import Catalog
@@ -30,6 +27,9 @@ from .annotations import Pairs
 from .manifest import Manifest
 from .stored import StoredVectors
 from .versions import Versions
+
+if TYPE_CHECKING:  # torch is imported when a run starts, not when a command starts
+    from ..adapt.training import Trained
 
 # A caption with fewer examples than this is learnt only partly: with 1-3 a held-out word
 # got 39-70 % of the P@10 gain that 20 examples give, with 5 or more 76-91 %
@@ -67,6 +67,10 @@ def make_version(
     """Train on `pairs` with `trainee` (a float32 copy of the base encoder whose text encoder
     is tuned in place), keep `background` (other items' base vectors) where it was, and write
     the new version of `model_id`; `source` says where the pairs came from."""
+    from ..adapt.adapter import adapted
+    from ..adapt.image_tuning import train_image_adapter
+    from ..adapt.training import train_adapter
+    from ..adapt.versions import data_hash, save_version, vector_set, write_version_vectors
 
     def shown(step: int, steps: int, loss: float) -> None:
         bar.update("training", step, steps, loss)

@@ -25,14 +25,14 @@ import torch
 
 from ..compose.composer import Composer
 from ..compose.models import count_flops, to_square
+from ..compose.settings import ComposeSettings
 from ..compose.slots import TokenSlots
-from ..compose.training import ComposeSettings, train_light_encoder, train_token_learner
+from ..compose.training import train_light_encoder, train_token_learner
 from ..encoders import Encoder
 from ..errors import SashieError
 from ..store.catalog import ItemRow
 from .pictures import Pictures
 
-COMPOSE_DIR = "compose"
 MIN_ITEMS = 16  # fewer items than this teach a token learner nothing
 
 
@@ -44,10 +44,6 @@ class ComposeReport:
     token_seconds: float
     light_seconds: float
     record: dict
-
-
-def composer_folder(library: Path, vectors_slug: str, version: str) -> Path:
-    return library / COMPOSE_DIR / vectors_slug / version
 
 
 def data_hash(item_ids: np.ndarray, vectors: np.ndarray) -> str:

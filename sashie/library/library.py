@@ -35,6 +35,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from PIL import Image
@@ -48,12 +49,8 @@ from ..classify.bank import nearest_words as words_near
 from ..classify.coder import DEFAULT_METHOD, Scoring
 from ..classify.generator import ChatEndpoint, describe_classes
 from ..classify.labelfile import LabelSet, read_label_file
-from ..compose.composer import Composer, composed, read_record
-from ..compose.models import to_square
-from ..compose.slots import CannotTakeTokens, token_slots
-from ..compose.training import ComposeSettings
+from ..compose.settings import ComposeSettings, composer_folder, read_record
 from ..encoders import Encoder, load_encoder
-from ..encoders.adapted import AdaptedEncoder
 from ..errors import NotFound, SashieError
 from ..filter.model import THRESHOLD, KeepFilter
 from ..filter.training import LEARNERS, TrainReport, train_filter, verdict_metrics
@@ -74,6 +71,7 @@ from ..search.query import (
     modified,
     parse_query,
     query_image,
+    read_pictures,
 )
 from ..search.ranking import DEFAULT_K, AnnSearch, VectorIndex, restrict
 from ..store.catalog import Catalog, ItemRow
@@ -82,7 +80,6 @@ from . import iiif
 from .adapting import AdaptReport, ProgressBar, make_version, train_in_float32
 from .annotations import Pairs, export_pairs, file_pairs, library_pairs
 from .classifying import ClassifyReport, examples_from_annotations, export_labels, label_items
-from .composing import ComposeReport, composer_folder, train_composer
 from .export import ExportReport, Marks, export_items
 from .iiif import AnnotationExport
 from .manifest import BASE, Manifest
@@ -90,6 +87,11 @@ from .nearest import AnnChoice, AnnFiles, Stamp
 from .pictures import PageCache, Pictures, page_cache_bytes
 from .stored import StoredVectors, rows_of
 from .versions import Versions
+
+if TYPE_CHECKING:  # these import torch: loaded by the verbs that use them, so that a command
+    # starts, and a mistake is reported, before torch is imported
+    from ..compose.composer import Composer
+    from .composing import ComposeReport
 
 CATALOG = "catalog.sqlite"
 FILTER = "filter"
@@ -224,6 +226,8 @@ class Library:
         if model_id is None or version == BASE:
             return self.encoder(model)
         key = f"{model_id}+{version}"
+        from ..encoders.adapted import AdaptedEncoder
+
         with self._loading:
             if key not in self._encoders:
                 folder = self._versions.folder(model_id, version)
@@ -245,6 +249,8 @@ class Library:
     def refresh(self) -> None:
         """Read the manifest again and forget loaded vectors and model versions. Readers do
         this by themselves when another process changes the library (`_notice_changes`)."""
+        from ..encoders.adapted import AdaptedEncoder
+
         with self._loading:
             self._manifest.reload()
             self._forget_loaded()
@@ -617,6 +623,7 @@ class Library:
             Term(1.0, "image", image if isinstance(image, Image.Image) else str(image))
             for image in images
         ]
+        terms = read_pictures(terms)  # before any model loads: a bad file is one error line
         if len(items):
             known = self._known_items(items)
             terms += [Term(1.0, "vector", v) for v in self.vectors_of(known, model)]
@@ -642,6 +649,9 @@ class Library:
         if composer is None:
             query = modified(query, encoder, modify, modify_weight)
             return Query(query.vector, query.dims, query.terms, note)
+        from ..compose.composer import composed
+        from ..compose.slots import token_slots
+
         slots = token_slots(encoder)
         return composed(query, composer, slots, modify, light=method == "light")
 
@@ -650,6 +660,8 @@ class Library:
     ) -> tuple[Composer | None, str | None]:
         """The active version's composer and None, or None and why there is none to use
         (None as the reason: no composer was ever trained, nothing to say)."""
+        from ..compose.slots import CannotTakeTokens, token_slots
+
         model_id = self._manifest.model_id(model)
         version = self._manifest.active_version(model_id)
         try:
@@ -1076,6 +1088,9 @@ class Library:
         encoder learns the model's vectors of them too, so its queries stay in place.
 
         `progress` receives {"stage": "tokens" | "crops" | "light", "done", "total", "loss"}."""
+        from ..compose.models import to_square
+        from .composing import train_composer
+
         settings = settings or ComposeSettings()
         settings.check()
         model_id = self._manifest.model_id(model)
@@ -1128,6 +1143,8 @@ class Library:
         with self._loading:
             cached = self._composers.get((model_id, version))
             if cached is None or cached[0] != stamp:
+                from ..compose.composer import Composer
+
                 cached = (stamp, Composer.load(folder))
                 self._composers[(model_id, version)] = cached
         return cached[1]

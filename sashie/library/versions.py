@@ -11,7 +11,6 @@ from pathlib import Path
 
 import numpy as np
 
-from ..adapt.adapter import adapted
 from ..adapt.versions import (
     LOSS_PLOT,
     VERSIONS_DIR,
@@ -112,6 +111,8 @@ class Versions:
     ) -> np.ndarray:
         """The version's vectors of the live items, float16, row for row with `base`'s live
         rows; rows the version lags behind on are adapted here, in memory."""
+        from ..adapt.adapter import adapted
+
         files = self.files(model_id, version)
         done = min(self.done_rows(model_id, version), base.rows)
         if done == base.rows:

@@ -198,6 +198,17 @@ def check_change(query: Query, change: str) -> str:
     return change
 
 
+def read_pictures(terms: list[Term]) -> list[Term]:
+    """The terms with every picture decoded, so that a file that cannot be read is one error
+    line before any model is loaded."""
+    return [
+        Term(t.weight, t.kind, query_image(t.value))
+        if t.kind == "image" and isinstance(t.value, str | Image.Image)
+        else t
+        for t in terms
+    ]
+
+
 def query_image(uri: str | Image.Image) -> Image.Image:
     """A query picture: decoded already, or read from a path or URL (one error line)."""
     if isinstance(uri, Image.Image):

@@ -19,9 +19,11 @@ import warnings
 from dataclasses import dataclass
 
 import numpy as np
-import torch
 
 from .ann import AnnIndex
+
+# torch is imported by the methods that scan (a cached import after the first): a command
+# that only reads a library, or reports a mistake, starts without it
 
 BLOCK_ROWS = 2048  # rows converted to float32 at once, into one buffer (4 MiB at 512 dims)
 DEFAULT_K = 100  # results a search returns unless asked for another number
@@ -106,6 +108,8 @@ class VectorIndex:
             vectors = np.ascontiguousarray(vectors, np.float16)
         if not vectors.flags.c_contiguous:
             raise ValueError("VectorIndex needs C-contiguous rows")
+        import torch
+
         self.vectors = vectors
         self.item_ids = np.asarray(item_ids, dtype=np.int64)
         with warnings.catch_warnings():  # a read-only memory map: torch only reads it
@@ -134,6 +138,8 @@ class VectorIndex:
 
     def products(self, columns: np.ndarray) -> np.ndarray:
         """Every row's exact inner products with the columns (dim x c float32): rows x c."""
+        import torch
+
         cols = torch.from_numpy(np.ascontiguousarray(columns, np.float32))
         out = torch.empty((len(self), cols.shape[1]), dtype=torch.float32)
         for start, block in self._torch_blocks():
@@ -158,6 +164,8 @@ class VectorIndex:
             raise ValueError("examples and dimension selection do not combine")
         # in torch throughout: NumPy's BLAS threads between torch's calls would fight its
         # threads for the cores (ten times slower, measured)
+        import torch
+
         q = torch.from_numpy(query)
         out = torch.empty(len(self), dtype=torch.float32)
         if examples is not None and len(examples):
@@ -183,6 +191,8 @@ class VectorIndex:
 
     def _torch_blocks(self, step: int = BLOCK_ROWS):
         """(first row, float32 torch block) over every row, in one reused buffer."""
+        import torch
+
         buffer = torch.empty((step, self.dim), dtype=torch.float32)
         for start in range(0, len(self), step):
             half = self._half[start : start + step]
@@ -224,6 +234,8 @@ class VectorIndex:
     def _half_candidates(self, query: np.ndarray, k: int, exclude: np.ndarray | None) -> np.ndarray:
         """Rows whose half-precision score is within the tolerance of the k-th best allowed
         one: the exact top k is among them."""
+        import torch
+
         column = torch.from_numpy(restrict(query, None)).half()[:, None]
         rough = torch.mm(self._half, column)[:, 0].float().numpy()  # mm: faster than mv
         if exclude is not None:

@@ -296,7 +296,7 @@ def test_a_dropped_picture_changed_by_words(browser, site, tmp_path):
 @pytest.fixture(scope="module")
 def composed_site(tmp_path_factory):
     """A library whose active version has a composer: the page's searches use tokens."""
-    from sashie.compose.training import ComposeSettings
+    from sashie.compose.settings import ComposeSettings
 
     root = tmp_path_factory.mktemp("composed")
     _, path = indexed_world(root, pages=12, seed=48)

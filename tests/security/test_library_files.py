@@ -6,7 +6,7 @@ import json
 import pytest
 from safetensors.torch import load_file, save_file
 
-from sashie.compose.training import ComposeSettings
+from sashie.compose.settings import ComposeSettings
 from sashie.errors import SashieError
 from sashie.library import Library
 

@@ -9,7 +9,6 @@ import click
 
 from ...adapt.paraphrase import EndpointParaphraser, RuleParaphraser
 from ...adapt.settings import DEFAULTS, AdaptSettings
-from ...adapt.training import Trained
 from ...classify.generator import ChatEndpoint
 from ...errors import SashieError
 from ...library import Library
@@ -306,7 +305,7 @@ def adapt(
     )
 
 
-def loss_table(trained: Trained) -> str:
+def loss_table(trained) -> str:
     lines = ["| epoch | mean loss |", "|-------|-----------|"]
     lines += [f"| {i:>5} | {loss:9.4f} |" for i, loss in enumerate(trained.epoch_losses, 1)]
     return "\n".join(lines)

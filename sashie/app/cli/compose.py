@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from ...compose.training import ComposeSettings
+from ...compose.settings import ComposeSettings
 from ...errors import SashieError
 from ...ingest.images import IMAGE_EXTENSIONS
 from ...library import Library

@@ -1,0 +1,69 @@
+"""The command line as a person meets it: how fast it answers a mistake, what it prints."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+from conftest import run_cli
+
+from sashie import Library
+
+HEAVY = ("torch", "transformers", "sklearn", "faiss", "cv2", "fastapi")
+
+
+def imported_by(*args: str) -> tuple[subprocess.CompletedProcess, set[str]]:
+    """Run `sashie ARGS` in its own process with Python's import tracing: the finished
+    process and the top-level packages it imported."""
+    done = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "sashie", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    names = set()
+    for line in done.stderr.splitlines():
+        if line.startswith("import time:") and "|" in line:
+            names.add(line.rsplit("|", 1)[1].strip().split(".")[0])
+    return done, names
+
+
+@pytest.fixture(scope="module")
+def small_library(tmp_path_factory, tiny_spec):
+    from conftest import make_pages
+
+    root = tmp_path_factory.mktemp("cli")
+    make_pages(root / "pages", 6)
+    with Library(root / "lib", create=True) as lib:
+        lib.add([str(root / "pages")], model=tiny_spec, regions="whole")
+    return root / "lib"
+
+
+def test_a_missing_query_picture_is_reported_before_torch_is_imported(small_library, tmp_path):
+    done, names = imported_by("search", str(small_library), "-i", str(tmp_path / "nope.png"))
+    assert done.returncode == 1
+    errors = [line for line in done.stderr.splitlines() if not line.startswith("import time:")]
+    assert errors == [f"error: cannot use query image {tmp_path / 'nope.png'}: file not found"]
+    assert not names & set(HEAVY), names & set(HEAVY)
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("--help",),
+        ("search", "--help"),
+        ("info", "{lib}"),
+        ("versions", "list", "{lib}"),
+        ("search", "/no/such/library", "a crane"),
+    ],
+)
+def test_commands_that_load_no_model_import_no_heavy_package(small_library, args):
+    done, names = imported_by(*(a.format(lib=small_library) for a in args))
+    assert done.returncode in (0, 1), done.stderr[-2000:]
+    assert not names & set(HEAVY), names & set(HEAVY)
+
+
+def test_a_search_still_loads_the_model_and_answers(small_library):
+    done = run_cli("search", small_library, "a square", "--k", "3")
+    assert "rank" in done.stdout
