@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
+from dataclasses import replace
 
 import pytest
 from conftest import run_cli
 
 from sashie import Library
+from sashie.app.cli.search import results_table
 
 HEAVY = ("torch", "transformers", "sklearn", "faiss", "cv2", "fastapi")
 
@@ -34,7 +37,7 @@ def small_library(tmp_path_factory, tiny_spec):
     from conftest import make_pages
 
     root = tmp_path_factory.mktemp("cli")
-    make_pages(root / "pages", 6)
+    make_pages(root / "pages", 24)
     with Library(root / "lib", create=True) as lib:
         lib.add([str(root / "pages")], model=tiny_spec, regions="whole")
     return root / "lib"
@@ -64,6 +67,22 @@ def test_commands_that_load_no_model_import_no_heavy_package(small_library, args
     assert not names & set(HEAVY), names & set(HEAVY)
 
 
-def test_a_search_still_loads_the_model_and_answers(small_library):
-    done = run_cli("search", small_library, "a square", "--k", "3")
-    assert "rank" in done.stdout
+def test_the_table_shows_a_screenful_with_paths_relative_to_their_folder(small_library):
+    lines = run_cli("search", small_library, "a square").stdout.splitlines()
+    assert lines[0].split() == ["rank", "score", "item", "box", "x,y", "wxh", "page"]
+    assert len(lines) == 1 + 20
+    pages = [line.split()[-1] for line in lines[1:]]
+    assert all(p.startswith("page00") and p.endswith(".png") for p in pages), pages
+    assert len(run_cli("search", small_library, "a square", "--k", "22").stdout.splitlines()) == 23
+    as_json = json.loads(run_cli("search", small_library, "a square", "--json").stdout)
+    assert len(as_json["results"]) == 24  # --json: every fact, 100 results by default
+    assert as_json["results"][0]["page"].startswith(str(small_library.parent / "pages"))
+
+
+def test_a_long_path_is_shortened_from_the_left_to_fit_the_terminal(small_library):
+    [hit] = Library(small_library).search("a square", k=1)
+    deep = "/".join(["a-rather-long-folder-name"] * 6) + "/鶴の巻/page0001.png"
+    table = results_table([replace(hit, page=deep, source="/elsewhere")], width=80)
+    row = table.splitlines()[1]
+    assert row.endswith("/鶴の巻/page0001.png") and "…" in row
+    assert len(row) + row.count("鶴") + row.count("の") + row.count("巻") == 80

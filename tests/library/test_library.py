@@ -99,7 +99,7 @@ def test_search_results_and_json(tmp_path, tiny_spec, pages):
         hits = cli_json("search", lib_path, *args, "--dims", "16", "--json", *extra)["results"]
         assert len(hits) == 12
     text = run_cli("search", lib_path, f'"ink" + {probe} - 0.5*"text"', "--k", "3").stdout
-    assert "rank" in text and str(pages) in text
+    assert "rank" in text and "page00" in text
 
 
 def test_a_query_vector_of_another_dimension_is_refused(tmp_path, tiny_spec, pages):

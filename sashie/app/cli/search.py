@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import csv
 import io
+import os
+import shutil
+import unicodedata
+from urllib.parse import urlsplit
 
 import click
 
@@ -19,6 +23,8 @@ from ...search.query import (
 )
 from ...search.ranking import DEFAULT_K
 from .common import TRUST_REMOTE_CODE, ann_setting, echo_json, parse_ids
+
+TABLE_K = 20  # results the table shows unless --k says otherwise: a screenful
 
 
 @click.command()
@@ -58,9 +64,7 @@ from .common import TRUST_REMOTE_CODE, ann_setting, echo_json, parse_ids
     "--k",
     "-k",
     type=click.IntRange(1),
-    default=DEFAULT_K,
-    show_default=True,
-    help="How many results.",
+    help=f"How many results (default: {TABLE_K} in the table, {DEFAULT_K} with --json or --csv).",
 )
 @click.option(
     "--dims",
@@ -172,6 +176,8 @@ def search(
     Narrowed to a class, after `sashie classify LIB --labels labels.csv`:
       sashie search LIB "a crane" --label 鳥 --not-label 人物
     """
+    if k is None:
+        k = DEFAULT_K if as_json or as_csv else TABLE_K
     lib = Library(library, progress=True, trust_remote_code=trust_remote_code)
     feedback = bool(relevant or irrelevant)
     narrow = {"label": labels, "not_label": not_labels, "label_set": label_set}
@@ -219,13 +225,65 @@ def search(
     if not results:
         click.echo("no results: the library has no items for this model")
         return
+    click.echo(results_table(results, shutil.get_terminal_size().columns))
+    if len(results) == k:
+        click.echo(f"the best {k}; --k N for more, --json or --csv for every field", err=True)
+
+
+def results_table(results: list[Result], width: int = 100) -> str:
+    """The results as a table that fits `width` columns: the page's path relative to the
+    source it was indexed from, shortened from the left when it is too long."""
     classes = any(r.class_label for r in results)
-    head = f"{'rank':>4}  {'score':>6}  {'item':>7}  {'bbox':<24}  "
-    click.echo(head + (f"{'label':<20}  " if classes else "") + "page")
+    columns = [("rank", 4, ">"), ("score", 6, ">"), ("item", 7, ">"), ("box x,y wxh", 17, "<")]
+    if classes:
+        columns.append(("label", 12, "<"))
+    room = max(20, width - sum(w + 2 for _, w, _ in columns))
+    lines = ["  ".join(_cell(name, w, align) for name, w, align in columns) + "  page"]
     for r in results:
-        bbox = ",".join(map(str, r.bbox))
-        label = f"{(r.class_label or '-')[:20]:<20}  " if classes else ""
-        click.echo(f"{r.rank:>4}  {r.score:6.3f}  {r.item:>7}  {bbox:<24}  {label}{r.page}")
+        x0, y0, x1, y1 = r.bbox
+        cells = [str(r.rank), f"{r.score:.3f}", str(r.item), f"{x0},{y0} {x1 - x0}x{y1 - y0}"]
+        if classes:
+            cells.append(r.class_label or "-")
+        row = [_cell(c, w, align) for c, (_, w, align) in zip(cells, columns)]
+        lines.append("  ".join(row) + "  " + _shortened(shown_page(r.page, r.source), room))
+    return "\n".join(lines)
+
+
+def shown_page(page: str, source: str) -> str:
+    """A page as a person reads it: relative to the folder it was indexed from; a URL's host
+    and path."""
+    if "://" in page:
+        parts = urlsplit(page)
+        return f"{parts.netloc}{parts.path}"
+    try:
+        if os.path.isdir(source) and os.path.commonpath([source, page]) == os.path.normpath(source):
+            return os.path.relpath(page, source)
+    except ValueError:  # one path absolute, the other not
+        pass
+    return page
+
+
+def _display_width(text: str) -> int:
+    """Columns a text takes in a terminal (CJK characters take two)."""
+    return sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in text)
+
+
+def _shortened(text: str, width: int) -> str:
+    """The text, or its end after "…" when it is wider than `width` columns."""
+    if _display_width(text) <= width:
+        return text
+    kept = ""
+    for char in reversed(text):
+        if _display_width(kept) + _display_width(char) > width - 1:
+            break
+        kept = char + kept
+    return "…" + kept
+
+
+def _cell(text: str, width: int, align: str) -> str:
+    text = _shortened(text, width) if align == "<" else text
+    pad = " " * max(0, width - _display_width(text))
+    return pad + text if align == ">" else text + pad
 
 
 CSV_COLUMNS = (
