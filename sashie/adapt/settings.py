@@ -3,7 +3,7 @@ the HTTP API's request and `Library.adapt` all take theirs from here)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 from ..errors import SashieError
 
@@ -48,6 +48,35 @@ class AdaptSettings:
     # the new image vectors (the "text" recipe with the adapter fixed)
     realign: bool = False
     seed: int = 0
+
+    @property
+    def kind(self) -> str:
+        """What a version made with these settings learnt, in a person's words: "captions",
+        "captions + paraphrase", "paraphrase", "images" or "images + realign"."""
+        if self.target == "images":
+            return "images + realign" if self.realign else "images"
+        return " + ".join(
+            name for name, on in (("captions", self.teach), ("paraphrase", self.paraphrase)) if on
+        )
+
+    @property
+    def parts(self) -> str:
+        """What was trained: "adapter + text encoder", "adapter" or "text encoder"."""
+        return " + ".join(
+            name
+            for name, on in (("adapter", self.train_adapter), ("text encoder", self.train_text))
+            if on
+        )
+
+    @classmethod
+    def from_record(cls, settings: dict) -> AdaptSettings:
+        """The settings a version's record (version.json) holds; fields this sashie does not
+        know are left out, missing ones take their defaults."""
+        known = {f.name for f in fields(cls)}
+        values = {k: v for k, v in settings.items() if k in known}
+        if isinstance(values.get("paraphrase_terms"), list):
+            values["paraphrase_terms"] = tuple(values["paraphrase_terms"])
+        return cls(**values)
 
     def check(self) -> None:
         if self.epochs < 1 or self.batch < 2 or self.min_steps < 0 or self.negatives < 0:

@@ -265,6 +265,7 @@ class AdaptJob:
                 self.state = {
                     "state": "done",
                     "version": report.version,
+                    "kind": report.kind,
                     "pairs": report.pairs,
                     "captions": report.captions,
                     "seconds": round(report.trained.seconds + report.apply_seconds, 1),

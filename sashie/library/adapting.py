@@ -20,6 +20,7 @@ import numpy as np
 from ..adapt.paraphrase import Paraphrased
 from ..adapt.phrasings import vocabulary_anchors
 from ..adapt.settings import AdaptSettings
+from ..adapt.versions import LOSS_PLOT
 from ..encoders import Encoder
 from ..search.memory import ExampleMemory
 from ..store.catalog import Catalog
@@ -40,6 +41,8 @@ FEW_EXAMPLES = 5
 @dataclass
 class AdaptReport:
     version: str
+    kind: str  # what it learnt: captions, paraphrase, images, realign (AdaptSettings.kind)
+    parts: str  # what was trained: adapter, text encoder or both
     folder: Path  # the version's files: adapter, text encoder, version.json, loss.png
     pairs: int
     captions: int  # distinct captions
@@ -48,6 +51,30 @@ class AdaptReport:
     rows: int  # vectors written
     remembered: int  # captioned examples the version remembers (0: none)
     warning: str | None  # too few examples of some captions to learn them (few_examples)
+
+    @property
+    def loss_curve(self) -> Path | None:
+        """The loss curve's picture, when one was drawn (the `plot` extra)."""
+        path = self.folder / LOSS_PLOT
+        return path if path.is_file() else None
+
+    def as_dict(self) -> dict:
+        """The report as JSON-ready data (`adapt --json`)."""
+        return {
+            "version": self.version,
+            "kind": self.kind,
+            "parts": self.parts,
+            "folder": str(self.folder),
+            "pairs": self.pairs,
+            "captions": self.captions,
+            "epoch_losses": self.trained.epoch_losses,
+            "train_seconds": round(self.trained.seconds, 2),
+            "apply_seconds": self.apply_seconds,
+            "rows": self.rows,
+            "remembered_examples": self.remembered,
+            "loss_curve": None if self.loss_curve is None else str(self.loss_curve),
+            "warning": self.warning,
+        }
 
 
 def make_version(
@@ -116,6 +143,7 @@ def make_version(
         "pairs": len(captions),
         "captions": len(set(captions)),
         "annotations": source,
+        "kind": settings.kind,
         "settings": asdict(settings),
         "paraphrases": sum(
             1 for found in (paraphrases or {}).values() for p in found if p.second is not None
@@ -154,6 +182,8 @@ def make_version(
     manifest.add_version(model_id, name, {k: record[k] for k in ("created", "pairs", "data_hash")})
     return AdaptReport(
         name,
+        settings.kind,
+        settings.parts,
         folder,
         len(captions),
         len(set(captions)),

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..adapt.settings import AdaptSettings
 from ..adapt.versions import (
     LOSS_PLOT,
     VERSIONS_DIR,
@@ -56,6 +57,9 @@ class Versions:
         for name in self.manifest.version_names(model_id):
             record = self.record(model_id, name)
             record.pop("losses", None)
+            settings = record.get("settings")
+            if "kind" not in record and isinstance(settings, dict):  # made before kinds were
+                record["kind"] = AdaptSettings.from_record(settings).kind
             records.append(record)
         described = {
             "model": model_id,

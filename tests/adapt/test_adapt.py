@@ -22,7 +22,7 @@ from sashie.encoders import load_encoder
 from sashie.errors import SashieError
 from sashie.library import Library
 
-from conftest import make_pages, run_cli
+from conftest import cli_json, make_pages, run_cli
 
 # A tiny random model learns in many short steps at a high rate (its byte-level tokenizer has
 # no words, so no anchors are kept).
@@ -112,6 +112,7 @@ def word_margin(lib: Library, word: str, items: list[int]) -> float:
     return float(scores[mine].mean() - scores[~mine].mean())
 
 
+@pytest.mark.slow
 def test_adapting_teaches_a_word_and_changes_the_text_encoder(annotated, tiny_clip):
     from safetensors.numpy import load_file
 
@@ -179,6 +180,7 @@ def test_vocabulary_anchors_are_the_models_words_but_not_the_taught_ones(demo_en
     )
 
 
+@pytest.mark.slow
 def test_anchors_keep_the_models_other_words_in_place(demo_encoder):
     """Teaching a new word at a high rate moves every text vector; the anchor loss holds the
     model's own vocabulary (measured on words it did not train on) where it was."""
@@ -198,6 +200,7 @@ def test_anchors_keep_the_models_other_words_in_place(demo_encoder):
     assert drift[30.0] < drift[0.0] / 2, drift
 
 
+@pytest.mark.slow
 def test_stored_adapted_vectors_equal_encoding_the_images_again(annotated, tmp_path):
     from sashie.ingest.images import load_image
 
@@ -211,6 +214,7 @@ def test_stored_adapted_vectors_equal_encoding_the_images_again(annotated, tmp_p
     assert not np.allclose(stored, lib.vectors_of(items[:10], version="base"), atol=1e-3)
 
 
+@pytest.mark.slow
 def test_pages_indexed_later_go_through_the_active_adapter(annotated, tmp_path, tiny_spec):
     lib, items = annotated
     report = lib.adapt(settings=QUICK)
@@ -300,18 +304,26 @@ def test_cli_adapt_and_versions_list_use_remove_with_clear_errors(tmp_path, tiny
     run_cli("annotations", "add", lib, "zorblat", 1, 2, 3)
     run_cli("annotations", "add", lib, "quix", 4, 5)
     done = run_cli("adapt", lib, "--epochs", "2", "--batch", "4", "--ratio", "0.5")
-    assert "trained on 5 pairs (2 captions)" in done.output and "loss.png" in done.output
-    assert "active model version: v1" in done.output
-    listed = run_cli("versions", "list", lib).output
-    assert "* v1" in listed and "R 0.5" in listed
+    lines = done.stdout.splitlines()
+    assert len(lines) == 3, lines  # a summary, the loss curve, the active version: no table
+    assert lines[0].startswith("v1: learnt captions (adapter + text encoder) from 5 pairs of 2")
+    assert lines[1].startswith("loss curve: ") and lines[1].endswith("v1/loss.png")
+    assert lines[2].startswith("active model version: v1 (")
+    listed = run_cli("versions", "list", lib).stdout.splitlines()
+    assert listed[1].split() == ["version", "made", "kind", "data"]
+    assert listed[2].split() == ["base", "the", "model", "itself"]
+    v1_row = listed[3].split()
+    assert v1_row[:2] == ["*", "v1"] and v1_row[4] == "captions"
+    assert "5 pairs of 2 captions from library" in listed[3]
     assert "active model version: base" in run_cli("versions", "use", lib, "base").output
     assert "* base" in run_cli("versions", "list", lib).output
     wrong = run_cli("versions", "use", lib, "v9", check=False)
     assert (
         wrong.exit_code == 1 and "no model version 'v9'; this library has: base, v1" in wrong.output
     )
-    only = run_cli("adapt", lib, "--only", "adapter", "--json").stdout
-    assert json.loads(only)["version"] == "v2"
+    only = json.loads(run_cli("adapt", lib, "--only", "adapter", "--json").stdout)
+    assert (only["version"], only["kind"], only["parts"]) == ("v2", "captions", "adapter")
+    assert only["loss_curve"].endswith("v2/loss.png")
     v2 = next((lib / "adapters").glob("*/v2"))
     assert (v2 / "adapter.safetensors").is_file()
     assert not (v2 / "text-encoder.safetensors").exists()  # adapter only: the base text encoder
@@ -322,6 +334,9 @@ def test_cli_adapt_and_versions_list_use_remove_with_clear_errors(tmp_path, tiny
     assert "v1" not in run_cli("versions", "list", lib).output
     assert json.loads(run_cli("versions", "list", lib, "--json").stdout)["active"] == "v2"
     assert run_cli("versions", "use", lib, "v1", check=False).exit_code == 1
+    run_cli("adapt", lib, "--for", "images", "--realign", "--epochs", "1", "--min-steps", "2")
+    kinds = [v["kind"] for v in cli_json("versions", "list", lib, "--json")["versions"]]
+    assert kinds == ["captions", "images + realign"]
     bad = run_cli("adapt", lib, "--ratio", "1.5", check=False)
     assert bad.exit_code == 2 and "--ratio" in bad.output
 
@@ -356,6 +371,7 @@ def demo_annotated(tmp_path):
     return lib, items
 
 
+@pytest.mark.slow
 def test_a_version_remembers_its_examples_and_a_taught_word_finds_them(demo_annotated):
     lib, items = demo_annotated
     settings = AdaptSettings(epochs=1, min_steps=5, batch=8)

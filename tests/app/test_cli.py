@@ -8,10 +8,11 @@ import sys
 from dataclasses import replace
 
 import pytest
-from conftest import run_cli
 
 from sashie import Library
 from sashie.app.cli.search import results_table
+
+from conftest import run_cli
 
 HEAVY = ("torch", "transformers", "sklearn", "faiss", "cv2", "fastapi")
 

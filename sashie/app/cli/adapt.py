@@ -264,48 +264,24 @@ def adapt(
         label_examples=label_examples,
     )
     if as_json:
-        echo_json(
-            {
-                "version": report.version,
-                "folder": str(report.folder),
-                "pairs": report.pairs,
-                "captions": report.captions,
-                "epoch_losses": report.trained.epoch_losses,
-                "train_seconds": round(report.trained.seconds, 2),
-                "apply_seconds": report.apply_seconds,
-                "rows": report.rows,
-                "remembered_examples": report.remembered,
-                "warning": report.warning,
-            },
-            indent=None,
-        )
+        echo_json(report.as_dict(), indent=None)
         return
     if report.warning:
         click.echo(f"warning: {report.warning}", err=True)
+    trained = report.trained
+    losses = trained.epoch_losses
     click.echo(
-        f"trained on {report.pairs} pairs ({report.captions} captions) in "
-        f"{report.trained.seconds:.1f} s"
+        f"{report.version}: learnt {report.kind} ({report.parts}) from {report.pairs} pairs of "
+        f"{report.captions} captions, {len(losses)} epochs in {trained.seconds:.1f} s, loss "
+        f"{losses[0]:.3f} -> {losses[-1]:.3f}"
+        + (f"; remembers the {report.remembered} examples" if report.remembered else "")
     )
-    click.echo(loss_table(report.trained))
-    plot = report.folder / "loss.png"
     click.echo(
-        f"loss curve: {plot}"
-        if plot.is_file()
+        f"loss curve: {report.loss_curve}"
+        if report.loss_curve
         else "loss curve: not drawn (pip install 'sashie[plot]' for loss.png)"
     )
-    if report.remembered:
-        click.echo(
-            f"remembers the {report.remembered} captioned examples: a query for a "
-            "taught caption also ranks items by their likeness to them"
-        )
-    click.echo(f"{report.rows} vectors adapted in {report.apply_seconds:.1f} s")
     click.echo(
-        f"active model version: {report.version} (back to the base: "
-        f"sashie versions use {library} base)"
+        f"active model version: {report.version} ({report.rows:,} vectors adapted in "
+        f"{report.apply_seconds:.1f} s; back to the base: sashie versions use {library} base)"
     )
-
-
-def loss_table(trained) -> str:
-    lines = ["| epoch | mean loss |", "|-------|-----------|"]
-    lines += [f"| {i:>5} | {loss:9.4f} |" for i, loss in enumerate(trained.epoch_losses, 1)]
-    return "\n".join(lines)

@@ -24,25 +24,33 @@ def versions() -> None:
 @click.option("--model", "-m", metavar="SPEC_OR_ID", help="Which of the library's models.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def versions_list(library, model, as_json):
-    """The model versions of LIBRARY, oldest first; * marks the active one."""
+    """The model versions of LIBRARY, oldest first; * marks the active one.
+
+    Each version's kind says what it learnt: captions (the captions' words), paraphrase
+    (their other wordings, ParaCLIP), images (image-to-image search, MCIP) and realign (the
+    text encoder re-aligned after images). --json has every setting."""
     described = Library(library).versions(model)
     if as_json:
         echo_json(described)
         return
     click.echo(f"model {described['model']}")
-    click.echo(f"{'*' if described['active'] == 'base' else ' '} base")
+    rows = [("", "version", "made", "kind", "data")]
+    rows.append(("*" if described["active"] == "base" else "", "base", "", "the model itself", ""))
     for v in described["versions"]:
-        mark = "*" if described["active"] == v["name"] else " "
-        s = v["settings"]
-        parts = (
-            "adapter+text"
-            if s["train_adapter"] and s["train_text"]
-            else ("adapter" if s["train_adapter"] else "text")
+        rows.append(
+            (
+                "*" if described["active"] == v["name"] else "",
+                v["name"],
+                str(v.get("created", "")).replace("T", " ")[:16],
+                v.get("kind", "?"),
+                f"{v['pairs']} pairs of {v['captions']} captions from {v['annotations']} "
+                f"({v['data_hash']})",
+            )
         )
+    widths = [max(len(row[i]) for row in rows) for i in range(1, 4)]
+    for mark, *cells, data in rows:
         click.echo(
-            f"{mark} {v['name']:<4} {v['created']}  {v['pairs']} pairs, "
-            f"{v['captions']} captions, data {v['data_hash']}, {parts}, "
-            f"{s['epochs']} epochs, lr {s['lr']:g}, R {s['ratio']:g}"
+            f"{mark or ' '} " + "  ".join(c.ljust(w) for c, w in zip(cells, widths)) + "  " + data
         )
     for name in described.get("unfinished", []):
         click.echo(
