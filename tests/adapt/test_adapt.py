@@ -145,6 +145,7 @@ def test_adapting_teaches_a_word_and_changes_the_text_encoder(annotated, tiny_cl
     assert abs(word_margin(lib, "zorblat", items[:8]) - after) < 1e-6
 
 
+@pytest.mark.slow
 def test_training_takes_at_least_min_steps(annotated):
     lib, _ = annotated
     report = lib.adapt(settings=AdaptSettings(epochs=1, batch=8, min_steps=10))
@@ -295,6 +296,7 @@ def test_an_exported_annotation_file_trains_the_same_way(annotated, tmp_path):
         lib.adapt(annotations=out / "bad.jsonl")
 
 
+@pytest.mark.slow
 def test_cli_adapt_and_versions_list_use_remove_with_clear_errors(tmp_path, tiny_spec):
     make_pages(tmp_path / "pages", 10, seed=5)
     lib = tmp_path / "lib"

@@ -287,6 +287,7 @@ def test_an_empty_library_says_so(tmp_path):
     assert answer.status_code == 400 and "empty" in answer.json()["error"]
 
 
+@pytest.mark.slow
 def test_adapting_from_the_api_runs_in_the_background_and_switches_versions(tmp_path):
     import time
 
@@ -333,6 +334,7 @@ def test_adapting_from_the_api_runs_in_the_background_and_switches_versions(tmp_
     assert bad.status_code == 422
 
 
+@pytest.mark.slow
 def test_an_image_version_from_the_api_is_searched_and_shows_its_loss_curve(tmp_path):
     """The model panel's "for image search" (MCIP): the version records its target, becomes
     the active one, searches run in it, and its loss curve is served as a PNG."""

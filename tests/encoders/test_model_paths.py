@@ -46,6 +46,7 @@ def offline(tmp_path, monkeypatch):
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
 
 
+@pytest.mark.slow
 def test_an_uncached_hub_model_without_a_network_fails_at_once(tmp_path, pages, offline):
     started = time.monotonic()
     process = start_cli_process(
@@ -61,6 +62,7 @@ def test_an_uncached_hub_model_without_a_network_fails_at_once(tmp_path, pages, 
     assert not (tmp_path / "L").exists()
 
 
+@pytest.mark.slow
 def test_a_cached_hub_model_loads_without_a_network(tmp_path, tiny_clip, pages, offline):
     """A model in the Hugging Face cache (as a download leaves it) loads offline."""
     repo = tmp_path / "hf" / "hub" / "models--someone--tiny-clip"

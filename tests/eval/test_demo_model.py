@@ -158,6 +158,7 @@ def test_the_paraclip_stage_tunes_the_text_tower_only(tmp_path, tiny_clip):
     assert record["paraphrased_samples"] > 0 and len(record["loss_every_50_steps"]) == 1
 
 
+@pytest.mark.slow
 def test_the_mcip_stage_tunes_the_image_tower_only(tmp_path, tiny_clip):
     """The demo model's MCIP stage (train_mcip.py) on a tiny CLIP without Re-A: the text tower
     is bit-identical (text queries give the very same vectors), the image tower moves, and the

@@ -32,6 +32,7 @@ def report():
     return train_filter(x, keep, seed=0)
 
 
+@pytest.mark.slow
 def test_all_five_learners_are_tuned_and_scored_on_held_out_labels(report):
     assert [r.name for r in report.results] == list(LEARNERS)
     assert report.train_size == 192 and report.test_size == 48
@@ -43,6 +44,7 @@ def test_all_five_learners_are_tuned_and_scored_on_held_out_labels(report):
     assert "weighted_f1" in as_json["models"]["random_forest"]
 
 
+@pytest.mark.slow
 def test_saved_filters_load_without_running_code_and_score_the_same(report, tmp_path, monkeypatch):
     x, _ = separable(seed=1)
     before = {r.name: r.filter.scores(x) for r in report.results}
@@ -87,6 +89,7 @@ def world_library(tmp_path_factory):
     return root, world, Library(library)
 
 
+@pytest.mark.slow
 def test_filter_round_trip_through_the_command_line(world_library):
     root, world, lib = world_library
     run_cli("filter", "label", root / "lib", "--ground-truth", world, "--n", "100000")

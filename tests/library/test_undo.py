@@ -80,6 +80,7 @@ def test_labels_are_forgotten_from_the_command_line(lib):
     assert bad.exit_code == 1 and "give --all" in bad.stderr
 
 
+@pytest.mark.slow
 def test_adapt_warns_of_captions_with_too_few_examples(lib):
     from sashie.library.adapting import FEW_EXAMPLES
 

@@ -1,3 +1,5 @@
+import pytest
+
 from sashie import Library
 from sashie.eval.world import make_world, read_truth
 from sashie.ingest.images import load_image
@@ -5,6 +7,7 @@ from sashie.regions import iou
 from sashie.regions.layout import LayoutDetector
 
 
+@pytest.mark.slow
 def test_layout_finds_most_illustrations_of_a_world(tmp_path):
     truth = read_truth(make_world(tmp_path / "w", pages=16, seed=21))
     detector = LayoutDetector()

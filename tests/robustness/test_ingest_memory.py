@@ -9,6 +9,8 @@ import textwrap
 import threading
 import time
 
+import pytest
+
 from sashie import Library
 from sashie.ingest import cutting
 
@@ -48,6 +50,7 @@ MEASURE = textwrap.dedent(
 )
 
 
+@pytest.mark.slow
 def test_a_large_page_needs_a_few_bytes_per_pixel(tmp_path, tiny_spec):
     side = 6000
     done = subprocess.run(
@@ -64,6 +67,7 @@ def test_a_large_page_needs_a_few_bytes_per_pixel(tmp_path, tiny_spec):
     assert figures["above"] / side**2 < 6
 
 
+@pytest.mark.slow
 def test_very_large_pages_are_decoded_one_at_a_time(tmp_path, tiny_spec, monkeypatch):
     make_pages(tmp_path / "pages", 6)  # 96 x 128: 12,288 pixels each
     decode = cutting.decode_image

@@ -159,6 +159,7 @@ def test_fetch_refuses_other_schemes_and_redirects_to_them(tmp_path, web):
         fetch(f"{base}/to-file")  # urllib refuses it itself
 
 
+@pytest.mark.slow
 def test_a_download_that_never_ends_is_cut_at_its_deadline(tmp_path, web, tiny_spec, monkeypatch):
     routes, base = web
     routes["/slow.png"] = trickle()

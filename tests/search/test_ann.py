@@ -49,7 +49,14 @@ def world():
     return vectors, queries(rng, vectors, 30), np.arange(ROWS) + 7
 
 
-@pytest.mark.parametrize("kind", ["hnsw", "ivf", "ivfpq"])
+@pytest.mark.parametrize(
+    "kind",
+    [
+        pytest.param("hnsw", marks=pytest.mark.slow),
+        "ivf",
+        pytest.param("ivfpq", marks=pytest.mark.slow),
+    ],
+)
 def test_recall_at_100_on_clustered_vectors(world, kind):
     vectors, qs, ids = world
     index = VectorIndex(vectors, ids, ann=AnnIndex.build(kind, vectors))
@@ -63,7 +70,7 @@ def test_recall_at_100_on_clustered_vectors(world, kind):
     assert np.all(np.diff(scores) <= 0)
 
 
-@pytest.mark.parametrize("kind", ["hnsw", "ivf", "ivfpq"])
+@pytest.mark.parametrize("kind", [pytest.param("hnsw", marks=pytest.mark.slow), "ivf", "ivfpq"])
 def test_exclusions_hold_and_examples_and_subspaces_work(world, kind):
     vectors, qs, ids = world
     rng = np.random.default_rng(1)
