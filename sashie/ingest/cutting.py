@@ -73,9 +73,24 @@ class Skip:
     reason: str
 
 
+@dataclass
+class PageCopy:
+    """A new file whose bytes are those of a page the library holds: nothing to decode or
+    embed; the page's items stand for it."""
+
+    uri: str
+    source: str
+    size: int | None
+    mtime_ns: int | None
+    sha256: str
+    page_id: int  # the page it copies
+
+
 class PageCutter:
     """Reads, decodes and cuts pages: the detectors, and the model's input preparation
-    without the model (picklable, so that worker processes can hold one)."""
+    without the model (picklable, so that worker processes can hold one). `known` maps the
+    SHA-256 of each page the library holds to its id: a new file with those bytes is a copy,
+    not decoded."""
 
     def __init__(
         self,
@@ -83,13 +98,15 @@ class PageCutter:
         prepare: Callable[[Image.Image], np.ndarray],
         image_size: int,
         max_pixels: int,
+        known: dict[str, int] | None = None,
     ) -> None:
         self.detectors = detectors
         self.prepare = prepare
         self.image_size = image_size
         self.max_pixels = max_pixels
+        self.known = known or {}
 
-    def read(self, job: PageJob) -> PageWork | Skip:
+    def read(self, job: PageJob) -> PageWork | PageCopy | Skip:
         uri = job.ref.uri
         try:
             size = mtime_ns = None
@@ -97,15 +114,19 @@ class PageCutter:
                 status = stat_file(uri)
                 size, mtime_ns = status.st_size, status.st_mtime_ns
             data = read_bytes(uri, public_only=job.ref.public_only)
+            sha = hashlib.sha256(data).hexdigest()
+            if job.page_id is None and sha in self.known:
+                return PageCopy(uri, job.ref.source, size, mtime_ns, sha, self.known[sha])
             with _room_to_decode(header_pixels(data)):
-                return self._cut(job, data, size, mtime_ns)
+                return self._cut(job, data, sha, size, mtime_ns)
         except BadInput as e:
             return Skip(uri, job.ref.source, str(e))
 
-    def _cut(self, job: PageJob, data: bytes, size: int | None, mtime_ns: int | None) -> PageWork:
+    def _cut(
+        self, job: PageJob, data: bytes, sha: str, size: int | None, mtime_ns: int | None
+    ) -> PageWork:
         """Decode a page, find its regions and prepare the model's input; the decoded page
         is freed when this returns."""
-        sha = hashlib.sha256(data).hexdigest()
         image = decode_image(data, max_pixels=self.max_pixels)
         replace = job.page_id is not None and sha != job.known_sha
         fresh = job.page_id is None or replace

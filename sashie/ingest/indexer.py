@@ -7,6 +7,10 @@ alone writes: every flush of about one batch of items is one transaction (the pa
 items, their vectors, their skips). An interrupted run loses at most the flush in flight, and
 the next run starts where it stopped: pages already done (same size and mtime, or same
 bytes) are not read again, and items without vectors are embedded.
+
+A new file whose bytes are those of a page already indexed (a copied folder, the same scan
+under two names) is recorded as a copy of that page, not indexed again: the page's items and
+vectors stand for it, and results list it among the page's copies.
 """
 
 from __future__ import annotations
@@ -26,11 +30,11 @@ from ..encoders import Encoder
 from ..regions import BBox, Detector
 from ..store.catalog import Catalog
 from ..store.vectors import VectorFile
-from .cutting import PageCutter, PageJob, PageWork, Skip
+from .cutting import PageCopy, PageCutter, PageJob, PageWork, Skip
 from .images import DEFAULT_MAX_PIXELS, is_url
 from .sources import PageRef, expand_sources
 
-Batch = tuple[list[PageWork | Skip], np.ndarray]  # pages read (or skipped), their vectors
+Batch = tuple[list[PageWork | PageCopy | Skip], np.ndarray]  # pages read, their vectors
 
 
 class Engine(Protocol):
@@ -53,7 +57,7 @@ class LocalEngine:
     def batches(self, cutter: PageCutter, jobs: list[PageJob]) -> Generator[Batch, None, None]:
         pool = ThreadPoolExecutor(self.workers, thread_name_prefix="sashie-read")
         try:
-            batch: list[PageWork | Skip] = []
+            batch: list[PageWork | PageCopy | Skip] = []
             waiting = 0
             for result in self._in_order(pool, cutter, jobs):
                 batch.append(result)
@@ -68,7 +72,7 @@ class LocalEngine:
 
     def _in_order(
         self, pool: ThreadPoolExecutor, cutter: PageCutter, jobs: list[PageJob]
-    ) -> Iterator[PageWork | Skip]:
+    ) -> Iterator[PageWork | PageCopy | Skip]:
         ahead: deque[Future] = deque()
         window = self.workers * 4
         for job in jobs:
@@ -78,7 +82,7 @@ class LocalEngine:
         while ahead:
             yield ahead.popleft().result()
 
-    def _embed(self, batch: list[PageWork | Skip]) -> np.ndarray:
+    def _embed(self, batch: list[PageWork | PageCopy | Skip]) -> np.ndarray:
         pixels = [p for w in batch if isinstance(w, PageWork) for p in w.pixels]
         if not pixels:
             return np.zeros((0, self.encoder.dim), np.float32)
@@ -90,6 +94,7 @@ class AddReport:
     pages_seen: int = 0
     pages_unchanged: int = 0
     pages_indexed: int = 0
+    pages_copied: int = 0  # new files holding a page's very bytes: recorded, not indexed
     items_added: int = 0
     vectors_added: int = 0
     skipped: list[Skip] = field(default_factory=list)
@@ -103,7 +108,9 @@ class AddReport:
         rate = self.vectors_added / self.seconds if self.seconds > 0 else 0.0
         text = (
             f"{self.pages_seen} pages: {self.pages_indexed} indexed, "
-            f"{self.pages_unchanged} already up to date, {len(self.skipped)} skipped; "
+            f"{self.pages_unchanged} already up to date, "
+            + (f"{self.pages_copied} copies of pages indexed, " if self.pages_copied else "")
+            + f"{len(self.skipped)} skipped; "
             f"{self.items_added} new items, {self.vectors_added} vectors "
             f"in {self.seconds:.1f} s ({rate:.1f} items/s)"
         )
@@ -193,13 +200,18 @@ class Indexer:
                     tx.skip(s.uri, s.source, s.reason)
 
         states = self.catalog.page_states()
+        copies = self.catalog.copy_states()
         done = self.catalog.page_detectors()
         pending = self._items_lacking_vectors()
         jobs, unchanged = [], []
         for uri, ref in refs.items():
             state = states.get(uri)
             if state is None:
-                jobs.append(PageJob(ref, detectors=self.detectors))
+                copy = copies.get(uri)
+                if copy is not None and not self._file_changed(uri, copy.size, copy.mtime_ns):
+                    report.pages_unchanged += 1  # a copy seen before: its page stands for it
+                else:
+                    jobs.append(PageJob(ref, detectors=self.detectors))
                 continue
             todo = [d for d in self.detectors if d.name not in done.get(state.id, ())]
             lacking = pending.get(state.id, [])
@@ -250,8 +262,13 @@ class Indexer:
         report = AddReport(detectors=[d.name for d in self.detectors])
         started = time.perf_counter()
         jobs = self.plan(sources, report)
+        new_files = any(job.page_id is None for job in jobs)
         cutter = PageCutter(
-            self.detectors, self.encoder.preparer(), self.encoder.image_size, self.max_pixels
+            self.detectors,
+            self.encoder.preparer(),
+            self.encoder.image_size,
+            self.max_pixels,
+            known=self.catalog.page_hashes() if new_files else None,
         )
         bar = tqdm(
             total=len(jobs),
@@ -278,17 +295,33 @@ class Indexer:
             report.seconds = time.perf_counter() - started
         return report
 
-    def _commit(self, batch: list[PageWork | Skip], vectors: np.ndarray, report: AddReport) -> None:
-        """One transaction: the pages, their items, their vectors (synced first), their skips."""
+    def _commit(
+        self, batch: list[PageWork | PageCopy | Skip], vectors: np.ndarray, report: AddReport
+    ) -> None:
+        """One transaction: the pages, their items, their vectors (synced first), their skips,
+        the copies of pages."""
         works = [r for r in batch if isinstance(r, PageWork)]
         skips = [r for r in batch if isinstance(r, Skip)]
+        copies = [r for r in batch if isinstance(r, PageCopy)]
         if not len(vectors):
             vectors = np.zeros((0, self.vector_file.dim), np.float32)
         new_items = 0
+        kept = np.ones(len(vectors), bool)  # a copy found only now: its vectors are dropped
         with self.catalog.transaction() as tx:
             item_ids: list[int] = []
+            start = copied_now = 0
             for w in works:
                 ref = w.job.ref
+                count = len(w.pending) + len(w.regions)
+                start += count
+                original = None if w.job.page_id is not None else tx.page_with_sha(w.sha256)
+                if original is not None:  # the same bytes as a page committed this run
+                    copies.append(
+                        PageCopy(ref.uri, ref.source, w.size, w.mtime_ns, w.sha256, original)
+                    )
+                    kept[start - count : start] = False
+                    copied_now += 1
+                    continue
                 page_id = tx.put_page(
                     ref.uri,
                     ref.source,
@@ -308,14 +341,19 @@ class Indexer:
                 new_items += len(w.regions)
                 tx.mark_detectors(page_id, w.detectors_run)
                 tx.unskip(ref.uri)
+            for c in copies:
+                tx.put_copy(c.uri, c.page_id, c.source, c.size, c.mtime_ns)
+                tx.unskip(c.uri)
             for s in skips:
                 tx.skip(s.uri, s.source, s.reason)
+            vectors = vectors[kept]
             if len(vectors) != len(item_ids):
                 raise RuntimeError(f"{len(vectors)} vectors for {len(item_ids)} items")
             rows = self.vector_file.write_at(self.rows, vectors, np.array(item_ids, np.int64))
             tx.set_vector_rows(self.model_id, rows)
         self.rows = rows
-        report.pages_indexed += len(works)
+        report.pages_indexed += len(works) - copied_now
+        report.pages_copied += len(copies)
         report.items_added += new_items
         report.vectors_added += len(vectors)
         report.skipped += skips

@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import SashieError
-from .cutting import PageCutter, PageJob, PageWork, Skip
+from .cutting import PageCopy, PageCutter, PageJob, PageWork, Skip
 from .indexer import Batch
 
 READ_BATCH = 4  # pages a reader takes at a time
@@ -149,7 +149,7 @@ class RayEngine:
             num_gpus=1 if gpus else 0,
         )
         seen: set[int] = set()
-        batch: list[PageWork | Skip] = []
+        batch: list[PageWork | PageCopy | Skip] = []
         parts: list[np.ndarray] = []
         waiting = 0
         for row in vectors.iter_rows():

@@ -121,12 +121,13 @@ class Result:
     canvas: str | None  # the IIIF canvas the page is (None: not from a IIIF manifest)
     region: str | None  # the item on that canvas: "canvas#xywh=x,y,w,h" (sashie/library/iiif.py)
     class_label: str | None = None  # its class in the label set the search used (classify)
+    copies: tuple[str, ...] = ()  # other files with the page's very bytes (not indexed again)
 
     def as_dict(self) -> dict:
         """Everything a script needs, as JSON-ready data (`search --json`, the API)."""
         out = asdict(self)
         out.update(bbox=list(self.bbox), page_size=list(self.page_size))
-        out.update(captions=list(self.captions))
+        out.update(captions=list(self.captions), copies=list(self.copies))
         return out
 
 
@@ -1434,6 +1435,7 @@ class Library:
             "format_version": self._manifest.format_version,
             "pages": counts["pages"],
             "items": counts["items"],
+            "copies": counts["copies"],  # files holding an indexed page's bytes, not indexed
             "items_by_detector": self._catalog.items_by_detector(),
             "models": models,
             "skipped": len(skipped),
@@ -1546,6 +1548,7 @@ class Library:
         ids = [item for item, _ in found]
         marks = self._marks(ids)
         classes = {} if label_set is None else self._catalog.item_classes(label_set, ids)
+        copies = self._catalog.copies_of(rows[item].page_id for item in ids)
         spots: dict[int, tuple[str | None, str | None]] = {}  # IIIF: (canvas, region)
         for item in ids:
             where = iiif.place(rows[item])
@@ -1566,6 +1569,7 @@ class Library:
                 tuple(marks.captions.get(item, ())),
                 *spots[item],
                 classes[item][0] if item in classes else None,
+                tuple(copies.get(rows[item].page_id, ())),
             )
             for rank, (item, score) in enumerate(found, start=1)
         ]

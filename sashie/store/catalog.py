@@ -39,6 +39,16 @@ CREATE TABLE IF NOT EXISTS items (
     score REAL NOT NULL DEFAULT 1.0,
     hash TEXT NOT NULL                 -- of the crop's RGB pixels
 );
+CREATE INDEX IF NOT EXISTS pages_sha ON pages(sha256);  -- a copy of a page is found by its bytes
+CREATE TABLE IF NOT EXISTS page_copies (   -- other files holding a page's very bytes: not
+    uri TEXT PRIMARY KEY,                  -- indexed again; the page's items stand for them
+    page_id INTEGER NOT NULL REFERENCES pages(id) ON DELETE CASCADE,
+    source TEXT NOT NULL,
+    size INTEGER,
+    mtime_ns INTEGER,
+    added REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS page_copies_page ON page_copies(page_id);
 CREATE INDEX IF NOT EXISTS items_page ON items(page_id);
 CREATE INDEX IF NOT EXISTS items_detector ON items(detector);  -- counts by detector (info)
 CREATE TABLE IF NOT EXISTS page_detectors (
@@ -150,6 +160,29 @@ class Catalog:
         rows = self._query("SELECT uri, id, size, mtime_ns, sha256 FROM pages")
         return {uri: PageState(*rest) for uri, *rest in rows}
 
+    def page_hashes(self) -> dict[str, int]:
+        """Each page content's SHA-256 and the (first) page that has it."""
+        return dict(self._query("SELECT sha256, MIN(id) FROM pages GROUP BY sha256"))
+
+    def copy_states(self) -> dict[str, PageState]:
+        """The files recorded as copies of a page, by uri: the page's id and SHA-256, the
+        copy's size and mtime when it was seen."""
+        rows = self._query(
+            "SELECT c.uri, c.page_id, c.size, c.mtime_ns, p.sha256 FROM page_copies c "
+            "JOIN pages p ON p.id = c.page_id"
+        )
+        return {uri: PageState(*rest) for uri, *rest in rows}
+
+    def copies_of(self, page_ids: Iterable[int]) -> dict[int, list[str]]:
+        """The other files that hold these pages' bytes, by page id."""
+        found: dict[int, list[str]] = {}
+        for chunk in _chunks(sorted({int(p) for p in page_ids}), 900):
+            marks = ",".join("?" * len(chunk))
+            sql = f"SELECT page_id, uri FROM page_copies WHERE page_id IN ({marks}) ORDER BY uri"
+            for page_id, uri in self._query(sql, chunk):
+                found.setdefault(page_id, []).append(uri)
+        return found
+
     def page_metadata(self, uris: Iterable[str]) -> dict[str, dict]:
         """What the sources said of these pages (those the catalog has), by uri."""
         found: dict[str, dict] = {}
@@ -234,6 +267,7 @@ class Catalog:
         return {
             "pages": one("SELECT COUNT(*) FROM pages"),
             "items": one("SELECT COUNT(*) FROM items"),
+            "copies": one("SELECT COUNT(*) FROM page_copies"),
             "skipped": one("SELECT COUNT(*) FROM skipped"),
         }
 
@@ -430,7 +464,9 @@ class Transaction:
         metadata: dict,
         replace: bool,
     ) -> int:
-        """Insert a page, or update it (dropping its old items when its content changed)."""
+        """Insert a page, or update it (dropping its old items when its content changed). A
+        file recorded as a copy of another page that is now a page of its own is no copy."""
+        self.db.execute("DELETE FROM page_copies WHERE uri = ?", (uri,))
         row = self.db.execute("SELECT id FROM pages WHERE uri = ?", (uri,)).fetchone()
         meta = json.dumps(metadata, ensure_ascii=False, sort_keys=True)
         if row is None:
@@ -450,6 +486,21 @@ class Transaction:
             (source, width, height, size, mtime_ns, sha256, meta, page_id),
         )
         return page_id
+
+    def page_with_sha(self, sha256: str) -> int | None:
+        """The first page whose bytes have this SHA-256, as of this transaction."""
+        row = self.db.execute("SELECT MIN(id) FROM pages WHERE sha256 = ?", (sha256,)).fetchone()
+        return row[0]
+
+    def put_copy(
+        self, uri: str, page_id: int, source: str, size: int | None, mtime_ns: int | None
+    ) -> None:
+        """Record a file as a copy of a page (its items stand for it: nothing is indexed)."""
+        self.db.execute(
+            "INSERT OR REPLACE INTO page_copies (uri, page_id, source, size, mtime_ns, added)"
+            " VALUES (?, ?, ?, ?, ?, ?)",
+            (uri, page_id, source, size, mtime_ns, time.time()),
+        )
 
     def set_page_metadata(self, uri: str, metadata: dict) -> None:
         meta = json.dumps(metadata, ensure_ascii=False, sort_keys=True)

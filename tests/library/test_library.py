@@ -1,5 +1,6 @@
 import json
 import os
+import shutil
 import signal
 import sys
 
@@ -48,6 +49,39 @@ def test_reindexing_embeds_only_what_is_new_or_changed(tmp_path, tiny_spec):
     assert lib.add([str(folder)], regions="whole").pages_unchanged == 7
 
 
+def test_copies_of_indexed_pages_are_recorded_not_indexed_again(tmp_path, tiny_spec):
+    originals = tmp_path / "scans"
+    make_pages(originals, 6)
+    lib = Library(tmp_path / "lib", create=True)
+    lib.add([str(originals)], model=tiny_spec, regions="whole")
+    copied = tmp_path / "copy of scans"
+    shutil.copytree(originals, copied)
+    make_pages(tmp_path / "other", 1, seed=3)
+    shutil.copy(tmp_path / "other" / "page0000.png", copied / "new.png")
+    report = lib.add([str(copied)], regions="whole")
+    assert (report.pages_copied, report.pages_indexed, report.vectors_added) == (6, 1, 1)
+    assert "6 copies of pages indexed" in report.summary()
+    facts = lib.info()
+    assert (facts["pages"], facts["items"], facts["copies"]) == (7, 7, 6)
+    [hit] = lib.search(images=[originals / "page0002.png"], k=1)
+    assert hit.page == str(originals / "page0002.png")
+    assert hit.copies == (str(copied / "page0002.png"),)
+    # seen again: nothing is read; a copy whose bytes change becomes a page of its own
+    assert lib.add([str(copied)], regions="whole").pages_unchanged == 7
+    Image.new("RGB", (96, 128), "navy").save(copied / "page0004.png")
+    changed = lib.add([str(copied)], regions="whole")
+    assert (changed.pages_indexed, changed.pages_copied, changed.vectors_added) == (1, 0, 1)
+    assert lib.info()["copies"] == 5
+    # two new files with the same bytes in one run: one page, one copy, no extra vectors
+    twins = tmp_path / "twins"
+    twins.mkdir()
+    Image.new("RGB", (96, 128), "olive").save(twins / "a.png")
+    shutil.copy(twins / "a.png", twins / "b.png")
+    both = lib.add([str(twins)], regions="whole")
+    assert (both.pages_indexed, both.pages_copied, both.vectors_added) == (1, 1, 1)
+    assert lib.info()["items"] == len(lib.index()) == 9
+
+
 def test_a_second_model_lives_beside_the_first(tmp_path, tiny_spec):
     other = build_tiny_clip(tmp_path / "other-clip", seed=1)
     folder = tmp_path / "pages"
@@ -85,6 +119,7 @@ def test_search_results_and_json(tmp_path, tiny_spec, pages):
     assert set(results[0]) == {
         *("rank", "item", "score", "page", "bbox", "page_size", "detector", "source"),
         *("metadata", "label", "verdict", "captions", "canvas", "region", "class_label"),
+        "copies",
     }
     scores = [r["score"] for r in results]
     assert scores == sorted(scores, reverse=True)

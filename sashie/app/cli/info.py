@@ -22,7 +22,10 @@ def info(library, as_json):
         f"{facts['disk_bytes'] / 1e6:.1f} MB)"
     )
     by_detector = ", ".join(f"{n} {d}" for d, n in facts["items_by_detector"].items())
-    click.echo(f"pages     {facts['pages']}")
+    copies = (
+        f" (and {facts['copies']} copies of them, not indexed again)" if facts["copies"] else ""
+    )
+    click.echo(f"pages     {facts['pages']}{copies}")
     click.echo(f"items     {facts['items']}" + (f" ({by_detector})" if by_detector else ""))
     for m in facts["models"]:
         mark = " (default)" if m["default"] else ""
