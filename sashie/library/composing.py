@@ -5,6 +5,11 @@ version on the library's own items, and where it lives.
 
 A composer belongs to one model version (its text tower and its vectors): searching under
 another version uses the `sum` method and says why, until one is trained for that version.
+
+Training takes minutes to hours (the token learner runs the text tower forward and back at
+every step), so a run in a terminal first times a few steps of each stage on this machine,
+prints what it will do and about how long it will take (`ComposePlan`), and shows one bar
+for the whole run with the time left.
 """
 
 from __future__ import annotations
@@ -12,16 +17,19 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
+import sys
 import tempfile
 import time
 from collections import defaultdict
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from contextlib import suppress
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 import torch
+from tqdm import tqdm
 
 from ..compose.composer import Composer
 from ..compose.models import count_flops, to_square
@@ -34,6 +42,81 @@ from ..store.catalog import ItemRow
 from .pictures import Pictures
 
 MIN_ITEMS = 16  # fewer items than this teach a token learner nothing
+
+
+@dataclass(frozen=True)
+class ComposePlan:
+    """What a composer's training will do and about how long each part takes here: seconds
+    a unit, timed on a few steps of each stage before the run."""
+
+    token_steps: int  # the token learner's, on the items' vectors
+    pages: int  # pages decoded for the light encoder's crops (0: no light encoder)
+    crops: int
+    light_steps: int  # the light encoder's updates
+    light_token_steps: int  # the token learner's again, on the light encoder's vectors
+    per_token_step: float
+    per_page: float  # with the page readers working side by side
+    per_light_step: float
+
+    def stages(self) -> list[tuple[str, float]]:
+        """(stage, planned seconds), in the order they run (as `progress` names them)."""
+        stages = [("tokens", self.token_steps * self.per_token_step)]
+        if self.pages:
+            stages += [
+                ("crops", self.pages * self.per_page),
+                ("light", self.light_steps * self.per_light_step),
+                ("tokens", self.light_token_steps * self.per_token_step),
+            ]
+        return stages
+
+    @property
+    def seconds(self) -> float:
+        return sum(seconds for _, seconds in self.stages())
+
+    def describe(self) -> str:
+        """One line: the work and the time it should take."""
+        steps = self.token_steps + self.light_token_steps
+        text = f"about {_duration(self.seconds)}: {steps:,} token-learner steps"
+        if self.pages:
+            text += (
+                f", {self.crops:,} crops from {self.pages:,} pages and {self.light_steps:,} "
+                "light-encoder steps"
+            )
+        return text + f" (a token-learner step takes {self.per_token_step:.2f} s here)"
+
+
+class PlannedBar:
+    """One terminal bar for the whole run, in planned seconds: each stage's progress fills
+    its share of the estimate, so the time left covers the stages still to come."""
+
+    def __init__(self, plan: ComposePlan) -> None:
+        self.stages = plan.stages()
+        self.index = -1
+        self.stage: str | None = None
+        self.bar = tqdm(
+            total=max(1, round(plan.seconds)),
+            desc="composer",
+            bar_format="{desc}: {percentage:3.0f}%|{bar}| {elapsed} elapsed, {remaining} left",
+            leave=False,
+        )
+
+    def update(self, stage: str, done: int, total: int) -> None:
+        if stage != self.stage:
+            self.stage, self.index = stage, min(self.index + 1, len(self.stages) - 1)
+        before = sum(seconds for _, seconds in self.stages[: self.index])
+        position = before + self.stages[self.index][1] * done / max(total, 1)
+        self.bar.update(max(0, round(position) - self.bar.n))
+
+    def close(self) -> None:
+        self.bar.close()
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 90:
+        return f"{max(1, round(seconds))} s"
+    if seconds < 5400:
+        return f"{round(seconds / 60)} min"
+    return f"{seconds / 3600:.1f} h"
 
 
 @dataclass
@@ -65,92 +148,166 @@ def train_composer(
     device: str,
     progress: Callable[[str, int, int, float | None], None],
     query_like: tuple[np.ndarray, np.ndarray] | None = None,
+    terminal: bool = False,
 ) -> ComposeReport:
     """Train the token learner on `vectors` (the live, kept items of the active version) and,
     with `settings.light`, the light encoder on crops of up to `light_items` of them, plus
     `query_like` (pictures like those searched with, as light-encoder squares, and the
     gallery model's vectors of them); save the composer into `folder` (replacing one there,
-    only once all is trained)."""
+    only once all is trained). `terminal`: print the plan and its estimate first, then show
+    one bar with the time left (stderr)."""
     if len(vectors) < MIN_ITEMS:
         raise SashieError(
             f"the library has {len(vectors)} items to learn from; composed search needs at "
             f"least {MIN_ITEMS} (index more pages first)"
         )
     slots = TokenSlots(encoder)
+    rng = np.random.default_rng(settings.seed)
+    chosen = np.sort(rng.permutation(len(item_ids))[: settings.light_items])
+    light_rows = rows_of([int(i) for i in item_ids[chosen]]) if settings.light else []
+    extra = 0 if query_like is None else len(query_like[0])
+    bar = None
+    estimate = None
+    if terminal:
+        plan = plan_composer(slots, vectors, light_rows, pictures, settings, device, extra)
+        estimate = round(plan.seconds, 1)
+        tqdm.write(f"composer: {plan.describe()}", file=sys.stderr)
+        bar = PlannedBar(plan)
     started = time.perf_counter()
 
     def report(update: dict) -> None:
         progress(update["stage"], update["done"], update["total"], update.get("loss"))
+        if bar is not None:
+            bar.update(update["stage"], update["done"], update["total"])
 
-    learner, losses = train_token_learner(
-        slots,
-        vectors,
-        vectors,
-        vectors,
-        settings,
-        steps=settings.steps,
-        device=device,
-        progress=report,
-    )
-    token_seconds = time.perf_counter() - started
-    record = {
-        "model_id": encoder.model_id,
-        "version": version,
-        "items": len(vectors),
-        "data_hash": data_hash(item_ids, vectors),
-        "settings": settings.as_dict(),
-        "trained": time.strftime("%Y-%m-%dT%H:%M:%S"),
-        "token_seconds": round(token_seconds, 1),
-        "token_losses": losses,
-    }
-    composer = Composer(learner, record)
-    crops = 0
-    light_seconds = 0.0
-    if settings.light:
-        started = time.perf_counter()
-        rng = np.random.default_rng(settings.seed)
-        chosen = np.sort(rng.permutation(len(item_ids))[: settings.light_items])
-        pixels, kept = _crops(
-            rows_of([int(i) for i in item_ids[chosen]]), pictures, settings.light_side, progress
-        )
-        targets = vectors[chosen][kept]
-        light, light_losses, agreement = train_light_encoder(
-            pixels, targets, settings, device=device, progress=report, extra=query_like
-        )
-        light_inputs = light.encode(pixels)
-        light_learner, tuned_losses = train_token_learner(
+    try:
+        learner, losses = train_token_learner(
             slots,
-            light_inputs,
-            targets,
+            vectors,
+            vectors,
             vectors,
             settings,
-            steps=settings.light_steps,
+            steps=settings.steps,
             device=device,
-            start=learner,
             progress=report,
         )
-        light_seconds = time.perf_counter() - started
-        crops = len(pixels)
-        composer.light, composer.light_learner = light, light_learner
-        record.update(
-            light_seconds=round(light_seconds, 1),
-            light_crops=crops,
-            light_query_like=0 if query_like is None else len(query_like[0]),
-            light_losses=light_losses,
-            light_agreement=round(agreement, 4),
-            light_flops=count_flops(light, torch.zeros(1, 3, light.side, light.side)),
-            light_parameters=sum(p.numel() for p in light.parameters()),
-            light_token_losses=tuned_losses,
-        )
-    _save(composer, folder)
-    return ComposeReport(folder, len(vectors), crops, token_seconds, light_seconds, record)
+        token_seconds = time.perf_counter() - started
+        record = {
+            "model_id": encoder.model_id,
+            "version": version,
+            "items": len(vectors),
+            "data_hash": data_hash(item_ids, vectors),
+            "settings": settings.as_dict(),
+            "trained": time.strftime("%Y-%m-%dT%H:%M:%S"),
+            "token_seconds": round(token_seconds, 1),
+            "token_losses": losses,
+        }
+        if estimate is not None:
+            record["estimated_seconds"] = estimate
+        composer = Composer(learner, record)
+        crops = 0
+        light_seconds = 0.0
+        if settings.light:
+            started = time.perf_counter()
+            pixels, kept = _crops(light_rows, pictures, settings.light_side, report)
+            targets = vectors[chosen][kept]
+            light, light_losses, agreement = train_light_encoder(
+                pixels, targets, settings, device=device, progress=report, extra=query_like
+            )
+            light_inputs = light.encode(pixels)
+            light_learner, tuned_losses = train_token_learner(
+                slots,
+                light_inputs,
+                targets,
+                vectors,
+                settings,
+                steps=settings.light_steps,
+                device=device,
+                start=learner,
+                progress=report,
+            )
+            light_seconds = time.perf_counter() - started
+            crops = len(pixels)
+            composer.light, composer.light_learner = light, light_learner
+            record.update(
+                light_seconds=round(light_seconds, 1),
+                light_crops=crops,
+                light_query_like=0 if query_like is None else len(query_like[0]),
+                light_losses=light_losses,
+                light_agreement=round(agreement, 4),
+                light_flops=count_flops(light, torch.zeros(1, 3, light.side, light.side)),
+                light_parameters=sum(p.numel() for p in light.parameters()),
+                light_token_losses=tuned_losses,
+            )
+        _save(composer, folder)
+        return ComposeReport(folder, len(vectors), crops, token_seconds, light_seconds, record)
+    finally:
+        if bar is not None:
+            bar.close()
+
+
+def plan_composer(
+    slots: TokenSlots,
+    vectors: np.ndarray,
+    light_rows: list[ItemRow],
+    pictures: Pictures,
+    settings: ComposeSettings,
+    device: str,
+    extra: int,
+) -> ComposePlan:
+    """Time three token-learner steps, one page read and two light-encoder steps here, and
+    plan the run from them (a few seconds)."""
+    marks: list[float] = []
+    train_token_learner(
+        slots, vectors, vectors, vectors, settings, steps=3, device=device,
+        progress=lambda _: marks.append(time.perf_counter()),
+    )  # fmt: skip
+    per_token = (marks[-1] - marks[0]) / 2  # the first step, warming up, is not counted
+    pages = per_page = per_light = 0.0
+    crops = light_steps = 0
+    if light_rows:
+        first = [r for r in light_rows if r.page == light_rows[0].page]
+        started = time.perf_counter()
+        with suppress(SashieError, OSError):  # the run will say so
+            pictures.crops_of_page(first, 2 * settings.light_side)
+        per_page = (time.perf_counter() - started) / _readers()
+        pages = len({r.page for r in light_rows})
+        crops = len(light_rows)
+        train = crops - (crops // 10 if crops >= 20 else 0) + extra
+        batch = min(256, train)
+        light_steps = max(1, train // batch) * settings.light_epochs
+        per_light = _light_step_seconds(settings, vectors.shape[1], batch, device)
+    return ComposePlan(
+        settings.steps, int(pages), crops, light_steps,
+        settings.light_steps if light_rows else 0, per_token, per_page, per_light,
+    )  # fmt: skip
+
+
+def _light_step_seconds(settings: ComposeSettings, dim: int, batch: int, device: str) -> float:
+    """One light-encoder update's time here: two updates on random pictures, the second
+    timed."""
+    rng = np.random.default_rng(0)
+    count = batch + batch // 8 + 2  # a tenth is held out: one full batch remains
+    squares = rng.integers(0, 256, (count, settings.light_side, settings.light_side, 3), np.uint8)
+    targets = rng.normal(size=(count, dim)).astype(np.float32)
+    targets /= np.linalg.norm(targets, axis=1, keepdims=True)
+    marks: list[float] = []
+    train_light_encoder(
+        squares, targets, replace(settings, light_epochs=2), device=device,
+        progress=lambda _: marks.append(time.perf_counter()),
+    )  # fmt: skip
+    return marks[-1] - marks[-2] if len(marks) >= 2 else 0.0
+
+
+def _readers() -> int:
+    return min(4, os.cpu_count() or 1)
 
 
 def _crops(
     rows: list[ItemRow],
     pictures: Pictures,
     side: int,
-    progress: Callable[[str, int, int, float | None], None],
+    progress: Callable[[dict], None],
 ) -> tuple[np.ndarray, np.ndarray]:
     """The items' pictures as side x side squares, each page decoded once; returns them and
     the positions (in `rows`) of the items whose page could be read."""
@@ -170,11 +327,11 @@ def _crops(
         return positions
 
     done = 0
-    with ThreadPoolExecutor(min(4, os.cpu_count() or 1)) as pool:
+    with ThreadPoolExecutor(_readers()) as pool:
         for finished in pool.map(cut, by_page.values()):
             ok[finished] = True
             done += 1
-            progress("crops", done, len(by_page), None)
+            progress({"stage": "crops", "done": done, "total": len(by_page)})
     kept = np.nonzero(ok)[0]
     if len(kept) < MIN_ITEMS:
         raise SashieError("too few of the library's pages could be read to train the light encoder")

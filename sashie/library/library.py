@@ -1103,7 +1103,7 @@ class Library:
             index = self.index(model_id)
             excluded = self.excluded_rows(model_id)
             keep = np.ones(len(index), bool) if excluded is None else ~excluded
-            bar = ProgressBar(progress, self.progress)
+            bar = ProgressBar(progress, terminal=False)  # train_composer draws the terminal's
             query_like = None
             if pictures and settings.light:
                 images = [
@@ -1126,6 +1126,7 @@ class Library:
                     device=encoder.device,
                     progress=lambda stage, done, total, loss: bar.update(stage, done, total, loss),
                     query_like=query_like,
+                    terminal=self.progress,
                 )
             finally:
                 bar.close()

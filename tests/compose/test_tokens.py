@@ -7,6 +7,7 @@ clear error (or a note, when the method was left to choose)."""
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -290,3 +291,40 @@ def test_the_api_composes_by_each_method_and_refuses_an_unknown_one(world_librar
     assert linked.status_code == 200
     bad = client.get("/api/search", params={"items": items, "modify": "x", "modify_method": "?"})
     assert bad.status_code == 400 and "modify method" in bad.json()["error"]
+
+
+def test_training_in_a_terminal_says_first_how_long_it_will_take(tmp_path, tiny_spec, capsys):
+    make_pages(tmp_path / "pages", 24)
+    Library(tmp_path / "lib", create=True).add([str(tmp_path / "pages")], model=tiny_spec)
+    lib = Library(tmp_path / "lib", progress=True)
+    capsys.readouterr()
+    settings = ComposeSettings(steps=30, batch=8, negatives=8, light_epochs=2, light_steps=10)
+    report = lib.train_composer(settings)
+    err = capsys.readouterr().err.replace("\r", "\n").splitlines()
+    first = next(line for line in err if line.strip())
+    assert re.fullmatch(
+        r"composer: about \d+ s: 40 token-learner steps, \d+ crops from 24 pages and 2 "
+        r"light-encoder steps \(a token-learner step takes \d\.\d\d s here\)",
+        first,
+    ), first
+    assert any(re.search(r"composer: +\d+%\|.*\| [\d:]+ elapsed, [\d:?]+ left", e) for e in err)
+    assert report.record["estimated_seconds"] > 0
+    # without a terminal, no estimate is made (nothing is timed beforehand)
+    quiet = Library(tmp_path / "lib").train_composer(settings)
+    assert "estimated_seconds" not in quiet.record
+    assert capsys.readouterr().err == ""
+
+
+def test_the_bar_fills_each_stage_in_proportion_to_its_estimate():
+    from sashie.library.composing import ComposePlan, PlannedBar
+
+    plan = ComposePlan(100, 10, 40, 4, 50, 0.5, 1.0, 2.5)
+    assert plan.stages() == [("tokens", 50.0), ("crops", 10.0), ("light", 10.0), ("tokens", 25.0)]
+    bar = PlannedBar(plan)
+    seen = []
+    for stage, total in (("tokens", 100), ("crops", 10), ("light", 4), ("tokens", 50)):
+        for done in range(1, total + 1):
+            bar.update(stage, done, total)
+        seen.append(bar.bar.n)
+    bar.close()
+    assert seen == [50, 60, 70, 95]
