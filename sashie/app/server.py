@@ -34,7 +34,7 @@ from typing import Annotated, Literal
 from fastapi import FastAPI, File, Form, HTTPException, Query, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
-from PIL import Image
+from PIL import Image, ImageDraw
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -313,6 +313,21 @@ def _facets(results: list[Result]) -> list[dict]:
     return [{"label": label, "count": n} for label, n in counts.most_common()]
 
 
+@lru_cache(maxsize=1)
+def _favicon() -> bytes:
+    """The page's icon (browsers ask for /favicon.ico): a picture on a page, in its colours."""
+    icon = Image.new("RGBA", (32, 32), (0, 0, 0, 0))
+    draw = ImageDraw.Draw(icon)
+    draw.rounded_rectangle((2, 1, 29, 30), radius=3, fill="#f6f1e7", outline="#2b2621", width=2)
+    draw.rectangle((7, 6, 24, 19), fill="#8c2f1b")
+    draw.polygon([(7, 19), (13, 11), (18, 16), (21, 13), (24, 19)], fill="#2b2621")
+    for y in (23, 26):
+        draw.line((7, y, 24, y), fill="#2b2621", width=1)
+    out = io.BytesIO()
+    icon.save(out, "ICO", sizes=[(16, 16), (32, 32)])
+    return out.getvalue()
+
+
 def _search_terms(
     text: str, items: str, dims: str, select: str
 ) -> tuple[str, list[int], int | None, str]:
@@ -513,6 +528,12 @@ def create_app(
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     def page() -> HTMLResponse:
         return HTMLResponse(html, headers=page_headers)
+
+    @app.get("/favicon.ico", include_in_schema=False)
+    def favicon() -> Response:
+        return Response(
+            _favicon(), media_type="image/x-icon", headers={"Cache-Control": "max-age=86400"}
+        )
 
     @app.get("/api/info", summary="What the library holds")
     async def info() -> dict:

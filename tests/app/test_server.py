@@ -385,3 +385,10 @@ def test_search_by_example_items_and_by_a_plain_link(client):
     assert unknown.status_code == 400 and "no item 999999" in unknown.json()["error"]
     assert client.get("/api/search", params={"items": "1,x"}).status_code == 400
     assert client.get("/api/search").status_code == 400  # nothing asked
+
+
+def test_the_page_has_an_icon(client):
+    icon = client.get("/favicon.ico")  # browsers ask for it: no 404 in their console
+    assert icon.status_code == 200 and icon.headers["content-type"] == "image/x-icon"
+    assert Image.open(io.BytesIO(icon.content)).format == "ICO"
+    assert "/favicon.ico" not in client.get("/openapi.json").json()["paths"]

@@ -359,3 +359,18 @@ def test_a_click_on_a_label_narrows_the_results(browser, labelled_site):
     page.wait_for_selector("#facets button:not(.on)")
     assert items(page) == everything
     context.close()
+
+
+def test_the_page_loads_without_a_failed_request(browser, site):
+    """Not even the browser's own request for /favicon.ico fails (by the name localhost:
+    Chromium remembers a failed icon per address for as long as it runs)."""
+    context = browser.new_context(viewport={"width": 1366, "height": 900})
+    page = context.new_page()
+    errors = []
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    page.on("response", lambda r: errors.append(f"{r.status} {r.url}") if r.status >= 400 else None)
+    page.goto(f"{site.replace('127.0.0.1', 'localhost')}/")
+    search(page, "a tree")
+    page.wait_for_selector(".card img.loaded")
+    assert not errors
+    context.close()
