@@ -4,6 +4,8 @@ page shows its states. Real Chromium at 1366 and 375 px; screenshots in ./screen
 
 import json
 import re
+import shutil
+import subprocess
 import time
 
 import httpx
@@ -358,6 +360,78 @@ def test_a_click_on_a_label_narrows_the_results(browser, labelled_site):
     page.click("#facets button.on")  # the narrowing taken back
     page.wait_for_selector("#facets button:not(.on)")
     assert items(page) == everything
+    context.close()
+
+
+# Characters a control may use besides Latin-1: symbols that Western fonts carry (DejaVu,
+# Segoe UI, Helvetica), so the page reads on a machine without a Japanese font.
+SYMBOLS = set("✓✗☐☑‹›−–—…“”←→")
+
+
+def controls_text(page) -> list[tuple[str, str]]:
+    """(where, text) of everything a person reads to use the page: buttons, labels, options,
+    placeholders, tooltips and accessible names (the library's data, as example links, aside)."""
+    return page.evaluate(
+        """() => {
+      const out = [];
+      const name = (el) => `${el.tagName.toLowerCase()}#${el.id}.${el.className}`;
+      const read = "button, label, option, h2, #bar span, #landing p";
+      for (const el of document.querySelectorAll(read)) out.push([name(el), el.textContent]);
+      for (const attr of ["placeholder", "title", "aria-label"]) {
+        for (const el of document.querySelectorAll(`[${attr}]`)) {
+          out.push([name(el), el.getAttribute(attr)]);
+        }
+      }
+      return out.filter(([where]) => !where.startsWith("a#"));
+    }"""
+    )
+
+
+def test_the_controls_read_without_a_japanese_font(browser, site):
+    """Issue 35: without a CJK font, 挿絵, the Japanese placeholders and the ＋ button were
+    boxes. Controls use Latin letters and common symbols; Japanese text has a font stack
+    that names the Japanese fonts of each system."""
+    context, page = open_page(browser, f"{site}/")
+    search(page, "a tree")
+    page.locator(".card .pick").first.click()
+    example = httpx.get(f"{site}/api/info").json()["example_query"] or ""
+    texts = controls_text(page)
+    assert any(where.startswith("button#refine") for where, _ in texts)
+    unreadable = [
+        (where, text)
+        for where, text in texts
+        if any(ord(c) > 0xFF and c not in SYMBOLS for c in text.replace(example, ""))
+    ]
+    assert not unreadable
+    assert page.locator(".card .use").first.inner_text() == "+"
+    fonts = page.evaluate(
+        """() => ["body", "#text", "#titleja"]
+             .map((css) => getComputedStyle(document.querySelector(css)).fontFamily)"""
+    )
+    for stack in fonts:
+        assert "Noto Sans CJK JP" in stack and "Hiragino Sans" in stack and "Meiryo" in stack
+        assert stack.endswith("sans-serif")
+    if shutil.which("fc-list"):  # the heading's 挿絵 shows only where a font draws it
+        japanese = subprocess.run(["fc-list", ":lang=ja"], capture_output=True, text=True)
+        assert page.locator("#titleja").is_visible() == bool(japanese.stdout.strip())
+    context.close()
+
+
+def test_the_options_say_what_they_do(browser, site):
+    """The checkbox beside the dimensions said "all", the other "include filtered-out items"."""
+    context, page = open_page(browser, f"{site}/")
+    for item in search(page, "a tree")[:2]:
+        page.click(f".card[data-item='{item}'] .use")
+    labels = page.evaluate(
+        """() => Object.fromEntries(["alldims", "allitems", "dims"].map((id) => {
+          const label = document.getElementById(id).closest("label");
+          return [id, [label.textContent.trim(), label.title]];
+        }))"""
+    )
+    assert labels["alldims"][0] == "use every dimension"
+    assert labels["allitems"][0] == "also items the filter left out"
+    assert labels["dims"][0] == "dimensions"
+    assert all(len(title) > 20 for _, title in labels.values())  # a tooltip says more
     context.close()
 
 
