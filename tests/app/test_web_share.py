@@ -435,6 +435,36 @@ def test_the_options_say_what_they_do(browser, site):
     context.close()
 
 
+def test_the_landing_page_shows_the_library_and_example_searches(browser, site):
+    """Before a search, the page says what the library holds and offers searches drawn from
+    its own captions (shown as text, never as markup); one click runs one."""
+    caption = "<b>松</b> & pine"
+    first = httpx.get(f"{site}/api/search", params={"q": "a tree", "limit": 2}).json()
+    items = [r["item"] for r in first["results"]]
+    httpx.post(f"{site}/api/annotations", json={"items": items, "caption": caption})
+    try:
+        context, page = open_page(browser, f"{site}/")
+        landing = page.locator("#landing")
+        expect(landing).to_be_visible()
+        info = httpx.get(f"{site}/api/info").json()
+        text = landing.inner_text()
+        assert f"{info['pages']:,} pages" in text and f"{info['items']:,} items" in text
+        assert "drop pictures" in text and "+ example images" in text
+        links = page.locator("#landing a")
+        assert links.all_inner_texts()[:2] == [caption, EXAMPLE]  # the captions first
+        assert page.locator("#landing b").count() == 0
+        page.screenshot(path=SHOTS / "14-landing-1366.png")
+        links.nth(1).click()
+        page.wait_for_selector("#status:has-text('results in')")
+        assert page.input_value("#text") == EXAMPLE and "q=a+picture+of+a+tree" in page.url
+        assert landing.is_hidden() and page.locator(".card").count() > 0
+        page.go_back()  # the landing again, as before the search
+        expect(landing).to_be_visible()
+        context.close()
+    finally:
+        httpx.delete(f"{site}/api/annotations", params={"caption": caption})
+
+
 def test_the_page_loads_without_a_failed_request(browser, site):
     """Not even the browser's own request for /favicon.ico fails (by the name localhost:
     Chromium remembers a failed icon per address for as long as it runs)."""
