@@ -465,6 +465,30 @@ def test_the_landing_page_shows_the_library_and_example_searches(browser, site):
         httpx.delete(f"{site}/api/annotations", params={"caption": caption})
 
 
+def test_a_phone_shows_the_first_result_near_the_top(browser, site):
+    """At 375 x 667 the controls took ~400 px above the first result, with a stray "|"."""
+    context, page = open_page(browser, f"{site}/", width=375, height=667)
+    search(page, "a tree")
+    assert page.locator(".card").first.bounding_box()["y"] <= 250
+    stray = page.evaluate(
+        """() => {
+      const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
+      const found = [];
+      while (walker.nextNode()) {
+        const node = walker.currentNode;
+        if (node.textContent.trim() === "|") found.push(node.parentElement.outerHTML);
+      }
+      return found;
+    }"""
+    )
+    assert not stray
+    page.locator(".card .pick").first.click()  # a selection brings its tools
+    assert page.locator("#caption").is_visible() and page.locator("#annotate").is_visible()
+    assert page.evaluate("document.documentElement.scrollWidth") <= 375
+    page.screenshot(path=SHOTS / "15-phone-first-result-375.png")
+    context.close()
+
+
 def test_the_page_loads_without_a_failed_request(browser, site):
     """Not even the browser's own request for /favicon.ico fails (by the name localhost:
     Chromium remembers a failed icon per address for as long as it runs)."""
