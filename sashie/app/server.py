@@ -34,7 +34,7 @@ from typing import Annotated, Literal
 from fastapi import FastAPI, File, Form, HTTPException, Query, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
-from PIL import Image
+from PIL import Image, ImageDraw
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -63,6 +63,7 @@ MAX_LABELS = 20  # classes one search may keep or leave out
 MAX_CLASSES = 10_000  # classes of a label set sent to POST /api/classify
 SEARCH_TTL = 4 * 3600  # a search may be refined or paged this long after its last use
 SEARCH_MEMORY = 64 * 2**20  # bytes of remembered searches, all users together
+EXAMPLE_QUERIES = 6  # searches the page offers before the first one
 COOKIE = "sashie_token"
 LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
 ItemId = Annotated[int, Field(ge=0, lt=2**63)]
@@ -313,6 +314,34 @@ def _facets(results: list[Result]) -> list[dict]:
     return [{"label": label, "count": n} for label, n in counts.most_common()]
 
 
+def _example_queries(captions: Sequence[str], given: str | None, label_sets: dict) -> list[str]:
+    """The searches the page offers before a search, from the library's own words: its
+    captions, most used first, then the query the server was given, then the classes of the
+    newest label set, most frequent first; each once, at most EXAMPLE_QUERIES."""
+    newest: dict = next(iter(label_sets.values()), {})
+    queries: list[str] = []
+    for text in (*captions, given or "", *newest.get("counts", {})):
+        text = text.strip()
+        if text and len(text) <= 100 and text not in queries:
+            queries.append(text)
+    return queries[:EXAMPLE_QUERIES]
+
+
+@lru_cache(maxsize=1)
+def _favicon() -> bytes:
+    """The page's icon (browsers ask for /favicon.ico): a picture on a page, in its colours."""
+    icon = Image.new("RGBA", (32, 32), (0, 0, 0, 0))
+    draw = ImageDraw.Draw(icon)
+    draw.rounded_rectangle((2, 1, 29, 30), radius=3, fill="#f6f1e7", outline="#2b2621", width=2)
+    draw.rectangle((7, 6, 24, 19), fill="#8c2f1b")
+    draw.polygon([(7, 19), (13, 11), (18, 16), (21, 13), (24, 19)], fill="#2b2621")
+    for y in (23, 26):
+        draw.line((7, y, 24, y), fill="#2b2621", width=1)
+    out = io.BytesIO()
+    icon.save(out, "ICO", sizes=[(16, 16), (32, 32)])
+    return out.getvalue()
+
+
 def _search_terms(
     text: str, items: str, dims: str, select: str
 ) -> tuple[str, list[int], int | None, str]:
@@ -428,7 +457,7 @@ def create_app(
 ) -> FastAPI:
     """The app for one library; with `token`, every request must carry it; with
     `allowed_hosts`, a request naming another Host is refused (DNS rebinding).
-    `example_query`: what the search box suggests (default: the most used caption).
+    `example_query`: a search the page suggests (after the library's own captions).
 
     Model work (encoding a query, training) never runs on the event loop: endpoints are
     plain functions, which FastAPI runs in worker threads, side by side; the search endpoint
@@ -514,6 +543,12 @@ def create_app(
     def page() -> HTMLResponse:
         return HTMLResponse(html, headers=page_headers)
 
+    @app.get("/favicon.ico", include_in_schema=False)
+    def favicon() -> Response:
+        return Response(
+            _favicon(), media_type="image/x-icon", headers={"Cache-Control": "max-age=86400"}
+        )
+
     @app.get("/api/info", summary="What the library holds")
     async def info() -> dict:
         return await library_facts.get()
@@ -521,8 +556,9 @@ def create_app(
     def facts() -> dict:
         facts = lib.info(skipped_inputs=False)
         facts.pop("path", None)
-        captions = lib.captions()
-        facts["example_query"] = next(iter(captions), None) or example_query
+        queries = _example_queries(list(lib.captions()), example_query, facts["label_sets"])
+        facts["example_queries"] = queries  # the page offers them before a search
+        facts["example_query"] = next(iter(queries), None)  # what the search box suggests
         facts["feedback_learners"] = list(FEEDBACK_LEARNERS)
         facts["default_learner"] = DEFAULT_LEARNER
         facts["defaults"] = {

@@ -14,7 +14,7 @@ from sashie.eval.world.artists import Artists
 from sashie.eval.world.vocab import vocabulary
 from sashie.library import Library
 
-from conftest import indexed_world, serving
+from conftest import indexed_world, make_pages, serving
 
 
 @pytest.fixture(scope="module")
@@ -385,3 +385,39 @@ def test_search_by_example_items_and_by_a_plain_link(client):
     assert unknown.status_code == 400 and "no item 999999" in unknown.json()["error"]
     assert client.get("/api/search", params={"items": "1,x"}).status_code == 400
     assert client.get("/api/search").status_code == 400  # nothing asked
+
+
+def test_the_page_has_an_icon(client):
+    icon = client.get("/favicon.ico")  # browsers ask for it: no 404 in their console
+    assert icon.status_code == 200 and icon.headers["content-type"] == "image/x-icon"
+    assert Image.open(io.BytesIO(icon.content)).format == "ICO"
+    assert "/favicon.ico" not in client.get("/openapi.json").json()["paths"]
+
+
+def test_the_page_suggests_searches_from_the_librarys_captions_and_classes(tmp_path, tiny_spec):
+    """GET /api/info's example_queries, which the page offers before a search: the captions
+    most used first, then the query the server was given, then the classes of the newest
+    label set; at most six."""
+    make_pages(tmp_path / "pages", 8)
+    labels = tmp_path / "labels.csv"
+    labels.write_text("name\nred square\nblue square\n", encoding="utf-8")
+    with Library(tmp_path / "lib", create=True) as lib:
+        lib.add([str(tmp_path / "pages")], model=tiny_spec, regions="whole")
+        ids = lib.item_ids().tolist()
+        lib.annotate(ids[:3], "几帳")
+        lib.annotate(ids[3:4], "<b>a screen</b>")
+        lib.classify(labels)
+
+    def suggested() -> dict:
+        app = server.create_app(tmp_path / "lib", example_query="a crane")
+        return TestClient(app).get("/api/info").json()
+
+    info = suggested()
+    assert info["example_queries"][:3] == ["几帳", "<b>a screen</b>", "a crane"]
+    classes = info["example_queries"][3:]  # the classes that label some item, most first
+    assert classes and set(classes) <= {"red square", "blue square"}
+    assert info["example_query"] == "几帳"
+    with Library(tmp_path / "lib") as lib:
+        for i in range(8):
+            lib.annotate(ids[4:5], f"caption {i}")
+    assert len(suggested()["example_queries"]) == 6

@@ -4,6 +4,8 @@ page shows its states. Real Chromium at 1366 and 375 px; screenshots in ./screen
 
 import json
 import re
+import shutil
+import subprocess
 import time
 
 import httpx
@@ -358,4 +360,145 @@ def test_a_click_on_a_label_narrows_the_results(browser, labelled_site):
     page.click("#facets button.on")  # the narrowing taken back
     page.wait_for_selector("#facets button:not(.on)")
     assert items(page) == everything
+    context.close()
+
+
+# Characters a control may use besides Latin-1: symbols that Western fonts carry (DejaVu,
+# Segoe UI, Helvetica), so the page reads on a machine without a Japanese font.
+SYMBOLS = set("✓✗☐☑‹›−–—…“”←→")
+
+
+def controls_text(page) -> list[tuple[str, str]]:
+    """(where, text) of everything a person reads to use the page: buttons, labels, options,
+    placeholders, tooltips and accessible names (the library's data, as example links, aside)."""
+    return page.evaluate(
+        """() => {
+      const out = [];
+      const name = (el) => `${el.tagName.toLowerCase()}#${el.id}.${el.className}`;
+      const read = "button, label, option, h2, #bar span, #landing p";
+      for (const el of document.querySelectorAll(read)) out.push([name(el), el.textContent]);
+      for (const attr of ["placeholder", "title", "aria-label"]) {
+        for (const el of document.querySelectorAll(`[${attr}]`)) {
+          out.push([name(el), el.getAttribute(attr)]);
+        }
+      }
+      return out.filter(([where]) => !where.startsWith("a#"));
+    }"""
+    )
+
+
+def test_the_controls_read_without_a_japanese_font(browser, site):
+    """Issue 35: without a CJK font, 挿絵, the Japanese placeholders and the ＋ button were
+    boxes. Controls use Latin letters and common symbols; Japanese text has a font stack
+    that names the Japanese fonts of each system."""
+    context, page = open_page(browser, f"{site}/")
+    search(page, "a tree")
+    page.locator(".card .pick").first.click()
+    example = httpx.get(f"{site}/api/info").json()["example_query"] or ""
+    texts = controls_text(page)
+    assert any(where.startswith("button#refine") for where, _ in texts)
+    unreadable = [
+        (where, text)
+        for where, text in texts
+        if any(ord(c) > 0xFF and c not in SYMBOLS for c in text.replace(example, ""))
+    ]
+    assert not unreadable
+    assert page.locator(".card .use").first.inner_text() == "+"
+    fonts = page.evaluate(
+        """() => ["body", "#text", "#titleja"]
+             .map((css) => getComputedStyle(document.querySelector(css)).fontFamily)"""
+    )
+    for stack in fonts:
+        assert "Noto Sans CJK JP" in stack and "Hiragino Sans" in stack and "Meiryo" in stack
+        assert stack.endswith("sans-serif")
+    if shutil.which("fc-list"):  # the heading's 挿絵 shows only where a font draws it
+        japanese = subprocess.run(["fc-list", ":lang=ja"], capture_output=True, text=True)
+        assert page.locator("#titleja").is_visible() == bool(japanese.stdout.strip())
+    context.close()
+
+
+def test_the_options_say_what_they_do(browser, site):
+    """The checkbox beside the dimensions said "all", the other "include filtered-out items"."""
+    context, page = open_page(browser, f"{site}/")
+    for item in search(page, "a tree")[:2]:
+        page.click(f".card[data-item='{item}'] .use")
+    labels = page.evaluate(
+        """() => Object.fromEntries(["alldims", "allitems", "dims"].map((id) => {
+          const label = document.getElementById(id).closest("label");
+          return [id, [label.textContent.trim(), label.title]];
+        }))"""
+    )
+    assert labels["alldims"][0] == "use every dimension"
+    assert labels["allitems"][0] == "also items the filter left out"
+    assert labels["dims"][0] == "dimensions"
+    assert all(len(title) > 20 for _, title in labels.values())  # a tooltip says more
+    context.close()
+
+
+def test_the_landing_page_shows_the_library_and_example_searches(browser, site):
+    """Before a search, the page says what the library holds and offers searches drawn from
+    its own captions (shown as text, never as markup); one click runs one."""
+    caption = "<b>松</b> & pine"
+    first = httpx.get(f"{site}/api/search", params={"q": "a tree", "limit": 2}).json()
+    items = [r["item"] for r in first["results"]]
+    httpx.post(f"{site}/api/annotations", json={"items": items, "caption": caption})
+    try:
+        context, page = open_page(browser, f"{site}/")
+        landing = page.locator("#landing")
+        expect(landing).to_be_visible()
+        info = httpx.get(f"{site}/api/info").json()
+        text = landing.inner_text()
+        assert f"{info['pages']:,} pages" in text and f"{info['items']:,} items" in text
+        assert "drop pictures" in text and "+ example images" in text
+        links = page.locator("#landing a")
+        assert links.all_inner_texts()[:2] == [caption, EXAMPLE]  # the captions first
+        assert page.locator("#landing b").count() == 0
+        page.screenshot(path=SHOTS / "14-landing-1366.png")
+        links.nth(1).click()
+        page.wait_for_selector("#status:has-text('results in')")
+        assert page.input_value("#text") == EXAMPLE and "q=a+picture+of+a+tree" in page.url
+        assert landing.is_hidden() and page.locator(".card").count() > 0
+        page.go_back()  # the landing again, as before the search
+        expect(landing).to_be_visible()
+        context.close()
+    finally:
+        httpx.delete(f"{site}/api/annotations", params={"caption": caption})
+
+
+def test_a_phone_shows_the_first_result_near_the_top(browser, site):
+    """At 375 x 667 the controls took ~400 px above the first result, with a stray "|"."""
+    context, page = open_page(browser, f"{site}/", width=375, height=667)
+    search(page, "a tree")
+    assert page.locator(".card").first.bounding_box()["y"] <= 250
+    stray = page.evaluate(
+        """() => {
+      const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
+      const found = [];
+      while (walker.nextNode()) {
+        const node = walker.currentNode;
+        if (node.textContent.trim() === "|") found.push(node.parentElement.outerHTML);
+      }
+      return found;
+    }"""
+    )
+    assert not stray
+    page.locator(".card .pick").first.click()  # a selection brings its tools
+    assert page.locator("#caption").is_visible() and page.locator("#annotate").is_visible()
+    assert page.evaluate("document.documentElement.scrollWidth") <= 375
+    page.screenshot(path=SHOTS / "15-phone-first-result-375.png")
+    context.close()
+
+
+def test_the_page_loads_without_a_failed_request(browser, site):
+    """Not even the browser's own request for /favicon.ico fails (by the name localhost:
+    Chromium remembers a failed icon per address for as long as it runs)."""
+    context = browser.new_context(viewport={"width": 1366, "height": 900})
+    page = context.new_page()
+    errors = []
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    page.on("response", lambda r: errors.append(f"{r.status} {r.url}") if r.status >= 400 else None)
+    page.goto(f"{site.replace('127.0.0.1', 'localhost')}/")
+    search(page, "a tree")
+    page.wait_for_selector(".card img.loaded")
+    assert not errors
     context.close()
