@@ -40,7 +40,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ..adapt.settings import DEFAULTS, AdaptSettings
-from ..classify.coder import DEFAULT_METHOD
+from ..classify.coder import DEFAULT_METHOD, OTHER, OTHER_BELOW
 from ..classify.labelfile import LabelSet
 from ..errors import BadInput, NotFound, SashieError
 from ..ingest.images import decode_image, header_pixels, is_url, read_bytes
@@ -224,6 +224,12 @@ class ClassifyRequest(BaseModel):
     method: str = Field(DEFAULT_METHOD, max_length=20, description="prompt or coder")
     few_shot: bool = False
     rerank: bool = True
+    other_below: float | None = Field(
+        OTHER_BELOW,
+        ge=0,
+        le=100,
+        description='deviations a best class must stand out by, else "other"; null: none',
+    )
 
 
 class UseRequest(BaseModel):
@@ -319,8 +325,9 @@ def _example_queries(captions: Sequence[str], given: str | None, label_sets: dic
     captions, most used first, then the query the server was given, then the classes of the
     newest label set, most frequent first; each once, at most EXAMPLE_QUERIES."""
     newest: dict = next(iter(label_sets.values()), {})
+    classes = [c for c in newest.get("counts", {}) if c != OTHER]  # "other" is no search
     queries: list[str] = []
-    for text in (*captions, given or "", *newest.get("counts", {})):
+    for text in (*captions, given or "", *classes):
         text = text.strip()
         if text and len(text) <= 100 and text not in queries:
             queries.append(text)
@@ -809,7 +816,11 @@ def create_app(
         if len(labels.classes) > MAX_CLASSES:
             raise SashieError(f"at most {MAX_CLASSES:,} classes a label set here")
         report = lib.classify(
-            labels, method=request.method, few_shot=request.few_shot, rerank=request.rerank
+            labels,
+            method=request.method,
+            few_shot=request.few_shot,
+            rerank=request.rerank,
+            other_below=request.other_below,
         )
         library_facts.clear()
         return report.as_dict()

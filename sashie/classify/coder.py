@@ -12,6 +12,13 @@
   items are re-ranked depends on their scores only: no label is ever read here (the paper's
   released code chose by the true labels; that is a leak).
 
+- none of these: an item's best class counts only when its score stands out from that
+  class's typical score over the collection, by at least `OTHER_BELOW` robust standard
+  deviations (median and 1.4826 x the median absolute deviation of the class's scores over
+  a sample of the collection's items: the few items that do show the class do not move
+  them); an item below is labelled `OTHER`. Without it every item is forced into a class,
+  and a class whose words are close to everything (a hub) collects what no class fits.
+
 Vectors are scored `BLOCK` rows at a time, so memory stays bounded whatever the collection.
 """
 
@@ -31,6 +38,9 @@ TOP = 5  # candidates a close call is re-ranked among
 MARGIN = 0.005  # a close call: the best two scores differ by less (chosen on seed 2000)
 WEIGHT = 0.5  # weight of the one-vs-one term in a re-rank (chosen on seed 2000)
 CONTEXT = 0.5  # weight of the mean over attribute and analogy texts (paper: 1; seed 2000: 0.5)
+OTHER = "other"  # the label of an item that none of a set's classes fits
+OTHER_BELOW = 2.5  # robust deviations a class's score must stand out by (chosen on seed 2000)
+TYPICAL_SAMPLE = 8192  # items whose scores give each class's typical score and spread
 
 
 @dataclass(frozen=True)
@@ -50,15 +60,38 @@ class Scoring:
 
 
 @dataclass(frozen=True)
+class Typical:
+    """Each class's typical score over a collection and its spread: the median, and 1.4826
+    x the median absolute deviation (a normal's standard deviation), of sampled items' scores."""
+
+    median: np.ndarray
+    spread: np.ndarray
+
+    @classmethod
+    def of(cls, scores: np.ndarray) -> Typical:
+        median = np.median(scores, axis=0)
+        spread = 1.4826 * np.median(np.abs(scores - median), axis=0)
+        return cls(median, np.maximum(spread, 1e-6))
+
+    def standing(self, scores: np.ndarray, classes: np.ndarray) -> np.ndarray:
+        """How far each row's score for its class (`classes`, one a row) stands above that
+        class's typical score, in spreads."""
+        picked = scores[np.arange(len(classes)), classes]
+        return (picked - self.median[classes]) / self.spread[classes]
+
+
+@dataclass(frozen=True)
 class Verdicts:
-    """Each item's best class and runner-up (indices into the bank's classes) and scores."""
+    """Each item's best class and runner-up (indices into the bank's classes), their scores,
+    and how far the best stands out from its class's typical score (inf: not measured)."""
 
     best: np.ndarray
     score: np.ndarray
     second: np.ndarray
     second_score: np.ndarray
+    standing: np.ndarray
 
-    FIELDS = ("best", "score", "second", "second_score")
+    FIELDS = ("best", "score", "second", "second_score", "standing")
 
     def __len__(self) -> int:
         return len(self.best)
@@ -106,16 +139,22 @@ def coder_vectors(bank: TextBank, vectors: np.ndarray) -> np.ndarray:
     return out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
 
 
-def best_two(scores: np.ndarray) -> Verdicts:
-    """The best class and the runner-up of each row of scores, with their scores."""
+def best_two(scores: np.ndarray, typical: Typical | None = None) -> Verdicts:
+    """The best class and the runner-up of each row of scores, with their scores, and (with
+    the classes' `typical` scores) how far the best stands out."""
     rows = np.arange(len(scores))
     if scores.shape[1] == 1:
-        best = np.zeros(len(scores), np.int64)
-        return Verdicts(best, scores[:, 0], best, scores[:, 0])
-    two = np.argpartition(-scores, 1, axis=1)[:, :2]
-    swap = scores[rows, two[:, 1]] > scores[rows, two[:, 0]]
-    two[swap] = two[swap][:, ::-1]
-    return Verdicts(two[:, 0], scores[rows, two[:, 0]], two[:, 1], scores[rows, two[:, 1]])
+        two = np.zeros((len(scores), 2), np.int64)
+    else:
+        two = np.argpartition(-scores, 1, axis=1)[:, :2]
+        swap = scores[rows, two[:, 1]] > scores[rows, two[:, 0]]
+        two[swap] = two[swap][:, ::-1]
+    standing = (
+        np.full(len(scores), np.inf) if typical is None else typical.standing(scores, two[:, 0])
+    )
+    return Verdicts(
+        two[:, 0], scores[rows, two[:, 0]], two[:, 1], scores[rows, two[:, 1]], standing
+    )
 
 
 def _rerank(bank: TextBank, x: np.ndarray, scores: np.ndarray, scoring: Scoring) -> None:

@@ -85,6 +85,10 @@ def run_bench(
         experiment = bench_classify.run_classify_experiment(
             encoder, index.vectors, concepts, detectors, vocab, seed=seed
         )
+        crops = np.isin(detectors, [ORACLE_ILLUSTRATION, ORACLE_TEXT])
+        experiment.open_set, experiment.open_set_items = bench_classify.run_open_set(
+            lib, concepts, crops, vocab
+        )
         result.classify.append(experiment)
         result.figures.update(bench_classify.figures(experiment))
     both = (result, lib, concepts, detectors, world, truth, model, workdir, seed, progress)

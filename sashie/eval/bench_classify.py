@@ -12,24 +12,32 @@ is one of the item's concepts (single-concept crops have one; a crop of several 
   (DRAWS draws), the rest measured: Tip-Adapter over CODER vectors with CODER zero-shot
   scores (`coder`), over the stored vectors with prompt scores (`raw`: Tip-Adapter as
   published), and a logistic-regression probe on the stored vectors (`probe`).
+- a curator's small label set (OPEN_SET_CLASSES of the query concepts) over every crop of
+  the library, illustrations and text alike, most of which show none of its classes:
+  `Library.classify` with every item forced into a class, and with "other" (none of these);
+  each class's members (the items it labels) are measured for precision and recall.
 """
 
 from __future__ import annotations
 
 import time
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from ..classify.bank import KINDS, TextBank, build_bank
-from ..classify.coder import Scoring, class_scores, coder_vectors
+from ..classify.coder import OTHER, OTHER_BELOW, Scoring, class_scores, coder_vectors
 from ..classify.fewshot import SCALE, fit_tip_adapter
 from ..encoders import Encoder
+from ..library import Library
 from .truth import ORACLE_ILLUSTRATION
 from .world.labels import world_label_set
 from .world.vocab import Vocabulary
 
+OPEN_SET_CLASSES = 6  # a curator's small label set, of seen query concepts
+OPEN_SETS = 4  # such sets measured, one after the other
 SHOTS = (1, 2, 4, 8, 16)
 DRAWS = 3  # few-shot draws of the shots, averaged
 FEWSHOT_METHODS = ("coder", "raw", "probe")
@@ -43,6 +51,58 @@ class ClassifyExperiment:
     few_shot_items: int = 0
     bank_texts: dict[str, int] = field(default_factory=dict)  # texts of the seen bank by kind
     seconds: dict[str, float] = field(default_factory=dict)
+    open_set: list[OpenSetRow] = field(default_factory=list)  # a class under each rule
+    open_set_items: int = 0  # crops the small label set labelled
+
+
+@dataclass(frozen=True)
+class OpenSetRow:
+    rule: str  # "forced" (every item gets a class) or "other below Z"
+    label: str  # a class, or "other"
+    showing: int  # crops that show the class
+    members: int  # crops the rule labels with it
+    right: int  # members that show it
+
+    @property
+    def precision(self) -> float:
+        return self.right / self.members if self.members else 0.0
+
+    @property
+    def recall(self) -> float:
+        return self.right / self.showing if self.showing else 0.0
+
+
+def run_open_set(
+    lib: Library,
+    concepts: list[set[str]],
+    crops: np.ndarray,
+    vocab: Vocabulary,
+    rules: Sequence[float | None] = (None, OTHER_BELOW),
+) -> tuple[list[OpenSetRow], int]:
+    """Label the library with OPEN_SETS small label sets of OPEN_SET_CLASSES seen query
+    concepts each, under each rule (None: forced; Z: "other" below Z), and measure each
+    class's members among the `crops` rows of the active index (`concepts`: what each index
+    row shows)."""
+    item_ids = lib.index().item_ids
+    shown = np.flatnonzero(crops)
+    rows: list[OpenSetRow] = []
+    for first in range(0, OPEN_SETS * OPEN_SET_CLASSES, OPEN_SET_CLASSES):
+        classes = [vocab.by_key[k] for k in vocab.query_seen[first : first + OPEN_SET_CLASSES]]
+        label_set = world_label_set(classes, name="open-set")
+        for rule in rules:
+            lib.classify(label_set, other_below=rule)
+            given = lib.item_classes(label_set.name)
+            labels = [given.get(int(item_ids[r])) for r in shown]
+            name = "forced" if rule is None else f"other below {rule:g}"
+            for concept in classes:
+                showing = sum(1 for r in shown if concept.key in concepts[r])
+                members = [r for r, label in zip(shown, labels) if label == concept.en]
+                right = sum(1 for r in members if concept.key in concepts[r])
+                rows.append(OpenSetRow(name, concept.en, showing, len(members), right))
+            others = sum(1 for label in labels if label == OTHER)
+            rows.append(OpenSetRow(name, OTHER, 0, others, 0))
+        lib.remove_label_set(label_set.name)
+    return rows, len(shown)
 
 
 def run_classify_experiment(
@@ -185,9 +245,28 @@ def _bank_sizes(bank: TextBank) -> dict[str, int]:
     return sizes
 
 
+def open_set_means(rows: list[OpenSetRow]) -> dict[str, tuple[float, float, int]]:
+    """Each rule's mean precision and recall over the classes, and its "other" count."""
+    out = {}
+    for rule in dict.fromkeys(r.rule for r in rows):
+        mine = [r for r in rows if r.rule == rule and r.label != OTHER]
+        others = sum(r.members for r in rows if r.rule == rule and r.label == OTHER)
+        out[rule] = (
+            round(float(np.mean([r.precision for r in mine])), 4),
+            round(float(np.mean([r.recall for r in mine])), 4),
+            others,
+        )
+    return out
+
+
 def figures(experiment: ClassifyExperiment) -> dict[str, float]:
-    """The --json keys: classify_acc_<split>_<method> and classify_fewshot_<shots>_<method>."""
+    """The --json keys: classify_acc_<split>_<method>, classify_fewshot_<shots>_<method> and
+    classify_open_{precision,recall}_{forced,other}."""
     out: dict[str, float] = {}
+    for rule, (precision, recall, _) in open_set_means(experiment.open_set).items():
+        key = "forced" if rule == "forced" else "other"
+        out[f"classify_open_precision_{key}"] = precision
+        out[f"classify_open_recall_{key}"] = recall
     for method, splits in experiment.zero_shot.items():
         for split, value in splits.items():
             out[f"classify_acc_{split}_{method}"] = value
@@ -226,4 +305,33 @@ def format_experiment(experiment: ClassifyExperiment) -> str:
             f"| {shots:>5} | {methods['coder']:20.3f} | {methods['raw']:20.3f} | "
             f"{'-' if probe is None else f'{probe:.3f}':>17} |"
         )
+    if e.open_set:
+        lines += ["", *format_open_set(e.open_set, e.open_set_items)]
     return "\n".join(lines)
+
+
+def format_open_set(rows: list[OpenSetRow], items: int) -> list[str]:
+    """Each class's members under each rule, side by side, then the means."""
+    rules = list(dict.fromkeys(r.rule for r in rows))
+    by_rule = {rule: [r for r in rows if r.rule == rule and r.label != OTHER] for rule in rules}
+    heads = [f"{rule}: members, precision, recall" for rule in rules]
+
+    def cells(values: list[tuple[int, float, float]]) -> str:
+        return "".join(
+            f" {f'{n:>7} {p:9.3f} {r:7.3f}':>{len(h)}} |" for h, (n, p, r) in zip(heads, values)
+        )
+
+    lines = [
+        f"{OPEN_SETS} label sets of {OPEN_SET_CLASSES} classes each over all {items} crops "
+        "(illustrations and text; most show none of a set's classes), prompt scoring",
+        f"| {'class':<22} | {'showing':>7} |" + "".join(f" {h} |" for h in heads),
+        f"|{'-' * 24}|{'-' * 9}|" + "".join(f"{'-' * (len(h) + 2)}|" for h in heads),
+    ]
+    for i, first in enumerate(by_rule[rules[0]]):
+        row = [by_rule[rule][i] for rule in rules]
+        values = [(r.members, r.precision, r.recall) for r in row]
+        lines.append(f"| {first.label[:22]:<22} | {first.showing:>7} |" + cells(values))
+    means = open_set_means(rows)
+    values = [(means[rule][2], means[rule][0], means[rule][1]) for rule in rules]
+    lines.append(f"| {'mean; members: other':<22} | {'':>7} |" + cells(values))
+    return lines

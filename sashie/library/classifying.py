@@ -2,10 +2,11 @@
 
 Every item with a vector gets the set's best class, a score and the runner-up, stored in
 the catalog (item_labels) beside the set's record (label_sets: its classes, version, method,
-model version and settings). A run whose set, method, model version and settings match the
-stored ones labels only the items that have no label yet; any change labels all of them
-again. Scores are computed first, then written in one transaction: an interrupted run leaves
-the previous labels whole.
+model version and settings). An item whose best class does not stand out from that class's
+typical score is labelled "other", its best class kept as the runner-up (classify/coder.py).
+A run whose set, method, model version and settings match the stored ones labels only the
+items that have no label yet; any change labels all of them again. Scores are computed first,
+then written in one transaction: an interrupted run leaves the previous labels whole.
 """
 
 from __future__ import annotations
@@ -24,7 +25,10 @@ from tqdm import tqdm
 from ..classify.bank import KINDS, TextBank, build_bank
 from ..classify.coder import (
     BLOCK,
+    OTHER,
+    TYPICAL_SAMPLE,
     Scoring,
+    Typical,
     Verdicts,
     best_two,
     class_scores,
@@ -107,9 +111,12 @@ def label_items(
     scoring: Scoring,
     examples: Examples | None = None,
     extra: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] | None = None,
+    other_below: float | None = None,
     progress: bool = False,
 ) -> ClassifyReport:
-    """Label the index's items with `labels` (see the module's docstring)."""
+    """Label the index's items with `labels` (see the module's docstring); `other_below`:
+    the robust deviations a best class must stand out by, else the item is "other" (None:
+    every item gets a class)."""
     started = time.time()
     if not labels.classes:
         raise SashieError(f"the label set {labels.name!r} has no classes")
@@ -119,6 +126,7 @@ def label_items(
         "context": scoring.context,
         "margin": scoring.margin,
         "extra": _stamp(extra) if extra else None,
+        "other_below": other_below,
     }
     if examples is not None:
         if not len(examples.items):
@@ -153,10 +161,10 @@ def label_items(
             kinds = tuple(k for k in kinds if k != "differences")
         bank = build_bank(labels, encoder.encode_texts, kinds=kinds, extra=extra)
         adapter = None if examples is None else _fit(bank, index, examples, scoring)
-        found = _verdicts(bank, index.vectors, rows, scoring, adapter, progress)
+        found = _verdicts(bank, index.vectors, rows, scoring, adapter, other_below, progress)
         if examples is not None:
             found = _examples_kept(found, wanted, examples)
-        _write(catalog, record, not same, wanted, bank.classes, found)
+        _write(catalog, record, not same, wanted, bank.classes, found, other_below)
     counts = catalog.class_counts(labels.name)
     return ClassifyReport(
         label_set=labels.name,
@@ -176,12 +184,14 @@ def _examples_kept(found: Verdicts, items: np.ndarray, examples: Examples) -> Ve
     class the scores preferred becomes the runner-up)."""
     given = dict(zip(examples.items.tolist(), examples.classes.tolist()))
     best, second = found.best.copy(), found.second.copy()
-    second_score = found.second_score.copy()
+    second_score, standing = found.second_score.copy(), found.standing.copy()
     for i, item in enumerate(items.tolist()):
         cls = given.get(item)
-        if cls is not None and best[i] != cls:
-            second[i], second_score[i], best[i] = best[i], found.score[i], cls
-    return Verdicts(best, found.score, second, second_score)
+        if cls is not None:
+            standing[i] = np.inf  # a person said so: never "other"
+            if best[i] != cls:
+                second[i], second_score[i], best[i] = best[i], found.score[i], cls
+    return Verdicts(best, found.score, second, second_score, standing)
 
 
 def _write(
@@ -191,19 +201,28 @@ def _write(
     items: np.ndarray,
     classes: tuple[str, ...],
     found: Verdicts,
+    other_below: float | None,
 ) -> None:
-    """The set's record and the items' labels, in one transaction."""
+    """The set's record and the items' labels, in one transaction: an item whose best class
+    does not stand out by `other_below` is "other", that class its runner-up."""
     names = np.array(classes, dtype=object)
+    label, runner_up = names[found.best], names[found.second]
+    runner_up_score = found.second_score.astype(float)
+    if other_below is not None:
+        other = found.standing < other_below
+        runner_up = np.where(other, label, runner_up)
+        runner_up_score = np.where(other, found.score, runner_up_score)
+        label = np.where(other, OTHER, label)
     with catalog.transaction() as t:
         t.put_label_set(record, replace=replace)
         t.set_item_classes(
             record["name"],
             zip(
                 items.tolist(),
-                names[found.best].tolist(),
+                label.tolist(),
                 found.score.astype(float).tolist(),
-                names[found.second].tolist(),
-                found.second_score.astype(float).tolist(),
+                runner_up.tolist(),
+                runner_up_score.tolist(),
             ),
         )
 
@@ -227,10 +246,25 @@ def _verdicts(
     rows: np.ndarray,
     scoring: Scoring,
     adapter: TipAdapter | None,
+    other_below: float | None,
     progress: bool,
 ) -> Verdicts:
     """Best two classes of the given rows, block by block (few-shot: by the cache's logits,
-    scaled back to the zero-shot scores' units)."""
+    scaled back to the zero-shot scores' units), and how far the best stands out from its
+    typical score over a sample of every row (when "other" is wanted)."""
+
+    def scored(block: np.ndarray) -> np.ndarray:
+        scores = class_scores(bank, block, scoring)
+        if adapter is not None:
+            scores = adapter.logits(_features(bank, block, scoring), scores) / SCALE
+        return scores
+
+    typical = None
+    if other_below is not None and len(rows):
+        sample = np.random.default_rng(0).permutation(len(vectors))[:TYPICAL_SAMPLE]
+        typical = Typical.of(
+            np.concatenate([scored(b) for b in in_blocks(vectors, np.sort(sample))])
+        )
     parts = []
     bar = tqdm(
         in_blocks(vectors, rows),
@@ -241,13 +275,11 @@ def _verdicts(
         leave=False,
     )
     for block in bar:
-        scores = class_scores(bank, block, scoring)
-        if adapter is not None:
-            scores = adapter.logits(_features(bank, block, scoring), scores) / SCALE
-        parts.append(best_two(scores))
+        parts.append(best_two(scored(block), typical))
     if not parts:
         empty = np.zeros(0, np.int64)
-        return Verdicts(empty, empty.astype(np.float32), empty, empty.astype(np.float32))
+        scores = empty.astype(np.float32)
+        return Verdicts(empty, scores, empty, scores, scores)
     return Verdicts(*(np.concatenate([getattr(p, f) for p in parts]) for f in Verdicts.FIELDS))
 
 

@@ -46,7 +46,7 @@ from ..adapt.settings import AdaptSettings
 from ..adapt.versions import has_text_state, load_text_state, load_version_adapter
 from ..classify.bank import model_words
 from ..classify.bank import nearest_words as words_near
-from ..classify.coder import DEFAULT_METHOD, Scoring
+from ..classify.coder import DEFAULT_METHOD, OTHER, OTHER_BELOW, Scoring
 from ..classify.generator import ChatEndpoint, describe_classes
 from ..classify.labelfile import LabelSet, read_label_file
 from ..compose.settings import ComposeSettings, composer_folder, read_record
@@ -1228,6 +1228,7 @@ class Library:
         model: str | None = None,
         generator: ChatEndpoint | None = None,
         nearest_words: int = 0,
+        other_below: float | None = OTHER_BELOW,
     ) -> ClassifyReport:
         """Give every item with a vector its best class of a label set (a CSV, JSON or YAML
         label file, or a `LabelSet`), a score and the runner-up, stored as the set `name`
@@ -1237,6 +1238,8 @@ class Library:
         labelled examples (a Tip-Adapter cache). `generator`: an endpoint the user runs that
         writes more synonyms and attributes of each class (classify/generator.py);
         `nearest_words`: as many of the model's own words nearest each class, as synonyms.
+        `other_below`: an item whose best class's score stands out from that class's typical
+        score by fewer robust deviations is labelled "other" (None: every item gets a class).
 
         Run again with the same set and settings, only items that have no label yet are
         labelled (pages indexed since); a changed set, method or model version labels all
@@ -1275,6 +1278,7 @@ class Library:
                 scoring=Scoring(method, rerank=rerank),
                 examples=examples,
                 extra=extra or None,
+                other_below=other_below,
                 progress=self.progress,
             )
         self._classes.clear()
@@ -1302,6 +1306,14 @@ class Library:
         record = self._label_set_record(name, needed=True)
         assert record is not None
         return _stored_label_set(record)
+
+    def item_classes(self, label_set: str | None = None) -> dict[int, str]:
+        """Each labelled item's class in a label set (the newest when None); "other" for an
+        item that none of the set's classes fits."""
+        record = self._label_set_record(label_set, needed=True)
+        assert record is not None
+        items, labels = self._catalog.labelled_items(record["name"])
+        return dict(zip(items.tolist(), labels))
 
     def remove_label_set(self, name: str) -> None:
         """Forget a label set and the labels it gave."""
@@ -1364,6 +1376,9 @@ class Library:
             out = []
             for text in texts:
                 cls = classes.find(text)
+                if cls is None and text.strip().lower() == OTHER:
+                    out.append(len(names))  # items no class fits (_class_codes)
+                    continue
                 if cls is None:
                     shown = ", ".join(names[:8]) + (", ..." if len(names) > 8 else "")
                     raise SashieError(
@@ -1381,15 +1396,16 @@ class Library:
         return leave_out
 
     def _class_codes(self, model: str | None, label_set: str, names: list[str]) -> np.ndarray:
-        """Each row of the model's index: its class in the set (index into `names`; -1 for
-        an item the set has not labelled), loaded once."""
+        """Each row of the model's index: its class in the set (index into `names`;
+        len(names) for "other", an item no class fits; -1 for an item the set has not
+        labelled), loaded once."""
         index = self.index(model)
         model_id = self._manifest.model_id(model)
         key = (model_id, self._manifest.active_version(model_id), label_set)
         codes = self._classes.get(key)
         if codes is None:
             items, labels = self._catalog.labelled_items(label_set)
-            code_of = {n: i for i, n in enumerate(names)}
+            code_of = {OTHER: len(names)} | {n: i for i, n in enumerate(names)}
             known = np.isin(items, index.item_ids)
             codes = np.full(len(index), -1, np.int64)
             rows = rows_of(index.item_ids, items[known])

@@ -406,7 +406,7 @@ def test_the_page_suggests_searches_from_the_librarys_captions_and_classes(tmp_p
         ids = lib.item_ids().tolist()
         lib.annotate(ids[:3], "几帳")
         lib.annotate(ids[3:4], "<b>a screen</b>")
-        lib.classify(labels)
+        lib.classify(labels, other_below=None)
 
     def suggested() -> dict:
         app = server.create_app(tmp_path / "lib", example_query="a crane")

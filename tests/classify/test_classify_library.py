@@ -36,7 +36,7 @@ def stored(lib: Library, name: str = "labels") -> dict[int, tuple]:
 
 
 def test_every_item_gets_a_label_a_score_and_a_runner_up(library, tmp_path):
-    report = library.classify(tmp_path / "labels.csv", method="coder")
+    report = library.classify(tmp_path / "labels.csv", method="coder", other_below=None)
     assert (report.labelled, report.total, report.relabelled) == (10, 10, True)
     rows = stored(library)
     assert sorted(rows) == sorted(library.item_ids().tolist())
@@ -88,7 +88,7 @@ def test_an_interrupted_run_leaves_the_previous_labels_whole(library, tmp_path, 
 
 
 def test_a_search_narrows_to_a_label_and_leaves_one_out(library, tmp_path):
-    library.classify(tmp_path / "labels.csv", method="coder")
+    library.classify(tmp_path / "labels.csv", method="coder", other_below=None)
     rows = stored(library)
     label = max({r[0] for r in rows.values()}, key=lambda x: sum(r[0] == x for r in rows.values()))
     everything = library.search("a square", k=100)
@@ -156,7 +156,7 @@ def test_labels_export_for_a_spreadsheet_and_as_parquet(library, tmp_path):
 
 def test_a_label_a_spreadsheet_would_run_is_written_as_text(library, tmp_path):
     formulas = LabelSet("f", (LabelClass("=HYPERLINK(1)"), LabelClass("@SUM(A1)")))
-    library.classify(formulas)
+    library.classify(formulas, other_below=None)
     library.export_labels(tmp_path / "out.csv", label_set="f")
     with open(tmp_path / "out.csv", encoding="utf-8-sig", newline="") as f:
         rows = list(csv.DictReader(f))
@@ -219,3 +219,51 @@ def test_the_api_labels_narrows_and_counts_the_results(library):
     assert unknown.status_code == 400 and "no label 'zebra'" in unknown.json()["error"]
     bad = client.post("/api/classify", json={"labels": {"name": "x", "classes": [{"name": ""}]}})
     assert bad.status_code == 400 and "has no name" in bad.json()["error"]
+
+
+def test_an_item_no_class_fits_is_other_with_its_best_class_as_runner_up(library, tmp_path):
+    forced = library.classify(tmp_path / "labels.csv", other_below=None)
+    assert "other" not in forced.counts
+    classes = stored(library)
+    # the tiny model's scores are noise: at 0 deviations, items below their class's median
+    relabelled = library.classify(tmp_path / "labels.csv", other_below=0.0)
+    assert relabelled.relabelled  # a changed rule labels every item again
+    rows = stored(library)
+    others = {item for item, row in rows.items() if row[0] == "other"}
+    assert 0 < len(others) < len(rows) == 10
+    for item, (label, score, runner_up, runner_score) in rows.items():
+        if item in others:  # the class it would have had, and its score, are kept
+            assert (runner_up, runner_score, score) == (classes[item][0], score, classes[item][1])
+        else:
+            assert rows[item] == classes[item]
+    assert library.label_sets()["labels"]["counts"]["other"] == len(others)
+    found = library.search("a square", k=100, label="other")
+    assert {r.item for r in found} == others and {r.class_label for r in found} == {"other"}
+    rest = library.search("a square", k=100, not_label="other")
+    assert {r.item for r in rest} == set(rows) - others
+    # the command line: the default rule, or every item forced into a class
+    out = run_cli("classify", library.path, "--labels", tmp_path / "labels.csv", "--no-other")
+    assert "other" not in out.stdout
+    assert not {r[0] for r in stored(library).values()} & {"other"}
+
+
+def test_the_typical_score_keeps_a_class_close_to_everything_from_taking_everything():
+    """A hub class (its words close to every picture) wins every item when each is forced
+    into a class; measured against its own typical score, only the items that stand out
+    keep it."""
+    import numpy as np
+
+    from sashie.classify.coder import OTHER_BELOW, Typical, best_two
+
+    rng = np.random.default_rng(0)
+    scores = rng.normal(0.20, 0.01, (1000, 3))
+    scores[:, 0] += 0.05  # the hub: above the others for every item
+    scores[:20, 1] += 0.08  # 20 items really show class 1
+    scores[20:30, 0] += 0.06  # 10 really show the hub's class
+    forced = best_two(scores)
+    assert (forced.best == 0).sum() > 950
+    judged = best_two(scores, Typical.of(scores))
+    kept = judged.standing >= OTHER_BELOW
+    assert set(np.flatnonzero(kept & (judged.best == 0))) >= set(range(20, 30))
+    assert set(np.flatnonzero(kept & (judged.best == 1))) >= set(range(20))
+    assert kept.sum() < 30 + 20  # and the tail of the noise: ~1 % at 2.5 deviations

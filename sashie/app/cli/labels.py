@@ -7,7 +7,7 @@ import os
 
 import click
 
-from ...classify.coder import DEFAULT_METHOD, METHODS
+from ...classify.coder import DEFAULT_METHOD, METHODS, OTHER_BELOW
 from ...classify.generator import ChatEndpoint
 from ...errors import SashieError
 from ...library import Library
@@ -62,6 +62,19 @@ SHOWN = 15  # labels listed after a run, most frequent first
     "synonyms and attributes of each class; its key, if any, from SASHIE_GENERATOR_KEY.",
 )
 @click.option("--generator-model", metavar="NAME", help="The generator's model name.")
+@click.option(
+    "--other-below",
+    type=click.FloatRange(0),
+    default=OTHER_BELOW,
+    show_default=True,
+    metavar="Z",
+    help="An item whose best class does not stand out from that class's typical score over "
+    "the collection by Z robust deviations is labelled 'other' (none of these): higher keeps "
+    "the classes purer, lower labels more items.",
+)
+@click.option(
+    "--no-other", is_flag=True, help="Force every item into one of the classes (no 'other')."
+)
 @click.option("--model", "-m", metavar="SPEC_OR_ID", help="Which of the library's models.")
 @TRUST_REMOTE_CODE
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
@@ -76,12 +89,15 @@ def classify(
     nearest_words,
     generator,
     generator_model,
+    other_below,
+    no_other,
     model,
     trust_remote_code,
     quiet,
     as_json,
 ):
-    """Label every item of LIBRARY with its best class from FILE, a score and the runner-up.
+    """Label every item of LIBRARY with its best class from FILE, a score and the runner-up;
+    an item that none of the classes fits is labelled 'other' (see --other-below).
 
     \b
     A label file, one class a row; several values in a cell joined by |:
@@ -93,6 +109,7 @@ def classify(
     \b
     Then:
       sashie search LIB "a bird in snow" --label crane    narrow a search by class
+      sashie search LIB "a bird" --label other            items no class fits
       sashie labels export LIB labels.csv                 every item's label, for a spreadsheet
       sashie info LIB                                     label sets and counts
 
@@ -121,6 +138,7 @@ def classify(
         model=model,
         generator=endpoint,
         nearest_words=nearest_words,
+        other_below=None if no_other else other_below,
     )
     if as_json:
         echo_json(report.as_dict())
