@@ -25,6 +25,14 @@ def test_the_demo_model_is_a_plain_hugging_face_clip():
     assert encoder.model_id.startswith("hf:sashie-demo@") and encoder.dim == 512
 
 
+@pytest.mark.parametrize("name", ["sashie-demo", "sashie-demo-para", "sashie-demo-mcip"])
+def test_the_shipped_models_tokenizers_load_under_transformers_4_too(name):
+    """transformers 5 writes a plain fast tokenizer's class as TokenizersBackend, a name
+    version 4 (which pyproject.toml allows) cannot load; PreTrainedTokenizerFast both read."""
+    config = json.loads((DEMO_MODEL_DIR.parent / name / "tokenizer_config.json").read_text())
+    assert config["tokenizer_class"] == "PreTrainedTokenizerFast"
+
+
 def test_a_new_library_uses_the_demo_model_by_default(tmp_path, pages):
     run_cli("index", tmp_path / "lib", pages, "-q")
     info = json.loads(run_cli("info", tmp_path / "lib", "--json").stdout)
@@ -133,6 +141,8 @@ def test_the_training_script_makes_a_loadable_model(tmp_path):
     vectors = encoder.encode_texts(["an illustration of a cat", "猫の挿絵"])
     assert vectors.shape == (2, 512) and np.isfinite(vectors).all()
     assert json.loads((out / "TRAINING.json").read_text())["steps"] >= 1
+    config = json.loads((out / "tokenizer_config.json").read_text())
+    assert config["tokenizer_class"] == "PreTrainedTokenizerFast"  # transformers 4 reads it
 
 
 def test_the_paraclip_stage_tunes_the_text_tower_only(tmp_path, tiny_clip):

@@ -164,12 +164,24 @@ def normalize(images: torch.Tensor) -> torch.Tensor:
     return (images - torch.from_numpy(MEAN)[:, None, None]) / torch.from_numpy(STD)[:, None, None]
 
 
+def save_tokenizer(tokenizer, out: Path) -> None:
+    """The tokenizer's files, readable by transformers 4 and 5: version 5 names a plain fast
+    tokenizer's class TokenizersBackend, which version 4 does not know; both read
+    PreTrainedTokenizerFast as the same tokenizer."""
+    tokenizer.save_pretrained(out)
+    path = out / "tokenizer_config.json"
+    config = json.loads(path.read_text("utf-8"))
+    if config.get("tokenizer_class") == "TokenizersBackend":
+        config["tokenizer_class"] = "PreTrainedTokenizerFast"
+        path.write_text(json.dumps(config, indent=2, ensure_ascii=False) + "\n", "utf-8")
+
+
 def save(model, tokenizer, out: Path, record: dict, resolution: int) -> None:
     from transformers import CLIPImageProcessor
 
     out.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(out)
-    tokenizer.save_pretrained(out)
+    save_tokenizer(tokenizer, out)
     CLIPImageProcessor(
         size={"shortest_edge": resolution},
         crop_size={"height": resolution, "width": resolution},

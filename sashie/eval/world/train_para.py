@@ -35,7 +35,7 @@ from ...encoders.hf import HFEncoder
 from ...encoders.registry import load_encoder
 from .labels import world_label_set
 from .samples import SampleMeta, make_samples
-from .train import normalize, sample_caption
+from .train import normalize, sample_caption, save_tokenizer
 from .vocab import caption, vocabulary
 
 
@@ -266,7 +266,7 @@ def save_stage(encoder: HFEncoder, out: Path, record: dict, stage: str = "paracl
     record and gains this stage's under `stage`."""
     out.mkdir(parents=True, exist_ok=True)
     encoder.model.save_pretrained(out)
-    encoder.tokenizer.save_pretrained(out)
+    save_tokenizer(encoder.tokenizer, out)
     encoder.processor.save_pretrained(out)
     training = Path(encoder.model.name_or_path) / "TRAINING.json"
     base = json.loads(training.read_text("utf-8")) if training.is_file() else {}
