@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+from ..classify.coder import OTHER
 from ..eval.references import reference_pictures
 from ..eval.truth import ground_truth_labels, item_concepts
 from ..eval.world import make_world, read_truth
@@ -55,9 +56,12 @@ def run_demo(
         write_label_file(labels, vocabulary().concepts)
     echo(f"\n$ sashie classify {library} --labels {labels}")
     labelled = lib.classify(labels)
+    others = labelled.counts.get(OTHER, 0)
+    classes = len(labelled.counts) - (OTHER in labelled.counts)
     echo(
-        f"{labelled.labelled} items labelled with {len(labelled.counts)} of the world's classes "
-        f"in {labelled.seconds:.0f} s; `sashie search --label` and the web page narrow by them"
+        f"{labelled.labelled - others} items labelled with {classes} of the world's classes, "
+        f"{others} with none of them ('{OTHER}') in {labelled.seconds:.0f} s; "
+        "`sashie search --label` and the web page narrow by them"
     )
     counts = lib.counts()
     echo(

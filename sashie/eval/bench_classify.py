@@ -214,6 +214,8 @@ def _few_shot(out, encoder, vectors, concepts, oracle, vocab, seed) -> None:
                 [rng.permutation(np.flatnonzero(labels == c))[:shots] for c in range(len(classes))]
             )
             test = np.setdiff1d(np.arange(len(rows)), train)
+            if not len(test):  # a small world: every crop is a shot, none is left to measure
+                break
             for method in ("coder", "raw"):
                 cache = fit_tip_adapter(
                     features[method][train], labels[train], zero_shot[method][train], len(classes)
@@ -224,7 +226,8 @@ def _few_shot(out, encoder, vectors, concepts, oracle, vocab, seed) -> None:
                 warnings.simplefilter("ignore", UserWarning)
                 probe = LogisticRegression(C=SCALE / 10, max_iter=1000).fit(x[train], labels[train])
             right["probe"].append(float((probe.predict(x[test]) == labels[test]).mean()))
-        out.few_shot[shots] = {m: round(float(np.mean(v)), 4) for m, v in right.items()}
+        if right["probe"]:
+            out.few_shot[shots] = {m: round(float(np.mean(v)), 4) for m, v in right.items()}
     out.few_shot[0] = {
         "coder": round(float((coder_zs.argmax(axis=1) == labels).mean()), 4),
         "raw": round(float((prompt_zs.argmax(axis=1) == labels).mean()), 4),

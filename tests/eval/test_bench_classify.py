@@ -35,3 +35,19 @@ def test_the_open_set_bench_measures_each_class_under_each_rule(tmp_path):
     table = format_open_set(found, items)
     assert len(table) == 3 + classes + 1 and "other below 2.5" in table[1]
     assert lib.label_sets() == {}  # the bench's sets are removed after
+
+
+def test_few_shot_leaves_out_the_shots_a_small_world_has_no_crops_left_for():
+    from sashie.encoders import load_encoder
+    from sashie.eval.bench_classify import ClassifyExperiment, _few_shot
+
+    vocab = vocabulary()
+    rng = np.random.default_rng(0)
+    concepts = [{key} for key in vocab.query for _ in range(3)]  # three crops a class
+    vectors = rng.normal(size=(len(concepts), 512)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    out = ClassifyExperiment()
+    _few_shot(
+        out, load_encoder("sashie-demo"), vectors, concepts, np.ones(len(concepts), bool), vocab, 0
+    )
+    assert sorted(out.few_shot) == [0, 1, 2]  # 4, 8 and 16 shots would leave nothing to measure
