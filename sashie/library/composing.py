@@ -208,42 +208,62 @@ def train_composer(
         crops = 0
         light_seconds = 0.0
         if settings.light:
-            started = time.perf_counter()
-            pixels, kept = _crops(light_rows, pictures, settings.light_side, report)
-            targets = vectors[chosen][kept]
-            light, light_losses, agreement = train_light_encoder(
-                pixels, targets, settings, device=device, progress=report, extra=query_like
-            )
-            light_inputs = light.encode(pixels)
-            light_learner, tuned_losses = train_token_learner(
-                slots,
-                light_inputs,
-                targets,
-                vectors,
-                settings,
-                steps=settings.light_steps,
-                device=device,
-                start=learner,
-                progress=report,
-            )
-            light_seconds = time.perf_counter() - started
-            crops = len(pixels)
-            composer.light, composer.light_learner = light, light_learner
-            record.update(
-                light_seconds=round(light_seconds, 1),
-                light_crops=crops,
-                light_query_like=0 if query_like is None else len(query_like[0]),
-                light_losses=light_losses,
-                light_agreement=round(agreement, 4),
-                light_flops=count_flops(light, torch.zeros(1, 3, light.side, light.side)),
-                light_parameters=sum(p.numel() for p in light.parameters()),
-                light_token_losses=tuned_losses,
-            )
+            crops, light_seconds = _add_light(
+                composer, slots, vectors, chosen, light_rows, pictures, settings, device,
+                report, query_like,
+            )  # fmt: skip
         _save(composer, folder)
         return ComposeReport(folder, len(vectors), crops, token_seconds, light_seconds, record)
     finally:
         if bar is not None:
             bar.close()
+
+
+def _add_light(
+    composer: Composer,
+    slots: TokenSlots,
+    vectors: np.ndarray,
+    chosen: np.ndarray,
+    light_rows: list[ItemRow],
+    pictures: Pictures,
+    settings: ComposeSettings,
+    device: str,
+    report: Callable[[dict], None],
+    query_like: tuple[np.ndarray, np.ndarray] | None,
+) -> tuple[int, float]:
+    """The light encoder, distilled on the crops of `light_rows` (the `chosen` rows of
+    `vectors`), and a token learner tuned on its vectors, into `composer` and its record;
+    the crops it learnt from and the seconds it took."""
+    started = time.perf_counter()
+    pixels, kept = _crops(light_rows, pictures, settings.light_side, report)
+    targets = vectors[chosen][kept]
+    light, light_losses, agreement = train_light_encoder(
+        pixels, targets, settings, device=device, progress=report, extra=query_like
+    )
+    light_learner, tuned_losses = train_token_learner(
+        slots,
+        light.encode(pixels),
+        targets,
+        vectors,
+        settings,
+        steps=settings.light_steps,
+        device=device,
+        start=composer.learner,
+        progress=report,
+    )
+    seconds = time.perf_counter() - started
+    composer.light, composer.light_learner = light, light_learner
+    composer.record.update(
+        light_seconds=round(seconds, 1),
+        light_crops=len(pixels),
+        light_query_like=0 if query_like is None else len(query_like[0]),
+        light_losses=light_losses,
+        light_agreement=round(agreement, 4),
+        light_flops=count_flops(light, torch.zeros(1, 3, light.side, light.side)),
+        light_parameters=sum(p.numel() for p in light.parameters()),
+        light_token_losses=tuned_losses,
+    )
+    return len(pixels), seconds
 
 
 def plan_composer(
