@@ -1,21 +1,32 @@
-"""Region detection on an evaluation world: recall of ground-truth illustrations at IoU >= 0.5,
-precision of proposals, items per page and pages per second, for each detector and combined.
+"""Region detection: recall of the illustrations, precision of proposals, items per page and
+pages per second, for each detector and combined; on an evaluation world we draw, or on real
+scans with boxes people drew (`--real`, a Pascal VOC folder such as NDL-DocL's).
 
     python benchmarks/regions.py [--pages 200] [--seed 11] [--world DIR]
+    python benchmarks/regions.py --real ../shared/real-pages/ndl-docl [--filter LIB]
+
+With `--filter LIB` the real-page table also has each detector's proposals after the
+keep/exclude filter of that library (trained with its model, e.g. `sashie demo`'s library):
+each proposal is cut, encoded with the library's model and kept when the filter keeps it.
 """
 
 from __future__ import annotations
 
 import argparse
+import sys
 import tempfile
 import time
 from pathlib import Path
 
 from PIL import Image
 
+from sashie.eval.real_pages import format_table, measure
 from sashie.eval.world import make_world, read_truth
 from sashie.ingest.images import load_image
 from sashie.regions import iou, load_detectors
+from sashie.regions.boxes import read_voc_folder
+
+DETECTOR_SETS = (["whole"], ["layout"], ["layout", "whole"])
 
 
 def evaluate(truth: list[dict], names: list[str]) -> dict:
@@ -41,12 +52,7 @@ def evaluate(truth: list[dict], names: list[str]) -> dict:
     }
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--pages", type=int, default=200)
-    parser.add_argument("--seed", type=int, default=11)
-    parser.add_argument("--world", type=Path, help="an existing world (else one is drawn)")
-    args = parser.parse_args()
+def on_world(args: argparse.Namespace) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         world = args.world or make_world(Path(tmp) / "world", pages=args.pages, seed=args.seed)
         truth = read_truth(world)
@@ -62,12 +68,80 @@ def main() -> None:
             f"| {'pages/s':>7} |"
         )
         print(f"|{'-' * 16}|{'-' * 12}|{'-' * 11}|{'-' * 12}|{'-' * 9}|")
-        for names in (["whole"], ["layout"], ["layout", "whole"]):
+        for names in DETECTOR_SETS:
             m = evaluate(truth, names)
             print(
                 f"| {'+'.join(names):<14} | {m['recall']:10.3f} | {m['precision']:9.3f} | "
                 f"{m['items_per_page']:10.1f} | {m['pages_per_s']:7.1f} |"
             )
+
+
+def filtered(propose, library: Path):
+    """The proposals the library's keep/exclude filter keeps (crops encoded by its model)."""
+    from sashie import Library
+    from sashie.filter.model import THRESHOLD
+
+    lib = Library(library)
+    keep = lib.keep_filter()
+    if keep is None:
+        sys.exit(f"{library} has no keep/exclude filter (sashie filter train)")
+    encoder = lib.encoder()
+
+    def kept(image: Image.Image) -> list:
+        boxes = propose(image)
+        if not boxes:
+            return boxes
+        scores = keep.scores(encoder.encode_images([image.crop(b) for b in boxes]))
+        return [b for b, s in zip(boxes, scores) if s >= THRESHOLD]
+
+    return kept
+
+
+def on_real(args: argparse.Namespace) -> None:
+    pages, skipped = read_voc_folder(args.real)
+    for name, reason in skipped:
+        print(f"skipped {name}: {reason}", file=sys.stderr)
+    if not pages:
+        sys.exit(f"no VOC pages in {args.real}")
+    sizes = sorted({p.size for p in pages})
+    print(
+        f"{len(pages)} real pages ({', '.join(f'{w} x {h}' for w, h in sizes)}) from "
+        f"{args.real}, {sum(len(p.labelled({'4_illustration'})) for p in pages)} illustration "
+        "boxes drawn by people; one core (decoding not counted; with the filter, encoding "
+        "counted)"
+    )
+    rows = []
+    for names in DETECTOR_SETS:
+        detectors = load_detectors(names)
+
+        def propose(image, detectors=detectors):
+            return [r.bbox for d in detectors for r in d.detect(image, None)]
+
+        rows.append(("+".join(names), measure(pages, propose)))
+        if args.filter:
+            rows.append(
+                ("+".join(names) + " + filter", measure(pages, filtered(propose, args.filter)))
+            )
+    print(format_table(rows))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--pages", type=int, default=200)
+    parser.add_argument("--seed", type=int, default=11)
+    parser.add_argument("--world", type=Path, help="an existing world (else one is drawn)")
+    parser.add_argument("--real", type=Path, help="a folder of real pages with VOC boxes")
+    parser.add_argument(
+        "--filter",
+        type=Path,
+        metavar="LIB",
+        help="with --real: a library whose filter is applied too",
+    )
+    args = parser.parse_args()
+    if args.real:
+        on_real(args)
+    else:
+        on_world(args)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,147 @@
+"""Boxes people drew on pages, read as hostile input: Pascal VOC folders (NDL-DocL's format,
+and how a curator may hand us the illustrations of a collection).
+
+A VOC file names a page image and, for each object, a label and a box (xmin, ymin, xmax,
+ymax in the image's pixels). Here:
+- the image is the file with the XML's own name beside it (`page12.xml` -> `page12.jpg`):
+  the `<filename>` and `<path>` inside are never used as paths;
+- a document with a DOCTYPE or entities is refused (no entity is ever expanded), as is one
+  over MAX_XML_BYTES or with more than MAX_OBJECTS objects;
+- numbers must be finite and under MAX_COORDINATE; a box is clipped to the image and dropped
+  when nothing of it is left, so a box outside the image never becomes a region.
+"""
+
+from __future__ import annotations
+
+import glob
+import math
+import re
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass
+from pathlib import Path
+
+from PIL import Image
+
+from ..errors import BadInput
+from ..ingest.images import IMAGE_EXTENSIONS
+from .base import BBox
+
+MAX_XML_BYTES = 4 << 20
+MAX_OBJECTS = 20_000
+MAX_COORDINATE = 1_000_000  # pixels: a larger number is no page's
+_DECLARATION = re.compile(rb"<!\s*(DOCTYPE|ENTITY)", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class BoxedPage:
+    """A page image and the boxes drawn on it, each with its label."""
+
+    image: Path
+    size: tuple[int, int]  # width, height
+    boxes: tuple[tuple[str, BBox], ...]
+    dropped: int = 0  # boxes wholly outside the image, or empty
+
+    def labelled(self, labels: set[str] | frozenset[str]) -> list[BBox]:
+        """The boxes whose label is one of `labels`."""
+        return [box for label, box in self.boxes if label in labels]
+
+
+def read_voc(xml_path: str | Path) -> BoxedPage:
+    """One VOC file and the page image beside it (BadInput, with the reason, when either
+    cannot be used)."""
+    path = Path(xml_path)
+    try:
+        with open(path, "rb") as f:
+            data = f.read(MAX_XML_BYTES + 1)
+    except OSError as e:
+        raise BadInput(f"cannot read {path.name} ({e.strerror or e})") from None
+    if len(data) > MAX_XML_BYTES:
+        raise BadInput(f"{path.name} is over {MAX_XML_BYTES >> 20} MB")
+    if _DECLARATION.search(data):
+        raise BadInput(f"{path.name} declares a DOCTYPE or entities, which are refused")
+    try:
+        root = ET.fromstring(data)
+    except ET.ParseError as e:
+        raise BadInput(f"{path.name} is not well-formed XML ({e})") from None
+    image = _image_beside(path)
+    size = _size(root, image, path.name)
+    objects = root.findall("object")
+    if len(objects) > MAX_OBJECTS:
+        raise BadInput(f"{path.name} has over {MAX_OBJECTS:,} objects")
+    boxes, dropped = [], 0
+    for number, obj in enumerate(objects, 1):
+        label = (obj.findtext("name") or "").strip()
+        box = obj.find("bndbox")
+        if not label or box is None:
+            raise BadInput(f"{path.name}: object {number} has no name or no bndbox")
+        corners = [_number(box, key, path.name, number) for key in ("xmin", "ymin", "xmax", "ymax")]
+        clipped = _clip(corners, size)
+        if clipped is None:
+            dropped += 1
+        else:
+            boxes.append((label[:200], clipped))
+    return BoxedPage(image, size, tuple(boxes), dropped)
+
+
+def read_voc_folder(folder: str | Path) -> tuple[list[BoxedPage], list[tuple[str, str]]]:
+    """Every VOC file of a folder (not below it), sorted: the pages, and (file, reason) for
+    each that could not be used."""
+    pages, skipped = [], []
+    for path in sorted(Path(folder).glob("*.xml")):
+        if path.is_symlink() or not path.is_file():
+            skipped.append((path.name, "not a plain file"))
+            continue
+        try:
+            pages.append(read_voc(path))
+        except BadInput as e:
+            skipped.append((path.name, str(e)))
+    return pages, skipped
+
+
+def _image_beside(path: Path) -> Path:
+    for candidate in sorted(path.parent.glob(f"{glob.escape(path.stem)}.*")):
+        if candidate.suffix.lower() in IMAGE_EXTENSIONS and candidate.is_file():
+            if candidate.is_symlink():
+                raise BadInput(f"{candidate.name} is a link, which is not followed")
+            return candidate
+    raise BadInput(f"no page image beside {path.name} (looked for {path.stem}.jpg, .png, ...)")
+
+
+def _size(root: ET.Element, image: Path, name: str) -> tuple[int, int]:
+    """The image's own size (its header); the XML's <size> is only checked against it."""
+    try:
+        with Image.open(image) as opened:
+            width, height = opened.size
+    except (OSError, Image.DecompressionBombError, ValueError) as e:
+        raise BadInput(f"cannot read {image.name} ({type(e).__name__})") from None
+    said = root.find("size")
+    if said is not None:
+        w, h = said.findtext("width"), said.findtext("height")
+        if w and h and (w.strip(), h.strip()) != (str(width), str(height)):
+            raise BadInput(f"{name} says the page is {w} x {h}; {image.name} is {width} x {height}")
+    return width, height
+
+
+def _number(box: ET.Element, key: str, name: str, number: int) -> float:
+    text = (box.findtext(key) or "").strip()
+    try:
+        value = float(text[:40])
+    except ValueError:
+        raise BadInput(f"{name}: object {number}'s {key} is not a number ({text[:20]!r})") from None
+    if not math.isfinite(value) or abs(value) > MAX_COORDINATE:
+        raise BadInput(f"{name}: object {number}'s {key} is out of range ({text[:20]!r})")
+    return value
+
+
+def _clip(corners: list[float], size: tuple[int, int]) -> BBox | None:
+    x0, y0, x1, y1 = corners
+    x0, x1 = sorted((x0, x1))
+    y0, y1 = sorted((y0, y1))
+    width, height = size
+    box = (
+        max(0, round(x0)),
+        max(0, round(y0)),
+        min(width, round(x1)),
+        min(height, round(y1)),
+    )
+    return box if box[2] > box[0] and box[3] > box[1] else None

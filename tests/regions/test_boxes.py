@@ -1,0 +1,89 @@
+"""Boxes people drew, read from Pascal VOC files as hostile input (sashie/regions/boxes.py)."""
+
+import pytest
+from PIL import Image
+
+from sashie.errors import BadInput
+from sashie.regions.boxes import MAX_XML_BYTES, read_voc, read_voc_folder
+
+
+def voc(objects: str, size: str = "<size><width>200</width><height>100</height></size>") -> str:
+    return f"<annotation><filename>/etc/passwd</filename>{size}{objects}</annotation>"
+
+
+def box(name: str, x0, y0, x1, y1) -> str:
+    return (
+        f"<object><name>{name}</name><bndbox><xmin>{x0}</xmin><ymin>{y0}</ymin>"
+        f"<xmax>{x1}</xmax><ymax>{y1}</ymax></bndbox></object>"
+    )
+
+
+@pytest.fixture
+def folder(tmp_path):
+    Image.new("RGB", (200, 100), "white").save(tmp_path / "page_1.jpg")
+    return tmp_path
+
+
+def test_a_voc_file_gives_its_page_and_labelled_boxes(folder):
+    (folder / "page_1.xml").write_text(
+        voc(box("4_illustration", 10, 20, 60.4, 80) + box("2_handwritten", 150, 0, 170, 100))
+    )
+    page = read_voc(folder / "page_1.xml")
+    assert page.image == folder / "page_1.jpg"  # the file beside it, never <filename>
+    assert page.size == (200, 100)
+    assert page.boxes == (
+        ("4_illustration", (10, 20, 60, 80)),
+        ("2_handwritten", (150, 0, 170, 100)),
+    )
+    assert page.labelled({"4_illustration"}) == [(10, 20, 60, 80)]
+
+
+def test_boxes_outside_the_image_are_clipped_or_dropped(folder):
+    (folder / "page_1.xml").write_text(
+        voc(box("a", -50, -5, 30, 40) + box("b", 250, 10, 300, 50) + box("c", 90, 90, 80, 30))
+    )
+    page = read_voc(folder / "page_1.xml")
+    assert page.boxes == (("a", (0, 0, 30, 40)), ("c", (80, 30, 90, 90)))
+    assert page.dropped == 1
+
+
+@pytest.mark.parametrize(
+    "text, reason",
+    [
+        (
+            '<?xml version="1.0"?><!DOCTYPE a [<!ENTITY x "xxxxxxxx"><!ENTITY y "&x;&x;&x;">]>'
+            + voc(box("&y;", 1, 1, 5, 5)),
+            "DOCTYPE or entities",
+        ),
+        (voc(box("a", 1, 1, "1e308", 5)), "out of range"),
+        (voc(box("a", 1, 1, "nan", 5)), "out of range"),
+        (voc(box("a", 1, 1, "12abc", 5)), "not a number"),
+        (voc("<object><name>a</name></object>"), "no name or no bndbox"),
+        (voc(box("a", 1, 1, 5, 5), "<size><width>9999</width><height>1</height></size>"), "says"),
+        ("<annotation><object>", "not well-formed"),
+    ],
+)
+def test_hostile_or_broken_files_are_refused_with_a_reason(folder, text, reason):
+    (folder / "page_1.xml").write_text(text)
+    with pytest.raises(BadInput, match=reason):
+        read_voc(folder / "page_1.xml")
+
+
+def test_a_huge_file_is_refused_without_being_parsed(folder):
+    (folder / "page_1.xml").write_bytes(b"<annotation>" + b" " * MAX_XML_BYTES + b"</annotation>")
+    with pytest.raises(BadInput, match="over 4 MB"):
+        read_voc(folder / "page_1.xml")
+
+
+def test_a_folder_reads_what_it_can_and_says_why_not_the_rest(folder, tmp_path_factory):
+    (folder / "page_1.xml").write_text(voc(box("4_illustration", 1, 1, 50, 50)))
+    (folder / "lonely.xml").write_text(voc(box("a", 1, 1, 5, 5)))  # no image beside it
+    elsewhere = tmp_path_factory.mktemp("elsewhere")
+    Image.new("RGB", (200, 100)).save(elsewhere / "linked.png")
+    (folder / "linked.png").symlink_to(elsewhere / "linked.png")
+    (folder / "linked.xml").write_text(voc(box("a", 1, 1, 5, 5)))
+    pages, skipped = read_voc_folder(folder)
+    assert [p.image.name for p in pages] == ["page_1.jpg"]
+    reasons = dict(skipped)
+    assert "no page image beside lonely.xml" in reasons["lonely.xml"]
+    assert "is a link" in reasons["linked.xml"]
