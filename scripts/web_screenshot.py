@@ -16,7 +16,6 @@ import argparse
 import io
 import shutil
 import socket
-import sys
 import threading
 import time
 from pathlib import Path
@@ -24,8 +23,6 @@ from pathlib import Path
 import uvicorn
 from PIL import Image
 from playwright.sync_api import sync_playwright
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout's page
 
 from sashie.app.demo import example_query, run_demo
 from sashie.app.server import create_app

@@ -89,16 +89,16 @@ def run_open_set(
     for first in range(0, OPEN_SETS * OPEN_SET_CLASSES, OPEN_SET_CLASSES):
         classes = [vocab.by_key[k] for k in vocab.query_seen[first : first + OPEN_SET_CLASSES]]
         label_set = world_label_set(classes, name="open-set")
+        showing = {c.key: sum(1 for r in shown if c.key in concepts[r]) for c in classes}
         for rule in rules:
             lib.classify(label_set, other_below=rule)
             given = lib.item_classes(label_set.name)
             labels = [given.get(int(item_ids[r])) for r in shown]
             name = "forced" if rule is None else f"other below {rule:g}"
             for concept in classes:
-                showing = sum(1 for r in shown if concept.key in concepts[r])
                 members = [r for r, label in zip(shown, labels) if label == concept.en]
                 right = sum(1 for r in members if concept.key in concepts[r])
-                rows.append(OpenSetRow(name, concept.en, showing, len(members), right))
+                rows.append(OpenSetRow(name, concept.en, showing[concept.key], len(members), right))
             others = sum(1 for label in labels if label == OTHER)
             rows.append(OpenSetRow(name, OTHER, 0, others, 0))
         lib.remove_label_set(label_set.name)

@@ -60,6 +60,7 @@ class AdaptReport:
 
     def as_dict(self) -> dict:
         """The report as JSON-ready data (`adapt --json`)."""
+        curve = self.loss_curve
         return {
             "version": self.version,
             "kind": self.kind,
@@ -72,7 +73,7 @@ class AdaptReport:
             "apply_seconds": self.apply_seconds,
             "rows": self.rows,
             "remembered_examples": self.remembered,
-            "loss_curve": None if self.loss_curve is None else str(self.loss_curve),
+            "loss_curve": None if curve is None else str(curve),
             "warning": self.warning,
         }
 

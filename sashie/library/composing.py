@@ -146,7 +146,7 @@ def train_composer(
     pictures: Pictures,
     settings: ComposeSettings,
     device: str,
-    progress: Callable[[str, int, int, float | None], None],
+    progress: Callable[[dict], None] | None = None,
     query_like: tuple[np.ndarray, np.ndarray] | None = None,
     terminal: bool = False,
 ) -> ComposeReport:
@@ -176,7 +176,8 @@ def train_composer(
     started = time.perf_counter()
 
     def report(update: dict) -> None:
-        progress(update["stage"], update["done"], update["total"], update.get("loss"))
+        if progress is not None:
+            progress(update)
         if bar is not None:
             bar.update(update["stage"], update["done"], update["total"])
 
@@ -351,7 +352,7 @@ def _crops(
         for finished in pool.map(cut, by_page.values()):
             ok[finished] = True
             done += 1
-            progress({"stage": "crops", "done": done, "total": len(by_page)})
+            progress({"stage": "crops", "done": done, "total": len(by_page), "loss": None})
     kept = np.nonzero(ok)[0]
     if len(kept) < MIN_ITEMS:
         raise SashieError("too few of the library's pages could be read to train the light encoder")

@@ -1103,7 +1103,6 @@ class Library:
             index = self.index(model_id)
             excluded = self.excluded_rows(model_id)
             keep = np.ones(len(index), bool) if excluded is None else ~excluded
-            bar = ProgressBar(progress, terminal=False)  # train_composer draws the terminal's
             query_like = None
             if pictures and settings.light:
                 images = [
@@ -1113,23 +1112,20 @@ class Library:
                     np.stack([to_square(im, settings.light_side) for im in images]),
                     encoder.encode_images(images),
                 )
-            try:
-                report = train_composer(
-                    folder=self._composer_folder(model_id, version),
-                    encoder=encoder,
-                    version=version,
-                    item_ids=index.item_ids[keep],
-                    vectors=index.take(np.flatnonzero(keep)),
-                    rows_of=self._catalog.items,
-                    pictures=self._pictures,
-                    settings=settings,
-                    device=encoder.device,
-                    progress=lambda stage, done, total, loss: bar.update(stage, done, total, loss),
-                    query_like=query_like,
-                    terminal=self.progress,
-                )
-            finally:
-                bar.close()
+            report = train_composer(
+                folder=self._composer_folder(model_id, version),
+                encoder=encoder,
+                version=version,
+                item_ids=index.item_ids[keep],
+                vectors=index.take(np.flatnonzero(keep)),
+                rows_of=self._catalog.items,
+                pictures=self._pictures,
+                settings=settings,
+                device=encoder.device,
+                progress=progress,
+                query_like=query_like,
+                terminal=self.progress,
+            )
         self._composers.pop((model_id, version), None)
         return report
 

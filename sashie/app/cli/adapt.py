@@ -276,9 +276,10 @@ def adapt(
         f"{losses[0]:.3f} -> {losses[-1]:.3f}"
         + (f"; remembers the {report.remembered} examples" if report.remembered else "")
     )
+    curve = report.loss_curve
     click.echo(
-        f"loss curve: {report.loss_curve}"
-        if report.loss_curve
+        f"loss curve: {curve}"
+        if curve
         else "loss curve: not drawn (pip install 'sashie[plot]' for loss.png)"
     )
     click.echo(

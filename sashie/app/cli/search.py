@@ -255,12 +255,8 @@ def shown_page(page: str, source: str) -> str:
     if "://" in page:
         parts = urlsplit(page)
         return f"{parts.netloc}{parts.path}"
-    try:
-        if os.path.isdir(source) and os.path.commonpath([source, page]) == os.path.normpath(source):
-            return os.path.relpath(page, source)
-    except ValueError:  # one path absolute, the other not
-        pass
-    return page
+    folder = source.rstrip(os.sep) + os.sep  # a list file or manifest is no page's folder
+    return page[len(folder) :] if page.startswith(folder) else page
 
 
 def _display_width(text: str) -> int:
@@ -272,12 +268,11 @@ def _shortened(text: str, width: int) -> str:
     """The text, or its end after "…" when it is wider than `width` columns."""
     if _display_width(text) <= width:
         return text
-    kept = ""
-    for char in reversed(text):
-        if _display_width(kept) + _display_width(char) > width - 1:
-            break
-        kept = char + kept
-    return "…" + kept
+    kept, used = len(text), 1  # the "…" takes one column
+    while kept and used + _display_width(text[kept - 1]) <= width:
+        kept -= 1
+        used += _display_width(text[kept])
+    return "…" + text[kept:]
 
 
 def _cell(text: str, width: int, align: str) -> str:
