@@ -80,6 +80,14 @@ def test_the_table_shows_a_screenful_with_paths_relative_to_their_folder(small_l
     assert as_json["results"][0]["page"].startswith(str(small_library.parent / "pages"))
 
 
+def test_a_page_name_cannot_send_control_sequences_to_the_terminal():
+    from sashie.app.cli.search import shown_page
+
+    hostile = "/books/\x1b]0;owned\x07page\x1b[2J.png"
+    assert shown_page(hostile, "/books") == "?]0;owned?page?[2J.png"
+    assert shown_page("https://example.org/a\x1b[31m.png", "m.json") == "example.org/a?[31m.png"
+
+
 def test_a_long_path_is_shortened_from_the_left_to_fit_the_terminal(small_library):
     [hit] = Library(small_library).search("a square", k=1)
     deep = "/".join(["a-rather-long-folder-name"] * 6) + "/鶴の巻/page0001.png"

@@ -162,6 +162,22 @@ def test_an_enormous_weight_is_an_error_line(client):
         ("/api/feedback", '{"query": "x", "relevant": [1], "offset": 1000000000000}'),
         ("/api/feedback", '{"query": "x", "relevant": [18446744073709551616]}'),
         ("/api/labels", "[" * 100_000),
+        (
+            "/api/classify",
+            '{"labels": {"name": "s", "classes": [{"name": "a"}]}, "other_below": NaN}',
+        ),
+        (
+            "/api/classify",
+            '{"labels": {"name": "s", "classes": [{"name": "a"}]}, "other_below": -1}',
+        ),
+        (
+            "/api/classify",
+            '{"labels": {"name": "s", "classes": [{"name": "a"}]}, "other_below": 1e999}',
+        ),
+        (
+            "/api/classify",
+            '{"labels": {"name": "s", "classes": [{"name": "a"}]}, "other_below": "x"}',
+        ),
     ],
 )
 def test_hostile_json_is_a_4xx_with_one_line(client, path, body):

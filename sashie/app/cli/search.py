@@ -251,12 +251,15 @@ def results_table(results: list[Result], width: int = 100) -> str:
 
 def shown_page(page: str, source: str) -> str:
     """A page as a person reads it: relative to the folder it was indexed from; a URL's host
-    and path."""
+    and path; control characters shown as "?"."""
     if "://" in page:
         parts = urlsplit(page)
-        return f"{parts.netloc}{parts.path}"
-    folder = source.rstrip(os.sep) + os.sep  # a list file or manifest is no page's folder
-    return page[len(folder) :] if page.startswith(folder) else page
+        page = f"{parts.netloc}{parts.path}"
+    else:
+        folder = source.rstrip(os.sep) + os.sep  # a list file or manifest is no page's folder
+        page = page[len(folder) :] if page.startswith(folder) else page
+    # a library from elsewhere may name a page with terminal control sequences in it
+    return "".join("?" if unicodedata.category(c) == "Cc" else c for c in page)
 
 
 def _display_width(text: str) -> int:
