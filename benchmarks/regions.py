@@ -2,7 +2,7 @@
 pages per second, for each detector and combined; on an evaluation world we draw, or on real
 scans with boxes people drew (`--real`, a Pascal VOC folder such as NDL-DocL's).
 
-    python benchmarks/regions.py [--pages 200] [--seed 11] [--world DIR]
+    python benchmarks/regions.py [--pages 200] [--seed 11] [--version 2|3] [--world DIR]
     python benchmarks/regions.py --real ../shared/real-pages/ndl-docl [--filter LIB]
 
 With `--filter LIB` the real-page table also has each detector's proposals after the
@@ -26,11 +26,11 @@ from sashie.ingest.images import load_image
 from sashie.regions import iou, load_detectors
 from sashie.regions.boxes import read_voc_folder
 
-DETECTOR_SETS = (["whole"], ["layout"], ["layout", "whole"])
+DETECTOR_SETS = (["whole"], ["layout"], ["learned"], ["layout", "whole"], ["learned", "whole"])
 
 
-def evaluate(truth: list[dict], names: list[str]) -> dict:
-    detectors = load_detectors(names)
+def evaluate(truth: list[dict], names: list[str], options: dict) -> dict:
+    detectors = load_detectors(names, options)
     found = total = proposals = matched = 0
     seconds = 0.0
     for row in truth:
@@ -54,7 +54,9 @@ def evaluate(truth: list[dict], names: list[str]) -> dict:
 
 def on_world(args: argparse.Namespace) -> None:
     with tempfile.TemporaryDirectory() as tmp:
-        world = args.world or make_world(Path(tmp) / "world", pages=args.pages, seed=args.seed)
+        world = args.world or make_world(
+            Path(tmp) / "world", pages=args.pages, seed=args.seed, version=args.version
+        )
         truth = read_truth(world)
         with Image.open(truth[0]["page"]) as first:
             size = first.size
@@ -69,7 +71,7 @@ def on_world(args: argparse.Namespace) -> None:
         )
         print(f"|{'-' * 16}|{'-' * 12}|{'-' * 11}|{'-' * 12}|{'-' * 9}|")
         for names in DETECTOR_SETS:
-            m = evaluate(truth, names)
+            m = evaluate(truth, names, detector_options(args))
             print(
                 f"| {'+'.join(names):<14} | {m['recall']:10.3f} | {m['precision']:9.3f} | "
                 f"{m['items_per_page']:10.1f} | {m['pages_per_s']:7.1f} |"
@@ -97,6 +99,25 @@ def filtered(propose, library: Path):
     return kept
 
 
+def draw_boxes(pages: list, found: list[list], out: Path) -> None:
+    """Each page with the people's illustration boxes (green) and the proposals (red)."""
+    from PIL import ImageDraw
+
+    out.mkdir(parents=True, exist_ok=True)
+    for page, boxes in zip(pages, found):
+        image = load_image(str(page.image)).convert("RGB")
+        draw = ImageDraw.Draw(image)
+        for box in page.labelled({"4_illustration"}):
+            draw.rectangle(box, outline=(0, 170, 0), width=7)
+        for box in boxes:
+            draw.rectangle(box, outline=(220, 0, 0), width=3)
+        image.save(out / f"{page.image.stem}.jpg", quality=85)
+
+
+def detector_options(args: argparse.Namespace) -> dict:
+    return {"learned": {"model": args.learned}} if args.learned else {}
+
+
 def on_real(args: argparse.Namespace) -> None:
     pages, skipped = read_voc_folder(args.real)
     for name, reason in skipped:
@@ -112,16 +133,51 @@ def on_real(args: argparse.Namespace) -> None:
     )
     rows = []
     for names in DETECTOR_SETS:
-        detectors = load_detectors(names)
+        detectors = load_detectors(names, detector_options(args))
 
-        def propose(image, detectors=detectors):
-            return [r.bbox for d in detectors for r in d.detect(image, None)]
+        found: list[list] = []
+
+        def propose(image, detectors=detectors, found=found):
+            found.append([r.bbox for d in detectors for r in d.detect(image, None)])
+            return found[-1]
 
         rows.append(("+".join(names), measure(pages, propose)))
+        if args.draw:
+            draw_boxes(pages, found, args.draw / "+".join(names))
         if args.filter:
             rows.append(
                 ("+".join(names) + " + filter", measure(pages, filtered(propose, args.filter)))
             )
+    print(format_table(rows))
+
+
+def on_real_tuned(args: argparse.Namespace) -> None:
+    """What K boxed pages add: the detector fine-tuned on K pages drawn at random, measured on
+    the others beside the same detector untuned (`sashie regions train`'s training)."""
+    import numpy as np
+
+    from sashie.library.region_model import fine_tune
+    from sashie.regions.learned import DEFAULT_MODEL, model_folder, save_model
+
+    pages, _ = read_voc_folder(args.real)
+    base = args.learned or model_folder(DEFAULT_MODEL)
+    rows = []
+    for count in args.tune:
+        if not 0 < count < len(pages):
+            sys.exit(f"--tune {count}: the folder has {len(pages)} pages")
+        order = np.random.default_rng(args.seed).permutation(len(pages))
+        taught = [pages[i] for i in sorted(order[:count])]
+        rest = [pages[i] for i in sorted(order[count:])]
+        with tempfile.TemporaryDirectory() as tmp:
+            net, config, boxes, _ = fine_tune(base, taught, steps=args.steps, progress=True)
+            save_model(net, config, Path(tmp))
+            for name, folder in ((f"learned, others of {count}", base), (f"tuned on {count}", tmp)):
+                [detector] = load_detectors(["learned"], {"learned": {"model": folder}})
+                found = measure(
+                    rest, lambda image, d=detector: [r.bbox for r in d.detect(image, None)]
+                )
+                rows.append((name, {"all": found["all"]}))
+        print(f"tuned on {count} pages ({boxes} illustration boxes), measured on the others")
     print(format_table(rows))
 
 
@@ -130,6 +186,9 @@ def main() -> None:
     parser.add_argument("--pages", type=int, default=200)
     parser.add_argument("--seed", type=int, default=11)
     parser.add_argument("--world", type=Path, help="an existing world (else one is drawn)")
+    parser.add_argument(
+        "--version", type=int, default=2, help="the world drawn: 2 pages, 3 scanned spreads"
+    )
     parser.add_argument("--real", type=Path, help="a folder of real pages with VOC boxes")
     parser.add_argument(
         "--filter",
@@ -137,8 +196,31 @@ def main() -> None:
         metavar="LIB",
         help="with --real: a library whose filter is applied too",
     )
+    parser.add_argument(
+        "--learned",
+        type=Path,
+        metavar="DIR",
+        help="the learned detector's weights (default: shipped)",
+    )
+    parser.add_argument(
+        "--draw", type=Path, metavar="OUT", help="with --real: save each page with its boxes"
+    )
+    parser.add_argument(
+        "--tune",
+        type=lambda text: [int(v) for v in text.split(",")],
+        metavar="K,K",
+        help="with --real: fine-tune on K pages drawn at random (--seed) and measure the rest",
+    )
+    parser.add_argument("--steps", type=int, default=300, help="with --tune: training steps")
     args = parser.parse_args()
-    if args.real:
+    import cv2
+    import torch
+
+    cv2.setNumThreads(1)  # the tables say "one core": keep both libraries to it
+    torch.set_num_threads(1)
+    if args.real and args.tune:
+        on_real_tuned(args)
+    elif args.real:
         on_real(args)
     else:
         on_world(args)

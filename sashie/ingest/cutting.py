@@ -46,6 +46,9 @@ class PageJob:
     known_sha: str | None = None
     detectors: list[Detector] = field(default_factory=list)  # detectors not yet run on it
     pending: list[tuple[int, BBox]] = field(default_factory=list)  # items lacking vectors
+    # items of detectors run again (a retrained one): (item id, detector, bbox); a box cut
+    # again keeps its item, one no longer cut goes
+    redo: list[tuple[int, str, BBox]] = field(default_factory=list)
 
 
 @dataclass
@@ -64,6 +67,7 @@ class PageWork:
     regions: list[Region]
     hashes: list[str]
     pixels: list[np.ndarray]  # model input: pending items first, then new regions
+    stale: list[int] = field(default_factory=list)  # items a detector run again no longer cuts
 
 
 @dataclass
@@ -137,6 +141,12 @@ class PageCutter:
             image.size,
             by_score=False,
         )
+        stale: list[int] = []
+        if job.redo and not fresh:
+            cut = {(r.detector, r.bbox) for r in regions}
+            held = {(detector, bbox) for _, detector, bbox in job.redo}
+            regions = [r for r in regions if (r.detector, r.bbox) not in held]
+            stale = [item for item, detector, bbox in job.redo if (detector, bbox) not in cut]
         pixels, hashes = [], []
         for _, bbox in pending:
             pixels.append(self._prepare(image, bbox)[0])
@@ -157,6 +167,7 @@ class PageCutter:
             regions,
             hashes,
             pixels,
+            stale,
         )
 
     def _prepare(self, page: Image.Image, bbox: BBox) -> tuple[np.ndarray, str]:

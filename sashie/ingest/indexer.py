@@ -18,7 +18,7 @@ from __future__ import annotations
 import os
 import time
 from collections import Counter, deque
-from collections.abc import Generator, Iterator
+from collections.abc import Collection, Generator, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from typing import Protocol
@@ -96,6 +96,7 @@ class AddReport:
     pages_indexed: int = 0
     pages_copied: int = 0  # new files holding a page's very bytes: recorded, not indexed
     items_added: int = 0
+    items_removed: int = 0  # cut no longer by a detector run again (`reindex --regions`)
     vectors_added: int = 0
     skipped: list[Skip] = field(default_factory=list)
     seconds: float = 0.0
@@ -111,8 +112,9 @@ class AddReport:
             f"{self.pages_unchanged} already up to date, "
             + (f"{self.pages_copied} copies of pages indexed, " if self.pages_copied else "")
             + f"{len(self.skipped)} skipped; "
-            f"{self.items_added} new items, {self.vectors_added} vectors "
-            f"in {self.seconds:.1f} s ({rate:.1f} items/s)"
+            f"{self.items_added} new items, "
+            + (f"{self.items_removed} removed, " if self.items_removed else "")
+            + f"{self.vectors_added} vectors in {self.seconds:.1f} s ({rate:.1f} items/s)"
         )
         if self.filtered:
             text += f"\nfilter: {self.filtered['kept']} of {self.filtered['scored']} new items kept"
@@ -174,6 +176,7 @@ class Indexer:
         max_pixels: int = DEFAULT_MAX_PIXELS,
         progress: bool = False,
         engine: Engine | None = None,
+        recut: Collection[str] = (),
     ) -> None:
         self.catalog = catalog
         self.vector_file = vector_file
@@ -184,14 +187,17 @@ class Indexer:
         self.progress = progress
         self.engine = engine or LocalEngine(encoder, batch_size, workers)
         self.rows = catalog.vector_rows(model_id)
+        self.recut = frozenset(recut)  # detectors to run again on pages they have cut
 
     # --- planning --------------------------------------------------------------------------
 
-    def plan(self, sources: list[str], report: AddReport) -> list[PageJob]:
-        """The pages that need work; skipped sources go straight into the report."""
+    def plan(self, sources: list[str] | list[PageRef], report: AddReport) -> list[PageJob]:
+        """The pages that need work, from sources to expand or pages already named;
+        skipped sources go straight into the report."""
         refs: dict[str, PageRef] = {}
         skip = lambda uri, source, reason: report.skipped.append(Skip(uri, source, reason))  # noqa: E731
-        for ref in expand_sources(sources, skip):
+        named = [s for s in sources if isinstance(s, PageRef)]
+        for ref in named or expand_sources([str(s) for s in sources], skip):
             refs.setdefault(ref.uri, ref)
         report.pages_seen = len(refs)
         if report.skipped:  # sources that could not be read at all (a malformed manifest)
@@ -202,6 +208,7 @@ class Indexer:
         states = self.catalog.page_states()
         copies = self.catalog.copy_states()
         done = self.catalog.page_detectors()
+        again = self.catalog.detector_items(self.recut) if self.recut else {}
         pending = self._items_lacking_vectors()
         jobs, unchanged = [], []
         for uri, ref in refs.items():
@@ -213,10 +220,12 @@ class Indexer:
                 else:
                     jobs.append(PageJob(ref, detectors=self.detectors))
                 continue
-            todo = [d for d in self.detectors if d.name not in done.get(state.id, ())]
+            ran = done.get(state.id, set())
+            todo = [d for d in self.detectors if d.name not in ran or d.name in self.recut]
             lacking = pending.get(state.id, [])
             if todo or lacking or self._file_changed(uri, state.size, state.mtime_ns):
-                jobs.append(PageJob(ref, state.id, state.sha256, todo, lacking))
+                redo = again.get(state.id, [])
+                jobs.append(PageJob(ref, state.id, state.sha256, todo, lacking, redo))
             else:
                 report.pages_unchanged += 1
                 unchanged.append(ref)
@@ -258,7 +267,7 @@ class Indexer:
 
     # --- the run ---------------------------------------------------------------------------
 
-    def run(self, sources: list[str]) -> AddReport:
+    def run(self, sources: list[str] | list[PageRef]) -> AddReport:
         report = AddReport(detectors=[d.name for d in self.detectors])
         started = time.perf_counter()
         jobs = self.plan(sources, report)
@@ -339,6 +348,9 @@ class Indexer:
                         tx.add_item(page_id, region.detector, region.bbox, region.score, crop_hash)
                     )
                 new_items += len(w.regions)
+                if w.stale:
+                    tx.remove_items(w.stale)
+                    report.items_removed += len(w.stale)
                 tx.mark_detectors(page_id, w.detectors_run)
                 tx.unskip(ref.uri)
             for c in copies:

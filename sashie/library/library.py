@@ -31,7 +31,7 @@ import shutil
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -54,10 +54,10 @@ from ..encoders import Encoder, load_encoder
 from ..errors import NotFound, SashieError
 from ..filter.model import THRESHOLD, KeepFilter
 from ..filter.training import LEARNERS, TrainReport, train_filter, verdict_metrics
-from ..ingest.images import DEFAULT_MAX_PIXELS
+from ..ingest.images import DEFAULT_MAX_PIXELS, is_public_host, is_url
 from ..ingest.indexer import AddReport, Indexer, reason_kind
-from ..ingest.sources import check_sources
-from ..regions import DEFAULT_DETECTORS, load_detectors
+from ..ingest.sources import PageRef, check_sources
+from ..regions import DEFAULT_DETECTORS, load_detectors, parse_detector_names
 from ..search.feedback import DEFAULT_LEARNER, refine
 from ..search.memory import ExampleMemory
 from ..search.query import (
@@ -85,6 +85,8 @@ from .iiif import AnnotationExport
 from .manifest import BASE, Manifest
 from .nearest import AnnChoice, AnnFiles, Stamp
 from .pictures import PageCache, Pictures, page_cache_bytes
+from .region_model import STEPS as TUNE_STEPS
+from .region_model import RegionTuning, own_model, tune_region_model
 from .stored import StoredVectors, rows_of
 from .versions import Versions
 
@@ -345,11 +347,66 @@ class Library:
         if not sources:
             raise SashieError("nothing to index: name at least one source")
         check_sources(sources)
+        return self._index(
+            sources, model=model, regions=regions, detector_options=detector_options,
+            trust_remote_code=trust_remote_code, device=device, batch_size=batch_size,
+            workers=workers, max_pixels=max_pixels, index_kind=index_kind, engine=engine,
+            address=address,
+        )  # fmt: skip
+
+    def recut(
+        self,
+        regions: str = "learned",
+        *,
+        model: str | None = None,
+        detector_options: dict[str, dict] | None = None,
+        device: str | None = None,
+        batch_size: int | None = None,
+        workers: int | None = None,
+        max_pixels: int = DEFAULT_MAX_PIXELS,
+    ) -> AddReport:
+        """Run these detectors again on every page of the library (after `tune_regions`, the
+        tuned detector): a box cut again keeps its item, with its vector, labels and captions;
+        a box no longer cut loses its item; only new boxes are encoded."""
+        names = parse_detector_names(regions)
+        refs = [
+            PageRef(uri, source, metadata, public_only=_named_by_public_manifest(uri, source))
+            for _, uri, source, metadata in self._catalog.pages()
+        ]
+        if not refs:
+            raise SashieError("the library has no pages yet; index some first")
+        return self._index(
+            refs, model=model, regions=",".join(names), detector_options=detector_options,
+            device=device, batch_size=batch_size, workers=workers, max_pixels=max_pixels,
+            recut=names,
+        )  # fmt: skip
+
+    def _index(
+        self,
+        sources: list[str] | list[PageRef],
+        *,
+        model: str | None,
+        regions: str | Sequence[str | object],
+        detector_options: dict[str, dict] | None,
+        trust_remote_code: bool = False,
+        device: str | None,
+        batch_size: int | None,
+        workers: int | None,
+        max_pixels: int,
+        index_kind: str | None = None,
+        engine: str = "local",
+        address: str | None = None,
+        recut: Sequence[str] = (),
+    ) -> AddReport:
         choice = AnnChoice(index_kind).check()
         if engine not in ("local", "ray"):
             raise SashieError(f"unknown engine {engine!r}: local or ray")
         if address and engine != "ray":
             raise SashieError("an address is for --engine ray")
+        detector_options = dict(detector_options or {})
+        tuned = own_model(self.path)
+        if tuned is not None:  # the library's own detector, fine-tuned on a curator's boxes
+            detector_options.setdefault("learned", {"model": tuned})
         detectors = load_detectors(regions, detector_options)  # type: ignore[arg-type]
         with self._writing():
             # with Ray the model runs on the cluster's actors (on `device`); here it only
@@ -381,6 +438,7 @@ class Library:
                 max_pixels=max_pixels,
                 progress=self.progress,
                 engine=runner,
+                recut=recut,
             )
             self._forget_loaded()
             report = indexer.run(sources)
@@ -392,6 +450,24 @@ class Library:
             with self._ann.choosing(model_id, choice):
                 report.ann = self._keep_ann_current(model_id, active)
             return report
+
+    def tune_regions(
+        self,
+        source: str | Path,
+        *,
+        labels: Collection[str] | None = None,
+        steps: int = TUNE_STEPS,
+        seed: int = 0,
+        on_step: Callable[[int, float], None] | None = None,
+    ) -> RegionTuning:
+        """Fine-tune the `learned` region detector on boxes a curator drew (a folder of VOC
+        files or a COCO JSON file), saved in the library and used by its later indexing:
+        sashie/library/region_model.py."""
+        with self._writing():
+            return tune_region_model(
+                self.path, source, labels=labels, steps=steps, seed=seed,
+                progress=self.progress, on_step=on_step,
+            )  # fmt: skip
 
     def reindex(
         self,
@@ -1652,3 +1728,9 @@ def _composer_summary(record: dict) -> dict:
         "light": "light_crops" in record,
         "seconds": round(record.get("token_seconds", 0) + record.get("light_seconds", 0), 1),
     }
+
+
+def _named_by_public_manifest(uri: str, source: str) -> bool:
+    """Whether a page came from a manifest on the internet, which may not make this machine
+    fetch from its own network (as sashie/ingest/sources.py decided when it was indexed)."""
+    return is_url(source) and source != uri and is_public_host(source)

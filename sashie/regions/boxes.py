@@ -1,5 +1,5 @@
-"""Boxes people drew on pages, read as hostile input: Pascal VOC folders (NDL-DocL's format,
-and how a curator may hand us the illustrations of a collection).
+"""Boxes people drew on pages, read as hostile input: Pascal VOC folders (NDL-DocL's format)
+and COCO JSON files, the two ways a curator may hand us the illustrations of a collection.
 
 A VOC file names a page image and, for each object, a label and a box (xmin, ymin, xmax,
 ymax in the image's pixels). Here:
@@ -9,11 +9,17 @@ ymax in the image's pixels). Here:
   over MAX_XML_BYTES or with more than MAX_OBJECTS objects;
 - numbers must be finite and under MAX_COORDINATE; a box is clipped to the image and dropped
   when nothing of it is left, so a box outside the image never becomes a region.
+
+A COCO file lists images (`file_name`, read only as a plain relative path inside the JSON's
+own folder: no absolute path, no "..", no link), annotations (`image_id`, `bbox` as x, y,
+width, height) and categories (their names become the labels); the same limits hold.
+`read_boxes(path)` takes either: a folder of VOC files, or a COCO JSON file.
 """
 
 from __future__ import annotations
 
 import glob
+import json
 import math
 import re
 import xml.etree.ElementTree as ET
@@ -27,6 +33,7 @@ from ..ingest.images import IMAGE_EXTENSIONS
 from .base import BBox
 
 MAX_XML_BYTES = 4 << 20
+MAX_JSON_BYTES = 32 << 20
 MAX_OBJECTS = 20_000
 MAX_COORDINATE = 1_000_000  # pixels: a larger number is no page's
 _DECLARATION = re.compile(rb"<!\s*(DOCTYPE|ENTITY)", re.IGNORECASE)
@@ -98,6 +105,98 @@ def read_voc_folder(folder: str | Path) -> tuple[list[BoxedPage], list[tuple[str
     return pages, skipped
 
 
+def read_coco(json_path: str | Path) -> tuple[list[BoxedPage], list[tuple[str, str]]]:
+    """A COCO file's pages with their boxes, and (image, reason) for each image that could
+    not be used (BadInput when the file itself cannot be)."""
+    path = Path(json_path)
+    try:
+        with open(path, "rb") as f:
+            data = f.read(MAX_JSON_BYTES + 1)
+        if len(data) > MAX_JSON_BYTES:
+            raise BadInput(f"{path.name} is over {MAX_JSON_BYTES >> 20} MB")
+        coco = json.loads(data)
+    except OSError as e:
+        raise BadInput(f"cannot read {path.name} ({e.strerror or e})") from None
+    except (ValueError, RecursionError):
+        raise BadInput(f"{path.name} is not JSON") from None
+    if not isinstance(coco, dict) or not isinstance(coco.get("images"), list):
+        raise BadInput(f"{path.name} is not a COCO file (no images list)")
+    names = {
+        c.get("id"): str(c.get("name", ""))[:200]
+        for c in coco.get("categories") or []
+        if isinstance(c, dict)
+    }
+    annotations = [a for a in coco.get("annotations") or [] if isinstance(a, dict)]
+    by_image: dict[object, list[dict]] = {}
+    for a in annotations:
+        by_image.setdefault(a.get("image_id"), []).append(a)
+    pages, skipped = [], []
+    for entry in coco["images"]:
+        name = str(entry.get("file_name", ""))[:300] if isinstance(entry, dict) else "?"
+        try:
+            if not isinstance(entry, dict):
+                raise BadInput("an image entry is not an object")
+            image = _image_inside(path.parent, name)
+            size = _size(None, image, name)
+            objects = by_image.get(entry.get("id"), [])
+            if len(objects) > MAX_OBJECTS:
+                raise BadInput(f"{name} has over {MAX_OBJECTS:,} annotations")
+            boxes, dropped = [], 0
+            for number, a in enumerate(objects, 1):
+                x, y, w, h = _coco_box(a.get("bbox"), name, number)
+                clipped = _clip([x, y, x + w, y + h], size)
+                if clipped is None:
+                    dropped += 1
+                else:
+                    boxes.append((names.get(a.get("category_id"), "") or "illustration", clipped))
+            pages.append(BoxedPage(image, size, tuple(boxes), dropped))
+        except BadInput as e:
+            skipped.append((name, str(e)))
+    return pages, skipped
+
+
+def read_boxes(path: str | Path) -> tuple[list[BoxedPage], list[tuple[str, str]]]:
+    """Boxes from a folder of VOC files or a COCO JSON file."""
+    path = Path(path)
+    if path.is_dir():
+        return read_voc_folder(path)
+    if path.suffix.lower() == ".json" and path.is_file():
+        return read_coco(path)
+    raise BadInput(f"{path} is neither a folder of VOC files nor a COCO .json file")
+
+
+def _image_inside(folder: Path, name: str) -> Path:
+    """A COCO `file_name` as a file inside `folder`, never outside it."""
+    relative = Path(name)
+    if not name or relative.is_absolute() or ".." in relative.parts or "\\" in name:
+        raise BadInput(f"{name!r} is not a plain relative file name")
+    if relative.suffix.lower() not in IMAGE_EXTENSIONS:
+        raise BadInput(f"{name!r} is not an image file name")
+    image = folder / relative
+    for part in [image, *image.parents]:
+        if part == folder:
+            break
+        if part.is_symlink():
+            raise BadInput(f"{name!r} goes through a link, which is not followed")
+    if not image.is_file():
+        raise BadInput(f"no image {name!r} beside the COCO file")
+    return image
+
+
+def _coco_box(value: object, name: str, number: int) -> tuple[float, float, float, float]:
+    if not isinstance(value, list) or len(value) != 4:
+        raise BadInput(f"{name}: annotation {number}'s bbox is not [x, y, width, height]")
+    numbers = []
+    for v in value:
+        if isinstance(v, bool) or not isinstance(v, int | float):
+            raise BadInput(f"{name}: annotation {number}'s bbox holds a non-number")
+        if not math.isfinite(v) or abs(v) > MAX_COORDINATE:
+            raise BadInput(f"{name}: annotation {number}'s bbox is out of range")
+        numbers.append(float(v))
+    x, y, w, h = numbers
+    return x, y, w, h
+
+
 def _image_beside(path: Path) -> Path:
     for candidate in sorted(path.parent.glob(f"{glob.escape(path.stem)}.*")):
         if candidate.suffix.lower() in IMAGE_EXTENSIONS and candidate.is_file():
@@ -107,14 +206,14 @@ def _image_beside(path: Path) -> Path:
     raise BadInput(f"no page image beside {path.name} (looked for {path.stem}.jpg, .png, ...)")
 
 
-def _size(root: ET.Element, image: Path, name: str) -> tuple[int, int]:
+def _size(root: ET.Element | None, image: Path, name: str) -> tuple[int, int]:
     """The image's own size (its header); the XML's <size> is only checked against it."""
     try:
         with Image.open(image) as opened:
             width, height = opened.size
     except (OSError, Image.DecompressionBombError, ValueError) as e:
         raise BadInput(f"cannot read {image.name} ({type(e).__name__})") from None
-    said = root.find("size")
+    said = root.find("size") if root is not None else None
     if said is not None:
         w, h = said.findtext("width"), said.findtext("height")
         if w and h and (w.strip(), h.strip()) != (str(width), str(height)):

@@ -19,6 +19,12 @@ def _layout(**options) -> Detector:
     return LayoutDetector(**options)
 
 
+def _learned(**options) -> Detector:
+    from .learned import LearnedDetector  # torch is imported only when it detects
+
+    return LearnedDetector(**options)
+
+
 def _zeroshot(**options) -> Detector:
     from .zeroshot import ZeroShotDetector  # the detector's weights load on first use
 
@@ -29,6 +35,7 @@ DETECTORS: dict[str, Callable[..., Detector]] = {
     "whole": WholePage,
     "tiles": Tiles,
     "layout": _layout,
+    "learned": _learned,
     "zeroshot": _zeroshot,
 }
 # Each illustration its own item, and the page too (as the seed paper indexed them: 450 K

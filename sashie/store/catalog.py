@@ -18,6 +18,8 @@ import numpy as np
 
 from ..errors import SashieError
 
+Box = tuple[int, int, int, int]  # x0, y0, x1, y1 in page pixels
+
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS pages (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -197,6 +199,24 @@ class Catalog:
         for page_id, detector in self._query("SELECT page_id, detector FROM page_detectors"):
             done.setdefault(page_id, set()).add(detector)
         return done
+
+    def pages(self) -> list[tuple[int, str, str, dict]]:
+        """(id, uri, source, metadata) of every page, by id."""
+        rows = self._query("SELECT id, uri, source, metadata FROM pages ORDER BY id")
+        return [(r[0], r[1], r[2], json.loads(r[3])) for r in rows]
+
+    def detector_items(self, detectors: Iterable[str]) -> dict[int, list[tuple[int, str, Box]]]:
+        """The items these detectors cut, by page: (item id, detector, bbox)."""
+        names = list(detectors)
+        marks = ",".join("?" * len(names))
+        found: dict[int, list[tuple[int, str, Box]]] = {}
+        for item_id, page_id, detector, x0, y0, x1, y1 in self._query(
+            f"SELECT id, page_id, detector, x0, y0, x1, y1 FROM items WHERE detector IN ({marks})"
+            " ORDER BY id",
+            names,
+        ):
+            found.setdefault(page_id, []).append((item_id, detector, (x0, y0, x1, y1)))
+        return found
 
     def item_pages(self) -> tuple[np.ndarray, np.ndarray]:
         """(item ids, their page ids) of every item."""
@@ -513,6 +533,11 @@ class Transaction:
             (page_id, detector, *map(int, bbox), float(score), hash_),
         )
         return _row_id(cursor)
+
+    def remove_items(self, item_ids: Iterable[int]) -> None:
+        """Drop items (a detector no longer cuts them); their labels, captions, verdicts and
+        classes go with them, and their vectors are no longer live."""
+        self.db.executemany("DELETE FROM items WHERE id = ?", [(int(i),) for i in item_ids])
 
     def mark_detectors(self, page_id: int, detectors: Iterable[str]) -> None:
         self.db.executemany(

@@ -57,3 +57,38 @@ def test_a_page_without_illustrations_has_no_recall_but_counts_its_proposals():
     total = RegionScore()
     total += s
     assert total.illustrations == 0 and total.proposals == 2 and total.on_text == 1
+
+
+def test_labelled_crops_of_a_real_page_and_the_filter_score():
+    from sashie.eval.real_crops import labelled_crops, score_verdicts
+    from sashie.regions import overlap
+
+    lines = tuple(("2_handwritten", (300 + 30 * i, 60, 320 + 30 * i, 390)) for i in range(5))
+    boxed = BoxedPage(
+        Path("/pages/5_1.jpg"),
+        (800, 500),
+        (
+            ("1_overall", (40, 40, 760, 400)),
+            ("4_illustration", (60, 60, 260, 260)),
+            ("5_stamp", (600, 300, 660, 360)),
+            *lines,
+        ),
+    )
+    crops = labelled_crops(boxed, seed=1)
+    kinds = {c.kind for c in crops}
+    assert kinds == {"illustration", "text", "seal", "scanner", "blank"}
+    assert [c.bbox for c in crops if c.keep] == [(60, 60, 260, 260)]
+    assert sum(c.kind == "text" for c in crops) == 5 + 1  # each line, one block of four
+    for c in crops:
+        if c.kind == "scanner":  # the bed above and below the book: outside its extent
+            assert c.bbox[3] <= 40 or c.bbox[1] >= 400
+        if c.kind == "blank":  # paper inside the book that touches no box
+            assert not any(overlap(c.bbox, b) for label, b in boxed.boxes if label != "1_overall")
+    assert labelled_crops(boxed, seed=1) == crops  # fixed by the page and the seed
+
+    perfect = score_verdicts(crops, [c.keep for c in crops])
+    assert perfect.weighted_f1 == 1.0 and perfect.keep_f1 == 1.0
+    keep_all = score_verdicts(crops, [True] * len(crops))
+    assert keep_all.exclude_f1 == 0.0 and keep_all.right_by_kind["illustration"] == (1, 1)
+    assert keep_all.right_by_kind["text"] == (0, 6)
+    assert 0 < keep_all.weighted_f1 < 0.5

@@ -122,3 +122,38 @@ def test_a_crop_of_one_figure_shows_that_concept_only():
         {"cat", "dog"},
         set(),
     ]
+
+
+def test_spread_world_same_seed_same_bytes_and_consistent_truth(tmp_path):
+    """Version 3: spreads as scanned, with the scanner's furniture in the truth."""
+    a = make_world(tmp_path / "a", pages=6, seed=21, version=3, workers=2)
+    b = make_world(tmp_path / "b", pages=6, seed=21, version=3, workers=1)
+    assert digest(a) == digest(b)
+    meta = json.loads((a / "world.json").read_text())
+    assert meta["world_version"] == 3 and "openclipart" in meta["artists"]
+    known = {c["key"] for c in meta["concepts"]}
+    furniture = set()
+    for row in read_truth(a):
+        assert row["kind"] == "spread" and (row["width"], row["height"]) == (1600, 1200)
+        boxes = [i["bbox"] for i in row["illustrations"]] + row["text_blocks"]
+        boxes += [f["bbox"] for f in row["furniture"]]
+        for x0, y0, x1, y1 in boxes:
+            assert 0 <= x0 < x1 <= 1600 and 0 <= y0 < y1 <= 1200
+        for ill in row["illustrations"]:
+            assert set(ill["concepts"]) <= known and len(ill["figures"]) == len(ill["concepts"])
+        furniture |= {f["kind"] for f in row["furniture"]}
+    assert furniture & {"ruler", "chart", "label"}
+    assert sum(len(r["illustrations"]) for r in read_truth(a)) >= 3
+
+
+def test_old_world_version_is_still_drawn_and_unknown_ones_refused(tmp_path):
+    import pytest
+
+    from sashie.errors import SashieError
+    from sashie.eval.world import world_meta
+
+    world = make_world(tmp_path / "v2", pages=2, seed=1, size=SMALL, version=2)
+    assert world_meta(world)["world_version"] == 2
+    assert "furniture" not in read_truth(world)[0]
+    with pytest.raises(SashieError, match="version 9"):
+        make_world(tmp_path / "v9", pages=2, seed=1, version=9)

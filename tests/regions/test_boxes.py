@@ -87,3 +87,66 @@ def test_a_folder_reads_what_it_can_and_says_why_not_the_rest(folder, tmp_path_f
     reasons = dict(skipped)
     assert "no page image beside lonely.xml" in reasons["lonely.xml"]
     assert "is a link" in reasons["linked.xml"]
+
+
+def coco(images, annotations, categories=({"id": 1, "name": "illustration"},)) -> str:
+    import json
+
+    return json.dumps(
+        {"images": list(images), "annotations": list(annotations), "categories": list(categories)}
+    )
+
+
+def test_a_coco_file_gives_its_pages_and_boxes_clipped(folder):
+    from sashie.regions.boxes import read_boxes, read_coco
+
+    (folder / "boxes.json").write_text(
+        coco(
+            [{"id": 7, "file_name": "page_1.jpg", "width": 200, "height": 100}],
+            [
+                {"image_id": 7, "bbox": [10, 20, 50, 60], "category_id": 1},
+                {"image_id": 7, "bbox": [180, 50, 100, 100], "category_id": 1},  # clipped
+                {"image_id": 7, "bbox": [500, 500, 10, 10], "category_id": 1},  # outside
+            ],
+        )
+    )
+    pages, skipped = read_coco(folder / "boxes.json")
+    assert skipped == [] and len(pages) == 1
+    assert pages[0].boxes == (
+        ("illustration", (10, 20, 60, 80)),
+        ("illustration", (180, 50, 200, 100)),
+    )
+    assert pages[0].dropped == 1 and pages[0].size == (200, 100)
+    assert read_boxes(folder / "boxes.json")[0] == pages
+
+
+@pytest.mark.parametrize(
+    "file_name",
+    ["/etc/passwd.jpg", "../page_1.jpg", "sub/../../page_1.jpg", "page_1.xml", "", "a\\b.jpg"],
+)
+def test_a_coco_file_never_names_a_path_outside_its_folder(folder, file_name):
+    from sashie.regions.boxes import read_coco
+
+    (folder / "boxes.json").write_text(coco([{"id": 1, "file_name": file_name}], []))
+    pages, skipped = read_coco(folder / "boxes.json")
+    assert pages == [] and len(skipped) == 1
+
+
+def test_a_coco_image_through_a_link_or_with_bad_numbers_is_skipped(folder, tmp_path_factory):
+    from sashie.regions.boxes import read_coco
+
+    elsewhere = tmp_path_factory.mktemp("elsewhere")
+    Image.new("RGB", (10, 10)).save(elsewhere / "secret.jpg")
+    (folder / "linked").symlink_to(elsewhere)
+    (folder / "boxes.json").write_text(
+        coco(
+            [{"id": 1, "file_name": "linked/secret.jpg"}, {"id": 2, "file_name": "page_1.jpg"}],
+            [{"image_id": 2, "bbox": [0, 0, 1e300, 5]}],
+        )
+    )
+    pages, skipped = read_coco(folder / "boxes.json")
+    assert pages == [] and [name for name, _ in skipped] == ["linked/secret.jpg", "page_1.jpg"]
+    for bad in ("[1, 2]", '{"images": 5}', "{" * 100_000, "nan"):
+        (folder / "bad.json").write_text(bad)
+        with pytest.raises(BadInput):
+            read_coco(folder / "bad.json")

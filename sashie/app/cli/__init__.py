@@ -14,6 +14,7 @@ from .iiif import export_iiif, iiif_link
 from .index import index, reindex
 from .info import export, info
 from .labels import classify, labels_group
+from .regions import regions_group
 from .search import search
 from .serve import serve
 from .versions import versions
@@ -33,6 +34,7 @@ def main() -> None:
     sashie search LIB '"crane" + pine.jpg - "handwriting"'       by a sum of terms
     sashie serve LIB                             the web page: search, feedback, captions
     sashie filter train LIB                      keep illustrations, drop text (see filter -h)
+    sashie regions train LIB --boxes voc/        teach the detector a collection's pictures
     sashie annotations add LIB 几帳 12 40         caption items you found
     sashie adapt LIB                             teach the model those captions (see adapt -h)
     sashie compose train LIB                     then: search -i crane.png --modify "in ink"
@@ -55,6 +57,7 @@ for command in (
     iiif_link,
     annotations_group,
     filter_,
+    regions_group,
     adapt,
     compose_group,
     classify,

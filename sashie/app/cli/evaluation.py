@@ -19,18 +19,34 @@ import click
     metavar="N",
     help="Processes drawing pages (default: one per core).",
 )
+@click.option(
+    "--version",
+    "version",
+    type=click.Choice(["2", "3"]),
+    default="2",
+    show_default=True,
+    help="2: single pages (every figure so far); 3: two-page spreads as a library scans them.",
+)
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
-def world(out, pages, seed, workers, quiet):
+def world(out, pages, seed, workers, version, quiet):
     """Generate an evaluation collection with ground truth into OUT.
 
     Pages that look like scans of Edo-period printed books, with illustrations drawn by real
     artists (Noto Emoji in ink, OpenMoji hand-coloured) and complete ground truth:
     OUT/pages/*.jpg, OUT/truth.jsonl, OUT/world.json. Needs the `world` extra.
+
+    --version 3 draws spreads on a scanner bed with a colour chart, a ruler and a label,
+    brush-written columns and woodblock line art (also from Openclipart); it needs Debian's
+    fonts-aoyagi-soseki, fonts-kouzan-mouhitsu, fonts-aoyagi-kouzan-t, openclipart-svg and
+    librsvg2-bin.
     """
     from ...eval.world import make_world
 
-    make_world(out, pages=pages, seed=seed, workers=workers, progress=not quiet)
-    click.echo(f"{pages} pages with ground truth in {out}", err=True)
+    make_world(
+        out, pages=pages, seed=seed, workers=workers, version=int(version), progress=not quiet
+    )
+    what = "spreads" if version == "3" else "pages"
+    click.echo(f"{pages} {what} with ground truth in {out}", err=True)
 
 
 @click.command()

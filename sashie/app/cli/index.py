@@ -6,6 +6,7 @@ import sys
 
 import click
 
+from ...errors import SashieError
 from ...ingest.images import DEFAULT_MAX_PIXELS
 from ...library import Interrupted, Library
 from ...regions import DEFAULT_DETECTORS
@@ -180,10 +181,18 @@ def index(
 )
 @ann_setting("--ef", "hnsw: breadth of the graph search (remembered; default 128).")
 @click.option("--version", "version", metavar="NAME", help="A model version (default: active).")
+@click.option(
+    "--regions",
+    metavar="NAMES",
+    help="Instead: run these region detectors again on every page (after `sashie regions "
+    "train`, --regions learned): boxes cut again keep their items, boxes no longer cut go, "
+    "and only new boxes are encoded.",
+)
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
-def reindex(library, model, index_kind, nprobe, ef, version, quiet, as_json):
-    """Build the ANN index of LIBRARY's active model version anew.
+def reindex(library, model, index_kind, nprobe, ef, version, regions, quiet, as_json):
+    """Build the ANN index of LIBRARY's active model version anew; or, with --regions, cut
+    the pages again with a retrained region detector.
 
     Large libraries search through an approximate nearest-neighbour index (FAISS): it
     proposes candidates and each is scored exactly from the stored vectors. `sashie index`
@@ -195,8 +204,18 @@ def reindex(library, model, index_kind, nprobe, ef, version, quiet, as_json):
       sashie reindex LIB --index-kind hnsw    a graph index instead
       sashie reindex LIB --index-kind exact   no index: every search scans
       sashie search LIB "a crane" --exact     one search without the index
+      sashie reindex LIB --regions learned    re-cut with the library's tuned detector
     """
     lib = Library(library, progress=not (quiet or as_json))
+    if regions:
+        if index_kind or nprobe or ef or version:
+            raise SashieError("--regions re-cuts pages; the index options are for a rebuild")
+        report = lib.recut(regions, model=model)
+        if as_json:
+            echo_json(report.as_dict())
+        else:
+            click.echo(report.summary(), err=True)
+        return
     done = lib.reindex(model, kind=index_kind, nprobe=nprobe, ef=ef, version=version)
     if as_json:
         echo_json(done)

@@ -39,8 +39,11 @@ class PageTruth:
     height: int
     illustrations: list[Illustration] = field(default_factory=list)
     text_blocks: list[tuple[int, int, int, int]] = field(default_factory=list)
+    # the scanner's and the owner's marks (kind, bbox): "ruler", "chart", "label", "seal"
+    furniture: list[tuple[str, tuple[int, int, int, int]]] = field(default_factory=list)
 
     def as_dict(self) -> dict:
+        extra = {"furniture": [{"kind": k, "bbox": list(b)} for k, b in self.furniture]}
         return {
             "kind": self.kind,
             "width": self.width,
@@ -55,6 +58,7 @@ class PageTruth:
                 for i in self.illustrations
             ],
             "text_blocks": [list(b) for b in self.text_blocks],
+            **(extra if self.kind == "spread" else {}),
         }
 
 

@@ -1,0 +1,164 @@
+"""A library's own region detector: the `learned` network fine-tuned on boxes a curator drew
+around a few illustrations of the collection (`sashie regions train`).
+
+The boxes come as a folder of Pascal VOC files or a COCO JSON file (read as hostile input:
+sashie/regions/boxes.py). Every page given is taken as boxed in full: what is not in a box is
+taught as "no illustration here", so box every illustration of a page given. Training starts
+from the library's current detector (its own, else the shipped one) and is saved in
+LIB/regions/learned/ (config.json, model.safetensors, TRAINING.json); from then on the library
+indexes with it wherever `learned` is asked for.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from collections.abc import Callable, Collection
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import SashieError
+from ..ingest.images import load_image
+from ..regions.boxes import BoxedPage, read_boxes
+from ..regions.learned import DEFAULT_MODEL, load_model, model_folder, save_model
+
+FOLDER = Path("regions") / "learned"
+ILLUSTRATION_WORDS = ("illustration", "figure", "picture", "image")  # labels taken by default
+STEPS = 300
+BATCH = 8
+CROP = 256
+LR = 1e-3
+
+
+def own_model(root: Path) -> Path | None:
+    """The library's fine-tuned detector, when it has one (a library folder from elsewhere
+    may not point it outside itself through a link)."""
+    folder = root / FOLDER
+    files = [folder.parent, folder, folder / "model.safetensors", folder / "config.json"]
+    if any(path.is_symlink() for path in files):
+        raise SashieError(f"{folder} is or holds a link; a library's region model is not followed")
+    return folder if (folder / "model.safetensors").is_file() else None
+
+
+def is_illustration(label: str, labels: Collection[str] | None) -> bool:
+    """Whether a box's label names an illustration: one of `labels`, or by default any label
+    holding one of ILLUSTRATION_WORDS (NDL-DocL's "4_illustration", COCO's "figure")."""
+    if labels:
+        return label in labels
+    return any(word in label.lower() for word in ILLUSTRATION_WORDS)
+
+
+@dataclass
+class RegionTuning:
+    pages: int
+    boxes: int
+    skipped: list[tuple[str, str]]
+    steps: int
+    seconds: float
+    loss_first: float
+    loss_last: float
+    base: str  # the detector it started from
+    folder: Path
+
+    def summary(self) -> str:
+        return (
+            f"region detector tuned on {self.boxes} boxes of {self.pages} pages in "
+            f"{self.seconds:.0f} s ({self.steps} steps, loss {self.loss_first:.3f} -> "
+            f"{self.loss_last:.3f}); saved in {self.folder}; `sashie index` uses it for "
+            "`--regions learned`"
+            + (f"\n{len(self.skipped)} box files skipped" if self.skipped else "")
+        )
+
+    def as_dict(self) -> dict:
+        return {**asdict(self), "folder": str(self.folder), "seconds": round(self.seconds, 1)}
+
+
+def tune_region_model(
+    root: Path,
+    source: str | Path,
+    *,
+    labels: Collection[str] | None = None,
+    steps: int = STEPS,
+    seed: int = 0,
+    progress: bool = False,
+    on_step: Callable[[int, float], None] | None = None,
+) -> RegionTuning:
+    """Fine-tune the library's detector on the boxes in `source` and save it (call under the
+    library's write lock)."""
+    if not 1 <= steps <= 100_000:
+        raise SashieError("--steps must be between 1 and 100000")
+    pages, skipped = read_boxes(source)
+    if not pages:
+        reasons = "; ".join(f"{name}: {why}" for name, why in skipped[:3])
+        raise SashieError(f"no boxed pages in {source}" + (f" ({reasons})" if reasons else ""))
+    base = own_model(root) or model_folder(DEFAULT_MODEL)
+    started = time.perf_counter()
+    net, config, boxes, losses = fine_tune(
+        base, pages, labels=labels, steps=steps, seed=seed, progress=progress, on_step=on_step
+    )
+    seconds = time.perf_counter() - started
+    folder = root / FOLDER
+    staging = folder.with_name(folder.name + ".new")
+    shutil.rmtree(staging, ignore_errors=True)
+    save_model(net, config, staging)
+    report = RegionTuning(
+        pages=len(pages),
+        boxes=boxes,
+        skipped=skipped,
+        steps=steps,
+        seconds=seconds,
+        loss_first=float(np.mean(losses[:10])),
+        loss_last=float(np.mean(losses[-10:])),
+        base="library" if base == folder else DEFAULT_MODEL,
+        folder=folder,
+    )
+    record = {k: v for k, v in report.as_dict().items() if k not in ("folder", "skipped")}
+    record["trained"] = time.strftime("%Y-%m-%dT%H:%M:%S")
+    (staging / "TRAINING.json").write_text(json.dumps(record, indent=1) + "\n")
+    old = folder.with_name(folder.name + ".old")
+    shutil.rmtree(old, ignore_errors=True)
+    if folder.exists():
+        folder.rename(old)
+    staging.rename(folder)
+    shutil.rmtree(old, ignore_errors=True)
+    return report
+
+
+def fine_tune(
+    base: Path,
+    pages: list[BoxedPage],
+    *,
+    labels: Collection[str] | None = None,
+    steps: int = STEPS,
+    seed: int = 0,
+    progress: bool = False,
+    on_step: Callable[[int, float], None] | None = None,
+):
+    """The detector in `base` trained further on `pages`: (network, config, the number of
+    illustration boxes taught, the loss curve)."""
+    from ..regions.training import train, training_sample
+
+    chosen = [_illustration_boxes(page, labels) for page in pages]
+    boxes = sum(map(len, chosen))
+    if boxes == 0:
+        raise SashieError(
+            "none of the boxes given is labelled as an illustration; name their label with --label"
+        )
+    net, config = load_model(base)
+    images, targets = [], []
+    for page, page_boxes in zip(pages, chosen):
+        array, target = training_sample(load_image(str(page.image)), page_boxes, config)
+        images.append(array)
+        targets.append(target)
+    net, losses = train(
+        images, targets, config, steps=steps, batch_size=BATCH, crop=CROP, lr=LR, seed=seed,
+        net=net, progress=progress, on_step=on_step,
+    )  # fmt: skip
+    return net, config, boxes, losses
+
+
+def _illustration_boxes(page: BoxedPage, labels: Collection[str] | None) -> list:
+    return [box for label, box in page.boxes if is_illustration(label, labels)]

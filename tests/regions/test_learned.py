@@ -1,0 +1,116 @@
+"""The `learned` region detector: its masks and boxes, the shipped weights on spreads of the
+world, training and loading, and config files from elsewhere."""
+
+import json
+
+import numpy as np
+import pytest
+
+from sashie.errors import SashieError
+from sashie.eval.world import SPREAD_VERSION, make_world, read_truth
+from sashie.eval.world.train_regions import read_spreads
+from sashie.ingest.images import load_image
+from sashie.regions import iou, load_detectors
+from sashie.regions.learned import (
+    STRIDE,
+    LearnedDetector,
+    NetConfig,
+    box_targets,
+    load_model,
+    mask_boxes,
+    save_model,
+)
+from sashie.regions.training import train
+
+
+def test_a_box_comes_back_from_its_core():
+    """The target marks each box and its core; the masks read back give the boxes, and
+    pictures that nearly touch stay apart."""
+    page = (1600, 1200)
+    scale = 512 / 1600
+    shape = (384 // STRIDE, 512 // STRIDE)
+    boxes = [(200, 150, 700, 600), (900, 700, 1400, 1100)]
+    found = [box for box, _ in mask_boxes(box_targets(boxes, scale, shape, 0.25), scale, page)]
+    assert len(found) == 2
+    for truth in boxes:
+        assert max(iou(truth, f) for f in found) > 0.9
+    close = [(100, 100, 500, 500), (530, 100, 930, 500), (100, 530, 930, 700)]
+    found = [b for b, _ in mask_boxes(box_targets(close, scale, shape, 0.25), scale, page)]
+    assert len(found) == 3
+    for truth in close:
+        assert max(iou(truth, f) for f in found) > 0.8
+    # a core too small to be a picture is dropped, and no mask gives no box
+    assert mask_boxes(np.zeros((2, *shape), np.float32), scale, page) == []
+
+
+@pytest.fixture(scope="module")
+def spreads(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("spreads")
+    return make_world(folder / "w", pages=12, seed=4242, version=SPREAD_VERSION)
+
+
+def test_shipped_detector_finds_illustrations_on_drawn_spreads(spreads):
+    """The shipped weights, on spreads of a seed it was not trained on: most pictures of
+    200 pixels or more are found (small figures packed together are its known weakness:
+    docs/regions-and-filter.md), and the ruler, chart and text are not proposed."""
+    [detector] = load_detectors("learned")
+    truth = read_truth(spreads)
+    found = total = proposals = 0
+    for row in truth:
+        boxes = [r.bbox for r in detector.detect(load_image(row["page"]), None)]
+        for r in boxes:
+            x0, y0, x1, y1 = r
+            assert 0 <= x0 < x1 <= row["width"] and 0 <= y0 < y1 <= row["height"]
+        large = [
+            i["bbox"]
+            for i in row["illustrations"]
+            if min(i["bbox"][2] - i["bbox"][0], i["bbox"][3] - i["bbox"][1]) >= 200
+        ]
+        total += len(large)
+        found += sum(any(iou(t, b) >= 0.5 for b in boxes) for t in large)
+        proposals += len(boxes)
+    assert total >= 4
+    assert found / total >= 0.6, (found, total)
+    assert proposals <= 4 * len(truth)
+
+
+def test_trained_saved_loaded_gives_the_same_boxes(spreads, tmp_path):
+    config = NetConfig(widths=(4, 8, 8, 8, 8), input_side=256)
+    images, targets = read_spreads(spreads, config, progress=False)
+    net, losses = train(
+        images, targets, config, steps=6, batch_size=2, crop=128, lr=1e-2, seed=0,
+        progress=False,
+    )  # fmt: skip
+    assert len(losses) == 6 and all(np.isfinite(losses))
+    save_model(net, config, tmp_path / "model")
+    assert not list((tmp_path / "model").glob("*.pt*")) and not list(
+        (tmp_path / "model").glob("*.bin")
+    )
+    page = load_image(read_truth(spreads)[0]["page"])
+    loaded = LearnedDetector(tmp_path / "model")
+    again = LearnedDetector(tmp_path / "model")
+    first, _ = loaded.probabilities(page)
+    second, _ = again.probabilities(page)
+    assert np.array_equal(first, second)
+    assert loaded.detect(page, None) == again.detect(page, None)
+
+
+def test_a_region_model_from_elsewhere_is_checked(tmp_path):
+    folder = tmp_path / "model"
+    folder.mkdir()
+    with pytest.raises(SashieError, match="no region model"):
+        load_model(folder)
+    (folder / "config.json").write_text(
+        json.dumps({"widths": [100000, 1, 1, 1, 1], "input_side": 512, "shrink": 0.1})
+    )
+    with pytest.raises(SashieError, match="impossible"):
+        NetConfig.from_dict(json.loads((folder / "config.json").read_text()))
+    (folder / "config.json").write_text(json.dumps({"widths": "x"}))
+    with pytest.raises(SashieError, match="not readable"):
+        load_model(folder)
+    (folder / "config.json").write_text(
+        json.dumps({"widths": [4, 8, 8, 8, 8], "input_side": 256, "shrink": 0.15})
+    )
+    (folder / "model.safetensors").write_bytes(b"\x00" * 64)  # not safetensors
+    with pytest.raises(SashieError):
+        load_model(folder)

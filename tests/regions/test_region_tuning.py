@@ -1,0 +1,140 @@
+"""A library's own region detector: fine-tuned on a curator's boxes, used by its indexing, and
+`reindex --regions` cutting the pages again (sashie/library/region_model.py)."""
+
+import json
+
+import numpy as np
+import pytest
+from PIL import Image, ImageDraw
+
+from sashie.errors import SashieError
+from sashie.library import Library
+from sashie.regions import iou, load_detectors
+from sashie.regions.learned import build_net, load_model, model_folder, save_model
+
+from conftest import run_cli
+
+
+def boxed_pages(folder, count=4, seed=0):
+    """Pages of faint text strokes with one hatched square each (the illustration), and a
+    VOC file beside each page boxing it."""
+    rng = np.random.default_rng(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    boxes = []
+    for i in range(count):
+        page = Image.new("RGB", (640, 480), (235, 225, 200))
+        draw = ImageDraw.Draw(page)
+        for x in range(40, 600, 30):  # columns of "text"
+            draw.line((x, 40, x, 440), fill=(120, 110, 100), width=3)
+        side = int(rng.integers(120, 200))
+        x0, y0 = int(rng.integers(20, 640 - side - 20)), int(rng.integers(20, 480 - side - 20))
+        draw.rectangle((x0, y0, x0 + side, y0 + side), fill=(245, 240, 230))
+        for k in range(0, side, 6):
+            draw.line((x0 + k, y0, x0, y0 + k), fill=(20, 20, 20), width=2)
+        page.save(folder / f"p_{i}.jpg")
+        box = (x0, y0, x0 + side, y0 + side)
+        boxes.append(box)
+        (folder / f"p_{i}.xml").write_text(
+            "<annotation><object><name>illustration</name><bndbox>"
+            f"<xmin>{box[0]}</xmin><ymin>{box[1]}</ymin><xmax>{box[2]}</xmax>"
+            f"<ymax>{box[3]}</ymax></bndbox></object></annotation>"
+        )
+    return boxes
+
+
+def best_iou(detector, folder, boxes) -> float:
+    found = []
+    for i, box in enumerate(boxes):
+        proposals = [r.bbox for r in detector.detect(Image.open(folder / f"p_{i}.jpg"), None)]
+        found.append(max((iou(box, p) for p in proposals), default=0.0))
+    return float(np.mean(found))
+
+
+@pytest.mark.slow
+def test_a_collection_fine_tune_moves_boxes_toward_the_given_ones(tmp_path):
+    boxes = boxed_pages(tmp_path / "boxes")
+    [shipped] = load_detectors("learned")
+    before = best_iou(shipped, tmp_path / "boxes", boxes)
+    lib = Library(tmp_path / "lib", create=True)
+    report = lib.tune_regions(tmp_path / "boxes", steps=60)
+    assert (report.pages, report.boxes, report.base) == (4, 4, "sashie-regions")
+    saved = tmp_path / "lib" / "regions" / "learned"
+    assert {p.name for p in saved.iterdir()} == {
+        "config.json",
+        "model.safetensors",
+        "TRAINING.json",
+    }
+    assert json.loads((saved / "TRAINING.json").read_text())["boxes"] == 4
+    [tuned] = load_detectors("learned", {"learned": {"model": saved}})
+    after = best_iou(tuned, tmp_path / "boxes", boxes)
+    assert after > max(0.5, before + 0.1), (before, after)
+    # a second run starts from the library's own detector
+    assert lib.tune_regions(tmp_path / "boxes", steps=2).base == "library"
+
+
+def test_boxes_that_name_no_illustration_are_refused(tmp_path):
+    boxed_pages(tmp_path / "boxes", count=1)
+    lib = Library(tmp_path / "lib", create=True)
+    with pytest.raises(SashieError, match="--label"):
+        lib.tune_regions(tmp_path / "boxes", labels=["4_illustration"], steps=1)
+    with pytest.raises(SashieError, match="no boxed pages"):
+        lib.tune_regions(tmp_path / "lib", steps=1)
+    assert not (tmp_path / "lib" / "regions").exists()
+
+
+def constant_model(folder, core: float):
+    """A detector that calls every cell an illustration (core > 0) or none (core < 0)."""
+    import torch
+
+    _, config = load_model(model_folder())
+    net = build_net(config)
+    with torch.no_grad():
+        net.head.weight.zero_()
+        net.head.bias.fill_(core)
+    save_model(net, config, folder)
+
+
+def items_of(lib, detector):
+    return {(row.page, row.bbox): row.id for row in lib.items() if row.detector == detector}
+
+
+def test_reindex_regions_recuts_only_what_changed_and_encodes_only_new_boxes(tmp_path, tiny_spec):
+    boxed_pages(tmp_path / "pages", count=3)
+    lib = Library(tmp_path / "lib", create=True)
+    lib.add([str(tmp_path / "pages")], model=tiny_spec, regions="whole")
+    own = tmp_path / "lib" / "regions" / "learned"
+    constant_model(own, 10.0)  # the library's own detector: the whole page is a picture
+    first = lib.add([str(tmp_path / "pages")], regions="learned")
+    learned = items_of(lib, "learned")
+    whole = items_of(lib, "whole")
+    assert first.pages_indexed == 3 and len(learned) == 3 and len(whole) == 3
+
+    same = lib.recut("learned")  # the same detector cuts the same boxes: nothing changes
+    assert (same.items_added, same.items_removed, same.vectors_added) == (0, 0, 0)
+    assert items_of(lib, "learned") == learned
+
+    lib.annotate([next(iter(whole.values()))], "a page")
+    constant_model(own, -10.0)  # retrained: it now cuts nothing
+    gone = lib.recut("learned")
+    assert (gone.items_added, gone.items_removed, gone.vectors_added) == (0, 3, 0)
+    assert items_of(lib, "learned") == {} and items_of(lib, "whole") == whole
+    assert lib.info()["items"] == 3 and len(lib.annotations()) == 1  # the page's caption stays
+
+    constant_model(own, 10.0)  # and again: new boxes are cut and only they are encoded
+    back = run_cli("reindex", str(tmp_path / "lib"), "--regions", "learned", "--json")
+    report = json.loads(back.stdout)
+    assert (report["items_added"], report["items_removed"], report["vectors_added"]) == (3, 0, 3)
+    assert items_of(lib, "whole") == whole
+    refused = run_cli("reindex", str(tmp_path / "lib"), "--regions", "nope", check=False)
+    assert refused.exit_code != 0 and "unknown region detector" in refused.stderr
+
+
+def test_a_library_region_model_through_a_link_is_refused(tmp_path):
+    from sashie.library.region_model import own_model
+
+    elsewhere = tmp_path / "elsewhere"
+    constant_model(elsewhere, 1.0)
+    (tmp_path / "lib" / "regions").mkdir(parents=True)
+    (tmp_path / "lib" / "regions" / "learned").symlink_to(elsewhere)
+    with pytest.raises(SashieError, match="link"):
+        own_model(tmp_path / "lib")
