@@ -87,15 +87,7 @@ def picture(s: Spread, box, brush: str, *, annotate: bool, single: bool = False)
     )  # fmt: skip
     if annotate:  # labels written among the figures, as in 機巧図彙
         char = s.px(s.uniform(14, 24))
-        for _ in range(s.integer(1, 5)):
-            length = s.integer(2, 7)
-            if bbox[2] - bbox[0] <= char * 2 or bbox[3] - bbox[1] <= char * (length + 1):
-                break
-            at = (
-                s.integer(bbox[0], bbox[2] - char * 2),
-                s.integer(bbox[1], bbox[3] - char * (length + 1)),
-            )
-            column(s, at, char, length, brush, False)
+        _labels(s, bbox, brush, char, s.integer(1, 5), (2, 7))
     s.truth.illustrations.append(
         Illustration(bbox, drawn, "colour" if coloured else "ink", figures)
     )
@@ -251,15 +243,7 @@ def machine(s: Spread, box, brush: str) -> None:
         min(x1, max(b[2] for b in parts)), min(y1, max(b[3] for b in parts)),
     )  # fmt: skip
     char = s.px(s.uniform(12, 20))
-    for _ in range(s.integer(2, 8)):  # labels among the parts
-        length = s.integer(1, 6)
-        if bbox[2] - bbox[0] <= char * 2 or bbox[3] - bbox[1] <= char * (length + 1):
-            break
-        at = (
-            s.integer(bbox[0], bbox[2] - char * 2),
-            s.integer(bbox[1], bbox[3] - char * (length + 1)),
-        )
-        column(s, at, char, length, brush, False)
+    _labels(s, bbox, brush, char, s.integer(2, 8), (1, 6))  # labels among the parts
     s.truth.illustrations.append(Illustration(bbox, [], "ink", []))
 
 
@@ -300,3 +284,16 @@ def seal(s: Spread, inside) -> None:
     box = (x, y, x + side, y + side)
     s.canvas.paste(ImageChops.multiply(s.canvas.crop(box), layer), box[:2])
     s.furniture.append(("seal", box))
+
+
+def _labels(s: Spread, bbox, brush: str, char: int, count: int, lengths: tuple[int, int]) -> None:
+    """Up to `count` short columns written at random inside `bbox` (fewer when it is small)."""
+    for _ in range(count):
+        length = s.integer(*lengths)
+        if bbox[2] - bbox[0] <= char * 2 or bbox[3] - bbox[1] <= char * (length + 1):
+            break
+        at = (
+            s.integer(bbox[0], bbox[2] - char * 2),
+            s.integer(bbox[1], bbox[3] - char * (length + 1)),
+        )
+        column(s, at, char, length, brush, False)
