@@ -17,7 +17,8 @@ def regions_group() -> None:
     \b
     sashie regions train LIB --boxes voc-folder/     Pascal VOC files beside their images
     sashie regions train LIB --boxes boxes.json      a COCO file beside its images
-    Then index with `--regions learned,whole` (the default): new pages use the tuned detector.
+    sashie reindex LIB --regions learned             cut every page again with it
+    sashie index LIB scans/ --regions learned,whole  new pages too (default: layout,whole)
     """
 
 
