@@ -23,7 +23,6 @@ import numpy as np
 from ..errors import SashieError
 from ..ingest.images import load_image
 from ..regions.boxes import BoxedPage, read_boxes
-from ..regions.learned import DEFAULT_MODEL, load_model, model_folder, save_model
 
 FOLDER = Path("regions") / "learned"
 ILLUSTRATION_WORDS = ("illustration", "figure", "picture", "image")  # labels taken by default
@@ -88,6 +87,8 @@ def tune_region_model(
 ) -> RegionTuning:
     """Fine-tune the library's detector on the boxes in `source` and save it (call under the
     library's write lock)."""
+    from ..regions.learned import DEFAULT_MODEL, model_folder, save_model  # OpenCV, on use
+
     if not 1 <= steps <= 100_000:
         raise SashieError("--steps must be between 1 and 100000")
     pages, skipped = read_boxes(source)
@@ -139,6 +140,7 @@ def fine_tune(
 ):
     """The detector in `base` trained further on `pages`: (network, config, the number of
     illustration boxes taught, the loss curve)."""
+    from ..regions.learned import load_model
     from ..regions.training import train, training_sample
 
     chosen = [_illustration_boxes(page, labels) for page in pages]
