@@ -122,14 +122,15 @@ def read_coco(json_path: str | Path) -> tuple[list[BoxedPage], list[tuple[str, s
     if not isinstance(coco, dict) or not isinstance(coco.get("images"), list):
         raise BadInput(f"{path.name} is not a COCO file (no images list)")
     names = {
-        c.get("id"): str(c.get("name", ""))[:200]
-        for c in coco.get("categories") or []
-        if isinstance(c, dict)
+        _id(c.get("id")): str(c.get("name", ""))[:200]
+        for c in _list(coco.get("categories"))
+        if isinstance(c, dict) and _id(c.get("id")) is not None
     }
-    annotations = [a for a in coco.get("annotations") or [] if isinstance(a, dict)]
-    by_image: dict[object, list[dict]] = {}
-    for a in annotations:
-        by_image.setdefault(a.get("image_id"), []).append(a)
+    by_image: dict[int | str, list[dict]] = {}
+    for a in _list(coco.get("annotations")):
+        key = _id(a.get("image_id")) if isinstance(a, dict) else None
+        if key is not None:
+            by_image.setdefault(key, []).append(a)
     pages, skipped = [], []
     for entry in coco["images"]:
         name = str(entry.get("file_name", ""))[:300] if isinstance(entry, dict) else "?"
@@ -138,7 +139,8 @@ def read_coco(json_path: str | Path) -> tuple[list[BoxedPage], list[tuple[str, s
                 raise BadInput("an image entry is not an object")
             image = _image_inside(path.parent, name)
             size = _size(None, image, name)
-            objects = by_image.get(entry.get("id"), [])
+            image_id = _id(entry.get("id"))
+            objects = by_image.get(image_id, []) if image_id is not None else []
             if len(objects) > MAX_OBJECTS:
                 raise BadInput(f"{name} has over {MAX_OBJECTS:,} annotations")
             boxes, dropped = [], 0
@@ -148,7 +150,8 @@ def read_coco(json_path: str | Path) -> tuple[list[BoxedPage], list[tuple[str, s
                 if clipped is None:
                     dropped += 1
                 else:
-                    boxes.append((names.get(a.get("category_id"), "") or "illustration", clipped))
+                    label = names.get(_id(a.get("category_id")), "") or "illustration"
+                    boxes.append((label, clipped))
             pages.append(BoxedPage(image, size, tuple(boxes), dropped))
         except BadInput as e:
             skipped.append((name, str(e)))
@@ -181,6 +184,16 @@ def _image_inside(folder: Path, name: str) -> Path:
     if not image.is_file():
         raise BadInput(f"no image {name!r} beside the COCO file")
     return image
+
+
+def _id(value: object) -> int | str | None:
+    """A COCO id as a key: an integer or a string; anything else (a list, an object, a
+    boolean) names nothing."""
+    return value if isinstance(value, int | str) and not isinstance(value, bool) else None
+
+
+def _list(value: object) -> list:
+    return value if isinstance(value, list) else []
 
 
 def _coco_box(value: object, name: str, number: int) -> tuple[float, float, float, float]:

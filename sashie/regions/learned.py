@@ -39,6 +39,7 @@ THRESHOLD = 0.5
 MIN_CORE_CELLS = 3
 MAX_GROW = 64  # cells a core may grow through the box mask
 DEFAULT_MODEL = "sashie-regions"
+MAX_CONFIG_BYTES = 64 << 10  # a config.json from elsewhere is read only this far
 
 
 @dataclass(frozen=True)
@@ -52,7 +53,7 @@ class NetConfig:
         try:
             widths = tuple(int(w) for w in data["widths"])
             config = cls(widths, int(data["input_side"]), float(data["shrink"]))  # type: ignore[arg-type]
-        except (KeyError, TypeError, ValueError) as e:
+        except (KeyError, TypeError, ValueError, OverflowError) as e:
             raise SashieError(f"the region model's config.json is not readable ({e})") from None
         if len(widths) != 5 or not all(0 < w <= 512 for w in widths):
             raise SashieError("the region model's config.json has impossible widths")
@@ -190,7 +191,11 @@ def load_model(folder: Path):
     from safetensors.torch import load_file
 
     try:
-        config = NetConfig.from_dict(json.loads((folder / "config.json").read_text()))
+        with open(folder / "config.json", "rb") as f:
+            text = f.read(MAX_CONFIG_BYTES + 1)
+        if len(text) > MAX_CONFIG_BYTES:
+            raise ValueError(f"config.json is over {MAX_CONFIG_BYTES} bytes")
+        config = NetConfig.from_dict(json.loads(text))
         state = load_file(str(folder / "model.safetensors"))
     except (OSError, ValueError, SafetensorError) as e:
         raise SashieError(f"no region model in {folder} ({e})") from None

@@ -150,3 +150,22 @@ def test_a_coco_image_through_a_link_or_with_bad_numbers_is_skipped(folder, tmp_
         (folder / "bad.json").write_text(bad)
         with pytest.raises(BadInput):
             read_coco(folder / "bad.json")
+
+
+def test_a_coco_file_with_ids_of_any_shape_is_read_or_skipped_never_a_crash(folder):
+    from sashie.regions.boxes import read_coco
+
+    (folder / "boxes.json").write_text(
+        coco(
+            [{"id": [1], "file_name": "page_1.jpg"}, {"id": 2, "file_name": "page_1.jpg"}],
+            [
+                {"image_id": [1], "bbox": [0, 0, 5, 5], "category_id": {"x": 1}},
+                {"image_id": {"a": 2}, "bbox": [0, 0, 5, 5]},
+                {"image_id": 2, "bbox": [1, 2, 10, 20], "category_id": [1]},
+            ],
+            categories=[{"id": [1], "name": "x"}, {"id": 1, "name": "illustration"}],
+        )
+    )
+    pages, skipped = read_coco(folder / "boxes.json")
+    assert [p.boxes for p in pages] == [(), (("illustration", (1, 2, 11, 22)),)]
+    assert skipped == []

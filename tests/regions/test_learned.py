@@ -114,3 +114,17 @@ def test_a_region_model_from_elsewhere_is_checked(tmp_path):
     (folder / "model.safetensors").write_bytes(b"\x00" * 64)  # not safetensors
     with pytest.raises(SashieError):
         load_model(folder)
+
+
+def test_a_region_config_with_infinite_or_huge_numbers_is_refused(tmp_path):
+    folder = tmp_path / "model"
+    folder.mkdir()
+    for text in (
+        '{"widths": [Infinity, 8, 8, 8, 8], "input_side": 256, "shrink": 0.1}',
+        '{"widths": [4, 8, 8, 8, 8], "input_side": -Infinity, "shrink": 0.1}',
+        '{"widths": [4, 8, 8, 8, 8], "input_side": 256, "shrink": NaN}',
+        '{"widths": [' + "1, " * 3_000_000 + '1], "input_side": 256, "shrink": 0.1}',
+    ):
+        (folder / "config.json").write_text(text)
+        with pytest.raises(SashieError):
+            load_model(folder)
