@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import sys
 import tempfile
+from itertools import groupby
 from pathlib import Path
 
 from sashie import Library
@@ -47,18 +48,19 @@ def spread_library(folder: Path, spreads: int, seed: int) -> Path:
 
 
 def verdicts(library: Path, crops) -> list[bool]:
+    """The library's filter's verdict on each crop: a page read once, its crops encoded and
+    scored together."""
     lib = Library(library)
     keep = lib.keep_filter()
     if keep is None:
         sys.exit(f"{library} has no keep/exclude filter (sashie filter train)")
     encoder = lib.encoder()
     kept: list[bool] = []
-    pictures = {}
-    for crop in crops:
-        if crop.page.image not in pictures:
-            pictures = {crop.page.image: load_image(str(crop.page.image))}
-        vector = encoder.encode_images([pictures[crop.page.image].crop(crop.bbox)])
-        kept.append(bool(keep.scores(vector)[0] >= THRESHOLD))
+    for image_path, group in groupby(crops, key=lambda crop: crop.page.image):
+        page = load_image(str(image_path))
+        boxes = [crop.bbox for crop in group]
+        scores = keep.scores(encoder.encode_images([page.crop(box) for box in boxes]))
+        kept += [bool(score >= THRESHOLD) for score in scores]
     return kept
 
 

@@ -48,6 +48,13 @@ def check_sources(sources: list[str]) -> None:
             raise SashieError(f"source not found: {source}")
 
 
+def indexed_page(uri: str, source: str, metadata: dict) -> PageRef:
+    """A page the library holds, named again as `expand_sources` named it when it was indexed
+    from `source`: a page of a manifest on the internet still fetches from public hosts only."""
+    from_public_manifest = is_url(source) and source != uri and is_public_host(source)
+    return PageRef(uri, source, metadata, public_only=from_public_manifest)
+
+
 def expand_sources(sources: list[str], skip: SkipFn) -> Iterator[PageRef]:
     """Every page of every source, in a stable order; unusable sources and the parts of a
     source that cannot be used (a canvas, a folder's entry) are passed to `skip`."""

@@ -54,9 +54,9 @@ from ..encoders import Encoder, load_encoder
 from ..errors import NotFound, SashieError
 from ..filter.model import THRESHOLD, KeepFilter
 from ..filter.training import LEARNERS, TrainReport, train_filter, verdict_metrics
-from ..ingest.images import DEFAULT_MAX_PIXELS, is_public_host, is_url
+from ..ingest.images import DEFAULT_MAX_PIXELS
 from ..ingest.indexer import AddReport, Indexer, reason_kind
-from ..ingest.sources import PageRef, check_sources
+from ..ingest.sources import PageRef, check_sources, indexed_page
 from ..regions import DEFAULT_DETECTORS, load_detectors, parse_detector_names
 from ..search.feedback import DEFAULT_LEARNER, refine
 from ..search.memory import ExampleMemory
@@ -369,10 +369,7 @@ class Library:
         tuned detector): a box cut again keeps its item, with its vector, labels and captions;
         a box no longer cut loses its item; only new boxes are encoded."""
         names = parse_detector_names(regions)
-        refs = [
-            PageRef(uri, source, metadata, public_only=_named_by_public_manifest(uri, source))
-            for _, uri, source, metadata in self._catalog.pages()
-        ]
+        refs = [indexed_page(uri, source, meta) for _, uri, source, meta in self._catalog.pages()]
         if not refs:
             raise SashieError("the library has no pages yet; index some first")
         return self._index(
@@ -1728,9 +1725,3 @@ def _composer_summary(record: dict) -> dict:
         "light": "light_crops" in record,
         "seconds": round(record.get("token_seconds", 0) + record.get("light_seconds", 0), 1),
     }
-
-
-def _named_by_public_manifest(uri: str, source: str) -> bool:
-    """Whether a page came from a manifest on the internet, which may not make this machine
-    fetch from its own network (as sashie/ingest/sources.py decided when it was indexed)."""
-    return is_url(source) and source != uri and is_public_host(source)

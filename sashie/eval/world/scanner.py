@@ -45,15 +45,18 @@ class Spread:
         return int(self.rng.integers(low, high + 1))
 
 
+FONTS_MISSING = (
+    "the spread world writes with brush fonts: apt-get install fonts-aoyagi-soseki "
+    "fonts-kouzan-mouhitsu fonts-aoyagi-kouzan-t"
+)
+
+
 @lru_cache(maxsize=64)
 def load_font(path: str, size: int) -> ImageFont.FreeTypeFont:
     try:
         return ImageFont.truetype(path, size)
     except OSError:
-        raise SashieError(
-            "the spread world writes with brush fonts: apt-get install fonts-aoyagi-soseki "
-            "fonts-kouzan-mouhitsu fonts-aoyagi-kouzan-t"
-        ) from None
+        raise SashieError(FONTS_MISSING) from None
 
 
 def bed(s: Spread) -> None:

@@ -18,20 +18,19 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageChops, ImageDraw
 
+from ...errors import SashieError
 from .artists import Artists
 from .figures import diagram, machine, picture, plate, seal, spread_picture
 from .pages import INK, PageTruth, paper_patch
-from .scanner import SPREAD_SIZE, Spread, age, bed, furniture, load_font, skew
+from .scanner import FONTS_MISSING, SPREAD_SIZE, Spread, age, bed, furniture, load_font, skew
+from .woodblock import clipart_files
 from .writing import BRUSH_FONTS, TEXT_POOL, column, columns
 
 
 def check_installed() -> None:
     """Raise a SashieError naming what to install when the spread world cannot be drawn."""
-    from .woodblock import clipart_files
-
-    for path in BRUSH_FONTS:
-        if not Path(path).is_file():
-            load_font(path, 12)
+    if not all(Path(path).is_file() for path in BRUSH_FONTS):
+        raise SashieError(FONTS_MISSING)
     clipart_files()
 
 

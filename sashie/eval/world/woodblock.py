@@ -44,7 +44,7 @@ def clipart_files() -> tuple[Path, ...]:
     )
 
 
-@lru_cache(maxsize=256)
+@lru_cache(maxsize=32)  # a drawing is often drawn again at the same size (plates); bounded
 def _render_svg(path: Path, side: int) -> Image.Image | None:
     try:
         done = subprocess.run(
