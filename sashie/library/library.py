@@ -458,12 +458,12 @@ class Library:
         on_step: Callable[[int, float], None] | None = None,
     ) -> RegionTuning:
         """Fine-tune the `learned` region detector on boxes a curator drew (a folder of VOC
-        files or a COCO JSON file), saved in the library and used by its later indexing:
-        sashie/library/region_model.py."""
+        files, a COCO JSON file, or a IIIF AnnotationPage on the library's canvases), saved
+        in the library and used by its later indexing: sashie/library/region_model.py."""
         with self._writing():
             return tune_region_model(
                 self.path, source, labels=labels, steps=steps, seed=seed,
-                progress=self.progress, on_step=on_step,
+                progress=self.progress, on_step=on_step, library_pages=self._catalog.pages,
             )  # fmt: skip
 
     def reindex(

@@ -1,12 +1,14 @@
 """A library's own region detector: the `learned` network fine-tuned on boxes a curator drew
 around a few illustrations of the collection (`sashie regions train`).
 
-The boxes come as a folder of Pascal VOC files or a COCO JSON file (read as hostile input:
-sashie/regions/boxes.py). Every page given is taken as boxed in full: what is not in a box is
-taught as "no illustration here", so box every illustration of a page given. Training starts
-from the library's current detector (its own, else the shipped one) and is saved in
-LIB/regions/learned/ (config.json, model.safetensors, TRAINING.json); from then on the library
-indexes with it wherever `learned` is asked for.
+The boxes come as a folder of Pascal VOC files, a COCO JSON file, or a IIIF AnnotationPage
+whose targets are canvases of the library's pages (read as hostile input:
+sashie/regions/boxes.py; a canvas's page is fetched as indexing fetched it). Every page given
+is taken as boxed in full: what is not in a box is taught as "no illustration here", so box
+every illustration of a page given. Training starts from the library's current detector (its
+own, else the shipped one) and is saved in LIB/regions/learned/ (config.json,
+model.safetensors, TRAINING.json); from then on the library indexes with it wherever
+`learned` is asked for.
 """
 
 from __future__ import annotations
@@ -20,9 +22,17 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import SashieError
-from ..ingest.images import load_image
-from ..regions.boxes import BoxedPage, read_boxes
+from ..errors import BadInput, SashieError
+from ..ingest.images import decode_image, load_image, read_bytes
+from ..ingest.sources import indexed_page
+from ..regions.boxes import (
+    BoxedPage,
+    CanvasBox,
+    clip_box,
+    names_canvases,
+    read_boxes,
+    read_canvas_boxes,
+)
 
 FOLDER = Path("regions") / "learned"
 ILLUSTRATION_WORDS = ("illustration", "figure", "picture", "image")  # labels taken by default
@@ -30,6 +40,8 @@ STEPS = 300
 BATCH = 8
 CROP = 256
 LR = 1e-3
+MAX_CANVAS_SIDE = 2000  # a canvas's page is read this large at most (the detector reads 640)
+PageRow = tuple[int, str, str, dict]  # a catalog page: id, uri, source, metadata
 
 
 def own_model(root: Path) -> Path | None:
@@ -84,14 +96,20 @@ def tune_region_model(
     seed: int = 0,
     progress: bool = False,
     on_step: Callable[[int, float], None] | None = None,
+    library_pages: Callable[[], list[PageRow]] = list,
 ) -> RegionTuning:
     """Fine-tune the library's detector on the boxes in `source` and save it (call under the
-    library's write lock)."""
+    library's write lock); `library_pages` gives the pages a IIIF AnnotationPage's canvases
+    are looked for in."""
     from ..regions.learned import DEFAULT_MODEL, model_folder, save_model  # OpenCV, on use
 
     if not 1 <= steps <= 100_000:
         raise SashieError("--steps must be between 1 and 100000")
-    pages, skipped = read_boxes(source)
+    if names_canvases(source):
+        drawn, skipped = read_canvas_boxes(source)
+        pages = canvas_pages(drawn, library_pages(), skipped)
+    else:
+        pages, skipped = read_boxes(source)
     if not pages:
         reasons = "; ".join(f"{name}: {why}" for name, why in skipped[:3])
         raise SashieError(f"no boxed pages in {source}" + (f" ({reasons})" if reasons else ""))
@@ -128,6 +146,43 @@ def tune_region_model(
     return report
 
 
+def canvas_pages(
+    drawn: list[CanvasBox], library_pages: list[PageRow], skipped: list[tuple[str, str]]
+) -> list[BoxedPage]:
+    """The library's pages on the boxes' canvases, read, with the boxes in their pixels; a
+    canvas that is none of its pages, or whose page cannot be read, goes to `skipped`."""
+    on_canvas: dict[str, list[CanvasBox]] = {}
+    for box in drawn:
+        on_canvas.setdefault(box.canvas, []).append(box)
+    held = {meta.get("canvas"): (uri, source, meta) for _, uri, source, meta in library_pages}
+    pages = []
+    for canvas, boxes in on_canvas.items():
+        if canvas not in held:
+            skipped.append((canvas[:200], "no page of the library is on this canvas"))
+            continue
+        ref = indexed_page(*held[canvas])
+        try:
+            image = decode_image(read_bytes(ref.uri, public_only=ref.public_only))
+        except BadInput as e:
+            skipped.append((canvas[:200], str(e)))
+            continue
+        sides = ref.metadata.get("canvas_width"), ref.metadata.get("canvas_height")
+        if not all(type(side) is int and side > 0 for side in sides):
+            sides = image.size  # no canvas size recorded: the canvas is the image
+        image.thumbnail((MAX_CANVAS_SIDE, MAX_CANVAS_SIDE))
+        sx, sy = image.width / sides[0], image.height / sides[1]
+        kept, dropped = [], 0
+        for box in boxes:
+            x, y, w, h = box.xywh
+            clipped = clip_box([x * sx, y * sy, (x + w) * sx, (y + h) * sy], image.size)
+            if clipped is None:
+                dropped += 1
+            else:
+                kept.append((box.label, clipped))
+        pages.append(BoxedPage(canvas, image.size, tuple(kept), dropped, picture=image))
+    return pages
+
+
 def fine_tune(
     base: Path,
     pages: list[BoxedPage],
@@ -152,7 +207,8 @@ def fine_tune(
     net, config = load_model(base)
     images, targets = [], []
     for page, page_boxes in zip(pages, chosen):
-        array, target = training_sample(load_image(str(page.image)), page_boxes, config)
+        image = page.picture if page.picture is not None else load_image(str(page.image))
+        array, target = training_sample(image, page_boxes, config)
         images.append(array)
         targets.append(target)
     net, losses = train(

@@ -14,6 +14,12 @@ A COCO file lists images (`file_name`, read only as a plain relative path inside
 own folder: no absolute path, no "..", no link), annotations (`image_id`, `bbox` as x, y,
 width, height) and categories (their names become the labels); the same limits hold.
 `read_boxes(path)` takes either: a folder of VOC files, or a COCO JSON file.
+
+A IIIF AnnotationPage (Presentation 3; a v2 AnnotationList too) boxes canvases rather than
+files: each annotation's target is a canvas with an `xywh=` fragment (a string
+`canvas#xywh=x,y,w,h`, or a SpecificResource with a FragmentSelector) and its body's text, if
+any, is the label. `read_canvas_boxes` reads them; the library finds the canvases among its
+pages (sashie/library/region_model.py).
 """
 
 from __future__ import annotations
@@ -23,7 +29,7 @@ import json
 import math
 import re
 import xml.etree.ElementTree as ET
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from PIL import Image
@@ -41,12 +47,14 @@ _DECLARATION = re.compile(rb"<!\s*(DOCTYPE|ENTITY)", re.IGNORECASE)
 
 @dataclass(frozen=True)
 class BoxedPage:
-    """A page image and the boxes drawn on it, each with its label."""
+    """A page image and the boxes drawn on it, each with its label; `picture`, when the
+    page was read already (a library's canvas), else the image is read from `image`."""
 
-    image: Path
+    image: Path | str
     size: tuple[int, int]  # width, height
     boxes: tuple[tuple[str, BBox], ...]
     dropped: int = 0  # boxes wholly outside the image, or empty
+    picture: Image.Image | None = field(default=None, compare=False, repr=False)
 
     def labelled(self, labels: set[str] | frozenset[str]) -> list[BBox]:
         """The boxes whose label is one of `labels`."""
@@ -82,7 +90,7 @@ def read_voc(xml_path: str | Path) -> BoxedPage:
         if not label or box is None:
             raise BadInput(f"{path.name}: object {number} has no name or no bndbox")
         corners = [_number(box, key, path.name, number) for key in ("xmin", "ymin", "xmax", "ymax")]
-        clipped = _clip(corners, size)
+        clipped = clip_box(corners, size)
         if clipped is None:
             dropped += 1
         else:
@@ -105,20 +113,131 @@ def read_voc_folder(folder: str | Path) -> tuple[list[BoxedPage], list[tuple[str
     return pages, skipped
 
 
-def read_coco(json_path: str | Path) -> tuple[list[BoxedPage], list[tuple[str, str]]]:
-    """A COCO file's pages with their boxes, and (image, reason) for each image that could
-    not be used (BadInput when the file itself cannot be)."""
+@dataclass(frozen=True)
+class CanvasBox:
+    """A box drawn on a IIIF canvas: the canvas's id, a label, and x, y, w, h in the
+    canvas's units."""
+
+    canvas: str
+    label: str
+    xywh: tuple[float, float, float, float]
+
+
+def names_canvases(path: str | Path) -> bool:
+    """Whether `path` is a JSON file that says it is a IIIF AnnotationPage or a v2
+    AnnotationList (rather than a COCO file)."""
+    path = Path(path)
+    if path.suffix.lower() != ".json" or not path.is_file():
+        return False
+    try:
+        doc = _read_json(path)
+    except BadInput:
+        return False
+    return isinstance(doc, dict) and _annotation_kind(doc) is not None
+
+
+def read_canvas_boxes(json_path: str | Path) -> tuple[list[CanvasBox], list[tuple[str, str]]]:
+    """The boxes of a IIIF AnnotationPage or AnnotationList, and (annotation, reason) for each
+    annotation that could not be used (BadInput when the file itself cannot be)."""
     path = Path(json_path)
+    doc = _read_json(path)
+    kind = _annotation_kind(doc) if isinstance(doc, dict) else None
+    if kind is None:
+        raise BadInput(f"{path.name} is not a IIIF AnnotationPage or AnnotationList")
+    entries = _list(doc.get(kind))
+    if len(entries) > MAX_OBJECTS:
+        raise BadInput(f"{path.name} has over {MAX_OBJECTS:,} annotations")
+    boxes, skipped = [], []
+    for number, entry in enumerate(entries, 1):
+        try:
+            if not isinstance(entry, dict):
+                raise BadInput("not a JSON object")
+            target = entry.get("target", entry.get("on"))
+            canvas, fragment = _canvas_target(target)
+            label = _body_text(entry.get("body", entry.get("resource"))) or "illustration"
+            boxes.append(CanvasBox(canvas, label, _xywh(fragment)))
+        except BadInput as e:
+            skipped.append((f"annotation {number}", str(e)))
+    return boxes, skipped
+
+
+def _annotation_kind(doc: dict) -> str | None:
+    """The key holding a document's annotations: `items` (v3) or `resources` (v2)."""
+    if doc.get("type") == "AnnotationPage":
+        return "items"
+    if doc.get("@type") == "sc:AnnotationList":
+        return "resources"
+    return None
+
+
+def _canvas_target(target: object) -> tuple[str, str]:
+    """(canvas id, `xywh=` fragment) of an annotation's target."""
+    if isinstance(target, list) and target:
+        target = target[0]
+    fragment: object = None
+    if isinstance(target, str):
+        canvas, _, fragment = target.partition("#")
+    elif isinstance(target, dict):
+        source = target.get("source", target.get("full"))
+        canvas = source.get("id", source.get("@id")) if isinstance(source, dict) else source
+        selector = target.get("selector")
+        if isinstance(selector, list):
+            selector = next((s for s in selector if isinstance(s, dict)), None)
+        fragment = selector.get("value") if isinstance(selector, dict) else None
+    else:
+        raise BadInput("its target is not a canvas")
+    if not isinstance(canvas, str) or not canvas or len(canvas) > 2000:
+        raise BadInput("its target names no canvas")
+    if not isinstance(fragment, str) or not fragment.startswith("xywh="):
+        raise BadInput("its target has no xywh= region")
+    return canvas, fragment
+
+
+def _xywh(fragment: str) -> tuple[float, float, float, float]:
+    value = fragment[len("xywh=") :]
+    if value.startswith("percent:"):
+        raise BadInput("a region in percent is not read; give canvas pixels")
+    value = value.removeprefix("pixel:")
+    try:
+        numbers = [float(part) for part in value.split(",")]
+    except ValueError:
+        raise BadInput(f"xywh={value[:40]!r} is not four numbers") from None
+    if len(numbers) != 4 or not all(math.isfinite(v) and abs(v) <= MAX_COORDINATE for v in numbers):
+        raise BadInput(f"xywh={value[:40]!r} is not four numbers under {MAX_COORDINATE:,}")
+    x, y, w, h = numbers
+    if w <= 0 or h <= 0:
+        raise BadInput("its region is empty")
+    return x, y, w, h
+
+
+def _body_text(body: object) -> str:
+    """The first text of an annotation's body (a TextualBody's value, a v2 resource's chars)."""
+    for part in body if isinstance(body, list) else [body]:
+        if isinstance(part, dict):
+            text = part.get("value", part.get("chars"))
+            if isinstance(text, str) and text.strip():
+                return text.strip()[:200]
+    return ""
+
+
+def _read_json(path: Path) -> object:
     try:
         with open(path, "rb") as f:
             data = f.read(MAX_JSON_BYTES + 1)
         if len(data) > MAX_JSON_BYTES:
             raise BadInput(f"{path.name} is over {MAX_JSON_BYTES >> 20} MB")
-        coco = json.loads(data)
+        return json.loads(data)
     except OSError as e:
         raise BadInput(f"cannot read {path.name} ({e.strerror or e})") from None
     except (ValueError, RecursionError):
         raise BadInput(f"{path.name} is not JSON") from None
+
+
+def read_coco(json_path: str | Path) -> tuple[list[BoxedPage], list[tuple[str, str]]]:
+    """A COCO file's pages with their boxes, and (image, reason) for each image that could
+    not be used (BadInput when the file itself cannot be)."""
+    path = Path(json_path)
+    coco = _read_json(path)
     if not isinstance(coco, dict) or not isinstance(coco.get("images"), list):
         raise BadInput(f"{path.name} is not a COCO file (no images list)")
     names = {
@@ -146,7 +265,7 @@ def read_coco(json_path: str | Path) -> tuple[list[BoxedPage], list[tuple[str, s
             boxes, dropped = [], 0
             for number, a in enumerate(objects, 1):
                 x, y, w, h = _coco_box(a.get("bbox"), name, number)
-                clipped = _clip([x, y, x + w, y + h], size)
+                clipped = clip_box([x, y, x + w, y + h], size)
                 if clipped is None:
                     dropped += 1
                 else:
@@ -245,7 +364,9 @@ def _number(box: ET.Element, key: str, name: str, number: int) -> float:
     return value
 
 
-def _clip(corners: list[float], size: tuple[int, int]) -> BBox | None:
+def clip_box(corners: list[float], size: tuple[int, int]) -> BBox | None:
+    """Corners (x0, y0, x1, y1) as a box inside an image of `size`; None when nothing of it
+    is inside."""
     x0, y0, x1, y1 = corners
     x0, x1 = sorted((x0, x1))
     y0, y1 = sorted((y0, y1))

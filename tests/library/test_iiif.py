@@ -446,3 +446,35 @@ def test_pages_of_a_manifest_on_the_internet_come_only_from_public_addresses(tmp
     with pytest.raises(BadInput, match=r"^refused: a manifest from the web may not name"):
         pictures.crop(row, 64)
     assert not server.hits
+
+
+def test_boxes_drawn_on_canvases_teach_the_library_its_detector(tmp_path, web, tiny_spec):
+    """`sashie regions train LIB --boxes annotations.json`: a IIIF AnnotationPage's canvas
+    regions become boxes on the library's pages in page pixels; a canvas the library does not
+    hold is skipped with its reason."""
+    from sashie.library.region_model import canvas_pages
+    from sashie.regions.boxes import read_canvas_boxes
+
+    server, base = web
+    serve_book(server, base, pages=2)
+    lib = index_book(tmp_path / "lib", tiny_spec, base)
+    selector = {"type": "FragmentSelector", "value": "xywh=" + ",".join(map(str, ON_CANVAS))}
+    items = [
+        {"target": f"{base}/canvas/0#xywh=" + ",".join(map(str, ON_CANVAS))},
+        {"target": {"source": {"id": f"{base}/canvas/1"}, "selector": selector}},
+        {"target": "https://elsewhere.example/canvas/9#xywh=1,2,3,4"},
+    ]
+    annotations = tmp_path / "annotations.json"
+    annotations.write_text(json.dumps({"type": "AnnotationPage", "items": items}))
+
+    report = lib.tune_regions(annotations, steps=2)
+    assert (report.pages, report.boxes) == (2, 2)
+    assert report.skipped == [
+        ("https://elsewhere.example/canvas/9", "no page of the library is on this canvas")
+    ]
+    assert (tmp_path / "lib" / "regions" / "learned" / "model.safetensors").is_file()
+
+    drawn, _ = read_canvas_boxes(annotations)
+    meta = {"canvas": f"{base}/canvas/0", "canvas_width": FULL[0], "canvas_height": FULL[1]}
+    [page] = canvas_pages(drawn[:1], [(1, f"{base}/img/p0.png", f"{base}/manifest.json", meta)], [])
+    assert page.size == PAGE and page.boxes == (("illustration", BOX),)

@@ -169,3 +169,60 @@ def test_a_coco_file_with_ids_of_any_shape_is_read_or_skipped_never_a_crash(fold
     pages, skipped = read_coco(folder / "boxes.json")
     assert [p.boxes for p in pages] == [(), (("illustration", (1, 2, 11, 22)),)]
     assert skipped == []
+
+
+def test_a_iiif_annotation_page_gives_canvas_boxes_and_says_why_not_the_rest(tmp_path):
+    """IIIF Presentation 3 (target a string or a SpecificResource), a v2 AnnotationList, and
+    hostile annotations: each unusable one is skipped with its reason, never a crash."""
+    import json
+
+    from sashie.regions.boxes import CanvasBox, names_canvases, read_canvas_boxes
+
+    canvas = "https://example.org/canvas/1"
+    selector = {"type": "FragmentSelector", "value": "xywh=pixel:10,20,30,40"}
+    items = [
+        {"type": "Annotation", "target": f"{canvas}#xywh=1,2,3,4"},
+        {
+            "body": [{"type": "TextualBody", "value": "crane"}],
+            "target": {"source": {"id": canvas, "type": "Canvas"}, "selector": [selector]},
+        },
+        {"target": f"{canvas}#xywh=percent:1,2,3,4"},
+        {"target": f"{canvas}#xywh=1,2,nan,4"},
+        {"target": f"{canvas}#xywh=1,2,1e308,4"},
+        {"target": f"{canvas}#xywh=1,2,0,4"},
+        {"target": canvas},
+        {"target": {"source": ["not", "a", "canvas"], "selector": selector}},
+        {"target": 7},
+        "not an object",
+    ]
+    page = tmp_path / "boxes.json"
+    page.write_text(json.dumps({"type": "AnnotationPage", "items": items}))
+    assert names_canvases(page)
+    boxes, skipped = read_canvas_boxes(page)
+    assert boxes == [
+        CanvasBox(canvas, "illustration", (1, 2, 3, 4)),
+        CanvasBox(canvas, "crane", (10, 20, 30, 40)),
+    ]
+    assert [name for name, _ in skipped] == [f"annotation {n}" for n in range(3, 11)]
+    assert "percent" in skipped[0][1] and "empty" in skipped[3][1]
+
+    v2 = tmp_path / "list.json"
+    v2.write_text(
+        json.dumps(
+            {
+                "@type": "sc:AnnotationList",
+                "resources": [
+                    {
+                        "resource": {"@type": "cnt:ContentAsText", "chars": "a screen"},
+                        "on": {"full": canvas, "selector": {"value": "xywh=5,6,7,8"}},
+                    }
+                ],
+            }
+        )
+    )
+    assert read_canvas_boxes(v2) == ([CanvasBox(canvas, "a screen", (5, 6, 7, 8))], [])
+    coco = tmp_path / "coco.json"
+    coco.write_text(json.dumps({"images": [], "annotations": []}))
+    assert not names_canvases(coco) and not names_canvases(tmp_path)
+    with pytest.raises(BadInput, match="AnnotationPage"):
+        read_canvas_boxes(coco)

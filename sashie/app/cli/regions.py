@@ -17,6 +17,8 @@ def regions_group() -> None:
     \b
     sashie regions train LIB --boxes voc-folder/     Pascal VOC files beside their images
     sashie regions train LIB --boxes boxes.json      a COCO file beside its images
+    sashie regions train LIB --boxes annos.json      a IIIF AnnotationPage on the
+                                                     library's canvases (xywh=)
     sashie reindex LIB --regions learned             cut every page again with it
     sashie index LIB scans/ --regions learned,whole  new pages too (default: layout,whole)
     """
@@ -29,9 +31,10 @@ def regions_group() -> None:
     "source",
     required=True,
     type=click.Path(exists=True),
-    help="A folder of Pascal VOC files (NAME.xml beside NAME.jpg) or a COCO .json file "
-    "beside its images. Box every illustration of each page given: the rest of a page is "
-    "taught as no illustration.",
+    help="A folder of Pascal VOC files (NAME.xml beside NAME.jpg), a COCO .json file "
+    "beside its images, or a IIIF AnnotationPage .json whose targets are canvases the "
+    "library indexed (canvas#xywh=x,y,w,h). Box every illustration of each page given: the "
+    "rest of a page is taught as no illustration.",
 )
 @click.option(
     "--label",
