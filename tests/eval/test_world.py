@@ -157,3 +157,20 @@ def test_old_world_version_is_still_drawn_and_unknown_ones_refused(tmp_path):
     assert "furniture" not in read_truth(world)[0]
     with pytest.raises(SashieError, match="version 9"):
         make_world(tmp_path / "v9", pages=2, seed=1, version=9)
+
+
+def test_engraved_figures_shade_pale_fills_more_lightly_than_dark_ones():
+    """A later book's figures (the spread world's printed books) are printed in tone: pale
+    fills get a few dots, dark fills many, where a woodblock cut leaves pale fills blank."""
+    from PIL import Image
+
+    from sashie.eval.world.woodblock import line_art
+
+    art = Image.new("RGBA", (120, 60), (0, 0, 0, 0))
+    art.paste((200, 200, 200, 255), (0, 0, 60, 60))  # pale half
+    art.paste((60, 60, 60, 255), (60, 0, 120, 60))  # dark half
+    inked = np.asarray(line_art(art, np.random.default_rng(3), tone=True).convert("L")) < 128
+    pale, dark = inked[8:52, 8:52].mean(), inked[8:52, 68:112].mean()
+    assert 0.03 < pale < dark
+    cut = np.asarray(line_art(art, np.random.default_rng(3)).convert("L")) < 128
+    assert cut[8:52, 8:52].mean() < 0.01  # the woodblock leaves a pale fill uncut

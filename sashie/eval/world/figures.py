@@ -22,7 +22,8 @@ def picture(s: Spread, box, brush: str, *, annotate: bool, single: bool = False)
     w, h = x1 - x0, y1 - y0
     if w < s.px(40) or h < s.px(40):
         return None
-    coloured = s.rng.random() < 0.2
+    coloured = s.rng.random() < 0.2 and not s.printed
+    engraved = s.printed and s.rng.random() < 0.75
     artist = "openmoji" if coloured or s.rng.random() < 0.4 else "noto"
     if single:
         n = int(s.rng.random() < 0.6)
@@ -53,7 +54,7 @@ def picture(s: Spread, box, brush: str, *, annotate: bool, single: bool = False)
         art = art.crop(visible)
         if art.width > w or art.height > h:
             art.thumbnail((w, h))
-        cut = line_art(art, s.rng, keep_colour=coloured)
+        cut = line_art(art, s.rng, keep_colour=coloured, tone=engraved)
         ax, ay = s.integer(0, w - cut.width), s.integer(0, h - cut.height)
         layer.paste(
             ImageChops.multiply(layer.crop((ax, ay, ax + cut.width, ay + cut.height)), cut),
@@ -85,9 +86,11 @@ def picture(s: Spread, box, brush: str, *, annotate: bool, single: bool = False)
         min(b[0] for b in ink_boxes), min(b[1] for b in ink_boxes),
         max(b[2] for b in ink_boxes), max(b[3] for b in ink_boxes),
     )  # fmt: skip
-    if annotate:  # labels written among the figures, as in 機巧図彙
+    if annotate and not s.printed:  # labels written among the figures, as in 機巧図彙
         char = s.px(s.uniform(14, 24))
         _labels(s, bbox, brush, char, s.integer(1, 5), (2, 7))
+    elif annotate:  # a printed book's caption under the figure: 第3・1圖 and a name
+        _caption(s, bbox)
     s.truth.illustrations.append(
         Illustration(bbox, drawn, "colour" if coloured else "ink", figures)
     )
@@ -284,6 +287,19 @@ def seal(s: Spread, inside) -> None:
     box = (x, y, x + side, y + side)
     s.canvas.paste(ImageChops.multiply(s.canvas.crop(box), layer), box[:2])
     s.furniture.append(("seal", box))
+
+
+def _caption(s: Spread, bbox) -> None:
+    """A printed figure's number and name, one horizontal line under it (a text line)."""
+    font = load_font(s.artists.paths["japanese"].as_posix(), s.px(s.uniform(11, 17)))
+    name = "".join(str(g) for g in s.rng.choice(list(KANJI), s.integer(1, 5)))
+    label = f"第{s.integer(1, 9)}・{s.integer(1, 20)}圖 {name}"
+    width = s.draw.textlength(label, font=font)
+    at = (int((bbox[0] + bbox[2] - width) / 2), bbox[3] + s.px(s.uniform(4, 14)))
+    box = tuple(int(v) for v in s.draw.textbbox(at, label, font=font))
+    if box[3] <= s.height and box[0] >= 0 and box[2] <= s.width:
+        s.draw.text(at, label, font=font, fill=INK)
+        s.truth.text_blocks.append(box)
 
 
 def _labels(s: Spread, bbox, brush: str, char: int, count: int, lengths: tuple[int, int]) -> None:

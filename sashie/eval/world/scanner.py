@@ -34,6 +34,8 @@ class Spread:
         self.canvas = Image.new("RGB", size)
         self.draw = ImageDraw.Draw(self.canvas)
         self.bed_tone: tuple[int, ...] = (150, 150, 150)  # the scanner bed's colour
+        self.printed = False  # a Meiji book: printed lines, figures in engraved tone
+        self.across = False  # its lines set across, left to right (a science book)
 
     def px(self, value: float) -> int:
         return max(1, int(value * self.scale + 0.5))

@@ -43,7 +43,8 @@ def make_spread(
     book = _book_box(s)
     left, right = _pages(s, book)
     brush = BRUSH_FONTS[int(rng.integers(len(BRUSH_FONTS)))]
-    printed = rng.random() < 0.15  # a Meiji book: printed lines, no frame
+    printed = s.printed = rng.random() < 0.3  # a Meiji book: printed lines, no frame
+    s.across = printed and rng.random() < 0.6
     if rng.random() < 0.1:  # one picture across both pages
         spread_picture(s, left, right, brush)
     else:
@@ -129,8 +130,8 @@ def _page(s: Spread, page, brush: str, printed: bool) -> None:
             s.draw.rectangle(outer, outline=INK, width=s.px(1.5))
     area = (inner[0] + s.px(10), inner[1] + s.px(10), inner[2] - s.px(10), inner[3] - s.px(10))
     font = load_font(s.artists.paths["japanese"].as_posix(), 12) if printed else None
-    char = s.px(s.uniform(16, 22) if printed else s.uniform(18, 34))
-    pitch = int(char * (s.uniform(1.5, 1.9) if printed else s.uniform(1.3, 1.8)))
+    char = s.px(s.uniform(17, 27) if printed else s.uniform(18, 34))
+    pitch = int(char * (s.uniform(1.3, 1.7) if printed else s.uniform(1.3, 1.8)))
     ruled = framed and s.rng.random() < 0.5
     style = (font.path if font else brush, char, pitch, ruled, printed)
     if kind == "text":
@@ -174,7 +175,7 @@ def _mixed(s: Spread, area, style, figure=None) -> None:
         plate(s, box, style)
     else:
         figure(s, box, style[0])
-    gap = s.px(s.uniform(8, 30))
+    gap = s.px(s.uniform(8, 30) + (30 if s.printed else 0))  # room for a caption
     free = []
     if where == "top" or where == "middle":
         free.append((x0, box[3] + gap, x1, y1))

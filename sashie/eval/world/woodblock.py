@@ -78,14 +78,15 @@ def clipart(rng: np.random.Generator, side: int) -> Image.Image:
 
 
 def line_art(
-    art: Image.Image, rng: np.random.Generator, *, keep_colour: bool = False
+    art: Image.Image, rng: np.random.Generator, *, keep_colour: bool = False, tone: bool = False
 ) -> Image.Image:
     """An RGBA drawing cut as a woodblock: an RGB layer on white, to multiply onto paper.
 
     Edges of shape and colour become thin outlines, dark fills become hatching (crossed when
     darker), black stays black; or, a third of the time, the outlines alone, as a fine line
     drawing is cut. With `keep_colour`, pale washes of the drawing's colours lie under the
-    lines, as in hand-coloured prints."""
+    lines, as in hand-coloured prints. With `tone`, the drawing is printed as a later book
+    prints its engravings: every shade in fine dots and short strokes, under the outlines."""
     rgba = np.asarray(art.convert("RGBA"), np.float32) / 255
     alpha = rgba[..., 3]
     rgb = rgba[..., :3] * alpha[..., None] + (1 - alpha[..., None])
@@ -100,6 +101,8 @@ def line_art(
     if not outlines_only and rng.random() < 0.4:  # a heavier line
         ink = cv2.dilate(ink.astype(np.uint8), np.ones((2, 2), np.uint8)).astype(bool)
     darkness = (1 - lum) * alpha
+    if tone:
+        return _engraved(ink, darkness, alpha, rng)
     height, width = lum.shape
     ys, xs = np.mgrid[0:height, 0:width]
     period = int(rng.integers(4, 8))
@@ -122,4 +125,23 @@ def line_art(
         layer = wash * dark[..., None]
     else:
         layer = np.repeat(dark[..., None], 3, axis=2)
+    return Image.fromarray((np.clip(layer, 0, 1) * 255).astype(np.uint8), "RGB")
+
+
+def _engraved(
+    ink: np.ndarray, darkness: np.ndarray, alpha: np.ndarray, rng: np.random.Generator
+) -> Image.Image:
+    """Shades as dots and short strokes whose density follows the drawing's darkness (pale
+    fills lightly shaded too, as an engraver models a form), with the outlines on top."""
+    shade = np.clip(
+        darkness * float(rng.uniform(0.6, 1.1)) + alpha * float(rng.uniform(0.05, 0.3)), 0, 1
+    )
+    grain = rng.random(shade.shape).astype(np.float32)
+    if rng.random() < 0.5:  # strokes along one direction rather than dots
+        grain = cv2.blur(grain, (1, int(rng.integers(3, 7))))
+        grain = (grain - grain.min()) / max(1e-6, float(grain.max() - grain.min()))
+    dots = shade > grain * 1.15
+    strength = rng.uniform(0.6, 1.0, ink.shape).astype(np.float32)
+    dark = np.where(ink | dots, 1 - strength * 0.85, 1.0)
+    layer = np.repeat(dark[..., None], 3, axis=2)
     return Image.fromarray((np.clip(layer, 0, 1) * 255).astype(np.uint8), "RGB")
