@@ -18,6 +18,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, fields
+from pathlib import Path
 
 import numpy as np
 from PIL import Image
@@ -75,7 +76,7 @@ class RegionScore:
 
 
 def book_of(page: BoxedPage) -> str:
-    return page.image.stem.rsplit("_", 1)[0]
+    return Path(page.image).stem.rsplit("_", 1)[0]
 
 
 def score_page(page: BoxedPage, proposals: list[BBox], seconds: float = 0.0) -> RegionScore:

@@ -166,11 +166,11 @@ def canvas_pages(
         except BadInput as e:
             skipped.append((canvas[:200], str(e)))
             continue
-        sides = ref.metadata.get("canvas_width"), ref.metadata.get("canvas_height")
-        if not all(type(side) is int and side > 0 for side in sides):
-            sides = image.size  # no canvas size recorded: the canvas is the image
+        width, height = ref.metadata.get("canvas_width"), ref.metadata.get("canvas_height")
+        if not (type(width) is int and type(height) is int and width > 0 and height > 0):
+            width, height = image.size  # no canvas size recorded: the canvas is the image
         image.thumbnail((MAX_CANVAS_SIDE, MAX_CANVAS_SIDE))
-        sx, sy = image.width / sides[0], image.height / sides[1]
+        sx, sy = image.width / width, image.height / height
         kept, dropped = [], 0
         for box in boxes:
             x, y, w, h = box.xywh

@@ -142,7 +142,7 @@ def read_canvas_boxes(json_path: str | Path) -> tuple[list[CanvasBox], list[tupl
     path = Path(json_path)
     doc = _read_json(path)
     kind = _annotation_kind(doc) if isinstance(doc, dict) else None
-    if kind is None:
+    if kind is None or not isinstance(doc, dict):
         raise BadInput(f"{path.name} is not a IIIF AnnotationPage or AnnotationList")
     entries = _list(doc.get(kind))
     if len(entries) > MAX_OBJECTS:
@@ -175,6 +175,7 @@ def _canvas_target(target: object) -> tuple[str, str]:
     if isinstance(target, list) and target:
         target = target[0]
     fragment: object = None
+    canvas: object = None
     if isinstance(target, str):
         canvas, _, fragment = target.partition("#")
     elif isinstance(target, dict):

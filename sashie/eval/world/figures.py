@@ -296,7 +296,8 @@ def _caption(s: Spread, bbox) -> None:
     label = f"第{s.integer(1, 9)}・{s.integer(1, 20)}圖 {name}"
     width = s.draw.textlength(label, font=font)
     at = (int((bbox[0] + bbox[2] - width) / 2), bbox[3] + s.px(s.uniform(4, 14)))
-    box = tuple(int(v) for v in s.draw.textbbox(at, label, font=font))
+    left, top, right, bottom = (int(v) for v in s.draw.textbbox(at, label, font=font))
+    box = (left, top, right, bottom)
     if box[3] <= s.height and box[0] >= 0 and box[2] <= s.width:
         s.draw.text(at, label, font=font, fill=INK)
         s.truth.text_blocks.append(box)

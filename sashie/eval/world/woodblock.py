@@ -138,8 +138,9 @@ def _engraved(
     )
     grain = rng.random(shade.shape).astype(np.float32)
     if rng.random() < 0.5:  # strokes along one direction rather than dots
-        grain = cv2.blur(grain, (1, int(rng.integers(3, 7))))
-        grain = (grain - grain.min()) / max(1e-6, float(grain.max() - grain.min()))
+        blurred = cv2.blur(grain, (1, int(rng.integers(3, 7))))
+        span = max(1e-6, float(blurred.max() - blurred.min()))
+        grain = ((blurred - blurred.min()) / span).astype(np.float32)
     dots = shade > grain * 1.15
     strength = rng.uniform(0.6, 1.0, ink.shape).astype(np.float32)
     dark = np.where(ink | dots, 1 - strength * 0.85, 1.0)

@@ -84,7 +84,8 @@ def _lines(s: Spread, area, font_path: str, char: int, pitch: int, record: bool)
             indent = s.integer(0, max(0, per_line - count)) if s.rng.random() < 0.3 else 0
         text = "".join(PRINTED_POOL[int(i)] for i in s.rng.integers(0, len(PRINTED_POOL), count))
         at = (x0 + indent * char, y)
-        box = tuple(int(v) for v in s.draw.textbbox(at, text, font=font))
+        left, top, right, bottom = (int(v) for v in s.draw.textbbox(at, text, font=font))
+        box = (left, top, right, bottom)
         if box[2] > s.width or box[3] > s.height:
             break
         s.draw.text(at, text, font=font, fill=colour)
