@@ -26,7 +26,15 @@ from sashie.ingest.images import load_image
 from sashie.regions import iou, load_detectors
 from sashie.regions.boxes import read_voc_folder
 
-DETECTOR_SETS = (["whole"], ["layout"], ["learned"], ["layout", "whole"], ["learned", "whole"])
+DETECTOR_SETS = (
+    ["whole"],
+    ["layout"],
+    ["learned"],
+    ["hybrid"],
+    ["layout", "whole"],
+    ["learned", "whole"],
+    ["hybrid", "whole"],
+)
 
 
 def evaluate(truth: list[dict], names: list[str], options: dict) -> dict:
@@ -115,7 +123,9 @@ def draw_boxes(pages: list, found: list[list], out: Path) -> None:
 
 
 def detector_options(args: argparse.Namespace) -> dict:
-    return {"learned": {"model": args.learned}} if args.learned else {}
+    if not args.learned:
+        return {}
+    return {name: {"model": args.learned} for name in ("learned", "hybrid")}
 
 
 def on_real(args: argparse.Namespace) -> None:
@@ -171,12 +181,16 @@ def on_real_tuned(args: argparse.Namespace) -> None:
         with tempfile.TemporaryDirectory() as tmp:
             net, config, boxes, _ = fine_tune(base, taught, steps=args.steps, progress=True)
             save_model(net, config, Path(tmp))
-            for name, folder in ((f"learned, others of {count}", base), (f"tuned on {count}", tmp)):
-                [detector] = load_detectors(["learned"], {"learned": {"model": folder}})
-                found = measure(
-                    rest, lambda image, d=detector: [r.bbox for r in d.detect(image, None)]
-                )
-                rows.append((name, {"all": found["all"]}))
+            for kind in ("learned", "hybrid"):
+                for name, folder in (
+                    (f"{kind}, others of {count}", base),
+                    (f"{kind} tuned on {count}", tmp),
+                ):
+                    [detector] = load_detectors([kind], {kind: {"model": folder}})
+                    found = measure(
+                        rest, lambda image, d=detector: [r.bbox for r in d.detect(image, None)]
+                    )
+                    rows.append((name, {"all": found["all"]}))
         print(f"tuned on {count} pages ({boxes} illustration boxes), measured on the others")
     print(format_table(rows))
 

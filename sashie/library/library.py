@@ -403,7 +403,8 @@ class Library:
         detector_options = dict(detector_options or {})
         tuned = own_model(self.path)
         if tuned is not None:  # the library's own detector, fine-tuned on a curator's boxes
-            detector_options.setdefault("learned", {"model": tuned})
+            for name in ("learned", "hybrid"):
+                detector_options.setdefault(name, {"model": tuned})
         detectors = load_detectors(regions, detector_options)  # type: ignore[arg-type]
         with self._writing():
             # with Ray the model runs on the cluster's actors (on `device`); here it only

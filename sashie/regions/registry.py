@@ -1,7 +1,8 @@
 """Detectors by name: `load_detectors("layout,whole")` resolves a comma-separated list.
 
-`whole` and `tiles` are always at hand; `layout` (OpenCV) and `zeroshot` (transformers) are
-imported on first use. Detector options (a zero-shot model, its prompt) are passed by name.
+`whole` and `tiles` are always at hand; `layout` (OpenCV), `learned` and `hybrid` (torch) and
+`zeroshot` (transformers) are imported on first use. Detector options (a zero-shot model, its
+prompt, a library's tuned `learned` weights) are passed by name.
 """
 
 from __future__ import annotations
@@ -25,6 +26,12 @@ def _learned(**options) -> Detector:
     return LearnedDetector(**options)
 
 
+def _hybrid(**options) -> Detector:
+    from .hybrid import HybridDetector
+
+    return HybridDetector(**options)
+
+
 def _zeroshot(**options) -> Detector:
     from .zeroshot import ZeroShotDetector  # the detector's weights load on first use
 
@@ -36,6 +43,7 @@ DETECTORS: dict[str, Callable[..., Detector]] = {
     "tiles": Tiles,
     "layout": _layout,
     "learned": _learned,
+    "hybrid": _hybrid,
     "zeroshot": _zeroshot,
 }
 # Each illustration its own item, and the page too (as the seed paper indexed them: 450 K

@@ -1,5 +1,5 @@
 """The `learned` region detector: its masks and boxes, the shipped weights on spreads of the
-world, training and loading, and config files from elsewhere."""
+world, training and loading, config files from elsewhere; and `hybrid`, layout checked by it."""
 
 import json
 
@@ -128,3 +128,49 @@ def test_a_region_config_with_infinite_or_huge_numbers_is_refused(tmp_path):
         (folder / "config.json").write_text(text)
         with pytest.raises(SashieError):
             load_model(folder)
+
+
+def test_hybrid_keeps_the_network_boxes_and_the_layout_boxes_it_confirms(spreads, tmp_path):
+    """`hybrid` on spreads of the world: every box it gives is the network's own or one of
+    layout's, it finds at least what the network alone finds, and it proposes far fewer boxes
+    than layout; a network that sees no illustration anywhere confirms nothing."""
+    import torch
+
+    from sashie.regions.hybrid import HybridDetector, box_probability
+    from sashie.regions.learned import build_net, model_folder
+
+    [layout, learned, hybrid] = load_detectors("layout,learned,hybrid")
+    counts = {"layout": 0, "learned": 0, "hybrid": 0}
+    found = {"learned": 0, "hybrid": 0}
+    for row in read_truth(spreads)[:6]:
+        page = load_image(row["page"])
+        own = [r.bbox for r in learned.detect(page, None)]
+        proposed = [r.bbox for r in layout.detect(page, None)]
+        mixed = hybrid.detect(page, None)
+        assert {r.detector for r in mixed} <= {"hybrid"}
+        assert [r.bbox for r in mixed[: len(own)]] == own
+        assert all(r.bbox in proposed for r in mixed[len(own) :])
+        for name, boxes in (("learned", own), ("hybrid", [r.bbox for r in mixed])):
+            found[name] += sum(
+                any(iou(i["bbox"], b) >= 0.5 for b in boxes) for i in row["illustrations"]
+            )
+        counts["layout"] += len(proposed)
+        counts["learned"] += len(own)
+        counts["hybrid"] += len(mixed)
+    assert found["hybrid"] >= found["learned"]
+    assert counts["learned"] <= counts["hybrid"] < counts["layout"]
+
+    _, config = load_model(model_folder())
+    blind = build_net(config)
+    with torch.no_grad():
+        blind.head.weight.zero_()
+        blind.head.bias.fill_(-10.0)  # no cell is an illustration
+    save_model(blind, config, tmp_path / "blind")
+    page = load_image(read_truth(spreads)[0]["page"])
+    assert HybridDetector(tmp_path / "blind").detect(page, None) == []
+
+    probability = np.zeros((2, 30, 40), np.float32)
+    probability[1, 10:20, 10:20] = 1.0
+    scale = 0.5  # a page of 320 x 240 read at 160 x 120: cells of 8 page pixels
+    assert box_probability(probability, scale, (80, 80, 160, 160)) == 1.0
+    assert box_probability(probability, scale, (80, 80, 240, 160)) == 0.5

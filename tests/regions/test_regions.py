@@ -98,5 +98,5 @@ def test_clean_regions_drops_tiny_boxes_and_near_duplicates():
 
 
 def test_unknown_detector_is_named():
-    with pytest.raises(SashieError, match="known: layout, learned, tiles, whole, zeroshot"):
+    with pytest.raises(SashieError, match="known: hybrid, layout, learned, tiles, whole, zeroshot"):
         load_detectors("layout,guess")

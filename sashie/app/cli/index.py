@@ -30,8 +30,10 @@ from .common import INDEX_KINDS, LIBRARY, TRUST_REMOTE_CODE, ann_setting, echo_j
     show_default=True,
     metavar="NAMES",
     help="Region detectors, comma-separated: layout (illustrations found by page "
-    "analysis), whole (the page), tiles (overlapping tiles of large pages), "
-    "zeroshot (an open-vocabulary detector; see --detector-model).",
+    "analysis), learned (a small network trained on scanned spreads: few boxes, nearly all "
+    "illustrations), hybrid (layout's boxes the network confirms, and its own: few boxes on "
+    "real scans), whole (the page), tiles (overlapping tiles of large pages), zeroshot (an "
+    "open-vocabulary detector; see --detector-model).",
 )
 @click.option(
     "--detector-model",

@@ -21,6 +21,7 @@ def regions_group() -> None:
                                                      library's canvases (xywh=)
     sashie reindex LIB --regions learned             cut every page again with it
     sashie index LIB scans/ --regions learned,whole  new pages too (default: layout,whole)
+    sashie index LIB scans/ --regions hybrid,whole   layout's boxes the tuned network confirms
     """
 
 
@@ -57,7 +58,8 @@ def regions_train(library, source, labels, steps, seed, as_json):
     """Fine-tune the `learned` region detector of LIBRARY on boxes a curator drew.
 
     Training starts from the library's detector (its own, or the shipped one) and is saved
-    in LIBRARY/regions/learned/; later indexing uses it wherever `learned` is asked for.
+    in LIBRARY/regions/learned/; later indexing uses it wherever `learned` or `hybrid` is
+    asked for.
     """
     lib = Library(library, progress=not as_json and sys.stderr.isatty())
     report = lib.tune_regions(source, labels=labels or None, steps=steps, seed=seed)
