@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..filter.training import verdict_metrics
 from ..regions import BBox, overlap
 from ..regions.base import MIN_SIDE
 from ..regions.boxes import BoxedPage
@@ -116,23 +117,15 @@ class FilterScore:
 
 
 def score_verdicts(crops: list[LabelledCrop], kept: list[bool]) -> FilterScore:
-    truth = np.array([c.keep for c in crops])
+    truth = np.array([c.keep for c in crops], bool)
     said = np.array(kept, bool)
-
-    def f1(positive: bool) -> float:
-        tp = np.sum((said == positive) & (truth == positive))
-        fp = np.sum((said == positive) & (truth != positive))
-        fn = np.sum((said != positive) & (truth == positive))
-        return float(2 * tp / (2 * tp + fp + fn)) if tp + fp + fn else float("nan")
-
-    keep, exclude = f1(True), f1(False)
-    share = truth.mean() if len(truth) else 0.0
+    overall, per_class = verdict_metrics(truth, said)
     right: Counter = Counter()
     total: Counter = Counter(c.kind for c in crops)
     for crop, verdict in zip(crops, said):
         right[crop.kind] += int(verdict == crop.keep)
     return FilterScore(
-        keep, exclude, float(share * keep + (1 - share) * exclude),
+        per_class["keep"]["f1"], per_class["exclude"]["f1"], overall["weighted_f1"],
         {kind: (right[kind], total[kind]) for kind in KINDS if total[kind]},
     )  # fmt: skip
 

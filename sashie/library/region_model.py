@@ -25,14 +25,7 @@ import numpy as np
 from ..errors import BadInput, SashieError
 from ..ingest.images import decode_image, load_image, read_bytes
 from ..ingest.sources import indexed_page
-from ..regions.boxes import (
-    BoxedPage,
-    CanvasBox,
-    clip_box,
-    names_canvases,
-    read_boxes,
-    read_canvas_boxes,
-)
+from ..regions.boxes import BoxedPage, CanvasBox, clip_box, read_boxes
 
 FOLDER = Path("regions") / "learned"
 ILLUSTRATION_WORDS = ("illustration", "figure", "picture", "image")  # labels taken by default
@@ -79,8 +72,12 @@ class RegionTuning:
             f"region detector tuned on {self.boxes} boxes of {self.pages} pages in "
             f"{self.seconds:.0f} s ({self.steps} steps, loss {self.loss_first:.3f} -> "
             f"{self.loss_last:.3f}); saved in {self.folder}; `sashie index` uses it for "
-            "`--regions learned`"
-            + (f"\n{len(self.skipped)} box files skipped" if self.skipped else "")
+            "`--regions learned` and `--regions hybrid`"
+            + (
+                f"\n{len(self.skipped)} skipped (files, annotations or canvases)"
+                if self.skipped
+                else ""
+            )
         )
 
     def as_dict(self) -> dict:
@@ -105,11 +102,9 @@ def tune_region_model(
 
     if not 1 <= steps <= 100_000:
         raise SashieError("--steps must be between 1 and 100000")
-    if names_canvases(source):
-        drawn, skipped = read_canvas_boxes(source)
-        pages = canvas_pages(drawn, library_pages(), skipped)
-    else:
-        pages, skipped = read_boxes(source)
+    pages, on_canvases, skipped = read_boxes(source)
+    if on_canvases:
+        pages = canvas_pages(on_canvases, library_pages(), skipped)
     if not pages:
         reasons = "; ".join(f"{name}: {why}" for name, why in skipped[:3])
         raise SashieError(f"no boxed pages in {source}" + (f" ({reasons})" if reasons else ""))

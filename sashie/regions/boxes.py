@@ -13,13 +13,14 @@ ymax in the image's pixels). Here:
 A COCO file lists images (`file_name`, read only as a plain relative path inside the JSON's
 own folder: no absolute path, no "..", no link), annotations (`image_id`, `bbox` as x, y,
 width, height) and categories (their names become the labels); the same limits hold.
-`read_boxes(path)` takes either: a folder of VOC files, or a COCO JSON file.
+`read_boxes(path)` takes any of the three: a folder of VOC files, a COCO JSON file, or an
+AnnotationPage (below).
 
 A IIIF AnnotationPage (Presentation 3; a v2 AnnotationList too) boxes canvases rather than
 files: each annotation's target is a canvas with an `xywh=` fragment (a string
 `canvas#xywh=x,y,w,h`, or a SpecificResource with a FragmentSelector) and its body's text, if
-any, is the label. `read_canvas_boxes` reads them; the library finds the canvases among its
-pages (sashie/library/region_model.py).
+any, is the label. The library finds the canvases among its pages
+(sashie/library/region_model.py).
 """
 
 from __future__ import annotations
@@ -123,30 +124,20 @@ class CanvasBox:
     xywh: tuple[float, float, float, float]
 
 
-def names_canvases(path: str | Path) -> bool:
-    """Whether `path` is a JSON file that says it is a IIIF AnnotationPage or a v2
-    AnnotationList (rather than a COCO file)."""
-    path = Path(path)
-    if path.suffix.lower() != ".json" or not path.is_file():
-        return False
-    try:
-        doc = _read_json(path)
-    except BadInput:
-        return False
-    return isinstance(doc, dict) and _annotation_kind(doc) is not None
-
-
 def read_canvas_boxes(json_path: str | Path) -> tuple[list[CanvasBox], list[tuple[str, str]]]:
     """The boxes of a IIIF AnnotationPage or AnnotationList, and (annotation, reason) for each
     annotation that could not be used (BadInput when the file itself cannot be)."""
     path = Path(json_path)
     doc = _read_json(path)
-    kind = _annotation_kind(doc) if isinstance(doc, dict) else None
-    if kind is None or not isinstance(doc, dict):
+    if not isinstance(doc, dict) or _annotation_kind(doc) is None:
         raise BadInput(f"{path.name} is not a IIIF AnnotationPage or AnnotationList")
-    entries = _list(doc.get(kind))
+    return _canvas_boxes(doc, path.name)
+
+
+def _canvas_boxes(doc: dict, name: str) -> tuple[list[CanvasBox], list[tuple[str, str]]]:
+    entries = _list(doc.get(_annotation_kind(doc) or ""))
     if len(entries) > MAX_OBJECTS:
-        raise BadInput(f"{path.name} has over {MAX_OBJECTS:,} annotations")
+        raise BadInput(f"{name} has over {MAX_OBJECTS:,} annotations")
     boxes, skipped = [], []
     for number, entry in enumerate(entries, 1):
         try:
@@ -238,7 +229,10 @@ def read_coco(json_path: str | Path) -> tuple[list[BoxedPage], list[tuple[str, s
     """A COCO file's pages with their boxes, and (image, reason) for each image that could
     not be used (BadInput when the file itself cannot be)."""
     path = Path(json_path)
-    coco = _read_json(path)
+    return _coco(_read_json(path), path)
+
+
+def _coco(coco: object, path: Path) -> tuple[list[BoxedPage], list[tuple[str, str]]]:
     if not isinstance(coco, dict) or not isinstance(coco.get("images"), list):
         raise BadInput(f"{path.name} is not a COCO file (no images list)")
     names = {
@@ -278,14 +272,25 @@ def read_coco(json_path: str | Path) -> tuple[list[BoxedPage], list[tuple[str, s
     return pages, skipped
 
 
-def read_boxes(path: str | Path) -> tuple[list[BoxedPage], list[tuple[str, str]]]:
-    """Boxes from a folder of VOC files or a COCO JSON file."""
+def read_boxes(
+    path: str | Path,
+) -> tuple[list[BoxedPage], list[CanvasBox], list[tuple[str, str]]]:
+    """Boxes from a folder of VOC files, a COCO JSON file or a IIIF AnnotationPage (read
+    once): (boxed page images, boxes on canvases, (name, reason) for what was skipped)."""
     path = Path(path)
     if path.is_dir():
-        return read_voc_folder(path)
+        pages, skipped = read_voc_folder(path)
+        return pages, [], skipped
     if path.suffix.lower() == ".json" and path.is_file():
-        return read_coco(path)
-    raise BadInput(f"{path} is neither a folder of VOC files nor a COCO .json file")
+        doc = _read_json(path)
+        if isinstance(doc, dict) and _annotation_kind(doc) is not None:
+            on_canvases, skipped = _canvas_boxes(doc, path.name)
+            return [], on_canvases, skipped
+        pages, skipped = _coco(doc, path)
+        return pages, [], skipped
+    raise BadInput(
+        f"{path} is neither a folder of VOC files nor a COCO or IIIF AnnotationPage .json file"
+    )
 
 
 def _image_inside(folder: Path, name: str) -> Path:

@@ -191,7 +191,7 @@ class Catalog:
         for chunk in _chunks(list(uris), 900):
             marks = ",".join("?" * len(chunk))
             sql = f"SELECT uri, metadata FROM pages WHERE uri IN ({marks})"
-            found.update((uri, json.loads(meta)) for uri, meta in self._query(sql, chunk))
+            found.update((uri, _metadata(meta)) for uri, meta in self._query(sql, chunk))
         return found
 
     def page_detectors(self) -> dict[int, set[str]]:
@@ -203,7 +203,7 @@ class Catalog:
     def pages(self) -> list[tuple[int, str, str, dict]]:
         """(id, uri, source, metadata) of every page, by id."""
         rows = self._query("SELECT id, uri, source, metadata FROM pages ORDER BY id")
-        return [(r[0], r[1], r[2], json.loads(r[3])) for r in rows]
+        return [(r[0], r[1], r[2], _metadata(r[3])) for r in rows]
 
     def detector_items(self, detectors: Iterable[str]) -> dict[int, list[tuple[int, str, Box]]]:
         """The items these detectors cut, by page: (item id, detector, bbox)."""
@@ -260,7 +260,7 @@ class Catalog:
                 r[4],
                 (r[5], r[6], r[7], r[8]),
                 (r[9], r[10]),
-                json.loads(r[11]),
+                _metadata(r[11]),
             )
             for r in rows
         ]
@@ -669,6 +669,16 @@ def _row_id(cursor: sqlite3.Cursor) -> int:
     """The id of the row an INSERT made."""
     assert cursor.lastrowid is not None
     return cursor.lastrowid
+
+
+def _metadata(text: str) -> dict:
+    """What a page's source said of it, as recorded; a damaged record (not JSON, or not a
+    JSON object: a catalog from elsewhere) reads as nothing said."""
+    try:
+        value = json.loads(text)
+    except (TypeError, ValueError, RecursionError):
+        return {}
+    return value if isinstance(value, dict) else {}
 
 
 def _chunks(values: list, size: int):

@@ -176,7 +176,7 @@ def test_a_iiif_annotation_page_gives_canvas_boxes_and_says_why_not_the_rest(tmp
     hostile annotations: each unusable one is skipped with its reason, never a crash."""
     import json
 
-    from sashie.regions.boxes import CanvasBox, names_canvases, read_canvas_boxes
+    from sashie.regions.boxes import CanvasBox, read_boxes, read_canvas_boxes
 
     canvas = "https://example.org/canvas/1"
     selector = {"type": "FragmentSelector", "value": "xywh=pixel:10,20,30,40"}
@@ -197,8 +197,8 @@ def test_a_iiif_annotation_page_gives_canvas_boxes_and_says_why_not_the_rest(tmp
     ]
     page = tmp_path / "boxes.json"
     page.write_text(json.dumps({"type": "AnnotationPage", "items": items}))
-    assert names_canvases(page)
     boxes, skipped = read_canvas_boxes(page)
+    assert read_boxes(page) == ([], boxes, skipped)
     assert boxes == [
         CanvasBox(canvas, "illustration", (1, 2, 3, 4)),
         CanvasBox(canvas, "crane", (10, 20, 30, 40)),
@@ -223,6 +223,6 @@ def test_a_iiif_annotation_page_gives_canvas_boxes_and_says_why_not_the_rest(tmp
     assert read_canvas_boxes(v2) == ([CanvasBox(canvas, "a screen", (5, 6, 7, 8))], [])
     coco = tmp_path / "coco.json"
     coco.write_text(json.dumps({"images": [], "annotations": []}))
-    assert not names_canvases(coco) and not names_canvases(tmp_path)
+    assert read_boxes(coco)[1] == [] and read_boxes(tmp_path)[1] == []
     with pytest.raises(BadInput, match="AnnotationPage"):
         read_canvas_boxes(coco)

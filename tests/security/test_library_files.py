@@ -122,3 +122,28 @@ def test_a_version_text_file_that_is_damaged_or_misshapen_is_one_error_line(tmp_
             save_file({**state, name: torch.zeros(3, 3)}, text_file)
         with pytest.raises(SashieError, match=r"not a readable tensor file|does not fit"):
             Library(tmp_path / "lib").search("zorblat")
+
+
+@pytest.mark.parametrize("metadata", ["[1, 2]", "not json {", '"a string"'])
+def test_damaged_page_metadata_in_a_library_is_read_as_none(small_library, tmp_path, metadata):
+    """What a catalog records of its pages is data from whoever sent the folder: metadata
+    that is not a JSON object reads as empty. Items still list, and boxes drawn on canvases
+    the library has none of give one error line, not a traceback."""
+    import sqlite3
+
+    with sqlite3.connect(small_library / "catalog.sqlite") as db:
+        db.execute("UPDATE pages SET metadata = ?", (metadata,))
+    lib = Library(small_library)
+    assert all(row.metadata == {} for row in lib.items())
+    annotations = tmp_path / "annotations.json"
+    annotations.write_text(
+        json.dumps(
+            {
+                "type": "AnnotationPage",
+                "items": [{"target": "https://example.org/canvas/1#xywh=1,2,30,40"}],
+            }
+        )
+    )
+    with pytest.raises(SashieError, match="no page of the library is on this canvas") as error:
+        lib.tune_regions(annotations, steps=1)
+    assert "\n" not in str(error.value)

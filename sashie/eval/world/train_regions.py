@@ -1,7 +1,7 @@
 """Train the `learned` region detector on the evaluation world: spreads and pages.
 
     python -m sashie.eval.world.train_regions --out sashie/models/sashie-regions \\
-        --spreads 3000 --pages 800 --seed 100 [--steps 1500]
+        --spreads 3000 --pages 800 --seed 100 [--steps 2000] [--crop 320]
     python -m sashie.eval.world.train_regions --out DIR --world SPREADS --world PAGES
 
 Draws the spreads of the world's version 3 and pages of its version 2 (so that the detector
@@ -53,9 +53,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--spreads", type=int, default=3000, help="version-3 spreads to draw")
     parser.add_argument("--pages", type=int, default=800, help="version-2 pages to draw")
     parser.add_argument("--seed", type=int, default=100, help="the spreads' seed (pages: +1)")
-    parser.add_argument("--steps", type=int, default=1500)
+    parser.add_argument("--steps", type=int, default=2000)
     parser.add_argument("--batch", type=int, default=12)
-    parser.add_argument("--crop", type=int, default=256)
+    parser.add_argument("--crop", type=int, default=320)
     parser.add_argument("--lr", type=float, default=3e-3)
     parser.add_argument("--device", default="cpu", help="cpu, or cuda on a machine with a GPU")
     args = parser.parse_args(argv)
