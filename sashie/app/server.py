@@ -44,7 +44,7 @@ from ..classify.coder import DEFAULT_METHOD, OTHER, OTHER_BELOW
 from ..classify.labelfile import LabelSet
 from ..errors import BadInput, NotFound, SashieError
 from ..ingest.images import decode_image, header_pixels, is_url, read_bytes
-from ..library import Library, Result
+from ..library import MAX_DRAWN, Library, Result
 from ..search.feedback import DEFAULT_LEARNER, FEEDBACK_LEARNERS
 from ..search.query import DEFAULT_DIMS, DEFAULT_SELECT, SELECTIONS, parse_dims
 from ..search.query import Query as SearchQuery
@@ -229,6 +229,17 @@ class ClassifyRequest(BaseModel):
         ge=0,
         le=100,
         description='deviations a best class must stand out by, else "other"; null: none',
+    )
+
+
+Corner = Annotated[float, Field(allow_inf_nan=False)]
+
+
+class BoxesRequest(BaseModel):
+    boxes: list[Annotated[list[Corner], Field(min_length=4, max_length=4)]] = Field(
+        max_length=MAX_DRAWN,
+        description="every illustration of the page, each [x0, y0, x1, y1] in page pixels "
+        "(the item's page_size); [] says the page holds none",
     )
 
 
@@ -418,6 +429,14 @@ def _image_type(data: bytes) -> str | None:
 def _web_link(value: object) -> str | None:
     """A link taken from data (a manifest): only an http(s) URL is one."""
     return value if isinstance(value, str) and is_url(value) else None
+
+
+def _boxes_reply(boxes: list | None, pages: int) -> dict:
+    return {
+        "boxes": [list(box) for box in boxes or []],
+        "drawn": boxes is not None,
+        "boxed_pages": pages,
+    }
 
 
 def _same_token(given: str | None, token: str) -> bool:
@@ -773,6 +792,23 @@ def create_app(
         if media_type is None:
             raise HTTPException(404, "the page's file is not an image")
         return Response(data, media_type=media_type)
+
+    @app.get("/api/items/{item_id}/page-boxes", summary="Illustrations boxed on the item's page")
+    def page_boxes(item_id: ItemId) -> dict:
+        boxes = lib.drawn_boxes(item_id)
+        return _boxes_reply(boxes, lib.boxed_page_count())
+
+    @app.put("/api/items/{item_id}/page-boxes", summary="Box the illustrations of a page")
+    def draw_page_boxes(item_id: ItemId, request: BoxesRequest) -> dict:
+        """Every illustration of the item's page, to teach the region detector
+        (`sashie regions train LIB`); replaces the boxes drawn on that page before."""
+        boxes = lib.draw_boxes(item_id, request.boxes)
+        return _boxes_reply(boxes, lib.boxed_page_count())
+
+    @app.delete("/api/items/{item_id}/page-boxes", summary="Forget a page's drawn boxes")
+    def forget_page_boxes(item_id: ItemId) -> dict:
+        lib.forget_boxes(item_id)
+        return _boxes_reply(None, lib.boxed_page_count())
 
     @app.post("/api/annotations", summary="Caption items (for fine-tuning)")
     def annotate(request: AnnotationRequest) -> dict:

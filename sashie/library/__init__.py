@@ -8,6 +8,7 @@ versions.py     a library's model versions: folders, records, catching up
 adapting.py     one adaptation run, crash-safe from training to the manifest
 annotations.py  annotations as training pairs; their export
 export.py       one row per item for other tools: vectors .npy, crops, Parquet (clip-retrieval)
+region_model.py a library's own region detector, tuned on boxes a curator drew
 """
 
 from ..ingest.indexer import AddReport, Interrupted
@@ -16,9 +17,11 @@ from .adapting import AdaptReport
 from .export import ExportReport
 from .library import Library, Result
 from .manifest import BASE
+from .region_model import MAX_DRAWN
 
 __all__ = [
     "BASE",
+    "MAX_DRAWN",
     "AdaptReport",
     "AddReport",
     "ExportReport",

@@ -86,7 +86,14 @@ from .manifest import BASE, Manifest
 from .nearest import AnnChoice, AnnFiles, Stamp
 from .pictures import PageCache, Pictures, page_cache_bytes
 from .region_model import STEPS as TUNE_STEPS
-from .region_model import RegionTuning, own_model, tune_region_model
+from .region_model import (
+    RegionTuning,
+    boxes_from,
+    checked_boxes,
+    drawn_pages,
+    own_model,
+    tune_region_model,
+)
 from .stored import StoredVectors, rows_of
 from .versions import Versions
 
@@ -451,7 +458,7 @@ class Library:
 
     def tune_regions(
         self,
-        source: str | Path,
+        source: str | Path | None = None,
         *,
         labels: Collection[str] | None = None,
         steps: int = TUNE_STEPS,
@@ -459,13 +466,46 @@ class Library:
         on_step: Callable[[int, float], None] | None = None,
     ) -> RegionTuning:
         """Fine-tune the `learned` region detector on boxes a curator drew (a folder of VOC
-        files, a COCO JSON file, or a IIIF AnnotationPage on the library's canvases), saved
-        in the library and used by its later indexing: sashie/library/region_model.py."""
+        files, a COCO JSON file, or a IIIF AnnotationPage on the library's canvases; None:
+        the boxes drawn on its pages, `draw_boxes`), saved in the library and used by its
+        later indexing: sashie/library/region_model.py."""
         with self._writing():
+            if source is None:
+                drawn = self._catalog.drawn_boxes()
+                pages, skipped = drawn_pages(
+                    drawn, self._catalog.whole_pages(drawn), self._pictures.page
+                )
+            else:
+                pages, skipped = boxes_from(source, self._catalog.pages)
             return tune_region_model(
-                self.path, source, labels=labels, steps=steps, seed=seed,
-                progress=self.progress, on_step=on_step, library_pages=self._catalog.pages,
+                self.path, pages, skipped, labels=labels, steps=steps, seed=seed,
+                progress=self.progress, on_step=on_step,
             )  # fmt: skip
+
+    def draw_boxes(self, item_id: int, boxes: object) -> list[tuple[int, int, int, int]]:
+        """Record the illustrations a curator boxed on an item's page (x0, y0, x1, y1 in page
+        pixels; an empty list: the page holds none), replacing those drawn before; the
+        boxes as kept. `tune_regions()` learns from every page so drawn."""
+        row = self.item(item_id)
+        kept = checked_boxes(boxes, row.page_size)
+        with self._catalog.transaction() as tx:
+            tx.set_drawn_boxes(row.page_id, kept)
+        return kept
+
+    def drawn_boxes(self, item_id: int) -> list[tuple[int, int, int, int]] | None:
+        """The boxes drawn on an item's page (None: its page was never boxed)."""
+        row = self.item(item_id)
+        return self._catalog.drawn_boxes([row.page_id]).get(row.page_id)
+
+    def forget_boxes(self, item_id: int) -> None:
+        """Forget the boxes drawn on an item's page: it no longer teaches the detector."""
+        row = self.item(item_id)
+        with self._catalog.transaction() as tx:
+            tx.set_drawn_boxes(row.page_id, None)
+
+    def boxed_page_count(self) -> int:
+        """How many pages have boxes drawn (each teaches `tune_regions()`)."""
+        return len(self._catalog.drawn_boxes())
 
     def reindex(
         self,

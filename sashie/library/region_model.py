@@ -3,7 +3,8 @@ around a few illustrations of the collection (`sashie regions train`).
 
 The boxes come as a folder of Pascal VOC files, a COCO JSON file, or a IIIF AnnotationPage
 whose targets are canvases of the library's pages (read as hostile input:
-sashie/regions/boxes.py; a canvas's page is fetched as indexing fetched it). Every page given
+sashie/regions/boxes.py; a canvas's page is fetched as indexing fetched it); or they were
+drawn on the web page's view of a page and kept in the catalog (`drawn_boxes`). Every page given
 is taken as boxed in full: what is not in a box is taught as "no illustration here", so box
 every illustration of a page given. Training starts from the library's current detector (its
 own, else the shipped one) and is saved in LIB/regions/learned/ (config.json,
@@ -14,6 +15,7 @@ model.safetensors, TRAINING.json); from then on the library indexes with it wher
 from __future__ import annotations
 
 import json
+import math
 import shutil
 import time
 from collections.abc import Callable, Collection
@@ -21,11 +23,13 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 
 from ..errors import BadInput, SashieError
 from ..ingest.images import decode_image, load_image, read_bytes
 from ..ingest.sources import indexed_page
-from ..regions.boxes import BoxedPage, CanvasBox, clip_box, read_boxes
+from ..regions.boxes import MAX_COORDINATE, BoxedPage, CanvasBox, clip_box, read_boxes
+from ..store.catalog import Box, ItemRow
 
 FOLDER = Path("regions") / "learned"
 ILLUSTRATION_WORDS = ("illustration", "figure", "picture", "image")  # labels taken by default
@@ -34,6 +38,7 @@ BATCH = 8
 CROP = 256
 LR = 1e-3
 MAX_CANVAS_SIDE = 2000  # a canvas's page is read this large at most (the detector reads 640)
+MAX_DRAWN = 200  # boxes drawn on one page
 PageRow = tuple[int, str, str, dict]  # a catalog page: id, uri, source, metadata
 
 
@@ -84,30 +89,93 @@ class RegionTuning:
         return {**asdict(self), "folder": str(self.folder), "seconds": round(self.seconds, 1)}
 
 
-def tune_region_model(
-    root: Path,
-    source: str | Path,
-    *,
-    labels: Collection[str] | None = None,
-    steps: int = STEPS,
-    seed: int = 0,
-    progress: bool = False,
-    on_step: Callable[[int, float], None] | None = None,
-    library_pages: Callable[[], list[PageRow]] = list,
-) -> RegionTuning:
-    """Fine-tune the library's detector on the boxes in `source` and save it (call under the
-    library's write lock); `library_pages` gives the pages a IIIF AnnotationPage's canvases
-    are looked for in."""
-    from ..regions.learned import DEFAULT_MODEL, model_folder, save_model  # OpenCV, on use
-
-    if not 1 <= steps <= 100_000:
-        raise SashieError("--steps must be between 1 and 100000")
+def boxes_from(
+    source: str | Path, library_pages: Callable[[], list[PageRow]] = list
+) -> tuple[list[BoxedPage], list[tuple[str, str]]]:
+    """The boxed pages of a VOC folder, a COCO file or a IIIF AnnotationPage (whose
+    canvases are looked for in `library_pages`), and what was skipped."""
     pages, on_canvases, skipped = read_boxes(source)
     if on_canvases:
         pages = canvas_pages(on_canvases, library_pages(), skipped)
     if not pages:
         reasons = "; ".join(f"{name}: {why}" for name, why in skipped[:3])
         raise SashieError(f"no boxed pages in {source}" + (f" ({reasons})" if reasons else ""))
+    return pages, skipped
+
+
+def drawn_pages(
+    drawn: dict[int, list[Box]],
+    rows: list[ItemRow],
+    picture: Callable[[ItemRow, int], Image.Image],
+) -> tuple[list[BoxedPage], list[tuple[str, str]]]:
+    """The pages a curator boxed on the web page (`drawn`, by page id; `rows` those pages),
+    read with `picture` and the boxes scaled to what it gave; a page that cannot be read is
+    skipped."""
+    if not drawn:
+        raise SashieError(
+            "no boxes drawn on this library's pages yet: open a result on the web page and "
+            "press Draw boxes, or give --boxes"
+        )
+    pages, skipped = [], []
+    for row in rows:
+        try:
+            image = picture(row, MAX_CANVAS_SIDE)
+        except BadInput as e:
+            skipped.append((row.page[:200], str(e)))
+            continue
+        sx, sy = image.width / row.page_size[0], image.height / row.page_size[1]
+        boxes = []
+        for x0, y0, x1, y1 in drawn.get(row.page_id, []):
+            box = clip_box([x0 * sx, y0 * sy, x1 * sx, y1 * sy], image.size)
+            if box is not None:
+                boxes.append(("illustration", box))
+        pages.append(BoxedPage(row.page, image.size, tuple(boxes), picture=image))
+    if not pages:
+        reasons = "; ".join(f"{name}: {why}" for name, why in skipped[:3])
+        raise SashieError(f"none of the boxed pages could be read ({reasons})")
+    return pages, skipped
+
+
+def checked_boxes(boxes: object, page_size: tuple[int, int]) -> list[Box]:
+    """Boxes sent for a page (a request's field, hostile): at most MAX_DRAWN, each four
+    finite numbers x0, y0, x1, y1 in page pixels, clipped to the page."""
+    if not isinstance(boxes, list | tuple) or len(boxes) > MAX_DRAWN:
+        raise BadInput(f"boxes must be a list of at most {MAX_DRAWN} boxes")
+    checked = []
+    for number, box in enumerate(boxes, 1):
+        if not (
+            isinstance(box, list | tuple)
+            and len(box) == 4
+            and all(
+                type(v) in (int, float) and math.isfinite(v) and abs(v) <= MAX_COORDINATE
+                for v in box
+            )
+        ):
+            raise BadInput(f"box {number} is not four numbers x0, y0, x1, y1 in page pixels")
+        clipped = clip_box(list(box), page_size)
+        if clipped is None:
+            raise BadInput(f"box {number} lies outside the page")
+        checked.append(clipped)
+    return checked
+
+
+def tune_region_model(
+    root: Path,
+    pages: list[BoxedPage],
+    skipped: list[tuple[str, str]],
+    *,
+    labels: Collection[str] | None = None,
+    steps: int = STEPS,
+    seed: int = 0,
+    progress: bool = False,
+    on_step: Callable[[int, float], None] | None = None,
+) -> RegionTuning:
+    """Fine-tune the library's detector on these boxed pages and save it (call under the
+    library's write lock)."""
+    from ..regions.learned import DEFAULT_MODEL, model_folder, save_model  # OpenCV, on use
+
+    if not 1 <= steps <= 100_000:
+        raise SashieError("--steps must be between 1 and 100000")
     base = own_model(root) or model_folder(DEFAULT_MODEL)
     started = time.perf_counter()
     net, config, boxes, losses = fine_tune(

@@ -106,6 +106,11 @@ CREATE TABLE IF NOT EXISTS vector_sets (
     model_id TEXT PRIMARY KEY,
     rows INTEGER NOT NULL DEFAULT 0
 );
+CREATE TABLE IF NOT EXISTS drawn_boxes (   -- illustrations a curator boxed on a page, to teach
+    page_id INTEGER PRIMARY KEY REFERENCES pages(id) ON DELETE CASCADE,  -- the detector
+    boxes TEXT NOT NULL,               -- JSON [[x0, y0, x1, y1], ...] in page pixels; [] = none
+    at REAL NOT NULL
+);
 """
 
 
@@ -263,6 +268,22 @@ class Catalog:
                 _metadata(r[11]),
             )
             for r in rows
+        ]
+
+    def whole_pages(self, page_ids: Iterable[int]) -> list[ItemRow]:
+        """Pages as rows covering each all of its page (item id 0, detector "page"): what
+        reads a page's picture takes them."""
+        rows = []
+        for chunk in _chunks([int(i) for i in page_ids], 900):
+            marks = ",".join("?" * len(chunk))
+            rows += self._query(
+                "SELECT id, uri, source, width, height, metadata FROM pages "
+                f"WHERE id IN ({marks}) ORDER BY id",
+                chunk,
+            )
+        return [
+            ItemRow(0, page_id, uri, source, "page", (0, 0, w, h), (w, h), _metadata(meta))
+            for page_id, uri, source, w, h, meta in rows
         ]
 
     def data_version(self) -> int:
@@ -444,6 +465,23 @@ class Catalog:
         )
         return np.array(rows, dtype=np.int64).reshape(-1)
 
+    def drawn_boxes(self, page_ids: Iterable[int] | None = None) -> dict[int, list[Box]]:
+        """The boxes a curator drew, by page (of these pages; of all when None): a page with
+        an empty list was looked at and holds no illustration. A damaged record (a catalog
+        from elsewhere) keeps only its well-formed boxes, clipped to the page."""
+        sql = (
+            "SELECT d.page_id, d.boxes, p.width, p.height FROM drawn_boxes d "
+            "JOIN pages p ON p.id = d.page_id"
+        )
+        if page_ids is None:
+            rows = self._query(sql)
+        else:
+            rows = []
+            for chunk in _chunks([int(i) for i in page_ids], 500):
+                marks = ",".join("?" * len(chunk))
+                rows += self._query(f"{sql} WHERE d.page_id IN ({marks})", chunk)
+        return {page_id: _boxes(text, (w, h)) for page_id, text, w, h in rows}
+
     def skipped(self) -> list[dict]:
         rows = self._query("SELECT uri, source, reason, at FROM skipped ORDER BY uri")
         return [dict(zip(("uri", "source", "reason", "at"), r)) for r in rows]
@@ -601,6 +639,17 @@ class Transaction:
             )
         return self.db.total_changes - before
 
+    def set_drawn_boxes(self, page_id: int, boxes: list[Box] | None) -> None:
+        """The boxes a curator drew on a page, replacing those drawn before (None: forget
+        that the page was boxed)."""
+        if boxes is None:
+            self.db.execute("DELETE FROM drawn_boxes WHERE page_id = ?", (int(page_id),))
+            return
+        self.db.execute(
+            "INSERT OR REPLACE INTO drawn_boxes (page_id, boxes, at) VALUES (?, ?, ?)",
+            (int(page_id), json.dumps([list(map(int, b)) for b in boxes]), time.time()),
+        )
+
     def set_filter_scores(
         self, item_ids: Iterable[int], scores: Iterable[float], threshold: float
     ) -> None:
@@ -679,6 +728,23 @@ def _metadata(text: str) -> dict:
     except (TypeError, ValueError, RecursionError):
         return {}
     return value if isinstance(value, dict) else {}
+
+
+def _boxes(text: str, size: tuple[int, int]) -> list[Box]:
+    """Drawn boxes as recorded, each inside the page and at least a pixel across."""
+    try:
+        value = json.loads(text)
+    except (TypeError, ValueError, RecursionError):
+        return []
+    boxes = []
+    for box in value if isinstance(value, list) else []:
+        if not (isinstance(box, list) and len(box) == 4 and all(type(v) is int for v in box)):
+            continue
+        x0, y0 = max(0, box[0]), max(0, box[1])
+        x1, y1 = min(size[0], box[2]), min(size[1], box[3])
+        if x1 > x0 and y1 > y0:
+            boxes.append((x0, y0, x1, y1))
+    return boxes
 
 
 def _chunks(values: list, size: int):

@@ -260,6 +260,33 @@ def test_annotations_and_labels(client, world_library, tmp_path):
     assert crop.size == (x1 - x0, y1 - y0)
 
 
+def test_boxes_drawn_on_a_page_are_kept_checked_and_forgotten(client):
+    item = client.post("/api/search", data={"text": "a tree", "limit": "1"}).json()["results"]
+    item = item[0]["item"]
+    width = client.get(f"/api/items/{item}").json()["page_size"][0]
+    url = f"/api/items/{item}/page-boxes"
+    assert client.get(url).json() == {"boxes": [], "drawn": False, "boxed_pages": 0}
+    drawn = client.put(url, json={"boxes": [[10.4, 20, 60, 90], [-5, -5, 30, 30]]}).json()
+    assert drawn["boxes"] == [[10, 20, 60, 90], [0, 0, 30, 30]]  # clipped to the page
+    assert drawn["drawn"] and drawn["boxed_pages"] == 1
+    assert client.get(url).json()["boxes"] == drawn["boxes"]
+    huge = client.put(url, json={"boxes": [[0, 0, 10**12, 10**12]]})
+    assert huge.status_code == 400 and "box 1" in huge.json()["error"]
+    outside = client.put(url, json={"boxes": [[width + 5, 0, width + 50, 40]]})
+    assert outside.status_code == 400 and "outside the page" in outside.json()["error"]
+    for bad in ({"boxes": [[1, 2, 3]]}, {"boxes": [["a", 0, 1, 1]]}, {"boxes": "0,0,1,1"},
+                {"boxes": [[0, 0, 5, 5]] * 201}):  # fmt: skip
+        answer = client.put(url, json=bad)
+        assert answer.status_code == 422 and answer.json()["error"].startswith("boxes")
+    nan = client.put(url, content=b'{"boxes": [[NaN, 0, 5, 5]]}')
+    assert nan.status_code == 422
+    assert client.get(url).json()["boxes"] == drawn["boxes"]  # nothing bad was kept
+    none_here = client.put(url, json={"boxes": []}).json()  # looked at: no illustration
+    assert none_here == {"boxes": [], "drawn": True, "boxed_pages": 1}
+    assert client.delete(url).json() == {"boxes": [], "drawn": False, "boxed_pages": 0}
+    assert client.put("/api/items/999999/page-boxes", json={"boxes": []}).status_code == 404
+
+
 def test_a_token_guards_every_request(world_library):
     guarded = TestClient(server.create_app(world_library, token="s3cret"))
     assert guarded.get("/api/info").status_code == 401

@@ -101,6 +101,48 @@ def test_a_result_opens_on_its_page_with_its_region_outlined(page):
     assert page.locator("#viewer.open").count() == 0
 
 
+def test_a_curator_boxes_the_illustrations_of_a_page_by_dragging(page, site):
+    search(page, "a picture of a tree")
+    page.locator(".card img").first.click()
+    page.wait_for_selector("#viewer.open")
+    wait_until(page, "document.getElementById('pageimg').complete")
+    item = int(page.evaluate("document.querySelector('.card').dataset.item"))
+    lib = Library(site[1])
+    width = lib.item(item).page_size[0]
+    page.click("#boxtools button:has-text('Draw boxes')")
+    page.wait_for_selector("#pagebox.drawing")
+    picture = page.locator("#pageimg").bounding_box()
+    scale = picture["width"] / width
+    corners = [(0.2, 0.3), (0.6, 0.5)]  # of the page's width and height
+    (x0, y0), (x1, y1) = (
+        (picture["x"] + fx * picture["width"], picture["y"] + fy * picture["height"])
+        for fx, fy in corners
+    )
+    page.mouse.move(x0, y0)
+    page.mouse.down()
+    page.mouse.move((x0 + x1) / 2, (y0 + y1) / 2, steps=3)
+    page.mouse.move(x1, y1, steps=3)
+    page.mouse.up()
+    page.mouse.move(x0 + 3, y0 + 3)  # a click, not a drag: no box
+    page.mouse.down()
+    page.mouse.up()
+    assert page.locator(".drawnbox").count() == 1
+    page.click("#boxtools button:has-text('Save boxes')")
+    page.wait_for_selector("#status:has-text('saved 1 box')")
+    page.screenshot(path=SHOTS / "14-boxes-drawn-on-a-page.png")
+    [saved] = lib.drawn_boxes(item)
+    wanted = [(x0 - picture["x"]) / scale, (y0 - picture["y"]) / scale,
+              (x1 - picture["x"]) / scale, (y1 - picture["y"]) / scale]  # fmt: skip
+    assert all(abs(got - want) <= 2 / scale + 1 for got, want in zip(saved, wanted)), saved
+    page.click(".drawnbox button")  # take it off again, and say the page holds none
+    page.click("#boxtools button:has-text('Save boxes')")
+    page.wait_for_selector("#status:has-text('saved 0 boxes')")
+    assert lib.drawn_boxes(item) == []
+    page.click("#boxtools button:has-text('Forget page')")
+    page.wait_for_selector("#status:has-text('no longer teaches')")
+    assert lib.drawn_boxes(item) is None and page.locator("#pagebox.drawing").count() == 0
+
+
 def test_two_rounds_of_feedback(page):
     search(page, "a picture of a dog")
     cards = page.locator(".card")

@@ -82,6 +82,66 @@ def test_boxes_that_name_no_illustration_are_refused(tmp_path):
     assert not (tmp_path / "lib" / "regions").exists()
 
 
+def drawn_library(tmp_path, tiny_spec, count=4):
+    """A library of boxed pages (indexed whole) and each page's box, by item."""
+    boxes = boxed_pages(tmp_path / "pages", count=count)
+    lib = Library(tmp_path / "lib", create=True)
+    lib.add([str(tmp_path / "pages")], model=tiny_spec, regions="whole")
+    item = {row.page.rsplit("/", 1)[-1]: row.id for row in lib.items()}
+    return lib, {item[f"p_{i}.jpg"]: box for i, box in enumerate(boxes)}
+
+
+@pytest.mark.slow
+def test_boxes_drawn_on_the_librarys_pages_teach_its_detector(tmp_path, tiny_spec):
+    lib, drawn = drawn_library(tmp_path, tiny_spec)
+    for item, box in drawn.items():
+        assert lib.draw_boxes(item, [list(box)]) == [box]
+    [shipped] = load_detectors("learned")
+    pages = tmp_path / "pages"
+    boxes = list(drawn.values())
+    before = best_iou(shipped, pages, boxes)
+    report = lib.tune_regions(steps=60)
+    assert (report.pages, report.boxes, report.skipped) == (4, 4, [])
+    [tuned] = load_detectors("learned", {"learned": {"model": tmp_path / "lib/regions/learned"}})
+    after = best_iou(tuned, pages, boxes)
+    assert after > max(0.5, before + 0.1), (before, after)
+
+
+def test_drawn_boxes_are_checked_and_a_tampered_record_reads_safely(tmp_path, tiny_spec):
+    import sqlite3
+
+    from sashie.errors import BadInput
+
+    lib, drawn = drawn_library(tmp_path, tiny_spec, count=2)
+    first, second = drawn
+    with pytest.raises(SashieError, match="no boxes drawn"):
+        lib.tune_regions()
+    assert lib.drawn_boxes(first) is None
+    for hostile in ([[0, 0, float("nan"), 5]], [[0, 0, 5]], [["0", 0, 5, 5]], [[True, 0, 5, 5]],
+                    "0,0,5,5", [[0, 0, 5, 5]] * 201, [[700, 500, 900, 600]]):  # fmt: skip
+        with pytest.raises(BadInput):
+            lib.draw_boxes(first, hostile)
+    assert lib.drawn_boxes(first) is None and lib.boxed_page_count() == 0
+    assert lib.draw_boxes(first, [[600, 400, 700, 500]]) == [(600, 400, 640, 480)]
+    assert lib.draw_boxes(second, []) == [] and lib.drawn_boxes(second) == []
+    assert lib.boxed_page_count() == 2
+    with pytest.raises(SashieError, match="no item"):
+        lib.draw_boxes(10**9, [])
+    db = sqlite3.connect(tmp_path / "lib" / "catalog.sqlite")
+    tampered = '[[1, 2, 30, 40], [0, 0, 1e300, 5], "x", [5, 5, 5, 5], [-9, -9, 99999, 99999]]'
+    for item, text in ((first, tampered), (second, "{")):
+        page = lib.item(item).page_id
+        db.execute("UPDATE drawn_boxes SET boxes = ? WHERE page_id = ?", (text, page))
+    db.commit()
+    db.close()
+    assert lib.drawn_boxes(first) == [(1, 2, 30, 40), (0, 0, 640, 480)]
+    assert lib.drawn_boxes(second) == []
+    lib.forget_boxes(first)
+    assert lib.drawn_boxes(first) is None and lib.boxed_page_count() == 1
+    refused = run_cli("regions", "train", str(tmp_path / "lib"), "--label", "x", check=False)
+    assert refused.exit_code != 0 and "--label needs --boxes" in refused.stderr
+
+
 def constant_model(folder, core: float):
     """A detector that calls every cell an illustration (core > 0) or none (core < 0)."""
     import torch

@@ -19,6 +19,8 @@ def regions_group() -> None:
     sashie regions train LIB --boxes boxes.json      a COCO file beside its images
     sashie regions train LIB --boxes annos.json      a IIIF AnnotationPage on the
                                                      library's canvases (xywh=)
+    sashie regions train LIB                         the boxes drawn on the web page
+                                                     (open a result, Draw boxes)
     sashie reindex LIB --regions learned             cut every page again with it
     sashie index LIB scans/ --regions learned,whole  new pages too (default: layout,whole)
     sashie index LIB scans/ --regions hybrid,whole   layout's boxes the tuned network confirms
@@ -30,11 +32,11 @@ def regions_group() -> None:
 @click.option(
     "--boxes",
     "source",
-    required=True,
     type=click.Path(exists=True),
     help="A folder of Pascal VOC files (NAME.xml beside NAME.jpg), a COCO .json file "
     "beside its images, or a IIIF AnnotationPage .json whose targets are canvases the "
-    "library indexed (canvas#xywh=x,y,w,h). Box every illustration of each page given: the "
+    "library indexed (canvas#xywh=x,y,w,h). Default: the boxes drawn on the library's "
+    "pages in `sashie serve`'s page view. Box every illustration of each page given: the "
     "rest of a page is taught as no illustration.",
 )
 @click.option(
@@ -42,8 +44,8 @@ def regions_group() -> None:
     "labels",
     multiple=True,
     metavar="NAME",
-    help="The box label that marks an illustration (repeatable; default: any label holding "
-    "illustration, figure, picture or image).",
+    help="With --boxes: the box label that marks an illustration (repeatable; default: any "
+    "label holding illustration, figure, picture or image).",
 )
 @click.option(
     "--steps",
@@ -61,6 +63,8 @@ def regions_train(library, source, labels, steps, seed, as_json):
     in LIBRARY/regions/learned/; later indexing uses it wherever `learned` or `hybrid` is
     asked for.
     """
+    if labels and source is None:
+        raise click.UsageError("--label needs --boxes: boxes drawn on the web page have no label")
     lib = Library(library, progress=not as_json and sys.stderr.isatty())
     report = lib.tune_regions(source, labels=labels or None, steps=steps, seed=seed)
     if as_json:
