@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import math
+import numbers
 import shutil
 import time
 from collections.abc import Callable, Collection
@@ -144,15 +145,18 @@ def checked_boxes(boxes: object, page_size: tuple[int, int]) -> list[Box]:
     checked = []
     for number, box in enumerate(boxes, 1):
         if not (
-            isinstance(box, list | tuple)
+            isinstance(box, list | tuple | np.ndarray)
             and len(box) == 4
             and all(
-                type(v) in (int, float) and math.isfinite(v) and abs(v) <= MAX_COORDINATE
+                isinstance(v, numbers.Real)
+                and not isinstance(v, bool)
+                and math.isfinite(v)
+                and abs(v) <= MAX_COORDINATE
                 for v in box
             )
         ):
             raise BadInput(f"box {number} is not four numbers x0, y0, x1, y1 in page pixels")
-        clipped = clip_box(list(box), page_size)
+        clipped = clip_box([float(v) for v in box], page_size)
         if clipped is None:
             raise BadInput(f"box {number} lies outside the page")
         checked.append(clipped)
