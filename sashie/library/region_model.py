@@ -151,7 +151,7 @@ def checked_boxes(boxes: object, page_size: tuple[int, int]) -> list[Box]:
                 isinstance(v, numbers.Real)
                 and not isinstance(v, bool)
                 and math.isfinite(v)
-                and abs(v) <= MAX_COORDINATE
+                and abs(float(v)) <= MAX_COORDINATE
                 for v in box
             )
         ):
