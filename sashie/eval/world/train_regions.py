@@ -26,7 +26,7 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
-from ...regions.learned import NetConfig, save_model
+from ...regions.learned import INPUT_SIDE, NetConfig, save_model
 from ...regions.training import train, training_sample
 from . import SPREAD_VERSION, make_world, read_truth, world_meta
 
@@ -57,11 +57,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--batch", type=int, default=12)
     parser.add_argument("--crop", type=int, default=320)
     parser.add_argument("--lr", type=float, default=3e-3)
+    parser.add_argument(
+        "--input-side", type=int, default=INPUT_SIDE, help="the longer side the network reads"
+    )
     parser.add_argument("--device", default="cpu", help="cpu, or cuda on a machine with a GPU")
     args = parser.parse_args(argv)
     import torch
 
-    config = NetConfig()
+    config = NetConfig(input_side=args.input_side)
     images: list[np.ndarray] = []
     targets: list[np.ndarray] = []
     worlds = []
@@ -96,6 +99,7 @@ def main(argv: list[str] | None = None) -> None:
         "batch": args.batch,
         "crop": args.crop,
         "lr": args.lr,
+        "input_side": args.input_side,
         "render_seconds": round(render_seconds),
         "train_seconds": round(train_seconds),
         "hardware": f"{platform.machine()}, {os.cpu_count()} cores, {args.device}; "
