@@ -36,6 +36,7 @@ INPUT_SIDE = 640
 STRIDE = 4  # the mask's cell, in input pixels
 SHRINK = 0.25  # each side of a box pulled in by this share of its width or height
 THRESHOLD = 0.5
+CERTAIN = 0.9  # a box-mask region this sure, with no core in it, is a picture's core too
 MIN_CORE_CELLS = 3
 MAX_GROW = 64  # cells a core may grow through the box mask
 DEFAULT_MODEL = "sashie-regions"
@@ -137,10 +138,18 @@ def mask_boxes(
     probability: np.ndarray, scale: float, page_size: tuple[int, int]
 ) -> list[tuple[BBox, float]]:
     """Boxes in page pixels from the (core, box) probabilities: each core grown through the
-    box mask to the cells nearer to it than to any other core."""
-    cores = (probability[0] >= THRESHOLD).astype(np.uint8)
-    inside = (probability[1] >= THRESHOLD) | cores.astype(bool)
-    count, labels, stats, _ = cv2.connectedComponentsWithStats(cores, connectivity=4)
+    box mask to the cells nearer to it than to any other core. The network often leaves
+    the core of a small figure dark while its box mask is near certain, and the box masks of
+    small figures stacked with captions between them join: so a region where the box mask
+    is at least CERTAIN, and no core lies, is taken as a core as well."""
+    cores = probability[0] >= THRESHOLD
+    inside = (probability[1] >= THRESHOLD) | cores
+    certain = (probability[1] >= CERTAIN).astype(np.uint8)
+    _, parts = cv2.connectedComponents(certain, connectivity=4)
+    cores |= (parts > 0) & ~np.isin(parts, np.unique(parts[cores]))
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(
+        cores.astype(np.uint8), connectivity=4
+    )
     for label in range(1, count):
         if stats[label, cv2.CC_STAT_AREA] < MIN_CORE_CELLS:
             labels[labels == label] = 0

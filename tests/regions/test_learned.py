@@ -43,6 +43,27 @@ def test_a_box_comes_back_from_its_core():
     assert mask_boxes(np.zeros((2, *shape), np.float32), scale, page) == []
 
 
+def test_small_figures_whose_cores_stay_dark_are_found_apart():
+    """Two small figures, one above the other with a caption between: the box mask is sure
+    of each and less sure between them, and no core is lit. Each is a box of its own; a
+    region the mask is only fairly sure of is none."""
+    scale, page = 0.4, (1600, 1200)
+    probability = np.zeros((2, 120, 160), np.float32)
+    probability[1, 20:30, 40:50] = 0.97  # a figure
+    probability[1, 30:33, 40:50] = 0.6  # the caption between, where the masks join
+    probability[1, 33:43, 40:50] = 0.95  # the figure below it
+    probability[1, 60:80, 100:120] = 0.7  # not sure enough without a core
+    found = sorted(box for box, _ in mask_boxes(probability, scale, page))
+    cell = STRIDE / scale
+    figures = [
+        (40 * cell, 20 * cell, 50 * cell, 30 * cell),
+        (40 * cell, 33 * cell, 50 * cell, 43 * cell),
+    ]
+    assert len(found) == 2
+    for truth, box in zip(figures, found):
+        assert iou(truth, box) > 0.7, (truth, box)
+
+
 @pytest.fixture(scope="module")
 def spreads(tmp_path_factory):
     folder = tmp_path_factory.mktemp("spreads")
