@@ -795,8 +795,12 @@ def create_app(
 
     @app.get("/api/items/{item_id}/page-boxes", summary="Illustrations boxed on the item's page")
     def page_boxes(item_id: ItemId) -> dict:
-        boxes = lib.drawn_boxes(item_id)
-        return _boxes_reply(boxes, lib.boxed_page_count())
+        """The boxes drawn on the item's page, and (`found`) those its detectors cut, to
+        start from."""
+        reply = _boxes_reply(lib.drawn_boxes(item_id), lib.boxed_page_count())
+        found = lib.found_boxes(item_id)
+        reply["found"] = [{"box": list(box), "detector": name} for name, box in found]
+        return reply
 
     @app.put("/api/items/{item_id}/page-boxes", summary="Box the illustrations of a page")
     def draw_page_boxes(item_id: ItemId, request: BoxesRequest) -> dict:

@@ -497,6 +497,17 @@ class Library:
         row = self.item(item_id)
         return self._catalog.drawn_boxes([row.page_id]).get(row.page_id)
 
+    def found_boxes(self, item_id: int) -> list[tuple[str, tuple[int, int, int, int]]]:
+        """The boxes the detectors cut from an item's page, each with its detector's name
+        (not `whole` or `tiles`, which are no picture's outline): where a curator starts
+        boxing a page from."""
+        row = self.item(item_id)
+        return [
+            (detector, box)
+            for detector, box in self._catalog.page_item_boxes(row.page_id)
+            if detector not in ("whole", "tiles")
+        ]
+
     def forget_boxes(self, item_id: int) -> None:
         """Forget the boxes drawn on an item's page: it no longer teaches the detector."""
         row = self.item(item_id)

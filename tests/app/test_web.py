@@ -111,6 +111,11 @@ def test_a_curator_boxes_the_illustrations_of_a_page_by_dragging(page, site):
     width = lib.item(item).page_size[0]
     page.click("#boxtools button:has-text('Draw boxes')")
     page.wait_for_selector("#pagebox.drawing")
+    found = lib.found_boxes(item)  # the detectors' boxes, to correct rather than draw anew
+    page.click("#boxtools button:has-text('Start from found')")
+    assert page.locator(".drawnbox").count() == len(found) > 0
+    page.click("#boxtools button:has-text('Clear')")
+    assert page.locator(".drawnbox").count() == 0
     picture = page.locator("#pageimg").bounding_box()
     scale = picture["width"] / width
     corners = [(0.2, 0.3), (0.6, 0.5)]  # of the page's width and height
