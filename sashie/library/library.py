@@ -516,7 +516,7 @@ class Library:
 
     def boxed_page_count(self) -> int:
         """How many pages have boxes drawn (each teaches `tune_regions()`)."""
-        return len(self._catalog.drawn_boxes())
+        return self._catalog.drawn_page_count()
 
     def reindex(
         self,

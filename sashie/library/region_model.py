@@ -19,7 +19,7 @@ import math
 import numbers
 import shutil
 import time
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -124,13 +124,8 @@ def drawn_pages(
         except BadInput as e:
             skipped.append((row.page[:200], str(e)))
             continue
-        sx, sy = image.width / row.page_size[0], image.height / row.page_size[1]
-        boxes = []
-        for x0, y0, x1, y1 in drawn.get(row.page_id, []):
-            box = clip_box([x0 * sx, y0 * sy, x1 * sx, y1 * sy], image.size)
-            if box is not None:
-                boxes.append(("illustration", box))
-        pages.append(BoxedPage(row.page, image.size, tuple(boxes), picture=image))
+        boxes = [("illustration", box) for box in drawn.get(row.page_id, [])]
+        pages.append(_scaled_page(row.page, image, row.page_size, boxes))
     if not pages:
         reasons = "; ".join(f"{name}: {why}" for name, why in skipped[:3])
         raise SashieError(f"none of the boxed pages could be read ({reasons})")
@@ -237,17 +232,28 @@ def canvas_pages(
         if not (type(width) is int and type(height) is int and width > 0 and height > 0):
             width, height = image.size  # no canvas size recorded: the canvas is the image
         image.thumbnail((MAX_CANVAS_SIDE, MAX_CANVAS_SIDE))
-        sx, sy = image.width / width, image.height / height
-        kept, dropped = [], 0
-        for box in boxes:
-            x, y, w, h = box.xywh
-            clipped = clip_box([x * sx, y * sy, (x + w) * sx, (y + h) * sy], image.size)
-            if clipped is None:
-                dropped += 1
-            else:
-                kept.append((box.label, clipped))
-        pages.append(BoxedPage(canvas, image.size, tuple(kept), dropped, picture=image))
+        corners = [(b.label, (x, y, x + w, y + h)) for b in boxes for x, y, w, h in [b.xywh]]
+        pages.append(_scaled_page(canvas, image, (width, height), corners))
     return pages
+
+
+def _scaled_page(
+    name: str,
+    image: Image.Image,
+    drawn_on: tuple[float, float],
+    boxes: Sequence[tuple[str, tuple[float, float, float, float]]],
+) -> BoxedPage:
+    """A page's picture and its labelled boxes, given in a space `drawn_on` wide and high,
+    scaled to the picture and clipped to it (a box wholly outside is counted as dropped)."""
+    sx, sy = image.width / drawn_on[0], image.height / drawn_on[1]
+    kept, dropped = [], 0
+    for label, (x0, y0, x1, y1) in boxes:
+        clipped = clip_box([x0 * sx, y0 * sy, x1 * sx, y1 * sy], image.size)
+        if clipped is None:
+            dropped += 1
+        else:
+            kept.append((label, clipped))
+    return BoxedPage(name, image.size, tuple(kept), dropped, picture=image)
 
 
 def fine_tune(

@@ -491,6 +491,10 @@ class Catalog:
                 rows += self._query(f"{sql} WHERE d.page_id IN ({marks})", chunk)
         return {page_id: _boxes(text, (w, h)) for page_id, text, w, h in rows}
 
+    def drawn_page_count(self) -> int:
+        """How many pages have drawn boxes (an empty list counts: it says "none here")."""
+        return self._query("SELECT COUNT(*) FROM drawn_boxes")[0][0]
+
     def skipped(self) -> list[dict]:
         rows = self._query("SELECT uri, source, reason, at FROM skipped ORDER BY uri")
         return [dict(zip(("uri", "source", "reason", "at"), r)) for r in rows]
