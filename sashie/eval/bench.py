@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from ..adapt.paraphrase import RuleParaphraser
 from ..library import Library
 from ..search.ranking import VectorIndex, cv_dimensions, random_dimensions, top_k
 from . import bench_adapt, bench_classify, bench_compose, bench_image_tuning, bench_paraphrase
@@ -27,6 +28,7 @@ from .references import REFERENCES, reference_pictures
 from .truth import ORACLE_ILLUSTRATION, ORACLE_TEXT, OracleRegions, item_concepts
 from .world import make_world, read_truth, world_meta
 from .world.artists import Artists
+from .world.labels import world_label_set
 from .world.vocab import Vocabulary, vocabulary
 
 PAPER_DIMS = (64, 128, 192, 256)  # the seed paper's d, for D = 512
@@ -81,6 +83,7 @@ def run_bench(
     _text_queries(result, vocab, encoder, index, concepts, detectors)
     _image_queries(result, vocab, encoder, index, concepts)
     _zero_shot(result, vocab, encoder, index, concepts, detectors)
+    _wordings(result, vocab, encoder, index, concepts, workdir)
     if classify:
         experiment = bench_classify.run_classify_experiment(
             encoder, index.vectors, concepts, detectors, vocab, seed=seed
@@ -326,10 +329,40 @@ def _image_queries(result, vocab: Vocabulary, encoder, index: VectorIndex, conce
 
 
 def _zero_shot(result, vocab: Vocabulary, encoder, index: VectorIndex, concepts, detectors):
-    hits = bench_classify.zero_shot_hits(
-        index.vectors, encoder, vocab, concepts, detectors == ORACLE_ILLUSTRATION
-    )
-    result.add("zeroshot_acc_seen", hits)
+    for heldout, name in ((False, "zeroshot_acc_seen"), (True, "zeroshot_acc_heldout")):
+        hits = bench_classify.zero_shot_hits(
+            index.vectors, encoder, vocab, concepts, detectors == ORACLE_ILLUSTRATION, heldout
+        )
+        result.add(name, hits)
+
+
+def _wordings(result, vocab: Vocabulary, encoder, index: VectorIndex, concepts, workdir) -> None:
+    """Other wordings of the 36 query concepts, no tuning: `wording_*` the paraphrase bench's
+    held-out set (CLDR keywords and templates of the held-out half), `dictionary_*` the
+    wordings no training read (WordNet glosses, JMdict's held-out entries; absent when
+    WordNet or JMdict is not installed). AO@10 and JS@10 between wordings, P@10 of each."""
+    keys = list(vocab.query)
+    held = RuleParaphraser.from_labels(world_label_set(vocab.concepts), half="heldout")
+    by_key = vocab.by_key
+    sets = {
+        "wording": {
+            (k, lang): bench_paraphrase.held_out_wordings(
+                held, by_key[k].en if lang == "en" else by_key[k].ja, lang
+            )
+            for k in keys
+            for lang in ("en", "ja")
+        }
+    }
+    if (kept := bench_paraphrase.kept_back_wordings(vocab, keys, workdir / "lexicon")) is not None:
+        sets["dictionary"] = kept
+    relevant = {k: _relevant(concepts, k) for k in keys}
+    for name, wordings in sets.items():
+        values = bench_paraphrase.wording_values(
+            index.vectors, encoder, keys, wordings, relevant, vocab
+        )
+        for metric in ("ao10", "js10", "p10"):
+            for lang in ("en", "ja"):
+                result.add(f"{name}_{metric}_{lang}", values[f"{metric}_{lang}"])
 
 
 def format_table(result: BenchResult) -> str:

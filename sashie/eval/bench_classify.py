@@ -152,13 +152,20 @@ def zero_shot_hits(
     vocab: Vocabulary,
     concepts: list[set[str]],
     eligible: np.ndarray,
+    heldout: bool = False,
 ) -> list[float]:
-    """Plain zero-shot over the seen names ("an illustration of X"): 1 or 0 for each eligible
-    row that shows seen concepts only (the bench's `zeroshot_acc_seen`)."""
-    seen = vocab.seen
-    keys = [c.key for c in seen]
-    names = encoder.encode_texts([f"an illustration of {c.en}" for c in seen])
-    rows = [r for r in np.flatnonzero(eligible) if concepts[r] and not concepts[r] & vocab.heldout]
+    """Plain zero-shot ("an illustration of X"): 1 or 0 for each eligible row. Over the seen
+    names, the rows that show seen concepts only (the bench's `zeroshot_acc_seen`); with
+    `heldout`, over the 60 held-out names, the rows that show one (`zeroshot_acc_heldout`,
+    as the classify bench's prompt row)."""
+    named = [c for c in vocab.concepts if (c.key in vocab.heldout) == heldout]
+    keys = [c.key for c in named]
+    names = encoder.encode_texts([f"an illustration of {c.en}" for c in named])
+    rows = [
+        r
+        for r in np.flatnonzero(eligible)
+        if concepts[r] and bool(concepts[r] & vocab.heldout) == heldout
+    ]
     guesses = (vectors[rows] @ names.T).argmax(axis=1) if rows else []
     return [float(keys[g] in concepts[r]) for g, r in zip(guesses, rows)]
 

@@ -28,12 +28,16 @@ import numpy as np
 
 from ..adapt.paraphrase import EN_TEMPLATES, JA_TEMPLATES, Paraphrased, RuleParaphraser, half_of
 from ..adapt.settings import AdaptSettings
+from ..errors import SashieError
 from ..library import BASE, Library
 from .bench_adapt import back_to_base, version_names
 from .bench_classify import zero_shot_hits
+from .lexicon.jmdict import entries, installed_database
+from .lexicon.wordnet import read_synsets
 from .metrics import precision_at
 from .world.labels import world_label_set
 from .world.vocab import Vocabulary
+from .world.wordings import build_language
 
 PAIRS_PER_CONCEPT = 6  # illustrations of each seen concept captioned for training
 LANGUAGES = ("en", "ja")
@@ -160,43 +164,75 @@ def _training_pairs(item_ids, concepts, oracle, vocab: Vocabulary, seed: int) ->
 def _measure(lib, keys, wordings, relevant, vocab, concepts, oracle) -> dict[str, float]:
     """The row's figures; items the filter excluded are never ranked (as in a search)."""
     index = lib.index()
-    excluded = lib.excluded_rows()
     encoder = lib.query_encoder()
-    figures: dict[str, float] = {}
-    for lang in LANGUAGES:
-        ao, js, p10, p100, canon10, canon100 = [], [], [], [], [], []
-        for key in keys:
-            texts = wordings[key, lang]
-            vectors = encoder.encode_texts([*texts, canonical(vocab, key, lang)])
-            tops = []
-            for vector in vectors[:-1]:
-                scores = _scores(index, vector, excluded)
-                tops.append(np.argsort(-scores, kind="stable")[:10])
-                p10.append(precision_at(scores, relevant[key], 10))
-                p100.append(precision_at(scores, relevant[key], 100))
-            for a, b in combinations(tops, 2):
-                ao.append(overlap_at(a, b))
-                js.append(len(set(a) & set(b)) / len(set(a) | set(b)))
-            scores = _scores(index, vectors[-1], excluded)
-            canon10.append(precision_at(scores, relevant[key], 10))
-            canon100.append(precision_at(scores, relevant[key], 100))
-        figures.update(
-            {
-                f"ao10_{lang}": float(np.mean(ao)),
-                f"js10_{lang}": float(np.mean(js)),
-                f"p10_{lang}": float(np.mean(p10)),
-                f"p100_{lang}": float(np.mean(p100)),
-                f"canon_p10_{lang}": float(np.mean(canon10)),
-                f"canon_p100_{lang}": float(np.mean(canon100)),
-            }
-        )
+    excluded = lib.excluded_rows()
+    values = wording_values(index.vectors, encoder, keys, wordings, relevant, vocab, excluded)
+    figures = {name: float(np.mean(v)) for name, v in values.items()}
     hits = zero_shot_hits(index.vectors, encoder, vocab, concepts, oracle)
     figures["zeroshot_seen"] = float(np.mean(hits))
     return {k: round(v, 4) for k, v in figures.items()}
 
 
-def _scores(index, vector: np.ndarray, excluded: np.ndarray | None) -> np.ndarray:
-    scores = index.vectors @ vector
+def wording_values(
+    vectors: np.ndarray,
+    encoder,
+    keys: list[str],
+    wordings: dict[tuple[str, str], list[str]],
+    relevant: dict[str, np.ndarray],
+    vocab: Vocabulary,
+    excluded: np.ndarray | None = None,
+) -> dict[str, list[float]]:
+    """For each language: AO@10 and JS@10 of every pair of a concept's wordings, P@10 and
+    P@100 of each wording, and of the canonical query ("an illustration of X")."""
+    values: dict[str, list[float]] = {}
+    for lang in LANGUAGES:
+        got: dict[str, list[float]] = {
+            m: [] for m in ("ao10", "js10", "p10", "p100", "canon_p10", "canon_p100")
+        }
+        for key in keys:
+            texts = wordings.get((key, lang), [])
+            encoded = encoder.encode_texts([*texts, canonical(vocab, key, lang)])
+            tops = []
+            for vector in encoded[:-1]:
+                scores = _scores(vectors, vector, excluded)
+                tops.append(np.argsort(-scores, kind="stable")[:10])
+                got["p10"].append(precision_at(scores, relevant[key], 10))
+                got["p100"].append(precision_at(scores, relevant[key], 100))
+            for a, b in combinations(tops, 2):
+                got["ao10"].append(overlap_at(a, b))
+                got["js10"].append(len(set(a) & set(b)) / len(set(a) | set(b)))
+            scores = _scores(vectors, encoded[-1], excluded)
+            got["canon_p10"].append(precision_at(scores, relevant[key], 10))
+            got["canon_p100"].append(precision_at(scores, relevant[key], 100))
+        values.update({f"{m}_{lang}": v for m, v in got.items()})
+    return values
+
+
+def kept_back_wordings(
+    vocab: Vocabulary, keys: list[str], workdir: Path
+) -> dict[tuple[str, str], list[str]] | None:
+    """Wordings of each concept that no training of the demo model reads (the kept-back
+    part of sashie/eval/world/wordings.py: the gloss of its own WordNet sense, its JMdict
+    entries of the held-out half, CLDR keywords of the held-out half) in the held-out half of
+    the templates; None when WordNet or JMdict is not installed here."""
+    try:
+        database = installed_database(workdir)
+        language = build_language(
+            vocab.concepts, vocab.heldout, read_synsets("n"), entries(database)
+        )
+    except SashieError:
+        return None
+    found = {}
+    for key in keys:
+        for lang in LANGUAGES:
+            templates = half_of(EN_TEMPLATES if lang == "en" else JA_TEMPLATES, "heldout")
+            words = language.bench[key].of(lang)
+            found[key, lang] = list(dict.fromkeys(t.format(x=w) for t in templates for w in words))
+    return found
+
+
+def _scores(vectors: np.ndarray, vector: np.ndarray, excluded: np.ndarray | None) -> np.ndarray:
+    scores = vectors @ vector
     if excluded is not None:
         scores[excluded] = -np.inf
     return scores

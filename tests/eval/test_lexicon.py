@@ -3,7 +3,9 @@ in each resource's own format (no text of the resources themselves)."""
 
 import lzma
 import sqlite3
+from pathlib import Path
 
+import numpy as np
 import pytest
 
 from sashie.errors import SashieError
@@ -117,3 +119,41 @@ def test_openclipart_titles_keywords_and_hostile_files(tmp_path):
     assert found["sheep-md-v0.1.svg"].title == "sheep"  # no metadata: the file's name
     assert found["laughs.svg"].title == "laughs"  # an entity is never expanded
     assert found["broken_metadata.svg"].keywords == ()
+
+
+def test_an_unpacked_jmdict_package_is_read_where_it_lies(tmp_path, monkeypatch):
+    package = tmp_path / "site" / "fake_jamdict_data"
+    package.mkdir(parents=True)
+    (package / "__init__.py").write_text("")
+    small_jmdict(package / "jamdict.db")  # as pip leaves the sdist: not compressed
+    monkeypatch.syspath_prepend(str(tmp_path / "site"))
+    monkeypatch.setattr(jmdict, "PACKAGE", "fake_jamdict_data")
+    database = jmdict.installed_database(tmp_path / "work")
+    assert database == package / "jamdict.db" and not (tmp_path / "work").exists()
+    assert [e.id for e in jmdict.entries(database)] == [10, 20]
+
+
+ICONS = SVG.replace("Crane   by the\n      pine", "Part of the Flat Icon Collection (Wed Aug 25)")
+
+
+def test_clipart_captions_skip_icon_noise_and_held_out_names(tmp_path):
+    from sashie.eval.world.artists import Concept
+    from sashie.eval.world.clipart import captioned_drawings, clipart_caption
+    from sashie.eval.world.wordings import names_heldout
+
+    (tmp_path / "crane.svg").write_text(
+        SVG.replace("<rdf:li>bird</rdf:li>", "<rdf:li>bird</rdf:li><rdf:li>hash(0x85c8)</rdf:li>")
+    )
+    (tmp_path / "folder-html.svg").write_text(ICONS)
+    (tmp_path / "heron.svg").write_text(SVG.replace("Crane   by the", "A grey heron by the"))
+    (tmp_path / "x1.svg").write_text(ICONS)  # neither title nor file name says anything
+    unseen = names_heldout([Concept("k2", "h", "heron", "鷺")])
+    found = {Path(d.path).name: d for d in captioned_drawings(unseen, tmp_path)}
+    assert set(found) == {"crane.svg", "folder-html.svg"}
+    assert found["crane.svg"].title == "crane by the pine"
+    assert found["crane.svg"].keywords == ("crane", "bird")  # hash(...) dropped
+    assert found["folder-html.svg"].title == "folder html"  # the icon set's title gives way
+    rng = np.random.default_rng(0)
+    captions = {clipart_caption(rng, found["crane.svg"]) for _ in range(60)}
+    assert "a drawing of crane by the pine" in captions
+    assert {"crane, bird", "bird, crane"} & captions

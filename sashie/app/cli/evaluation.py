@@ -156,7 +156,10 @@ def bench_command(
 
     Text -> illustration P@10/P@100/mAP (English, Japanese; seen and held-out concepts),
     cross-artist image queries, the seed paper's multi-image experiment (CV vs random vs
-    all dimensions), zero-shot classification and the share of text crops in results.
+    all dimensions), zero-shot classification over the seen and the held-out names, the
+    share of text crops in results, and other wordings of the query concepts: AO@10, JS@10
+    and P@10 of the held-out CLDR keywords (`wording_*`) and, where WordNet and JMdict are
+    installed, of dictionary wordings no training read (`dictionary_*`).
     """
     from ...eval import bench
 

@@ -22,6 +22,7 @@ CREDIT = (
 )
 PACKAGE = "jamdict_data"
 COMPRESSED = "jamdict.db.xz"
+UNPACKED = "jamdict.db"
 
 
 @dataclass(frozen=True)
@@ -33,12 +34,17 @@ class Entry:
 
 
 def installed_database(workdir: Path) -> Path:
-    """The installed package's database, decompressed into `workdir` once (about 330 MB)."""
+    """The installed package's database: as installed when pip unpacked it (its sdist
+    does), else decompressed into `workdir` once (about 330 MB)."""
     spec = importlib.util.find_spec(PACKAGE)
     if spec is None or not spec.submodule_search_locations:
         raise SashieError(f"JMdict is not installed: pip install jamdict-data ({PACKAGE})")
-    compressed = Path(next(iter(spec.submodule_search_locations))) / COMPRESSED
-    return decompressed(compressed, workdir)
+    folder = Path(next(iter(spec.submodule_search_locations)))
+    if (folder / COMPRESSED).is_file():
+        return decompressed(folder / COMPRESSED, workdir)
+    if (folder / UNPACKED).is_file():
+        return folder / UNPACKED
+    raise SashieError(f"no JMdict database in {folder}: pip install --force-reinstall jamdict-data")
 
 
 def decompressed(compressed: Path, workdir: Path) -> Path:

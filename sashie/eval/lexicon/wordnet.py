@@ -26,6 +26,7 @@ class Synset:
     words: tuple[str, ...]  # its lemmas, most used first, "_" read as a space
     hypernyms: tuple[str, ...]  # ids of the synsets it is a kind or an instance of
     gloss: str  # the definition, without the examples
+    lexfile: int = 0  # WordNet's lexicographer file: 5 noun.animal, 6 noun.artifact, ...
 
 
 def read_synsets(parts: str = "n", root: Path = ROOT) -> dict[str, Synset]:
@@ -51,7 +52,8 @@ def parse_line(line: str) -> Synset | None:
     data, _, gloss = line.partition(" | ")
     fields = data.split()
     try:
-        offset, kind, count = fields[0], _part(fields[2]), int(fields[3], 16)
+        offset, lexfile = fields[0], int(fields[1])
+        kind, count = _part(fields[2]), int(fields[3], 16)
         words = tuple(_MARKER.sub("", w).replace("_", " ") for w in fields[4 : 4 + 2 * count : 2])
         lex_ids = fields[5 : 4 + 2 * count : 2]
         at = 4 + 2 * count
@@ -68,7 +70,7 @@ def parse_line(line: str) -> Synset | None:
         if pointers[k] in HYPERNYM
     )
     definition = gloss.split('; "')[0].strip().rstrip(";").strip()
-    return Synset(kind + offset, words, hypernyms, definition)
+    return Synset(kind + offset, words, hypernyms, definition, lexfile)
 
 
 def hypernym_words(synsets: dict[str, Synset], synset: Synset, depth: int = 2) -> list[str]:

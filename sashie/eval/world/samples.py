@@ -17,6 +17,7 @@ from __future__ import annotations
 import os
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 from PIL import Image
@@ -25,6 +26,7 @@ from . import ConceptPicker
 from .artists import Artists, Concept
 from .pages import draw_illustration, ink, make_page, paper_patch, stains, text_column_layer
 from .vocab import vocabulary
+from .woodblock import render_svg
 
 KINDS = ("illustration", "twemoji", "text", "stain", "blank", "page")
 KIND_SHARES = (0.55, 0.2, 0.09, 0.03, 0.03, 0.10)
@@ -36,6 +38,7 @@ class SampleMeta:
     kind: str
     style: str  # "ink", "colour", "flat" or "" for non-pictures
     concepts: tuple[int, ...]  # indices into the seen concepts
+    drawing: int = -1  # a clipart sample's drawing, an index into the list it was given
 
 
 def square(image: Image.Image, resolution: int) -> np.ndarray:
@@ -131,33 +134,60 @@ def render_sample(
     return square(patch, resolution), SampleMeta(kind, "", ())
 
 
+def render_clipart(
+    rng: np.random.Generator, files: tuple[str, ...], resolution: int
+) -> tuple[np.ndarray, SampleMeta] | None:
+    """One of `files` (Openclipart drawings) on a piece of paper; None if it does not render."""
+    index = int(rng.integers(len(files)))
+    art = render_svg(Path(files[index]), int(rng.integers(96, 200)))
+    if art is None:
+        return None
+    pad = int(rng.integers(4, 30))
+    patch = paper_patch(rng, (art.width + 2 * pad, art.height + 2 * pad))
+    patch.paste(art, (pad, pad), art)
+    return square(patch, resolution), SampleMeta("clipart", "", (), index)
+
+
 _state: dict = {}
 
 
-def _render_chunk(job: tuple[int, int, int, int]) -> tuple[np.ndarray, list[SampleMeta]]:
-    seed, chunk, count, resolution = job
+def _render_chunk(job: tuple) -> tuple[np.ndarray, list[SampleMeta]]:
+    seed, chunk, count, resolution, files, share = job
     if "artists" not in _state:
         _state["artists"] = Artists()
         vocab = vocabulary()
         _state["seen"] = vocab.seen
         _state["picker"] = ConceptPicker(vocab, exclude=vocab.heldout)
     rng = np.random.default_rng([seed, chunk])
-    rendered = [
-        render_sample(rng, _state["artists"], _state["seen"], _state["picker"], resolution)
-        for _ in range(count)
-    ]
+    rendered: list[tuple[np.ndarray, SampleMeta]] = []
+    while len(rendered) < count:
+        # a drawing that does not render gives way to an ordinary sample
+        if files and rng.random() < share and (drawn := render_clipart(rng, files, resolution)):
+            rendered.append(drawn)
+            continue
+        rendered.append(
+            render_sample(rng, _state["artists"], _state["seen"], _state["picker"], resolution)
+        )
     return np.stack([r[0] for r in rendered]), [r[1] for r in rendered]
 
 
 def make_samples(
-    count: int, *, seed: int, resolution: int, workers: int | None = None, progress: bool = False
+    count: int,
+    *,
+    seed: int,
+    resolution: int,
+    workers: int | None = None,
+    progress: bool = False,
+    clipart: tuple[str, ...] = (),
+    clipart_share: float = 0.0,
 ) -> tuple[np.ndarray, list[SampleMeta]]:
-    """`count` samples as an N x R x R x 3 uint8 array and their metadata."""
+    """`count` samples as an N x R x R x 3 uint8 array and their metadata; `clipart_share`
+    of them drawings of `clipart` (Openclipart files; their metas' `drawing` indexes it)."""
     from tqdm import tqdm
 
     chunk = 500
     jobs = [
-        (seed, i, min(chunk, count - i * chunk), resolution)
+        (seed, i, min(chunk, count - i * chunk), resolution, clipart, clipart_share)
         for i in range((count + chunk - 1) // chunk)
     ]
     images, metas = [], []

@@ -29,8 +29,13 @@ import torch
 import torch.nn.functional as F
 
 from ...adapt.losses import contrastive_loss
+from ..lexicon import jmdict, openclipart, wordnet
+from ..lexicon.jmdict import entries, installed_database
+from ..lexicon.wordnet import read_synsets
+from .clipart import captioned_drawings, clipart_caption
 from .samples import make_samples
-from .vocab import NON_PICTURES, caption, non_picture_caption, vocabulary
+from .vocab import NON_PICTURES, caption, caption_of, non_picture_caption, vocabulary
+from .wordings import Language, build_language, names_heldout, wording_corpus
 
 # --- the configuration -------------------------------------------------------------------
 PRESETS: dict[str, dict[str, Any]] = {
@@ -46,11 +51,25 @@ PRESETS: dict[str, dict[str, Any]] = {
             hidden_size=128, intermediate_size=512, num_hidden_layers=2, num_attention_heads=2
         ),
     ),
+    # the shipped reader: the cpu preset's eyes, a text tower with room for a dictionary
+    "reader": dict(
+        resolution=48,
+        patch=8,
+        batch=256,
+        vocab=16000,
+        vision=dict(
+            hidden_size=128, intermediate_size=512, num_hidden_layers=4, num_attention_heads=2
+        ),
+        text=dict(
+            hidden_size=192, intermediate_size=768, num_hidden_layers=3, num_attention_heads=3
+        ),
+    ),
     # for a lent GPU: more pixels, a deeper and wider model, bigger batches
     "gpu": dict(
         resolution=64,
         patch=8,
         batch=512,
+        vocab=16000,
         vision=dict(
             hidden_size=256, intermediate_size=1024, num_hidden_layers=6, num_attention_heads=4
         ),
@@ -61,7 +80,17 @@ PRESETS: dict[str, dict[str, Any]] = {
 }
 PROJECTION = 512  # the seed paper's D, so its dimension counts (64 ... 256) carry over
 MAX_TOKENS = 32
-VOCAB_SIZE = 6000
+VOCAB_SIZE = 6000  # a preset without a lexicon; with one, the preset's "vocab"
+LANGUAGE_CREDITS = [
+    wordnet.CREDIT,
+    jmdict.CREDIT,
+    openclipart.CREDIT,
+    "Unicode CLDR annotations (Unicode licence)",
+]
+TEXT_PAIR_WEIGHT = 0.5  # the text-text loss beside the image-caption loss
+NAME_SHARE = 0.6  # with a lexicon, a caption names a concept by its name this often
+CLIPART_SHARE = 0.1  # with a lexicon, Openclipart drawings captioned by their authors
+WITH_SHARE = 0.3  # with a lexicon, two concepts are one "with" the other this often
 LR = 1e-3
 WEIGHT_DECAY = 0.1
 WARMUP_STEPS = 200
@@ -69,16 +98,79 @@ MEAN = np.array([0.48145466, 0.4578275, 0.40821073], np.float32)  # CLIP's, as t
 STD = np.array([0.26862954, 0.26130258, 0.27577711], np.float32)
 
 
-def sample_caption(rng: np.random.Generator, meta, seen) -> str:
+def sample_caption(rng: np.random.Generator, meta, seen, words: Language | None = None) -> str:
+    """A caption of a sample: its concepts by their names or, with a lexicon, as often by
+    one of their other wordings ("a wading bird", 「つる」)."""
     language = "ja" if rng.random() < 0.5 else "en"
+    if meta.drawing >= 0 and words is not None:
+        return clipart_caption(rng, words.drawings[meta.drawing])
     if not meta.concepts:
         return non_picture_caption(rng, meta.kind, language)
     concepts = [seen[i] for i in meta.concepts]
-    return caption(rng, concepts, meta.style or "ink", language)
+    if words is None:
+        return caption(rng, concepts, meta.style or "ink", language)
+    names = []
+    for c in concepts:
+        other = words.captions[c.key].of(language) if c.key in words.captions else ()
+        if other and rng.random() >= NAME_SHARE:
+            names.append(other[int(rng.integers(len(other)))])
+        else:
+            names.append(c.ja if language == "ja" else c.en)
+    if len(names) == 2 and rng.random() < WITH_SHARE:  # "a crane with a pine", 「松に鶴」
+        names = [f"{names[0]} with {names[1]}" if language == "en" else f"{names[1]}に{names[0]}"]
+    return caption_of(rng, names, meta.style or "ink", language)
 
 
-def train_tokenizer(seen, seed: int):
-    """Byte-level BPE on captions of the seen concepts only: held-out names are never read."""
+def shows(meta) -> tuple | str:
+    """What a sample shows, for the loss: pairs showing the same thing all match."""
+    if meta.drawing >= 0:
+        return ("clipart", meta.drawing)
+    return tuple(sorted(meta.concepts)) or meta.kind
+
+
+def read_language(workdir: Path) -> Language:
+    """The lexicon's wordings and pairs (WordNet, JMdict: sashie/eval/world/wordings.py) and
+    Openclipart's captioned drawings (clipart.py)."""
+    vocab = vocabulary()
+    database = installed_database(workdir)
+    words = build_language(vocab.concepts, vocab.heldout, read_synsets("n"), entries(database))
+    unseen = names_heldout([c for c in vocab.concepts if c.key in vocab.heldout])
+    words.drawings = captioned_drawings(unseen)
+    return words
+
+
+def text_pair_loss(model, tokenizer, pairs: list[tuple[str, str]], device: str) -> torch.Tensor:
+    """CLIP's symmetric InfoNCE between the two sides of text pairs (a word and its synonym,
+    translation or gloss), with the model's own temperature."""
+    sides = []
+    for texts in zip(*pairs, strict=True):
+        tokens = tokenizer(
+            list(texts), padding=True, truncation=True, max_length=MAX_TOKENS, return_tensors="pt"
+        )
+        features = model.get_text_features(
+            input_ids=tokens["input_ids"].to(device),
+            attention_mask=tokens["attention_mask"].to(device),
+        )
+        features = getattr(features, "pooler_output", features)
+        sides.append(F.normalize(features.float(), dim=-1))
+    logits = model.logit_scale.exp() * sides[0] @ sides[1].T
+    target = torch.arange(len(pairs), device=logits.device)
+    return (F.cross_entropy(logits, target) + F.cross_entropy(logits.T, target)) / 2
+
+
+def sample_pairs(rng: np.random.Generator, words: Language, count: int) -> list[tuple[str, str]]:
+    """Half the pairs from the concepts' own (the first `concept_pairs`), half from the whole
+    dictionary."""
+    own = words.concept_pairs
+    picks = list(rng.integers(0, own, count // 2)) + list(
+        rng.integers(0, len(words.pairs), count - count // 2)
+    )
+    return [words.pairs[int(i)] for i in picks]
+
+
+def train_tokenizer(seen, seed: int, words: Language | None = None, size: int = VOCAB_SIZE):
+    """Byte-level BPE on captions of the seen concepts (held-out names are never read beside
+    a picture) and, with a lexicon, on all its caption wordings and text pairs."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
     from transformers import PreTrainedTokenizerFast
 
@@ -91,12 +183,14 @@ def train_tokenizer(seen, seed: int):
                 corpus.append(caption(rng, [concept], style, language))
     for english, japanese in NON_PICTURES.values():
         corpus += list(english) * 20 + list(japanese) * 20
+    if words is not None:
+        corpus += wording_corpus(words)
     tokenizer = Tokenizer(models.BPE(unk_token=None))
     tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tokenizer.decoder = decoders.ByteLevel()
     # </s> must not get id 2: CLIPTextModel then pools at the highest token id (OpenAI's layout)
     trainer = trainers.BpeTrainer(
-        vocab_size=VOCAB_SIZE,
+        vocab_size=size,
         special_tokens=["<pad>", "</s>", "<s>"],
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
         show_progress=False,
@@ -210,6 +304,17 @@ def main(argv: list[str] | None = None) -> None:
         help="model and batch size: cpu (the shipped model) or gpu",
     )
     parser.add_argument("--device", help="cpu or cuda (default: cuda when present)")
+    parser.add_argument(
+        "--lexicon",
+        type=Path,
+        metavar="WORKDIR",
+        help="also read WordNet (apt-get install wordnet-base) and JMdict (pip install "
+        "jamdict-data, decompressed into WORKDIR): other wordings in the captions, and "
+        "text-text pairs (synonyms, translations, glosses) beside the pictures",
+    )
+    parser.add_argument(
+        "--text-pairs", type=int, default=256, help="text-text pairs a step, with --lexicon"
+    )
     args = parser.parse_args(argv)
     started = time.time()
     torch.manual_seed(args.seed)
@@ -219,11 +324,17 @@ def main(argv: list[str] | None = None) -> None:
 
     preset = PRESETS[args.preset]
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    words = read_language(args.lexicon) if args.lexicon else None
     images, metas = make_samples(
-        args.samples, seed=args.seed + 1, resolution=preset["resolution"], progress=True
+        args.samples,
+        seed=args.seed + 1,
+        resolution=preset["resolution"],
+        progress=True,
+        clipart=tuple(d.path for d in words.drawings) if words else (),
+        clipart_share=CLIPART_SHARE if words else 0.0,
     )
     render_seconds = time.time() - started
-    tokenizer = train_tokenizer(seen, args.seed)
+    tokenizer = train_tokenizer(seen, args.seed, words, preset.get("vocab", VOCAB_SIZE))
     model = build_model(tokenizer, preset).to(device)
     decay = [p for n, p in model.named_parameters() if p.ndim >= 2]
     rest = [p for n, p in model.named_parameters() if p.ndim < 2]
@@ -250,7 +361,7 @@ def main(argv: list[str] | None = None) -> None:
         batch = rng.choice(len(images), min(preset["batch"], len(images)), replace=False)
         pixels = torch.from_numpy(images[batch]).permute(0, 3, 1, 2).float() / 255
         pixels = normalize(augment(pixels, generator)).to(device)
-        texts = [sample_caption(rng, metas[i], seen) for i in batch]
+        texts = [sample_caption(rng, metas[i], seen, words) for i in batch]
         tokens = tokenizer(
             texts, padding=True, truncation=True, max_length=MAX_TOKENS, return_tensors="pt"
         )
@@ -262,8 +373,14 @@ def main(argv: list[str] | None = None) -> None:
                 attention_mask=tokens["attention_mask"].to(device),
                 pixel_values=pixels,
             )
-        groups = [tuple(sorted(metas[i].concepts)) or metas[i].kind for i in batch]
+        groups = [shows(metas[i]) for i in batch]
         loss = contrastive_loss(out.logits_per_image.float(), groups)
+        if words is not None:
+            with torch.autocast(
+                device.split(":")[0], dtype=torch.bfloat16, enabled=device.startswith("cuda")
+            ):
+                pairs = sample_pairs(rng, words, args.text_pairs)
+                loss = loss + TEXT_PAIR_WEIGHT * text_pair_loss(model, tokenizer, pairs, device)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -287,6 +404,7 @@ def main(argv: list[str] | None = None) -> None:
             k: sum(m.kind == k for m in metas) for k in sorted({m.kind for m in metas})
         },
         "seen_concepts": len(seen),
+        "language": {**words.counts(), "credits": LANGUAGE_CREDITS} if words else None,
         "steps": step,
         "batch": preset["batch"],
         "pairs_seen": step * preset["batch"],
@@ -303,6 +421,8 @@ def main(argv: list[str] | None = None) -> None:
             "text": preset["text"],
             "projection": PROJECTION,
             "vocab": len(tokenizer),
+            "text_pairs_a_step": args.text_pairs if words else 0,
+            "text_pair_weight": TEXT_PAIR_WEIGHT if words else 0,
             "lr": LR,
         },
         "parameters": sum(p.numel() for p in model.parameters()),

@@ -114,11 +114,16 @@ def join_names(names: list[str], language: str) -> str:
 
 def caption(rng: np.random.Generator, concepts: list[Concept], style: str, language: str) -> str:
     """A varied caption naming the concepts ("a woodblock print of a crane and a pine")."""
+    names = [c.ja if language == "ja" else c.en for c in concepts]
+    return caption_of(rng, names, style, language)
+
+
+def caption_of(rng: np.random.Generator, names: list[str], style: str, language: str) -> str:
+    """A varied caption of these wordings of the concepts, in this language."""
+    x = join_names(names, language)
     if language == "ja":
-        x = join_names([c.ja for c in concepts], "ja")
         template = JA_TEMPLATES[int(rng.integers(len(JA_TEMPLATES)))]
         return template.format(x=x, style_ja=STYLE_JA[style][int(rng.integers(3))])
-    x = join_names([c.en for c in concepts], "en")
     template = EN_TEMPLATES[int(rng.integers(len(EN_TEMPLATES)))]
     return template.format(x=x, style_en=STYLE_EN[style][int(rng.integers(3))])
 

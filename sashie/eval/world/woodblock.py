@@ -45,7 +45,7 @@ def clipart_files() -> tuple[Path, ...]:
 
 
 @lru_cache(maxsize=32)  # a drawing is often drawn again at the same size (plates); bounded
-def _render_svg(path: Path, side: int) -> Image.Image | None:
+def render_svg(path: Path, side: int) -> Image.Image | None:
     try:
         done = subprocess.run(
             ["rsvg-convert", "-w", str(side), "-h", str(side), "--keep-aspect-ratio", str(path)],
@@ -67,7 +67,7 @@ def clipart(rng: np.random.Generator, side: int) -> Image.Image:
     files = clipart_files()
     side = max(24, int(side))
     for _ in range(20):  # a few files render empty or fail: take the next draw
-        image = _render_svg(files[int(rng.integers(len(files)))], min(512, side))
+        image = render_svg(files[int(rng.integers(len(files)))], min(512, side))
         if image is not None:
             if max(image.size) != side:
                 ratio = side / max(image.size)
