@@ -340,7 +340,8 @@ def _wordings(result, vocab: Vocabulary, encoder, index: VectorIndex, concepts, 
     """Other wordings of the 36 query concepts, no tuning: `wording_*` the paraphrase bench's
     held-out set (CLDR keywords and templates of the held-out half), `dictionary_*` the
     wordings no training read (WordNet glosses, JMdict's held-out entries; absent when
-    WordNet or JMdict is not installed). AO@10 and JS@10 between wordings, P@10 of each."""
+    WordNet or JMdict is not installed), `handwritten_*` paraphrases written by hand (their
+    AO@10 and JS@10 against the canonical query). AO@10 and JS@10 between wordings, P@10."""
     keys = list(vocab.query)
     held = RuleParaphraser.from_labels(world_label_set(vocab.concepts), half="heldout")
     by_key = vocab.by_key
@@ -355,10 +356,17 @@ def _wordings(result, vocab: Vocabulary, encoder, index: VectorIndex, concepts, 
     }
     if (kept := bench_paraphrase.kept_back_wordings(vocab, keys, workdir / "lexicon")) is not None:
         sets["dictionary"] = kept
+    sets["handwritten"] = bench_paraphrase.handwritten_wordings(keys)
     relevant = {k: _relevant(concepts, k) for k in keys}
     for name, wordings in sets.items():
         values = bench_paraphrase.wording_values(
-            index.vectors, encoder, keys, wordings, relevant, vocab
+            index.vectors,
+            encoder,
+            keys,
+            wordings,
+            relevant,
+            vocab,
+            against_canonical=name == "handwritten",
         )
         for metric in ("ao10", "js10", "p10"):
             for lang in ("en", "ja"):

@@ -21,6 +21,7 @@ import json
 import tempfile
 import time
 from dataclasses import dataclass, field, replace
+from importlib import resources
 from itertools import combinations
 from pathlib import Path
 
@@ -181,9 +182,11 @@ def wording_values(
     relevant: dict[str, np.ndarray],
     vocab: Vocabulary,
     excluded: np.ndarray | None = None,
+    against_canonical: bool = False,
 ) -> dict[str, list[float]]:
-    """For each language: AO@10 and JS@10 of every pair of a concept's wordings, P@10 and
-    P@100 of each wording, and of the canonical query ("an illustration of X")."""
+    """For each language: AO@10 and JS@10 of every pair of a concept's wordings (or, with
+    `against_canonical`, of each wording and the canonical query), P@10 and P@100 of each
+    wording, and of the canonical query ("an illustration of X")."""
     values: dict[str, list[float]] = {}
     for lang in LANGUAGES:
         got: dict[str, list[float]] = {
@@ -198,14 +201,24 @@ def wording_values(
                 tops.append(np.argsort(-scores, kind="stable")[:10])
                 got["p10"].append(precision_at(scores, relevant[key], 10))
                 got["p100"].append(precision_at(scores, relevant[key], 100))
-            for a, b in combinations(tops, 2):
+            scores = _scores(vectors, encoded[-1], excluded)
+            canon = np.argsort(-scores, kind="stable")[:10]
+            pairs = [(t, canon) for t in tops] if against_canonical else combinations(tops, 2)
+            for a, b in pairs:
                 got["ao10"].append(overlap_at(a, b))
                 got["js10"].append(len(set(a) & set(b)) / len(set(a) | set(b)))
-            scores = _scores(vectors, encoded[-1], excluded)
             got["canon_p10"].append(precision_at(scores, relevant[key], 10))
             got["canon_p100"].append(precision_at(scores, relevant[key], 100))
         values.update({f"{m}_{lang}": v for m, v in got.items()})
     return values
+
+
+def handwritten_wordings(keys: list[str]) -> dict[tuple[str, str], list[str]]:
+    """Paraphrases of the query concepts written by hand (world/handwritten_paraphrases.json),
+    read by no training and used to choose nothing."""
+    path = resources.files("sashie.eval.world").joinpath("handwritten_paraphrases.json")
+    written = json.loads(path.read_text("utf-8"))
+    return {(k, lang): list(written[k][lang]) for k in keys for lang in LANGUAGES}
 
 
 def kept_back_wordings(

@@ -89,6 +89,8 @@ def test_seen_concepts_rank_their_illustrations_well_above_chance(small_bench):
         "zeroshot_acc_heldout",
         "wording_ao10_en",
         "wording_p10_ja",
+        "handwritten_ao10_en",
+        "handwritten_p10_ja",
         "text_crop_share_top100",
     ):
         assert 0.0 <= f[name] <= 1.0, name

@@ -5,6 +5,7 @@ kept-back wordings read by no training, the tokenizer, the text-text loss."""
 import numpy as np
 import pytest
 
+from sashie.adapt.paraphrase import is_japanese
 from sashie.eval.lexicon.jmdict import Entry
 from sashie.eval.lexicon.wordnet import Synset
 from sashie.eval.world.artists import Concept
@@ -139,3 +140,16 @@ def test_a_step_of_the_text_pair_loss_brings_a_pair_closer(language):
     text_pair_loss(model, tokenizer, pairs, "cpu").backward()
     optimizer.step()
     assert closeness() > before
+
+
+def test_handwritten_paraphrases_cover_every_query_concept_in_both_languages():
+    from sashie.eval.bench_paraphrase import handwritten_wordings
+    from sashie.eval.world.vocab import vocabulary
+
+    vocab = vocabulary()
+    written = handwritten_wordings(list(vocab.query))
+    for key in vocab.query:
+        for language in ("en", "ja"):
+            texts = written[key, language]
+            assert len(texts) >= 2 and all(t.strip() for t in texts), (key, language)
+            assert all(is_japanese(t) == (language == "ja") for t in texts), texts

@@ -159,7 +159,8 @@ def bench_command(
     all dimensions), zero-shot classification over the seen and the held-out names, the
     share of text crops in results, and other wordings of the query concepts: AO@10, JS@10
     and P@10 of the held-out CLDR keywords (`wording_*`) and, where WordNet and JMdict are
-    installed, of dictionary wordings no training read (`dictionary_*`).
+    installed, of dictionary wordings no training read (`dictionary_*`), and of paraphrases
+    written by hand, against the canonical query (`handwritten_*`).
     """
     from ...eval import bench
 
