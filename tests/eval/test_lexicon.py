@@ -149,6 +149,8 @@ def test_clipart_captions_skip_icon_noise_and_held_out_names(tmp_path):
     (tmp_path / "x1.svg").write_text(ICONS)  # neither title nor file name says anything
     unseen = names_heldout([Concept("k2", "h", "heron", "鷺")])
     found = {Path(d.path).name: d for d in captioned_drawings(unseen, tmp_path)}
+    kept_back = captioned_drawings(unseen, tmp_path, unread={"bird", "folder html"})
+    assert [(Path(d.path).name, d.keywords) for d in kept_back] == [("crane.svg", ("crane",))]
     assert set(found) == {"crane.svg", "folder-html.svg"}
     assert found["crane.svg"].title == "crane by the pine"
     assert found["crane.svg"].keywords == ("crane", "bird")  # hash(...) dropped

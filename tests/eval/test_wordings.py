@@ -26,7 +26,8 @@ SYNSETS = {
     "n4": Synset("n4", ("crane", "derrick"), ("n6",), "lifts heavy things", 6),
     "n5": Synset("n5", ("heron", "grey wader"), ("n2",), "grey or white wading bird", 5),
     "n6": Synset("n6", ("machine",), (), "a device that does work", 6),
-    "n7": Synset("n7", ("pine", "pine tree", "heron pine"), (), "a tree with needles", 20),
+    # "tall bird" is crane's kept-back gloss (entry 11): pine may not say it either
+    "n7": Synset("n7", ("pine", "pine tree", "heron pine", "tall bird"), (), "needle tree", 20),
     "n8": Synset("n8", ("cat", "true cat"), (), "feline mammal", 5),
     "n9": Synset("n9", ("crane fly",), ("n1",), "a heron-like insect", 5),
 }
@@ -64,6 +65,7 @@ def test_kept_back_wordings_are_read_by_no_training(language):
     read = {t for pair in language.pairs for t in pair}
     read |= {w for words in language.captions.values() for w in (*words.en, *words.ja)}
     assert kept and not kept & read
+    assert "tall bird" not in language.captions["k3"].en  # pine's synonym, crane's kept gloss
 
 
 def test_held_out_concepts_are_named_in_text_pairs_but_never_beside_a_picture(language):

@@ -47,16 +47,21 @@ def _words(stem: str) -> str:
 
 
 def captioned_drawings(
-    names_heldout: Callable[[str], bool], root: Path = ROOT
+    names_heldout: Callable[[str], bool], root: Path = ROOT, unread: set[str] | None = None
 ) -> list[CaptionedDrawing]:
     """The installed drawings small enough to render quickly, with a title that says
-    something, none naming a held-out concept."""
+    something, none naming a held-out concept; a title or keyword in `unread` (kept-back
+    wordings, case-folded) leaves out the drawing or the keyword."""
+    unread = unread or set()
     found = []
     for drawing in drawings(root):
-        if drawing.path.stat().st_size > MAX_SVG_BYTES or (title := clean_title(drawing)) is None:
+        title = clean_title(drawing)
+        if drawing.path.stat().st_size > MAX_SVG_BYTES or title is None or title in unread:
             continue
         keywords = tuple(
-            k.lower() for k in drawing.keywords if not _NOISE.search(k) and 2 < len(k) <= 25
+            k.lower()
+            for k in drawing.keywords
+            if not _NOISE.search(k) and 2 < len(k) <= 25 and k.lower() not in unread
         )
         if names_heldout(title) or any(names_heldout(k) for k in keywords):
             continue

@@ -135,7 +135,7 @@ def read_language(workdir: Path) -> Language:
     database = installed_database(workdir)
     words = build_language(vocab.concepts, vocab.heldout, read_synsets("n"), entries(database))
     unseen = names_heldout([c for c in vocab.concepts if c.key in vocab.heldout])
-    words.drawings = captioned_drawings(unseen)
+    words.drawings = captioned_drawings(unseen, unread=words.unread())
     return words
 
 

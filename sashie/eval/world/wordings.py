@@ -17,7 +17,8 @@ kept in this repository). Who may read what:
   gloss) and from JMdict's training half (a word and its first English gloss).
 - **kept back** (`bench`, read by no training): the gloss of the concept's own WordNet sense,
   its JMdict entries of the other half (odd numbers), and the CLDR keywords of the
-  paraphraser's held-out half; any caption wording that equals one of them is dropped too.
+  paraphraser's held-out half. No caption wording and no side of a text pair equals one of
+  them, whichever concept or dictionary entry it came from.
 """
 
 from __future__ import annotations
@@ -60,6 +61,10 @@ class Language:
     pairs: list[tuple[str, str]] = field(default_factory=list)  # text-text
     concept_pairs: int = 0  # the first this many pairs are the concepts' own
     drawings: list = field(default_factory=list)  # Openclipart's, captioned (clipart.py)
+
+    def unread(self) -> set[str]:
+        """The kept-back wordings, case-folded: no training reads any of them as a text."""
+        return {w.casefold() for words in self.bench.values() for w in (*words.en, *words.ja)}
 
     def counts(self) -> dict[str, int]:
         return {
@@ -190,6 +195,7 @@ def build_language(
     names_unseen = names_heldout([c for c in concepts if c.key in heldout])
 
     language = Language()
+    concept_pairs: list[tuple[str, str]] = []
     own_senses: set[str] = set()
     for concept, label in zip(concepts, labels.classes, strict=True):
         kept: dict[str, list[str]] = {"en": [], "ja": []}
@@ -227,15 +233,27 @@ def build_language(
                 if w.casefold() not in held_back and w.casefold() not in names
             ]
         language.bench[concept.key] = Words(*(tuple(dict.fromkeys(kept[x])) for x in ("en", "ja")))
-        language.pairs.append((concept.en, concept.ja))
+        concept_pairs.append((concept.en, concept.ja))
         for lang in said:
-            language.pairs += [(concept.en if lang == "en" else concept.ja, w) for w in said[lang]]
+            concept_pairs += [(concept.en if lang == "en" else concept.ja, w) for w in said[lang]]
         if concept.key not in heldout:
             language.captions[concept.key] = Words(
                 *(tuple(w for w in said[x] if not names_unseen(w)) for x in ("en", "ja"))
             )
-    language.concept_pairs = len(language.pairs)
-    language.pairs += general_pairs(synsets, own_senses, entries)
+    # a kept-back wording of one concept may be another's synonym or a dictionary's word:
+    # no training reads it as a whole text anywhere (it may be part of a longer one)
+    unread = language.unread()
+    for key, words in language.captions.items():
+        language.captions[key] = Words(
+            *(tuple(w for w in words.of(x) if w.casefold() not in unread) for x in ("en", "ja"))
+        )
+    general = general_pairs(synsets, own_senses, entries)
+    language.pairs = [
+        p for p in (*concept_pairs, *general) if not {p[0].casefold(), p[1].casefold()} & unread
+    ]
+    language.concept_pairs = sum(
+        1 for p in concept_pairs if not {p[0].casefold(), p[1].casefold()} & unread
+    )
     return language
 
 
