@@ -19,7 +19,6 @@ from typing import Any
 
 import numpy as np
 
-from ..adapt.paraphrase import RuleParaphraser
 from ..library import Library
 from ..search.ranking import VectorIndex, cv_dimensions, random_dimensions, top_k
 from . import bench_adapt, bench_classify, bench_compose, bench_image_tuning, bench_paraphrase
@@ -28,7 +27,6 @@ from .references import REFERENCES, reference_pictures
 from .truth import ORACLE_ILLUSTRATION, ORACLE_TEXT, OracleRegions, item_concepts
 from .world import make_world, read_truth, world_meta
 from .world.artists import Artists
-from .world.labels import world_label_set
 from .world.vocab import Vocabulary, vocabulary
 
 PAPER_DIMS = (64, 128, 192, 256)  # the seed paper's d, for D = 512
@@ -343,17 +341,7 @@ def _wordings(result, vocab: Vocabulary, encoder, index: VectorIndex, concepts, 
     WordNet or JMdict is not installed), `handwritten_*` paraphrases written by hand (their
     AO@10 and JS@10 against the canonical query). AO@10 and JS@10 between wordings, P@10."""
     keys = list(vocab.query)
-    held = RuleParaphraser.from_labels(world_label_set(vocab.concepts), half="heldout")
-    by_key = vocab.by_key
-    sets = {
-        "wording": {
-            (k, lang): bench_paraphrase.held_out_wordings(
-                held, by_key[k].en if lang == "en" else by_key[k].ja, lang
-            )
-            for k in keys
-            for lang in ("en", "ja")
-        }
-    }
+    sets = {"wording": bench_paraphrase.held_out_set(vocab, keys)}
     if (kept := bench_paraphrase.kept_back_wordings(vocab, keys, workdir / "lexicon")) is not None:
         sets["dictionary"] = kept
     sets["handwritten"] = bench_paraphrase.handwritten_wordings(keys)

@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import tempfile
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from importlib import resources
 from itertools import combinations
@@ -77,9 +78,23 @@ def held_out_wordings(held: RuleParaphraser, name: str, language: str) -> list[s
     """The held-out paraphrase set of one concept name in one language: the name and its
     other names of the held-out half (`held`, made from every concept, so a keyword several
     concepts share is left out as in training) in the held-out half of the templates."""
-    names = [name, *held.names_for(name)]
+    return in_heldout_templates([name, *held.names_for(name)], language)
+
+
+def in_heldout_templates(names: Sequence[str], language: str) -> list[str]:
+    """Each name in each template of the held-out half, once."""
     templates = half_of(EN_TEMPLATES if language == "en" else JA_TEMPLATES, "heldout")
     return list(dict.fromkeys(t.format(x=n) for t in templates for n in names))
+
+
+def held_out_set(vocab: Vocabulary, keys: Sequence[str]) -> dict[tuple[str, str], list[str]]:
+    """The held-out paraphrase set of these concepts, by (concept key, language)."""
+    held = RuleParaphraser.from_labels(world_label_set(vocab.concepts), half="heldout")
+    return {
+        (k, lang): held_out_wordings(held, _name(vocab, k, lang), lang)
+        for k in keys
+        for lang in LANGUAGES
+    }
 
 
 def _name(vocab: Vocabulary, key: str, language: str) -> str:
@@ -108,12 +123,7 @@ def run_paraphrase_experiment(
     index = lib.index(version=BASE)
     oracle = np.asarray(eligible, bool)
     keys = [*vocab.query_seen, *vocab.query_heldout]
-    held = RuleParaphraser.from_labels(world_label_set(vocab.concepts), half="heldout")
-    wordings = {
-        (k, lang): held_out_wordings(held, _name(vocab, k, lang), lang)
-        for k in keys
-        for lang in LANGUAGES
-    }
+    wordings = held_out_set(vocab, keys)
     for lang in LANGUAGES:
         out.wordings[lang] = sum(len(wordings[k, lang]) for k in keys)
     relevant = {k: np.array([k in c for c in concepts]) & oracle for k in keys}
@@ -235,13 +245,11 @@ def kept_back_wordings(
         )
     except SashieError:
         return None
-    found = {}
-    for key in keys:
-        for lang in LANGUAGES:
-            templates = half_of(EN_TEMPLATES if lang == "en" else JA_TEMPLATES, "heldout")
-            words = language.bench[key].of(lang)
-            found[key, lang] = list(dict.fromkeys(t.format(x=w) for t in templates for w in words))
-    return found
+    return {
+        (k, lang): in_heldout_templates(language.bench[k].of(lang), lang)
+        for k in keys
+        for lang in LANGUAGES
+    }
 
 
 def _scores(vectors: np.ndarray, vector: np.ndarray, excluded: np.ndarray | None) -> np.ndarray:

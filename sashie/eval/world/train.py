@@ -51,7 +51,7 @@ PRESETS: dict[str, dict[str, Any]] = {
             hidden_size=128, intermediate_size=512, num_hidden_layers=2, num_attention_heads=2
         ),
     ),
-    # the shipped reader: the cpu preset's eyes, a text tower with room for a dictionary
+    # with --lexicon: the cpu preset's eyes, a text tower with room for a dictionary
     "reader": dict(
         resolution=48,
         patch=8,

@@ -31,6 +31,7 @@ from ...adapt.paraphrase import RuleParaphraser, other_script
 from ..lexicon.jmdict import Entry
 from ..lexicon.wordnet import Synset, hypernym_words
 from .artists import Concept
+from .clipart import CaptionedDrawing
 from .labels import world_label_set
 
 MAX_GLOSS_WORDS = 12  # a longer gloss is cut at its first comma or semicolon, else skipped
@@ -60,7 +61,7 @@ class Language:
     bench: dict[str, Words] = field(default_factory=dict)  # by concept key, kept back
     pairs: list[tuple[str, str]] = field(default_factory=list)  # text-text
     concept_pairs: int = 0  # the first this many pairs are the concepts' own
-    drawings: list = field(default_factory=list)  # Openclipart's, captioned (clipart.py)
+    drawings: list[CaptionedDrawing] = field(default_factory=list)  # Openclipart's, captioned
 
     def unread(self) -> set[str]:
         """The kept-back wordings, case-folded: no training reads any of them as a text."""
@@ -247,13 +248,13 @@ def build_language(
         language.captions[key] = Words(
             *(tuple(w for w in words.of(x) if w.casefold() not in unread) for x in ("en", "ja"))
         )
-    general = general_pairs(synsets, own_senses, entries)
-    language.pairs = [
-        p for p in (*concept_pairs, *general) if not {p[0].casefold(), p[1].casefold()} & unread
-    ]
-    language.concept_pairs = sum(
-        1 for p in concept_pairs if not {p[0].casefold(), p[1].casefold()} & unread
-    )
+
+    def readable(pairs: list[tuple[str, str]]) -> list[tuple[str, str]]:
+        return [p for p in pairs if not {p[0].casefold(), p[1].casefold()} & unread]
+
+    read_pairs = readable(concept_pairs)
+    language.concept_pairs = len(read_pairs)
+    language.pairs = read_pairs + readable(general_pairs(synsets, own_senses, entries))
     return language
 
 
