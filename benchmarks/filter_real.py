@@ -28,8 +28,8 @@ from sashie.eval.truth import ground_truth_labels
 from sashie.eval.world import SPREAD_VERSION, make_world
 from sashie.filter.model import THRESHOLD
 from sashie.filter.training import table_overall
-from sashie.ingest.images import load_image
 from sashie.regions.boxes import read_voc_folder
+from sashie.sources.images import load_image
 
 LABELS = 1000
 LEARNERS = ("random_forest", "svm")

@@ -22,9 +22,9 @@ from PIL import Image
 
 from sashie.eval.real_pages import format_table, measure
 from sashie.eval.world import make_world, read_truth
-from sashie.ingest.images import load_image
 from sashie.regions import iou, load_detectors
 from sashie.regions.boxes import read_voc_folder
+from sashie.sources.images import load_image
 
 DETECTOR_SETS = (
     ["whole"],

@@ -43,11 +43,11 @@ from ..adapt.settings import DEFAULTS, AdaptSettings
 from ..classify.coder import DEFAULT_METHOD, OTHER, OTHER_BELOW
 from ..classify.labelfile import LabelSet
 from ..errors import BadInput, NotFound, SashieError
-from ..ingest.images import decode_image, header_pixels, is_url, read_bytes
 from ..library import MAX_DRAWN, Library, Result
 from ..search.feedback import DEFAULT_LEARNER, FEEDBACK_LEARNERS
-from ..search.query import DEFAULT_DIMS, DEFAULT_SELECT, SELECTIONS, parse_dims
+from ..search.query import DEFAULT_DIMS, DEFAULT_SELECT, SELECTIONS, parse_dims, parse_ids
 from ..search.query import Query as SearchQuery
+from ..sources.images import decode_image, header_pixels, is_url, read_bytes
 from .iiif_api import iiif_routes
 
 MAX_UPLOAD_BYTES = 20 * 2**20  # one example image
@@ -373,17 +373,6 @@ def _search_terms(
     if select not in SELECTIONS:
         raise SashieError("select must be cv or random")
     return text, example_items, parse_dims(dims), select
-
-
-def parse_ids(text: str) -> list[int]:
-    """ "12,40" -> [12, 40]: item ids, each a non-negative 64-bit integer."""
-    try:
-        ids = [int(part) for part in text.split(",") if part.strip()]
-    except ValueError:
-        raise SashieError(f"item ids like 12,40, not {text[:40]!r}") from None
-    if any(not 0 <= i < 2**63 for i in ids):
-        raise SashieError("no such item")
-    return ids
 
 
 def _upload_sizes(uploads: list[tuple[str | None, bytes]]) -> None:

@@ -23,9 +23,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from ..ingest.images import load_image
 from ..regions import BBox, iou
 from ..regions.boxes import BoxedPage
+from ..sources.images import load_image
 
 ILLUSTRATIONS = frozenset({"4_illustration"})  # NDL-DocL's label
 TEXT_LINES = frozenset({"2_handwritten", "3_typography", "6_headline", "7_caption", "8_textline"})

@@ -20,8 +20,8 @@ import numpy as np
 from PIL import Image
 
 from ..errors import SashieError
-from ..ingest.sources import PageRef
 from ..regions import BBox, Region, iou, overlap
+from ..sources.pages import PageRef
 from .world import read_truth
 
 ORACLE_ILLUSTRATION = "oracle-illustration"

@@ -20,8 +20,8 @@ from PIL import Image
 
 from ..errors import BadInput
 from ..regions import BBox, Detector, Region, clean_regions
-from .images import decode_image, header_pixels, is_url, read_bytes, stat_file
-from .sources import PageRef
+from ..sources.images import decode_image, header_pixels, is_url, read_bytes, stat_file
+from ..sources.pages import PageRef
 
 LARGE_PAGE_PIXELS = 50_000_000  # pages larger than this are decoded one at a time
 HASH_BAND_PIXELS = 4_000_000  # a crop is hashed band by band, about this many pixels each

@@ -28,11 +28,11 @@ from tqdm import tqdm
 
 from ..encoders import Encoder
 from ..regions import BBox, Detector
+from ..sources.images import DEFAULT_MAX_PIXELS, is_url
+from ..sources.pages import PageRef, expand_sources
 from ..store.catalog import Catalog
 from ..store.vectors import VectorFile
 from .cutting import PageCopy, PageCutter, PageJob, PageWork, Skip
-from .images import DEFAULT_MAX_PIXELS, is_url
-from .sources import PageRef, expand_sources
 
 Batch = tuple[list[PageWork | PageCopy | Skip], np.ndarray]  # pages read, their vectors
 

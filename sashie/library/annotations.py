@@ -13,7 +13,7 @@ from PIL import Image
 
 from ..encoders import Encoder
 from ..errors import SashieError
-from ..ingest.images import load_image
+from ..sources.images import load_image
 from ..store.catalog import ItemRow
 from .stored import StoredVectors
 

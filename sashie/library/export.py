@@ -29,7 +29,7 @@ from tqdm import tqdm
 
 from ..errors import SashieError
 from ..extras import require
-from ..ingest.images import is_url
+from ..sources.images import is_url
 from ..store.catalog import ItemRow
 from . import iiif
 

@@ -29,7 +29,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from ..ingest.images import is_url
+from ..sources.images import is_url
 from ..store.catalog import ItemRow
 
 PRESENTATION_3 = "http://iiif.io/api/presentation/3/context.json"

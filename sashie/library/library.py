@@ -54,9 +54,7 @@ from ..encoders import Encoder, load_encoder
 from ..errors import NotFound, SashieError
 from ..filter.model import THRESHOLD, KeepFilter
 from ..filter.training import LEARNERS, TrainReport, train_filter, verdict_metrics
-from ..ingest.images import DEFAULT_MAX_PIXELS
 from ..ingest.indexer import AddReport, Indexer, reason_kind
-from ..ingest.sources import PageRef, check_sources, indexed_page
 from ..regions import DEFAULT_DETECTORS, load_detectors, parse_detector_names
 from ..search.feedback import DEFAULT_LEARNER, refine
 from ..search.memory import ExampleMemory
@@ -74,6 +72,8 @@ from ..search.query import (
     read_pictures,
 )
 from ..search.ranking import DEFAULT_K, AnnSearch, VectorIndex, restrict
+from ..sources.images import DEFAULT_MAX_PIXELS
+from ..sources.pages import PageRef, check_sources, indexed_page
 from ..store.catalog import Catalog, ItemRow
 from ..store.vectors import VectorFile
 from . import iiif

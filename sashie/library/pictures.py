@@ -10,7 +10,7 @@ fetching a page from the web for each of its items.
   The 16 items of one page, and a server started again, read it from there.
 - A local page: read from its file.
 
-Downloads keep `sashie.ingest.images.fetch`'s limits, and a page named by a manifest on the
+Downloads keep `sashie.sources.images.fetch`'s limits, and a page named by a manifest on the
 internet connects only to public addresses, as when it was indexed.
 """
 
@@ -28,7 +28,7 @@ from pathlib import Path
 from PIL import Image
 
 from ..errors import BadInput, SashieError
-from ..ingest.images import decode_image, fetch, is_public_host, is_url, load_image, read_file
+from ..sources.images import decode_image, fetch, is_public_host, is_url, load_image, read_file
 from ..store.catalog import ItemRow
 from .iiif import image_service, image_url, service_box
 
@@ -188,5 +188,5 @@ def _touch(path: Path) -> None:
 @functools.lru_cache(maxsize=256)
 def _public_only(source: str) -> bool:
     """Whether the pages of a source may come only from public addresses: those of a
-    manifest on the internet (the indexer's rule, sashie/ingest/sources.py)."""
+    manifest on the internet (the indexer's rule, sashie/sources/pages.py)."""
     return is_url(source) and is_public_host(source)

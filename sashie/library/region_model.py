@@ -27,9 +27,9 @@ import numpy as np
 from PIL import Image
 
 from ..errors import BadInput, SashieError
-from ..ingest.images import decode_image, load_image, read_bytes
-from ..ingest.sources import indexed_page
 from ..regions.boxes import MAX_COORDINATE, BoxedPage, CanvasBox, clip_box, read_boxes
+from ..sources.images import decode_image, load_image, read_bytes
+from ..sources.pages import indexed_page
 from ..store.catalog import Box, ItemRow
 
 FOLDER = Path("regions") / "learned"

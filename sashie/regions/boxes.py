@@ -36,7 +36,7 @@ from pathlib import Path
 from PIL import Image
 
 from ..errors import BadInput
-from ..ingest.images import IMAGE_EXTENSIONS
+from ..sources.images import IMAGE_EXTENSIONS
 from .base import BBox
 
 MAX_XML_BYTES = 4 << 20

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from ..ingest.sources import PageRef
+from ..sources.pages import PageRef
 from .base import BBox, Region, iou
 from .layout import LayoutDetector
 from .learned import DEFAULT_MODEL, STRIDE, THRESHOLD, LearnedDetector, mask_boxes

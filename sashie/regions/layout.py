@@ -19,7 +19,7 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from ..ingest.sources import PageRef
+from ..sources.pages import PageRef
 from .base import BBox, Region, iou
 
 WORKING_SIDE = 1000

@@ -29,7 +29,7 @@ import numpy as np
 from PIL import Image
 
 from ..errors import SashieError
-from ..ingest.sources import PageRef
+from ..sources.pages import PageRef
 from .base import BBox, Region
 
 INPUT_SIDE = 640

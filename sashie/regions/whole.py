@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from PIL import Image
 
-from ..ingest.sources import PageRef
+from ..sources.pages import PageRef
 from .base import TILE_SIDE, Region, tile_boxes
 
 

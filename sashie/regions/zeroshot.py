@@ -15,7 +15,7 @@ import numpy as np
 from PIL import Image
 
 from ..errors import SashieError
-from ..ingest.sources import PageRef
+from ..sources.pages import PageRef
 from .base import Region, clean_regions, tile_boxes
 
 DEFAULT_MODEL = "google/owlv2-base-patch16-ensemble"

@@ -22,7 +22,7 @@ from PIL import Image
 
 from ..encoders import Encoder, normalize_rows
 from ..errors import BadInput, SashieError
-from ..ingest.images import IMAGE_EXTENSIONS, is_url, load_image
+from ..sources.images import IMAGE_EXTENSIONS, is_url, load_image
 from .ranking import cv_dimensions, random_dimensions
 
 DEFAULT_DIMS = 192  # the seed paper's d for D = 512
@@ -55,6 +55,18 @@ class Query:
     def text_only(self) -> bool:
         """Made of words alone (a taught caption's remembered examples may then join in)."""
         return bool(self.terms) and all(t.kind == "text" for t in self.terms)
+
+
+def parse_ids(text: str | None) -> list[int]:
+    """ "12,40,41" -> [12, 40, 41]: item ids (example, relevant or irrelevant items), each a
+    non-negative 64-bit integer; one-line error otherwise."""
+    try:
+        ids = [int(part) for part in (text or "").split(",") if part.strip()]
+    except ValueError:
+        raise SashieError(f"item ids like 12,40,41, not {(text or '')[:40]!r}") from None
+    if any(not 0 <= i < 2**63 for i in ids):
+        raise SashieError("no such item")
+    return ids
 
 
 _WEIGHT = re.compile(r"^\s*([0-9]*\.?[0-9]+)\s*\*\s*(.+)$", re.S)

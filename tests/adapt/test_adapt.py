@@ -203,7 +203,7 @@ def test_anchors_keep_the_models_other_words_in_place(demo_encoder):
 
 @pytest.mark.slow
 def test_stored_adapted_vectors_equal_encoding_the_images_again(annotated, tmp_path):
-    from sashie.ingest.images import load_image
+    from sashie.sources.images import load_image
 
     lib, items = annotated
     lib.adapt(settings=QUICK)

@@ -68,6 +68,15 @@ def test_commands_that_load_no_model_import_no_heavy_package(small_library, args
     assert not names & set(HEAVY), names & set(HEAVY)
 
 
+@pytest.mark.parametrize("ids", ["12,x", "-3", str(2**64)])
+def test_item_ids_are_read_by_the_servers_rule_too(small_library, ids):
+    """One rule for item ids everywhere: a negative or 65-bit id is refused in one line, as
+    the HTTP API refuses it, not passed on to the catalog."""
+    done = run_cli("search", small_library, "a crane", "--relevant", ids, check=False)
+    assert done.exit_code == 1
+    assert done.stderr.startswith("error: ") and len(done.stderr.splitlines()) == 1
+
+
 def test_the_table_shows_a_screenful_with_paths_relative_to_their_folder(small_library):
     lines = run_cli("search", small_library, "a square").stdout.splitlines()
     assert lines[0].split() == ["rank", "score", "item", "box", "x,y", "wxh", "page"]

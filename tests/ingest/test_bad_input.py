@@ -100,7 +100,7 @@ def test_bad_inputs_are_skipped_with_reasons_and_the_rest_indexed(tmp_path, tiny
 
 
 def test_conversions_give_sensible_rgb():
-    from sashie.ingest.images import to_rgb
+    from sashie.sources.images import to_rgb
 
     sixteen = Image.fromarray(np.full((4, 4), 65535, np.uint16))
     assert to_rgb(sixteen).getpixel((0, 0)) == (255, 255, 255)

@@ -6,7 +6,7 @@ import threading
 import pytest
 
 from sashie import Library
-from sashie.ingest.sources import expand_sources
+from sashie.sources.pages import expand_sources
 
 from conftest import make_pages
 
@@ -188,7 +188,7 @@ def test_folders_and_path_lists(tmp_path):
 def test_a_page_named_again_from_the_library_keeps_its_manifests_network_rule():
     """`reindex --regions` names the library's pages again: a page of a manifest on the
     internet still may not make this machine fetch from its own network."""
-    from sashie.ingest.sources import indexed_page
+    from sashie.sources.pages import indexed_page
 
     public = indexed_page("https://img.example.org/1.jpg", "https://example.org/m.json", {})
     assert public.public_only

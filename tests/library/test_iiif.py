@@ -24,9 +24,9 @@ from sashie import Library
 from sashie.app.iiif_api import iiif_routes
 from sashie.app.server import create_app
 from sashie.errors import BadInput, NotFound, SashieError
-from sashie.ingest.sources import manifest_pages
 from sashie.library.pictures import PageCache, Pictures, page_cache_bytes
 from sashie.regions.base import Region
+from sashie.sources.pages import manifest_pages
 from sashie.store.catalog import ItemRow
 
 from conftest import make_pages, run_cli

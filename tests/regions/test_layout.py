@@ -2,9 +2,9 @@ import pytest
 
 from sashie import Library
 from sashie.eval.world import make_world, read_truth
-from sashie.ingest.images import load_image
 from sashie.regions import iou
 from sashie.regions.layout import LayoutDetector
+from sashie.sources.images import load_image
 
 
 @pytest.mark.slow

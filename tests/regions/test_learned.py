@@ -9,7 +9,6 @@ import pytest
 from sashie.errors import SashieError
 from sashie.eval.world import SPREAD_VERSION, make_world, read_truth
 from sashie.eval.world.train_regions import read_spreads
-from sashie.ingest.images import load_image
 from sashie.regions import iou, load_detectors
 from sashie.regions.learned import (
     STRIDE,
@@ -21,6 +20,7 @@ from sashie.regions.learned import (
     save_model,
 )
 from sashie.regions.training import train
+from sashie.sources.images import load_image
 
 
 def test_a_box_comes_back_from_its_core():

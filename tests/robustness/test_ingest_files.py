@@ -12,8 +12,8 @@ import pytest
 
 from sashie import Library
 from sashie.errors import BadInput
-from sashie.ingest.images import read_bytes
-from sashie.ingest.sources import expand_sources
+from sashie.sources.images import read_bytes
+from sashie.sources.pages import expand_sources
 
 from conftest import finishes, make_pages
 

@@ -9,8 +9,8 @@ import pytest
 
 from sashie import Library
 from sashie.errors import BadInput
-from sashie.ingest import images, sources
-from sashie.ingest.images import fetch
+from sashie.sources import images, pages
+from sashie.sources.images import fetch
 
 from conftest import finishes, make_pages, web_server
 
@@ -195,7 +195,7 @@ def test_a_manifest_on_the_internet_may_not_name_this_machines_network(
     with Library(tmp_path / "internal", create=True) as lib:
         assert lib.add([f"{base}/manifest.json"], model=tiny_spec).pages_indexed == 1
 
-    monkeypatch.setattr(sources, "is_public_host", lambda url: True)  # as if on the internet
+    monkeypatch.setattr(pages, "is_public_host", lambda url: True)  # as if on the internet
     with Library(tmp_path / "public", create=True) as lib:
         report = lib.add([f"{base}/manifest.json"], model=tiny_spec)
     assert report.pages_indexed == 0

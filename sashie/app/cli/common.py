@@ -23,14 +23,6 @@ class SashieGroup(click.Group):
             ctx.exit(1)
 
 
-def parse_ids(text: str | None) -> list[int]:
-    """ "12,40,41" -> [12, 40, 41]."""
-    try:
-        return [int(part) for part in (text or "").split(",") if part.strip()]
-    except ValueError:
-        raise SashieError(f"expected item ids like 12,40,41, got {text!r}") from None
-
-
 def echo_json(value: Any, *, indent: int | None = 2) -> None:
     click.echo(json.dumps(value, indent=indent, ensure_ascii=False))
 

@@ -9,8 +9,8 @@ import click
 
 from ...compose.settings import ComposeSettings
 from ...errors import SashieError
-from ...ingest.images import IMAGE_EXTENSIONS
 from ...library import Library
+from ...sources.images import IMAGE_EXTENSIONS
 from .common import LIBRARY, TRUST_REMOTE_CODE, echo_json
 
 DEFAULTS = ComposeSettings()

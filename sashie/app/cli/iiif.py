@@ -10,8 +10,9 @@ import click
 
 from ...errors import SashieError
 from ...library import Library
+from ...search.query import parse_ids
 from ...search.ranking import DEFAULT_K
-from .common import LIBRARY, TRUST_REMOTE_CODE, echo_json, parse_ids
+from .common import LIBRARY, TRUST_REMOTE_CODE, echo_json
 
 
 @click.command("export-iiif")

@@ -7,10 +7,10 @@ import sys
 import click
 
 from ...errors import SashieError
-from ...ingest.images import DEFAULT_MAX_PIXELS
 from ...library import Interrupted, Library
 from ...regions import DEFAULT_DETECTORS
 from ...regions.zeroshot import DEFAULT_MODEL, DEFAULT_PROMPT, DEFAULT_THRESHOLD
+from ...sources.images import DEFAULT_MAX_PIXELS
 from .common import INDEX_KINDS, LIBRARY, TRUST_REMOTE_CODE, ann_setting, echo_json
 
 

@@ -20,9 +20,10 @@ from ...search.query import (
     MODIFY_METHODS,
     SELECTIONS,
     parse_dims,
+    parse_ids,
 )
 from ...search.ranking import DEFAULT_K
-from .common import TRUST_REMOTE_CODE, ann_setting, echo_json, parse_ids
+from .common import TRUST_REMOTE_CODE, ann_setting, echo_json
 
 TABLE_K = 20  # results the table shows unless --k says otherwise: a screenful
 
