@@ -69,6 +69,21 @@ class AdaptSettings:
         )
 
     @classmethod
+    def choose(cls, *, only: str | None = None, **values) -> AdaptSettings:
+        """Settings from a person's choices (the CLI's options, the HTTP API's request), the
+        parts to train by one rule: the adapter unless `only="text"` or the captions are not
+        taught; the text encoder unless `only="adapter"`, when the target is text or the
+        version re-aligns."""
+        target = values.get("target", cls.target)
+        teach = values.get("teach", cls.teach)
+        realign = values.get("realign", cls.realign)
+        return cls(
+            train_adapter=only != "text" and teach,
+            train_text=only != "adapter" and (target == "text" or realign),
+            **values,
+        )
+
+    @classmethod
     def from_record(cls, settings: dict) -> AdaptSettings:
         """The settings a version's record (version.json) holds; fields this sashie does not
         know are left out, missing ones take their defaults."""

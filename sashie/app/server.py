@@ -265,12 +265,11 @@ class AdaptJob:
     ) -> None:
         if self.thread is not None and self.thread.is_alive():
             raise SashieError("the model is being adapted already; wait for it to finish")
-        settings = AdaptSettings(
+        settings = AdaptSettings.choose(
             epochs=request.epochs,
             ratio=request.ratio,
             target=request.target,
             realign=request.realign,
-            train_text=request.target == "text" or request.realign,
         )
         settings.check()
         self.state = {"state": "running", "stage": "starting", "done": 0, "total": 0}
@@ -280,16 +279,7 @@ class AdaptJob:
                 with Library(path, trust_remote_code=trust_remote_code) as worker:
                     report = worker.adapt(settings=settings, progress=self.progress)
                 finished()
-                self.state = {
-                    "state": "done",
-                    "version": report.version,
-                    "kind": report.kind,
-                    "pairs": report.pairs,
-                    "captions": report.captions,
-                    "seconds": round(report.trained.seconds + report.apply_seconds, 1),
-                    "epoch_losses": [round(x, 4) for x in report.trained.epoch_losses],
-                    "warning": report.warning,
-                }
+                self.state = {"state": "done", **report.as_dict(paths=False)}
             except SashieError as e:
                 self.state = {"state": "failed", "error": str(e)}
             except Exception as e:

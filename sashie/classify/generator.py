@@ -56,6 +56,23 @@ class Described:
     attributes: tuple[str, ...]
 
 
+@dataclass(frozen=True)
+class ChatServer:
+    """A chat model the user runs and names (`--generator URL --generator-model NAME`, or
+    `--paraphraser`): the library opens it with its own answer cache; a key, when the server
+    needs one, comes from the environment (SASHIE_GENERATOR_KEY, SASHIE_PARAPHRASER_KEY)."""
+
+    url: str
+    model: str
+    role: str = "generator"  # what the user called it: generator or paraphraser
+
+    def endpoint(self, cache_dir: str | os.PathLike[str]) -> ChatEndpoint:
+        if not self.model.strip():
+            raise GeneratorError(f"--{self.role} needs --{self.role}-model NAME")
+        key = os.environ.get(f"SASHIE_{self.role.upper()}_KEY")
+        return ChatEndpoint(self.url, self.model, cache_dir=cache_dir, api_key=key, role=self.role)
+
+
 class ChatEndpoint:
     """One model on an OpenAI-compatible server that the user names (`/v1/chat/completions`)."""
 

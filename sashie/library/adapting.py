@@ -58,24 +58,28 @@ class AdaptReport:
         path = self.folder / LOSS_PLOT
         return path if path.is_file() else None
 
-    def as_dict(self) -> dict:
-        """The report as JSON-ready data (`adapt --json`)."""
+    def as_dict(self, *, paths: bool = True) -> dict:
+        """The report as JSON-ready data (`adapt --json`, the server's job state); without
+        `paths`, no local file is named (what the server tells a web client)."""
         curve = self.loss_curve
-        return {
+        data = {
             "version": self.version,
             "kind": self.kind,
             "parts": self.parts,
-            "folder": str(self.folder),
             "pairs": self.pairs,
             "captions": self.captions,
-            "epoch_losses": self.trained.epoch_losses,
+            "epoch_losses": [round(x, 4) for x in self.trained.epoch_losses],
             "train_seconds": round(self.trained.seconds, 2),
-            "apply_seconds": self.apply_seconds,
+            "apply_seconds": round(self.apply_seconds, 2),
+            "seconds": round(self.trained.seconds + self.apply_seconds, 1),
             "rows": self.rows,
             "remembered_examples": self.remembered,
-            "loss_curve": None if curve is None else str(curve),
             "warning": self.warning,
         }
+        if paths:
+            data["folder"] = str(self.folder)
+            data["loss_curve"] = None if curve is None else str(curve)
+        return data
 
 
 def make_version(

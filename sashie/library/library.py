@@ -40,14 +40,14 @@ from typing import TYPE_CHECKING
 import numpy as np
 from PIL import Image
 
-from ..adapt.paraphrase import Paraphraser, RuleParaphraser, paraphrase_all
+from ..adapt.paraphrase import EndpointParaphraser, Paraphraser, RuleParaphraser, paraphrase_all
 from ..adapt.phrasings import phrasings
 from ..adapt.settings import AdaptSettings
 from ..adapt.versions import has_text_state, load_text_state, load_version_adapter
 from ..classify.bank import model_words
 from ..classify.bank import nearest_words as words_near
 from ..classify.coder import DEFAULT_METHOD, OTHER, OTHER_BELOW, Scoring
-from ..classify.generator import ChatEndpoint, describe_classes
+from ..classify.generator import ChatServer, describe_classes
 from ..classify.labelfile import LabelSet, read_label_file
 from ..compose.settings import ComposeSettings, composer_folder, read_record
 from ..encoders import Encoder, load_encoder
@@ -1133,7 +1133,7 @@ class Library:
         model: str | None = None,
         device: str | None = None,
         progress: Callable[[dict], None] | None = None,
-        paraphraser: Paraphraser | None = None,
+        paraphraser: Paraphraser | ChatServer | None = None,
         label_examples: int = 0,
     ) -> AdaptReport:
         """Train a new model version from the base on the library's annotations (or an
@@ -1155,6 +1155,9 @@ class Library:
             paraphrases = None
             if settings.paraphrase:
                 source = paraphraser or self._rule_paraphraser(settings.seed)
+                if isinstance(source, ChatServer):  # the rule paraphraser where it fails
+                    fallback = RuleParaphraser(seed=settings.seed)
+                    source = EndpointParaphraser(source.endpoint(self.path / "cache"), fallback)
                 paraphrases = {
                     c: paraphrase_all(source, phrasings(c)) for c in sorted(set(pairs.captions))
                 }
@@ -1347,7 +1350,7 @@ class Library:
         few_shot: bool = False,
         rerank: bool = True,
         model: str | None = None,
-        generator: ChatEndpoint | None = None,
+        generator: ChatServer | None = None,
         nearest_words: int = 0,
         other_below: float | None = OTHER_BELOW,
     ) -> ClassifyReport:
@@ -1375,9 +1378,9 @@ class Library:
             raise SashieError("nothing to label: the library has no vectors yet")
         extra: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {}
         if generator is not None:
-            written = describe_classes(
-                generator, [c.name for c in label_set.classes], progress=self.progress
-            )
+            endpoint = generator.endpoint(self.path / "cache")
+            names = [c.name for c in label_set.classes]
+            written = describe_classes(endpoint, names, progress=self.progress)
             extra = {k: (d.synonyms, d.attributes) for k, d in written.items()}
         if nearest_words > 0:
             encoder = self.query_encoder(model_id)

@@ -404,3 +404,21 @@ def test_without_the_plot_extra_a_version_has_no_loss_curve(annotated, monkeypat
     report = lib.adapt(settings=AdaptSettings(epochs=1, batch=8, min_steps=2))
     assert not (report.folder / "loss.png").exists()
     assert (report.folder / "version.json").is_file() and lib.active_version() == report.version
+
+
+@pytest.mark.parametrize(
+    "choices, adapter, text",
+    [
+        ({}, True, True),
+        ({"only": "text"}, False, True),
+        ({"only": "adapter"}, True, False),
+        ({"target": "images"}, True, False),  # MCIP: the image side alone
+        ({"target": "images", "realign": True}, True, True),  # then Re-A tunes the text
+        ({"teach": False, "paraphrase": True}, False, True),  # ParaCLIP alone: text only
+    ],
+)
+def test_the_parts_to_train_follow_from_a_persons_choices_by_one_rule(choices, adapter, text):
+    """The CLI and the HTTP API both choose the parts to train with AdaptSettings.choose."""
+    settings = AdaptSettings.choose(**choices)
+    settings.check()
+    assert (settings.train_adapter, settings.train_text) == (adapter, text)

@@ -346,6 +346,9 @@ def test_adapting_from_the_api_runs_in_the_background_and_switches_versions(tmp_
         time.sleep(0.1)
         state = client.get("/api/adapt").json()
     assert state["job"]["state"] == "done", state
+    job = state["job"]  # the report as `adapt --json` gives it, less the server's own paths
+    assert job["version"] == "v1" and job["captions"] == 2 and job["seconds"] > 0
+    assert "folder" not in job and "loss_curve" not in job
     assert state["active"] == "v1" and [v["name"] for v in state["versions"]] == ["v1"]
     assert state["captions"] == {"几帳": 3, "菫": 3}
     info = client.get("/api/info").json()

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import os
 import sys
 
 import click
 
-from ...adapt.paraphrase import EndpointParaphraser, RuleParaphraser
 from ...adapt.settings import DEFAULTS, AdaptSettings
-from ...classify.generator import ChatEndpoint
+from ...classify.generator import ChatServer
 from ...errors import SashieError
 from ...library import Library
 from .common import LIBRARY, TRUST_REMOTE_CODE, echo_json
@@ -220,7 +218,12 @@ def adapt(
         progress=not as_json and sys.stderr.isatty(),
         trust_remote_code=trust_remote_code,
     )
-    settings = AdaptSettings(
+    if (no_teach or paraphraser) and not paraphrase:
+        raise SashieError("--no-teach and --paraphraser go with --paraphrase")
+    if paraphraser and not paraphraser_model:
+        raise SashieError("--paraphraser needs --paraphraser-model NAME")
+    settings = AdaptSettings.choose(
+        only=only,
         epochs=epochs,
         batch=batch,
         min_steps=min_steps,
@@ -231,8 +234,6 @@ def adapt(
         keep_weight=keep_weight,
         anchor_weight=anchor_weight,
         example_weight=example_weight,
-        train_adapter=only != "text" and not no_teach,
-        train_text=only != "adapter" and (target == "text" or realign),
         paraphrase=paraphrase,
         teach=not no_teach,
         paraphrase_weight=paraphrase_weight,
@@ -242,20 +243,7 @@ def adapt(
         realign=realign,
         seed=seed,
     )
-    if (no_teach or paraphraser) and not paraphrase:
-        raise SashieError("--no-teach and --paraphraser go with --paraphrase")
-    writer = None
-    if paraphraser:
-        if not paraphraser_model:
-            raise SashieError("--paraphraser needs --paraphraser-model NAME")
-        endpoint = ChatEndpoint(
-            paraphraser,
-            paraphraser_model,
-            cache_dir=os.path.join(library, "cache"),
-            api_key=os.environ.get("SASHIE_PARAPHRASER_KEY"),
-            role="paraphraser",
-        )
-        writer = EndpointParaphraser(endpoint, RuleParaphraser(seed=seed))
+    writer = ChatServer(paraphraser, paraphraser_model, "paraphraser") if paraphraser else None
     report = lib.adapt(
         annotations=annotations_file,
         settings=settings,

@@ -3,12 +3,10 @@ narrow searches by them (`sashie search --label`) and export them."""
 
 from __future__ import annotations
 
-import os
-
 import click
 
 from ...classify.coder import DEFAULT_METHOD, METHODS, OTHER_BELOW
-from ...classify.generator import ChatEndpoint
+from ...classify.generator import ChatServer
 from ...errors import SashieError
 from ...library import Library
 from .common import LIBRARY, TRUST_REMOTE_CODE, echo_json
@@ -117,17 +115,9 @@ def classify(
     method or model version labels every item again; an interrupted run leaves the
     previous labels as they were.
     """
-    endpoint = None
-    if generator:
-        if not generator_model:
-            raise SashieError("--generator needs --generator-model NAME")
-        cache = os.path.join(library, "cache")
-        endpoint = ChatEndpoint(
-            generator,
-            generator_model,
-            cache_dir=cache,
-            api_key=os.environ.get("SASHIE_GENERATOR_KEY"),
-        )
+    if generator and not generator_model:
+        raise SashieError("--generator needs --generator-model NAME")
+    server = ChatServer(generator, generator_model) if generator else None
     lib = Library(library, progress=not quiet and not as_json, trust_remote_code=trust_remote_code)
     report = lib.classify(
         label_file,
@@ -136,7 +126,7 @@ def classify(
         few_shot=few_shot,
         rerank=not no_rerank,
         model=model,
-        generator=endpoint,
+        generator=server,
         nearest_words=nearest_words,
         other_below=None if no_other else other_below,
     )
