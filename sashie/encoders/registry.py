@@ -19,10 +19,10 @@ DEMO_MODEL_DIR = MODELS_DIR / DEMO_MODEL
 
 # Names that stand for a full spec: the project's own demo models, shipped in the package
 # (sashie-demo-para: its text tower tuned on paraphrases, sashie/eval/world/train_para.py;
-# sashie-demo-mcip: its image tower tuned for image search, sashie/eval/world/train_mcip.py)
-NAMED_MODELS: dict[str, str] = {
-    name: f"hf:{MODELS_DIR / name}" for name in (DEMO_MODEL, "sashie-demo-para", "sashie-demo-mcip")
-}
+# sashie-demo-mcip: its image tower tuned for image search, sashie/eval/world/train_mcip.py;
+# sashie-demo-reader: trained beside dictionaries, `train.py --lexicon`, docs/evaluation.md)
+SHIPPED = (DEMO_MODEL, "sashie-demo-para", "sashie-demo-mcip", "sashie-demo-reader")
+NAMED_MODELS: dict[str, str] = {name: f"hf:{MODELS_DIR / name}" for name in SHIPPED}
 
 
 def _load_hf(name: str, **options) -> Encoder:

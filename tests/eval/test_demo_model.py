@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from sashie.encoders import DEMO_MODEL, DEMO_MODEL_DIR, load_encoder
+from sashie.encoders.registry import SHIPPED
 from sashie.eval.bench import bench, format_table
 from sashie.eval.bench_adapt import ROUNDS, SHOWN
 from sashie.eval.world.train import main as train_main
@@ -25,7 +26,7 @@ def test_the_demo_model_is_a_plain_hugging_face_clip():
     assert encoder.model_id.startswith("hf:sashie-demo@") and encoder.dim == 512
 
 
-@pytest.mark.parametrize("name", ["sashie-demo", "sashie-demo-para", "sashie-demo-mcip"])
+@pytest.mark.parametrize("name", SHIPPED)
 def test_the_shipped_models_tokenizers_load_under_transformers_4_too(name):
     """transformers 5 writes a plain fast tokenizer's class as TokenizersBackend, a name
     version 4 (which pyproject.toml allows) cannot load; PreTrainedTokenizerFast both read."""
@@ -247,3 +248,21 @@ def test_the_paraphrase_robust_demo_model_shares_the_image_tower():
     assert not torch.equal(base["text_projection.weight"], tuned["text_projection.weight"])
     record = json.loads((folder / "TRAINING.json").read_text())
     assert record["paraclip"]["base"].startswith("hf:sashie-demo@")
+
+
+def test_the_reading_demo_model_loads_by_name_and_credits_its_dictionaries():
+    """sashie-demo-reader: trained beside WordNet, JMdict, CLDR and Openclipart (issue 37);
+    its record names each source's licence, and its tokenizer has read their words."""
+    from transformers import AutoTokenizer
+
+    folder = DEMO_MODEL_DIR.parent / "sashie-demo-reader"
+    record = json.loads((folder / "TRAINING.json").read_text())
+    credits = " ".join(record["language"]["credits"])
+    assert all(name in credits for name in ("WordNet", "JMdict", "Openclipart", "CLDR"))
+    assert record["preset"] == "reader" and "--lexicon" in record["command"]
+    encoder = load_encoder("sashie-demo-reader")
+    assert encoder.model_id.startswith("hf:sashie-demo-reader@") and encoder.dim == 512
+    reader = AutoTokenizer.from_pretrained(folder)
+    plain = AutoTokenizer.from_pretrained(DEMO_MODEL_DIR)
+    words = "a long-legged wading bird"
+    assert len(reader(words)["input_ids"]) < len(plain(words)["input_ids"])
