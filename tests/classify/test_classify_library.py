@@ -267,3 +267,27 @@ def test_the_typical_score_keeps_a_class_close_to_everything_from_taking_everyth
     assert set(np.flatnonzero(kept & (judged.best == 0))) >= set(range(20, 30))
     assert set(np.flatnonzero(kept & (judged.best == 1))) >= set(range(20))
     assert kept.sum() < 30 + 20  # and the tail of the noise: ~1 % at 2.5 deviations
+
+
+def test_the_library_opens_a_named_chat_server_with_its_own_cache(library, tmp_path, monkeypatch):
+    """`classify(generator=ChatServer(...))`: the library asks the server the user named for
+    each class's words (the key from the environment, as a header), and keeps the answers
+    in its own cache, so a second run asks nothing."""
+    from fake_chat import FakeModel
+
+    from sashie.classify.generator import ChatServer
+
+    chat = FakeModel()
+    try:
+        monkeypatch.setenv("SASHIE_GENERATOR_KEY", "k-123")
+        server_ = ChatServer(chat.url, "m")
+        library.classify(tmp_path / "labels.csv", method="coder", generator=server_)
+        asked = len(chat.requests)
+        assert asked >= 3 and (library.path / "cache" / "generator.sqlite").is_file()
+        assert chat.requests[0]["headers"]["Authorization"] == "Bearer k-123"
+        library.classify(tmp_path / "labels.csv", method="coder", generator=server_)
+        assert len(chat.requests) == asked  # answered from the library's cache
+        with pytest.raises(SashieError, match="--generator-model"):
+            library.classify(tmp_path / "labels.csv", generator=ChatServer(chat.url, " "))
+    finally:
+        chat.stop()
