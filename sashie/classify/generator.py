@@ -66,9 +66,11 @@ class ChatServer:
     model: str
     role: str = "generator"  # what the user called it: generator or paraphraser
 
-    def endpoint(self, cache_dir: str | os.PathLike[str]) -> ChatEndpoint:
-        if not self.model.strip():
+    def __post_init__(self) -> None:
+        if not (self.model or "").strip():
             raise GeneratorError(f"--{self.role} needs --{self.role}-model NAME")
+
+    def endpoint(self, cache_dir: str | os.PathLike[str]) -> ChatEndpoint:
         key = os.environ.get(f"SASHIE_{self.role.upper()}_KEY")
         return ChatEndpoint(self.url, self.model, cache_dir=cache_dir, api_key=key, role=self.role)
 

@@ -288,6 +288,6 @@ def test_the_library_opens_a_named_chat_server_with_its_own_cache(library, tmp_p
         library.classify(tmp_path / "labels.csv", method="coder", generator=server_)
         assert len(chat.requests) == asked  # answered from the library's cache
         with pytest.raises(SashieError, match="--generator-model"):
-            library.classify(tmp_path / "labels.csv", generator=ChatServer(chat.url, " "))
+            ChatServer(chat.url, " ")
     finally:
         chat.stop()

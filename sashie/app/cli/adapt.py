@@ -220,8 +220,6 @@ def adapt(
     )
     if (no_teach or paraphraser) and not paraphrase:
         raise SashieError("--no-teach and --paraphraser go with --paraphrase")
-    if paraphraser and not paraphraser_model:
-        raise SashieError("--paraphraser needs --paraphraser-model NAME")
     settings = AdaptSettings.choose(
         only=only,
         epochs=epochs,

@@ -7,7 +7,6 @@ import click
 
 from ...classify.coder import DEFAULT_METHOD, METHODS, OTHER_BELOW
 from ...classify.generator import ChatServer
-from ...errors import SashieError
 from ...library import Library
 from .common import LIBRARY, TRUST_REMOTE_CODE, echo_json
 
@@ -115,8 +114,6 @@ def classify(
     method or model version labels every item again; an interrupted run leaves the
     previous labels as they were.
     """
-    if generator and not generator_model:
-        raise SashieError("--generator needs --generator-model NAME")
     server = ChatServer(generator, generator_model) if generator else None
     lib = Library(library, progress=not quiet and not as_json, trust_remote_code=trust_remote_code)
     report = lib.classify(
