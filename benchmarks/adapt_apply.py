@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 from sashie.adapt.adapter import VisualAdapter
-from sashie.adapt.versions import APPLY_WORKERS, write_version_vectors
+from sashie.adapt.version_files import APPLY_WORKERS, write_version_vectors
 from sashie.eval.world import make_world, read_truth
 from sashie.library import Library
 from sashie.store.vectors import VectorFile

@@ -66,19 +66,19 @@ def main() -> None:
         print("|---|---|---|---|---|")
         print(f"| 0 (base) | 0 | {p10(before, 'heldout'):.3f} | {p10(before, 'seen'):.3f} | |")
         for n in PER_CAPTION:
-            lib.unannotate(item_ids=sorted(skip))
+            lib.annotations.remove(item_ids=sorted(skip))
             for key, items in found.items():
                 for name in heldout[key]:  # each example captioned in English and Japanese
-                    lib.annotate(items[:n], name)
-            report = lib.adapt()
+                    lib.annotations.add(items[:n], name)
+            report = lib.versions.adapt()
             after = measure(lib, relevant, groups, skip)
             print(
                 f"| {n} | {report.pairs} | {p10(after, 'heldout'):.3f} | "
                 f"{p10(after, 'seen'):.3f} | {report.trained.seconds:.1f} |",
                 flush=True,
             )
-            lib.use(BASE)
-            lib.remove_version(report.version)
+            lib.versions.use(BASE)
+            lib.versions.remove(report.version)
         print(f"({time.perf_counter() - started:.0f} s in all)")
 
 

@@ -34,7 +34,7 @@ SCALE_ROWS = 1_140_000
 def simulate(lib: Library, truth: list[dict], keys: list[str], learner: str) -> np.ndarray:
     """P@100 after rounds 0..ROUNDS, one row per concept."""
     index = lib.index()
-    excluded = lib.excluded_rows(None)
+    excluded = lib.filter.excluded_rows(None)
     rows = lib.items(index.item_ids.tolist())
     concepts = dict(
         zip(
@@ -46,7 +46,7 @@ def simulate(lib: Library, truth: list[dict], keys: list[str], learner: str) -> 
     out = np.zeros((len(keys), ROUNDS + 1))
     for n, key in enumerate(keys):
         vector = lib.query(by_key[key].en).vector
-        ranking = [h.item for h in lib.search(query=vector, k=1000)]
+        ranking = [h.item for h in lib.search(vector, 1000)]
         relevant: list[int] = []
         irrelevant: list[int] = []
         for round_ in range(ROUNDS + 1):
@@ -99,7 +99,7 @@ def main() -> None:
     truth = read_truth(args.world)
     vocab = vocabulary()
     print(
-        f"{lib.info()['items']} items; filter {'on' if lib.has_filter else 'off'}; "
+        f"{lib.info()['items']} items; filter {'on' if lib.filter.exists else 'off'}; "
         f"{MARKS} marks a round, {ROUNDS} rounds\n"
     )
     header = (

@@ -28,7 +28,7 @@ from sashie.eval.world import make_world, read_truth
 from sashie.eval.world.vocab import vocabulary
 from sashie.filter.model import THRESHOLD
 from sashie.filter.training import table_overall, table_per_class
-from sashie.library import Library
+from sashie.library import Filters, Library
 from sashie.regions import iou
 from sashie.store.catalog import Catalog
 
@@ -83,7 +83,7 @@ def text_query_table(lib: Library, truth: list[dict], world: Path) -> str:
             precision, share = [], []
             for key in vocab.query_seen:
                 name = by_key[key].en if language == "en" else by_key[key].ja
-                hits = lib.search(name, k=100, all_items=all_items)
+                hits = lib.search(name, 100, where=Filters(all_items=all_items))
                 precision.append(np.mean([key in concepts[h.item] for h in hits]))
                 share.append(np.mean([h.item in text_only_ids for h in hits]))
             lines.append(
@@ -142,17 +142,17 @@ def main() -> None:
     )
     print(region_table(lib, truth) + "\n")
 
-    if lib.has_filter:
-        lib.remove_filter()
-    lib.unlabel()  # a kept library (--keep) may hold the labels of an earlier run
+    if lib.filter.exists:
+        lib.filter.remove()
+    lib.filter.unmark()  # a kept library (--keep) may hold the labels of an earlier run
     ids, keep = ground_truth_labels(lib, world, args.labels, seed=args.seed)
-    lib.label(ids, keep, "ground-truth")
-    report = lib.train_filter(seed=args.seed)
+    lib.filter.mark(ids, keep, "ground-truth")
+    report = lib.filter.train(seed=args.seed)
     print(table_overall(report) + "\n")
     print(table_per_class(report) + "\n")
 
     all_ids, truth_keep, _ = judge_library_items(lib, world)
-    figures = lib.evaluate_filter(all_ids, truth_keep)["overall"]
+    figures = lib.filter.evaluate(all_ids, truth_keep)["overall"]
     counts = lib.counts()
     total = counts["kept"] + counts["excluded"]
     dim = lib.index().dim

@@ -42,8 +42,8 @@ def spread_library(folder: Path, spreads: int, seed: int) -> Path:
     )
     lib = Library(folder / "library", create=True, progress=True)
     print(lib.add([str(world / "pages")], regions="learned,layout,whole").summary())
-    lib.label(*ground_truth_labels(lib, world, LABELS, seed), source="ground-truth")
-    print(table_overall(lib.train_filter(learners=LEARNERS, seed=seed)))
+    lib.filter.mark(*ground_truth_labels(lib, world, LABELS, seed), source="ground-truth")
+    print(table_overall(lib.filter.train(learners=LEARNERS, seed=seed)))
     return folder / "library"
 
 
@@ -51,7 +51,7 @@ def verdicts(library: Path, crops) -> list[bool]:
     """The library's filter's verdict on each crop: a page read once, its crops encoded and
     scored together."""
     lib = Library(library)
-    keep = lib.keep_filter()
+    keep = lib.filter.load()
     if keep is None:
         sys.exit(f"{library} has no keep/exclude filter (sashie filter train)")
     encoder = lib.encoder()

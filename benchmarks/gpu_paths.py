@@ -164,13 +164,13 @@ def measure(out: dict, world: Path, folder: Path, args, texts, truth, names) -> 
 
     chosen = choose_captions(lib, truth, names, args.captions, args.concepts)
     for caption, items in chosen.items():
-        lib.annotate(items, caption)
+        lib.annotations.add(items, caption)
     out["pairs"] = lib.counts()["annotations"]
     out["captions"] = len(chosen)
 
     reset_peak(device)
     start = time.perf_counter()
-    adapted = lib.adapt(device=device)
+    adapted = lib.versions.adapt(device=device)
     sync(device)
     out.update(
         adapt_s=time.perf_counter() - start,

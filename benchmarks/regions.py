@@ -92,7 +92,7 @@ def filtered(propose, library: Path):
     from sashie.filter.model import THRESHOLD
 
     lib = Library(library)
-    keep = lib.keep_filter()
+    keep = lib.filter.load()
     if keep is None:
         sys.exit(f"{library} has no keep/exclude filter (sashie filter train)")
     encoder = lib.encoder()

@@ -7,7 +7,17 @@ hits = lib.search("a folding screen with cranes")
 """
 
 from .errors import BadInput, NotFound, SashieError
-from .library import AddReport, Interrupted, Library, Result
+from .library import AddReport, Asked, Filters, Interrupted, Library, Result
 
-__all__ = ["AddReport", "BadInput", "Interrupted", "Library", "NotFound", "Result", "SashieError"]
+__all__ = [
+    "AddReport",
+    "Asked",
+    "BadInput",
+    "Filters",
+    "Interrupted",
+    "Library",
+    "NotFound",
+    "Result",
+    "SashieError",
+]
 __version__ = "0.3.0"

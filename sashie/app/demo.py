@@ -13,16 +13,16 @@ from pathlib import Path
 
 from ..classify.coder import OTHER
 from ..eval.references import reference_pictures
-from ..eval.truth import ground_truth_labels, item_concepts
+from ..eval.truth import ground_truth_marks, item_concepts
 from ..eval.world import make_world, read_truth
 from ..eval.world.artists import Artists
 from ..eval.world.labels import write_label_file
 from ..eval.world.vocab import vocabulary
 from ..filter.training import table_overall
-from ..library import Library, Result
+from ..library import Asked, Library, Result
 
 DEMO_QUERIES = 3  # text queries shown
-DEMO_LABELS = 400
+DEMO_MARKS = 400
 DEMO_LEARNERS = ("random_forest", "svm")  # the paper's and the quickest
 
 
@@ -46,16 +46,16 @@ def run_demo(
     report = lib.add([str(world / "pages")], regions="layout,whole")
     echo(report.summary())
     library = folder / "library"
-    if not lib.has_filter:
-        echo(f"\n$ sashie filter label {library} --ground-truth {world} --n {DEMO_LABELS}")
-        lib.label(*ground_truth_labels(lib, world, DEMO_LABELS, seed), source="ground-truth")
+    if not lib.filter.exists:
+        echo(f"\n$ sashie filter mark {library} --ground-truth {world} --n {DEMO_MARKS}")
+        lib.filter.mark(*ground_truth_marks(lib, world, DEMO_MARKS, seed), source="ground-truth")
         echo(f"$ sashie filter train {library} --learners {','.join(DEMO_LEARNERS)}")
-        echo(table_overall(lib.train_filter(learners=DEMO_LEARNERS, seed=seed)))
+        echo(table_overall(lib.filter.train(learners=DEMO_LEARNERS, seed=seed)))
     labels = world / "labels.csv"  # a world drawn by an older sashie has none yet
     if not labels.is_file():
         write_label_file(labels, vocabulary().concepts)
     echo(f"\n$ sashie classify {library} --labels {labels}")
-    labelled = lib.classify(labels)
+    labelled = lib.labels.classify(labels)
     others = labelled.counts.get(OTHER, 0)
     classes = len(labelled.counts) - (OTHER in labelled.counts)
     echo(
@@ -102,10 +102,10 @@ def run_demo(
         f"sashie search {library} --image {paths[0]} --k 5  # a Twemoji picture of "
         f"{by_key[key].en}",
         key,
-        lib.search(images=paths[:1], k=5),
+        lib.search(Asked(images=paths[:1]), 5),
     )
     options = " ".join(f"-i {p}" for p in paths)
-    show(f"sashie search {library} {options} --k 5", key, lib.search(images=paths, k=5))
+    show(f"sashie search {library} {options} --k 5", key, lib.search(Asked(images=paths), 5))
     echo(
         f"\n✓ = the ground truth says the item shows the concept (whole or in part). "
         "Try your own: "

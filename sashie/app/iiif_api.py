@@ -43,14 +43,14 @@ def iiif_routes(lib: Library) -> APIRouter:
         export = lib.iiif_annotations(request.items, scores=request.scores, title=request.title)
         return _annotation_page(export.page, export.annotations, export.skipped)
 
-    @router.get("/api/iiif/annotations", summary="Captioned or labelled items as IIIF")
+    @router.get("/api/iiif/annotations", summary="Captioned or marked items as IIIF")
     def annotations_of(
         caption: str | None = Query(None, min_length=1, max_length=500),
-        label: str | None = Query(None, pattern="^(keep|exclude)$"),
+        mark: str | None = Query(None, pattern="^(keep|exclude)$"),
     ) -> JSONResponse:
-        """The items with a caption, or labelled keep or exclude, as a IIIF Presentation 3
+        """The items with a caption, or marked keep or exclude, as a IIIF Presentation 3
         AnnotationPage (give one of the two)."""
-        export = lib.iiif_annotations(caption=caption, label=label)
+        export = lib.iiif_annotations(caption=caption, mark=mark)
         return _annotation_page(export.page, export.annotations, export.skipped)
 
     return router

@@ -43,7 +43,7 @@ from ..adapt.settings import DEFAULTS, AdaptSettings
 from ..classify.coder import DEFAULT_METHOD, OTHER, OTHER_BELOW
 from ..classify.labelfile import LabelSet
 from ..errors import BadInput, NotFound, SashieError
-from ..library import MAX_DRAWN, Library, Result
+from ..library import MAX_DRAWN, Asked, Filters, Library, Result
 from ..search.feedback import DEFAULT_LEARNER, FEEDBACK_LEARNERS
 from ..search.query import DEFAULT_DIMS, DEFAULT_SELECT, SELECTIONS, parse_dims, parse_ids
 from ..search.query import Query as SearchQuery
@@ -77,9 +77,8 @@ class Expired(SashieError):
 @dataclass
 class StoredQuery:
     query: SearchQuery  # built by Library.query: the same query the command line makes
-    all_items: bool
+    where: Filters  # the items it looks at
     version: str  # the model version it was encoded with
-    narrow: Narrow | None = None  # the classes it keeps or leaves out (classify)
     exact: bool = False  # scan every vector, not the ANN index
 
     @property
@@ -87,27 +86,22 @@ class StoredQuery:
         dims = self.query.dims
         return 1024 + self.query.vector.nbytes + (0 if dims is None else dims.nbytes)
 
+    def narrow(self) -> dict | None:
+        """The classes it keeps or leaves out (classify), as the page shows them."""
+        label, not_label = self.where.label or (), self.where.not_label or ()
+        return {"label": list(label), "not_label": list(not_label)} if label or not_label else None
 
-@dataclass(frozen=True)
-class Narrow:
-    """A search's classes: only items labelled one of `label`, none of `not_label`."""
 
-    label: tuple[str, ...] = ()
-    not_label: tuple[str, ...] = ()
-
-    @classmethod
-    def of(cls, label: Sequence[str], not_label: Sequence[str]) -> Narrow | None:
-        """The asked classes, checked; None when none was asked."""
-        label = tuple(t.strip() for t in label if t.strip())
-        not_label = tuple(t.strip() for t in not_label if t.strip())
-        if len(label) + len(not_label) > MAX_LABELS:
-            raise SashieError(f"at most {MAX_LABELS} labels a search")
-        if any(len(t) > 200 for t in (*label, *not_label)):
-            raise SashieError("a label of at most 200 characters, please")
-        return cls(label, not_label) if label or not_label else None
-
-    def arguments(self) -> dict:
-        return {"label": list(self.label), "not_label": list(self.not_label)}
+def search_filters(all_items: bool, label: Sequence[str], not_label: Sequence[str]) -> Filters:
+    """A request's `Filters`, checked: only items labelled one of `label`, none of
+    `not_label`; every item with `all_items`, else those the filter kept."""
+    label = tuple(t.strip() for t in label if t.strip())
+    not_label = tuple(t.strip() for t in not_label if t.strip())
+    if len(label) + len(not_label) > MAX_LABELS:
+        raise SashieError(f"at most {MAX_LABELS} labels a search")
+    if any(len(t) > 200 for t in (*label, *not_label)):
+        raise SashieError("a label of at most 200 characters, please")
+    return Filters(all_items=all_items, label=label or None, not_label=not_label or None)
 
 
 class SearchMemory:
@@ -189,7 +183,7 @@ class Snapshot:
         self._value, self._at = value, time.monotonic()
 
 
-class MarkRequest(BaseModel):
+class FeedbackRequest(BaseModel):
     query: str = Field(description="id of a search returned by POST /api/search", max_length=64)
     relevant: list[ItemId] = Field(default_factory=list, max_length=MAX_RESULTS)
     irrelevant: list[ItemId] = Field(default_factory=list, max_length=MAX_RESULTS)
@@ -203,7 +197,7 @@ class AnnotationRequest(BaseModel):
     caption: str = Field(min_length=1, max_length=500)
 
 
-class LabelRequest(BaseModel):
+class MarkRequest(BaseModel):
     items: list[ItemId] = Field(min_length=1, max_length=MAX_RESULTS)
     keep: bool
 
@@ -277,7 +271,7 @@ class AdaptJob:
         def run() -> None:
             try:
                 with Library(path, trust_remote_code=trust_remote_code) as worker:
-                    report = worker.adapt(settings=settings, progress=self.progress)
+                    report = worker.versions.adapt(settings=settings, progress=self.progress)
                 finished()
                 self.state = {"state": "done", **report.as_dict(paths=False)}
             except SashieError as e:
@@ -532,7 +526,7 @@ def create_app(
 
     def recall(key: str) -> StoredQuery:
         stored = searches.recall(key)
-        if stored.version != lib.active_version():
+        if stored.version != lib.versions.active():
             raise Expired("the model version changed since this search; search again")
         return stored
 
@@ -561,7 +555,9 @@ def create_app(
     def facts() -> dict:
         facts = lib.info(skipped_inputs=False)
         facts.pop("path", None)
-        queries = _example_queries(list(lib.captions()), example_query, facts["label_sets"])
+        queries = _example_queries(
+            list(lib.annotations.captions()), example_query, facts["label_sets"]
+        )
         facts["example_queries"] = queries  # the page offers them before a search
         facts["example_query"] = next(iter(queries), None)  # what the search box suggests
         facts["feedback_learners"] = list(FEEDBACK_LEARNERS)
@@ -595,10 +591,8 @@ def create_app(
             raise SashieError(f"at most {MAX_UPLOADS} example images")
         uploads = [(u.filename, await u.read(MAX_UPLOAD_BYTES + 1)) for u in images]
         asked = _search_terms(text, items, dims, select)
-        narrow = Narrow.of(label, not_label)
-        key = await run_in_threadpool(
-            build, *asked, uploads, all_items, modify, modify_method, narrow, exact
-        )
+        where = search_filters(all_items, label, not_label)
+        key = await run_in_threadpool(build, *asked, uploads, where, modify, modify_method, exact)
         return await run_in_threadpool(page_of, key, offset, limit)
 
     @app.get("/api/search", summary="Search by text and example items (a link to share)")
@@ -617,8 +611,8 @@ def create_app(
         limit: int = Query(PAGE_SIZE, ge=1, le=1000),
     ) -> dict:
         terms = _search_terms(q, items, dims, select)
-        narrow = Narrow.of(label, not_label)
-        key = build(*terms, [], all_items, modify, modify_method, narrow, exact)
+        where = search_filters(all_items, label, not_label)
+        key = build(*terms, [], where, modify, modify_method, exact)
         return page_of(key, offset, limit)
 
     def build(
@@ -627,10 +621,9 @@ def create_app(
         dims: int | None,
         select: str,
         uploads: list[tuple[str | None, bytes]],
-        all_items: bool,
+        where: Filters,
         modify: str = "",
         modify_method: str = "auto",
-        narrow: Narrow | None = None,
         exact: bool = False,
     ) -> str:
         """The query, as the command line builds it, remembered; a term of the text that
@@ -642,9 +635,9 @@ def create_app(
         while uploads:
             name, data = uploads.pop(0)
             pictures.append(_decode_upload(name, data))
-        version = lib.active_version() if lib.default_model else "base"
-        query = lib.query(
-            text,
+        version = lib.versions.active() if lib.default_model else "base"
+        asked = Asked(
+            text=text,
             images=pictures,
             items=example_items,
             modify=modify.strip() or None,
@@ -653,29 +646,24 @@ def create_app(
             select=select,
             images_in_text=False,
         )
-        if narrow is not None:  # an unknown label is refused now, not when paging
-            lib.search(query=query, k=1, **narrow.arguments())
-        return searches.remember(StoredQuery(query, all_items, version, narrow, exact))
+        query = lib.query(asked)
+        stored = StoredQuery(query, where, version, exact)
+        if stored.narrow() is not None:  # an unknown label is refused now, not when paging
+            lib.search(query, 1, where=where)
+        return searches.remember(stored)
 
     def page_of(key: str, offset: int, limit: int) -> dict:
         stored = recall(key)
         if offset + limit > MAX_RESULTS:
             raise SashieError(f"results stop at {MAX_RESULTS}")
-        narrowed = stored.narrow.arguments() if stored.narrow else {}
-        results = lib.search(
-            query=stored.query,
-            k=offset + limit,
-            all_items=stored.all_items,
-            exact=stored.exact,
-            **narrowed,
-        )
+        results = lib.search(stored.query, offset + limit, where=stored.where, exact=stored.exact)
         dims = stored.query.dims
         return {
             "query": key,
             "offset": offset,
             "dims": None if dims is None else len(dims),
             "note": stored.query.note,
-            "narrow": narrowed or None,
+            "narrow": stored.narrow(),
             "facets": _facets(results),
             "results": [_result(r) for r in results[offset:]],
             "more": len(results) == offset + limit,
@@ -689,36 +677,35 @@ def create_app(
     ) -> dict:
         return page_of(key, offset, limit)
 
-    @app.post("/api/feedback", summary="Refine a search with relevant/irrelevant marks")
-    def feedback(marks: MarkRequest) -> dict:
-        stored = recall(marks.query)
-        if marks.learner not in FEEDBACK_LEARNERS:
-            raise SashieError(f"unknown learner {marks.learner!r}")
-        if marks.offset + marks.limit > MAX_RESULTS:
+    @app.post("/api/feedback", summary="Refine a search by items judged relevant or not")
+    def feedback(request: FeedbackRequest) -> dict:
+        stored = recall(request.query)
+        if request.learner not in FEEDBACK_LEARNERS:
+            raise SashieError(f"unknown learner {request.learner!r}")
+        if request.offset + request.limit > MAX_RESULTS:
             raise SashieError(f"results stop at {MAX_RESULTS}")
         results = lib.feedback(
-            query=stored.query,
-            relevant=marks.relevant,
-            irrelevant=marks.irrelevant,
-            learner=marks.learner,
-            k=marks.offset + marks.limit,
-            all_items=stored.all_items,
-            **(stored.narrow.arguments() if stored.narrow else {}),
+            stored.query,
+            request.offset + request.limit,
+            relevant=request.relevant,
+            irrelevant=request.irrelevant,
+            learner=request.learner,
+            where=stored.where,
         )
         return {
-            "query": marks.query,
-            "offset": marks.offset,
-            "learner": marks.learner,
+            "query": request.query,
+            "offset": request.offset,
+            "learner": request.learner,
             "facets": _facets(results),
-            "results": [_result(r) for r in results[marks.offset :]],
-            "more": len(results) == marks.offset + marks.limit,
+            "results": [_result(r) for r in results[request.offset :]],
+            "more": len(results) == request.offset + request.limit,
         }
 
     @app.get("/api/items/{item_id}", summary="An item, its page and where it came from")
     def item(item_id: ItemId) -> dict:
         row = lib.item(item_id)
-        annotations = lib.annotations([item_id])
-        labelled, keep = lib.labels([item_id])
+        annotations = lib.annotations.list([item_id])
+        marked, keep = lib.filter.marks([item_id])
         links = {
             "thumbnail": f"/api/items/{item_id}/thumbnail",
             "page": f"/api/items/{item_id}/page",
@@ -744,7 +731,7 @@ def create_app(
             "metadata": row.metadata,
             "links": links,
             "annotations": [a["caption"] for a in annotations],
-            "label": None if not len(labelled) else ("keep" if keep[0] else "exclude"),
+            "mark": None if not len(marked) else ("keep" if keep[0] else "exclude"),
             "iiif": iiif,
         }
 
@@ -776,8 +763,8 @@ def create_app(
     def page_boxes(item_id: ItemId) -> dict:
         """The boxes drawn on the item's page, and (`found`) those its detectors cut, to
         start from."""
-        reply = _boxes_reply(lib.drawn_boxes(item_id), lib.boxed_page_count())
-        found = lib.found_boxes(item_id)
+        reply = _boxes_reply(lib.regions.drawn(item_id), lib.regions.boxed_pages())
+        found = lib.regions.found(item_id)
         reply["found"] = [{"box": list(box), "detector": name} for name, box in found]
         return reply
 
@@ -785,23 +772,23 @@ def create_app(
     def draw_page_boxes(item_id: ItemId, request: BoxesRequest) -> dict:
         """Every illustration of the item's page, to teach the region detector
         (`sashie regions train LIB`); replaces the boxes drawn on that page before."""
-        boxes = lib.draw_boxes(item_id, request.boxes)
-        return _boxes_reply(boxes, lib.boxed_page_count())
+        boxes = lib.regions.draw(item_id, request.boxes)
+        return _boxes_reply(boxes, lib.regions.boxed_pages())
 
     @app.delete("/api/items/{item_id}/page-boxes", summary="Forget a page's drawn boxes")
     def forget_page_boxes(item_id: ItemId) -> dict:
-        lib.forget_boxes(item_id)
-        return _boxes_reply(None, lib.boxed_page_count())
+        lib.regions.forget(item_id)
+        return _boxes_reply(None, lib.regions.boxed_pages())
 
     @app.post("/api/annotations", summary="Caption items (for fine-tuning)")
     def annotate(request: AnnotationRequest) -> dict:
-        added = lib.annotate(request.items, request.caption)
+        added = lib.annotations.add(request.items, request.caption)
         library_facts.clear()
         return {"added": added, "annotations": lib.counts()["annotations"]}
 
     @app.get("/api/annotations", summary="Every annotation")
     def annotations() -> dict:
-        return {"annotations": lib.annotations()}
+        return {"annotations": lib.annotations.list()}
 
     @app.delete("/api/annotations", summary="Take captions back (from items, or everywhere)")
     def unannotate(
@@ -810,31 +797,31 @@ def create_app(
     ) -> dict:
         """?caption=C removes C everywhere, ?items=12&items=40 every caption of those items,
         both: C from those items."""
-        removed = lib.unannotate(items or None, caption)
+        removed = lib.annotations.remove(items or None, caption)
         library_facts.clear()
         return {"removed": removed, "annotations": lib.counts()["annotations"]}
 
-    @app.delete("/api/labels", summary="Forget keep/exclude labels of items")
-    def unlabel(items: list[ItemId] = Query(min_length=1, max_length=MAX_RESULTS)) -> dict:
-        removed = lib.unlabel(items)
+    @app.delete("/api/marks", summary="Forget keep/exclude marks of items")
+    def unmark(items: list[ItemId] = Query(min_length=1, max_length=MAX_RESULTS)) -> dict:
+        removed = lib.filter.unmark(items)
         library_facts.clear()
         counts = lib.counts()
         return {
             "removed": removed,
-            "keep": counts["labelled_keep"],
-            "exclude": counts["labelled_exclude"],
+            "keep": counts["marked_keep"],
+            "exclude": counts["marked_exclude"],
         }
 
     @app.get("/api/label-sets", summary="The label sets `classify` made, and their counts")
     def label_sets() -> dict:
-        return {"label_sets": lib.label_sets()}
+        return {"label_sets": lib.labels.list()}
 
     @app.post("/api/classify", summary="Label every item with a label set's classes")
     def classify(request: ClassifyRequest) -> dict:
         labels = LabelSet.from_json(request.labels)
         if len(labels.classes) > MAX_CLASSES:
             raise SashieError(f"at most {MAX_CLASSES:,} classes a label set here")
-        report = lib.classify(
+        report = lib.labels.classify(
             labels,
             method=request.method,
             few_shot=request.few_shot,
@@ -849,8 +836,8 @@ def create_app(
 
     @app.get("/api/adapt", summary="Model versions and the adaptation in progress")
     def adapt_state() -> dict:
-        versions = lib.versions() if lib.default_model else {"active": "base", "versions": []}
-        return {**versions, "captions": lib.captions(), "job": job.state}
+        versions = lib.versions.list() if lib.default_model else {"active": "base", "versions": []}
+        return {**versions, "captions": lib.annotations.captions(), "job": job.state}
 
     @app.post("/api/adapt", summary="Teach the model the annotations (runs in the background)")
     def adapt(request: AdaptRequest) -> dict:
@@ -859,26 +846,26 @@ def create_app(
 
     @app.get("/api/adapt/loss/{version}", summary="A model version's loss curve (PNG)")
     def loss_plot(version: str) -> Response:
-        path = lib.loss_plot(version)
+        path = lib.versions.loss_plot(version)
         if path is None:
             raise HTTPException(404, f"{version} has no loss curve")
         return Response(path.read_bytes(), media_type="image/png")
 
     @app.post("/api/adapt/use", summary="Make a model version (or base) the active one")
     def use(request: UseRequest) -> dict:
-        lib.use(request.version)
+        lib.versions.use(request.version)
         library_facts.clear()
-        return lib.versions()
+        return lib.versions.list()
 
-    @app.post("/api/labels", summary="Mark items keep/exclude for the filter")
-    def label(request: LabelRequest) -> dict:
-        lib.label(request.items, [request.keep] * len(request.items), "web")
+    @app.post("/api/marks", summary="Mark items keep/exclude for the filter")
+    def mark(request: MarkRequest) -> dict:
+        lib.filter.mark(request.items, [request.keep] * len(request.items), "web")
         library_facts.clear()
         counts = lib.counts()
         return {
-            "labelled": len(request.items),
-            "keep": counts["labelled_keep"],
-            "exclude": counts["labelled_exclude"],
+            "marked": len(request.items),
+            "keep": counts["marked_keep"],
+            "exclude": counts["marked_exclude"],
         }
 
     return app

@@ -158,7 +158,7 @@ def _layout(world, truth, model, workdir, seed, progress):
     by_item = bench_adapt.concepts_of_items(layout_lib, truth)
     index = layout_lib.index()
     layout_concepts = [by_item.get(i, set()) for i in index.item_ids.tolist()]
-    excluded = layout_lib.excluded_rows()
+    excluded = layout_lib.filter.excluded_rows()
     kept = np.ones(len(index), bool) if excluded is None else ~excluded
     return layout_lib, layout_concepts, kept, label
 

@@ -38,7 +38,7 @@ from ..library import BASE, Library
 from ..search.ranking import VectorIndex
 from .metrics import precision_at
 from .references import REFERENCES, reference_pictures
-from .truth import ground_truth_labels, item_concepts
+from .truth import ground_truth_marks, item_concepts
 from .world.artists import Artists
 from .world.vocab import Vocabulary
 
@@ -67,7 +67,7 @@ VARIANTS: tuple[tuple[str, dict[str, Any]], ...] = (  # (name, settings relative
     ("adapter + text, R 0.8", {"ratio": 0.8}),
     ("the paper's recipe", PAPER_RECIPE),
 )
-FILTER_LABELS = 1000
+FILTER_MARKS = 1000
 SYLLABLES = [
     ("ka", "カ"),
     ("ri", "リ"),
@@ -149,21 +149,21 @@ def annotate(
 
 def version_names(lib: Library) -> set[str]:
     """The names of the active model's versions."""
-    return {v["name"] for v in lib.versions()["versions"]}
+    return {v["name"] for v in lib.versions.list()["versions"]}
 
 
 def back_to_base(lib: Library, keep: set[str]) -> None:
     """Make the base active again and remove the versions an experiment made (all but
     `keep`, those there before)."""
-    lib.use(BASE)
+    lib.versions.use(BASE)
     for version in version_names(lib) - keep:
-        lib.remove_version(version)
+        lib.versions.remove(version)
 
 
 def kept_outside(lib: Library, item_ids: np.ndarray, skip: set[int]) -> np.ndarray:
     """Which rows of the library's index the filter kept and are not in `skip`."""
     allowed = ~np.isin(item_ids, np.fromiter(skip, np.int64, len(skip)))
-    excluded = lib.excluded_rows()
+    excluded = lib.filter.excluded_rows()
     return allowed if excluded is None else allowed & ~excluded
 
 
@@ -179,7 +179,7 @@ def measure(
     allowed = kept_outside(lib, index.item_ids, skip)
     vectors, item_ids = index.vectors[allowed], index.item_ids[allowed]
     encoder = lib.query_encoder()
-    memory = lib.memory()
+    memory = lib.versions.memory()
     search = VectorIndex(vectors, item_ids)
     out = {}
     for group, names in groups.items():
@@ -224,17 +224,17 @@ def layout_library(
     folder: Path, world: Path, model: str | None, *, seed: int, progress: bool
 ) -> tuple[Library, str]:
     """The collection as a user would index it: layout regions, a filter trained on
-    FILTER_LABELS ground-truth labels and applied. Returns the library and its description
+    FILTER_MARKS ground-truth labels and applied. Returns the library and its description
     (a small world may lack the labels to train a filter on). One made before in `folder`
     (`--keep`, or by the other experiment of this run) is used as it is."""
     lib = Library(folder, create=True, progress=progress)
-    if lib.has_filter:
+    if lib.filter.exists:
         return lib, "layout regions, filter applied"
     lib.add([str(world / "pages")], model=model, regions="layout")
-    ids, keep = ground_truth_labels(lib, world, FILTER_LABELS, seed)
-    lib.label(ids, keep, source="ground-truth")
+    ids, keep = ground_truth_marks(lib, world, FILTER_MARKS, seed)
+    lib.filter.mark(ids, keep, source="ground-truth")
     try:
-        lib.train_filter(learners=("svm", "mlp"), seed=seed)
+        lib.filter.train(learners=("svm", "mlp"), seed=seed)
     except SashieError as e:
         return lib, f"layout regions, no filter ({e})"
     return lib, "layout regions, filter applied"
@@ -300,13 +300,13 @@ def run_adapt_experiment(
         for group in groups.values()
         for k in group
     }
-    lib.use(BASE)
+    lib.versions.use(BASE)
     found, judged = annotate(
         lib, {k: relevant[k] for k in groups["heldout"]}, groups["heldout"], vocab, seed=seed
     )
     for key, items in found.items():  # each item captioned in one language, in turn
         for n, item in enumerate(items):
-            lib.annotate([item], groups["heldout"][key][n % 2])
+            lib.annotations.add([item], groups["heldout"][key][n % 2])
     skip = {item for items in found.values() for item in items}
     captioned = sum(1 for items in found.values() if items)
     experiment = AdaptExperiment(
@@ -322,7 +322,7 @@ def run_adapt_experiment(
         {"name": "before", "seconds": 0.0, **measure(lib, relevant, groups, skip)}
     )
     for name, change in VARIANTS:
-        report = lib.adapt(settings=replace(settings, **change))
+        report = lib.versions.adapt(settings=replace(settings, **change))
         experiment.rows.append(
             {
                 "name": name,
@@ -332,7 +332,7 @@ def run_adapt_experiment(
             }
         )
     experiment.reference_p10 = nearest_examples_p10(lib, relevant, found, skip)
-    lib.use(experiment.rows[1]["version"])  # the default recipe stays active
+    lib.versions.use(experiment.rows[1]["version"])  # the default recipe stays active
     return experiment
 
 

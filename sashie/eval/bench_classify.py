@@ -91,8 +91,8 @@ def run_open_set(
         label_set = world_label_set(classes, name="open-set")
         showing = {c.key: sum(1 for r in shown if c.key in concepts[r]) for c in classes}
         for rule in rules:
-            lib.classify(label_set, other_below=rule)
-            given = lib.item_classes(label_set.name)
+            lib.labels.classify(label_set, other_below=rule)
+            given = lib.labels.item_classes(label_set.name)
             labels = [given.get(int(item_ids[r])) for r in shown]
             name = "forced" if rule is None else f"other below {rule:g}"
             for concept in classes:
@@ -101,7 +101,7 @@ def run_open_set(
                 rows.append(OpenSetRow(name, concept.en, showing[concept.key], len(members), right))
             others = sum(1 for label in labels if label == OTHER)
             rows.append(OpenSetRow(name, OTHER, 0, others, 0))
-        lib.remove_label_set(label_set.name)
+        lib.labels.remove(label_set.name)
     return rows, len(shown)
 
 

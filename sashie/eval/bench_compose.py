@@ -32,7 +32,7 @@ import torch
 from PIL import Image
 
 from ..compose.models import count_flops
-from ..library import Library
+from ..library import Asked, Library
 from ..search.query import DEFAULT_MODIFY_WEIGHT
 from .metrics import average_precision_at, recall_at
 from .references import reference_pictures
@@ -83,7 +83,7 @@ def compose_queries(
     ground = GroundTruth(truth)
     concepts = [ground.concepts(r.page, r.bbox, parts=parts, figures=parts) for r in ordered]
     styles = [ground.styles(r.page, r.bbox, parts=parts) for r in ordered]
-    excluded = lib.excluded_rows()
+    excluded = lib.filter.excluded_rows()
     searchable = np.ones(len(ordered), bool) if excluded is None else ~excluded
     by_key = vocab.by_key
     queries: list[ComposeQuery] = []
@@ -140,9 +140,11 @@ def measure(
 ) -> dict[str, dict[str, dict[str, float]]]:
     """Recall@10, Recall@50 and mAP@50 of each method on each task (means over queries)."""
     index = lib.index()
-    excluded = lib.excluded_rows()
+    excluded = lib.filter.excluded_rows()
     scored: dict[str, dict[str, list[tuple[float, float, float]]]] = {}
-    alone = {k: lib.query(images=[p]).vector for k, p in references.items() if "image" in methods}
+    alone = {
+        k: lib.query(Asked(images=[p])).vector for k, p in references.items() if "image" in methods
+    }
     for q in queries:
         picture = references[q.concept]
         for method in methods:
@@ -153,9 +155,10 @@ def measure(
             elif method == "named":
                 vector = lib.query(q.named).vector
             else:
-                vector = lib.query(
+                asked = Asked(
                     images=[picture], modify=q.change, modify_method=method, modify_weight=weight
-                ).vector
+                )
+                vector = lib.query(asked).vector
             scores = index.vectors @ vector
             if excluded is not None:
                 scores[excluded] = -np.inf
@@ -190,7 +193,7 @@ def query_costs(lib: Library, pictures: list[Image.Image], change: str) -> dict:
 
 def _query_costs(lib: Library, pictures: list[Image.Image], change: str) -> dict:
     encoder = lib.query_encoder()
-    composer = lib.composer()
+    composer = lib.composer.get()
     inner: Any = getattr(encoder, "inner", encoder)  # a torch backend: its model and towers
     model = inner.model
     tower = [
@@ -213,10 +216,10 @@ def _query_costs(lib: Library, pictures: list[Image.Image], change: str) -> dict
         )
     methods = ["sum"] + (["tokens"] if composer is not None else [])
     methods += ["light"] if composer is not None and composer.light is not None else []
-    costs["search_image_ms"] = _median_ms(lambda p: lib.search(images=[p], k=50), pictures)
+    costs["search_image_ms"] = _median_ms(lambda p: lib.search(Asked(images=[p]), 50), pictures)
     for method in methods:
         costs[f"search_{method}_ms"] = _median_ms(
-            lambda p, m=method: lib.search(images=[p], modify=change, modify_method=m, k=50),
+            lambda p, m=method: lib.search(Asked(images=[p], modify=change, modify_method=m), 50),
             pictures,
         )
     return costs
@@ -239,8 +242,8 @@ def run_compose_experiment(
     """Train the library's composer (when `train`), then measure every task and method."""
     experiment = ComposeExperiment(label)
     if train:
-        lib.train_composer(pictures=query_like_pictures(vocab))
-    composer = lib.composer()
+        lib.composer.train(pictures=query_like_pictures(vocab))
+    composer = lib.composer.get()
     if composer is not None:
         experiment.training = composer.record
     queries = compose_queries(lib, truth, vocab, parts=parts)

@@ -72,7 +72,7 @@ def run_image_tuning_experiment(
 ) -> ImageTuningExperiment:
     """Every row on `lib` (`concepts` of its index rows; `eligible` the rows that count)."""
     out = ImageTuningExperiment(label=label)
-    lib.use(BASE)
+    lib.versions.use(BASE)
     item_ids = lib.index().item_ids
     eligible = np.asarray(eligible, bool)
     trained = [*vocab.query_seen[::2], *vocab.query_heldout[::2]]
@@ -97,7 +97,7 @@ def run_image_tuning_experiment(
     }
     found = {k: items for k, items in found.items() if len(items) >= 2}  # a class needs two
     for key, items in found.items():
-        lib.annotate(items, names[key][0])
+        lib.annotations.add(items, names[key][0])
     skip = {i for items in found.values() for i in items}
     out.captioned = lib.counts()["annotations"] - annotations_before
     out.classes = len(found)
@@ -109,14 +109,14 @@ def run_image_tuning_experiment(
         for row, change in rows.items():
             started = time.time()
             if row != "base":
-                lib.adapt(settings=replace(settings, seed=seed, **change))
+                lib.versions.adapt(settings=replace(settings, seed=seed, **change))
             out.rows[row] = _measure(lib, vocab, relevant, pictures, trained, untrained, skip)
             out.rows[row]["zeroshot_seen"] = _zero_shot(lib, vocab, concepts, eligible)
             out.seconds[row] = round(time.time() - started, 1)
     finally:
         back_to_base(lib, before)
         for key, items in found.items():
-            lib.unannotate(items, names[key][0])
+            lib.annotations.remove(items, names[key][0])
     return out
 
 

@@ -136,7 +136,7 @@ def run_paraphrase_experiment(
             if row != "base":
                 change = dict(change)
                 writer = OneStep(paraphraser) if change.pop("one_step", False) else paraphraser
-                lib.adapt(
+                lib.versions.adapt(
                     annotations=train_file,
                     settings=replace(SETTINGS, seed=seed, **change),
                     paraphraser=writer,
@@ -176,7 +176,7 @@ def _measure(lib, keys, wordings, relevant, vocab, concepts, oracle) -> dict[str
     """The row's figures; items the filter excluded are never ranked (as in a search)."""
     index = lib.index()
     encoder = lib.query_encoder()
-    excluded = lib.excluded_rows()
+    excluded = lib.filter.excluded_rows()
     values = wording_values(index.vectors, encoder, keys, wordings, relevant, vocab, excluded)
     figures = {name: float(np.mean(v)) for name, v in values.items()}
     hits = zero_shot_hits(index.vectors, encoder, vocab, concepts, oracle)

@@ -114,13 +114,13 @@ def judge_library_items(
     return [r.id for r in rows], keep, text_only
 
 
-def ground_truth_labels(
+def ground_truth_marks(
     lib, world: str | os.PathLike, n: int, seed: int
 ) -> tuple[list[int], list[bool]]:
-    """`n` random items labelled keep/exclude from an evaluation world's ground truth."""
-    from ..filter.labelling import sample_items
+    """`n` random items marked keep/exclude from an evaluation world's ground truth."""
+    from ..filter.marking import sample_items
 
-    ids, keep, _ = judge_library_items(lib, world, sample_items(lib, n, seed, unlabelled=False))
+    ids, keep, _ = judge_library_items(lib, world, sample_items(lib, n, seed, unmarked=False))
     return ids, keep.tolist()
 
 

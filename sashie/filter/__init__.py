@@ -3,5 +3,5 @@ blank paper and blur, so that searches return illustrations (the seed paper's fi
 
     model.py      KeepFilter: scoring vectors; saving and loading as data only (no pickle)
     training.py   the five learners, grid-searched and compared (Tables 1 and 2)
-    labelling.py  keep/exclude labels from a CSV or a person at the terminal
+    marking.py    keep/exclude marks from a CSV or a person at the terminal
 """

@@ -15,16 +15,19 @@ from ..ingest.indexer import AddReport, Interrupted
 from ..store.catalog import ItemRow
 from .adapting import AdaptReport
 from .export import ExportReport
-from .library import Library, Result
+from .library import Library
 from .manifest import BASE
 from .region_model import MAX_DRAWN
+from .searching import Asked, Filters, Result
 
 __all__ = [
     "BASE",
     "MAX_DRAWN",
     "AdaptReport",
     "AddReport",
+    "Asked",
     "ExportReport",
+    "Filters",
     "Interrupted",
     "ItemRow",
     "Library",

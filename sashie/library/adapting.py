@@ -20,14 +20,14 @@ import numpy as np
 from ..adapt.paraphrase import Paraphrased
 from ..adapt.phrasings import vocabulary_anchors
 from ..adapt.settings import AdaptSettings
-from ..adapt.versions import LOSS_PLOT
+from ..adapt.version_files import LOSS_PLOT
 from ..encoders import Encoder
 from ..search.memory import ExampleMemory
 from ..store.catalog import Catalog
 from .annotations import Pairs
 from .manifest import Manifest
 from .stored import StoredVectors
-from .versions import Versions
+from .version_folders import VersionFolders
 
 if TYPE_CHECKING:  # torch is imported when a run starts, not when a command starts
     from ..adapt.training import Trained
@@ -85,7 +85,7 @@ class AdaptReport:
 def make_version(
     manifest: Manifest,
     catalog: Catalog,
-    versions: Versions,
+    versions: VersionFolders,
     model_id: str,
     trainee: Encoder,
     pairs: Pairs,
@@ -102,7 +102,7 @@ def make_version(
     from ..adapt.adapter import adapted
     from ..adapt.image_tuning import train_image_adapter
     from ..adapt.training import train_adapter
-    from ..adapt.versions import data_hash, save_version, vector_set, write_version_vectors
+    from ..adapt.version_files import data_hash, save_version, vector_set, write_version_vectors
 
     def shown(step: int, steps: int, loss: float) -> None:
         bar.update("training", step, steps, loss)

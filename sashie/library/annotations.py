@@ -1,9 +1,12 @@
-"""Annotations as training data: (vector, caption) pairs for `adapt`, from the library's own
-annotations or from an exported annotations.jsonl, and the export itself."""
+"""`lib.annotations`: the captions people give items, and the same as training data:
+(vector, caption) pairs for `adapt`, from the library's own annotations or from an exported
+annotations.jsonl, and that export itself."""
 
 from __future__ import annotations
 
+import builtins
 import json
+import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,7 +18,54 @@ from ..encoders import Encoder
 from ..errors import SashieError
 from ..sources.images import load_image
 from ..store.catalog import ItemRow
+from .parts import Ids, Parts
 from .stored import StoredVectors
+
+
+class Annotations:
+    """The captions of one library's items."""
+
+    def __init__(self, parts: Parts, crop: Callable[[int], Image.Image]) -> None:
+        self._parts = parts
+        self._crop = crop
+
+    def add(self, item_ids: Ids, caption: str) -> int:
+        """Caption items (e.g. 几帳); how many (item, caption) pairs were new."""
+        caption = " ".join(caption.split())
+        if not caption:
+            raise SashieError("an annotation needs a caption")
+        known = self._parts.known_items(item_ids)
+        with self._parts.catalog.transaction() as tx:
+            return tx.add_annotations(known, caption)
+
+    def remove(self, item_ids: Ids | None = None, caption: str | None = None) -> int:
+        """Take captions back: every caption of these items, this caption from every item,
+        or this caption from these items; how many annotations went."""
+        if caption is not None:
+            caption = " ".join(caption.split())
+        if item_ids is None and not caption:
+            raise SashieError("name the caption, the items, or both, whose annotations to remove")
+        with self._parts.catalog.transaction() as tx:
+            return tx.remove_annotations(
+                None if item_ids is None else [int(i) for i in item_ids], caption or None
+            )
+
+    def list(self, item_ids: Ids | None = None) -> builtins.list[dict]:
+        """Annotations ({"id", "item", "caption", "at"}), of the given items or all."""
+        return self._parts.catalog.annotations(item_ids)
+
+    def captions(self) -> dict[str, int]:
+        """Each caption and how many items carry it, most used first."""
+        return self._parts.catalog.annotation_captions()
+
+    def export(self, out_dir: str | os.PathLike) -> Path:
+        """The annotations as a fine-tuning dataset: OUT/annotations.jsonl, one line a pair
+        ({"image": "crops/<item>.jpg", "caption", "item", "page", "bbox"}), and the crops."""
+        annotations = self._parts.catalog.annotations()
+        if not annotations:
+            raise SashieError("no annotations yet")
+        rows = {r.id: r for r in self._parts.catalog.items({a["item"] for a in annotations})}
+        return export_pairs(annotations, rows, self._crop, Path(out_dir))
 
 
 @dataclass

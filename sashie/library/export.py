@@ -39,16 +39,16 @@ KEEP_OR_EXCLUDE = {True: "keep", False: "exclude", None: None}
 
 
 @dataclass(frozen=True)
-class Marks:
-    """What people and the filter said of items, by item id: keep/exclude labels, the
-    filter's verdicts and captions."""
+class Judged:
+    """What people and the filter said of items, by item id: people's keep/exclude marks,
+    the filter's verdicts and captions."""
 
-    labels: dict[int, bool]  # True: keep
+    marks: dict[int, bool]  # True: keep
     verdicts: dict[int, bool]
     captions: dict[int, list[str]]
 
-    def label(self, item: int) -> str | None:
-        return KEEP_OR_EXCLUDE[self.labels.get(item)]
+    def mark(self, item: int) -> str | None:
+        return KEEP_OR_EXCLUDE[self.marks.get(item)]
 
     def verdict(self, item: int) -> str | None:
         return KEEP_OR_EXCLUDE[self.verdicts.get(item)]
@@ -73,7 +73,7 @@ def export_items(
     out: Path,
     vectors: np.ndarray,
     items: list[ItemRow],
-    marks: Marks,
+    judged: Judged,
     model: dict,
     crop: Callable[[int], Image.Image] | None,
     *,
@@ -86,7 +86,7 @@ def export_items(
     for folder in ("img_emb", "metadata"):
         (out / folder).mkdir(parents=True, exist_ok=True)
     paths, failures = write_crops(out / CROPS, items, crop, progress) if crop else ({}, [])
-    columns = item_columns(items, marks, paths)
+    columns = item_columns(items, judged, paths)
     pq.write_table(pa.table(columns), out / "metadata" / "metadata_0.parquet")
     np.save(out / "img_emb" / "img_emb_0.npy", np.asarray(vectors, np.float16))
     record = {**model, "dim": int(vectors.shape[1]), "items": len(items), "dtype": "float16"}
@@ -132,14 +132,14 @@ def write_crops(
 
 
 def item_columns(
-    items: list[ItemRow], marks: Marks, paths: dict[int, str | None]
+    items: list[ItemRow], judged: Judged, paths: dict[int, str | None]
 ) -> dict[str, list]:
     """The Parquet columns: clip-retrieval's first, then sashie's, then the page metadata's
     (one column per key; a key that clashes with one of ours is prefixed with "metadata.")."""
     columns: dict[str, list] = {
         "image_path": [paths.get(r.id) for r in items],
         "url": [item_url(r) for r in items],
-        "caption": ["; ".join(marks.captions.get(r.id, [])) or None for r in items],
+        "caption": ["; ".join(judged.captions.get(r.id, [])) or None for r in items],
         "item": [r.id for r in items],
         "page": [r.page for r in items],
         "source": [r.source for r in items],
@@ -151,9 +151,9 @@ def item_columns(
         "page_width": [r.page_size[0] for r in items],
         "page_height": [r.page_size[1] for r in items],
         "region": [_region(r) for r in items],
-        "captions": [marks.captions.get(r.id, []) for r in items],
-        "label": [marks.label(r.id) for r in items],
-        "verdict": [marks.verdict(r.id) for r in items],
+        "captions": [judged.captions.get(r.id, []) for r in items],
+        "mark": [judged.mark(r.id) for r in items],
+        "verdict": [judged.verdict(r.id) for r in items],
     }
     for key, values in metadata_columns([r.metadata for r in items]).items():
         columns[f"metadata.{key}" if key in columns else key] = values

@@ -146,6 +146,30 @@ def encode_content_state(state: dict) -> str:
     return base64.urlsafe_b64encode(quoted.encode("ascii")).decode("ascii").rstrip("=")
 
 
+def link(row: ItemRow) -> dict | None:
+    """Where an item lies on its IIIF canvas (None: its page has no canvas): {"item",
+    "manifest", "canvas", "canvas_size", "xywh" (on the canvas), "region" (canvas#xywh=),
+    "image_region" (a IIIF Image API URL, or None), "content_state", "iiif_content" (its
+    encoding, for a viewer's ?iiif-content=)}."""
+    where = place(row)
+    if where is None:
+        return None
+    service = image_service(row)
+    region = ",".join(map(str, service_box(row)))
+    state = content_state(where)
+    return {
+        "item": row.id,
+        "manifest": where.manifest,
+        "canvas": where.canvas,
+        "canvas_size": list(where.canvas_size),
+        "xywh": list(where.xywh),
+        "region": where.region,
+        "image_region": image_url(service, region, "max") if service else None,
+        "content_state": state,
+        "iiif_content": encode_content_state(state),
+    }
+
+
 def annotation_page(
     rows: Sequence[ItemRow],
     title: str,

@@ -1,146 +1,181 @@
-"""A library's model versions: where each one's files are, its record, bringing its vectors up
-to date with pages indexed since it was made, and naming the next one. The file formats and
-the crash-safe writing of V′ = A(V) are in `sashie.adapt.versions`.
-"""
+"""`lib.versions`: the model versions `adapt` makes from the library's annotations, which one
+searches use, and removing them. One adaptation run is in adapting.py; where each version's
+files are, in version_folders.py."""
 
 from __future__ import annotations
 
-import re
-import shutil
+import builtins
+import os
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
+from ..adapt.paraphrase import EndpointParaphraser, Paraphraser, RuleParaphraser, paraphrase_all
+from ..adapt.phrasings import phrasings
 from ..adapt.settings import AdaptSettings
-from ..adapt.versions import (
-    LOSS_PLOT,
-    VERSIONS_DIR,
-    catch_up_rows,
-    load_version_adapter,
-    read_version,
-    vector_set,
-)
-from ..store.catalog import Catalog
-from ..store.vectors import VectorFile
-from .manifest import BASE, Manifest
-from .stored import StoredVectors
+from ..classify.generator import ChatServer
+from ..encoders import load_encoder
+from ..errors import SashieError
+from ..search.memory import ExampleMemory
+from .adapting import AdaptReport, ProgressBar, make_version, train_in_float32
+from .annotations import Pairs, file_pairs, library_pairs
+from .labels import Labels
+from .manifest import BASE
+from .parts import Parts
+
+BACKGROUND = 16384  # other items' vectors an adaptation keeps in place
 
 
 class Versions:
-    """The model versions of the library whose manifest and catalog are given."""
+    """The model versions of one library."""
 
-    def __init__(self, manifest: Manifest, catalog: Catalog) -> None:
-        self.manifest = manifest
-        self.catalog = catalog
+    def __init__(self, parts: Parts, labels: Labels) -> None:
+        self._parts = parts
+        self._labels = labels
 
-    def folder(self, model_id: str, version: str) -> Path:
-        slug = Path(self.manifest.models[model_id]["vectors"]).name
-        return self.manifest.folder / VERSIONS_DIR / slug / version
+    def active(self, model: str | None = None) -> str:
+        """The name of the model's active version ("base" when none was adapted or chosen)."""
+        return self._parts.active(self._parts.model_id(model))
 
-    def files(self, model_id: str, version: str) -> VectorFile:
-        return VectorFile(self.folder(model_id, version), self.manifest.models[model_id]["dim"])
-
-    def record(self, model_id: str, version: str) -> dict:
-        """The version's version.json (an error listing the versions when there is none)."""
-        self.manifest.check_version(model_id, version)
-        return read_version(self.folder(model_id, version))
-
-    def loss_plot(self, model_id: str, version: str) -> Path | None:
-        """The version's loss curve picture, if one was drawn (the `plot` extra)."""
-        self.manifest.check_version(model_id, version)
-        path = self.folder(model_id, version) / LOSS_PLOT
-        return path if version != BASE and path.is_file() else None
-
-    def describe(self, model_id: str) -> dict:
+    def list(self, model: str | None = None) -> dict:
         """{"model", "active", "versions": [records of version.json, oldest first]}."""
-        records = []
-        for name in self.manifest.version_names(model_id):
-            record = self.record(model_id, name)
-            record.pop("losses", None)
-            settings = record.get("settings")
-            if "kind" not in record and isinstance(settings, dict):  # made before kinds were
-                record["kind"] = AdaptSettings.from_record(settings).kind
-            records.append(record)
-        described = {
-            "model": model_id,
-            "active": self.manifest.active_version(model_id),
-            "versions": records,
-        }
-        unfinished = self.unfinished(model_id)
-        if unfinished:
-            described["unfinished"] = unfinished
-        return described
+        return self._parts.versions.describe(self._parts.model_id(model))
 
-    def unfinished(self, model_id: str) -> list[str]:
-        """Folders of adaptations that never finished (killed): named by no manifest entry."""
-        parent = self.folder(model_id, BASE).parent
-        if not parent.is_dir():
-            return []
-        known = set(self.manifest.version_names(model_id))
-        names = [p.name for p in parent.iterdir() if re.fullmatch(r"v\d+", p.name)]
-        return sorted((n for n in names if n not in known), key=lambda n: int(n[1:]))
+    def memory(self, model: str | None = None) -> ExampleMemory | None:
+        """The active version's remembered examples (sashie/search/memory.py); None for the
+        base model or a version made without them."""
+        return self._parts.memory(model)
 
-    def next_name(self, model_id: str) -> str:
-        taken = set(self.manifest.version_names(model_id))
-        parent = self.folder(model_id, BASE).parent
-        if parent.is_dir():  # folders of runs that never finished still hold their names
-            taken |= {p.name for p in parent.iterdir()}
-        numbers = [int(n[1:]) for n in taken if re.fullmatch(r"v\d+", n)]
-        return f"v{max(numbers, default=0) + 1}"
+    def loss_plot(self, version: str, model: str | None = None) -> Path | None:
+        """The PNG of a version's loss curve (None for the base, or without the `plot`
+        extra)."""
+        return self._parts.versions.loss_plot(self._parts.model_id(model), version)
 
-    def done_rows(self, model_id: str, version: str) -> int:
-        """How many of the base rows the version's vector file holds, adapted."""
-        return self.catalog.vector_rows(vector_set(model_id, version))
+    def adapt(
+        self,
+        *,
+        annotations: str | os.PathLike | None = None,
+        settings: AdaptSettings | None = None,
+        model: str | None = None,
+        device: str | None = None,
+        progress: Callable[[dict], None] | None = None,
+        paraphraser: Paraphraser | ChatServer | None = None,
+        label_examples: int = 0,
+    ) -> AdaptReport:
+        """Train a new model version from the base on the library's annotations (or an
+        exported annotations.jsonl), write its vectors V′ = A(V) and make it active.
 
-    def catch_up(self, model_id: str, version: str, base: StoredVectors) -> bool:
-        """Adapt and store the rows of pages indexed since the version was made; whether
-        there were any."""
-        if version == BASE:
-            return False
-        done = self.done_rows(model_id, version)
-        if done >= base.rows:
-            return False
-        adapter = load_version_adapter(
-            self.folder(model_id, version), self.record(model_id, version)
-        )
-        end = catch_up_rows(
-            self.files(model_id, version), done, adapter, base.vectors(), base.item_ids
-        )
-        with self.catalog.transaction() as tx:
-            tx.set_vector_rows(vector_set(model_id, version), end)
-        return True
+        With `settings.paraphrase`, each caption's paraphrases (by `paraphraser`; by default
+        the rule paraphraser, its lexicon the newest label set's names and attributes) train
+        the text encoder too, so that other wordings find the same pictures (ParaCLIP).
+        `label_examples`: also that many items of each class of the newest label set
+        (`lib.labels.classify`), those it labelled most surely, captioned by their class.
 
-    def load_live(
-        self, model_id: str, version: str, base: StoredVectors, *, progress: bool = False
-    ) -> np.ndarray:
-        """The version's vectors of the live items, float16, row for row with `base`'s live
-        rows; rows the version lags behind on are adapted here, in memory."""
-        from ..adapt.adapter import adapted
+        `progress` receives {"stage": "training" | "applying", "done", "total", "loss"}."""
+        parts = self._parts
+        settings = settings or AdaptSettings()
+        settings.check()
+        model_id = parts.model_id(model)
+        with parts.writing():
+            pairs = self._pairs(model_id, annotations, label_examples)
+            paraphrases = None
+            if settings.paraphrase:
+                source = paraphraser or self._rule_paraphraser(settings.seed)
+                if isinstance(source, ChatServer):  # the rule paraphraser where it fails
+                    fallback = RuleParaphraser(seed=settings.seed)
+                    source = EndpointParaphraser(source.endpoint(parts.path / "cache"), fallback)
+                paraphrases = {
+                    c: paraphrase_all(source, phrasings(c)) for c in sorted(set(pairs.captions))
+                }
+            parts.encoder(model_id)  # refuses a model that needs remote code not granted
+            trainee = load_encoder(
+                parts.manifest.models[model_id]["spec"],
+                device=device,
+                trust_remote_code=parts.trust_remote_code,
+            )
+            train_in_float32(trainee)
+            base = parts.stored(model_id)
+            avoid = np.concatenate(
+                [
+                    np.array([item for item, _ in pairs.keys], np.int64),
+                    parts.catalog.excluded_item_ids(),
+                ]
+            )
+            report = make_version(
+                parts.manifest,
+                parts.catalog,
+                parts.versions,
+                model_id,
+                trainee,
+                pairs,
+                base.sample(BACKGROUND, settings.seed, avoid=avoid),
+                base,
+                settings,
+                (str(annotations) if annotations else "library")
+                + (f" + {label_examples} label examples a class" if label_examples else ""),
+                ProgressBar(progress, parts.progress),
+                paraphrases,
+            )
+            parts.keep_ann_current(model_id, parts.active(model_id))
+            return report
 
-        files = self.files(model_id, version)
-        done = min(self.done_rows(model_id, version), base.rows)
-        if done == base.rows:
-            return files.load_rows(base.rows, base.live, progress=progress)
-        adapter = load_version_adapter(
-            self.folder(model_id, version), self.record(model_id, version)
-        )
-        later = np.asarray(base.vectors()[done:])[base.live[done:]]
-        return np.concatenate(
-            [
-                files.load_rows(done, base.live[:done], progress=progress),
-                adapted(adapter, later).astype(np.float16),
-            ]
-        )
+    def use(self, version: str, model: str | None = None) -> str:
+        """Make a version (or "base") the active one; instant, nothing is re-encoded."""
+        parts = self._parts
+        model_id = parts.model_id(model)
+        with parts.writing():
+            if version != BASE:
+                parts.versions.record(model_id, version)  # it exists and is readable
+                if parts.versions.catch_up(model_id, version, parts.stored(model_id)):
+                    parts.forget_version(model_id, version)
+            parts.keep_ann_current(model_id, version)
+            parts.manifest.set_active(model_id, version)
+        return version
 
-    def vectors(self, model_id: str, version: str) -> np.ndarray:
-        """The version's committed rows of its vector file, memory-mapped (float16)."""
-        return self.files(model_id, version).vectors(self.done_rows(model_id, version))
+    def remove(self, version: str, model: str | None = None) -> None:
+        """Delete a version that is not active: its adapter, text encoder and vectors; or the
+        files an adaptation left when it was killed (listed under "unfinished")."""
+        parts = self._parts
+        model_id = parts.model_id(model)
+        with parts.writing():
+            if version == BASE:
+                raise SashieError("the base model cannot be removed")
+            if version not in parts.versions.unfinished(model_id):
+                parts.manifest.check_version(model_id, version)
+            if parts.active(model_id) == version:
+                raise SashieError(
+                    f"{version} is the active version; switch first "
+                    f"(sashie versions use {parts.path} base)"
+                )
+            parts.versions.remove(model_id, version)
+            parts.forget_version(model_id, version)
 
-    def remove(self, model_id: str, version: str) -> None:
-        """Forget the version (manifest first: a crash leaves only files), then its files; an
-        unfinished one's files only."""
-        if version not in self.unfinished(model_id):
-            self.manifest.forget_version(model_id, version)
-        with self.catalog.transaction() as tx:
-            tx.forget_vector_rows(vector_set(model_id, version))
-        shutil.rmtree(self.folder(model_id, version), ignore_errors=True)
+    def _rule_paraphraser(self, seed: int) -> RuleParaphraser:
+        """The offline paraphraser: templates, kana script changes, and the newest label
+        set's names and attributes as its lexicon (when the library has one)."""
+        newest = self._labels.newest()
+        if newest is None:
+            return RuleParaphraser(seed=seed)
+        return RuleParaphraser.from_labels(newest, seed=seed)
+
+    def _pairs(
+        self, model_id: str, path: str | os.PathLike | None, label_examples: int = 0
+    ) -> Pairs:
+        """The (base vector, caption) pairs to learn: the library's annotations, or a file's;
+        with `label_examples`, also the newest label set's surest items of each class."""
+        parts = self._parts
+
+        def base_vectors(items: builtins.list[int]) -> np.ndarray:
+            return parts.vectors_of(items, model_id, BASE)
+
+        if path is not None:
+            if label_examples > 0:
+                raise SashieError("label examples join the library's annotations, not a file's")
+            return file_pairs(
+                Path(path), parts.stored(model_id), base_vectors, lambda: parts.encoder(model_id)
+            )
+        annotations = parts.catalog.annotations()
+        if label_examples > 0:
+            annotations += self._labels.surest(label_examples)
+        return library_pairs(annotations, base_vectors)

@@ -64,7 +64,7 @@ CREATE TABLE IF NOT EXISTS skipped (
     reason TEXT NOT NULL,
     at REAL NOT NULL
 );
-CREATE TABLE IF NOT EXISTS labels (   -- keep/exclude marks that train the filter
+CREATE TABLE IF NOT EXISTS marks (   -- people's keep/exclude marks that train the filter
     item_id INTEGER PRIMARY KEY REFERENCES items(id) ON DELETE CASCADE,
     keep INTEGER NOT NULL,             -- 1: an illustration, keep it; 0: exclude it
     source TEXT NOT NULL,              -- who said so: csv, interactive, ground-truth, web
@@ -134,6 +134,13 @@ class ItemRow:
     metadata: dict
 
 
+def _rename_old_tables(db: sqlite3.Connection) -> None:
+    """Tables that libraries made by sashie 0.3 still hold under their old names (`labels`)."""
+    tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    if "labels" in tables and "marks" not in tables:
+        db.execute("ALTER TABLE labels RENAME TO marks")
+
+
 class Catalog:
     def __init__(self, path: Path, *, readonly: bool = False) -> None:
         # One connection, shared by a server's threads: each read, and each transaction from
@@ -146,6 +153,7 @@ class Catalog:
         else:
             self.db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
             self.db.execute("PRAGMA journal_mode=WAL")
+            _rename_old_tables(self.db)
             self.db.executescript(SCHEMA)
         self.db.execute("PRAGMA foreign_keys=ON")
         self.db.execute("PRAGMA synchronous=NORMAL")
@@ -334,14 +342,14 @@ class Catalog:
             rows += self._query(f"{query} WHERE item_id IN ({marks}) ORDER BY {order}", chunk)
         return rows
 
-    def labels(self, item_ids: Iterable[int] | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """(item ids, keep as bool) of the labelled items among `item_ids`, or of all."""
-        rows = self._of_items("SELECT item_id, keep FROM labels", item_ids, "item_id")
+    def marks(self, item_ids: Iterable[int] | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """(item ids, keep as bool) of the marked items among `item_ids`, or of all."""
+        rows = self._of_items("SELECT item_id, keep FROM marks", item_ids, "item_id")
         table = np.array(rows, dtype=np.int64).reshape(-1, 2)
         return table[:, 0], table[:, 1].astype(bool)
 
-    def label_counts(self) -> dict[str, int]:
-        rows = self._query("SELECT keep, COUNT(*) FROM labels GROUP BY keep")
+    def mark_counts(self) -> dict[str, int]:
+        rows = self._query("SELECT keep, COUNT(*) FROM marks GROUP BY keep")
         counts = dict(rows)
         return {"keep": counts.get(1, 0), "exclude": counts.get(0, 0)}
 
@@ -606,21 +614,21 @@ class Transaction:
             (model_id, rows),
         )
 
-    def set_labels(self, item_ids: Iterable[int], keep: Iterable[bool], source: str) -> None:
+    def set_marks(self, item_ids: Iterable[int], keep: Iterable[bool], source: str) -> None:
         now = time.time()
         self.db.executemany(
-            "INSERT OR REPLACE INTO labels (item_id, keep, source, at) VALUES (?, ?, ?, ?)",
+            "INSERT OR REPLACE INTO marks (item_id, keep, source, at) VALUES (?, ?, ?, ?)",
             [(int(i), int(bool(k)), source, now) for i, k in zip(item_ids, keep)],
         )
 
-    def clear_labels(self, item_ids: Iterable[int] | None = None) -> int:
-        """Forget the keep/exclude labels of these items (of all when None); how many."""
+    def clear_marks(self, item_ids: Iterable[int] | None = None) -> int:
+        """Forget the keep/exclude marks of these items (of all when None); how many."""
         before = self.db.total_changes
         if item_ids is None:
-            self.db.execute("DELETE FROM labels")
+            self.db.execute("DELETE FROM marks")
         else:
             self.db.executemany(
-                "DELETE FROM labels WHERE item_id = ?", [(int(i),) for i in item_ids]
+                "DELETE FROM marks WHERE item_id = ?", [(int(i),) for i in item_ids]
             )
         return self.db.total_changes - before
 

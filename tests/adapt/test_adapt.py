@@ -64,7 +64,7 @@ def test_an_untrained_adapter_leaves_vectors_where_they_are():
 
 @pytest.mark.parametrize("mapped", [True, False])
 def test_version_vectors_are_written_block_by_block_from_several_threads(tmp_path, mapped):
-    from sashie.adapt.versions import write_version_vectors
+    from sashie.adapt.version_files import write_version_vectors
     from sashie.store.vectors import ITEM_FILE, VECTOR_FILE
 
     rows, dim = 1003, 64  # 15 blocks of whole pages (written around the page cache), a tail
@@ -99,8 +99,8 @@ def annotated(tmp_path, tiny_spec):
     lib = Library(tmp_path / "lib", create=True)
     lib.add([str(tmp_path / "pages")], model=tiny_spec, regions="whole")
     items = lib.index().item_ids.tolist()
-    lib.annotate(items[:8], "zorblat")
-    lib.annotate(items[8:12], "quix")
+    lib.annotations.add(items[:8], "zorblat")
+    lib.annotations.add(items[8:12], "quix")
     return lib, items
 
 
@@ -118,9 +118,9 @@ def test_adapting_teaches_a_word_and_changes_the_text_encoder(annotated, tiny_cl
 
     lib, items = annotated
     before = word_margin(lib, "zorblat", items[:8])
-    report = lib.adapt(settings=QUICK)
+    report = lib.versions.adapt(settings=QUICK)
     assert report.version == "v1" and report.pairs == 12 and report.captions == 2
-    assert lib.active_version() == "v1"
+    assert lib.versions.active() == "v1"
     assert report.trained.epoch_losses[-1] < report.trained.epoch_losses[0]
     after = word_margin(lib, "zorblat", items[:8])
     assert after > before + 0.1, (before, after)
@@ -136,19 +136,21 @@ def test_adapting_teaches_a_word_and_changes_the_text_encoder(annotated, tiny_cl
     record = json.loads((report.folder / "version.json").read_text())
     assert record["base_model"] == lib.default_model and len(record["data_hash"]) == 12
     assert record["settings"]["epochs"] == 300 and len(record["losses"]) == 300 * 2
-    assert record["remembered_examples"] == 0 and lib.memory() is None  # no words, no memory
+    assert (
+        record["remembered_examples"] == 0 and lib.versions.memory() is None
+    )  # no words, no memory
     assert Image.open(report.folder / "loss.png").size[0] > 100
 
-    lib.use("base")  # back: the base encoder and vectors, the word unknown again
+    lib.versions.use("base")  # back: the base encoder and vectors, the word unknown again
     assert abs(word_margin(lib, "zorblat", items[:8]) - before) < 1e-6
-    lib.use("v1")
+    lib.versions.use("v1")
     assert abs(word_margin(lib, "zorblat", items[:8]) - after) < 1e-6
 
 
 @pytest.mark.slow
 def test_training_takes_at_least_min_steps(annotated):
     lib, _ = annotated
-    report = lib.adapt(settings=AdaptSettings(epochs=1, batch=8, min_steps=10))
+    report = lib.versions.adapt(settings=AdaptSettings(epochs=1, batch=8, min_steps=10))
     # 12 pairs in batches of 8 are 2 steps an epoch: 5 epochs reach 10 steps
     assert len(report.trained.losses) == 10 and len(report.trained.epoch_losses) == 5
 
@@ -206,7 +208,7 @@ def test_stored_adapted_vectors_equal_encoding_the_images_again(annotated, tmp_p
     from sashie.sources.images import load_image
 
     lib, items = annotated
-    lib.adapt(settings=QUICK)
+    lib.versions.adapt(settings=QUICK)
     encoder = lib.query_encoder()  # base image encoder + the adapter
     rows = lib.items(items[:10])
     fresh = encoder.encode_images([load_image(r.page).crop(r.bbox) for r in rows])
@@ -218,7 +220,7 @@ def test_stored_adapted_vectors_equal_encoding_the_images_again(annotated, tmp_p
 @pytest.mark.slow
 def test_pages_indexed_later_go_through_the_active_adapter(annotated, tmp_path, tiny_spec):
     lib, items = annotated
-    report = lib.adapt(settings=QUICK)
+    report = lib.versions.adapt(settings=QUICK)
     make_pages(tmp_path / "more", 5, seed=99)
     lib.add([str(tmp_path / "more")], regions="whole")
     new_items = sorted(set(lib.index(version="base").item_ids.tolist()) - set(items))
@@ -232,9 +234,9 @@ def test_pages_indexed_later_go_through_the_active_adapter(annotated, tmp_path, 
 @pytest.mark.slow
 def test_adapting_again_starts_from_the_base(annotated):
     lib, _items = annotated
-    first = lib.adapt(settings=QUICK)
-    second = lib.adapt(settings=QUICK)
-    assert second.version == "v2" and lib.active_version() == "v2"
+    first = lib.versions.adapt(settings=QUICK)
+    second = lib.versions.adapt(settings=QUICK)
+    assert second.version == "v2" and lib.versions.active() == "v2"
     # same data, same seed, both from the base: the same model, not one stacked on another
     assert first.trained.losses == pytest.approx(second.trained.losses, rel=1e-4)
     v1, v2 = lib.index(version="v1"), lib.index(version="v2")
@@ -248,11 +250,11 @@ KILLER = textwrap.dedent("""
     lib = Library(sys.argv[1])
     where = sys.argv[2]
     if where == "manifest":  # everything written, killed before the switch
-        lib._manifest.update = lambda change: os.kill(os.getpid(), signal.SIGKILL)
+        lib._parts.manifest.update = lambda change: os.kill(os.getpid(), signal.SIGKILL)
     def progress(state):
         if where == "applying" and state["stage"] == "applying":
             os.kill(os.getpid(), signal.SIGKILL)
-    lib.adapt(settings=AdaptSettings(epochs=2, batch=8), progress=progress)
+    lib.versions.adapt(settings=AdaptSettings(epochs=2, batch=8), progress=progress)
 """)
 
 
@@ -260,7 +262,7 @@ KILLER = textwrap.dedent("""
 @pytest.mark.parametrize("where", ["applying", "manifest"])
 def test_kill_9_during_apply_leaves_the_old_version_active_and_whole(annotated, where):
     lib, _items = annotated
-    v1_file = lib.adapt(settings=QUICK).folder / "vectors.f16"
+    v1_file = lib.versions.adapt(settings=QUICK).folder / "vectors.f16"
     v1_bytes = v1_file.read_bytes()
     v1_hits = [r.item for r in lib.search("zorblat", k=5)]
     done = subprocess.run(
@@ -271,29 +273,29 @@ def test_kill_9_during_apply_leaves_the_old_version_active_and_whole(annotated, 
     )
     assert done.returncode == -signal.SIGKILL, done.stderr
     reopened = Library(lib.path)
-    assert reopened.active_version() == "v1"
-    assert [v["name"] for v in reopened.versions()["versions"]] == ["v1"]
+    assert reopened.versions.active() == "v1"
+    assert [v["name"] for v in reopened.versions.list()["versions"]] == ["v1"]
     assert v1_file.read_bytes() == v1_bytes
     assert [r.item for r in reopened.search("zorblat", k=5)] == v1_hits
     # the interrupted run's folder keeps its name; the next run is v3 and works
-    assert reopened.adapt(settings=QUICK).version == "v3"
-    assert reopened.active_version() == "v3"
+    assert reopened.versions.adapt(settings=QUICK).version == "v3"
+    assert reopened.versions.active() == "v3"
 
 
 @pytest.mark.slow
 def test_an_exported_annotation_file_trains_the_same_way(annotated, tmp_path):
     lib, _items = annotated
-    out = lib.export_annotations(tmp_path / "export")
-    report = lib.adapt(annotations=out / "annotations.jsonl", settings=QUICK)
+    out = lib.annotations.export(tmp_path / "export")
+    report = lib.versions.adapt(annotations=out / "annotations.jsonl", settings=QUICK)
     assert report.pairs == 12
     # a file from elsewhere: crops this library does not hold are encoded once
     lines = (out / "annotations.jsonl").read_text().splitlines()
     foreign = [json.dumps({**json.loads(line), "item": None}) for line in lines]
     (out / "foreign.jsonl").write_text("\n".join(foreign) + "\n")
-    assert lib.adapt(annotations=out / "foreign.jsonl", settings=QUICK).pairs == 12
+    assert lib.versions.adapt(annotations=out / "foreign.jsonl", settings=QUICK).pairs == 12
     (out / "bad.jsonl").write_text('{"image": "crops/x.jpg"}\n')
     with pytest.raises(SashieError, match=r"bad\.jsonl:1: expected a JSON object with a caption"):
-        lib.adapt(annotations=out / "bad.jsonl")
+        lib.versions.adapt(annotations=out / "bad.jsonl")
 
 
 @pytest.mark.slow
@@ -368,8 +370,8 @@ def demo_annotated(tmp_path):
     lib = Library(tmp_path / "lib", create=True)
     lib.add([str(tmp_path / "pages")], model="sashie-demo", regions="whole")
     items = lib.index().item_ids.tolist()
-    lib.annotate(items[:8], "zorblat")
-    lib.annotate(items[8:12], "quixotl")
+    lib.annotations.add(items[:8], "zorblat")
+    lib.annotations.add(items[8:12], "quixotl")
     return lib, items
 
 
@@ -377,9 +379,9 @@ def demo_annotated(tmp_path):
 def test_a_version_remembers_its_examples_and_a_taught_word_finds_them(demo_annotated):
     lib, items = demo_annotated
     settings = AdaptSettings(epochs=1, min_steps=5, batch=8)
-    lib.adapt(settings=settings)
-    assert lib.versions()["versions"][0]["remembered_examples"] == 12
-    memory = lib.memory()
+    lib.versions.adapt(settings=settings)
+    assert lib.versions.list()["versions"][0]["remembered_examples"] == 12
+    memory = lib.versions.memory()
     encoder = lib.query_encoder()
     taught = encoder.encode_texts(["zorblat"])[0]
     assert len(memory.asked_for(taught)) == 8  # its own examples, not quixotl's
@@ -391,19 +393,19 @@ def test_a_version_remembers_its_examples_and_a_taught_word_finds_them(demo_anno
     assert len(memory.asked_for(encoder.encode_texts([known])[0])) == 0
     assert {r.item for r in lib.search("zorblat", k=8)} == set(items[:8])
 
-    plain = lib.adapt(settings=replace(settings, example_weight=0.0))
-    assert lib.memory() is None and not (plain.folder / "examples.safetensors").exists()
+    plain = lib.versions.adapt(settings=replace(settings, example_weight=0.0))
+    assert lib.versions.memory() is None and not (plain.folder / "examples.safetensors").exists()
     assert len({r.item for r in lib.search("zorblat", k=8)} & set(items[:8])) < 8
-    lib.use("base")
-    assert lib.memory() is None
+    lib.versions.use("base")
+    assert lib.versions.memory() is None
 
 
 def test_without_the_plot_extra_a_version_has_no_loss_curve(annotated, monkeypatch):
     lib, _ = annotated
     monkeypatch.setitem(sys.modules, "matplotlib", None)  # as if `plot` were not installed
-    report = lib.adapt(settings=AdaptSettings(epochs=1, batch=8, min_steps=2))
+    report = lib.versions.adapt(settings=AdaptSettings(epochs=1, batch=8, min_steps=2))
     assert not (report.folder / "loss.png").exists()
-    assert (report.folder / "version.json").is_file() and lib.active_version() == report.version
+    assert (report.folder / "version.json").is_file() and lib.versions.active() == report.version
 
 
 @pytest.mark.parametrize(

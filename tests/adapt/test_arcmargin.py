@@ -99,8 +99,8 @@ def test_an_image_version_tightens_classes_and_leaves_text_and_base_vectors(tmp_
     lib = Library(tmp_path / "lib", create=True)
     lib.add([str(tmp_path / "pages")], model=tiny_spec, regions="whole")
     items = lib.index().item_ids.tolist()
-    lib.annotate(items[:6], "zorblat")
-    lib.annotate(items[6:12], "quix")
+    lib.annotations.add(items[:6], "zorblat")
+    lib.annotations.add(items[6:12], "quix")
     files = sorted((tmp_path / "lib" / "vectors").rglob("*.*"))
     digests = {p: _digest(p) for p in files}
     texts = ["zorblat", "a picture of quix", "鶴の絵"]
@@ -110,13 +110,13 @@ def test_an_image_version_tightens_classes_and_leaves_text_and_base_vectors(tmp_
     settings = AdaptSettings(
         target="images", train_text=False, adapter_lr=1e-2, min_steps=80, batch=12
     )
-    report = lib.adapt(settings=settings)
-    assert report.version == "v1" and lib.active_version() == "v1"
+    report = lib.versions.adapt(settings=settings)
+    assert report.version == "v1" and lib.versions.active() == "v1"
     tuned = lib.index().vectors[:12]
     assert _spread(tuned, labels) > _spread(base, labels) + 0.02
     np.testing.assert_array_equal(lib.query_encoder().encode_texts(texts), text_before)
     assert {p: _digest(p) for p in files} == digests
-    lib.use("base")
+    lib.versions.use("base")
     np.testing.assert_array_equal(lib.index().vectors[:12], base)
 
 
@@ -132,15 +132,15 @@ def test_an_image_version_refuses_too_few_classes_with_one_line(tmp_path, tiny_s
     none = run_cli("adapt", tmp_path / "lib", "--for", "images", check=False)  # no captions
     assert none.exit_code == 1 and len(none.stderr.strip().splitlines()) == 1
     assert "annotations" in none.stderr
-    lib.annotate(items[:4], "zorblat")
+    lib.annotations.add(items[:4], "zorblat")
     one = run_cli("adapt", tmp_path / "lib", "--for", "images", check=False)
     assert one.exit_code == 1 and "at least two classes" in one.stderr
     assert len(one.stderr.strip().splitlines()) == 1
-    lib.annotate(items[4:5], "quix")
+    lib.annotations.add(items[4:5], "quix")
     lone = run_cli("adapt", tmp_path / "lib", "--for", "images", check=False)
     assert lone.exit_code == 1 and "'quix'" in lone.stderr
     assert len(lone.stderr.strip().splitlines()) == 1
-    assert lib.active_version() == "base"
+    assert lib.versions.active() == "base"
 
 
 def test_realignment_then_tunes_the_text_encoder_to_the_new_image_vectors(tmp_path, tiny_spec):
@@ -157,12 +157,14 @@ def test_realignment_then_tunes_the_text_encoder_to_the_new_image_vectors(tmp_pa
     lib = Library(tmp_path / "lib", create=True)
     lib.add([str(tmp_path / "pages")], model=tiny_spec, regions="whole")
     items = lib.index().item_ids.tolist()
-    lib.annotate(items[:6], "zorblat")
-    lib.annotate(items[6:12], "quix")
+    lib.annotations.add(items[:6], "zorblat")
+    lib.annotations.add(items[6:12], "quix")
     before = lib.query_encoder().encode_texts(["zorblat"])[0]
     settings = AdaptSettings(target="images", train_text=False, realign=True, adapter_lr=1e-2)
-    lib.adapt(settings=settings)  # the version tunes the text encoder though train_text is off
-    assert lib.active_version() == "v1"
+    lib.versions.adapt(
+        settings=settings
+    )  # the version tunes the text encoder though train_text is off
+    assert lib.versions.active() == "v1"
     after = lib.query_encoder().encode_texts(["zorblat"])[0]
     assert not np.allclose(after, before)
     pictures = lib.index().vectors[:6]

@@ -204,8 +204,8 @@ def test_paraphrase_training_brings_a_held_out_pair_together_without_touching_im
     lib = Library(tmp_path / "lib", create=True)
     lib.add([str(tmp_path / "pages")], model=tiny_spec, regions="whole")
     items = lib.index().item_ids.tolist()
-    lib.annotate(items[:8], "zorblat")
-    lib.annotate(items[8:12], "quix")
+    lib.annotations.add(items[:8], "zorblat")
+    lib.annotations.add(items[8:12], "quix")
     vector_files = sorted((tmp_path / "lib" / "vectors").rglob("*.*"))
     before_files = {p: file_digest(p) for p in vector_files}
     pair = ["a drawing of zorblat", "wibble in an old book"]
@@ -223,12 +223,12 @@ def test_paraphrase_training_brings_a_held_out_pair_together_without_touching_im
     settings = AdaptSettings(
         epochs=1, min_steps=120, batch=8, paraphrase=True, teach=False, train_adapter=False
     )
-    report = lib.adapt(settings=settings, paraphraser=paraphraser)
-    assert report.version == "v1" and lib.active_version() == "v1"
+    report = lib.versions.adapt(settings=settings, paraphraser=paraphraser)
+    assert report.version == "v1" and lib.versions.active() == "v1"
     after = closeness()
     assert after > start + 0.05, (start, after)
     assert {p: file_digest(p) for p in vector_files} == before_files
-    lib.use("base")
+    lib.versions.use("base")
     assert abs(closeness() - start) < 1e-6
     np.testing.assert_array_equal(lib.index().item_ids, np.array(items))
 
@@ -244,8 +244,8 @@ def test_the_command_line_teaches_paraphrases_as_a_version(tmp_path, tiny_spec):
     lib = Library(tmp_path / "lib", create=True)
     lib.add([str(tmp_path / "pages")], model=tiny_spec, regions="whole")
     items = lib.index().item_ids.tolist()
-    lib.annotate(items[:4], "crane")
-    lib.annotate(items[4:], "つる")
+    lib.annotations.add(items[:4], "crane")
+    lib.annotations.add(items[4:], "つる")
     path = tmp_path / "lib"
     bad = run_cli("adapt", path, "--no-teach", check=False)
     assert bad.exit_code == 1 and "go with --paraphrase" in bad.stderr
@@ -258,7 +258,7 @@ def test_the_command_line_teaches_paraphrases_as_a_version(tmp_path, tiny_spec):
     out = run_cli("adapt", path, "--paraphrase", "--epochs", "1", "--min-steps", "5", "--json")
     report = json.loads(out.output)
     assert report["version"] == "v1"
-    record = Library(path).versions()["versions"][0]
+    record = Library(path).versions.list()["versions"][0]
     assert record["settings"]["paraphrase"] is True
     assert record["paraphrases"] > 0  # つる <-> ツル at least
 
@@ -289,16 +289,16 @@ def test_a_label_sets_surest_items_can_be_learnt_with_their_paraphrases(tmp_path
     lib.add([str(tmp_path / "pages")], model=tiny_spec, regions="whole")
     settings = AdaptSettings(epochs=1, min_steps=5, batch=4, paraphrase=True)
     with pytest.raises(SashieError, match="no labels yet"):
-        lib.adapt(settings=settings, label_examples=2)
-    lib.classify(LabelSet("s", (LabelClass("red", ja=("あか",)), LabelClass("blue"))))
-    counts = lib.label_sets()["s"]["counts"]
-    report = lib.adapt(settings=settings, label_examples=2)
+        lib.versions.adapt(settings=settings, label_examples=2)
+    lib.labels.classify(LabelSet("s", (LabelClass("red", ja=("あか",)), LabelClass("blue"))))
+    counts = lib.labels.list()["s"]["counts"]
+    report = lib.versions.adapt(settings=settings, label_examples=2)
     assert report.pairs == sum(min(2, n) for n in counts.values())
-    record = lib.versions()["versions"][-1]
+    record = lib.versions.list()["versions"][-1]
     assert record["annotations"] == "library + 2 label examples a class"
-    rows = lib._catalog.item_classes("s")  # the surest: the largest lead over the runner-up
+    rows = lib._parts.catalog.item_classes("s")  # the surest: the largest lead over the runner-up
     leads = sorted((r[1] - r[3], item) for item, r in rows.items() if r[0] == "red")
-    chosen = [a for a in (lib._catalog.confident_items("s", 2)) if a[1] == "red"]
+    chosen = [a for a in (lib._parts.catalog.confident_items("s", 2)) if a[1] == "red"]
     assert [item for item, _ in chosen] == [item for _, item in sorted(leads, reverse=True)[:2]]
     with pytest.raises(SashieError, match="not a file"):
-        lib.adapt(settings=settings, label_examples=2, annotations=tmp_path / "a.jsonl")
+        lib.versions.adapt(settings=settings, label_examples=2, annotations=tmp_path / "a.jsonl")

@@ -12,7 +12,7 @@ from sashie.errors import SashieError
 from sashie.eval.references import reference_pictures
 from sashie.eval.world.artists import Artists
 from sashie.eval.world.vocab import vocabulary
-from sashie.library import Library
+from sashie.library import Asked, Library
 
 from conftest import indexed_world, make_pages, serving
 
@@ -47,7 +47,7 @@ def test_the_page_and_the_openapi_description(client):
         "/api/feedback",
         "/api/items/{item_id}",
         "/api/annotations",
-        "/api/labels",
+        "/api/marks",
         "/api/items/{item_id}/thumbnail",
     ):
         assert path in paths
@@ -100,7 +100,7 @@ def test_the_api_ranks_exactly_as_the_library_does(client, world_library):
     pictures = [Image.open(io.BytesIO(data)) for data in references(3)]
     with Library(world_library) as lib:
         for dims, text in ((64, ""), (None, ""), (None, "a cat")):
-            expected = lib.search(text or None, images=pictures, dims=dims, k=20)
+            expected = lib.search(Asked(text=text or None, images=pictures, dims=dims), 20)
             files = [
                 ("images", (f"ref{i}.png", png(p), "image/png")) for i, p in enumerate(pictures)
             ]
@@ -248,11 +248,11 @@ def test_annotations_and_labels(client, world_library, tmp_path):
     bad = client.post("/api/annotations", json={"items": [999999], "caption": "x"})
     assert bad.status_code == 400 and "no item 999999" in bad.json()["error"]
 
-    labelled = client.post("/api/labels", json={"items": items[:2], "keep": False}).json()
-    assert labelled["labelled"] == 2 and labelled["exclude"] >= 2
-    assert client.get(f"/api/items/{items[0]}").json()["label"] == "exclude"
+    labelled = client.post("/api/marks", json={"items": items[:2], "keep": False}).json()
+    assert labelled["marked"] == 2 and labelled["exclude"] >= 2
+    assert client.get(f"/api/items/{items[0]}").json()["mark"] == "exclude"
 
-    out = Library(world_library).export_annotations(tmp_path / "dataset")
+    out = Library(world_library).annotations.export(tmp_path / "dataset")
     lines = [json.loads(line) for line in (out / "annotations.jsonl").read_text().splitlines()]
     assert len(lines) == 3 and {line["caption"] for line in lines} == {"几帳"}
     crop = Image.open(out / lines[0]["image"])
@@ -440,9 +440,9 @@ def test_the_page_suggests_searches_from_the_librarys_captions_and_classes(tmp_p
     with Library(tmp_path / "lib", create=True) as lib:
         lib.add([str(tmp_path / "pages")], model=tiny_spec, regions="whole")
         ids = lib.item_ids().tolist()
-        lib.annotate(ids[:3], "几帳")
-        lib.annotate(ids[3:4], "<b>a screen</b>")
-        lib.classify(labels, other_below=None)
+        lib.annotations.add(ids[:3], "几帳")
+        lib.annotations.add(ids[3:4], "<b>a screen</b>")
+        lib.labels.classify(labels, other_below=None)
 
     def suggested() -> dict:
         app = server.create_app(tmp_path / "lib", example_query="a crane")
@@ -455,5 +455,5 @@ def test_the_page_suggests_searches_from_the_librarys_captions_and_classes(tmp_p
     assert info["example_query"] == "几帳"
     with Library(tmp_path / "lib") as lib:
         for i in range(8):
-            lib.annotate(ids[4:5], f"caption {i}")
+            lib.annotations.add(ids[4:5], f"caption {i}")
     assert len(suggested()["example_queries"]) == 6

@@ -111,7 +111,7 @@ def test_a_curator_boxes_the_illustrations_of_a_page_by_dragging(page, site):
     width = lib.item(item).page_size[0]
     page.click("#boxtools button:has-text('Draw boxes')")
     page.wait_for_selector("#pagebox.drawing")
-    found = lib.found_boxes(item)  # the detectors' boxes, to correct rather than draw anew
+    found = lib.regions.found(item)  # the detectors' boxes, to correct rather than draw anew
     page.click("#boxtools button:has-text('Start from found')")
     assert page.locator(".drawnbox").count() == len(found) > 0
     page.click("#boxtools button:has-text('Clear')")
@@ -135,17 +135,17 @@ def test_a_curator_boxes_the_illustrations_of_a_page_by_dragging(page, site):
     page.click("#boxtools button:has-text('Save boxes')")
     page.wait_for_selector("#status:has-text('saved 1 box')")
     page.screenshot(path=SHOTS / "14-boxes-drawn-on-a-page.png")
-    [saved] = lib.drawn_boxes(item)
+    [saved] = lib.regions.drawn(item)
     wanted = [(x0 - picture["x"]) / scale, (y0 - picture["y"]) / scale,
               (x1 - picture["x"]) / scale, (y1 - picture["y"]) / scale]  # fmt: skip
     assert all(abs(got - want) <= 2 / scale + 1 for got, want in zip(saved, wanted)), saved
     page.click(".drawnbox button")  # take it off again, and say the page holds none
     page.click("#boxtools button:has-text('Save boxes')")
     page.wait_for_selector("#status:has-text('saved 0 boxes')")
-    assert lib.drawn_boxes(item) == []
+    assert lib.regions.drawn(item) == []
     page.click("#boxtools button:has-text('Forget page')")
     page.wait_for_selector("#status:has-text('no longer teaches')")
-    assert lib.drawn_boxes(item) is None and page.locator("#pagebox.drawing").count() == 0
+    assert lib.regions.drawn(item) is None and page.locator("#pagebox.drawing").count() == 0
 
 
 def test_two_rounds_of_feedback(page):
@@ -169,7 +169,7 @@ def test_two_rounds_of_feedback(page):
     page.screenshot(path=SHOTS / "04-feedback-round-2.png")
 
 
-def test_annotate_and_label_selected_results(page, site):
+def test_annotate_and_mark_selected_results(page, site):
     search(page, "a picture of a flower")
     cards = page.locator(".card")
     items = [int(cards.nth(i).get_attribute("data-item")) for i in (0, 1)]
@@ -181,10 +181,10 @@ def test_annotate_and_label_selected_results(page, site):
     page.screenshot(path=SHOTS / "05-annotated.png")
     cards.nth(2).locator(".pick").click()
     page.click("#exclude")
-    page.wait_for_selector("#status:has-text('labelled 1 item exclude')")
+    page.wait_for_selector("#status:has-text('marked 1 item exclude')")
     lib = Library(site[1])
-    assert {a["item"] for a in lib.annotations() if a["caption"] == "几帳"} == set(items)
-    assert lib.counts()["labelled_exclude"] == 1
+    assert {a["item"] for a in lib.annotations.list() if a["caption"] == "几帳"} == set(items)
+    assert lib.counts()["marked_exclude"] == 1
     lib.close()
 
 
@@ -210,7 +210,7 @@ def test_teach_the_model_the_annotations_and_switch_back(page, site):
     page.wait_for_selector("#status:has-text('model version base is active')")
     assert "model v" not in page.locator("#libinfo").inner_text()
     lib = Library(site[1])
-    assert lib.active_version() == "base" and version in lib.models[lib.default_model]["versions"]
+    assert lib.versions.active() == "base" and version in lib.models[lib.default_model]["versions"]
     lib.close()
     # the same panel tunes image search (MCIP) and links the version's loss curve
     assert page.locator("#realignbox").is_hidden()

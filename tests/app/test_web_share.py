@@ -14,7 +14,7 @@ import pytest
 from playwright.sync_api import expect
 
 from sashie.app import server
-from sashie.library import Library
+from sashie.library import Asked, Library
 
 from conftest import SHOTS, indexed_world, make_pages, serving, web_server
 
@@ -164,7 +164,7 @@ def test_the_page_shows_its_states(browser, site):
     page.wait_for_selector(".card img.loaded")
     page.locator(".card .pick").first.click()
     page.click("#keep")
-    page.wait_for_selector("#status:has-text('labelled 1 item keep')")
+    page.wait_for_selector("#status:has-text('marked 1 item keep')")
     page.screenshot(path=SHOTS / "11-states-1366.png")
     context.close()
 
@@ -254,7 +254,7 @@ def iiif_book(tmp_path, routes: dict, base: str):
     return tmp_path / "lib"
 
 
-def test_a_caption_and_a_label_can_be_taken_back(browser, site):
+def test_a_caption_and_a_mark_can_be_taken_back(browser, site):
     context, page = open_page(browser, f"{site}/")
     search(page, "a tree")
     page.locator(".card .pick").nth(0).click()
@@ -268,9 +268,9 @@ def test_a_caption_and_a_label_can_be_taken_back(browser, site):
     assert httpx.get(f"{site}/api/info").json()["annotations"] == before - 2
     page.locator(".card .pick").nth(0).click()
     page.click("#exclude")
-    page.wait_for_selector("#status:has-text('labelled 1 item exclude')")
+    page.wait_for_selector("#status:has-text('marked 1 item exclude')")
     page.click("#status .undo")
-    page.wait_for_selector("#status:has-text('took back the labels of 1 item')")
+    page.wait_for_selector("#status:has-text('took back the marks of 1 item')")
     assert "0 exclude in all" in page.inner_text("#status")
     context.close()
 
@@ -302,7 +302,7 @@ def composed_site(tmp_path_factory):
 
     root = tmp_path_factory.mktemp("composed")
     _, path = indexed_world(root, pages=12, seed=48)
-    Library(path).train_composer(ComposeSettings(steps=30, batch=16, negatives=32, light=False))
+    Library(path).composer.train(ComposeSettings(steps=30, batch=16, negatives=32, light=False))
     with serving(server.create_app(path)) as url:
         yield url, path
 
@@ -311,8 +311,8 @@ def test_the_page_changes_a_picture_by_the_trained_tokens(browser, composed_site
     url, path = composed_site
     (picture,) = make_pages(tmp_path / "pictures", 1, size=(160, 220))
     lib = Library(path)
-    by_tokens = lib.search(images=[str(picture)], modify="in ink", modify_method="tokens", k=4)
-    by_sum = lib.search(images=[str(picture)], modify="in ink", modify_method="sum", k=4)
+    by_tokens = lib.search(Asked(images=[str(picture)], modify="in ink", modify_method="tokens"), 4)
+    by_sum = lib.search(Asked(images=[str(picture)], modify="in ink", modify_method="sum"), 4)
     assert [r.item for r in by_tokens] != [r.item for r in by_sum]
     context, page = open_page(browser, f"{url}/")
     page.set_input_files("#files", str(picture))
@@ -335,7 +335,7 @@ def labelled_site(tmp_path_factory):
 
     root = tmp_path_factory.mktemp("labelled")
     _, path = indexed_world(root, pages=12, seed=49)
-    Library(path).classify(world_label_set(vocabulary().concepts[:200]))
+    Library(path).labels.classify(world_label_set(vocabulary().concepts[:200]))
     with serving(server.create_app(path)) as url:
         yield url
 

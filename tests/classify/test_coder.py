@@ -152,6 +152,6 @@ def test_the_models_own_nearest_words_become_synonyms(tmp_path):
     make_pages(tmp_path / "pages", 4)
     lib = Library(tmp_path / "lib", create=True)
     lib.add([str(tmp_path / "pages")], regions="whole")  # the demo model
-    assert lib.classify(labels).relabelled  # the first run labels everything
-    assert lib.classify(labels, nearest_words=2).relabelled  # other synonyms: all again
-    assert not lib.classify(labels, nearest_words=2).relabelled
+    assert lib.labels.classify(labels).relabelled  # the first run labels everything
+    assert lib.labels.classify(labels, nearest_words=2).relabelled  # other synonyms: all again
+    assert not lib.labels.classify(labels, nearest_words=2).relabelled

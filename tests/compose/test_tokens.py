@@ -19,7 +19,7 @@ from sashie.compose.slots import CannotTakeTokens, TokenSlots, token_slots
 from sashie.compose.training import train_token_learner
 from sashie.encoders import load_encoder, registry
 from sashie.errors import SashieError
-from sashie.library import Library
+from sashie.library import Asked, Library
 
 from conftest import make_pages, run_cli
 
@@ -94,7 +94,7 @@ def test_training_moves_composed_queries_toward_their_targets(world_library):
 def test_a_trained_composer_is_saved_without_pickle_and_used_by_search(world_library, tmp_path):
     world, path = world_library
     lib = Library(path)
-    report = lib.train_composer(QUICK)
+    report = lib.composer.train(QUICK)
     files = sorted(p.name for p in report.folder.iterdir())
     assert files == ["composer.json", "composer.safetensors"]
     record = json.loads((report.folder / "composer.json").read_text())
@@ -102,7 +102,7 @@ def test_a_trained_composer_is_saved_without_pickle_and_used_by_search(world_lib
     assert record["data_hash"] and record["light_crops"] > 0
 
     loaded = Composer.load(report.folder)
-    composer = lib.composer()
+    composer = lib.composer.get()
     slots = token_slots(lib.query_encoder())
     picture = lib.index().take([3])[0]
     for light in (False, True):
@@ -112,13 +112,13 @@ def test_a_trained_composer_is_saved_without_pickle_and_used_by_search(world_lib
             atol=1e-6,
         )
     page = sorted((world / "pages").iterdir())[0]
-    tokens = lib.query(images=[str(page)], modify="in ink")  # auto: the composer now
+    tokens = lib.query(Asked(images=[str(page)], modify="in ink"))  # auto: the composer now
     assert tokens.note is None
     np.testing.assert_allclose(
         tokens.vector,
-        lib.query(images=[str(page)], modify="in ink", modify_method="tokens").vector,
+        lib.query(Asked(images=[str(page)], modify="in ink", modify_method="tokens")).vector,
     )
-    summed = lib.query(images=[str(page)], modify="in ink", modify_method="sum")
+    summed = lib.query(Asked(images=[str(page)], modify="in ink", modify_method="sum"))
     assert not np.allclose(tokens.vector, summed.vector)
     assert lib.info()["models"][0]["composers"]["base"]["light"] is True
 
@@ -127,17 +127,17 @@ def test_a_trained_composer_is_saved_without_pickle_and_used_by_search(world_lib
 def test_the_light_method_never_runs_the_gallery_image_tower(world_library):
     world, path = world_library
     lib = Library(path)
-    if lib.composer() is None:
-        lib.train_composer(QUICK)
+    if lib.composer.get() is None:
+        lib.composer.train(QUICK)
     encoder = lib.query_encoder()
     calls = []
     original = encoder._images
     encoder._images = lambda pixels: calls.append(len(pixels)) or original(pixels)
     try:
         page = sorted((world / "pages").iterdir())[1]
-        hits = lib.search(images=[str(page)], modify="with a pine", modify_method="light", k=5)
+        hits = lib.search(Asked(images=[str(page)], modify="with a pine", modify_method="light"), 5)
         assert len(hits) == 5 and calls == []
-        lib.search(images=[str(page)], modify="with a pine", modify_method="tokens", k=5)
+        lib.search(Asked(images=[str(page)], modify="with a pine", modify_method="tokens"), 5)
         assert calls == [1]
     finally:
         del encoder._images
@@ -180,12 +180,12 @@ def test_a_model_that_cannot_take_tokens_says_so_and_searches_by_sum(
     lib = Library(tmp_path / "lib", create=True)
     lib.add([str(tmp_path / "pages")], model="wordsonly:x", regions="whole")
     with pytest.raises(SashieError, match="cannot take pseudo-word tokens"):
-        lib.train_composer(QUICK)
+        lib.composer.train(QUICK)
     with pytest.raises(SashieError, match="cannot take pseudo-word tokens"):
-        lib.query(images=[str(pages[0])], modify="red", modify_method="tokens")
-    query = lib.query(images=[str(pages[0])], modify="red")
+        lib.query(Asked(images=[str(pages[0])], modify="red", modify_method="tokens"))
+    query = lib.query(Asked(images=[str(pages[0])], modify="red"))
     assert "cannot take pseudo-word tokens" in query.note and "sum method" in query.note
-    summed = lib.query(images=[str(pages[0])], modify="red", modify_method="sum")
+    summed = lib.query(Asked(images=[str(pages[0])], modify="red", modify_method="sum"))
     np.testing.assert_allclose(query.vector, summed.vector)
 
 
@@ -193,19 +193,19 @@ def test_a_composer_of_another_version_is_not_used(tmp_path, tiny_spec):
     pages = make_pages(tmp_path / "pages", 24)
     lib = Library(tmp_path / "lib", create=True)
     lib.add([str(tmp_path / "pages")], model=tiny_spec, regions="whole")
-    lib.train_composer(ComposeSettings(steps=5, batch=8, negatives=8, light=False))
-    lib.annotate(lib.item_ids()[:6].tolist(), "a red square")
-    lib.adapt(settings=None)
-    assert lib.active_version() == "v1"
+    lib.composer.train(ComposeSettings(steps=5, batch=8, negatives=8, light=False))
+    lib.annotations.add(lib.item_ids()[:6].tolist(), "a red square")
+    lib.versions.adapt(settings=None)
+    assert lib.versions.active() == "v1"
     picture = str(pages[0])
-    query = lib.query(images=[picture], modify="blue")
+    query = lib.query(Asked(images=[picture], modify="blue"))
     assert "trained for version base, not the active v1" in query.note
     with pytest.raises(SashieError, match="trained for version base"):
-        lib.query(images=[picture], modify="blue", modify_method="tokens")
+        lib.query(Asked(images=[picture], modify="blue", modify_method="tokens"))
     with pytest.raises(SashieError, match="trained for version base"):
-        lib.query(images=[picture], modify="blue", modify_method="light")
-    lib.use("base")
-    assert lib.query(images=[picture], modify="blue").note is None
+        lib.query(Asked(images=[picture], modify="blue", modify_method="light"))
+    lib.versions.use("base")
+    assert lib.query(Asked(images=[picture], modify="blue")).note is None
 
 
 @pytest.mark.slow  # an evaluation world indexed and a composer trained
@@ -214,13 +214,13 @@ def test_bad_input_is_one_error_line(world_library):
     lib = Library(path)
     page = str(sorted((world / "pages").iterdir())[0])
     with pytest.raises(SashieError, match="needs words"):
-        lib.query(images=[page], modify="   ", modify_method="tokens")
+        lib.query(Asked(images=[page], modify="   ", modify_method="tokens"))
     with pytest.raises(SashieError, match="give an --image"):
-        lib.query("a crane", modify="in ink", modify_method="tokens")
+        lib.query(Asked(text="a crane", modify="in ink", modify_method="tokens"))
     with pytest.raises(SashieError, match="modify method must be one of"):
-        lib.query(images=[page], modify="in ink", modify_method="magic")
+        lib.query(Asked(images=[page], modify="in ink", modify_method="magic"))
     with pytest.raises(SashieError, match="--tokens must be between"):
-        lib.train_composer(ComposeSettings(tokens=0))
+        lib.composer.train(ComposeSettings(tokens=0))
     result = run_cli(
         "search", path, "-i", page, "--modify", "in ink", "--modify-method", "x", check=False
     )
@@ -271,8 +271,8 @@ def test_the_api_composes_by_each_method_and_refuses_an_unknown_one(world_librar
 
     world, path = world_library
     lib = Library(path)
-    if lib.composer() is None:
-        lib.train_composer(QUICK)
+    if lib.composer.get() is None:
+        lib.composer.train(QUICK)
     page = sorted((world / "pages").iterdir())[0]
     client = TestClient(server.create_app(path))
     scores = {}
@@ -299,7 +299,7 @@ def test_training_in_a_terminal_says_first_how_long_it_will_take(tmp_path, tiny_
     lib = Library(tmp_path / "lib", progress=True)
     capsys.readouterr()
     settings = ComposeSettings(steps=30, batch=8, negatives=8, light_epochs=2, light_steps=10)
-    report = lib.train_composer(settings)
+    report = lib.composer.train(settings)
     err = capsys.readouterr().err.replace("\r", "\n").splitlines()
     first = next(line for line in err if line.strip())
     assert re.fullmatch(
@@ -310,7 +310,7 @@ def test_training_in_a_terminal_says_first_how_long_it_will_take(tmp_path, tiny_
     assert any(re.search(r"composer: +\d+%\|.*\| [\d:]+ elapsed, [\d:?]+ left", e) for e in err)
     assert report.record["estimated_seconds"] > 0
     # without a terminal, no estimate is made (nothing is timed beforehand)
-    quiet = Library(tmp_path / "lib").train_composer(settings)
+    quiet = Library(tmp_path / "lib").composer.train(settings)
     assert "estimated_seconds" not in quiet.record
     assert capsys.readouterr().err == ""
 

@@ -34,7 +34,7 @@ def test_the_open_set_bench_measures_each_class_under_each_rule(tmp_path):
     assert all(r.right <= min(r.members, r.showing) for r in found if r.label != "other")
     table = format_open_set(found, items)
     assert len(table) == 3 + classes + 1 and "other below 2.5" in table[1]
-    assert lib.label_sets() == {}  # the bench's sets are removed after
+    assert lib.labels.list() == {}  # the bench's sets are removed after
 
 
 def test_few_shot_leaves_out_the_shots_a_small_world_has_no_crops_left_for():

@@ -70,7 +70,7 @@ def test_the_image_tuning_experiment_measures_every_row_and_leaves_the_library(
     workdir = tmp_path_factory.getbasetemp() / "bench-keep"
     for folder in ("library", "layout-library"):  # (the adaptation experiment's versions stay)
         with Library(workdir / folder) as lib:
-            targets = [v["settings"]["target"] for v in lib.versions()["versions"]]
+            targets = [v["settings"]["target"] for v in lib.versions.list()["versions"]]
             assert "images" not in targets
 
 

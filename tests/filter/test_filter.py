@@ -9,10 +9,10 @@ import pytest
 from sashie.errors import SashieError
 from sashie.eval.truth import judge_library_items
 from sashie.eval.world import make_world
-from sashie.filter.labelling import read_label_csv
+from sashie.filter.marking import read_mark_csv
 from sashie.filter.model import KeepFilter
 from sashie.filter.training import LEARNERS, train_filter
-from sashie.library import Library
+from sashie.library import Filters, Library
 
 from conftest import indexed_world, run_cli
 
@@ -75,10 +75,10 @@ def test_too_few_labels_is_a_clear_error():
 def test_label_csv(tmp_path):
     path = tmp_path / "marks.csv"
     path.write_text("item,label\n3,keep\n4,exclude\n5,1\n")
-    assert read_label_csv(path) == ([3, 4, 5], [True, False, True])
+    assert read_mark_csv(path) == ([3, 4, 5], [True, False, True])
     path.write_text("3,maybe\n")
     with pytest.raises(SashieError, match=r"marks\.csv:1"):
-        read_label_csv(path)
+        read_mark_csv(path)
 
 
 @pytest.fixture(scope="module")
@@ -92,8 +92,8 @@ def world_library(tmp_path_factory):
 @pytest.mark.slow
 def test_filter_round_trip_through_the_command_line(world_library):
     root, world, lib = world_library
-    run_cli("filter", "label", root / "lib", "--ground-truth", world, "--n", "100000")
-    counts = json.loads(run_cli("info", root / "lib", "--json").stdout)["labels"]
+    run_cli("filter", "mark", root / "lib", "--ground-truth", world, "--n", "100000")
+    counts = json.loads(run_cli("info", root / "lib", "--json").stdout)["marks"]
     assert counts["keep"] >= 10 and counts["exclude"] >= 10
     out = run_cli("filter", "train", root / "lib", "--learners", "svm,mlp", "--json").stdout
     tables = json.loads(out)
@@ -105,9 +105,9 @@ def test_filter_round_trip_through_the_command_line(world_library):
     assert info["filter"]["excluded"] > 0
 
     # searches cover kept items unless asked for all
-    excluded = set(lib.index().item_ids[lib.excluded_rows()].tolist())
+    excluded = set(lib.index().item_ids[lib.filter.excluded_rows()].tolist())
     kept_hits = lib.search("a page of text", k=10_000)
-    all_hits = lib.search("a page of text", k=10_000, all_items=True)
+    all_hits = lib.search("a page of text", 10_000, where=Filters(all_items=True))
     assert len(all_hits) == info["items"]
     assert len(kept_hits) == info["items"] - len(excluded)
     assert not excluded & {h.item for h in kept_hits}
@@ -126,7 +126,7 @@ def test_filter_round_trip_through_the_command_line(world_library):
 
     # the filter is better than keeping everything, judged by the ground truth
     ids, keep, _ = judge_library_items(lib, world)
-    figures = lib.evaluate_filter(ids, keep)
+    figures = lib.filter.evaluate(ids, keep)
     assert figures["items"] == info["items"]
     assert figures["overall"]["accuracy"] > keep.mean()
     text = run_cli("filter", "evaluate", root / "lib", "--ground-truth", world).stdout
@@ -135,15 +135,15 @@ def test_filter_round_trip_through_the_command_line(world_library):
 
 def test_new_pages_are_filtered_on_indexing(world_library, tmp_path):
     _root, world, lib = world_library
-    if lib.keep_filter() is None:  # when run alone
-        lib.label(*_all_truth(lib, world), source="ground-truth")
-        lib.train_filter(learners=["svm"])
+    if lib.filter.load() is None:  # when run alone
+        lib.filter.mark(*_all_truth(lib, world), source="ground-truth")
+        lib.filter.train(learners=["svm"])
     more = make_world(tmp_path / "more", pages=4, seed=12, size=(400, 600))
     report = lib.add([str(more / "pages")], regions="layout,whole")
     assert report.filtered["scored"] == report.items_added > 0
     counts = lib.counts()
     assert counts["kept"] + counts["excluded"] == counts["items"]  # every item scored
-    lib.remove_filter()
+    lib.filter.remove()
     assert lib.info()["filter"] is None
     assert len(lib.search("a page of text", k=10_000)) == lib.info()["items"]
 
@@ -153,7 +153,8 @@ def _all_truth(lib, world):
     return ids, keep.tolist()
 
 
-def test_interactive_labelling_shows_crops_and_records_answers(world_library):
+def test_interactive_marking_shows_crops_and_records_answers(world_library):
+    """Under its old spelling too (`filter label`), for one release, with a note."""
     root, _, lib = world_library
     before = lib.counts()
     r = run_cli(
@@ -170,14 +171,15 @@ def test_interactive_labelling_shows_crops_and_records_answers(world_library):
     shown = [line.split(": ", 1)[1] for line in r.stdout.splitlines() if line.startswith("[")]
     assert len(shown) == 4 and all(path.endswith(".png") for path in shown)
     after = lib.counts()
-    labelled = lambda c: c["labelled_keep"] + c["labelled_exclude"]  # noqa: E731
-    assert labelled(after) - labelled(before) <= 2
-    assert "labelled 2 items (1 keep)" in r.stderr
+    marked = lambda c: c["marked_keep"] + c["marked_exclude"]  # noqa: E731
+    assert marked(after) - marked(before) <= 2
+    assert "marked 2 items (1 keep)" in r.stderr
+    assert "note: `label` is now spelled `mark`" in r.stderr
 
 
 def test_wrong_use_of_filter_commands(world_library, tmp_path):
     root, _world, _ = world_library
-    r = run_cli("filter", "label", root / "lib", check=False)
+    r = run_cli("filter", "mark", root / "lib", check=False)
     assert r.exit_code == 1 and "exactly one of" in r.output
     empty = tmp_path / "empty"
     Library(empty, create=True)
@@ -190,10 +192,10 @@ def test_wrong_use_of_filter_commands(world_library, tmp_path):
 def test_labels_can_be_forgotten(world_library):
     _, _, lib = world_library
     ids = lib.item_ids()[:4].tolist()
-    lib.label(ids, [True, False, True, False], "test")
-    assert lib.unlabel(ids[:2]) == 2
-    labelled, keep = lib.labels(ids)
+    lib.filter.mark(ids, [True, False, True, False], "test")
+    assert lib.filter.unmark(ids[:2]) == 2
+    labelled, keep = lib.filter.marks(ids)
     assert labelled.tolist() == ids[2:] and keep.tolist() == [True, False]
     before = lib.counts()
-    assert lib.unlabel() == before["labelled_keep"] + before["labelled_exclude"] > 0
-    assert lib.counts()["labelled_keep"] == lib.counts()["labelled_exclude"] == 0
+    assert lib.filter.unmark() == before["marked_keep"] + before["marked_exclude"] > 0
+    assert lib.counts()["marked_keep"] == lib.counts()["marked_exclude"] == 0

@@ -69,7 +69,7 @@ def test_new_pages_are_added_to_the_index(small):
     assert report.ann == "extended" and "ANN index extended" in report.summary()
     assert ann_of(lib)["rows"] == 36 and ann_of(lib)["kind"] == "hnsw"
     new = sorted(set(lib.item_ids().tolist()))[-1]
-    found = lib.search(query=lib.vectors_of([new])[0], k=3)
+    found = lib.search(lib.vectors_of([new])[0], 3)
     assert found[0].item == new
     assert lib.add([str(tmp_path / "more")], regions="whole").ann == "current"
 
@@ -78,17 +78,17 @@ def test_a_version_gets_its_index_when_applied(small):
     lib, _ = small
     lib.reindex(ef=1000)
     items = lib.index().item_ids.tolist()
-    lib.annotate(items[:6], "zorblat")
-    lib.annotate(items[6:12], "quix")
-    lib.adapt(settings=AdaptSettings(epochs=20, batch=8, seed=0))
-    assert lib.active_version() == "v1"
+    lib.annotations.add(items[:6], "zorblat")
+    lib.annotations.add(items[6:12], "quix")
+    lib.versions.adapt(settings=AdaptSettings(epochs=20, batch=8, seed=0))
+    assert lib.versions.active() == "v1"
     assert ann_of(lib)["kind"] == "hnsw" and lib.index().ann is not None
     same_results(lib)
     base_file = lib.path / lib.models[next(iter(lib.models))]["vectors"] / "vectors.f16"
     before = base_file.read_bytes()
     lib.reindex()  # the version's index again: the base vectors are never touched
     assert base_file.read_bytes() == before
-    lib.use("base")
+    lib.versions.use("base")
     assert lib.index().ann is not None
     same_results(lib)
 

@@ -20,6 +20,7 @@ from PIL import Image, ImageDraw
 
 from sashie import Library
 from sashie.adapt.settings import AdaptSettings
+from sashie.library import Filters
 
 from conftest import run_cli
 
@@ -104,19 +105,19 @@ def library(tmp_path_factory, tiny_spec) -> Library:
     ids = lib.item_ids().tolist()
     marks = root / "marks.csv"
     marks.write_text("".join(f"{i},{['exclude', 'keep'][n % 2]}\n" for n, i in enumerate(ids[:20])))
-    labelled = json.loads(run_cli("filter", "label", root / "lib", "--csv", marks, "--json").stdout)
-    assert labelled == {"labelled": 20, "labelled_keep": 10, "keep": 10, "exclude": 10}
-    lib.train_filter(learners=["svm"])
+    labelled = json.loads(run_cli("filter", "mark", root / "lib", "--csv", marks, "--json").stdout)
+    assert labelled == {"marked": 20, "marked_keep": 10, "keep": 10, "exclude": 10}
+    lib.filter.train(learners=["svm"])
     applied = json.loads(run_cli("filter", "apply", root / "lib", "--json").stdout)
     assert applied["scored"] == len(ids) == applied["kept"] + applied["excluded"]
-    lib.annotate(ids[:3], "a crane")
-    lib.annotate(ids[:2], "鶴")
+    lib.annotations.add(ids[:3], "a crane")
+    lib.annotations.add(ids[:2], "鶴")
     listed = json.loads(run_cli("annotations", "list", root / "lib", "--json").stdout)
     assert [(a["item"], a["caption"]) for a in listed["annotations"]] == [
         *((i, "a crane") for i in ids[:3]),
         *((i, "鶴") for i in ids[:2]),
     ]
-    lib.adapt(settings=AdaptSettings(epochs=1, min_steps=2))
+    lib.versions.adapt(settings=AdaptSettings(epochs=1, min_steps=2))
     return lib
 
 
@@ -155,11 +156,11 @@ def test_an_export_is_read_as_clip_retrievals_back_end_reads_it(exported):
     np.testing.assert_array_equal(vectors, lib.vectors_of(items, version="v1"))
     assert not np.allclose(vectors, lib.vectors_of(items, version="base"))
 
-    excluded = set(lib.index().item_ids[lib.excluded_rows()].tolist())
-    labelled, keep = lib.labels()
-    labels = dict(zip(labelled.tolist(), keep.tolist()))
+    excluded = set(lib.index().item_ids[lib.filter.excluded_rows()].tolist())
+    marked, keep = lib.filter.marks()
+    marks = dict(zip(marked.tolist(), keep.tolist()))
     captions: dict[int, list[str]] = {}
-    for a in lib.annotations():
+    for a in lib.annotations.list():
         captions.setdefault(a["item"], []).append(a["caption"])
     assert sorted(map(len, captions.values())) == [1, 2, 2]
     wanted = list(set(CLIP_RETRIEVAL_COLUMNS) & set(table.column_names))
@@ -175,7 +176,7 @@ def test_an_export_is_read_as_clip_retrievals_back_end_reads_it(exported):
         assert Path(meta["image_path"]) == (out / "crops" / f"{item.id}.jpg").resolve()
         assert meta["caption"] == ("; ".join(captions[item.id]) if item.id in captions else None)
         assert row["captions"] == captions.get(item.id, [])
-        assert row["label"] == {True: "keep", False: "exclude", None: None}[labels.get(item.id)]
+        assert row["mark"] == {True: "keep", False: "exclude", None: None}[marks.get(item.id)]
         assert row["verdict"] == ("exclude" if item.id in excluded else "keep")
         assert (row["page"], row["detector"]) == (item.page, item.detector)
         assert (row["x0"], row["y0"], row["x1"], row["y1"]) == item.bbox
@@ -205,7 +206,7 @@ def test_a_faiss_index_built_on_the_export_answers_as_sashie_does(exported):
     for text in ("a crane", "a page"):
         query = lib.query(text).vector  # through the active version's text encoder
         scores, rows = index.search(query[None, :].astype(np.float32), 5)
-        hits = lib.search(text, k=5, all_items=True)
+        hits = lib.search(text, 5, where=Filters(all_items=True))
         assert items[rows[0]].tolist() == [h.item for h in hits]
         np.testing.assert_allclose(scores[0], [h.score for h in hits], atol=1e-5)
 
@@ -237,9 +238,9 @@ def test_search_json_csv_and_the_api_give_every_fact_of_an_item(library):
     by_item = {r["item"]: r for r in served["results"]}
     rows = list(csv.DictReader(io.StringIO(run_cli(*args, "--csv").stdout)))
     assert [int(row["item"]) for row in rows] == [r["item"] for r in found]
-    labelled, keep = library.labels()
-    labels = dict(zip(labelled.tolist(), keep.tolist()))
-    excluded = set(library.index().item_ids[library.excluded_rows()].tolist())
+    marked, keep = library.filter.marks()
+    marks = dict(zip(marked.tolist(), keep.tolist()))
+    excluded = set(library.index().item_ids[library.filter.excluded_rows()].tolist())
     for r, row in zip(found, rows):
         item = library.item(r["item"])
         where = library.iiif_target(item.id) if "canvas" in item.metadata else None
@@ -252,9 +253,9 @@ def test_search_json_csv_and_the_api_give_every_fact_of_an_item(library):
             "metadata": item.metadata,
             "canvas": where and where["canvas"],
             "region": where and where["region"],
-            "label": {True: "keep", False: "exclude", None: None}[labels.get(item.id)],
+            "mark": {True: "keep", False: "exclude", None: None}[marks.get(item.id)],
             "verdict": "exclude" if item.id in excluded else "keep",
-            "captions": [a["caption"] for a in library.annotations([item.id])],
+            "captions": [a["caption"] for a in library.annotations.list([item.id])],
         }
         assert {key: r[key] for key in expected} == expected
         assert {key: by_item[item.id][key] for key in expected} == expected  # the API's

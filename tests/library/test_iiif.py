@@ -246,8 +246,8 @@ def mixed_library(tmp_path, web, tiny_spec):
     with index_book(tmp_path / "lib", tiny_spec, base, boxes=GRID) as lib:
         lib.add([str(make_pages(tmp_path / "local", 3)[0].parent)], regions="whole")
         iiif_items = [r.id for r in lib.items() if r.metadata.get("canvas")]
-        lib.annotate(iiif_items[:3], "几帳")
-        lib.label(iiif_items[3:5], [True, True])
+        lib.annotations.add(iiif_items[:3], "几帳")
+        lib.filter.mark(iiif_items[3:5], [True, True])
     return tmp_path / "lib", base
 
 
@@ -260,9 +260,9 @@ def test_found_regions_are_a_valid_annotation_page(mixed_library):
             [r.item for r in results], scores=[r.score for r in results], title="a page"
         )
         by_caption = lib.iiif_annotations(caption="  几帳 ")
-        by_label = lib.iiif_annotations(label="keep")
-        with pytest.raises(SashieError, match=r"^no item is labelled exclude$"):
-            lib.iiif_annotations(label="exclude")
+        by_mark = lib.iiif_annotations(mark="keep")
+        with pytest.raises(SashieError, match=r"^no item is marked exclude$"):
+            lib.iiif_annotations(mark="exclude")
     assert local == 3 and export.skipped == 3 and export.annotations == 32
     page = export.page
     iiif_prezi3.AnnotationPage(**page)
@@ -285,8 +285,8 @@ def test_found_regions_are_a_valid_annotation_page(mixed_library):
             "format": "text/plain",
             "purpose": "tagging",
         } in annotation["body"]
-    iiif_prezi3.AnnotationPage(**by_label.page)
-    assert by_label.annotations == 2 and by_label.page["label"] == {"none": ["labelled keep"]}
+    iiif_prezi3.AnnotationPage(**by_mark.page)
+    assert by_mark.annotations == 2 and by_mark.page["label"] == {"none": ["marked keep"]}
 
 
 def test_the_command_line_writes_iiif(mixed_library, tmp_path):
@@ -300,7 +300,7 @@ def test_the_command_line_writes_iiif(mixed_library, tmp_path):
 
     refused = run_cli("export-iiif", path, out, check=False)
     assert refused.exit_code == 1
-    assert refused.stderr == "error: name one of --query, --caption, --label or --items\n"
+    assert refused.stderr == "error: name one of --query, --caption, --mark or --items\n"
 
     with Library(path) as lib:
         rows = lib.items()
@@ -341,8 +341,8 @@ def test_the_http_api_gives_links_and_annotation_pages(mixed_library):
     by_caption = client.get("/api/iiif/annotations", params={"caption": "几帳"})
     assert by_caption.headers["x-sashie-annotations"] == "3"
     iiif_prezi3.AnnotationPage(**by_caption.json())
-    assert client.get("/api/iiif/annotations", params={"label": "keep"}).status_code == 200
-    for bad in ({"label": "maybe"}, {}, {"label": "exclude"}):
+    assert client.get("/api/iiif/annotations", params={"mark": "keep"}).status_code == 200
+    for bad in ({"mark": "maybe"}, {}, {"mark": "exclude"}):
         refused = client.get("/api/iiif/annotations", params=bad)
         assert refused.status_code in (400, 422) and refused.json()["error"]
     uneven = client.post("/api/iiif/annotations", json={"items": iiif_items[:2], "scores": [1]})
@@ -467,7 +467,7 @@ def test_boxes_drawn_on_canvases_teach_the_library_its_detector(tmp_path, web, t
     annotations = tmp_path / "annotations.json"
     annotations.write_text(json.dumps({"type": "AnnotationPage", "items": items}))
 
-    report = lib.tune_regions(annotations, steps=2)
+    report = lib.regions.train(annotations, steps=2)
     assert (report.pages, report.boxes) == (2, 2)
     assert report.skipped == [
         ("https://elsewhere.example/canvas/9", "no page of the library is on this canvas")

@@ -10,6 +10,7 @@ import pytest
 from PIL import Image
 
 from sashie import Library, SashieError
+from sashie.library import Asked
 
 from conftest import cli_json, make_pages, run_cli, start_cli_process, stop_at_first_commit
 from tiny_clip import build_tiny_clip
@@ -63,7 +64,7 @@ def test_copies_of_indexed_pages_are_recorded_not_indexed_again(tmp_path, tiny_s
     assert "6 copies of pages indexed" in report.summary()
     facts = lib.info()
     assert (facts["pages"], facts["items"], facts["copies"]) == (7, 7, 6)
-    [hit] = lib.search(images=[originals / "page0002.png"], k=1)
+    [hit] = lib.search(Asked(images=[originals / "page0002.png"]), 1)
     assert hit.page == str(originals / "page0002.png")
     assert hit.copies == (str(copied / "page0002.png"),)
     # seen again: nothing is read; a copy whose bytes change becomes a page of its own
@@ -118,7 +119,7 @@ def test_search_results_and_json(tmp_path, tiny_spec, pages):
     assert [r["rank"] for r in results] == [1, 2, 3, 4, 5]
     assert set(results[0]) == {
         *("rank", "item", "score", "page", "bbox", "page_size", "detector", "source"),
-        *("metadata", "label", "verdict", "captions", "canvas", "region", "class_label"),
+        *("metadata", "mark", "verdict", "captions", "canvas", "region", "class_label"),
         "copies",
     }
     scores = [r["score"] for r in results]
@@ -140,9 +141,9 @@ def test_search_results_and_json(tmp_path, tiny_spec, pages):
 def test_a_query_vector_of_another_dimension_is_refused(tmp_path, tiny_spec, pages):
     lib = Library(tmp_path / "lib", create=True)
     lib.add([str(pages)], model=tiny_spec, regions="whole")
-    assert len(lib.search(query=np.ones(48), k=3)) == 3
+    assert len(lib.search(np.ones(48), 3)) == 3
     with pytest.raises(SashieError, match="query has 512 dimensions, library 48"):
-        lib.search(query=np.ones(512))
+        lib.search(np.ones(512))
     with pytest.raises(SashieError, match="no vectors of model"):
         lib.search("crane", model="hf:some/other-model")
 

@@ -21,28 +21,30 @@ def lib(tmp_path, tiny_spec, pages) -> Library:
 
 
 def pairs(lib: Library) -> list[tuple[int, str]]:
-    return [(a["item"], a["caption"]) for a in lib.annotations()]
+    return [(a["item"], a["caption"]) for a in lib.annotations.list()]
 
 
 def test_annotations_are_removed_by_caption_by_item_or_both(lib):
     a, b, c, d = lib.item_ids()[:4].tolist()
-    lib.annotate([a, b, c], "a crane")
-    lib.annotate([a, b], "鶴")
-    lib.annotate([d], "a  pine")
+    lib.annotations.add([a, b, c], "a crane")
+    lib.annotations.add([a, b], "鶴")
+    lib.annotations.add([d], "a  pine")
     removed = json.loads(run_cli("annotations", "remove", lib.path, "鶴", a, "--json").stdout)
     assert removed == {"removed": 1, "annotations": 5}
     done = run_cli("annotations", "remove", lib.path, "a crane")  # from every item
     assert done.stderr == "3 annotations removed\n"
     assert run_cli("annotations", "remove", lib.path, d).stderr == "1 annotations removed\n"
     assert pairs(lib) == [(b, "鶴")]
-    assert lib.unannotate([b], " 鶴 ") == 1 and pairs(lib) == []  # spaces as annotate reads them
+    assert (
+        lib.annotations.remove([b], " 鶴 ") == 1 and pairs(lib) == []
+    )  # spaces as annotate reads them
     bad = run_cli("annotations", "remove", lib.path, "鶴", "x12", check=False)
     assert (
         bad.exit_code == 1
         and bad.stderr == "error: expected item ids after the caption, got 'x12'\n"
     )
     with pytest.raises(SashieError, match="name the caption, the items, or both"):
-        lib.unannotate()
+        lib.annotations.remove()
 
 
 def test_the_api_takes_captions_and_labels_back(lib):
@@ -61,22 +63,22 @@ def test_the_api_takes_captions_and_labels_back(lib):
     nothing = client.delete("/api/annotations")
     assert nothing.status_code == 400 and "name the caption" in nothing.json()["error"]
 
-    client.post("/api/labels", json={"items": [a, b, c], "keep": True})
-    unlabelled = client.delete("/api/labels", params={"items": [a, b]}).json()
-    assert unlabelled == {"removed": 2, "keep": 1, "exclude": 0}
-    assert client.get(f"/api/items/{a}").json()["label"] is None
-    assert client.get(f"/api/items/{c}").json()["label"] == "keep"
-    assert client.delete("/api/labels").status_code == 422
+    client.post("/api/marks", json={"items": [a, b, c], "keep": True})
+    unmarked = client.delete("/api/marks", params={"items": [a, b]}).json()
+    assert unmarked == {"removed": 2, "keep": 1, "exclude": 0}
+    assert client.get(f"/api/items/{a}").json()["mark"] is None
+    assert client.get(f"/api/items/{c}").json()["mark"] == "keep"
+    assert client.delete("/api/marks").status_code == 422
 
 
-def test_labels_are_forgotten_from_the_command_line(lib):
+def test_marks_are_forgotten_from_the_command_line(lib):
     ids = lib.item_ids()[:4].tolist()
-    lib.label(ids, [True, False, True, False])
-    done = json.loads(run_cli("filter", "unlabel", lib.path, *ids[:2], "--json").stdout)
+    lib.filter.mark(ids, [True, False, True, False])
+    done = json.loads(run_cli("filter", "unmark", lib.path, *ids[:2], "--json").stdout)
     assert done == {"removed": 2, "keep": 1, "exclude": 1}
-    assert "2 labels forgotten" in run_cli("filter", "unlabel", lib.path, "--all").stderr
-    assert lib.counts()["labelled_keep"] == lib.counts()["labelled_exclude"] == 0
-    bad = run_cli("filter", "unlabel", lib.path, check=False)
+    assert "2 marks forgotten" in run_cli("filter", "unmark", lib.path, "--all").stderr
+    assert lib.counts()["marked_keep"] == lib.counts()["marked_exclude"] == 0
+    bad = run_cli("filter", "unmark", lib.path, check=False)
     assert bad.exit_code == 1 and "give --all" in bad.stderr
 
 
@@ -85,20 +87,20 @@ def test_adapt_warns_of_captions_with_too_few_examples(lib):
     from sashie.library.adapting import FEW_EXAMPLES
 
     ids = lib.item_ids().tolist()
-    lib.annotate(ids[:2], "a crane")
-    lib.annotate(ids[2 : 2 + FEW_EXAMPLES], "a pine")
+    lib.annotations.add(ids[:2], "a crane")
+    lib.annotations.add(ids[2 : 2 + FEW_EXAMPLES], "a pine")
     args = ("adapt", lib.path, "--epochs", "1", "--min-steps", "2")
     warning = json.loads(run_cli(*args, "--json").stdout)["warning"]
     assert warning.startswith(f"1 of 2 captions have fewer than {FEW_EXAMPLES} examples: ")
     assert "a crane (2)" in warning and "a pine" not in warning
     assert f"warning: {warning}\n" in run_cli(*args).stderr
 
-    lib.annotate(ids[2 : 2 + FEW_EXAMPLES], "a crane")  # enough of both: no warning
+    lib.annotations.add(ids[2 : 2 + FEW_EXAMPLES], "a crane")  # enough of both: no warning
     assert json.loads(run_cli(*args, "--json").stdout)["warning"] is None
 
-    lib.unannotate(caption="a pine")
+    lib.annotations.remove(caption="a pine")
     client = TestClient(server.create_app(lib.path))  # the page's adaptation says it too
-    lib.annotate(ids[:1], "a pine")
+    lib.annotations.add(ids[:1], "a pine")
     state = client.post("/api/adapt", json={"epochs": 1}).json()
     deadline = time.time() + 120
     while state["job"]["state"] == "running" and time.time() < deadline:

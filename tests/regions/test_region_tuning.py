@@ -56,7 +56,7 @@ def test_a_collection_fine_tune_moves_boxes_toward_the_given_ones(tmp_path):
     [shipped] = load_detectors("learned")
     before = best_iou(shipped, tmp_path / "boxes", boxes)
     lib = Library(tmp_path / "lib", create=True)
-    report = lib.tune_regions(tmp_path / "boxes", steps=60)
+    report = lib.regions.train(tmp_path / "boxes", steps=60)
     assert (report.pages, report.boxes, report.base) == (4, 4, "sashie-regions")
     saved = tmp_path / "lib" / "regions" / "learned"
     assert {p.name for p in saved.iterdir()} == {
@@ -69,16 +69,16 @@ def test_a_collection_fine_tune_moves_boxes_toward_the_given_ones(tmp_path):
     after = best_iou(tuned, tmp_path / "boxes", boxes)
     assert after > max(0.5, before + 0.1), (before, after)
     # a second run starts from the library's own detector
-    assert lib.tune_regions(tmp_path / "boxes", steps=2).base == "library"
+    assert lib.regions.train(tmp_path / "boxes", steps=2).base == "library"
 
 
 def test_boxes_that_name_no_illustration_are_refused(tmp_path):
     boxed_pages(tmp_path / "boxes", count=1)
     lib = Library(tmp_path / "lib", create=True)
     with pytest.raises(SashieError, match="--label"):
-        lib.tune_regions(tmp_path / "boxes", labels=["4_illustration"], steps=1)
+        lib.regions.train(tmp_path / "boxes", labels=["4_illustration"], steps=1)
     with pytest.raises(SashieError, match="no boxed pages"):
-        lib.tune_regions(tmp_path / "lib", steps=1)
+        lib.regions.train(tmp_path / "lib", steps=1)
     assert not (tmp_path / "lib" / "regions").exists()
 
 
@@ -95,12 +95,12 @@ def drawn_library(tmp_path, tiny_spec, count=4):
 def test_boxes_drawn_on_the_librarys_pages_teach_its_detector(tmp_path, tiny_spec):
     lib, drawn = drawn_library(tmp_path, tiny_spec)
     for item, box in drawn.items():
-        assert lib.draw_boxes(item, [list(box)]) == [box]
+        assert lib.regions.draw(item, [list(box)]) == [box]
     [shipped] = load_detectors("learned")
     pages = tmp_path / "pages"
     boxes = list(drawn.values())
     before = best_iou(shipped, pages, boxes)
-    report = lib.tune_regions(steps=60)
+    report = lib.regions.train(steps=60)
     assert (report.pages, report.boxes, report.skipped) == (4, 4, [])
     [tuned] = load_detectors("learned", {"learned": {"model": tmp_path / "lib/regions/learned"}})
     after = best_iou(tuned, pages, boxes)
@@ -115,18 +115,18 @@ def test_drawn_boxes_are_checked_and_a_tampered_record_reads_safely(tmp_path, ti
     lib, drawn = drawn_library(tmp_path, tiny_spec, count=2)
     first, second = drawn
     with pytest.raises(SashieError, match="no boxes drawn"):
-        lib.tune_regions()
-    assert lib.drawn_boxes(first) is None
+        lib.regions.train()
+    assert lib.regions.drawn(first) is None
     for hostile in ([[0, 0, float("nan"), 5]], [[0, 0, 5]], [["0", 0, 5, 5]], [[True, 0, 5, 5]],
                     "0,0,5,5", [[0, 0, 5, 5]] * 201, [[700, 500, 900, 600]]):  # fmt: skip
         with pytest.raises(BadInput):
-            lib.draw_boxes(first, hostile)
-    assert lib.drawn_boxes(first) is None and lib.boxed_page_count() == 0
-    assert lib.draw_boxes(first, [[600, 400, 700, 500]]) == [(600, 400, 640, 480)]
-    assert lib.draw_boxes(second, []) == [] and lib.drawn_boxes(second) == []
-    assert lib.boxed_page_count() == 2
+            lib.regions.draw(first, hostile)
+    assert lib.regions.drawn(first) is None and lib.regions.boxed_pages() == 0
+    assert lib.regions.draw(first, [[600, 400, 700, 500]]) == [(600, 400, 640, 480)]
+    assert lib.regions.draw(second, []) == [] and lib.regions.drawn(second) == []
+    assert lib.regions.boxed_pages() == 2
     with pytest.raises(SashieError, match="no item"):
-        lib.draw_boxes(10**9, [])
+        lib.regions.draw(10**9, [])
     db = sqlite3.connect(tmp_path / "lib" / "catalog.sqlite")
     tampered = '[[1, 2, 30, 40], [0, 0, 1e300, 5], "x", [5, 5, 5, 5], [-9, -9, 99999, 99999]]'
     for item, text in ((first, tampered), (second, "{")):
@@ -134,10 +134,10 @@ def test_drawn_boxes_are_checked_and_a_tampered_record_reads_safely(tmp_path, ti
         db.execute("UPDATE drawn_boxes SET boxes = ? WHERE page_id = ?", (text, page))
     db.commit()
     db.close()
-    assert lib.drawn_boxes(first) == [(1, 2, 30, 40), (0, 0, 640, 480)]
-    assert lib.drawn_boxes(second) == []
-    lib.forget_boxes(first)
-    assert lib.drawn_boxes(first) is None and lib.boxed_page_count() == 1
+    assert lib.regions.drawn(first) == [(1, 2, 30, 40), (0, 0, 640, 480)]
+    assert lib.regions.drawn(second) == []
+    lib.regions.forget(first)
+    assert lib.regions.drawn(first) is None and lib.regions.boxed_pages() == 1
     refused = run_cli("regions", "train", str(tmp_path / "lib"), "--label", "x", check=False)
     assert refused.exit_code != 0 and "--label needs --boxes" in refused.stderr
 
@@ -173,12 +173,12 @@ def test_reindex_regions_recuts_only_what_changed_and_encodes_only_new_boxes(tmp
     assert (same.items_added, same.items_removed, same.vectors_added) == (0, 0, 0)
     assert items_of(lib, "learned") == learned
 
-    lib.annotate([next(iter(whole.values()))], "a page")
+    lib.annotations.add([next(iter(whole.values()))], "a page")
     constant_model(own, -10.0)  # retrained: it now cuts nothing
     gone = lib.recut("learned")
     assert (gone.items_added, gone.items_removed, gone.vectors_added) == (0, 3, 0)
     assert items_of(lib, "learned") == {} and items_of(lib, "whole") == whole
-    assert lib.info()["items"] == 3 and len(lib.annotations()) == 1  # the page's caption stays
+    assert lib.info()["items"] == 3 and len(lib.annotations.list()) == 1  # the page's caption stays
 
     constant_model(own, 10.0)  # and again: new boxes are cut and only they are encoded
     back = run_cli("reindex", str(tmp_path / "lib"), "--regions", "learned", "--json")

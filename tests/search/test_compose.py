@@ -10,7 +10,7 @@ from fastapi.testclient import TestClient
 
 from sashie.app import server
 from sashie.errors import SashieError
-from sashie.library import Library
+from sashie.library import Asked, Library
 
 from conftest import run_cli
 
@@ -29,17 +29,19 @@ def unit(v):
 def test_sum_is_the_unit_picture_plus_weighted_unit_words(library, pages):
     lib = Library(library)
     picture = str(sorted(pages.iterdir())[0])
-    image = lib.query(images=[picture]).vector
+    image = lib.query(Asked(images=[picture])).vector
     words = lib.query("hand-coloured").vector
     for weight in (0.5, 1.0, 3.0):
-        composed = lib.query(images=[picture], modify="hand-coloured", modify_weight=weight)
+        composed = lib.query(Asked(images=[picture], modify="hand-coloured", modify_weight=weight))
         np.testing.assert_allclose(
             composed.vector, unit(unit(image) + weight * unit(words)), atol=1e-5
         )
         assert composed.terms[-1].kind == "modifier" and not composed.text_only
-    hits = lib.search(images=[picture], modify="hand-coloured", k=5)
+    hits = lib.search(Asked(images=[picture], modify="hand-coloured"), 5)
     assert len(hits) == 5
-    by_item = lib.query(items=[hits[0].item], modify="hand-coloured")  # an item as the picture
+    by_item = lib.query(
+        Asked(items=[hits[0].item], modify="hand-coloured")
+    )  # an item as the picture
     assert by_item.vector.shape == image.shape
 
 
@@ -47,11 +49,11 @@ def test_bad_composed_queries_are_one_clear_error(library, pages):
     lib = Library(library)
     picture = str(sorted(pages.iterdir())[0])
     with pytest.raises(SashieError, match="give an --image"):
-        lib.query("a crane", modify="hand-coloured")
+        lib.query(Asked(text="a crane", modify="hand-coloured"))
     with pytest.raises(SashieError, match="needs words"):
-        lib.query(images=[picture], modify="   ")
+        lib.query(Asked(images=[picture], modify="   "))
     with pytest.raises(SashieError, match="weight"):
-        lib.query(images=[picture], modify="ink", modify_weight=0)
+        lib.query(Asked(images=[picture], modify="ink", modify_weight=0))
     answer = run_cli("search", library, "--modify", "hand-coloured", "a crane", check=False)
     assert answer.exit_code == 1 and "give an --image" in answer.stderr
 
@@ -61,7 +63,9 @@ def test_the_command_line_and_the_api_compose_the_same_query(library, pages):
     out = run_cli("search", library, "-i", picture, "--modify", "in ink", "--k", "4", "--json")
     cli_items = [r["item"] for r in json.loads(out.stdout)["results"]]
     with Library(library) as lib:
-        python_items = [r.item for r in lib.search(images=[str(picture)], modify="in ink", k=4)]
+        python_items = [
+            r.item for r in lib.search(Asked(images=[str(picture)], modify="in ink"), 4)
+        ]
     client = TestClient(server.create_app(library))
     answer = client.post(
         "/api/search",

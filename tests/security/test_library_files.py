@@ -8,7 +8,7 @@ from safetensors.torch import load_file, save_file
 
 from sashie.compose.settings import ComposeSettings
 from sashie.errors import SashieError
-from sashie.library import Library
+from sashie.library import Asked, Filters, Library
 
 from conftest import make_pages
 
@@ -48,7 +48,7 @@ def test_a_manifest_name_that_leads_out_of_the_library_is_refused(small_library,
 
 def test_a_composer_with_hostile_settings_or_shapes_is_one_error_line(small_library, tmp_path):
     lib = Library(small_library)
-    folder = lib.train_composer(QUICK).folder
+    folder = lib.composer.train(QUICK).folder
     picture = str(sorted((tmp_path / "pages").iterdir())[0])
     record_path, weights_path = folder / "composer.json", folder / "composer.safetensors"
     record = json.loads(record_path.read_text())
@@ -65,7 +65,7 @@ def test_a_composer_with_hostile_settings_or_shapes_is_one_error_line(small_libr
         record_path.write_text(json.dumps(bad_record))
         save_file({k: v.contiguous() for k, v in bad_weights.items()}, str(weights_path))
         with pytest.raises(SashieError, match="cannot read the composer"):
-            lib.query(images=[picture], modify="red", modify_method="tokens")
+            lib.query(Asked(images=[picture], modify="red", modify_method="tokens"))
     record_path.write_text("[1, 2]")  # not an object: no composer, and info still answers
     assert Library(small_library).info()["models"][0]["composers"] == {}
 
@@ -86,13 +86,13 @@ def test_a_damaged_label_set_in_a_library_is_one_error_line(small_library, class
 
     from sashie.classify.labelfile import LabelClass, LabelSet
 
-    Library(small_library).classify(LabelSet("s", (LabelClass("cat"), LabelClass("dog"))))
+    Library(small_library).labels.classify(LabelSet("s", (LabelClass("cat"), LabelClass("dog"))))
     with sqlite3.connect(small_library / "catalog.sqlite") as db:
         db.execute("UPDATE label_sets SET classes = ?", (classes,))
     lib = Library(small_library)
     assert len(lib.search("a picture", k=3)) == 3
     with pytest.raises(SashieError) as error:
-        lib.search("a picture", label="cat")
+        lib.search("a picture", where=Filters(label="cat"))
     assert "\n" not in str(error.value)
 
 
@@ -103,15 +103,15 @@ def test_a_version_text_file_that_is_damaged_or_misshapen_is_one_error_line(tmp_
     import torch
 
     from sashie.adapt.settings import AdaptSettings
-    from sashie.adapt.versions import TEXT_FILE
+    from sashie.adapt.version_files import TEXT_FILE
 
     make_pages(tmp_path / "pages", 8, seed=7)
     lib = Library(tmp_path / "lib", create=True)
     lib.add([str(tmp_path / "pages")], model=tiny_spec, regions="whole")
     items = lib.index().item_ids.tolist()
-    lib.annotate(items[:4], "zorblat")
-    lib.annotate(items[4:], "quix")
-    report = lib.adapt(settings=AdaptSettings(min_steps=2, train_adapter=False))
+    lib.annotations.add(items[:4], "zorblat")
+    lib.annotations.add(items[4:], "quix")
+    report = lib.versions.adapt(settings=AdaptSettings(min_steps=2, train_adapter=False))
     text_file = report.folder / TEXT_FILE
     state = {k: v.clone() for k, v in load_file(text_file).items()}  # not a map of the file
     name = next(iter(state))
@@ -145,5 +145,5 @@ def test_damaged_page_metadata_in_a_library_is_read_as_none(small_library, tmp_p
         )
     )
     with pytest.raises(SashieError, match="no page of the library is on this canvas") as error:
-        lib.tune_regions(annotations, steps=1)
+        lib.regions.train(annotations, steps=1)
     assert "\n" not in str(error.value)

@@ -28,9 +28,9 @@ def adapted_elsewhere(path) -> None:
     """What `sashie annotations add` and `sashie adapt` do, in another Library."""
     with Library(path) as other:
         items = other.item_ids().tolist()
-        other.annotate(items[:3], "几帳")
-        other.annotate(items[3:6], "菫")
-        other.adapt(settings=AdaptSettings(epochs=1, min_steps=2, batch=4))
+        other.annotations.add(items[:3], "几帳")
+        other.annotations.add(items[3:6], "菫")
+        other.versions.adapt(settings=AdaptSettings(epochs=1, min_steps=2, batch=4))
 
 
 def test_a_stale_manifest_copy_never_overwrites_anothers_change(small_library):
@@ -47,10 +47,10 @@ def test_an_open_library_sees_a_version_made_elsewhere_and_keeps_it(small_librar
     server_lib = Library(small_library)
     server_lib.search("a crane")  # vectors and model loaded
     adapted_elsewhere(small_library)
-    assert server_lib.active_version() == "v1"
+    assert server_lib.versions.active() == "v1"
     assert server_lib.query_encoder().model_id.endswith("+v1")
-    server_lib.use("base")  # switching back from the page keeps v1
-    assert [v["name"] for v in Library(small_library).versions()["versions"]] == ["v1"]
+    server_lib.versions.use("base")  # switching back from the page keeps v1
+    assert [v["name"] for v in Library(small_library).versions.list()["versions"]] == ["v1"]
     server_lib.close()
 
 
@@ -109,11 +109,11 @@ def test_a_killed_adaptations_folder_is_listed_and_can_be_removed(small_library)
     leftover = folder.parent / "v4"  # what `kill -9` during `sashie adapt` leaves
     shutil.copytree(folder, leftover)
     (leftover / "version.json").unlink()
-    assert lib.versions()["unfinished"] == ["v4"]
+    assert lib.versions.list()["unfinished"] == ["v4"]
     assert "v4" in run_cli("versions", "list", small_library).stdout
     run_cli("versions", "remove", small_library, "v4")
-    assert not leftover.exists() and "unfinished" not in lib.versions()
+    assert not leftover.exists() and "unfinished" not in lib.versions.list()
     with pytest.raises(SashieError, match="no model version"):
-        lib.remove_version("v9")
+        lib.versions.remove("v9")
     with pytest.raises(SashieError, match="no model version"):
-        lib.remove_version("../../pages")
+        lib.versions.remove("../../pages")

@@ -156,12 +156,12 @@ def test_an_enormous_weight_is_an_error_line(client):
     [
         ("/api/adapt", '{"ratio": NaN}'),
         ("/api/adapt", '{"ratio": Infinity}'),
-        ("/api/labels", '{"items": [NaN], "keep": true}'),
-        ("/api/labels", '{"items": [9223372036854775808], "keep": true}'),
+        ("/api/marks", '{"items": [NaN], "keep": true}'),
+        ("/api/marks", '{"items": [9223372036854775808], "keep": true}'),
         ("/api/annotations", '{"items": [99999999999999999999999], "caption": "x"}'),
         ("/api/feedback", '{"query": "x", "relevant": [1], "offset": 1000000000000}'),
         ("/api/feedback", '{"query": "x", "relevant": [18446744073709551616]}'),
-        ("/api/labels", "[" * 100_000),
+        ("/api/marks", "[" * 100_000),
         (
             "/api/classify",
             '{"labels": {"name": "s", "classes": [{"name": "a"}]}, "other_below": NaN}',

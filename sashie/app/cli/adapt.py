@@ -242,7 +242,7 @@ def adapt(
         seed=seed,
     )
     writer = ChatServer(paraphraser, paraphraser_model, "paraphraser") if paraphraser else None
-    report = lib.adapt(
+    report = lib.versions.adapt(
         annotations=annotations_file,
         settings=settings,
         device=device,

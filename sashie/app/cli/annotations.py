@@ -31,7 +31,7 @@ def annotations_group() -> None:
 def annotations_add(library, caption, items, as_json):
     """Give ITEMS of LIBRARY the CAPTION."""
     lib = Library(library)
-    added = lib.annotate(list(items), caption)
+    added = lib.annotations.add(list(items), caption)
     if as_json:
         echo_json({"added": added, "annotations": lib.counts()["annotations"]})
     else:
@@ -51,7 +51,7 @@ def annotations_remove(library, caption_and_items, as_json):
     if bad:
         raise SashieError(f"expected item ids after the caption, got {bad[0]!r}")
     lib = Library(library)
-    removed = lib.unannotate([int(i) for i in ids] or None, caption)
+    removed = lib.annotations.remove([int(i) for i in ids] or None, caption)
     if as_json:
         echo_json({"removed": removed, "annotations": lib.counts()["annotations"]})
     else:
@@ -63,7 +63,7 @@ def annotations_remove(library, caption_and_items, as_json):
 @JSON
 def annotations_list(library, as_json):
     """Every annotation: item id and caption."""
-    annotations = Library(library).annotations()
+    annotations = Library(library).annotations.list()
     if as_json:
         echo_json({"annotations": annotations})
         return
@@ -77,7 +77,7 @@ def annotations_list(library, as_json):
 @JSON
 def annotations_export(library, out_dir, as_json):
     """Write the (crop, caption) pairs to OUT_DIR, ready for fine-tuning."""
-    out = Library(library).export_annotations(out_dir)
+    out = Library(library).annotations.export(out_dir)
     if as_json:
         echo_json({"file": str(out / "annotations.jsonl")})
     else:

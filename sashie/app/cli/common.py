@@ -44,3 +44,22 @@ TRUST_REMOTE_CODE = click.option(
     help="Let the model run code from its own repository (Hugging Face trust_remote_code); "
     "only for a model you trust. A library's files never turn this on.",
 )
+
+
+def old_spelling(command: click.Command, old: str) -> click.Command:
+    """The command under its name of sashie 0.3, hidden, for one more release: it runs as
+    the new one does, after a note naming the new spelling."""
+    assert command.callback is not None
+    run = command.callback
+
+    def callback(*args: Any, **kwargs: Any) -> Any:
+        click.echo(
+            f"note: `{old}` is now spelled `{command.name}`; the old spelling goes in the next "
+            "release",
+            err=True,
+        )
+        return run(*args, **kwargs)
+
+    return click.Command(
+        old, params=command.params, callback=callback, help=command.help, hidden=True
+    )

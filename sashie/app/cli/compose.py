@@ -114,7 +114,7 @@ def train(
     found = picture_files(pictures, DEFAULTS.light_items) if pictures else []
     if pictures and not found:
         raise SashieError(f"no pictures in {pictures}")
-    report = lib.train_composer(settings, pictures=found, model=model, device=device)
+    report = lib.composer.train(settings, pictures=found, model=model, device=device)
     if as_json:
         echo_json({"folder": str(report.folder), **report.record})
         return

@@ -8,41 +8,41 @@ from pathlib import Path
 import click
 
 from ...errors import SashieError
-from ...filter.labelling import read_label_csv, sample_items, save_crop
+from ...filter.marking import read_mark_csv, sample_items, save_crop
 from ...filter.training import parse_learners, table_overall, table_per_class
 from ...library import Library
-from .common import LIBRARY, echo_json
+from .common import LIBRARY, echo_json, old_spelling
 
 
 @click.group("filter")
 def filter_() -> None:
-    """Keep illustrations, drop text, stains and blank paper: label, train, apply.
+    """Keep illustrations, drop text, stains and blank paper: mark, train, apply.
 
     \b
-    sashie filter label LIB --interactive --n 100   look at crops, answer k / e
-    sashie filter label LIB --csv marks.csv         rows: item,keep|exclude
-    sashie filter label LIB --ground-truth WORLD    for experiments on `sashie world`
+    sashie filter mark LIB --interactive --n 100    look at crops, answer k / e
+    sashie filter mark LIB --csv marks.csv          rows: item,keep|exclude
+    sashie filter mark LIB --ground-truth WORLD     for experiments on `sashie world`
     sashie filter train LIB                         five learners; best kept, applied
     sashie filter apply LIB                         score every item again
-    sashie filter unlabel LIB 12 40                 forget labels (--all: every one)
+    sashie filter unmark LIB 12 40                  forget marks (--all: every one)
     sashie filter evaluate LIB --ground-truth WORLD  the saved filter against the truth
     Searches then cover kept items only (sashie search --all to see every item).
     """
 
 
-@filter_.command("label")
+@filter_.command("mark")
 @click.argument("library", type=LIBRARY)
 @click.option(
     "--csv",
     "csv_path",
     type=click.Path(dir_okay=False, exists=True),
-    help="A CSV of item,label (keep/exclude, 1/0).",
+    help="A CSV of item,mark (keep/exclude, 1/0).",
 )
 @click.option(
     "--ground-truth",
     "world",
     type=click.Path(file_okay=False, exists=True),
-    help="An evaluation world: label a random sample from its ground truth.",
+    help="An evaluation world: mark a random sample from its ground truth.",
 )
 @click.option("--interactive", is_flag=True, help="Show crops one by one and ask.")
 @click.option(
@@ -54,73 +54,72 @@ def filter_() -> None:
 )
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the sample.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-def filter_label(library, csv_path, world, interactive, n, seed, as_json):
+def filter_mark(library, csv_path, world, interactive, n, seed, as_json):
     """Mark items of LIBRARY keep (an illustration) or exclude."""
     if sum(map(bool, (csv_path, world, interactive))) != 1:
         raise SashieError("give exactly one of --csv, --ground-truth and --interactive")
     lib = Library(library)
     if interactive:
-        ids, keep = _ask_labels(lib, n, seed)
+        ids, keep = _ask_marks(lib, n, seed)
         source = "interactive"
     elif csv_path:
-        ids, keep = read_label_csv(csv_path)
+        ids, keep = read_mark_csv(csv_path)
         source = "csv"
     else:
-        from ...eval.truth import ground_truth_labels  # evaluation worlds only
+        from ...eval.truth import ground_truth_marks  # evaluation worlds only
 
-        ids, keep = ground_truth_labels(lib, world, n, seed)
+        ids, keep = ground_truth_marks(lib, world, n, seed)
         source = "ground-truth"
-    lib.label(ids, keep, source)
+    lib.filter.mark(ids, keep, source)
     counts = lib.counts()
     if as_json:
         echo_json(
             {
-                "labelled": len(ids),
-                "labelled_keep": int(sum(keep)),
-                "keep": counts["labelled_keep"],
-                "exclude": counts["labelled_exclude"],
+                "marked": len(ids),
+                "marked_keep": int(sum(keep)),
+                "keep": counts["marked_keep"],
+                "exclude": counts["marked_exclude"],
             }
         )
         return
     click.echo(
-        f"labelled {len(ids)} items ({sum(keep)} keep); the library now has "
-        f"{counts['labelled_keep']} keep and {counts['labelled_exclude']} exclude "
-        "labels",
+        f"marked {len(ids)} items ({sum(keep)} keep); the library now has "
+        f"{counts['marked_keep']} keep and {counts['marked_exclude']} exclude marks",
         err=True,
     )
 
 
-@filter_.command("unlabel")
+@filter_.command("unmark")
 @click.argument("library", type=LIBRARY)
 @click.argument("items", nargs=-1, type=int)
-@click.option("--all", "all_items", is_flag=True, help="Forget every label.")
+@click.option("--all", "all_items", is_flag=True, help="Forget every mark.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-def filter_unlabel(library, items, all_items, as_json):
-    """Forget the keep/exclude labels of ITEMS (or --all); the filter is not retrained."""
+def filter_unmark(library, items, all_items, as_json):
+    """Forget the keep/exclude marks of ITEMS (or --all); the filter is not retrained."""
     if bool(items) == all_items:
-        raise SashieError("name the items whose labels to forget, or give --all")
+        raise SashieError("name the items whose marks to forget, or give --all")
     lib = Library(library)
-    removed = lib.unlabel(None if all_items else list(items))
+    removed = lib.filter.unmark(None if all_items else list(items))
     counts = lib.counts()
     if as_json:
         echo_json(
             {
                 "removed": removed,
-                "keep": counts["labelled_keep"],
-                "exclude": counts["labelled_exclude"],
+                "keep": counts["marked_keep"],
+                "exclude": counts["marked_exclude"],
             }
         )
         return
     click.echo(
-        f"{removed} labels forgotten; the library now has {counts['labelled_keep']} keep "
-        f"and {counts['labelled_exclude']} exclude labels",
+        f"{removed} marks forgotten; the library now has {counts['marked_keep']} keep "
+        f"and {counts['marked_exclude']} exclude marks",
         err=True,
     )
 
 
-def _ask_labels(lib: Library, n: int, seed: int) -> tuple[list[int], list[bool]]:
+def _ask_marks(lib: Library, n: int, seed: int) -> tuple[list[int], list[bool]]:
     ids, keep = [], []
-    with tempfile.TemporaryDirectory(prefix="sashie-label-") as folder:
+    with tempfile.TemporaryDirectory(prefix="sashie-mark-") as folder:
         sample = sample_items(lib, n, seed)
         for number, item in enumerate(sample, start=1):
             crop = save_crop(lib, item, Path(folder))
@@ -155,13 +154,13 @@ def _ask_labels(lib: Library, n: int, seed: int) -> tuple[list[int], list[bool]]
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the tables as JSON.")
 def filter_train(library, learners, seed, as_json):
-    """Fit the learners on the labelled items, keep the best and apply it.
+    """Fit the learners on the marked items, keep the best and apply it.
 
-    Each learner is tuned by grid search with 5-fold cross-validation on 80 % of the labels
+    Each learner is tuned by grid search with 5-fold cross-validation on 80 % of the marks
     and scored on the other 20 % (Table 1: weighted figures; Table 2: per class).
     """
     lib = Library(library, progress=not as_json)
-    report = lib.train_filter(learners=parse_learners(learners), seed=seed)
+    report = lib.filter.train(learners=parse_learners(learners), seed=seed)
     if as_json:
         echo_json(report.as_dict())
         return
@@ -180,7 +179,7 @@ def filter_train(library, learners, seed, as_json):
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def filter_apply(library, as_json):
     """Score every item of LIBRARY with its saved filter (new items are scored on indexing)."""
-    done = Library(library, progress=not as_json).apply_filter()
+    done = Library(library, progress=not as_json).filter.apply()
     if as_json:
         echo_json(done)
         return
@@ -201,16 +200,16 @@ def filter_apply(library, as_json):
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def filter_evaluate(library, world, as_json):
     """The saved filter's verdicts against the ground truth of every item, or against the
-    library's labels (which include those it was trained on: an optimistic figure)."""
+    library's marks (which include those it was trained on: an optimistic figure)."""
     lib = Library(library)
     if world:
         from ...eval.truth import judge_library_items  # evaluation worlds only
 
         ids, keep, _ = judge_library_items(lib, world)
-        figures = lib.evaluate_filter(ids, keep)
+        figures = lib.filter.evaluate(ids, keep)
         figures["against"] = "the ground truth"
     else:
-        figures = lib.evaluate_filter()
+        figures = lib.filter.evaluate()
     if as_json:
         echo_json(figures)
         return
@@ -230,6 +229,10 @@ def filter_evaluate(library, world, as_json):
 @filter_.command("remove")
 @click.argument("library", type=LIBRARY)
 def filter_remove(library):
-    """Forget LIBRARY's filter: every item is searched again (labels are kept)."""
-    Library(library).remove_filter()
+    """Forget LIBRARY's filter: every item is searched again (marks are kept)."""
+    Library(library).filter.remove()
     click.echo("filter removed", err=True)
+
+
+filter_.add_command(old_spelling(filter_mark, "label"))
+filter_.add_command(old_spelling(filter_unmark, "unlabel"))

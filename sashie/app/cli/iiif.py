@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 
 from ...errors import SashieError
-from ...library import Library
+from ...library import Filters, Library
 from ...search.query import parse_ids
 from ...search.ranking import DEFAULT_K
 from .common import LIBRARY, TRUST_REMOTE_CODE, echo_json
@@ -20,7 +20,8 @@ from .common import LIBRARY, TRUST_REMOTE_CODE, echo_json
 @click.argument("out", type=click.Path(dir_okay=False))
 @click.option("--query", "-q", metavar="TEXT", help="The results of this search.")
 @click.option("--caption", help="The items with this caption.")
-@click.option("--label", type=click.Choice(["keep", "exclude"]), help="The items so labelled.")
+@click.option("--mark", type=click.Choice(["keep", "exclude"]), help="The items so marked.")
+@click.option("--label", "old_mark", type=click.Choice(["keep", "exclude"]), hidden=True)
 @click.option("--items", metavar="IDS", help="These items (comma-separated ids).")
 @click.option(
     "--k",
@@ -32,9 +33,11 @@ from .common import LIBRARY, TRUST_REMOTE_CODE, echo_json
 )
 @click.option("--all", "all_items", is_flag=True, help="With --query: also filtered-out items.")
 @TRUST_REMOTE_CODE
-def export_iiif(library, out, query, caption, label, items, k, all_items, trust_remote_code):
+def export_iiif(
+    library, out, query, caption, mark, old_mark, items, k, all_items, trust_remote_code
+):
     """Write found regions to OUT as a IIIF Presentation 3 AnnotationPage: a search's results
-    (with their scores), the items with a caption, those labelled keep or exclude, or given
+    (with their scores), the items with a caption, those marked keep or exclude, or given
     items. Each region carries its captions. Items that are not from a IIIF manifest have no
     canvas and are left out.
 
@@ -42,18 +45,24 @@ def export_iiif(library, out, query, caption, label, items, k, all_items, trust_
     sashie export-iiif LIB cranes.json --query "a crane and a pine tree" -k 50
     sashie export-iiif LIB kicho.json --caption 几帳
     """
-    if sum(x is not None for x in (query, caption, label, items)) != 1:
-        raise SashieError("name one of --query, --caption, --label or --items")
+    if old_mark is not None:
+        click.echo(
+            "note: --label is now spelled --mark; the old spelling goes in the next release",
+            err=True,
+        )
+        mark = mark or old_mark
+    if sum(x is not None for x in (query, caption, mark, items)) != 1:
+        raise SashieError("name one of --query, --caption, --mark or --items")
     lib = Library(library, progress=True, trust_remote_code=trust_remote_code)
     if query is not None:
-        results = lib.search(query, k=k, all_items=all_items)
+        results = lib.search(query, k, where=Filters(all_items=all_items))
         export = lib.iiif_annotations(
             [r.item for r in results], scores=[r.score for r in results], title=query
         )
     elif items is not None:
         export = lib.iiif_annotations(parse_ids(items))
     else:
-        export = lib.iiif_annotations(caption=caption, label=label)
+        export = lib.iiif_annotations(caption=caption, mark=mark)
     text = json.dumps(export.page, indent=2, ensure_ascii=False) + "\n"
     try:
         Path(out).write_text(text, encoding="utf-8")

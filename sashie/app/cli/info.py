@@ -49,14 +49,14 @@ def info(library, as_json):
                 f"{c['tokens']} token(s), light encoder {'yes' if c['light'] else 'no'}, "
                 f"{c['seconds']} s"
             )
-    labels = facts["labels"]
-    if labels["keep"] or labels["exclude"]:
-        click.echo(f"labels    {labels['keep']} keep, {labels['exclude']} exclude")
+    marks = facts["marks"]
+    if marks["keep"] or marks["exclude"]:
+        click.echo(f"marks     {marks['keep']} keep, {marks['exclude']} exclude")
     f = facts["filter"]
     if f:
         click.echo(
             f"filter    {f['learner']} (weighted F1 {f['test_metrics']['weighted_f1']:.3f} "
-            f"on held-out labels): {f['kept']} items kept, {f['excluded']} excluded"
+            f"on held-out marks): {f['kept']} items kept, {f['excluded']} excluded"
         )
     for name, entry in facts["label_sets"].items():
         top = ", ".join(f"{label} {n}" for label, n in list(entry["counts"].items())[:5])

@@ -116,7 +116,7 @@ def classify(
     """
     server = ChatServer(generator, generator_model) if generator else None
     lib = Library(library, progress=not quiet and not as_json, trust_remote_code=trust_remote_code)
-    report = lib.classify(
+    report = lib.labels.classify(
         label_file,
         name=name,
         method=method,
@@ -160,7 +160,7 @@ def labels_group() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def list_sets(library, as_json):
     """The label sets of LIBRARY, newest first, and how many items carry each label."""
-    sets = Library(library).label_sets()
+    sets = Library(library).labels.list()
     if as_json:
         echo_json(sets)
         return
@@ -183,7 +183,7 @@ def list_sets(library, as_json):
 def export_labels(library, out, label_set):
     """Write every item's label to OUT (.csv for a spreadsheet, or .parquet): item, page,
     x0, y0, x1, y1, label, score, runner-up, its score, the set's name and version."""
-    rows = Library(library).export_labels(out, label_set=label_set)
+    rows = Library(library).labels.export(out, label_set=label_set)
     click.echo(f"{rows} items written to {out}")
 
 
@@ -192,5 +192,5 @@ def export_labels(library, out, label_set):
 @click.argument("name")
 def remove(library, name):
     """Forget the label set NAME and the labels it gave."""
-    Library(library).remove_label_set(name)
+    Library(library).labels.remove(name)
     click.echo(f"label set {name!r} removed")

@@ -66,7 +66,7 @@ def regions_train(library, source, labels, steps, seed, as_json):
     if labels and source is None:
         raise click.UsageError("--label needs --boxes: boxes drawn on the web page have no label")
     lib = Library(library, progress=not as_json and sys.stderr.isatty())
-    report = lib.tune_regions(source, labels=labels or None, steps=steps, seed=seed)
+    report = lib.regions.train(source, labels=labels or None, steps=steps, seed=seed)
     if as_json:
         echo_json(report.as_dict())
     else:

@@ -11,7 +11,7 @@ from urllib.parse import urlsplit
 
 import click
 
-from ...library import Library, Result
+from ...library import Asked, Filters, Library, Result
 from ...search.feedback import DEFAULT_LEARNER, FEEDBACK_LEARNERS
 from ...search.query import (
     DEFAULT_DIMS,
@@ -181,9 +181,9 @@ def search(
         k = DEFAULT_K if as_json or as_csv else TABLE_K
     lib = Library(library, progress=True, trust_remote_code=trust_remote_code)
     feedback = bool(relevant or irrelevant)
-    narrow = {"label": labels, "not_label": not_labels, "label_set": label_set}
-    made = lib.query(
-        query,
+    where = Filters(all_items=all_items, label=labels, not_label=not_labels, label_set=label_set)
+    asked = Asked(
+        text=query,
         images=images,
         modify=modify,
         modify_weight=modify_weight,
@@ -191,32 +191,22 @@ def search(
         dims=None if feedback else parse_dims(dims),
         select=select,
         seed=seed,
-        model=model,
     )
+    made = lib.query(asked, model=model)
     if made.note:
         click.echo(f"note: {made.note}", err=True)
     if feedback:
         results = lib.feedback(
-            query=made,
+            made,
+            k,
             relevant=parse_ids(relevant),
             irrelevant=parse_ids(irrelevant),
             learner=learner,
-            k=k,
+            where=where,
             model=model,
-            all_items=all_items,
-            **narrow,
         )
     else:
-        results = lib.search(
-            query=made,
-            k=k,
-            model=model,
-            all_items=all_items,
-            exact=exact,
-            nprobe=nprobe,
-            ef=ef,
-            **narrow,
-        )
+        results = lib.search(made, k, where=where, model=model, exact=exact, nprobe=nprobe, ef=ef)
     if as_json:
         echo_json({"results": [r.as_dict() for r in results]}, indent=None)
         return
@@ -287,7 +277,7 @@ def _cell(text: str, width: int, align: str) -> str:
 
 CSV_COLUMNS = (
     *("rank", "item", "score", "page", "x0", "y0", "x1", "y1", "detector", "source"),
-    *("canvas", "region", "label", "verdict", "captions", "class_label"),
+    *("canvas", "region", "mark", "verdict", "captions", "class_label"),
 )
 
 

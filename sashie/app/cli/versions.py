@@ -29,7 +29,7 @@ def versions_list(library, model, as_json):
     Each version's kind says what it learnt: captions (the captions' words), paraphrase
     (their other wordings, ParaCLIP), images (image-to-image search, MCIP) and realign (the
     text encoder re-aligned after images). --json has every setting."""
-    described = Library(library).versions(model)
+    described = Library(library).versions.list(model)
     if as_json:
         echo_json(described)
         return
@@ -65,7 +65,7 @@ def versions_list(library, model, as_json):
 @click.option("--model", "-m", metavar="SPEC_OR_ID", help="Which of the library's models.")
 def versions_use(library, version, model):
     """Make VERSION (v1, v2, ... or base) the active one: searches use it from now on."""
-    Library(library).use(version, model)
+    Library(library).versions.use(version, model)
     click.echo(f"active model version: {version}", err=True)
 
 
@@ -76,5 +76,5 @@ def versions_use(library, version, model):
 def versions_remove(library, version, model):
     """Delete VERSION (not the active one): its adapter, text encoder and vectors, or what an
     adaptation that was stopped left behind."""
-    Library(library).remove_version(version, model)
+    Library(library).versions.remove(version, model)
     click.echo(f"removed model version {version}", err=True)

@@ -35,7 +35,7 @@ import torch.nn.functional as F
 
 from ...adapt.losses import arcmargin_loss, contrastive_loss, multi_caption_arcmargin_loss
 from ...adapt.phrasings import phrasings
-from ...adapt.versions import plot_losses
+from ...adapt.version_files import plot_losses
 from ...encoders.hf import HFEncoder
 from ...encoders.registry import load_encoder
 from ...extras import available

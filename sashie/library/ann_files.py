@@ -22,7 +22,7 @@ import numpy as np
 from ..errors import SashieError
 from ..search.ann import KINDS, AnnIndex, ann_path, choose_kind
 from .manifest import BASE, Manifest
-from .versions import Versions
+from .version_folders import VersionFolders
 
 MIN_ROWS = {"hnsw": 1, "ivf": 1, "ivfpq": 1_000}  # ivfpq's codes are learnt from 16 x 39 rows
 Stamp = tuple[int, int, int] | None  # the file's inode, size and change time; None: no file
@@ -51,7 +51,7 @@ class AnnChoice:
 class AnnFiles:
     """The ANN index files of the library whose manifest and versions are given."""
 
-    def __init__(self, manifest: Manifest, versions: Versions) -> None:
+    def __init__(self, manifest: Manifest, versions: VersionFolders) -> None:
         self.manifest = manifest
         self.versions = versions
 
