@@ -28,9 +28,14 @@ import urllib.parse
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
+from ..errors import SashieError
 from ..sources.images import is_url
-from ..store.catalog import ItemRow
+from ..store.catalog import Catalog, ItemRow
+
+if TYPE_CHECKING:
+    from .parts import Ids, Parts
 
 PRESENTATION_3 = "http://iiif.io/api/presentation/3/context.json"
 MEDIA_FRAGMENTS = "http://www.w3.org/TR/media-frags/"
@@ -226,3 +231,44 @@ def _size(metadata: dict, name: str) -> Size | None:
 def _web(value: object) -> str | None:
     """A link taken from data (a manifest): only an http(s) URL is one."""
     return value if isinstance(value, str) and is_url(value) else None
+
+
+def found_regions(
+    parts: Parts,
+    item_ids: Ids | None,
+    *,
+    scores: Sequence[float] | None,
+    caption: str | None,
+    mark: str | None,
+    title: str | None,
+) -> AnnotationExport:
+    """The AnnotationPage of the given items, those with a caption, or those marked."""
+    catalog = parts.catalog
+    if sum(x is not None for x in (item_ids, caption, mark)) != 1:
+        raise SashieError("name the items: item ids, a caption or a mark")
+    if caption is not None:
+        caption = " ".join(caption.split())  # as annotations keep it
+        item_ids = [a["item"] for a in catalog.annotations() if a["caption"] == caption]
+        if not item_ids:
+            raise SashieError(f"no item has the caption {caption!r}")
+    elif mark is not None:
+        if mark not in ("keep", "exclude"):
+            raise SashieError("the mark must be keep or exclude")
+        marked, keep = catalog.marks()
+        item_ids = marked[keep == (mark == "keep")].tolist()
+    wanted = parts.known_items(item_ids if item_ids is not None else [])
+    if not wanted:
+        raise SashieError(f"no item is marked {mark}" if mark else "no items to export")
+    if scores is not None and len(scores) != len(wanted):
+        raise SashieError("one score per item, please")
+    captions = _captions(catalog, wanted)
+    if title is None:
+        title = caption or (f"marked {mark}" if mark else "sashie")
+    return annotation_page(catalog.items(wanted), title, scores, captions)
+
+
+def _captions(catalog: Catalog, item_ids: list[int]) -> dict[int, list[str]]:
+    captions: dict[int, list[str]] = {}
+    for a in catalog.annotations(item_ids):
+        captions.setdefault(a["item"], []).append(a["caption"])
+    return captions

@@ -18,14 +18,7 @@ Each other concern is a sub-object with its own module, named as the command lin
 They share the library's files and what is loaded from them (parts.py). The command line and
 the web server use only these verbs.
 
-On disk (docs/architecture.md has the details):
-    manifest.json          format version, the models and their dimensions, the default model
-    catalog.sqlite         pages, items, skipped inputs, vector counts, marks, annotations,
-                           label sets and the classes they gave items
-    vectors/<model>/       vectors.f16 and items.i64 of each model (sashie/store/vectors.py)
-    filter/                the keep/exclude filter, when one is trained (sashie/filter)
-    adapters/<model>/<v>/  model versions made by `adapt` (sashie/adapt/version_files.py)
-    compose/<model>/<v>/   a version's composer for composed search (sashie/compose)
+On disk: docs/architecture.md, "The library on disk".
 """
 
 from __future__ import annotations
@@ -43,13 +36,13 @@ from PIL import Image
 
 from ..encoders import Encoder
 from ..errors import NotFound, SashieError
-from ..ingest.indexer import AddReport, Indexer, reason_kind
-from ..regions import DEFAULT_DETECTORS, load_detectors, parse_detector_names
+from ..ingest.indexer import AddReport, reason_kind
+from ..regions import DEFAULT_DETECTORS, parse_detector_names
 from ..search.feedback import DEFAULT_LEARNER, refine
 from ..search.query import Query
 from ..search.ranking import DEFAULT_K, AnnSearch, VectorIndex, restrict
 from ..sources.images import DEFAULT_MAX_PIXELS
-from ..sources.pages import PageRef, check_sources, indexed_page
+from ..sources.pages import check_sources, indexed_page
 from ..store.catalog import ItemRow
 from . import iiif, searching
 from .ann_files import AnnChoice
@@ -58,10 +51,10 @@ from .composers import Composers
 from .export import ExportReport, export_items
 from .filtering import Filter
 from .iiif import AnnotationExport
+from .indexing import Indexing, index_pages, rebuild_ann
 from .labels import Labels
 from .manifest import Manifest
 from .parts import Ids, Parts
-from .region_model import own_model
 from .regions import Regions
 from .searching import Asked, Filters, Result, judged, results
 from .versions import Versions
@@ -98,14 +91,6 @@ class Library:
         self.versions = Versions(parts, self.labels)
         self.composer = Composers(parts)
         self.regions = Regions(parts)
-
-    @property
-    def progress(self) -> bool:
-        return self._parts.progress
-
-    @progress.setter
-    def progress(self, value: bool) -> None:
-        self._parts.progress = value
 
     # --- the library and its models --------------------------------------------------------
 
@@ -207,12 +192,13 @@ class Library:
         if not sources:
             raise SashieError("nothing to index: name at least one source")
         check_sources(sources)
-        return self._index(
-            sources, model=model, regions=regions, detector_options=detector_options,
+        how = Indexing(
+            model=model, regions=regions, detector_options=detector_options or {},
             trust_remote_code=trust_remote_code, device=device, batch_size=batch_size,
             workers=workers, max_pixels=max_pixels, index_kind=index_kind, engine=engine,
             address=address,
         )  # fmt: skip
+        return index_pages(self._parts, self.filter, sources, how)
 
     def recut(
         self,
@@ -233,82 +219,12 @@ class Library:
         refs = [indexed_page(uri, source, meta) for _, uri, source, meta in pages]
         if not refs:
             raise SashieError("the library has no pages yet; index some first")
-        return self._index(
-            refs, model=model, regions=",".join(names), detector_options=detector_options,
+        how = Indexing(
+            model=model, regions=",".join(names), detector_options=detector_options or {},
             device=device, batch_size=batch_size, workers=workers, max_pixels=max_pixels,
             recut=names,
         )  # fmt: skip
-
-    def _index(
-        self,
-        sources: list[str] | list[PageRef],
-        *,
-        model: str | None,
-        regions: str | Sequence[str | object],
-        detector_options: dict[str, dict] | None,
-        trust_remote_code: bool = False,
-        device: str | None,
-        batch_size: int | None,
-        workers: int | None,
-        max_pixels: int,
-        index_kind: str | None = None,
-        engine: str = "local",
-        address: str | None = None,
-        recut: Sequence[str] = (),
-    ) -> AddReport:
-        choice = AnnChoice(index_kind).check()
-        if engine not in ("local", "ray"):
-            raise SashieError(f"unknown engine {engine!r}: local or ray")
-        if address and engine != "ray":
-            raise SashieError("an address is for --engine ray")
-        detector_options = dict(detector_options or {})
-        tuned = own_model(self.path)
-        if tuned is not None:  # the library's own detector, fine-tuned on a curator's boxes
-            for name in ("learned", "hybrid"):
-                detector_options.setdefault(name, {"model": tuned})
-        detectors = load_detectors(regions, detector_options)  # type: ignore[arg-type]
-        with self._parts.writing():
-            # with Ray the model runs on the cluster's actors (on `device`); here it only
-            # names the model and prepares crops, so it loads on the CPU
-            here = "cpu" if engine == "ray" else device
-            encoder = self.encoder(model, trust_remote_code=trust_remote_code, device=here)
-            spec = self._parts.manifest.spec(model)[0]
-            model_id = self._parts.manifest.register(spec, encoder, trust_remote_code)
-            runner = None
-            if engine == "ray":
-                from ..ingest.ray_engine import RayEngine
-
-                runner = RayEngine(
-                    spec,
-                    batch_size=batch_size,
-                    workers=workers,
-                    device=device,
-                    address=address,
-                    trust_remote_code=trust_remote_code or self._parts.trust_remote_code,
-                )
-            indexer = Indexer(
-                self._parts.catalog,
-                self._parts.vector_file(model_id),
-                model_id,
-                encoder,
-                detectors,
-                batch_size=batch_size or (256 if encoder.device.startswith("cuda") else 32),
-                workers=workers,
-                max_pixels=max_pixels,
-                progress=self._parts.progress,
-                engine=runner,
-                recut=recut,
-            )
-            self._parts.loaded.clear()
-            report = indexer.run(sources)
-            if self.filter.exists:  # the saved filter judges the new items too
-                report.filtered = self.filter.apply(only_new=True)
-            active = self._parts.manifest.active_version(model_id)
-            if self._parts.versions.catch_up(model_id, active, self._parts.stored(model_id)):
-                self._parts.loaded.pop((model_id, active), None)
-            with self._parts.ann.choosing(model_id, choice):
-                report.ann = self._parts.keep_ann_current(model_id, active)
-            return report
+        return index_pages(self._parts, self.filter, refs, how)
 
     def reindex(
         self,
@@ -325,20 +241,7 @@ class Library:
         Searches in other processes go on with the previous index until the new one is in
         place. Returns {"model", "version", "done", "index"}."""
         choice = AnnChoice(kind, nprobe, ef).check()
-        model_id = self._parts.manifest.model_id(model)
-        with self._parts.writing():
-            version = self._parts.manifest.active_version(model_id) if version is None else version
-            self._parts.manifest.check_version(model_id, version)
-            with self._parts.ann.choosing(model_id, choice):
-                done = self._parts.keep_ann_current(model_id, version, rebuild=True)
-        return {
-            "model": model_id,
-            "version": version,
-            "done": done,
-            "index": self._parts.ann.describe(
-                model_id, version, self._parts.catalog.vector_rows(model_id)
-            ),
-        }
+        return rebuild_ann(self._parts, self._parts.model_id(model), version, choice)
 
     # --- items -----------------------------------------------------------------------------
 
@@ -348,10 +251,7 @@ class Library:
 
     def item(self, item_id: int) -> ItemRow:
         """One item and its page (`NotFound` when the library has no such item)."""
-        rows = self._parts.catalog.items([int(item_id)])
-        if not rows:
-            raise NotFound(f"no item {item_id} in this library")
-        return rows[0]
+        return self._parts.item(item_id)
 
     def item_ids(self) -> np.ndarray:
         """The ids of every item."""
@@ -388,28 +288,9 @@ class Library:
         that order, with their `scores` if given), the items with a `caption`, or those
         marked `mark` ("keep" or "exclude"). Each region carries its captions; items not
         on a IIIF canvas are left out and counted (sashie/library/iiif.py)."""
-        catalog = self._parts.catalog
-        if sum(x is not None for x in (item_ids, caption, mark)) != 1:
-            raise SashieError("name the items: item ids, a caption or a mark")
-        if caption is not None:
-            caption = " ".join(caption.split())  # as annotations keep it
-            item_ids = [a["item"] for a in catalog.annotations() if a["caption"] == caption]
-            if not item_ids:
-                raise SashieError(f"no item has the caption {caption!r}")
-        elif mark is not None:
-            if mark not in ("keep", "exclude"):
-                raise SashieError("the mark must be keep or exclude")
-            marked, keep = catalog.marks()
-            item_ids = marked[keep == (mark == "keep")].tolist()
-        wanted = self._parts.known_items(item_ids if item_ids is not None else [])
-        if not wanted:
-            raise SashieError(f"no item is marked {mark}" if mark else "no items to export")
-        if scores is not None and len(scores) != len(wanted):
-            raise SashieError("one score per item, please")
-        captions = judged(self._parts, wanted).captions
-        if title is None:
-            title = caption or (f"marked {mark}" if mark else "sashie")
-        return iiif.annotation_page(catalog.items(wanted), title, scores, captions)
+        return iiif.found_regions(
+            self._parts, item_ids, scores=scores, caption=caption, mark=mark, title=title
+        )
 
     def counts(self) -> dict[str, int]:
         """Cheap counts: pages, items, skipped inputs, annotations, keep and exclude marks,
@@ -562,7 +443,10 @@ class Library:
             "items": counts["items"],
             "copies": counts["copies"],  # files holding an indexed page's bytes, not indexed
             "items_by_detector": parts.catalog.items_by_detector(),
-            "models": [self._model_info(model_id) for model_id in parts.manifest.models],
+            "models": [
+                parts.model_facts(model_id) | {"composers": self.composer.summaries(model_id)}
+                for model_id in parts.manifest.models
+            ],
             "skipped": len(skipped),
             "skipped_by_reason": dict(Counter(reason_kind(s["reason"]) for s in skipped)),
             **({"skipped_inputs": skipped} if skipped_inputs else {}),
@@ -572,36 +456,6 @@ class Library:
             "filter": self.filter.describe(),
             "disk_bytes": sum(f.stat().st_size for f in self.path.rglob("*") if f.is_file()),
         }
-
-    def _model_info(self, model_id: str) -> dict:
-        """What `info` says of one model: its vectors, versions, ANN index and composers."""
-        manifest = self._parts.manifest
-        entry = manifest.models[model_id]
-        return {
-            "id": model_id,
-            "spec": entry["spec"],
-            "dim": entry["dim"],
-            "vectors": self._vector_count(model_id),
-            "default": model_id == manifest.default_model,
-            "active_version": manifest.active_version(model_id),
-            "versions": manifest.version_names(model_id),
-            "ann_index": self._ann_summary(model_id),
-            "composers": self.composer.summaries(model_id),
-        }
-
-    def _ann_summary(self, model_id: str) -> dict | None:
-        """The active version's ANN index as searches see it: the loaded one if loaded (an
-        unsound file reads as none), else what its file's header says."""
-        parts = self._parts
-        version = parts.active(model_id)
-        loaded = parts.loaded.get((model_id, version))
-        if (
-            loaded is not None
-            and loaded.ann_stamp == parts.ann.stamp(model_id, version)
-            and loaded.index.ann is None
-        ):
-            return None
-        return parts.ann.describe(model_id, version, parts.catalog.vector_rows(model_id))
 
     def export(
         self,
@@ -638,10 +492,3 @@ class Library:
             self.crop if crops else None,
             progress=self._parts.progress,
         )
-
-    def _vector_count(self, model_id: str) -> int:
-        """How many live items have vectors of the model (from its loaded index, if any)."""
-        loaded = [v.index for (m, _), v in list(self._parts.loaded.items()) if m == model_id]
-        if loaded:
-            return len(loaded[0])
-        return int(self._parts.stored(model_id).live.sum())

@@ -285,6 +285,40 @@ class Parts:
             progress=self.progress,
         )  # fmt: skip
 
+    def model_facts(self, model_id: str) -> dict:
+        """What `info` says of one model: its vectors, versions and ANN index."""
+        entry = self.manifest.models[model_id]
+        return {
+            "id": model_id,
+            "spec": entry["spec"],
+            "dim": entry["dim"],
+            "vectors": self._vector_count(model_id),
+            "default": model_id == self.manifest.default_model,
+            "active_version": self.active(model_id),
+            "versions": self.manifest.version_names(model_id),
+            "ann_index": self._ann_summary(model_id),
+        }
+
+    def _vector_count(self, model_id: str) -> int:
+        """How many live items have vectors of the model (from its loaded index, if any)."""
+        loaded = [v.index for (m, _), v in list(self.loaded.items()) if m == model_id]
+        if loaded:
+            return len(loaded[0])
+        return int(self.stored(model_id).live.sum())
+
+    def _ann_summary(self, model_id: str) -> dict | None:
+        """The active version's ANN index as searches see it: the loaded one if loaded (an
+        unsound file reads as none), else what its file's header says."""
+        version = self.active(model_id)
+        loaded = self.loaded.get((model_id, version))
+        if (
+            loaded is not None
+            and loaded.ann_stamp == self.ann.stamp(model_id, version)
+            and loaded.index.ann is None
+        ):
+            return None
+        return self.ann.describe(model_id, version, self.catalog.vector_rows(model_id))
+
     # --- items -----------------------------------------------------------------------------
 
     def item(self, item_id: int) -> ItemRow:
