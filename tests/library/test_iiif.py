@@ -21,7 +21,6 @@ from fastapi.testclient import TestClient
 from PIL import Image
 
 from sashie import Library
-from sashie.app.iiif_api import iiif_routes
 from sashie.app.server import create_app
 from sashie.errors import BadInput, NotFound, SashieError
 from sashie.library.pictures import PageCache, Pictures, page_cache_bytes
@@ -165,11 +164,8 @@ def mean_difference(a: Image.Image, b: Image.Image) -> float:
 
 
 def iiif_app(path):
-    """The server's app with its IIIF endpoints."""
-    app = create_app(path)
-    if "/api/items/{item_id}/iiif" not in {getattr(r, "path", "") for r in app.routes}:
-        app.include_router(iiif_routes(Library(path)))  # until create_app includes them
-    return app
+    """The server's app, with its IIIF endpoints."""
+    return create_app(path)
 
 
 # --- 1. boxes in page pixels, regions on the canvas --------------------------------------

@@ -13,6 +13,7 @@ from fastapi.testclient import TestClient
 from PIL import Image
 
 from sashie.app import server
+from sashie.app.api import search as search_api
 from sashie.library import Library
 from sashie.store.catalog import Catalog
 
@@ -124,8 +125,8 @@ def test_many_large_example_images_are_refused_from_their_headers(client):
 
 def test_an_example_image_is_kept_at_query_size():
     data = png((3000, 2000), "gray")
-    image = server._decode_upload("big.png", data)
-    assert min(image.size) == server.QUERY_SIDE and image.size[0] > image.size[1]
+    image = search_api._decode_upload("big.png", data)
+    assert min(image.size) == search_api.QUERY_SIDE and image.size[0] > image.size[1]
 
 
 # --- request fields that gave tracebacks -----------------------------------------------------
@@ -290,24 +291,26 @@ def test_a_search_outlives_many_other_users_searches(client):
 def test_search_memory_forgets_by_age_and_by_size():
     import numpy as np
 
+    from sashie.app.api.search import Expired, SearchMemory, StoredQuery
+    from sashie.library import Filters
     from sashie.search.query import Query
 
-    def stored() -> server.StoredQuery:
-        return server.StoredQuery(Query(np.ones(512, np.float32), None, ()), False, "base")
+    def stored() -> StoredQuery:
+        return StoredQuery(Query(np.ones(512, np.float32), None, ()), Filters(), "base")
 
-    by_age = server.SearchMemory(ttl=0.2)
+    by_age = SearchMemory(ttl=0.2)
     key = by_age.remember(stored())
     assert by_age.recall(key)
     time.sleep(0.3)
-    with pytest.raises(server.Expired):
+    with pytest.raises(Expired):
         by_age.recall(key)
 
     size = stored().nbytes
-    by_size = server.SearchMemory(max_bytes=3 * size)
+    by_size = SearchMemory(max_bytes=3 * size)
     keys = [by_size.remember(stored()) for _ in range(3)]
     by_size.recall(keys[0])  # used: the least recently used is now keys[1]
     by_size.remember(stored())
     assert len(by_size) == 3
     by_size.recall(keys[0])
-    with pytest.raises(server.Expired):
+    with pytest.raises(Expired):
         by_size.recall(keys[1])
