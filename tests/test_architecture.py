@@ -17,8 +17,8 @@ PACKAGE = Path(__file__).resolve().parent.parent / "sashie"
 LAYERS = [
     {"errors", "extras"},
     {"store", "sources", "classify", "filter"},
-    {"regions", "adapt"},
-    {"encoders"},
+    {"regions", "encoders"},
+    {"adapt"},
     {"ingest", "search"},
     {"compose"},
     {"library"},

@@ -5,5 +5,6 @@ adapter.py    the visual adapter A(v) and applying it to millions of rows fast
 phrasings.py  captions as people query them; the words a tuned text encoder keeps
 losses.py     the contrastive loss shared with the demo model's trainer
 training.py   the training loop: adapter + text encoder on (vector, caption) pairs
-versions.py   a model version's files: writing V′ = A(V) crash-safely, version.json
+version_files.py  a model version's files: writing V′ = A(V) crash-safely, version.json
+adapted.py    a model version's encoder: base image features through its adapter
 """

@@ -22,6 +22,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..encoders import Encoder
 from ..errors import SashieError
 from .adapter import VisualAdapter
 from .losses import arcmargin_loss, multi_caption_arcmargin_loss
@@ -48,7 +49,7 @@ def check_classes(captions: Sequence[str]) -> None:
 
 
 def train_image_adapter(
-    encoder,
+    encoder: Encoder,
     vectors: np.ndarray,
     captions: Sequence[str],
     settings: AdaptSettings,

@@ -22,6 +22,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..encoders import TrainableEncoder
 from ..errors import SashieError
 from .adapter import VisualAdapter
 from .losses import contrastive_loss, paraphrase_loss
@@ -43,7 +44,7 @@ class Trained:
     anchors: list[str] = field(default_factory=list)  # the words kept in place, if any
 
 
-def text_parameters(encoder) -> dict[str, torch.nn.Parameter]:
+def text_parameters(encoder: TrainableEncoder) -> dict[str, torch.nn.Parameter]:
     """The text encoder's parameters: those the text features depend on (found by one backward
     pass, so it works for any CLIP-style model whatever its module names)."""
     model = encoder.model
@@ -51,7 +52,7 @@ def text_parameters(encoder) -> dict[str, torch.nn.Parameter]:
         parameter.requires_grad_(True)
         parameter.grad = None
     with torch.enable_grad():
-        encoder._texts(["a picture", "an illustration"]).float().sum().backward()
+        encoder.text_features(["a picture", "an illustration"]).float().sum().backward()
     found = {
         name: p
         for name, p in model.named_parameters()
@@ -65,12 +66,10 @@ def text_parameters(encoder) -> dict[str, torch.nn.Parameter]:
     return found
 
 
-def logit_scale(encoder) -> float:
+def logit_scale(encoder: TrainableEncoder) -> float:
     """The model's own contrastive temperature (as a multiplier), at most 100 as in CLIP."""
-    scale = getattr(encoder.model, "logit_scale", None)
-    if not isinstance(scale, torch.Tensor):
-        return 1 / DEFAULT_TEMPERATURE
-    return min(float(scale.detach().exp()), 100.0)
+    scale = encoder.logit_scale()
+    return 1 / DEFAULT_TEMPERATURE if scale is None else min(scale, 100.0)
 
 
 def unit_rows(vectors: np.ndarray, device) -> torch.Tensor:
@@ -121,7 +120,7 @@ def take_step(
 
 
 def train_adapter(
-    encoder,
+    encoder: TrainableEncoder,
     vectors: np.ndarray,
     captions: Sequence[str],
     settings: AdaptSettings,
@@ -193,7 +192,7 @@ def train_adapter(
             if settings.teach:
                 with torch.set_grad_enabled(bool(text_params)):
                     said = [phrased[i][rng.integers(len(phrased[i]))] for i in batch]
-                    text = F.normalize(encoder._texts(said).float(), dim=-1)
+                    text = F.normalize(encoder.text_features(said).float(), dim=-1)
                 extra = None if others is None else scale * text @ others.T
                 loss = loss + contrastive_loss(scale * image @ text.T, caption_ids[batch], extra)
             if settings.paraphrase and paraphrases:
@@ -211,7 +210,7 @@ def train_adapter(
                 loss = loss + settings.keep_weight * (1 - (others * moved).sum(-1)).mean()
             if anchors_before is not None:
                 some = rng.choice(len(anchors), min(ANCHOR_BATCH, len(anchors)), replace=False)
-                now = F.normalize(encoder._texts([anchors[i] for i in some]).float(), dim=-1)
+                now = F.normalize(encoder.text_features([anchors[i] for i in some]).float(), dim=-1)
                 drift = 1 - (now * anchors_before[torch.from_numpy(some)]).sum(-1)
                 loss = loss + settings.anchor_weight * drift.mean()
             step = take_step(optimizer, loss, trained, epoch, step, steps, progress)
@@ -253,7 +252,7 @@ def _paraphrase_term(
         + [p.first for _, p in drawn]
         + [p.second or p.first for _, p in drawn]
     )
-    x, first, second = F.normalize(encoder._texts(texts).float(), dim=-1).split(len(rows))
+    x, first, second = F.normalize(encoder.text_features(texts).float(), dim=-1).split(len(rows))
     if "first" in terms:
         loss = loss + paraphrase_loss(scale, image[rows], x, first, second, groups[rows], ["first"])
     full = [i for i, (_, p) in enumerate(drawn) if p.second is not None]

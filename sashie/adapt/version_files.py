@@ -37,6 +37,7 @@ from ..extras import available
 from ..store.vectors import ITEM_FILE, VECTOR_FILE, VectorFile
 
 if TYPE_CHECKING:  # torch is imported by the functions that run it, not by naming a file
+    from ..encoders import TrainableEncoder
     from .adapter import VisualAdapter
     from .training import Trained
 
@@ -233,7 +234,7 @@ def has_text_state(folder: Path) -> bool:
     return (folder / TEXT_FILE).is_file()
 
 
-def load_text_state(encoder, folder: Path) -> None:
+def load_text_state(encoder: TrainableEncoder, folder: Path) -> None:
     """Put a version's tuned text tensors into a loaded base encoder's model."""
     path = folder / TEXT_FILE
     if not path.is_file():

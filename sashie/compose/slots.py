@@ -6,20 +6,22 @@ the `*`, one slot per pseudo-token, the words after, its end tokens, so every po
 model derives from the ids (the end-of-text token a CLIP text model pools at, the attention
 mask, the padding) is where it would be for real words in the slots' place. A forward hook on
 the tower's token embedding then swaps the slots' embeddings for the learned ones. This works
-for any backend whose encoder encodes text in two steps (`_tokenize`, `_text_features`) and
-whose text tower has one token-embedding table: Hugging Face CLIPModel, remote-code models
-with their own text towers, open_clip. Other models raise `CannotTakeTokens` (composed search
+for any `TrainableEncoder` (its text in two steps: `tokenize`, `features_of_tokens`) whose
+text tower has one token-embedding table: Hugging Face CLIPModel, remote-code models with
+their own text towers, open_clip. Other models raise `CannotTakeTokens` (composed search
 then falls back to the `sum` method).
 """
 
 from __future__ import annotations
 
 import threading
+import weakref
 from collections.abc import Sequence
 
 import torch
 from torch import nn
 
+from ..encoders import Encoder, TrainableEncoder
 from ..errors import SashieError
 
 PLACEHOLDER = "*"
@@ -32,10 +34,10 @@ class CannotTakeTokens(SashieError):
 class TokenSlots:
     """A frozen text tower that reads `tokens` (B, M, E) in place of each prompt's `*`."""
 
-    def __init__(self, encoder) -> None:
+    def __init__(self, encoder: Encoder) -> None:
         inner = getattr(encoder, "inner", encoder)  # a version's encoder: its text tower
         self.model_id = encoder.model_id
-        if not (hasattr(inner, "_tokenize") and hasattr(inner, "_text_features")):
+        if not isinstance(inner, TrainableEncoder):
             raise CannotTakeTokens(
                 f"the model {encoder.model_id} cannot take pseudo-word tokens (its encoder "
                 "does not expose its tokenizer and text tower)"
@@ -44,7 +46,7 @@ class TokenSlots:
         self.embedding = _token_embedding(inner)
         self.width = self.embedding.embedding_dim
         self._words = _word_ids(inner)
-        empty = inner._tokenize([""])
+        empty = inner.tokenize([""])
         self._fixed_length = "attention_mask" not in empty  # open_clip: always 77 ids
         self._length = int(empty["input_ids"].shape[1]) if self._fixed_length else None
         self._limit = self._length or int(getattr(inner, "max_text_tokens", 77))
@@ -92,7 +94,7 @@ class TokenSlots:
             model_input["attention_mask"] = attention.to(device)
         self._pending.value = (slots.to(device), tokens.reshape(-1, tokens.shape[-1]))
         try:
-            return self._inner._text_features(model_input)
+            return self._inner.features_of_tokens(model_input)
         finally:
             self._pending.value = None
 
@@ -106,7 +108,7 @@ class TokenSlots:
 
     def _specials(self) -> tuple[list[int], list[int]]:
         """The tokenizer's start and end tokens: what it puts around the words of "a"."""
-        made = self._inner._tokenize(["a"])
+        made = self._inner.tokenize(["a"])
         row = made["input_ids"][0].tolist()
         if "attention_mask" in made:
             row = row[: int(made["attention_mask"][0].sum())]
@@ -183,10 +185,14 @@ def _vocabulary_size(inner) -> int | None:
     return size if isinstance(size, int) else None
 
 
-def token_slots(encoder) -> TokenSlots:
+_MADE: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # by encoder
+_MAKING = threading.Lock()
+
+
+def token_slots(encoder: Encoder) -> TokenSlots:
     """The encoder's TokenSlots, made once (its hook stays on the encoder's text tower)."""
-    slots = getattr(encoder, "_token_slots", None)
-    if slots is None:
-        slots = TokenSlots(encoder)
-        encoder._token_slots = slots
+    with _MAKING:
+        slots = _MADE.get(encoder)
+        if slots is None:
+            slots = _MADE[encoder] = TokenSlots(encoder)
     return slots

@@ -1,14 +1,14 @@
 """Encoders put images and texts into one vector space.
 
-base.py        the Encoder protocol every backend gives; normalize_rows, pick_device
+base.py        the Encoder protocol every backend gives, TrainableEncoder (what training
+               uses), trainable(); normalize_rows, pick_device
 registry.py    specs -> backends: load_encoder("hf:DIR"), the demo model's name
 torch_base.py  what the torch backends share (device, dtype, batching)
 hf.py          `hf:` Hugging Face transformers CLIP-style models
 openclip.py    `openclip:` open_clip models (the `openclip` extra)
-adapted.py     a model version's encoder: base image features through an adapter
 """
 
-from .base import Encoder, normalize_rows, pick_device
+from .base import Encoder, TrainableEncoder, normalize_rows, pick_device, trainable
 from .registry import (
     BACKENDS,
     DEMO_MODEL,
@@ -25,9 +25,11 @@ __all__ = [
     "DEMO_MODEL_DIR",
     "NAMED_MODELS",
     "Encoder",
+    "TrainableEncoder",
     "canonical_spec",
     "load_encoder",
     "normalize_rows",
     "pick_device",
     "resolve_spec",
+    "trainable",
 ]

@@ -10,12 +10,15 @@ function, for worker processes that hold no model), `encode_pixels` a batch of t
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Protocol
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import numpy as np
 from PIL import Image
 
 from ..errors import SashieError
+
+if TYPE_CHECKING:
+    import torch
 
 
 class Encoder(Protocol):
@@ -33,6 +36,39 @@ class Encoder(Protocol):
     def encode_texts(self, texts: Sequence[str]) -> np.ndarray: ...
 
     def encode_images(self, images: Sequence[Image.Image]) -> np.ndarray: ...
+
+
+@runtime_checkable
+class TrainableEncoder(Encoder, Protocol):
+    """An `Encoder` whose torch model can be trained: what adaptation, composed search and
+    the demo model's trainers use. Its raw features keep gradients where they are enabled;
+    its text tower runs in two steps (`tokenize`, then `features_of_tokens`), so that
+    composed search can put pseudo-words between them. `TorchEncoder` is one."""
+
+    model: Any  # the backend's torch module: its parameters are trained and saved
+    dtype: torch.dtype
+
+    def tokenize(self, texts: list[str]) -> dict[str, torch.Tensor]: ...
+
+    def features_of_tokens(self, tokens: dict[str, torch.Tensor]) -> torch.Tensor: ...
+
+    def text_features(self, texts: list[str]) -> torch.Tensor: ...
+
+    def image_features(self, pixels: torch.Tensor) -> torch.Tensor: ...
+
+    def logit_scale(self) -> float | None: ...
+
+    def to_float32(self) -> None: ...
+
+
+def trainable(encoder: Encoder) -> TrainableEncoder:
+    """The encoder, when it can be trained; else an error that says so."""
+    if not isinstance(encoder, TrainableEncoder):
+        raise SashieError(
+            f"the model {encoder.model_id} cannot be trained here (its encoder does not "
+            "expose a torch model)"
+        )
+    return encoder
 
 
 def pick_device(device: str | None) -> str:

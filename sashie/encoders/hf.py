@@ -160,10 +160,10 @@ class HFEncoder(TorchEncoder):
     def preparer(self) -> PrepareWithProcessor:
         return PrepareWithProcessor(self.processor)
 
-    def _images(self, pixels: torch.Tensor) -> torch.Tensor:
+    def image_features(self, pixels: torch.Tensor) -> torch.Tensor:
         return _features(self.model.get_image_features(pixel_values=pixels))
 
-    def _tokenize(self, texts: list[str]) -> dict[str, torch.Tensor]:
+    def tokenize(self, texts: list[str]) -> dict[str, torch.Tensor]:
         tokens = self.tokenizer(
             texts,
             padding=True,
@@ -173,7 +173,7 @@ class HFEncoder(TorchEncoder):
         )
         return {k: v.to(self.device) for k, v in tokens.items() if k != "token_type_ids"}
 
-    def _text_features(self, tokens: dict[str, torch.Tensor]) -> torch.Tensor:
+    def features_of_tokens(self, tokens: dict[str, torch.Tensor]) -> torch.Tensor:
         return _features(self.model.get_text_features(**tokens))
 
 

@@ -54,13 +54,13 @@ class OpenClipEncoder(TorchEncoder):
     def preparer(self) -> PrepareWithTransform:
         return PrepareWithTransform(self.transform)
 
-    def _images(self, pixels: torch.Tensor) -> torch.Tensor:
+    def image_features(self, pixels: torch.Tensor) -> torch.Tensor:
         return self.model.encode_image(pixels)
 
-    def _tokenize(self, texts: list[str]) -> dict[str, torch.Tensor]:
+    def tokenize(self, texts: list[str]) -> dict[str, torch.Tensor]:
         return {"input_ids": self.tokenizer(texts).to(self.device)}
 
-    def _text_features(self, tokens: dict[str, torch.Tensor]) -> torch.Tensor:
+    def features_of_tokens(self, tokens: dict[str, torch.Tensor]) -> torch.Tensor:
         return self.model.encode_text(tokens["input_ids"])
 
 

@@ -13,9 +13,10 @@ from .base import normalize_rows, pick_device
 
 
 class TorchEncoder:
-    """Subclasses set model_id, dim, image_size and implement preprocess, _images, _tokenize
-    and _text_features (two steps, so that composed search can put pseudo-words between
-    them: sashie/compose/slots.py)."""
+    """A `TrainableEncoder` (sashie/encoders/base.py). Subclasses set model_id, dim,
+    image_size and implement preparer, image_features, tokenize and features_of_tokens (two
+    steps, so that composed search can put pseudo-words between them:
+    sashie/compose/slots.py)."""
 
     model_id: str
     dim: int
@@ -36,26 +37,32 @@ class TorchEncoder:
     def preparer(self) -> Callable[[Image.Image], np.ndarray]:
         raise NotImplementedError
 
-    def _images(self, pixels: torch.Tensor) -> torch.Tensor:
+    def image_features(self, pixels: torch.Tensor) -> torch.Tensor:
+        """The model's raw image features of preprocessed pixels, with gradients where
+        enabled."""
         raise NotImplementedError
 
-    def _tokenize(self, texts: list[str]) -> dict[str, torch.Tensor]:
+    def tokenize(self, texts: list[str]) -> dict[str, torch.Tensor]:
         """The model's input for these texts, on its device; "input_ids" holds the ids."""
         raise NotImplementedError
 
-    def _text_features(self, tokens: dict[str, torch.Tensor]) -> torch.Tensor:
+    def features_of_tokens(self, tokens: dict[str, torch.Tensor]) -> torch.Tensor:
+        """The text tower's raw features of tokenized input."""
         raise NotImplementedError
 
-    def _texts(self, texts: list[str]) -> torch.Tensor:
-        return self._text_features(self._tokenize(texts))
-
     def text_features(self, texts: list[str]) -> torch.Tensor:
-        """The model's raw text features, with gradients where enabled (for trainers)."""
-        return self._texts(texts)
+        """The model's raw text features, with gradients where enabled."""
+        return self.features_of_tokens(self.tokenize(texts))
 
-    def image_features(self, pixels: torch.Tensor) -> torch.Tensor:
-        """The model's raw image features of preprocessed pixels (for trainers)."""
-        return self._images(pixels)
+    def logit_scale(self) -> float | None:
+        """The model's own contrastive temperature as a multiplier (None: it has none)."""
+        scale = getattr(self.model, "logit_scale", None)
+        return float(scale.detach().exp()) if isinstance(scale, torch.Tensor) else None
+
+    def to_float32(self) -> None:
+        """Train in float32 (on CUDA the model loads in float16)."""
+        self.model.float()
+        self.dtype = torch.float32
 
     @torch.inference_mode()
     def encode_pixels(self, pixels: np.ndarray, batch_size: int | None = None) -> np.ndarray:
@@ -70,14 +77,14 @@ class TorchEncoder:
                 chunk = chunk.pin_memory().to(self.device, self.dtype, non_blocking=True)
             else:
                 chunk = chunk.to(self.device, self.dtype)
-            out.append(self._images(chunk).float().cpu().numpy())
+            out.append(self.image_features(chunk).float().cpu().numpy())
         return normalize_rows(np.concatenate(out) if out else np.zeros((0, self.dim)))
 
     @torch.inference_mode()
     def encode_texts(self, texts: Sequence[str]) -> np.ndarray:
         texts = list(texts)
         out = [
-            self._texts(texts[start : start + self.batch_size]).float().cpu().numpy()
+            self.text_features(texts[start : start + self.batch_size]).float().cpu().numpy()
             for start in range(0, len(texts), self.batch_size)
         ]
         return normalize_rows(np.concatenate(out) if out else np.zeros((0, self.dim)))

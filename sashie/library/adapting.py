@@ -21,7 +21,7 @@ from ..adapt.paraphrase import Paraphrased
 from ..adapt.phrasings import vocabulary_anchors
 from ..adapt.settings import AdaptSettings
 from ..adapt.version_files import LOSS_PLOT
-from ..encoders import Encoder
+from ..encoders import TrainableEncoder
 from ..search.memory import ExampleMemory
 from ..store.catalog import Catalog
 from .annotations import Pairs
@@ -87,7 +87,7 @@ def make_version(
     catalog: Catalog,
     versions: VersionFolders,
     model_id: str,
-    trainee: Encoder,
+    trainee: TrainableEncoder,
     pairs: Pairs,
     background: np.ndarray,
     base: StoredVectors,
@@ -213,14 +213,6 @@ def few_examples(captions: list[str]) -> str | None:
         f"{shown}{more}; so few are learnt only partly (docs/adaptation.md): caption more "
         "items"
     )
-
-
-def train_in_float32(encoder: Encoder) -> None:
-    """Training wants float32 weights even where searching runs in float16 (CUDA)."""
-    import torch
-
-    encoder.model.float()  # type: ignore[attr-defined]
-    encoder.dtype = torch.float32  # type: ignore[attr-defined]
 
 
 class ProgressBar:

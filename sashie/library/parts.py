@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from ..adapt.version_files import has_text_state, load_text_state, load_version_adapter
-from ..encoders import Encoder, load_encoder
+from ..encoders import Encoder, load_encoder, trainable
 from ..errors import NotFound, SashieError
 from ..search.memory import ExampleMemory
 from ..search.ranking import VectorIndex
@@ -173,7 +173,7 @@ class Parts:
         if model_id is None or version == BASE:
             return self.encoder(model)
         key = f"{model_id}+{version}"
-        from ..encoders.adapted import AdaptedEncoder
+        from ..adapt.adapted import AdaptedEncoder
 
         with self.lock:
             if key not in self.encoders:
@@ -186,7 +186,7 @@ class Parts:
                         device=inner.device,
                         trust_remote_code=self.trust_remote_code,
                     )
-                    load_text_state(inner, folder)
+                    load_text_state(trainable(inner), folder)
                 self.encoders[key] = AdaptedEncoder(
                     inner, load_version_adapter(folder, record), version
                 )

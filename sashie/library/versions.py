@@ -15,10 +15,10 @@ from ..adapt.paraphrase import EndpointParaphraser, Paraphraser, RuleParaphraser
 from ..adapt.phrasings import phrasings
 from ..adapt.settings import AdaptSettings
 from ..classify.generator import ChatServer
-from ..encoders import load_encoder
+from ..encoders import load_encoder, trainable
 from ..errors import SashieError
 from ..search.memory import ExampleMemory
-from .adapting import AdaptReport, ProgressBar, make_version, train_in_float32
+from .adapting import AdaptReport, ProgressBar, make_version
 from .annotations import Pairs, file_pairs, library_pairs
 from .labels import Labels
 from .manifest import BASE
@@ -89,12 +89,14 @@ class Versions:
                     c: paraphrase_all(source, phrasings(c)) for c in sorted(set(pairs.captions))
                 }
             parts.encoder(model_id)  # refuses a model that needs remote code not granted
-            trainee = load_encoder(
-                parts.manifest.models[model_id]["spec"],
-                device=device,
-                trust_remote_code=parts.trust_remote_code,
+            trainee = trainable(
+                load_encoder(
+                    parts.manifest.models[model_id]["spec"],
+                    device=device,
+                    trust_remote_code=parts.trust_remote_code,
+                )
             )
-            train_in_float32(trainee)
+            trainee.to_float32()  # training wants float32 where searching runs in float16
             base = parts.stored(model_id)
             avoid = np.concatenate(
                 [

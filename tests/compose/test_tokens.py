@@ -131,8 +131,8 @@ def test_the_light_method_never_runs_the_gallery_image_tower(world_library):
         lib.composer.train(QUICK)
     encoder = lib.query_encoder()
     calls = []
-    original = encoder._images
-    encoder._images = lambda pixels: calls.append(len(pixels)) or original(pixels)
+    original = encoder.image_features
+    encoder.image_features = lambda pixels: calls.append(len(pixels)) or original(pixels)
     try:
         page = sorted((world / "pages").iterdir())[1]
         hits = lib.search(Asked(images=[str(page)], modify="with a pine", modify_method="light"), 5)
@@ -140,7 +140,7 @@ def test_the_light_method_never_runs_the_gallery_image_tower(world_library):
         lib.search(Asked(images=[str(page)], modify="with a pine", modify_method="tokens"), 5)
         assert calls == [1]
     finally:
-        del encoder._images
+        del encoder.image_features
 
 
 class WordsOnly:

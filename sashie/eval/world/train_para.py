@@ -225,9 +225,9 @@ def main(argv: list[str] | None = None) -> None:
     started = time.time()
     torch.manual_seed(args.seed)
     encoder = load_encoder(args.base)
-    if not isinstance(encoder, HFEncoder) or not hasattr(encoder.model, "logit_scale"):
+    if not isinstance(encoder, HFEncoder) or encoder.logit_scale() is None:
         parser.error("--base must be a Hugging Face CLIP model (sashie-demo or a directory)")
-    encoder.model.float()  # trained in float32 (on CUDA the encoder loads in float16)
+    encoder.to_float32()  # on CUDA the encoder loads in float16
     images, metas = make_samples(
         args.samples, seed=args.seed + 101, resolution=encoder.image_size, progress=True
     )

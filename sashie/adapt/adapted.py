@@ -8,8 +8,8 @@ from collections.abc import Callable, Sequence
 import numpy as np
 from PIL import Image
 
-from ..adapt.adapter import VisualAdapter, adapted
-from .base import Encoder
+from ..encoders import Encoder
+from .adapter import VisualAdapter, adapted
 
 
 class AdaptedEncoder:
