@@ -38,7 +38,7 @@ if TYPE_CHECKING:  # torch is imported when a run starts, not when a command sta
 FEW_EXAMPLES = 5
 
 
-@dataclass
+@dataclass(kw_only=True)
 class AdaptReport:
     version: str
     kind: str  # what it learnt: captions, paraphrase, images, realign (AdaptSettings.kind)
@@ -83,6 +83,7 @@ class AdaptReport:
 
 
 def make_version(
+    *,
     manifest: Manifest,
     catalog: Catalog,
     versions: VersionFolders,
@@ -186,17 +187,17 @@ def make_version(
         tx.set_vector_rows(vector_set(model_id, name), base.rows)
     manifest.add_version(model_id, name, {k: record[k] for k in ("created", "pairs", "data_hash")})
     return AdaptReport(
-        name,
-        settings.kind,
-        settings.parts,
-        folder,
-        len(captions),
-        len(set(captions)),
-        trained,
-        round(time.perf_counter() - started, 2),
-        base.rows,
-        record["remembered_examples"],
-        few_examples(captions),
+        version=name,
+        kind=settings.kind,
+        parts=settings.parts,
+        folder=folder,
+        pairs=len(captions),
+        captions=len(set(captions)),
+        trained=trained,
+        apply_seconds=round(time.perf_counter() - started, 2),
+        rows=base.rows,
+        remembered=record["remembered_examples"],
+        warning=few_examples(captions),
     )
 
 

@@ -44,7 +44,7 @@ from .pictures import Pictures
 MIN_ITEMS = 16  # fewer items than this teach a token learner nothing
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class ComposePlan:
     """What a composer's training will do and about how long each part takes here: seconds
     a unit, timed on a few steps of each stage before the run."""
@@ -119,7 +119,7 @@ def _duration(seconds: float) -> str:
     return f"{seconds / 3600:.1f} h"
 
 
-@dataclass
+@dataclass(kw_only=True)
 class ComposeReport:
     folder: Path
     items: int  # vectors the token learner trained on
@@ -210,17 +210,26 @@ def train_composer(
         light_seconds = 0.0
         if settings.light:
             crops, light_seconds = _add_light(
-                composer, slots, vectors, chosen, light_rows, pictures, settings, device,
-                report, query_like,
+                composer=composer, slots=slots, vectors=vectors, chosen=chosen,
+                light_rows=light_rows, pictures=pictures, settings=settings, device=device,
+                report=report, query_like=query_like,
             )  # fmt: skip
         _save(composer, folder)
-        return ComposeReport(folder, len(vectors), crops, token_seconds, light_seconds, record)
+        return ComposeReport(
+            folder=folder,
+            items=len(vectors),
+            crops=crops,
+            token_seconds=token_seconds,
+            light_seconds=light_seconds,
+            record=record,
+        )
     finally:
         if bar is not None:
             bar.close()
 
 
 def _add_light(
+    *,
     composer: Composer,
     slots: TokenSlots,
     vectors: np.ndarray,
@@ -299,9 +308,15 @@ def plan_composer(
         light_steps = max(1, train // batch) * settings.light_epochs
         per_light = _light_step_seconds(settings, vectors.shape[1], batch, device)
     return ComposePlan(
-        settings.steps, int(pages), crops, light_steps,
-        settings.light_steps if light_rows else 0, per_token, per_page, per_light,
-    )  # fmt: skip
+        token_steps=settings.steps,
+        pages=int(pages),
+        crops=crops,
+        light_steps=light_steps,
+        light_token_steps=settings.light_steps if light_rows else 0,
+        per_token_step=per_token,
+        per_page=per_page,
+        per_light_step=per_light,
+    )
 
 
 def _light_step_seconds(settings: ComposeSettings, dim: int, batch: int, device: str) -> float:

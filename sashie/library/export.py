@@ -54,7 +54,7 @@ class Judged:
         return KEEP_OR_EXCLUDE[self.verdicts.get(item)]
 
 
-@dataclass
+@dataclass(kw_only=True)
 class ExportReport:
     folder: Path
     model_id: str
@@ -93,14 +93,14 @@ def export_items(
     record["columns"] = list(columns)
     (out / "model.json").write_text(json.dumps(record, indent=2, ensure_ascii=False) + "\n")
     return ExportReport(
-        out,
-        model["model_id"],
-        model["version"],
-        len(items),
-        int(vectors.shape[1]),
-        sum(path is not None for path in paths.values()),
-        len(failures),
-        failures[0] if failures else None,
+        folder=out,
+        model_id=model["model_id"],
+        version=model["version"],
+        items=len(items),
+        dim=int(vectors.shape[1]),
+        crops=sum(path is not None for path in paths.values()),
+        crops_failed=len(failures),
+        crops_failed_example=failures[0] if failures else None,
     )
 
 

@@ -104,20 +104,22 @@ class Versions:
                     parts.catalog.excluded_item_ids(),
                 ]
             )
+            made_from = (str(annotations) if annotations else "library") + (
+                f" + {label_examples} label examples a class" if label_examples else ""
+            )
             report = make_version(
-                parts.manifest,
-                parts.catalog,
-                parts.versions,
-                model_id,
-                trainee,
-                pairs,
-                base.sample(BACKGROUND, settings.seed, avoid=avoid),
-                base,
-                settings,
-                (str(annotations) if annotations else "library")
-                + (f" + {label_examples} label examples a class" if label_examples else ""),
-                ProgressBar(progress, parts.progress),
-                paraphrases,
+                manifest=parts.manifest,
+                catalog=parts.catalog,
+                versions=parts.versions,
+                model_id=model_id,
+                trainee=trainee,
+                pairs=pairs,
+                background=base.sample(BACKGROUND, settings.seed, avoid=avoid),
+                base=base,
+                settings=settings,
+                source=made_from,
+                bar=ProgressBar(progress, parts.progress),
+                paraphrases=paraphrases,
             )
             parts.keep_ann_current(model_id, parts.active(model_id))
             return report

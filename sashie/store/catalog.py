@@ -122,7 +122,7 @@ class PageState:
     sha256: str
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class ItemRow:
     id: int
     page_id: int
@@ -275,14 +275,14 @@ class Catalog:
             rows = [found[i] for i in wanted if i in found]
         return [
             ItemRow(
-                r[0],
-                r[1],
-                r[2],
-                r[3],
-                r[4],
-                (r[5], r[6], r[7], r[8]),
-                (r[9], r[10]),
-                _metadata(r[11]),
+                id=r[0],
+                page_id=r[1],
+                page=r[2],
+                source=r[3],
+                detector=r[4],
+                bbox=(r[5], r[6], r[7], r[8]),
+                page_size=(r[9], r[10]),
+                metadata=_metadata(r[11]),
             )
             for r in rows
         ]
@@ -299,7 +299,16 @@ class Catalog:
                 chunk,
             )
         return [
-            ItemRow(0, page_id, uri, source, "page", (0, 0, w, h), (w, h), _metadata(meta))
+            ItemRow(
+                id=0,
+                page_id=page_id,
+                page=uri,
+                source=source,
+                detector="page",
+                bbox=(0, 0, w, h),
+                page_size=(w, h),
+                metadata=_metadata(meta),
+            )
             for page_id, uri, source, w, h, meta in rows
         ]
 

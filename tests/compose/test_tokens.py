@@ -318,7 +318,16 @@ def test_training_in_a_terminal_says_first_how_long_it_will_take(tmp_path, tiny_
 def test_the_bar_fills_each_stage_in_proportion_to_its_estimate():
     from sashie.library.composing import ComposePlan, PlannedBar
 
-    plan = ComposePlan(100, 10, 40, 4, 50, 0.5, 1.0, 2.5)
+    plan = ComposePlan(
+        token_steps=100,
+        pages=10,
+        crops=40,
+        light_steps=4,
+        light_token_steps=50,
+        per_token_step=0.5,
+        per_page=1.0,
+        per_light_step=2.5,
+    )
     assert plan.stages() == [("tokens", 50.0), ("crops", 10.0), ("light", 10.0), ("tokens", 25.0)]
     bar = PlannedBar(plan)
     seen = []

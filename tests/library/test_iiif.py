@@ -429,14 +429,14 @@ def test_pages_of_a_manifest_on_the_internet_come_only_from_public_addresses(tmp
     server, base = web
     serve_book(server, base)
     row = ItemRow(
-        1,
-        1,
-        f"{base}/img/p0.png",
-        "https://example.org/manifest.json",
-        "boxes",
-        BOX,
-        PAGE,
-        {"canvas": f"{base}/canvas/0", "image_service": f"{base}/iiif/p0"},
+        id=1,
+        page_id=1,
+        page=f"{base}/img/p0.png",
+        source="https://example.org/manifest.json",
+        detector="boxes",
+        bbox=BOX,
+        page_size=PAGE,
+        metadata={"canvas": f"{base}/canvas/0", "image_service": f"{base}/iiif/p0"},
     )
     pictures = Pictures(PageCache(tmp_path / "pages", 2**20))
     with pytest.raises(BadInput, match=r"^refused: a manifest from the web may not name"):
