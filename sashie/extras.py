@@ -5,6 +5,10 @@ error line when a command needs one that is not installed.
     export    pyarrow: `sashie export` (vectors as .npy, metadata as Parquet)
     openclip  open_clip + torchvision: `--model openclip:ARCH/TAG`
     world     the three artists' drawings and a Japanese font: `sashie world`, `bench`, `demo`
+
+The research tooling (`sashie.eval`: the evaluation world, the benches, the demo and the demo
+model's trainers) is installed with the package, but no runtime module imports it: the
+commands that need it load it through `research`.
 """
 
 from __future__ import annotations
@@ -32,3 +36,9 @@ def available(module: str) -> bool:
     except ImportError:
         return False
     return True
+
+
+def research(module: str, command: str) -> ModuleType:
+    """A module of the research tooling (`sashie.eval.<module>`), loaded when `command` runs;
+    one line naming the `world` extra when what it draws with is not installed."""
+    return require(f"sashie.eval.{module}", "world", command)

@@ -134,3 +134,17 @@ def test_the_interfaces_use_only_the_library_verbs():
                 if isinstance(node, ast.ImportFrom) and "store" in (node.module or ""):
                     offences.append(f"{path.relative_to(PACKAGE)}:{node.lineno} imports store")
     assert not offences, offences
+
+
+def test_the_runtime_does_not_import_the_research_tooling():
+    """`sashie.eval` (the world, the benches, the demo, the trainers) is loaded by the
+    commands that need it through `sashie.extras.research`, never imported by the runtime."""
+    graph = import_graph()
+    offences = [
+        f"{module} imports {imported}"
+        for module, imports in graph.items()
+        if not module.startswith("sashie.eval")
+        for imported in imports
+        if imported.startswith("sashie.eval")
+    ]
+    assert not offences, offences

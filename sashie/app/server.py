@@ -38,9 +38,7 @@ from ..search.feedback import DEFAULT_LEARNER, FEEDBACK_LEARNERS
 from ..search.query import DEFAULT_DIMS
 from .api import annotations as annotations_api
 from .api import iiif, items, labels, marks, search, versions
-from .api.search import Expired, SearchMemory
-from .api.served import Served, Snapshot
-from .api.versions import AdaptJob
+from .api.served import AdaptJob, Expired, SearchMemory, Served, Snapshot
 
 MAX_REQUEST_BYTES = 32 * 2**20  # a whole request body, refused from its Content-Length
 EXAMPLE_QUERIES = 6  # searches the page offers before the first one

@@ -28,14 +28,10 @@ import urllib.parse
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from ..errors import SashieError
 from ..sources.images import is_url
 from ..store.catalog import Catalog, ItemRow
-
-if TYPE_CHECKING:
-    from .parts import Ids, Parts
 
 PRESENTATION_3 = "http://iiif.io/api/presentation/3/context.json"
 MEDIA_FRAGMENTS = "http://www.w3.org/TR/media-frags/"
@@ -234,8 +230,8 @@ def _web(value: object) -> str | None:
 
 
 def found_regions(
-    parts: Parts,
-    item_ids: Ids | None,
+    catalog: Catalog,
+    item_ids: Sequence[int] | None,
     *,
     scores: Sequence[float] | None,
     caption: str | None,
@@ -243,7 +239,6 @@ def found_regions(
     title: str | None,
 ) -> AnnotationExport:
     """The AnnotationPage of the given items, those with a caption, or those marked."""
-    catalog = parts.catalog
     if sum(x is not None for x in (item_ids, caption, mark)) != 1:
         raise SashieError("name the items: item ids, a caption or a mark")
     if caption is not None:
@@ -256,7 +251,11 @@ def found_regions(
             raise SashieError("the mark must be keep or exclude")
         marked, keep = catalog.marks()
         item_ids = marked[keep == (mark == "keep")].tolist()
-    wanted = parts.known_items(item_ids if item_ids is not None else [])
+    wanted = [int(i) for i in item_ids or []]
+    known = {row.id for row in catalog.items(wanted)}
+    unknown = [i for i in wanted if i not in known]
+    if unknown:
+        raise SashieError(f"no item {unknown[0]} in this library")
     if not wanted:
         raise SashieError(f"no item is marked {mark}" if mark else "no items to export")
     if scores is not None and len(scores) != len(wanted):

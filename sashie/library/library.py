@@ -288,8 +288,9 @@ class Library:
         that order, with their `scores` if given), the items with a `caption`, or those
         marked `mark` ("keep" or "exclude"). Each region carries its captions; items not
         on a IIIF canvas are left out and counted (sashie/library/iiif.py)."""
+        wanted = None if item_ids is None else [int(i) for i in item_ids]
         return iiif.found_regions(
-            self._parts, item_ids, scores=scores, caption=caption, mark=mark, title=title
+            self._parts.catalog, wanted, scores=scores, caption=caption, mark=mark, title=title
         )
 
     def counts(self) -> dict[str, int]:

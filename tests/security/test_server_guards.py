@@ -291,7 +291,7 @@ def test_a_search_outlives_many_other_users_searches(client):
 def test_search_memory_forgets_by_age_and_by_size():
     import numpy as np
 
-    from sashie.app.api.search import Expired, SearchMemory, StoredQuery
+    from sashie.app.api.served import Expired, SearchMemory, StoredQuery
     from sashie.library import Filters
     from sashie.search.query import Query
 

@@ -3,12 +3,9 @@ results can be paged and refined by feedback; the same query the command line bu
 
 from __future__ import annotations
 
-import threading
-import time
-import uuid
-from collections import Counter, OrderedDict
+from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
 from fastapi import APIRouter, File, Form, Query, UploadFile
 from PIL import Image
@@ -19,9 +16,17 @@ from ...errors import BadInput, SashieError
 from ...library import Asked, Filters, Result
 from ...search.feedback import DEFAULT_LEARNER, FEEDBACK_LEARNERS
 from ...search.query import DEFAULT_DIMS, DEFAULT_SELECT, SELECTIONS, parse_dims, parse_ids
-from ...search.query import Query as SearchQuery
 from ...sources.images import decode_image, header_pixels
-from .served import MAX_RESULTS, PAGE_SIZE, ItemId, PageOffset, Served, ServedDep
+from .served import (
+    MAX_RESULTS,
+    PAGE_SIZE,
+    Expired,
+    ItemId,
+    PageOffset,
+    Served,
+    ServedDep,
+    StoredQuery,
+)
 
 MAX_UPLOAD_BYTES = 20 * 2**20  # one example image
 MAX_UPLOAD_PIXELS = 40_000_000  # one example image
@@ -29,32 +34,8 @@ MAX_UPLOADS = 20
 MAX_REQUEST_PIXELS = 100_000_000  # all the example images of one search together
 QUERY_SIDE = 448  # examples are decoded and kept at about this size (the encoder needs 224)
 MAX_LABELS = 20  # classes one search may keep or leave out
-SEARCH_TTL = 4 * 3600  # a search may be refined or paged this long after its last use
-SEARCH_MEMORY = 64 * 2**20  # bytes of remembered searches, all users together
 
 router = APIRouter()
-
-
-class Expired(SashieError):
-    """A search id the server no longer holds (HTTP 410): the page runs the search again."""
-
-
-@dataclass
-class StoredQuery:
-    query: SearchQuery  # built by Library.query: the same query the command line makes
-    where: Filters  # the items it looks at
-    version: str  # the model version it was encoded with
-    exact: bool = False  # scan every vector, not the ANN index
-
-    @property
-    def nbytes(self) -> int:
-        dims = self.query.dims
-        return 1024 + self.query.vector.nbytes + (0 if dims is None else dims.nbytes)
-
-    def narrow(self) -> dict | None:
-        """The classes it keeps or leaves out (classify), as the page shows them."""
-        label, not_label = self.where.label or (), self.where.not_label or ()
-        return {"label": list(label), "not_label": list(not_label)} if label or not_label else None
 
 
 def search_filters(all_items: bool, label: Sequence[str], not_label: Sequence[str]) -> Filters:
@@ -67,48 +48,6 @@ def search_filters(all_items: bool, label: Sequence[str], not_label: Sequence[st
     if any(len(t) > 200 for t in (*label, *not_label)):
         raise SashieError("a label of at most 200 characters, please")
     return Filters(all_items=all_items, label=label or None, not_label=not_label or None)
-
-
-class SearchMemory:
-    """The searches the server remembers, so their results can be paged and refined: each
-    is kept `ttl` seconds after its last use, and the least recently used go first when they
-    take more than `max_bytes` together (no fixed count shared by all users)."""
-
-    def __init__(self, ttl: float = SEARCH_TTL, max_bytes: int = SEARCH_MEMORY) -> None:
-        self.ttl = ttl
-        self.max_bytes = max_bytes
-        self._held: OrderedDict[str, tuple[StoredQuery, float]] = OrderedDict()
-        self._bytes = 0
-        self._lock = threading.Lock()
-
-    def remember(self, stored: StoredQuery) -> str:
-        key = uuid.uuid4().hex
-        with self._lock:
-            self._held[key] = (stored, time.monotonic())
-            self._bytes += stored.nbytes
-            self._evict()
-        return key
-
-    def recall(self, key: str) -> StoredQuery:
-        with self._lock:
-            self._evict()
-            if key not in self._held:
-                raise Expired("this search has expired; search again")
-            stored, _ = self._held.pop(key)
-            self._held[key] = (stored, time.monotonic())
-            return stored
-
-    def __len__(self) -> int:
-        return len(self._held)
-
-    def _evict(self) -> None:
-        oldest = time.monotonic() - self.ttl
-        while self._held:
-            key, (stored, used) = next(iter(self._held.items()))
-            if used >= oldest and self._bytes <= self.max_bytes:
-                break
-            del self._held[key]
-            self._bytes -= stored.nbytes
 
 
 class FeedbackRequest(BaseModel):

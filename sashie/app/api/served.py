@@ -7,10 +7,13 @@ import asyncio
 import io
 import threading
 import time
+import uuid
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import TYPE_CHECKING, Annotated
+from pathlib import Path
+from typing import Annotated
 
 from fastapi import Depends, Request
 from fastapi.responses import Response
@@ -18,13 +21,14 @@ from PIL import Image
 from pydantic import Field
 from starlette.concurrency import run_in_threadpool
 
-from ...library import Library
+from ...adapt.settings import AdaptSettings
+from ...errors import SashieError
+from ...library import Filters, Library
+from ...search.query import Query as SearchQuery
 from ...sources.images import is_url
 
-if TYPE_CHECKING:
-    from .search import SearchMemory
-    from .versions import AdaptJob
-
+SEARCH_TTL = 4 * 3600  # a search may be refined or paged this long after its last use
+SEARCH_MEMORY = 64 * 2**20  # bytes of remembered searches, all users together
 MAX_RESULTS = 5000
 PAGE_SIZE = 100
 ItemId = Annotated[int, Field(ge=0, lt=2**63)]
@@ -66,6 +70,116 @@ class Snapshot:
 
     def _store(self, value: dict) -> None:
         self._value, self._at = value, time.monotonic()
+
+
+class Expired(SashieError):
+    """A search id the server no longer holds (HTTP 410): the page runs the search again."""
+
+
+@dataclass
+class StoredQuery:
+    query: SearchQuery  # built by Library.query: the same query the command line makes
+    where: Filters  # the items it looks at
+    version: str  # the model version it was encoded with
+    exact: bool = False  # scan every vector, not the ANN index
+
+    @property
+    def nbytes(self) -> int:
+        dims = self.query.dims
+        return 1024 + self.query.vector.nbytes + (0 if dims is None else dims.nbytes)
+
+    def narrow(self) -> dict | None:
+        """The classes it keeps or leaves out (classify), as the page shows them."""
+        label, not_label = self.where.label or (), self.where.not_label or ()
+        return {"label": list(label), "not_label": list(not_label)} if label or not_label else None
+
+
+class SearchMemory:
+    """The searches the server remembers, so their results can be paged and refined: each
+    is kept `ttl` seconds after its last use, and the least recently used go first when they
+    take more than `max_bytes` together (no fixed count shared by all users)."""
+
+    def __init__(self, ttl: float = SEARCH_TTL, max_bytes: int = SEARCH_MEMORY) -> None:
+        self.ttl = ttl
+        self.max_bytes = max_bytes
+        self._held: OrderedDict[str, tuple[StoredQuery, float]] = OrderedDict()
+        self._bytes = 0
+        self._lock = threading.Lock()
+
+    def remember(self, stored: StoredQuery) -> str:
+        key = uuid.uuid4().hex
+        with self._lock:
+            self._held[key] = (stored, time.monotonic())
+            self._bytes += stored.nbytes
+            self._evict()
+        return key
+
+    def recall(self, key: str) -> StoredQuery:
+        with self._lock:
+            self._evict()
+            if key not in self._held:
+                raise Expired("this search has expired; search again")
+            stored, _ = self._held.pop(key)
+            self._held[key] = (stored, time.monotonic())
+            return stored
+
+    def __len__(self) -> int:
+        return len(self._held)
+
+    def _evict(self) -> None:
+        oldest = time.monotonic() - self.ttl
+        while self._held:
+            key, (stored, used) = next(iter(self._held.items()))
+            if used >= oldest and self._bytes <= self.max_bytes:
+                break
+            del self._held[key]
+            self._bytes -= stored.nbytes
+
+
+class AdaptJob:
+    """The one adaptation a server runs at a time, in a thread with its own Library (its own
+    SQLite connection; the server's Library notices the new version itself); the page polls
+    its state."""
+
+    def __init__(self) -> None:
+        self.state: dict = {"state": "idle"}
+        self.thread: threading.Thread | None = None
+
+    def start(
+        self,
+        path: Path,
+        settings: AdaptSettings,
+        trust_remote_code: bool,
+        finished: Callable[[], None],
+    ) -> None:
+        if self.thread is not None and self.thread.is_alive():
+            raise SashieError("the model is being adapted already; wait for it to finish")
+        settings.check()
+        self.state = {"state": "running", "stage": "starting", "done": 0, "total": 0}
+
+        def run() -> None:
+            try:
+                with Library(path, trust_remote_code=trust_remote_code) as worker:
+                    report = worker.versions.adapt(settings=settings, progress=self.progress)
+                finished()
+                self.state = {"state": "done", **report.as_dict(paths=False)}
+            except SashieError as e:
+                self.state = {"state": "failed", "error": str(e)}
+            except Exception as e:
+                self.state = {"state": "failed", "error": f"{type(e).__name__}: {e}"}
+
+        self.thread = threading.Thread(target=run, name="sashie-adapt", daemon=True)
+        self.thread.start()
+
+    def progress(self, update: dict) -> None:
+        loss = update.get("loss")
+        self.state = {
+            "state": "running",
+            "stage": update["stage"],
+            "done": update["done"],
+            "total": update["total"],
+            "loss": None if loss is None else round(loss, 4),
+        }
 
 
 @dataclass

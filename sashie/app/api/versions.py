@@ -3,9 +3,6 @@ the background, its loss curve, and switching versions."""
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Callable
-from pathlib import Path
 from typing import Literal
 
 from fastapi import APIRouter, HTTPException
@@ -13,8 +10,6 @@ from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
 from ...adapt.settings import DEFAULTS, AdaptSettings
-from ...errors import SashieError
-from ...library import Library
 from .served import ServedDep
 
 router = APIRouter()
@@ -35,58 +30,6 @@ class UseRequest(BaseModel):
     version: str = Field(min_length=1, max_length=40, description="v1, v2, ... or base")
 
 
-class AdaptJob:
-    """The one adaptation a server runs at a time, in a thread with its own Library (its own
-    SQLite connection; the server's Library notices the new version itself); the page polls
-    its state."""
-
-    def __init__(self) -> None:
-        self.state: dict = {"state": "idle"}
-        self.thread: threading.Thread | None = None
-
-    def start(
-        self,
-        path: Path,
-        request: AdaptRequest,
-        trust_remote_code: bool,
-        finished: Callable[[], None],
-    ) -> None:
-        if self.thread is not None and self.thread.is_alive():
-            raise SashieError("the model is being adapted already; wait for it to finish")
-        settings = AdaptSettings.choose(
-            epochs=request.epochs,
-            ratio=request.ratio,
-            target=request.target,
-            realign=request.realign,
-        )
-        settings.check()
-        self.state = {"state": "running", "stage": "starting", "done": 0, "total": 0}
-
-        def run() -> None:
-            try:
-                with Library(path, trust_remote_code=trust_remote_code) as worker:
-                    report = worker.versions.adapt(settings=settings, progress=self.progress)
-                finished()
-                self.state = {"state": "done", **report.as_dict(paths=False)}
-            except SashieError as e:
-                self.state = {"state": "failed", "error": str(e)}
-            except Exception as e:
-                self.state = {"state": "failed", "error": f"{type(e).__name__}: {e}"}
-
-        self.thread = threading.Thread(target=run, name="sashie-adapt", daemon=True)
-        self.thread.start()
-
-    def progress(self, update: dict) -> None:
-        loss = update.get("loss")
-        self.state = {
-            "state": "running",
-            "stage": update["stage"],
-            "done": update["done"],
-            "total": update["total"],
-            "loss": None if loss is None else round(loss, 4),
-        }
-
-
 @router.get("/api/adapt", summary="Model versions and the adaptation in progress")
 def adapt_state(served: ServedDep) -> dict:
     lib = served.lib
@@ -96,7 +39,10 @@ def adapt_state(served: ServedDep) -> dict:
 
 @router.post("/api/adapt", summary="Teach the model the annotations (runs in the background)")
 def adapt(served: ServedDep, request: AdaptRequest) -> dict:
-    served.job.start(served.lib.path, request, served.trust_remote_code, served.changed)
+    settings = AdaptSettings.choose(
+        epochs=request.epochs, ratio=request.ratio, target=request.target, realign=request.realign
+    )
+    served.job.start(served.lib.path, settings, served.trust_remote_code, served.changed)
     return {"job": served.job.state}
 
 

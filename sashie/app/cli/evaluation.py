@@ -6,6 +6,8 @@ from pathlib import Path
 
 import click
 
+from ...extras import research
+
 
 @click.command()
 @click.argument("out", type=click.Path(file_okay=False))
@@ -40,9 +42,7 @@ def world(out, pages, seed, workers, version, quiet):
     fonts-aoyagi-soseki, fonts-kouzan-mouhitsu, fonts-aoyagi-kouzan-t, openclipart-svg and
     librsvg2-bin.
     """
-    from ...eval.world import make_world
-
-    make_world(
+    research("world", "sashie world").make_world(
         out, pages=pages, seed=seed, workers=workers, version=int(version), progress=not quiet
     )
     what = "spreads" if version == "3" else "pages"
@@ -68,13 +68,14 @@ def demo(folder, pages, seed, port, no_serve):
     Offline, a few minutes on a laptop CPU. FOLDER (default ./sashie-demo) keeps the world,
     the library and the query pictures, so you can go on searching it.
     """
-    from ..demo import example_query, run_demo
     from ..server import serve
 
-    run_demo(folder, pages=pages, seed=seed, echo=click.echo)
+    shown = research("demo", "sashie demo")
+    shown.run_demo(folder, pages=pages, seed=seed, echo=click.echo)
     if not no_serve:
         click.echo("\nthe web page (Ctrl-C to stop):")
-        serve(Path(folder) / "library", port=port, example_query=example_query(), echo=click.echo)
+        query = shown.example_query()
+        serve(Path(folder) / "library", port=port, example_query=query, echo=click.echo)
 
 
 @click.command("bench")
@@ -162,8 +163,7 @@ def bench_command(
     installed, of dictionary wordings no training read (`dictionary_*`), and of paraphrases
     written by hand, against the canonical query (`handwritten_*`).
     """
-    from ...eval import bench
-
+    bench = research("bench", "sashie bench")
     result = bench.bench(
         quick=quick,
         pages=pages,

@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from ...errors import SashieError
+from ...extras import research
 from ...filter.marking import read_mark_csv, sample_items, save_crop
 from ...filter.training import parse_learners, table_overall, table_per_class
 from ...library import Library
@@ -66,9 +67,8 @@ def filter_mark(library, csv_path, world, interactive, n, seed, as_json):
         ids, keep = read_mark_csv(csv_path)
         source = "csv"
     else:
-        from ...eval.truth import ground_truth_marks  # evaluation worlds only
-
-        ids, keep = ground_truth_marks(lib, world, n, seed)
+        truth = research("truth", "--ground-truth")  # evaluation worlds only
+        ids, keep = truth.ground_truth_marks(lib, world, n, seed)
         source = "ground-truth"
     lib.filter.mark(ids, keep, source)
     counts = lib.counts()
@@ -203,9 +203,8 @@ def filter_evaluate(library, world, as_json):
     library's marks (which include those it was trained on: an optimistic figure)."""
     lib = Library(library)
     if world:
-        from ...eval.truth import judge_library_items  # evaluation worlds only
-
-        ids, keep, _ = judge_library_items(lib, world)
+        truth = research("truth", "--ground-truth")  # evaluation worlds only
+        ids, keep, _ = truth.judge_library_items(lib, world)
         figures = lib.filter.evaluate(ids, keep)
         figures["against"] = "the ground truth"
     else:

@@ -12,14 +12,14 @@ from collections.abc import Callable
 from pathlib import Path
 
 from ..classify.coder import OTHER
-from ..eval.references import reference_pictures
-from ..eval.truth import ground_truth_marks, item_concepts
-from ..eval.world import make_world, read_truth
-from ..eval.world.artists import Artists
-from ..eval.world.labels import write_label_file
-from ..eval.world.vocab import vocabulary
 from ..filter.training import table_overall
 from ..library import Asked, Library, Result
+from .references import reference_pictures
+from .truth import ground_truth_marks, item_concepts
+from .world import make_world, read_truth
+from .world.artists import Artists
+from .world.labels import write_label_file
+from .world.vocab import vocabulary
 
 DEMO_QUERIES = 3  # text queries shown
 DEMO_MARKS = 400
