@@ -228,7 +228,7 @@ def test_pages_indexed_later_go_through_the_active_adapter(annotated, tmp_path, 
     expected = apply_adapter(report.trained.adapter, lib.vectors_of(new_items, version="base"))
     np.testing.assert_allclose(lib.vectors_of(new_items), expected.astype(np.float32), atol=2e-3)
     reopened = Library(lib.path)  # stored, not only computed in memory
-    assert reopened._versions.done_rows(lib.default_model, "v1") == 29
+    assert reopened._parts.versions.done_rows(lib.default_model, "v1") == 29
 
 
 @pytest.mark.slow
