@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
-import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,101 +16,10 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import SashieError
+from .schema import SCHEMA, rename_old_tables
+from .transaction import Box, Transaction
 
-Box = tuple[int, int, int, int]  # x0, y0, x1, y1 in page pixels
-
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS pages (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    uri TEXT NOT NULL UNIQUE,          -- absolute path or URL of the page image
-    source TEXT NOT NULL,              -- the folder, list or manifest it came from
-    width INTEGER NOT NULL,
-    height INTEGER NOT NULL,
-    size INTEGER,                      -- file size and mtime: a cheap "unchanged" check
-    mtime_ns INTEGER,
-    sha256 TEXT NOT NULL,              -- of the file's bytes
-    metadata TEXT NOT NULL DEFAULT '{}',
-    added REAL NOT NULL
-);
-CREATE TABLE IF NOT EXISTS items (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    page_id INTEGER NOT NULL REFERENCES pages(id) ON DELETE CASCADE,
-    detector TEXT NOT NULL,
-    x0 INTEGER NOT NULL, y0 INTEGER NOT NULL, x1 INTEGER NOT NULL, y1 INTEGER NOT NULL,
-    score REAL NOT NULL DEFAULT 1.0,
-    hash TEXT NOT NULL                 -- of the crop's RGB pixels
-);
-CREATE INDEX IF NOT EXISTS pages_sha ON pages(sha256);  -- a copy of a page is found by its bytes
-CREATE TABLE IF NOT EXISTS page_copies (   -- other files holding a page's very bytes: not
-    uri TEXT PRIMARY KEY,                  -- indexed again; the page's items stand for them
-    page_id INTEGER NOT NULL REFERENCES pages(id) ON DELETE CASCADE,
-    source TEXT NOT NULL,
-    size INTEGER,
-    mtime_ns INTEGER,
-    added REAL NOT NULL
-);
-CREATE INDEX IF NOT EXISTS page_copies_page ON page_copies(page_id);
-CREATE INDEX IF NOT EXISTS items_page ON items(page_id);
-CREATE INDEX IF NOT EXISTS items_detector ON items(detector);  -- counts by detector (info)
-CREATE TABLE IF NOT EXISTS page_detectors (
-    page_id INTEGER NOT NULL REFERENCES pages(id) ON DELETE CASCADE,
-    detector TEXT NOT NULL,
-    PRIMARY KEY (page_id, detector)
-);
-CREATE TABLE IF NOT EXISTS skipped (
-    uri TEXT PRIMARY KEY,
-    source TEXT NOT NULL,
-    reason TEXT NOT NULL,
-    at REAL NOT NULL
-);
-CREATE TABLE IF NOT EXISTS marks (   -- people's keep/exclude marks that train the filter
-    item_id INTEGER PRIMARY KEY REFERENCES items(id) ON DELETE CASCADE,
-    keep INTEGER NOT NULL,             -- 1: an illustration, keep it; 0: exclude it
-    source TEXT NOT NULL,              -- who said so: csv, interactive, ground-truth, web
-    at REAL NOT NULL
-);
-CREATE TABLE IF NOT EXISTS filter_scores (   -- the saved filter's verdict on each item
-    item_id INTEGER PRIMARY KEY REFERENCES items(id) ON DELETE CASCADE,
-    score REAL NOT NULL,               -- probability that the item is an illustration
-    keep INTEGER NOT NULL
-);
-CREATE TABLE IF NOT EXISTS annotations (   -- captions people give items, for fine-tuning
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    item_id INTEGER NOT NULL REFERENCES items(id) ON DELETE CASCADE,
-    caption TEXT NOT NULL,
-    at REAL NOT NULL,
-    UNIQUE (item_id, caption)
-);
-CREATE TABLE IF NOT EXISTS label_sets (   -- the classes `classify` gave the items, by set
-    name TEXT PRIMARY KEY,
-    version TEXT NOT NULL,             -- of the label file's classes (sashie/classify/labelfile.py)
-    method TEXT NOT NULL,              -- prompt, coder; + few-shot
-    model_id TEXT NOT NULL,
-    model_version TEXT NOT NULL,       -- the model version whose vectors were labelled
-    classes TEXT NOT NULL,             -- the label set as JSON
-    settings TEXT NOT NULL DEFAULT '{}',  -- all else the labels depend on (re-rank, examples)
-    at REAL NOT NULL
-);
-CREATE TABLE IF NOT EXISTS item_labels (
-    label_set TEXT NOT NULL REFERENCES label_sets(name) ON DELETE CASCADE,
-    item_id INTEGER NOT NULL REFERENCES items(id) ON DELETE CASCADE,
-    label TEXT NOT NULL,               -- the best class's name
-    score REAL NOT NULL,
-    runner_up TEXT,
-    runner_up_score REAL,
-    PRIMARY KEY (label_set, item_id)
-) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS item_labels_item ON item_labels(item_id);  -- items deleted with pages
-CREATE TABLE IF NOT EXISTS vector_sets (
-    model_id TEXT PRIMARY KEY,
-    rows INTEGER NOT NULL DEFAULT 0
-);
-CREATE TABLE IF NOT EXISTS drawn_boxes (   -- illustrations a curator boxed on a page, to teach
-    page_id INTEGER PRIMARY KEY REFERENCES pages(id) ON DELETE CASCADE,  -- the detector
-    boxes TEXT NOT NULL,               -- JSON [[x0, y0, x1, y1], ...] in page pixels; [] = none
-    at REAL NOT NULL
-);
-"""
+_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1  # SQLite's integers; no item has an id outside
 
 
 @dataclass(frozen=True)
@@ -134,13 +42,6 @@ class ItemRow:
     metadata: dict
 
 
-def _rename_old_tables(db: sqlite3.Connection) -> None:
-    """Tables that libraries made by sashie 0.3 still hold under their old names (`labels`)."""
-    tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
-    if "labels" in tables and "marks" not in tables:
-        db.execute("ALTER TABLE labels RENAME TO marks")
-
-
 class Catalog:
     def __init__(self, path: Path, *, readonly: bool = False) -> None:
         # One connection, shared by a server's threads: each read, and each transaction from
@@ -153,7 +54,7 @@ class Catalog:
         else:
             self.db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
             self.db.execute("PRAGMA journal_mode=WAL")
-            _rename_old_tables(self.db)
+            rename_old_tables(self.db)
             self.db.executescript(SCHEMA)
         self.db.execute("PRAGMA foreign_keys=ON")
         self.db.execute("PRAGMA synchronous=NORMAL")
@@ -515,239 +416,6 @@ class Catalog:
     def skipped(self) -> list[dict]:
         rows = self._query("SELECT uri, source, reason, at FROM skipped ORDER BY uri")
         return [dict(zip(("uri", "source", "reason", "at"), r)) for r in rows]
-
-
-class Transaction:
-    """The writes of one step (a batch of pages, a set of labels); nothing is visible to
-    others until it commits, and a failure inside rolls all of it back."""
-
-    def __init__(self, db: sqlite3.Connection, lock: threading.RLock) -> None:
-        self.db = db
-        self.lock = lock
-
-    def __enter__(self) -> Transaction:
-        self.lock.acquire()
-        try:
-            self.db.execute("BEGIN IMMEDIATE")
-        except BaseException:
-            self.lock.release()
-            raise
-        return self
-
-    def __exit__(self, kind: object, value: object, traceback: object) -> None:
-        try:
-            self.db.execute("COMMIT" if kind is None else "ROLLBACK")
-        finally:
-            self.lock.release()
-
-    def put_page(
-        self,
-        uri: str,
-        source: str,
-        width: int,
-        height: int,
-        size: int | None,
-        mtime_ns: int | None,
-        sha256: str,
-        metadata: dict,
-        replace: bool,
-    ) -> int:
-        """Insert a page, or update it (dropping its old items when its content changed). A
-        file recorded as a copy of another page that is now a page of its own is no copy."""
-        self.db.execute("DELETE FROM page_copies WHERE uri = ?", (uri,))
-        row = self.db.execute("SELECT id FROM pages WHERE uri = ?", (uri,)).fetchone()
-        meta = json.dumps(metadata, ensure_ascii=False, sort_keys=True)
-        if row is None:
-            cursor = self.db.execute(
-                "INSERT INTO pages (uri, source, width, height, size, mtime_ns, sha256, metadata,"
-                " added) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (uri, source, width, height, size, mtime_ns, sha256, meta, time.time()),
-            )
-            return _row_id(cursor)
-        page_id = row[0]
-        if replace:
-            self.db.execute("DELETE FROM items WHERE page_id = ?", (page_id,))
-            self.db.execute("DELETE FROM page_detectors WHERE page_id = ?", (page_id,))
-        self.db.execute(
-            "UPDATE pages SET source = ?, width = ?, height = ?, size = ?, mtime_ns = ?,"
-            " sha256 = ?, metadata = ? WHERE id = ?",
-            (source, width, height, size, mtime_ns, sha256, meta, page_id),
-        )
-        return page_id
-
-    def page_with_sha(self, sha256: str) -> int | None:
-        """The first page whose bytes have this SHA-256, as of this transaction."""
-        row = self.db.execute("SELECT MIN(id) FROM pages WHERE sha256 = ?", (sha256,)).fetchone()
-        return row[0]
-
-    def put_copy(
-        self, uri: str, page_id: int, source: str, size: int | None, mtime_ns: int | None
-    ) -> None:
-        """Record a file as a copy of a page (its items stand for it: nothing is indexed)."""
-        self.db.execute(
-            "INSERT OR REPLACE INTO page_copies (uri, page_id, source, size, mtime_ns, added)"
-            " VALUES (?, ?, ?, ?, ?, ?)",
-            (uri, page_id, source, size, mtime_ns, time.time()),
-        )
-
-    def set_page_metadata(self, uri: str, metadata: dict) -> None:
-        meta = json.dumps(metadata, ensure_ascii=False, sort_keys=True)
-        self.db.execute("UPDATE pages SET metadata = ? WHERE uri = ?", (meta, uri))
-
-    def add_item(self, page_id: int, detector: str, bbox, score: float, hash_: str) -> int:
-        cursor = self.db.execute(
-            "INSERT INTO items (page_id, detector, x0, y0, x1, y1, score, hash)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            (page_id, detector, *map(int, bbox), float(score), hash_),
-        )
-        return _row_id(cursor)
-
-    def remove_items(self, item_ids: Iterable[int]) -> None:
-        """Drop items (a detector no longer cuts them); their labels, captions, verdicts and
-        classes go with them, and their vectors are no longer live."""
-        self.db.executemany("DELETE FROM items WHERE id = ?", [(int(i),) for i in item_ids])
-
-    def mark_detectors(self, page_id: int, detectors: Iterable[str]) -> None:
-        self.db.executemany(
-            "INSERT OR IGNORE INTO page_detectors (page_id, detector) VALUES (?, ?)",
-            [(page_id, d) for d in detectors],
-        )
-
-    def forget_vector_rows(self, model_id: str) -> None:
-        self.db.execute("DELETE FROM vector_sets WHERE model_id = ?", (model_id,))
-
-    def set_vector_rows(self, model_id: str, rows: int) -> None:
-        self.db.execute(
-            "INSERT INTO vector_sets (model_id, rows) VALUES (?, ?)"
-            " ON CONFLICT(model_id) DO UPDATE SET rows = excluded.rows",
-            (model_id, rows),
-        )
-
-    def set_marks(self, item_ids: Iterable[int], keep: Iterable[bool], source: str) -> None:
-        now = time.time()
-        self.db.executemany(
-            "INSERT OR REPLACE INTO marks (item_id, keep, source, at) VALUES (?, ?, ?, ?)",
-            [(int(i), int(bool(k)), source, now) for i, k in zip(item_ids, keep)],
-        )
-
-    def clear_marks(self, item_ids: Iterable[int] | None = None) -> int:
-        """Forget the keep/exclude marks of these items (of all when None); how many."""
-        before = self.db.total_changes
-        if item_ids is None:
-            self.db.execute("DELETE FROM marks")
-        else:
-            self.db.executemany(
-                "DELETE FROM marks WHERE item_id = ?", [(int(i),) for i in item_ids]
-            )
-        return self.db.total_changes - before
-
-    def add_annotations(self, item_ids: Iterable[int], caption: str) -> int:
-        now = time.time()
-        before = self.db.total_changes
-        self.db.executemany(
-            "INSERT OR IGNORE INTO annotations (item_id, caption, at) VALUES (?, ?, ?)",
-            [(int(i), caption, now) for i in item_ids],
-        )
-        return self.db.total_changes - before
-
-    def remove_annotations(
-        self, item_ids: Iterable[int] | None = None, caption: str | None = None
-    ) -> int:
-        """Forget the annotations of these items, with this caption, or both (all when
-        neither is given); how many went."""
-        where, params = ["1"], []
-        if caption is not None:
-            where.append("caption = ?")
-            params.append(caption)
-        before = self.db.total_changes
-        if item_ids is None:
-            self.db.execute(f"DELETE FROM annotations WHERE {' AND '.join(where)}", params)
-        else:
-            self.db.executemany(
-                f"DELETE FROM annotations WHERE {' AND '.join(where)} AND item_id = ?",
-                [(*params, int(i)) for i in item_ids],
-            )
-        return self.db.total_changes - before
-
-    def set_drawn_boxes(self, page_id: int, boxes: list[Box] | None) -> None:
-        """The boxes a curator drew on a page, replacing those drawn before (None: forget
-        that the page was boxed)."""
-        if boxes is None:
-            self.db.execute("DELETE FROM drawn_boxes WHERE page_id = ?", (int(page_id),))
-            return
-        self.db.execute(
-            "INSERT OR REPLACE INTO drawn_boxes (page_id, boxes, at) VALUES (?, ?, ?)",
-            (int(page_id), json.dumps([list(map(int, b)) for b in boxes]), time.time()),
-        )
-
-    def set_filter_scores(
-        self, item_ids: Iterable[int], scores: Iterable[float], threshold: float
-    ) -> None:
-        self.db.executemany(
-            "INSERT OR REPLACE INTO filter_scores (item_id, score, keep) VALUES (?, ?, ?)",
-            [(int(i), float(s), int(s >= threshold)) for i, s in zip(item_ids, scores)],
-        )
-
-    def clear_filter_scores(self) -> None:
-        self.db.execute("DELETE FROM filter_scores")
-
-    def put_label_set(self, record: dict, *, replace: bool) -> None:
-        """Write a label set's record; `replace` forgets the labels it gave before."""
-        if replace:
-            self.db.execute("DELETE FROM item_labels WHERE label_set = ?", (record["name"],))
-        values = (
-            record["name"],
-            record["version"],
-            record["method"],
-            record["model_id"],
-            record["model_version"],
-            json.dumps(record["classes"], ensure_ascii=False),
-            json.dumps(record["settings"], ensure_ascii=False, sort_keys=True),
-            time.time(),
-        )
-        self.db.execute(  # not INSERT OR REPLACE: a replaced row would cascade to its labels
-            "INSERT INTO label_sets (name, version, method, model_id, model_version, classes,"
-            " settings, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(name) DO UPDATE SET"
-            " version = excluded.version, method = excluded.method,"
-            " model_id = excluded.model_id, model_version = excluded.model_version,"
-            " classes = excluded.classes, settings = excluded.settings, at = excluded.at",
-            values,
-        )
-
-    def set_item_classes(
-        self,
-        label_set: str,
-        rows: Iterable[tuple[int, str, float, str | None, float | None]],
-    ) -> None:
-        """(item, label, score, runner-up, its score) rows of a set."""
-        self.db.executemany(
-            "INSERT OR REPLACE INTO item_labels (label_set, item_id, label, score, runner_up,"
-            " runner_up_score) VALUES (?, ?, ?, ?, ?, ?)",
-            ((label_set, *row) for row in rows),
-        )
-
-    def remove_label_set(self, name: str) -> bool:
-        """Forget a label set and its labels; whether there was one."""
-        self.db.execute("DELETE FROM item_labels WHERE label_set = ?", (name,))
-        return self.db.execute("DELETE FROM label_sets WHERE name = ?", (name,)).rowcount > 0
-
-    def skip(self, uri: str, source: str, reason: str) -> None:
-        self.db.execute(
-            "INSERT OR REPLACE INTO skipped (uri, source, reason, at) VALUES (?, ?, ?, ?)",
-            (uri, source, reason, time.time()),
-        )
-
-    def unskip(self, uri: str) -> None:
-        self.db.execute("DELETE FROM skipped WHERE uri = ?", (uri,))
-
-
-_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1  # SQLite's integers; no item has an id outside
-
-
-def _row_id(cursor: sqlite3.Cursor) -> int:
-    """The id of the row an INSERT made."""
-    assert cursor.lastrowid is not None
-    return cursor.lastrowid
 
 
 def _metadata(text: str) -> dict:

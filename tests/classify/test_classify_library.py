@@ -12,7 +12,7 @@ from sashie import Library, SashieError
 from sashie.app import server
 from sashie.classify.labelfile import LabelClass, LabelSet
 from sashie.library import Filters
-from sashie.store.catalog import Transaction
+from sashie.store.transaction import Transaction
 
 from conftest import make_pages, run_cli
 

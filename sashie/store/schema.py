@@ -1,0 +1,105 @@
+"""The catalog's tables (SQLite), and bringing a catalog made by an older sashie to them."""
+
+from __future__ import annotations
+
+import sqlite3
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS pages (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    uri TEXT NOT NULL UNIQUE,          -- absolute path or URL of the page image
+    source TEXT NOT NULL,              -- the folder, list or manifest it came from
+    width INTEGER NOT NULL,
+    height INTEGER NOT NULL,
+    size INTEGER,                      -- file size and mtime: a cheap "unchanged" check
+    mtime_ns INTEGER,
+    sha256 TEXT NOT NULL,              -- of the file's bytes
+    metadata TEXT NOT NULL DEFAULT '{}',
+    added REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS items (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    page_id INTEGER NOT NULL REFERENCES pages(id) ON DELETE CASCADE,
+    detector TEXT NOT NULL,
+    x0 INTEGER NOT NULL, y0 INTEGER NOT NULL, x1 INTEGER NOT NULL, y1 INTEGER NOT NULL,
+    score REAL NOT NULL DEFAULT 1.0,
+    hash TEXT NOT NULL                 -- of the crop's RGB pixels
+);
+CREATE INDEX IF NOT EXISTS pages_sha ON pages(sha256);  -- a copy of a page is found by its bytes
+CREATE TABLE IF NOT EXISTS page_copies (   -- other files holding a page's very bytes: not
+    uri TEXT PRIMARY KEY,                  -- indexed again; the page's items stand for them
+    page_id INTEGER NOT NULL REFERENCES pages(id) ON DELETE CASCADE,
+    source TEXT NOT NULL,
+    size INTEGER,
+    mtime_ns INTEGER,
+    added REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS page_copies_page ON page_copies(page_id);
+CREATE INDEX IF NOT EXISTS items_page ON items(page_id);
+CREATE INDEX IF NOT EXISTS items_detector ON items(detector);  -- counts by detector (info)
+CREATE TABLE IF NOT EXISTS page_detectors (
+    page_id INTEGER NOT NULL REFERENCES pages(id) ON DELETE CASCADE,
+    detector TEXT NOT NULL,
+    PRIMARY KEY (page_id, detector)
+);
+CREATE TABLE IF NOT EXISTS skipped (
+    uri TEXT PRIMARY KEY,
+    source TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS marks (   -- people's keep/exclude marks that train the filter
+    item_id INTEGER PRIMARY KEY REFERENCES items(id) ON DELETE CASCADE,
+    keep INTEGER NOT NULL,             -- 1: an illustration, keep it; 0: exclude it
+    source TEXT NOT NULL,              -- who said so: csv, interactive, ground-truth, web
+    at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS filter_scores (   -- the saved filter's verdict on each item
+    item_id INTEGER PRIMARY KEY REFERENCES items(id) ON DELETE CASCADE,
+    score REAL NOT NULL,               -- probability that the item is an illustration
+    keep INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS annotations (   -- captions people give items, for fine-tuning
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    item_id INTEGER NOT NULL REFERENCES items(id) ON DELETE CASCADE,
+    caption TEXT NOT NULL,
+    at REAL NOT NULL,
+    UNIQUE (item_id, caption)
+);
+CREATE TABLE IF NOT EXISTS label_sets (   -- the classes `classify` gave the items, by set
+    name TEXT PRIMARY KEY,
+    version TEXT NOT NULL,             -- of the label file's classes (sashie/classify/labelfile.py)
+    method TEXT NOT NULL,              -- prompt, coder; + few-shot
+    model_id TEXT NOT NULL,
+    model_version TEXT NOT NULL,       -- the model version whose vectors were labelled
+    classes TEXT NOT NULL,             -- the label set as JSON
+    settings TEXT NOT NULL DEFAULT '{}',  -- all else the labels depend on (re-rank, examples)
+    at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS item_labels (
+    label_set TEXT NOT NULL REFERENCES label_sets(name) ON DELETE CASCADE,
+    item_id INTEGER NOT NULL REFERENCES items(id) ON DELETE CASCADE,
+    label TEXT NOT NULL,               -- the best class's name
+    score REAL NOT NULL,
+    runner_up TEXT,
+    runner_up_score REAL,
+    PRIMARY KEY (label_set, item_id)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS item_labels_item ON item_labels(item_id);  -- items deleted with pages
+CREATE TABLE IF NOT EXISTS vector_sets (
+    model_id TEXT PRIMARY KEY,
+    rows INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS drawn_boxes (   -- illustrations a curator boxed on a page, to teach
+    page_id INTEGER PRIMARY KEY REFERENCES pages(id) ON DELETE CASCADE,  -- the detector
+    boxes TEXT NOT NULL,               -- JSON [[x0, y0, x1, y1], ...] in page pixels; [] = none
+    at REAL NOT NULL
+);
+"""
+
+
+def rename_old_tables(db: sqlite3.Connection) -> None:
+    """Tables that libraries made by sashie 0.3 still hold under their old names (`labels`)."""
+    tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    if "labels" in tables and "marks" not in tables:
+        db.execute("ALTER TABLE labels RENAME TO marks")
