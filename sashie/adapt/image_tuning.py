@@ -28,7 +28,7 @@ from .adapter import VisualAdapter
 from .losses import arcmargin_loss, multi_caption_arcmargin_loss
 from .phrasings import phrasings
 from .settings import AdaptSettings
-from .training import Trained, background_pool, draw, schedule, take_step, unit_rows
+from .training import Trained, background_pool, draw, run_epochs, unit_rows
 
 
 def check_classes(captions: Sequence[str]) -> None:
@@ -87,45 +87,31 @@ def train_image_adapter(
         ],
         weight_decay=0.01,
     )
-    starts_at, epochs, steps = schedule(len(captions), settings)
     trained = Trained(adapter, {})
-    step = 0
-    for _ in range(epochs):
-        order = rng.permutation(len(captions))
-        epoch: list[float] = []
-        for start in starts_at:
-            batch = torch.from_numpy(order[start : start + settings.batch]).to(device)
-            moved = adapter(images[batch])
-            labels = class_ids[batch]
-            loss = arcmargin_loss(
-                moved,
-                class_weights,
-                labels,
-                scale=settings.arc_scale,
-                margin=settings.arc_margin,
-            )
-            # every text of the batch's classes, once (a class's texts are no wrong answers
-            # for its other rows)
-            present = torch.unique(labels)
-            rows = torch.isin(owner_class, present).nonzero().squeeze(1)
-            holder: dict[
-                int, int
-            ] = {}  # one row of each class holds its texts this step, drawn at random
-            for i in rng.permutation(len(labels)):
-                holder.setdefault(int(labels[i]), int(i))
-            owners = torch.tensor([holder[int(owner_class[r])] for r in rows], device=device)
-            loss = loss + settings.caption_weight * multi_caption_arcmargin_loss(
-                moved,
-                locked[rows],
-                owners,
-                scale=settings.arc_scale,
-                margin=settings.arc_margin,
-            )
-            if others_pool is not None:
-                kept = draw(others_pool, settings.negatives, rng)
-                loss = loss + settings.keep_weight * (1 - (adapter(kept) * kept).sum(-1)).mean()
-            step = take_step(optimizer, loss, trained, epoch, step, steps, progress)
-        trained.epoch_losses.append(float(np.mean(epoch)) if epoch else float("nan"))
+
+    def loss_of(order: np.ndarray) -> torch.Tensor:
+        batch = torch.from_numpy(order).to(device)
+        moved = adapter(images[batch])
+        labels = class_ids[batch]
+        loss = arcmargin_loss(
+            moved, class_weights, labels, scale=settings.arc_scale, margin=settings.arc_margin
+        )
+        # every text of the batch's classes, once (a class's texts are no wrong answers for
+        # its other rows); one row of each class holds its texts this step, drawn at random
+        rows = torch.isin(owner_class, torch.unique(labels)).nonzero().squeeze(1)
+        holder: dict[int, int] = {}
+        for i in rng.permutation(len(labels)):
+            holder.setdefault(int(labels[i]), int(i))
+        owners = torch.tensor([holder[int(owner_class[r])] for r in rows], device=device)
+        loss = loss + settings.caption_weight * multi_caption_arcmargin_loss(
+            moved, locked[rows], owners, scale=settings.arc_scale, margin=settings.arc_margin
+        )
+        if others_pool is not None:
+            kept = draw(others_pool, settings.negatives, rng)
+            loss = loss + settings.keep_weight * (1 - (adapter(kept) * kept).sum(-1)).mean()
+        return loss
+
+    run_epochs(trained, optimizer, len(captions), settings, rng, loss_of, progress)
     trained.adapter = adapter.cpu().eval()
     trained.seconds = time.perf_counter() - started
     return trained

@@ -98,25 +98,35 @@ def schedule(pairs: int, settings: AdaptSettings) -> tuple[list[int], int, int]:
     return starts, epochs, epochs * len(starts)
 
 
-def take_step(
-    optimizer: torch.optim.Optimizer,
-    loss: torch.Tensor,
+def run_epochs(
     trained: Trained,
-    epoch: list[float],
-    step: int,
-    steps: int,
+    optimizer: torch.optim.Optimizer,
+    count: int,
+    settings: AdaptSettings,
+    rng: np.random.Generator,
+    loss_of: Callable[[np.ndarray], torch.Tensor],
     progress: Callable[[int, int, float], None] | None,
-) -> int:
-    """One optimiser step on `loss`, logged in `trained` and `epoch`; the new step count."""
-    optimizer.zero_grad()
-    loss.backward()
-    optimizer.step()
-    value = float(loss.detach())
-    trained.losses.append(value)
-    epoch.append(value)
-    if progress:
-        progress(step + 1, steps, value)
-    return step + 1
+) -> None:
+    """The loop every adaptation shares: epochs of shuffled batches of the `count` pairs, one
+    optimiser step on `loss_of(batch)` each, logged in `trained`; `progress(step, steps,
+    loss)` after each step."""
+    starts, epochs, steps = schedule(count, settings)
+    step = 0
+    for _ in range(epochs):
+        order = rng.permutation(count)
+        epoch: list[float] = []
+        for start in starts:
+            loss = loss_of(order[start : start + settings.batch])
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            value = float(loss.detach())
+            trained.losses.append(value)
+            epoch.append(value)
+            step += 1
+            if progress:
+                progress(step, steps, value)
+        trained.epoch_losses.append(float(np.mean(epoch)) if epoch else float("nan"))
 
 
 def train_adapter(
@@ -131,14 +141,11 @@ def train_adapter(
     """Train on (stored vector, caption) pairs; `encoder` is a float32 training copy whose text
     encoder is changed in place. `progress(step, steps, loss)` is called after each step.
 
-    Two guards keep what the model already knew, so that teaching 几帳 loses nothing else:
-    - `background`: stored vectors of other items of the collection. Each step draws
-      `negatives` of them; they are extra negatives for the captions (几帳 is not any random
-      picture), and the adapter is asked to leave them where they were (keep_weight x mean
-      cosine distance).
-    - anchors: words of the model's own vocabulary (`vocabulary_anchors`); each step the text
-      encoder is asked to keep a batch of them where they were (anchor_weight x mean cosine
-      distance), which lets it learn at a rate that teaches a word in a hundred steps.
+    Two guards keep what the model knew, so that teaching 几帳 loses nothing else:
+    `background`, stored vectors of other items, are extra negatives for the captions and
+    the adapter keeps them in place (keep_weight x mean cosine distance); anchors, words of
+    the model's own vocabulary (`vocabulary_anchors`), the text encoder keeps in place
+    (anchor_weight x the same), so it may learn a word in a hundred steps.
 
     With `settings.paraphrase`, `paraphrases` holds each caption's paraphrases (x, x', x'')
     and ParaCLIP's terms join the loss (losses.paraphrase_loss); with `settings.teach` off
@@ -155,66 +162,59 @@ def train_adapter(
     phrased = [phrasings(c) for c in captions]
     scale = logit_scale(encoder)
 
-    groups = []
-    adapter = None
-    if settings.train_adapter:
-        adapter = VisualAdapter(images.shape[1], settings.ratio).to(encoder.device)
-        groups.append({"params": list(adapter.parameters()), "lr": settings.adapter_lr})
-    text_params = text_parameters(encoder) if settings.train_text else {}
-    anchors, anchors_before = [], None
-    if text_params:
-        if settings.anchor_weight:
-            anchors = vocabulary_anchors(
-                getattr(encoder, "tokenizer", None), captions, seed=settings.seed
-            )
-        if anchors:
-            anchors_before = torch.from_numpy(encoder.encode_texts(anchors)).to(encoder.device)
-        for parameter in text_params.values():
-            parameter.requires_grad_(True)
-        groups.append({"params": list(text_params.values()), "lr": settings.lr})
-    optimizer = torch.optim.AdamW(groups, weight_decay=0.01)
+    adapter, text_params, anchors, optimizer = _learners(
+        encoder, images.shape[1], captions, settings
+    )
+    anchors_before = None
+    if anchors:
+        anchors_before = torch.from_numpy(encoder.encode_texts(anchors)).to(encoder.device)
 
-    starts, epochs, steps = schedule(len(captions), settings)
     trained = Trained(adapter, {}, anchors=anchors)
-    step = 0
-    for _ in range(epochs):
-        order = rng.permutation(len(captions))
-        epoch: list[float] = []
-        for start in starts:
-            batch = order[start : start + settings.batch]
-            image = images[batch]
-            others = None if others_pool is None else draw(others_pool, settings.negatives, rng)
-            if adapter is not None:
-                image = adapter(image)
-                moved = others
-                others = None if others is None else adapter(others)
-            loss = torch.zeros((), device=encoder.device)
-            if settings.teach:
-                with torch.set_grad_enabled(bool(text_params)):
-                    said = [phrased[i][rng.integers(len(phrased[i]))] for i in batch]
-                    text = F.normalize(encoder.text_features(said).float(), dim=-1)
-                extra = None if others is None else scale * text @ others.T
-                loss = loss + contrastive_loss(scale * image @ text.T, caption_ids[batch], extra)
-            if settings.paraphrase and paraphrases:
-                loss = loss + settings.paraphrase_weight * _paraphrase_term(
-                    encoder,
-                    scale,
-                    image,
-                    [captions[i] for i in batch],
-                    caption_ids[batch],
-                    paraphrases,
-                    settings.paraphrase_terms,
-                    rng,
-                )
-            if adapter is not None and others is not None and moved is not None:
-                loss = loss + settings.keep_weight * (1 - (others * moved).sum(-1)).mean()
-            if anchors_before is not None:
-                some = rng.choice(len(anchors), min(ANCHOR_BATCH, len(anchors)), replace=False)
-                now = F.normalize(encoder.text_features([anchors[i] for i in some]).float(), dim=-1)
-                drift = 1 - (now * anchors_before[torch.from_numpy(some)]).sum(-1)
-                loss = loss + settings.anchor_weight * drift.mean()
-            step = take_step(optimizer, loss, trained, epoch, step, steps, progress)
-        trained.epoch_losses.append(float(np.mean(epoch)) if epoch else float("nan"))
+
+    def loss_of(batch: np.ndarray) -> torch.Tensor:
+        image = images[batch]
+        others = None if others_pool is None else draw(others_pool, settings.negatives, rng)
+        moved = None
+        if adapter is not None:
+            image = adapter(image)
+            moved = others
+            others = None if others is None else adapter(others)
+        loss = torch.zeros((), device=encoder.device)
+        if settings.teach:
+            with torch.set_grad_enabled(bool(text_params)):
+                said = [phrased[i][rng.integers(len(phrased[i]))] for i in batch]
+                text = F.normalize(encoder.text_features(said).float(), dim=-1)
+            extra = None if others is None else scale * text @ others.T
+            loss = loss + contrastive_loss(scale * image @ text.T, caption_ids[batch], extra)
+        if settings.paraphrase and paraphrases:
+            loss = loss + settings.paraphrase_weight * _paraphrase_term(
+                encoder,
+                scale,
+                image,
+                [captions[i] for i in batch],
+                caption_ids[batch],
+                paraphrases,
+                settings.paraphrase_terms,
+                rng,
+            )
+        if others is not None and moved is not None:
+            loss = loss + settings.keep_weight * (1 - (others * moved).sum(-1)).mean()
+        if anchors_before is not None:
+            drift = _anchor_drift(encoder, anchors, anchors_before, rng)
+            loss = loss + settings.anchor_weight * drift
+        return loss
+
+    run_epochs(trained, optimizer, len(captions), settings, rng, loss_of, progress)
+    return _finished(trained, adapter, text_params, started)
+
+
+def _finished(
+    trained: Trained,
+    adapter: VisualAdapter | None,
+    text_params: dict[str, torch.nn.Parameter],
+    started: float,
+) -> Trained:
+    """The run's result: the adapter on the CPU, the text encoder's tensors copied out."""
     for parameter in text_params.values():
         parameter.requires_grad_(False)
     if adapter is not None:
@@ -222,6 +222,40 @@ def train_adapter(
     trained.text_state = {name: p.detach().float().cpu().clone() for name, p in text_params.items()}
     trained.seconds = time.perf_counter() - started
     return trained
+
+
+def _learners(
+    encoder: TrainableEncoder, dim: int, captions: Sequence[str], settings: AdaptSettings
+) -> tuple[VisualAdapter | None, dict[str, torch.nn.Parameter], list[str], torch.optim.Optimizer]:
+    """What a run trains (the adapter, the text encoder's parameters, or both), the words
+    the text encoder keeps in place (none when it is not trained), and their optimizer."""
+    groups = []
+    adapter = None
+    if settings.train_adapter:
+        adapter = VisualAdapter(dim, settings.ratio).to(encoder.device)
+        groups.append({"params": list(adapter.parameters()), "lr": settings.adapter_lr})
+    text_params = text_parameters(encoder) if settings.train_text else {}
+    anchors: list[str] = []
+    if text_params:
+        if settings.anchor_weight:
+            tokenizer = getattr(encoder, "tokenizer", None)
+            anchors = vocabulary_anchors(tokenizer, captions, seed=settings.seed)
+        for parameter in text_params.values():
+            parameter.requires_grad_(True)
+        groups.append({"params": list(text_params.values()), "lr": settings.lr})
+    return adapter, text_params, anchors, torch.optim.AdamW(groups, weight_decay=0.01)
+
+
+def _anchor_drift(
+    encoder: TrainableEncoder,
+    anchors: list[str],
+    before: torch.Tensor,
+    rng: np.random.Generator,
+) -> torch.Tensor:
+    """How far a batch of anchor words moved from where they were (mean cosine distance)."""
+    some = rng.choice(len(anchors), min(ANCHOR_BATCH, len(anchors)), replace=False)
+    now = F.normalize(encoder.text_features([anchors[i] for i in some]).float(), dim=-1)
+    return (1 - (now * before[torch.from_numpy(some)]).sum(-1)).mean()
 
 
 def _paraphrase_term(

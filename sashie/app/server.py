@@ -127,16 +127,59 @@ def create_app(
     hands its work to one."""
     lib = Library(library, trust_remote_code=trust_remote_code)
     served = Served(lib, SearchMemory(), AdaptJob(), trust_remote_code, example_query)
+    served.facts = Snapshot(lambda: library_facts(served), fresh=1.0)  # lags a second
     hosts = None if allowed_hosts is None else {h.lower().strip("[]") for h in allowed_hosts}
     html = (resources.files("sashie.app") / "web" / "index.html").read_text(encoding="utf-8")
     page_headers = _page_headers(html)
     app = FastAPI(
         title="sashie", description="Search the illustrations of a collection.", version="1"
     )
+    app.state.served = served
+    _guard(app, token, hosts)
+    _answer_errors(app)
+
+    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
+    def page() -> HTMLResponse:
+        return HTMLResponse(html, headers=page_headers)
+
+    @app.get("/favicon.ico", include_in_schema=False)
+    def favicon() -> Response:
+        return Response(
+            _favicon(), media_type="image/x-icon", headers={"Cache-Control": "max-age=86400"}
+        )
+
+    @app.get("/api/info", summary="What the library holds")
+    async def info() -> dict:
+        assert served.facts is not None
+        return await served.facts.get()
+
+    for router in ROUTERS:
+        app.include_router(router)
+    return app
+
+
+def library_facts(served: Served) -> dict:
+    """What /api/info says: the library's info, the searches the page offers before the
+    first, the feedback learners and the defaults."""
+    lib = served.lib
+    facts = lib.info(skipped_inputs=False)
+    facts.pop("path", None)
+    queries = _example_queries(
+        list(lib.annotations.captions()), served.example_query, facts["label_sets"]
+    )
+    facts["example_queries"] = queries  # the page offers them before a search
+    facts["example_query"] = next(iter(queries), None)  # what the search box suggests
+    facts["feedback_learners"] = list(FEEDBACK_LEARNERS)
+    facts["default_learner"] = DEFAULT_LEARNER
+    facts["defaults"] = {"dims": DEFAULT_DIMS, "epochs": DEFAULTS.epochs, "ratio": DEFAULTS.ratio}
+    return facts
+
+
+def _guard(app: FastAPI, token: str | None, hosts: set[str] | None) -> None:
+    """Host, access token and body size are checked before anything is read."""
 
     @app.middleware("http")
     async def guard(request: Request, call_next):
-        """Host, access token and body size are checked before anything is read."""
         if hosts is not None and _host_name(request.headers.get("host", "")) not in hosts:
             return _secured(JSONResponse({"error": "unknown Host"}, status_code=400))
         if token is not None:
@@ -159,9 +202,14 @@ def create_app(
                 return _secured(JSONResponse(error, status_code=413))
         return _secured(await call_next(request))
 
-    def _secured(response: Response) -> Response:
-        response.headers.update(SECURITY_HEADERS)
-        return response
+
+def _secured(response: Response) -> Response:
+    response.headers.update(SECURITY_HEADERS)
+    return response
+
+
+def _answer_errors(app: FastAPI) -> None:
+    """Every error as one JSON line, {"error": ...}, with its status."""
 
     @app.exception_handler(NotFound)
     async def not_found(request: Request, error: NotFound):
@@ -187,44 +235,6 @@ def create_app(
     @app.exception_handler(StarletteHTTPException)  # FastAPI's own too (unparsable bodies)
     async def http_error(request: Request, error: StarletteHTTPException):
         return JSONResponse({"error": error.detail}, status_code=error.status_code)
-
-    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
-    def page() -> HTMLResponse:
-        return HTMLResponse(html, headers=page_headers)
-
-    @app.get("/favicon.ico", include_in_schema=False)
-    def favicon() -> Response:
-        return Response(
-            _favicon(), media_type="image/x-icon", headers={"Cache-Control": "max-age=86400"}
-        )
-
-    @app.get("/api/info", summary="What the library holds")
-    async def info() -> dict:
-        return await library_facts.get()
-
-    def facts() -> dict:
-        facts = lib.info(skipped_inputs=False)
-        facts.pop("path", None)
-        queries = _example_queries(
-            list(lib.annotations.captions()), example_query, facts["label_sets"]
-        )
-        facts["example_queries"] = queries  # the page offers them before a search
-        facts["example_query"] = next(iter(queries), None)  # what the search box suggests
-        facts["feedback_learners"] = list(FEEDBACK_LEARNERS)
-        facts["default_learner"] = DEFAULT_LEARNER
-        facts["defaults"] = {
-            "dims": DEFAULT_DIMS,
-            "epochs": DEFAULTS.epochs,
-            "ratio": DEFAULTS.ratio,
-        }
-        return facts
-
-    library_facts = Snapshot(facts, fresh=1.0)  # counts lag a changed library by a second
-    served.facts = library_facts
-    app.state.served = served
-    for router in ROUTERS:
-        app.include_router(router)
-    return app
 
 
 def allowed_hosts(host: str, extra: Sequence[str] = ()) -> list[str] | None:

@@ -101,43 +101,12 @@ def make_version(
     is tuned in place), keep `background` (other items' base vectors) where it was, and write
     the new version of `model_id`; `source` says where the pairs came from."""
     from ..adapt.adapter import adapted
-    from ..adapt.image_tuning import train_image_adapter
-    from ..adapt.training import train_adapter
     from ..adapt.version_files import data_hash, save_version, vector_set, write_version_vectors
 
     def shown(step: int, steps: int, loss: float) -> None:
         bar.update("training", step, steps, loss)
 
-    if settings.target == "images":
-        trained = train_image_adapter(
-            trainee, pairs.vectors, pairs.captions, settings, background, shown
-        )
-        if settings.realign:
-            realigned = train_adapter(
-                trainee,
-                adapted(trained.adapter, pairs.vectors),
-                pairs.captions,
-                replace(
-                    settings, target="text", realign=False, train_adapter=False, train_text=True
-                ),
-                background=adapted(trained.adapter, background),
-                progress=shown,
-            )
-            trained.text_state = realigned.text_state
-            trained.anchors = realigned.anchors
-            trained.losses += realigned.losses
-            trained.epoch_losses += realigned.epoch_losses
-            trained.seconds += realigned.seconds
-    else:
-        trained = train_adapter(
-            trainee,
-            pairs.vectors,
-            pairs.captions,
-            settings,
-            background=background,
-            progress=shown,
-            paraphrases=paraphrases,
-        )
+    trained = _train(trainee, pairs, background, settings, shown, paraphrases)
     name = versions.next_name(model_id)
     folder = versions.folder(model_id, name)
     captions = pairs.captions
@@ -199,6 +168,53 @@ def make_version(
         remembered=record["remembered_examples"],
         warning=few_examples(captions),
     )
+
+
+def _train(
+    trainee: TrainableEncoder,
+    pairs: Pairs,
+    background: np.ndarray,
+    settings: AdaptSettings,
+    shown: Callable[[int, int, float], None],
+    paraphrases: Mapping[str, Sequence[Paraphrased]] | None,
+) -> Trained:
+    """The adapter and text state a version learns: for captions (text search), or for
+    image search (MCIP), then, with `settings.realign`, the text encoder re-aligned to it."""
+    from ..adapt.adapter import adapted
+    from ..adapt.image_tuning import train_image_adapter
+    from ..adapt.training import train_adapter
+
+    if settings.target != "images":
+        return train_adapter(
+            trainee,
+            pairs.vectors,
+            pairs.captions,
+            settings,
+            background=background,
+            progress=shown,
+            paraphrases=paraphrases,
+        )
+    trained = train_image_adapter(
+        trainee, pairs.vectors, pairs.captions, settings, background, shown
+    )
+    if settings.realign:
+        text_only = replace(
+            settings, target="text", realign=False, train_adapter=False, train_text=True
+        )
+        realigned = train_adapter(
+            trainee,
+            adapted(trained.adapter, pairs.vectors),
+            pairs.captions,
+            text_only,
+            background=adapted(trained.adapter, background),
+            progress=shown,
+        )
+        trained.text_state = realigned.text_state
+        trained.anchors = realigned.anchors
+        trained.losses += realigned.losses
+        trained.epoch_losses += realigned.epoch_losses
+        trained.seconds += realigned.seconds
+    return trained
 
 
 def few_examples(captions: list[str]) -> str | None:
