@@ -12,6 +12,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -103,9 +104,7 @@ def make_version(
     from ..adapt.adapter import adapted
     from ..adapt.version_files import data_hash, save_version, vector_set, write_version_vectors
 
-    def shown(step: int, steps: int, loss: float) -> None:
-        bar.update("training", step, steps, loss)
-
+    shown = partial(bar.update, "training")  # (step, steps, loss)
     trained = _train(trainee, pairs, background, settings, shown, paraphrases)
     name = versions.next_name(model_id)
     folder = versions.folder(model_id, name)
@@ -135,14 +134,9 @@ def make_version(
     record["remembered_examples"] = len(captions) if remember else 0
     save_version(folder, trained, record)
     if remember:
-        ExampleMemory.build(
-            trainee,
-            adapted(trained.adapter, pairs.vectors),
-            captions,
-            anchors,
-            weight=settings.example_weight,
-            sharpness=settings.example_sharpness,
-        ).save(folder)
+        examples = adapted(trained.adapter, pairs.vectors)
+        weights = {"weight": settings.example_weight, "sharpness": settings.example_sharpness}
+        ExampleMemory.build(trainee, examples, captions, anchors, **weights).save(folder)
     started = time.perf_counter()
     write_version_vectors(
         folder,

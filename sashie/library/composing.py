@@ -166,32 +166,19 @@ def train_composer(
     chosen = np.sort(rng.permutation(len(item_ids))[: settings.light_items])
     light_rows = rows_of([int(i) for i in item_ids[chosen]]) if settings.light else []
     extra = 0 if query_like is None else len(query_like[0])
-    bar = None
-    estimate = None
+    plan = None
     if terminal:
         plan = plan_composer(slots, vectors, light_rows, pictures, settings, device, extra)
-        estimate = round(plan.seconds, 1)
         tqdm.write(f"composer: {plan.describe()}", file=sys.stderr)
-        bar = PlannedBar(plan)
+    bar = None if plan is None else PlannedBar(plan)
+    report = _reporter(progress, bar)
     started = time.perf_counter()
-
-    def report(update: dict) -> None:
-        if progress is not None:
-            progress(update)
-        if bar is not None:
-            bar.update(update["stage"], update["done"], update["total"])
 
     try:
         learner, losses = train_token_learner(
-            slots,
-            vectors,
-            vectors,
-            vectors,
-            settings,
-            steps=settings.steps,
-            device=device,
-            progress=report,
-        )
+            slots, vectors, vectors, vectors, settings,
+            steps=settings.steps, device=device, progress=report,
+        )  # fmt: skip
         token_seconds = time.perf_counter() - started
         record = {
             "model_id": encoder.model_id,
@@ -203,8 +190,8 @@ def train_composer(
             "token_seconds": round(token_seconds, 1),
             "token_losses": losses,
         }
-        if estimate is not None:
-            record["estimated_seconds"] = estimate
+        if plan is not None:
+            record["estimated_seconds"] = round(plan.seconds, 1)
         composer = Composer(learner, record)
         crops = 0
         light_seconds = 0.0
@@ -216,16 +203,26 @@ def train_composer(
             )  # fmt: skip
         _save(composer, folder)
         return ComposeReport(
-            folder=folder,
-            items=len(vectors),
-            crops=crops,
-            token_seconds=token_seconds,
-            light_seconds=light_seconds,
-            record=record,
-        )
+            folder=folder, items=len(vectors), crops=crops, token_seconds=token_seconds,
+            light_seconds=light_seconds, record=record,
+        )  # fmt: skip
     finally:
         if bar is not None:
             bar.close()
+
+
+def _reporter(
+    progress: Callable[[dict], None] | None, bar: PlannedBar | None
+) -> Callable[[dict], None]:
+    """Where a stage's progress goes: the caller's callback and the terminal's bar."""
+
+    def report(update: dict) -> None:
+        if progress is not None:
+            progress(update)
+        if bar is not None:
+            bar.update(update["stage"], update["done"], update["total"])
+
+    return report
 
 
 def _add_light(

@@ -109,20 +109,7 @@ class LayoutDetector:
         height, width = rgb.shape[:2]
         ink = ink_mask(rgb)
 
-        length = max(25, width // 20)
-        lines = np.bitwise_or(
-            cv2.morphologyEx(
-                ink, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_RECT, (length, 1))
-            ),
-            cv2.morphologyEx(
-                ink, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_RECT, (1, length))
-            ),
-        )
-        proposals = [
-            b
-            for b in _boxes(cv2.dilate(lines, np.ones((3, 3), np.uint8)), width * height // 400)
-            if b[2] - b[0] > length and b[3] - b[1] > length
-        ]
+        lines, proposals = _frames(ink)
         framed_boxes = set(proposals)
 
         rest = cv2.subtract(ink, cv2.dilate(lines, np.ones((5, 5), np.uint8)))
@@ -169,14 +156,30 @@ class LayoutDetector:
             if any(iou(box, other) > DUPLICATE_IOU for other in kept):
                 continue
             kept.append(box)
+        return [Region(_on_page(box, scale, image.size), self.name) for box in kept]
 
-        def to_page(box: BBox) -> BBox:
-            x0, y0, x1, y1 = (round(v / scale) for v in box)
-            return (
-                min(image.width, x0),
-                min(image.height, y0),
-                min(image.width, x1),
-                min(image.height, y1),
-            )
 
-        return [Region(to_page(box), self.name) for box in kept]
+def _frames(ink: np.ndarray) -> tuple[np.ndarray, list[BBox]]:
+    """The long straight lines of the ink (frames, rules) and the boxes they enclose."""
+    height, width = ink.shape[:2]
+    length = max(25, width // 20)
+    lines = np.bitwise_or(
+        cv2.morphologyEx(
+            ink, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_RECT, (length, 1))
+        ),
+        cv2.morphologyEx(
+            ink, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_RECT, (1, length))
+        ),
+    )
+    boxes = [
+        b
+        for b in _boxes(cv2.dilate(lines, np.ones((3, 3), np.uint8)), width * height // 400)
+        if b[2] - b[0] > length and b[3] - b[1] > length
+    ]
+    return lines, boxes
+
+
+def _on_page(box: BBox, scale: float, size: tuple[int, int]) -> BBox:
+    """A box of the working copy in the page's pixels."""
+    x0, y0, x1, y1 = (round(v / scale) for v in box)
+    return (min(size[0], x0), min(size[1], y0), min(size[0], x1), min(size[1], y1))

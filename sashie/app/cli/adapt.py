@@ -9,7 +9,7 @@ import click
 from ...adapt.settings import DEFAULTS, AdaptSettings
 from ...classify.generator import ChatServer
 from ...errors import SashieError
-from ...library import Library
+from ...library import AdaptReport, Library
 from .common import LIBRARY, TRUST_REMOTE_CODE, echo_json
 
 
@@ -168,31 +168,15 @@ from .common import LIBRARY, TRUST_REMOTE_CODE, echo_json
 def adapt(
     library,
     annotations_file,
-    epochs,
-    batch,
-    min_steps,
-    lr,
-    adapter_lr,
-    ratio,
-    negatives,
-    keep_weight,
-    anchor_weight,
-    example_weight,
     only,
-    paraphrase,
     no_teach,
-    paraphrase_weight,
     paraphraser,
     paraphraser_model,
     label_examples,
-    target,
-    arc_scale,
-    arc_margin,
-    realign,
-    seed,
     device,
     trust_remote_code,
     as_json,
+    **settings,
 ):
     """Teach the model LIBRARY's own words from its annotations, without re-encoding images.
 
@@ -218,33 +202,14 @@ def adapt(
         progress=not as_json and sys.stderr.isatty(),
         trust_remote_code=trust_remote_code,
     )
-    if (no_teach or paraphraser) and not paraphrase:
+    if (no_teach or paraphraser) and not settings["paraphrase"]:
         raise SashieError("--no-teach and --paraphraser go with --paraphrase")
-    settings = AdaptSettings.choose(
-        only=only,
-        epochs=epochs,
-        batch=batch,
-        min_steps=min_steps,
-        lr=lr,
-        adapter_lr=adapter_lr,
-        ratio=ratio,
-        negatives=negatives,
-        keep_weight=keep_weight,
-        anchor_weight=anchor_weight,
-        example_weight=example_weight,
-        paraphrase=paraphrase,
-        teach=not no_teach,
-        paraphrase_weight=paraphrase_weight,
-        target=target,
-        arc_scale=arc_scale,
-        arc_margin=arc_margin,
-        realign=realign,
-        seed=seed,
-    )
+    # the other options are AdaptSettings' fields, by name
+    chosen = AdaptSettings.choose(only=only, teach=not no_teach, **settings)
     writer = ChatServer(paraphraser, paraphraser_model, "paraphraser") if paraphraser else None
     report = lib.versions.adapt(
         annotations=annotations_file,
-        settings=settings,
+        settings=chosen,
         device=device,
         paraphraser=writer,
         label_examples=label_examples,
@@ -252,14 +217,18 @@ def adapt(
     if as_json:
         echo_json(report.as_dict(), indent=None)
         return
+    _print_report(report, library)
+
+
+def _print_report(report: AdaptReport, library: str) -> None:
+    """One summary line of what the version learnt, its loss curve, the active version."""
     if report.warning:
         click.echo(f"warning: {report.warning}", err=True)
-    trained = report.trained
-    losses = trained.epoch_losses
+    losses = report.trained.epoch_losses
     click.echo(
         f"{report.version}: learnt {report.kind} ({report.parts}) from {report.pairs} pairs of "
-        f"{report.captions} captions, {len(losses)} epochs in {trained.seconds:.1f} s, loss "
-        f"{losses[0]:.3f} -> {losses[-1]:.3f}"
+        f"{report.captions} captions, {len(losses)} epochs in {report.trained.seconds:.1f} s, "
+        f"loss {losses[0]:.3f} -> {losses[-1]:.3f}"
         + (f"; remembers the {report.remembered} examples" if report.remembered else "")
     )
     curve = report.loss_curve

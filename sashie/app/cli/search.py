@@ -207,18 +207,20 @@ def search(
         )
     else:
         results = lib.search(made, k, where=where, model=model, exact=exact, nprobe=nprobe, ef=ef)
+    _print_results(results, k, as_json=as_json, as_csv=as_csv)
+
+
+def _print_results(results: list[Result], k: int, *, as_json: bool, as_csv: bool) -> None:
     if as_json:
         echo_json({"results": [r.as_dict() for r in results]}, indent=None)
-        return
-    if as_csv:
+    elif as_csv:
         click.echo(results_csv(results), nl=False)
-        return
-    if not results:
+    elif not results:
         click.echo("no results: the library has no items for this model")
-        return
-    click.echo(results_table(results, shutil.get_terminal_size().columns))
-    if len(results) == k:
-        click.echo(f"the best {k}; --k N for more, --json or --csv for every field", err=True)
+    else:
+        click.echo(results_table(results, shutil.get_terminal_size().columns))
+        if len(results) == k:
+            click.echo(f"the best {k}; --k N for more, --json or --csv for every field", err=True)
 
 
 def results_table(results: list[Result], width: int = 100) -> str:
