@@ -286,36 +286,7 @@ def save(model, tokenizer, out: Path, record: dict, resolution: int) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description="Train sashie's demo CLIP.")
-    parser.add_argument("--out", type=Path, required=True)
-    parser.add_argument("--samples", type=int, default=60_000)
-    parser.add_argument("--minutes", type=float, default=35.0, help="training time budget")
-    parser.add_argument(
-        "--steps",
-        type=int,
-        help="train this many steps (default: as many as fit in --minutes, "
-        "estimated from the first 20)",
-    )
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument(
-        "--preset",
-        choices=sorted(PRESETS),
-        default="cpu",
-        help="model and batch size: cpu (the shipped model) or gpu",
-    )
-    parser.add_argument("--device", help="cpu or cuda (default: cuda when present)")
-    parser.add_argument(
-        "--lexicon",
-        type=Path,
-        metavar="WORKDIR",
-        help="also read WordNet (apt-get install wordnet-base) and JMdict (pip install "
-        "jamdict-data, decompressed into WORKDIR): other wordings in the captions, and "
-        "text-text pairs (synonyms, translations, glosses) beside the pictures",
-    )
-    parser.add_argument(
-        "--text-pairs", type=int, default=256, help="text-text pairs a step, with --lexicon"
-    )
-    args = parser.parse_args(argv)
+    args = _arguments().parse_args(argv)
     started = time.time()
     torch.manual_seed(args.seed)
     rng = np.random.default_rng(args.seed)
@@ -336,66 +307,13 @@ def main(argv: list[str] | None = None) -> None:
     render_seconds = time.time() - started
     tokenizer = train_tokenizer(seen, args.seed, words, preset.get("vocab", VOCAB_SIZE))
     model = build_model(tokenizer, preset).to(device)
-    decay = [p for n, p in model.named_parameters() if p.ndim >= 2]
-    rest = [p for n, p in model.named_parameters() if p.ndim < 2]
-    optimizer = torch.optim.AdamW(
-        [{"params": decay, "weight_decay": WEIGHT_DECAY}, {"params": rest, "weight_decay": 0.0}],
-        lr=LR,
-    )
-    budget = args.minutes * 60
     train_start = time.time()
-    # steps are estimated from the first 20 to fit the time budget; the schedule follows them
-    total_steps, step, losses = args.steps, 0, []
-    model.train()
-    while True:
-        elapsed = time.time() - train_start
-        if step == 20 and args.steps is None:
-            total_steps = max(21, int(budget / (elapsed / 20)))
-        if total_steps is not None and step >= total_steps:
-            break
-        horizon = total_steps or 10**6
-        lr = LR * min(1.0, (step + 1) / WARMUP_STEPS)
-        lr *= 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, step / horizon)))
-        for group in optimizer.param_groups:
-            group["lr"] = lr
-        batch = rng.choice(len(images), min(preset["batch"], len(images)), replace=False)
-        pixels = torch.from_numpy(images[batch]).permute(0, 3, 1, 2).float() / 255
-        pixels = normalize(augment(pixels, generator)).to(device)
-        texts = [sample_caption(rng, metas[i], seen, words) for i in batch]
-        tokens = tokenizer(
-            texts, padding=True, truncation=True, max_length=MAX_TOKENS, return_tensors="pt"
-        )
-        with torch.autocast(
-            device.split(":")[0], dtype=torch.bfloat16, enabled=device.startswith("cuda")
-        ):
-            out = model(
-                input_ids=tokens["input_ids"].to(device),
-                attention_mask=tokens["attention_mask"].to(device),
-                pixel_values=pixels,
-            )
-        groups = [shows(metas[i]) for i in batch]
-        loss = contrastive_loss(out.logits_per_image.float(), groups)
-        if words is not None:
-            with torch.autocast(
-                device.split(":")[0], dtype=torch.bfloat16, enabled=device.startswith("cuda")
-            ):
-                pairs = sample_pairs(rng, words, args.text_pairs)
-                loss = loss + TEXT_PAIR_WEIGHT * text_pair_loss(model, tokenizer, pairs, device)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        optimizer.step()
-        with torch.no_grad():
-            model.logit_scale.clamp_(0, math.log(100))
-        losses.append(round(loss.item(), 4))
-        step += 1
-        if step % 50 == 0:
-            print(
-                f"step {step}/{total_steps} loss {np.mean(losses[-50:]):.3f} lr {lr:.2e} "
-                f"{time.time() - train_start:.0f}s",
-                flush=True,
-            )
 
+    def caption(i: int) -> str:
+        return sample_caption(rng, metas[i], seen, words)
+
+    losses = _train(model, tokenizer, images, metas, caption, words, args, rng, generator)
+    step = len(losses)
     record = {
         "command": "python -m sashie.eval.world.train " + " ".join(argv or sys.argv[1:]),
         "seed": args.seed,
@@ -435,6 +353,108 @@ def main(argv: list[str] | None = None) -> None:
         f"saved {args.out} ({record['parameters'] / 1e6:.1f}M parameters, {step} steps, "
         f"{record['train_seconds']}s)"
     )
+
+
+def _arguments() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description="Train sashie's demo CLIP.")
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--samples", type=int, default=60_000)
+    parser.add_argument("--minutes", type=float, default=35.0, help="training time budget")
+    parser.add_argument(
+        "--steps",
+        type=int,
+        help="train this many steps (default: as many as fit in --minutes, "
+        "estimated from the first 20)",
+    )
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--preset",
+        choices=sorted(PRESETS),
+        default="cpu",
+        help="model and batch size: cpu (the shipped model) or gpu",
+    )
+    parser.add_argument("--device", help="cpu or cuda (default: cuda when present)")
+    parser.add_argument(
+        "--lexicon",
+        type=Path,
+        metavar="WORKDIR",
+        help="also read WordNet (apt-get install wordnet-base) and JMdict (pip install "
+        "jamdict-data, decompressed into WORKDIR): other wordings in the captions, and "
+        "text-text pairs (synonyms, translations, glosses) beside the pictures",
+    )
+    parser.add_argument(
+        "--text-pairs", type=int, default=256, help="text-text pairs a step, with --lexicon"
+    )
+    return parser
+
+
+def _train(model, tokenizer, images, metas, caption, words, args, rng, generator) -> list[float]:
+    """The training loop: steps estimated from the first 20 to fit the time budget (or
+    --steps), a warmed-up cosine schedule, image-caption pairs and, with a lexicon,
+    text-text pairs; the loss of every step."""
+    preset = PRESETS[args.preset]
+    device = str(next(model.parameters()).device)
+    decay = [p for n, p in model.named_parameters() if p.ndim >= 2]
+    rest = [p for n, p in model.named_parameters() if p.ndim < 2]
+    optimizer = torch.optim.AdamW(
+        [{"params": decay, "weight_decay": WEIGHT_DECAY}, {"params": rest, "weight_decay": 0.0}],
+        lr=LR,
+    )
+    budget = args.minutes * 60
+    train_start = time.time()
+    # steps are estimated from the first 20 to fit the time budget; the schedule follows them
+    total_steps, step, losses = args.steps, 0, []
+    model.train()
+    while True:
+        elapsed = time.time() - train_start
+        if step == 20 and args.steps is None:
+            total_steps = max(21, int(budget / (elapsed / 20)))
+        if total_steps is not None and step >= total_steps:
+            break
+        horizon = total_steps or 10**6
+        lr = LR * min(1.0, (step + 1) / WARMUP_STEPS)
+        lr *= 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, step / horizon)))
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        batch = rng.choice(len(images), min(preset["batch"], len(images)), replace=False)
+        pixels = torch.from_numpy(images[batch]).permute(0, 3, 1, 2).float() / 255
+        pixels = normalize(augment(pixels, generator)).to(device)
+        texts = [caption(i) for i in batch]
+        tokens = tokenizer(
+            texts, padding=True, truncation=True, max_length=MAX_TOKENS, return_tensors="pt"
+        )
+        with torch.autocast(
+            device.split(":")[0], dtype=torch.bfloat16, enabled=device.startswith("cuda")
+        ):
+            out = model(
+                input_ids=tokens["input_ids"].to(device),
+                attention_mask=tokens["attention_mask"].to(device),
+                pixel_values=pixels,
+            )
+        groups = [shows(metas[i]) for i in batch]
+        loss = contrastive_loss(out.logits_per_image.float(), groups)
+        if words is not None:
+            with torch.autocast(
+                device.split(":")[0], dtype=torch.bfloat16, enabled=device.startswith("cuda")
+            ):
+                pairs = sample_pairs(rng, words, args.text_pairs)
+                loss = loss + TEXT_PAIR_WEIGHT * text_pair_loss(model, tokenizer, pairs, device)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+        with torch.no_grad():
+            model.logit_scale.clamp_(0, math.log(100))
+        losses.append(round(loss.item(), 4))
+        step += 1
+        if step % 50 == 0:
+            print(
+                f"step {step}/{total_steps} loss {np.mean(losses[-50:]):.3f} lr {lr:.2e} "
+                f"{time.time() - train_start:.0f}s",
+                flush=True,
+            )
+
+    return losses
 
 
 if __name__ == "__main__":
