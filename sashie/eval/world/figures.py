@@ -68,15 +68,8 @@ def picture(s: Spread, box, brush: str, *, annotate: bool, single: bool = False)
     if not ink_boxes:
         return None
     draw = ImageDraw.Draw(layer)
-    if not single and s.rng.random() < 0.5:  # ground strokes and bands of mist (霞)
-        left = min(b[0] for b in ink_boxes) - x0
-        right = max(b[2] for b in ink_boxes) - x0
-        for _ in range(s.integer(1, 4)):
-            yy = s.integer(h // 3, h - 1)
-            xs = np.linspace(left, right, 12)
-            ys = yy + np.sin(xs / max(1, w) * s.uniform(3, 9)) * s.uniform(2, 10)
-            draw.line(list(zip(xs.tolist(), ys.tolist())), fill=INK, width=s.px(1.5))
-            ink_boxes.append((x0 + left, y0 + int(ys.min()), x0 + right, y0 + int(ys.max()) + 2))
+    if not single and s.rng.random() < 0.5:
+        _ground(s, draw, ink_boxes, box)
     framed = s.rng.random() < (0.1 if single else 0.35)
     if framed:
         draw.rectangle((0, 0, w - 1, h - 1), outline=INK, width=s.px(s.uniform(1.5, 3.5)))
@@ -95,6 +88,20 @@ def picture(s: Spread, box, brush: str, *, annotate: bool, single: bool = False)
         Illustration(bbox, drawn, "colour" if coloured else "ink", figures)
     )
     return bbox
+
+
+def _ground(s: Spread, draw: ImageDraw.ImageDraw, ink_boxes: list, box) -> None:
+    """Ground strokes and bands of mist (霞) under the figures of a picture in `box`."""
+    x0, y0, x1, y1 = box
+    w, h = x1 - x0, y1 - y0
+    left = min(b[0] for b in ink_boxes) - x0
+    right = max(b[2] for b in ink_boxes) - x0
+    for _ in range(s.integer(1, 4)):
+        yy = s.integer(h // 3, h - 1)
+        xs = np.linspace(left, right, 12)
+        ys = yy + np.sin(xs / max(1, w) * s.uniform(3, 9)) * s.uniform(2, 10)
+        draw.line(list(zip(xs.tolist(), ys.tolist())), fill=INK, width=s.px(1.5))
+        ink_boxes.append((x0 + left, y0 + int(ys.min()), x0 + right, y0 + int(ys.max()) + 2))
 
 
 def plate(s: Spread, box, style) -> None:

@@ -26,6 +26,7 @@ import os
 import platform
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -39,6 +40,7 @@ from ...adapt.version_files import plot_losses
 from ...encoders.hf import HFEncoder
 from ...encoders.registry import load_encoder
 from ...extras import available
+from .artists import Concept
 from .samples import SampleMeta, make_samples
 from .train import augment, normalize
 from .train_para import (
@@ -108,13 +110,7 @@ def tune_image_tower(
     labels_of = np.array([m.concepts[0] if m.concepts else -1 for m in metas])
     model = encoder.model
     model.requires_grad_(False)
-    if settings.class_init == "random":
-        starts = torch.randn((len(seen), encoder.dim), generator=generator).to(device)
-    else:
-        starts = torch.stack(
-            [_texts(encoder, phrasings(c.en) + phrasings(c.ja)).mean(0) for c in seen]
-        )
-    class_weights = torch.nn.Parameter(F.normalize(starts, dim=-1).clone())
+    class_weights = _class_weights(encoder, seen, settings, generator)
     for name, parameter in model.named_parameters():
         parameter.requires_grad_(name.startswith(("vision_model.", "visual_projection.")))
     params = [p for p in model.parameters() if p.requires_grad]
@@ -143,13 +139,7 @@ def tune_image_tower(
             features, class_weights, labels, scale=settings.arc_scale, margin=settings.arc_margin
         )
         if settings.caption_weight:
-            texts, owners = [], []
-            for i, row in enumerate(rows):
-                for n in range(settings.captions):
-                    language = "en" if (n + i) % 2 == 0 else "ja"
-                    concept = seen[int(labels_of[row])]
-                    texts.append(caption(rng, [concept], metas[row].style, language))
-                    owners.append(i)
+            texts, owners = _captions(rng, rows, labels_of, metas, seen, settings.captions)
             loss = loss + settings.caption_weight * multi_caption_arcmargin_loss(
                 features,
                 _texts(encoder, texts),
@@ -177,51 +167,41 @@ def tune_image_tower(
     return losses
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(
-        description="The demo model's MCIP stage: its image tower tuned for image search, "
-        "its text tower locked (then re-aligned with --realign-steps).",
-    )
-    parser.add_argument(
-        "--base", default="sashie-demo", help="the model to tune: sashie-demo or a directory"
-    )
-    parser.add_argument("--out", type=Path, required=True, help="where to write the model")
-    parser.add_argument("--samples", type=int, default=30_000, help="samples to render")
-    defaults = MCIPSettings()
-    helps = {
-        "steps": "training steps of the image tower (default: %(default)s)",
-        "lr": "the image tower's learning rate (default: %(default)s)",
-        "class_lr": "the learnt class weights' learning rate (default: %(default)s)",
-        "arc_scale": "ArcMargin's scale s (default: %(default)s)",
-        "arc_margin": "ArcMargin's angular margin m, radians (default: %(default)s)",
-        "captions": "world captions of each sample, EN and JA in turn (default: %(default)s)",
-    }
-    for name, text in helps.items():
-        parser.add_argument(
-            f"--{name.replace('_', '-')}",
-            type=type(getattr(defaults, name)),
-            default=getattr(defaults, name),
-            help=text,
+def _class_weights(
+    encoder: HFEncoder, seen: Sequence[Concept], settings: MCIPSettings, generator: torch.Generator
+) -> torch.nn.Parameter:
+    """ArcMargin's class weights: started at each concept's text vector, or at random."""
+    if settings.class_init == "random":
+        starts = torch.randn((len(seen), encoder.dim), generator=generator).to(encoder.device)
+    else:
+        starts = torch.stack(
+            [_texts(encoder, phrasings(c.en) + phrasings(c.ja)).mean(0) for c in seen]
         )
-    parser.add_argument(
-        "--class-init",
-        choices=("text", "random"),
-        default=defaults.class_init,
-        help="class weights start at the concepts' text vectors or at random",
-    )
-    parser.add_argument(
-        "--caption-weight",
-        type=float,
-        default=defaults.caption_weight,
-        help="weight of the multi-caption ArcMargin (0: ArcMargin alone)",
-    )
-    parser.add_argument(
-        "--keep", type=float, default=defaults.keep, help="weight of the base's objective"
-    )
-    parser.add_argument(
-        "--realign-steps", type=int, default=0, help="Re-A: text tower steps afterwards"
-    )
-    parser.add_argument("--seed", type=int, default=0)
+    return torch.nn.Parameter(F.normalize(starts, dim=-1).clone())
+
+
+def _captions(
+    rng: np.random.Generator,
+    rows: np.ndarray,
+    labels_of: np.ndarray,
+    metas: list[SampleMeta],
+    seen: Sequence[Concept],
+    count: int,
+) -> tuple[list[str], list[int]]:
+    """`count` captions of each row's concept, English and Japanese in turn, and the row
+    (its place in the batch) each belongs to."""
+    texts, owners = [], []
+    for i, row in enumerate(rows):
+        for n in range(count):
+            language = "en" if (n + i) % 2 == 0 else "ja"
+            concept = seen[int(labels_of[row])]
+            texts.append(caption(rng, [concept], metas[row].style, language))
+            owners.append(i)
+    return texts, owners
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = _arguments()
     args = parser.parse_args(argv)
     started = time.time()
     torch.manual_seed(args.seed)
@@ -276,6 +256,54 @@ def main(argv: list[str] | None = None) -> None:
         title = "MCIP stage" + (f", then Re-A from step {len(losses) + 1}" if realign else "")
         plot_losses(losses + realign, args.out / "loss.png", title=title, ylabel="training loss")
     print(f"saved {args.out} ({settings.steps} steps, {record['seconds']}s)")
+
+
+def _arguments() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        description="The demo model's MCIP stage: its image tower tuned for image search, "
+        "its text tower locked (then re-aligned with --realign-steps).",
+    )
+    parser.add_argument(
+        "--base", default="sashie-demo", help="the model to tune: sashie-demo or a directory"
+    )
+    parser.add_argument("--out", type=Path, required=True, help="where to write the model")
+    parser.add_argument("--samples", type=int, default=30_000, help="samples to render")
+    defaults = MCIPSettings()
+    helps = {
+        "steps": "training steps of the image tower (default: %(default)s)",
+        "lr": "the image tower's learning rate (default: %(default)s)",
+        "class_lr": "the learnt class weights' learning rate (default: %(default)s)",
+        "arc_scale": "ArcMargin's scale s (default: %(default)s)",
+        "arc_margin": "ArcMargin's angular margin m, radians (default: %(default)s)",
+        "captions": "world captions of each sample, EN and JA in turn (default: %(default)s)",
+    }
+    for name, text in helps.items():
+        parser.add_argument(
+            f"--{name.replace('_', '-')}",
+            type=type(getattr(defaults, name)),
+            default=getattr(defaults, name),
+            help=text,
+        )
+    parser.add_argument(
+        "--class-init",
+        choices=("text", "random"),
+        default=defaults.class_init,
+        help="class weights start at the concepts' text vectors or at random",
+    )
+    parser.add_argument(
+        "--caption-weight",
+        type=float,
+        default=defaults.caption_weight,
+        help="weight of the multi-caption ArcMargin (0: ArcMargin alone)",
+    )
+    parser.add_argument(
+        "--keep", type=float, default=defaults.keep, help="weight of the base's objective"
+    )
+    parser.add_argument(
+        "--realign-steps", type=int, default=0, help="Re-A: text tower steps afterwards"
+    )
+    parser.add_argument("--seed", type=int, default=0)
+    return parser
 
 
 if __name__ == "__main__":
