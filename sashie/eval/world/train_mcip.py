@@ -44,6 +44,7 @@ from .artists import Concept
 from .samples import SampleMeta, make_samples
 from .train import augment, normalize
 from .train_para import (
+    StageProgress,
     StageSettings,
     image_vectors,
     kept_batch,
@@ -126,6 +127,7 @@ def tune_image_tower(
     losses: list[float] = []
     model.train()
     started = time.time()
+    shown = StageProgress(settings.steps, 25, started) if progress else None
     for step in range(settings.steps):
         factor = min(1.0, (step + 1) / 30) * 0.5 * (1 + math.cos(math.pi * step / settings.steps))
         for group in optimizer.param_groups:
@@ -155,13 +157,7 @@ def tune_image_tower(
                 encoder.image_features(_pixels(images, mixed, generator, device)).float(), dim=-1
             )
             loss = loss + settings.keep * contrastive_loss(scale * mixed_features @ own.T, kinds)
-        stage_step(optimizer, loss, params, losses)
-        if progress and (step + 1) % 25 == 0:
-            print(
-                f"step {step + 1}/{settings.steps} loss {np.mean(losses[-25:]):.3f} "
-                f"{time.time() - started:.0f}s",
-                flush=True,
-            )
+        stage_step(optimizer, loss, params, losses, shown)
     model.requires_grad_(False)
     model.eval()
     return losses

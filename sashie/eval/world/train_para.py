@@ -140,6 +140,7 @@ def tune_text_tower(
     losses: list[float] = []
     model.train()
     started = time.time()
+    shown = StageProgress(settings.steps, 50, started) if progress else None
     for step in range(settings.steps):
         lr = settings.lr * min(1.0, (step + 1) / 50)
         lr *= 0.5 * (1 + math.cos(math.pi * step / settings.steps))
@@ -165,13 +166,7 @@ def tune_text_tower(
             loss = loss + settings.keep * contrastive_loss(
                 scale * vectors[mixed].to(own.device) @ own.T, kinds
             )
-        stage_step(optimizer, loss, params, losses)
-        if progress and (step + 1) % 50 == 0:
-            print(
-                f"step {step + 1}/{settings.steps} loss {np.mean(losses[-50:]):.3f} "
-                f"lr {lr:.2e} {time.time() - started:.0f}s",
-                flush=True,
-            )
+        stage_step(optimizer, loss, params, losses, shown)
     model.requires_grad_(False)
     model.eval()
     return losses
@@ -188,13 +183,29 @@ def kept_batch(
     return mixed, texts, kinds
 
 
-def stage_step(optimizer, loss: torch.Tensor, params: list, losses: list[float]) -> None:
-    """One optimizer step of a stage, gradients clipped at 1; the loss appended to `losses`."""
+def stage_step(
+    optimizer, loss: torch.Tensor, params: list, losses: list[float], shown: StageProgress | None
+) -> None:
+    """One optimizer step of a stage, gradients clipped at 1; the loss appended to `losses`
+    and, every `shown.every` steps, the mean of the last ones printed."""
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     torch.nn.utils.clip_grad_norm_(params, 1.0)
     optimizer.step()
     losses.append(round(float(loss.detach()), 4))
+    if shown is not None and len(losses) % shown.every == 0:
+        print(
+            f"step {len(losses)}/{shown.steps} loss {np.mean(losses[-shown.every :]):.3f} "
+            f"{time.time() - shown.started:.0f}s",
+            flush=True,
+        )
+
+
+@dataclass(frozen=True)
+class StageProgress:
+    steps: int
+    every: int
+    started: float
 
 
 def main(argv: list[str] | None = None) -> None:
