@@ -1,5 +1,5 @@
 """The settings of one adaptation run: one definition of every default (the CLI's options,
-the HTTP API's request and `Library.adapt` all take theirs from here)."""
+the HTTP API's request and `lib.versions.adapt` all take theirs from here)."""
 
 from __future__ import annotations
 

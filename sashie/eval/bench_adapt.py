@@ -7,7 +7,7 @@ marking each right or wrong by the ground truth. While nothing is right yet, eac
 the next way a person would: the references, the word (English, then Japanese), the word with
 the references. The first ANNOTATE_PER_CONCEPT right ones (fewer when that would make more
 than MAX_PAIRS in all) are captioned (the English name or the Japanese one, in turn). The
-library is then adapted (`Library.adapt`) and text queries are measured before and after, for
+library is then adapted (`lib.versions.adapt`) and text queries are measured before and after, for
 the held-out and the seen query concepts, counting only items outside the training pairs.
 Ablations: without the remembered examples (memory.py), adapter only, text encoder only, both
 with R = 0.2 (the default), 0.5, 0.8, and the paper's recipe as written.

@@ -14,7 +14,7 @@ is one of the item's concepts (single-concept crops have one; a crop of several 
   published), and a logistic-regression probe on the stored vectors (`probe`).
 - a curator's small label set (OPEN_SET_CLASSES of the query concepts) over every crop of
   the library, illustrations and text alike, most of which show none of its classes:
-  `Library.classify` with every item forced into a class, and with "other" (none of these);
+  `lib.labels.classify` with every item forced into a class, and with "other" (none of these);
   each class's members (the items it labels) are measured for precision and recall.
 """
 

@@ -1,14 +1,28 @@
-"""The `Library` facade and the library's own files.
+"""The `Library` facade, its sub-objects, and the library's own files.
 
-library.py      Library: add, search, feedback, label, train_filter, annotate, adapt,
-                use, info, export (the CLI and the server use only its verbs)
-manifest.py     manifest.json: models, versions, the default model
-stored.py       a model's committed vectors and which items still exist
-versions.py     a library's model versions: folders, records, catching up
-adapting.py     one adaptation run, crash-safe from training to the manifest
-annotations.py  annotations as training pairs; their export
-export.py       one row per item for other tools: vectors .npy, crops, Parquet (clip-retrieval)
-region_model.py a library's own region detector, tuned on boxes a curator drew
+library.py          Library: add, recut, reindex, search, feedback, query, info, export (the
+                    CLI and the server use only its verbs and its sub-objects')
+searching.py        one search: the query built (`Asked`), the items it looks at (`Filters`),
+                    its results (`Result`)
+indexing.py         indexing and recutting pages; the ANN index rebuilt
+filtering.py        lib.filter: keep/exclude marks and the filter trained on them
+annotations.py      lib.annotations: captions; as training pairs; their export
+versions.py         lib.versions: adapt, use, remove model versions
+labels.py           lib.labels: classify, label sets, the classes that narrow searches
+composers.py        lib.composer: composed search's composer of each version
+regions.py          lib.regions: drawn boxes and the library's own detector
+parts.py            what they share: the files, the write lock, encoders, loaded vectors
+manifest.py         manifest.json: models, versions, the default model
+stored.py           a model's committed vectors and which items still exist
+version_folders.py  each model version's folder, record, catching up
+ann_files.py        the ANN index file of each model version
+adapting.py         one adaptation run, crash-safe from training to the manifest
+classifying.py      one labelling run; the export of labels
+composing.py        one composer training run
+export.py           one row per item for other tools: vectors .npy, crops, Parquet
+iiif.py             regions on IIIF canvases, Content States, AnnotationPages
+pictures.py         crops and pages to show
+region_model.py     a library's own region detector, tuned on boxes a curator drew
 """
 
 from ..ingest.indexer import AddReport, Interrupted

@@ -1,4 +1,4 @@
-"""Labelling a library's items with a label set (`Library.classify`), and its labels' files.
+"""Labelling a library's items with a label set (`lib.labels.classify`), and its labels' files.
 
 Every item with a vector gets the set's best class, a score and the runner-up, stored in
 the catalog (item_labels) beside the set's record (label_sets: its classes, version, method,
