@@ -26,8 +26,8 @@ import numpy as np
 from sashie.eval.truth import ground_truth_labels, item_concepts, judge_library_items
 from sashie.eval.world import make_world, read_truth
 from sashie.eval.world.vocab import vocabulary
+from sashie.filter.learners import table_overall, table_per_class
 from sashie.filter.model import THRESHOLD
-from sashie.filter.training import table_overall, table_per_class
 from sashie.library import Filters, Library
 from sashie.regions import iou
 from sashie.store.catalog import Catalog

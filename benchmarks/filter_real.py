@@ -26,8 +26,8 @@ from sashie import Library
 from sashie.eval.real_crops import format_filter_table, labelled_crops, score_verdicts
 from sashie.eval.truth import ground_truth_labels
 from sashie.eval.world import SPREAD_VERSION, make_world
+from sashie.filter.learners import table_overall
 from sashie.filter.model import THRESHOLD
-from sashie.filter.training import table_overall
 from sashie.regions.boxes import read_voc_folder
 from sashie.sources.images import load_image
 

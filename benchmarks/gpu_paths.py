@@ -8,7 +8,7 @@ temporary folder and, through the `Library` verbs alone:
    which loads the index, apart);
 3. items are captioned with their ground-truth concept names (`Library.annotate`; an item's
    concepts as `sashie bench --adapt` judges them, `concepts_of_items`), and
-   `Library.adapt(device=dev)` is timed (training, then writing V' = A(V)); the searches are
+   `lib.versions.adapt(device=dev)` is timed (training, then writing V' = A(V)); the searches are
    timed again with the adapted version.
 Then each device's library is compared with the first device's, item matched to item by page
 and box: the cosine of their base image vectors and of the query text vectors, and the mean

@@ -133,9 +133,9 @@ def annotate(
             wrong = [item for item, ok in judged.items() if not ok]
             k = len(judged) + SHOWN
             results = (
-                lib.feedback(query=starts[0], relevant=right, irrelevant=wrong, k=k)
+                lib.feedback(starts[0], k, relevant=right, irrelevant=wrong)
                 if right
-                else lib.search(query=starts[round_ % len(starts)], k=k)
+                else lib.search(starts[round_ % len(starts)], k)
             )
             fresh = [r.item for r in results if r.item not in judged][:SHOWN]
             for item in fresh:

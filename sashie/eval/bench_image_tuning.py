@@ -23,7 +23,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from ..adapt.settings import AdaptSettings
-from ..library import BASE, Library
+from ..library import BASE, Asked, Library
 from .bench_adapt import back_to_base, version_names
 from .bench_classify import zero_shot_hits
 from .bench_paraphrase import canonical
@@ -125,7 +125,7 @@ def _measure(lib, vocab, relevant, pictures, trained, untrained, skip) -> dict[s
     ap, r10 = {}, {}
     for key in vocab.query:
         targets = relevant[key] - skip
-        found = [r.item for r in lib.search(images=[pictures[key]], k=depth)]
+        found = [r.item for r in lib.search(Asked(images=[pictures[key]]), depth)]
         ranked = np.array([item in targets for item in found if item not in skip][:100])
         ap[key] = average_precision_at(ranked, len(targets))
         r10[key] = float(ranked[:10].any())

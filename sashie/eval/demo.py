@@ -12,7 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from ..classify.coder import OTHER
-from ..filter.training import table_overall
+from ..filter.learners import table_overall
 from ..library import Asked, Library, Result
 from .references import reference_pictures
 from .truth import ground_truth_marks, item_concepts

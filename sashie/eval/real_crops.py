@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..filter.training import verdict_metrics
+from ..filter.learners import verdict_metrics
 from ..regions import BBox, overlap
 from ..regions.base import MIN_SIDE
 from ..regions.boxes import BoxedPage

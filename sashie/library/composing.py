@@ -35,7 +35,7 @@ from ..compose.composer import Composer
 from ..compose.models import count_flops, to_square
 from ..compose.settings import ComposeSettings
 from ..compose.slots import TokenSlots
-from ..compose.training import train_light_encoder, train_token_learner
+from ..compose.token_training import train_light_encoder, train_token_learner
 from ..encoders import Encoder
 from ..errors import SashieError
 from ..store.catalog import ItemRow

@@ -10,8 +10,8 @@ from collections.abc import Sequence
 import numpy as np
 
 from ..errors import SashieError
+from ..filter.learners import LEARNERS, TrainReport, train_filter, verdict_metrics
 from ..filter.model import THRESHOLD, KeepFilter
-from ..filter.training import LEARNERS, TrainReport, train_filter, verdict_metrics
 from .manifest import BASE
 from .parts import Ids, Parts
 

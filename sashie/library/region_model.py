@@ -268,8 +268,8 @@ def fine_tune(
 ):
     """The detector in `base` trained further on `pages`: (network, config, the number of
     illustration boxes taught, the loss curve)."""
+    from ..regions.detector_training import train, training_sample
     from ..regions.learned import load_model
-    from ..regions.training import train, training_sample
 
     chosen = [_illustration_boxes(page, labels) for page in pages]
     boxes = sum(map(len, chosen))

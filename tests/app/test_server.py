@@ -8,6 +8,7 @@ from fastapi.testclient import TestClient
 from PIL import Image
 
 from sashie.app import server
+from sashie.app.api import search as search_api
 from sashie.errors import SashieError
 from sashie.eval.references import reference_pictures
 from sashie.eval.world.artists import Artists
@@ -161,7 +162,7 @@ def test_bad_requests_get_one_clear_message(client, monkeypatch):
     assert empty.status_code == 400 and "type a query" in empty.json()["error"]
     broken = client.post("/api/search", files=[("images", ("x.png", b"not an image", "image/png"))])
     assert broken.status_code == 400 and broken.json()["error"].startswith("x.png:")
-    monkeypatch.setattr(server, "MAX_UPLOAD_BYTES", 100)
+    monkeypatch.setattr(search_api, "MAX_UPLOAD_BYTES", 100)
     [big] = references(1)
     large = client.post("/api/search", files=[("images", ("big.png", big, "image/png"))])
     assert large.status_code == 400 and "larger than" in large.json()["error"]

@@ -16,7 +16,7 @@ import torch
 from sashie.compose.composer import Composer, prompt_for
 from sashie.compose.settings import ComposeSettings
 from sashie.compose.slots import CannotTakeTokens, TokenSlots, token_slots
-from sashie.compose.training import train_token_learner
+from sashie.compose.token_training import train_token_learner
 from sashie.encoders import load_encoder, registry
 from sashie.errors import SashieError
 from sashie.library import Asked, Library

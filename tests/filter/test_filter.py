@@ -9,9 +9,9 @@ import pytest
 from sashie.errors import SashieError
 from sashie.eval.truth import judge_library_items
 from sashie.eval.world import make_world
+from sashie.filter.learners import LEARNERS, train_filter
 from sashie.filter.marking import read_mark_csv
 from sashie.filter.model import KeepFilter
-from sashie.filter.training import LEARNERS, train_filter
 from sashie.library import Filters, Library
 
 from conftest import indexed_world, run_cli

@@ -10,6 +10,7 @@ from sashie.errors import SashieError
 from sashie.eval.world import SPREAD_VERSION, make_world, read_truth
 from sashie.eval.world.train_regions import read_spreads
 from sashie.regions import iou, load_detectors
+from sashie.regions.detector_training import train
 from sashie.regions.learned import (
     STRIDE,
     LearnedDetector,
@@ -19,7 +20,6 @@ from sashie.regions.learned import (
     mask_boxes,
     save_model,
 )
-from sashie.regions.training import train
 from sashie.sources.images import load_image
 
 

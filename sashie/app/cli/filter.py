@@ -9,8 +9,8 @@ import click
 
 from ...errors import SashieError
 from ...extras import research
+from ...filter.learners import parse_learners, table_overall, table_per_class
 from ...filter.marking import read_mark_csv, sample_items, save_crop
-from ...filter.training import parse_learners, table_overall, table_per_class
 from ...library import Library
 from .common import LIBRARY, echo_json, old_spelling
 

@@ -26,8 +26,8 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
+from ...regions.detector_training import train, training_sample
 from ...regions.learned import INPUT_SIDE, NetConfig, save_model
-from ...regions.training import train, training_sample
 from . import SPREAD_VERSION, make_world, read_truth, world_meta
 
 
