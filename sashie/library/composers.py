@@ -17,6 +17,7 @@ from ..encoders import Encoder
 from ..search.query import query_image
 from .manifest import BASE
 from .parts import Parts
+from .paths import inside_all
 
 if TYPE_CHECKING:  # these import torch: loaded when a composer is trained or used
     from ..compose.composer import Composer
@@ -165,4 +166,4 @@ class Composers:
 
     def _folder(self, model_id: str, version: str) -> Path:
         slug = Path(self._parts.manifest.models[model_id]["vectors"]).name
-        return composer_folder(self._parts.path, slug, version)
+        return inside_all(self._parts.path, composer_folder(self._parts.path, slug, version))

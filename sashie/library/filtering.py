@@ -6,6 +6,7 @@ from __future__ import annotations
 import shutil
 import time
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 
@@ -14,6 +15,7 @@ from ..filter.learners import LEARNERS, TrainReport, train_filter, verdict_metri
 from ..filter.model import THRESHOLD, KeepFilter
 from .manifest import BASE
 from .parts import Ids, Parts
+from .paths import inside_all
 
 FILTER = "filter"
 Flags = Sequence[bool] | np.ndarray  # keep (True) or exclude, one per item
@@ -24,7 +26,13 @@ class Filter:
 
     def __init__(self, parts: Parts) -> None:
         self._parts = parts
-        self._folder = parts.path / FILTER
+        self._where = parts.path / FILTER
+
+    @property
+    def _folder(self) -> Path:
+        """The filter's folder, it and its files inside the library (checked each time: a
+        library folder may be changed under a running server)."""
+        return inside_all(self._parts.path, self._where)
 
     # --- marks -----------------------------------------------------------------------------
 

@@ -20,6 +20,7 @@ from pathlib import Path
 
 from ..encoders import DEMO_MODEL, DEMO_MODEL_DIR, Encoder, canonical_spec
 from ..errors import SashieError
+from .paths import inside
 
 FORMAT = "sashie-library"
 FORMAT_VERSION = 1
@@ -59,7 +60,7 @@ class Manifest:
 
     def _read(self) -> dict:
         try:
-            data = json.loads(self.path.read_text())
+            data = json.loads(inside(self.folder, self.path).read_text())
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
             raise SashieError(f"unreadable library manifest in {self.folder} ({e})") from None
         if not isinstance(data, dict) or data.get("format") != FORMAT:
@@ -217,7 +218,7 @@ class Manifest:
 @contextmanager
 def _locked(folder: Path) -> Iterator[None]:
     """Hold the library's manifest lock (held only for a read-modify-write: milliseconds)."""
-    with open(folder / MANIFEST_LOCK, "a") as lock:
+    with open(inside(folder, folder / MANIFEST_LOCK), "a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         yield
 

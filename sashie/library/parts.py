@@ -26,6 +26,7 @@ from ..store.catalog import Catalog, ItemRow
 from ..store.vectors import VectorFile
 from .ann_files import AnnFiles, Stamp
 from .manifest import BASE, Manifest
+from .paths import inside, inside_all
 from .pictures import PageCache, Pictures, page_cache_bytes
 from .stored import StoredVectors, rows_of
 from .version_folders import VersionFolders
@@ -63,10 +64,10 @@ class Parts:
         self.trust_remote_code = trust_remote_code
         self.manifest = manifest
         with manifest.locked():  # two processes creating the catalog would collide
-            self.catalog = Catalog(path / CATALOG)
+            self.catalog = Catalog(inside(path, path / CATALOG))
         self.versions = VersionFolders(manifest, self.catalog)
         self.ann = AnnFiles(manifest, self.versions)
-        self.pictures = Pictures(PageCache(path / PAGE_CACHE, page_cache_bytes()))
+        self.pictures = Pictures(PageCache(path, PAGE_CACHE, page_cache_bytes()))
         self.lock = threading.RLock()  # what loads, loads once, whichever thread asks first
         self.encoders: dict[str, Encoder] = {}  # by spec, and "model+version" for versions
         self.memories: dict[str, ExampleMemory | None] = {}  # by "model+version"
@@ -117,7 +118,7 @@ class Parts:
     @contextmanager
     def writing(self) -> Iterator[None]:
         """One writer at a time: a second `sashie index` on the same library is refused."""
-        with open(self.path / LOCK, "w") as lock:
+        with open(inside(self.path, self.path / LOCK), "w") as lock:
             try:
                 fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
@@ -209,7 +210,7 @@ class Parts:
 
     def vector_file(self, model_id: str) -> VectorFile:
         entry = self.manifest.models[model_id]
-        return VectorFile(self.path / entry["vectors"], entry["dim"])
+        return VectorFile(inside_all(self.path, self.path / entry["vectors"]), entry["dim"])
 
     def stored(self, model_id: str, live_ids: np.ndarray | None = None) -> StoredVectors:
         """The model's committed base vectors (`live_ids`: the items that exist, if known)."""

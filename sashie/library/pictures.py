@@ -19,6 +19,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import os
+import re
 import tempfile
 import threading
 import time
@@ -31,10 +32,12 @@ from ..errors import BadInput, SashieError
 from ..sources.images import decode_image, fetch, is_public_host, is_url, load_image, read_file
 from ..store.catalog import ItemRow
 from .iiif import image_service, image_url, service_box
+from .paths import inside
 
 PAGE_CACHE_BYTES = 2 * 2**30
 SERVICE_WAIT = 10.0  # seconds: an Image service slower than this, the page is used instead
 CACHE_SETTING = "SASHIE_PAGE_CACHE_MB"
+CACHED_NAME = re.compile(r"[0-9a-f]{64}|\.part-\w+")  # the files the page cache writes
 
 
 def page_cache_bytes() -> int:
@@ -52,15 +55,16 @@ class PageCache:
     file time, touched on each read) removed first. Each file is written whole (a temporary
     file, renamed); a folder that cannot be written only means nothing is kept."""
 
-    def __init__(self, folder: Path, max_bytes: int) -> None:
-        self.folder = folder
+    def __init__(self, root: Path, folder: str, max_bytes: int) -> None:
+        self.root = root  # the library's folder: the cache never reads or writes outside it
+        self.folder = root / folder
         self.max_bytes = max_bytes
         self._locks = [threading.Lock() for _ in range(64)]  # one page fetched once at a time
 
     def get(self, url: str, download: Callable[[], bytes]) -> bytes:
         """The page's bytes from the cache, or from `download` (then kept)."""
         name = hashlib.sha256(url.encode()).hexdigest()
-        path = self.folder / name
+        path = inside(self.root, self.folder / name)
         with self._locks[int(name[:8], 16) % len(self._locks)]:
             try:
                 data = read_file(path)
@@ -85,10 +89,12 @@ class PageCache:
             pass
 
     def _evict(self) -> None:
+        """Remove the least recently used pages until the cache fits; only files the cache
+        wrote (named by a URL's SHA-256, or its unfinished `.part-` files) are ever removed."""
         files = []
         with os.scandir(self.folder) as entries:
             for entry in entries:
-                if entry.is_file(follow_symlinks=False):
+                if CACHED_NAME.fullmatch(entry.name) and entry.is_file(follow_symlinks=False):
                     status = entry.stat(follow_symlinks=False)
                     files.append((status.st_mtime_ns, status.st_size, entry.path))
         total = sum(size for _, size, _ in files)

@@ -23,6 +23,7 @@ from ..adapt.version_files import (
 from ..store.catalog import Catalog
 from ..store.vectors import VectorFile
 from .manifest import BASE, Manifest
+from .paths import inside_all
 from .stored import StoredVectors
 
 
@@ -34,8 +35,11 @@ class VersionFolders:
         self.catalog = catalog
 
     def folder(self, model_id: str, version: str) -> Path:
+        """The version's folder (it and its files checked to lie inside the library)."""
         slug = Path(self.manifest.models[model_id]["vectors"]).name
-        return self.manifest.folder / VERSIONS_DIR / slug / version
+        return inside_all(
+            self.manifest.folder, self.manifest.folder / VERSIONS_DIR / slug / version
+        )
 
     def files(self, model_id: str, version: str) -> VectorFile:
         return VectorFile(self.folder(model_id, version), self.manifest.models[model_id]["dim"])

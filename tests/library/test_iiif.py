@@ -397,7 +397,7 @@ def test_a_failing_service_falls_back_to_the_page(tmp_path, web, tiny_spec):
 
 
 def test_the_page_cache_keeps_the_most_recently_used_under_its_limit(tmp_path, monkeypatch):
-    cache = PageCache(tmp_path / "pages", max_bytes=250)
+    cache = PageCache(tmp_path, "pages", max_bytes=250)
     fetched = []
 
     def page(name):
@@ -438,7 +438,7 @@ def test_pages_of_a_manifest_on_the_internet_come_only_from_public_addresses(tmp
         page_size=PAGE,
         metadata={"canvas": f"{base}/canvas/0", "image_service": f"{base}/iiif/p0"},
     )
-    pictures = Pictures(PageCache(tmp_path / "pages", 2**20))
+    pictures = Pictures(PageCache(tmp_path, "pages", 2**20))
     with pytest.raises(BadInput, match=r"^refused: a manifest from the web may not name"):
         pictures.crop(row, 64)
     assert not server.hits
