@@ -16,7 +16,6 @@ internet connects only to public addresses, as when it was indexed.
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import os
 import re
@@ -29,7 +28,16 @@ from pathlib import Path
 from PIL import Image
 
 from ..errors import BadInput, SashieError
-from ..sources.images import decode_image, fetch, is_public_host, is_url, load_image, read_file
+from ..sources.images import (
+    PRIVATE_ADDRESS,
+    STORED_PRIVATE_ADDRESS,
+    decode_image,
+    fetch,
+    is_url,
+    load_image,
+    read_file,
+    stored_url_public_only,
+)
 from ..store.catalog import ItemRow
 from .iiif import image_service, image_url, service_box
 from .paths import inside
@@ -169,7 +177,7 @@ class Pictures:
                 url,
                 timeout=SERVICE_WAIT,
                 deadline=3 * SERVICE_WAIT,
-                public_only=_public_only(row.source),
+                public_only=stored_url_public_only(url),
             )
             image = decode_image(data)
         except BadInput:
@@ -180,8 +188,13 @@ class Pictures:
     def _page(self, row: ItemRow, at_least: int | None = None) -> Image.Image:
         if not is_url(row.page):
             return load_image(row.page, at_least=at_least)
-        public_only = _public_only(row.source)
-        data = self.cache.get(row.page, lambda: fetch(row.page, public_only=public_only))
+        public_only = stored_url_public_only(row.page)
+        try:
+            data = self.cache.get(row.page, lambda: fetch(row.page, public_only=public_only))
+        except BadInput as e:
+            raise BadInput(
+                STORED_PRIVATE_ADDRESS if str(e) == PRIVATE_ADDRESS else str(e)
+            ) from None
         return decode_image(data, at_least=at_least)
 
 
@@ -189,10 +202,3 @@ def _touch(path: Path) -> None:
     """Mark a file used now (to the nanosecond: a file system's own clock may tick coarser)."""
     now = time.time_ns()
     os.utime(path, ns=(now, now))
-
-
-@functools.lru_cache(maxsize=256)
-def _public_only(source: str) -> bool:
-    """Whether the pages of a source may come only from public addresses: those of a
-    manifest on the internet (the indexer's rule, sashie/sources/pages.py)."""
-    return is_url(source) and is_public_host(source)

@@ -105,6 +105,22 @@ def _read_at_most(response, max_bytes: int) -> bytes:
 PRIVATE_ADDRESS = "refused: a manifest from the web may not name this machine or its network"
 
 
+PRIVATE_HOSTS_SETTING = "SASHIE_PRIVATE_HOSTS"  # hosts on this network a stored URL may name
+STORED_PRIVATE_ADDRESS = (
+    "refused: a page recorded in the library may not name this machine or its network "
+    f"(allow its host with {PRIVATE_HOSTS_SETTING}=host)"
+)
+
+
+def stored_url_public_only(url: str) -> bool:
+    """Whether a URL read back from a library (its catalog: a folder someone may have sent)
+    may reach public addresses only: yes, unless the person running sashie allowed its host
+    in SASHIE_PRIVATE_HOSTS (names or addresses, comma-separated)."""
+    host = (urllib.parse.urlsplit(url).hostname or "").lower()
+    allowed = os.environ.get(PRIVATE_HOSTS_SETTING, "").split(",")
+    return host not in {h.strip().lower().strip("[]") for h in allowed if h.strip()}
+
+
 def is_public_address(address: str) -> bool:
     """Whether an IP address is on the public internet (not loopback, private, link-local
     or reserved)."""

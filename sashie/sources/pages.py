@@ -20,7 +20,15 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from ..errors import BadInput, SashieError
-from .images import IMAGE_EXTENSIONS, fetch, is_public_host, is_url, read_file, stat_file
+from .images import (
+    IMAGE_EXTENSIONS,
+    fetch,
+    is_public_host,
+    is_url,
+    read_file,
+    stat_file,
+    stored_url_public_only,
+)
 
 LIST_EXTENSIONS = frozenset({".txt", ".lst", ".list"})
 MAX_MANIFEST_BYTES = 64 * 1024 * 1024
@@ -49,10 +57,9 @@ def check_sources(sources: list[str]) -> None:
 
 
 def indexed_page(uri: str, source: str, metadata: dict) -> PageRef:
-    """A page the library holds, named again as `expand_sources` named it when it was indexed
-    from `source`: a page of a manifest on the internet still fetches from public hosts only."""
-    from_public_manifest = is_url(source) and source != uri and is_public_host(source)
-    return PageRef(uri, source, metadata, public_only=from_public_manifest)
+    """A page the library holds, read back from its catalog (which may have been changed):
+    a URL reaches public hosts only, unless SASHIE_PRIVATE_HOSTS allows its host."""
+    return PageRef(uri, source, metadata, public_only=is_url(uri) and stored_url_public_only(uri))
 
 
 def expand_sources(sources: list[str], skip: SkipFn) -> Iterator[PageRef]:

@@ -185,16 +185,17 @@ def test_folders_and_path_lists(tmp_path):
     assert all(r.source == str(listing) for r in refs)
 
 
-def test_a_page_named_again_from_the_library_keeps_its_manifests_network_rule():
-    """`reindex --regions` names the library's pages again: a page of a manifest on the
-    internet still may not make this machine fetch from its own network."""
+def test_a_page_named_again_from_the_library_reaches_public_hosts_unless_allowed(monkeypatch):
+    """`reindex --regions` names the library's pages again from its catalog, which may have
+    been changed: whatever source it records, a page's URL may not make this machine fetch
+    from its own network unless SASHIE_PRIVATE_HOSTS allows the host."""
     from sashie.sources.pages import indexed_page
 
+    monkeypatch.delenv("SASHIE_PRIVATE_HOSTS", raising=False)
     public = indexed_page("https://img.example.org/1.jpg", "https://example.org/m.json", {})
     assert public.public_only
     inside = indexed_page("http://10.0.0.5/1.jpg", "http://10.0.0.5/m.json", {})
-    assert not inside.public_only  # a manifest served from your own network may name it
-    assert not indexed_page(
-        "https://example.org/1.jpg", "https://example.org/1.jpg", {}
-    ).public_only
+    assert inside.public_only  # the catalog's word that it came from your network is not enough
+    monkeypatch.setenv("SASHIE_PRIVATE_HOSTS", "intranet.example, 10.0.0.5")
+    assert not indexed_page("http://10.0.0.5/1.jpg", "/elsewhere", {}).public_only
     assert not indexed_page("/scans/1.jpg", "/scans", {"canvas": "x"}).public_only

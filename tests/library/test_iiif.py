@@ -102,8 +102,11 @@ def image_api(full: Image.Image, region: str, size: str) -> bytes | None:
 
 
 @pytest.fixture
-def web():
-    """A local web server: (the server, with .routes, .services and .hits; its base URL)."""
+def web(monkeypatch):
+    """A local web server: (the server, with .routes, .services and .hits; its base URL).
+    Its pages are this machine's, which a library shows only when SASHIE_PRIVATE_HOSTS
+    allows it (a library's own intranet server, as a curator would allow it)."""
+    monkeypatch.setenv("SASHIE_PRIVATE_HOSTS", "127.0.0.1")
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     server.daemon_threads = True
     server.routes, server.services, server.hits = {}, {}, Counter()
@@ -423,25 +426,32 @@ def test_a_local_item_has_no_iiif_target(tmp_path, tiny_spec, pages):
             lib.iiif_target(lib.items()[0].id)
 
 
-def test_pages_of_a_manifest_on_the_internet_come_only_from_public_addresses(tmp_path, web):
-    """As when indexing: a manifest on the internet (example.org, which does not resolve here,
-    counts as one) may not make the server fetch from this machine to show its pages."""
+@pytest.mark.parametrize("source", ["https://example.org/manifest.json", "/a/local/folder"])
+def test_pages_recorded_in_a_library_come_only_from_public_addresses(
+    tmp_path, web, monkeypatch, source
+):
+    """A catalog may have been changed (a library folder someone sent): a page it records,
+    whatever source it names, may not make the server fetch from this machine unless the
+    person running sashie allowed that host."""
+    monkeypatch.delenv("SASHIE_PRIVATE_HOSTS")
     server, base = web
     serve_book(server, base)
     row = ItemRow(
         id=1,
         page_id=1,
         page=f"{base}/img/p0.png",
-        source="https://example.org/manifest.json",
+        source=source,
         detector="boxes",
         bbox=BOX,
         page_size=PAGE,
         metadata={"canvas": f"{base}/canvas/0", "image_service": f"{base}/iiif/p0"},
     )
     pictures = Pictures(PageCache(tmp_path, "pages", 2**20))
-    with pytest.raises(BadInput, match=r"^refused: a manifest from the web may not name"):
+    with pytest.raises(BadInput, match=r"^refused: a page recorded in the library may not"):
         pictures.crop(row, 64)
     assert not server.hits
+    monkeypatch.setenv("SASHIE_PRIVATE_HOSTS", "127.0.0.1")  # the curator's own server
+    assert pictures.crop(row, 64).size
 
 
 def test_boxes_drawn_on_canvases_teach_the_library_its_detector(tmp_path, web, tiny_spec):
