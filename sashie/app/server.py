@@ -203,6 +203,16 @@ def _guard(app: FastAPI, token: str | None, hosts: set[str] | None) -> None:
         return _secured(await call_next(request))
 
 
+def _told(request: Request, error: Exception) -> str:
+    """An error's line as a web client reads it: the library's place on the server's disk,
+    which /api/info does not tell either, written LIB."""
+    path = request.app.state.served.lib.path
+    text = str(error)
+    for place in sorted({str(path.resolve()), str(path)}, key=len, reverse=True):
+        text = text.replace(place, "LIB")
+    return text
+
+
 def _secured(response: Response) -> Response:
     response.headers.update(SECURITY_HEADERS)
     return response
@@ -213,7 +223,7 @@ def _answer_errors(app: FastAPI) -> None:
 
     @app.exception_handler(NotFound)
     async def not_found(request: Request, error: NotFound):
-        return JSONResponse({"error": str(error)}, status_code=404)
+        return JSONResponse({"error": _told(request, error)}, status_code=404)
 
     @app.exception_handler(Expired)
     async def expired(request: Request, error: Expired):
@@ -230,7 +240,7 @@ def _answer_errors(app: FastAPI) -> None:
 
     @app.exception_handler(SashieError)
     async def sashie_error(request: Request, error: SashieError):
-        return JSONResponse({"error": str(error)}, status_code=400)
+        return JSONResponse({"error": _told(request, error)}, status_code=400)
 
     @app.exception_handler(StarletteHTTPException)  # FastAPI's own too (unparsable bodies)
     async def http_error(request: Request, error: StarletteHTTPException):

@@ -133,7 +133,10 @@ def is_public_address(address: str) -> bool:
 def is_public_host(url: str) -> bool:
     """Whether every address the URL's host name resolves to is public (True when it does
     not resolve: then nothing is reached anyway)."""
-    host = urllib.parse.urlsplit(url).hostname or ""
+    return _resolves_public(urllib.parse.urlsplit(url).hostname or "")
+
+
+def _resolves_public(host: str) -> bool:
     try:
         infos = socket.getaddrinfo(host, None)
     except (OSError, UnicodeError):
@@ -169,8 +172,12 @@ class _Watchdog:
 
         return make
 
-    def _connect(self, *args, **kwargs) -> socket.socket:
-        sock = socket.create_connection(*args, **kwargs)
+    def _connect(self, address: tuple[str, int], *args, **kwargs) -> socket.socket:
+        if self.public_only and not _resolves_public(address[0]):
+            # refused before connecting: an open port and a closed one read alike
+            self.refused = True
+            raise OSError(PRIVATE_ADDRESS)
+        sock = socket.create_connection(address, *args, **kwargs)
         if self.public_only and not is_public_address(sock.getpeername()[0]):
             sock.close()
             self.refused = True

@@ -205,3 +205,16 @@ def test_a_manifest_on_the_internet_may_not_name_this_machines_network(
     assert images.is_public_address("93.184.216.34") and not images.is_public_address("10.0.0.1")
     assert not images.is_public_address("169.254.169.254")  # a cloud's metadata service
     assert not images.is_public_address("::1") and not images.is_public_address("fe80::1%eth0")
+
+
+def test_a_private_address_is_refused_before_connecting_open_port_or_closed(web):
+    """The refusal comes before any connection, so its reason does not tell an open port of
+    this machine from a closed one."""
+    routes, base = web
+    routes["/page.png"] = lambda handler: handler.send_error(404)
+    reasons = []
+    for url in (f"{base}/page.png", "http://127.0.0.1:9/page.png"):
+        with pytest.raises(BadInput) as refused:
+            fetch(url, public_only=True)
+        reasons.append(str(refused.value))
+    assert reasons[0] == reasons[1] == images.PRIVATE_ADDRESS

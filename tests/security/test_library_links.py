@@ -116,3 +116,14 @@ def test_a_manifest_linked_out_is_not_read(tmp_path, tiny_spec, outside):
     manifest.symlink_to(outside / "manifest.json")
     with pytest.raises(SashieError, match="leads outside it"):
         Library(tmp_path / "lib")
+
+
+def test_an_error_line_never_tells_where_the_library_lies_on_the_server(tmp_path, tiny_spec):
+    make_pages(tmp_path / "pages", 4)
+    with Library(tmp_path / "lib", create=True) as lib:
+        lib.add([str(tmp_path / "pages")], model=tiny_spec, regions="whole")
+    client = TestClient(server.create_app(tmp_path / "lib"))
+    answer = client.get("/api/search", params={"q": "a page", "label": "a crane"})
+    error = answer.json()["error"]
+    assert answer.status_code == 400 and "sashie classify LIB" in error
+    assert str(tmp_path) not in error
