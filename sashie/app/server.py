@@ -117,15 +117,18 @@ def create_app(
     allowed_hosts: Sequence[str] | None = None,
     trust_remote_code: bool = False,
     example_query: str | None = None,
+    read_only: bool = False,
 ) -> FastAPI:
     """The app for one library; with `token`, every request must carry it; with
     `allowed_hosts`, a request naming another Host is refused (DNS rebinding).
     `example_query`: a search the page suggests (after the library's own captions).
+    `read_only` (or a library this process cannot write): every request that would change
+    the library is refused (403), and the page hides the controls that would.
 
     Model work (encoding a query, training) never runs on the event loop: endpoints are
     plain functions, which FastAPI runs in worker threads, side by side; the search endpoint
     hands its work to one."""
-    lib = Library(library, trust_remote_code=trust_remote_code)
+    lib = Library(library, trust_remote_code=trust_remote_code, read_only=read_only)
     served = Served(lib, SearchMemory(), AdaptJob(), trust_remote_code, example_query)
     served.facts = Snapshot(lambda: library_facts(served), fresh=1.0)  # lags a second
     hosts = None if allowed_hosts is None else {h.lower().strip("[]") for h in allowed_hosts}
@@ -135,7 +138,7 @@ def create_app(
         title="sashie", description="Search the illustrations of a collection.", version="1"
     )
     app.state.served = served
-    _guard(app, token, hosts)
+    _guard(app, token, hosts, lib.read_only)
     _answer_errors(app)
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
@@ -172,16 +175,20 @@ def library_facts(served: Served) -> dict:
     facts["feedback_learners"] = list(FEEDBACK_LEARNERS)
     facts["default_learner"] = DEFAULT_LEARNER
     facts["defaults"] = {"dims": DEFAULT_DIMS, "epochs": DEFAULTS.epochs, "ratio": DEFAULTS.ratio}
+    facts["read_only"] = lib.read_only
     return facts
 
 
-def _guard(app: FastAPI, token: str | None, hosts: set[str] | None) -> None:
-    """Host, access token and body size are checked before anything is read."""
+def _guard(app: FastAPI, token: str | None, hosts: set[str] | None, read_only: bool) -> None:
+    """Host, access token, read-only and body size are checked before anything is read."""
 
     @app.middleware("http")
     async def guard(request: Request, call_next):
         if hosts is not None and _host_name(request.headers.get("host", "")) not in hosts:
             return _secured(JSONResponse({"error": "unknown Host"}, status_code=400))
+        if read_only and _changes(request):
+            error = {"error": "this server is read-only: nothing in the library can be changed"}
+            return _secured(JSONResponse(error, status_code=403))
         if token is not None:
             given = request.headers.get("x-sashie-token") or request.cookies.get(COOKIE)
             if request.url.path == "/" and _same_token(request.query_params.get("token"), token):
@@ -201,6 +208,16 @@ def _guard(app: FastAPI, token: str | None, hosts: set[str] | None) -> None:
                 error = {"error": f"request larger than {MAX_REQUEST_BYTES // 2**20} MB"}
                 return _secured(JSONResponse(error, status_code=413))
         return _secured(await call_next(request))
+
+
+READING_POSTS = {"/api/search", "/api/feedback", "/api/iiif/annotations"}  # they change nothing
+
+
+def _changes(request: Request) -> bool:
+    """Whether a request would change the library."""
+    if request.method in ("GET", "HEAD", "OPTIONS"):
+        return False
+    return not (request.method == "POST" and request.url.path in READING_POSTS)
 
 
 def _told(request: Request, error: Exception) -> str:
@@ -268,6 +285,7 @@ def serve(
     hosts: Sequence[str] = (),
     trust_remote_code: bool = False,
     example_query: str | None = None,
+    read_only: bool = False,
     echo: Callable[[str], None] = print,
 ) -> None:
     """Run the server until Ctrl-C."""
@@ -296,6 +314,7 @@ def serve(
         allowed_hosts=allowed_hosts(host, hosts),
         trust_remote_code=trust_remote_code,
         example_query=example_query,
+        read_only=read_only,
     )
     shown = "localhost" if local else host
     echo(f"sashie: http://{shown}:{port}/" + (f"?token={token}" if token else ""))

@@ -77,6 +77,7 @@ class Filter:
         """Fit the learners on the marked items' vectors, keep the best as the library's
         filter, and apply it to every item."""
         parts = self._parts
+        parts.check_writable()
         model_id = parts.model_id(model)
         item_ids, keep = parts.catalog.marks()
         if len(item_ids) == 0:
@@ -148,6 +149,7 @@ class Filter:
 
     def remove(self) -> None:
         """Forget the filter and its verdicts: every item is searched again."""
+        self._parts.check_writable()
         shutil.rmtree(self._folder, ignore_errors=True)
         with self._parts.catalog.transaction() as tx:
             tx.clear_filter_scores()

@@ -16,9 +16,7 @@ Each other concern is a sub-object with its own module, named as the command lin
     lib.regions      boxes a curator draws; the library's own detector    regions.py
 
 They share the library's files and what is loaded from them (parts.py). The command line and
-the web server use only these verbs.
-
-On disk: docs/architecture.md, "The library on disk".
+the web server use only these verbs. On disk: docs/architecture.md.
 """
 
 from __future__ import annotations
@@ -54,7 +52,7 @@ from .iiif import AnnotationExport
 from .indexing import Indexing, index_pages, rebuild_ann
 from .labels import Labels
 from .manifest import Manifest
-from .parts import Ids, Parts
+from .parts import Ids, Parts, writable
 from .regions import Regions
 from .searching import Asked, Filters, Result, judged, results
 from .versions import Versions
@@ -68,12 +66,16 @@ class Library:
         create: bool = False,
         progress: bool = False,
         trust_remote_code: bool = False,
+        read_only: bool = False,
     ) -> None:
         """Open the library at `path` (`create` makes it if missing); `progress` shows
         progress bars on long steps (indexing, loading many vectors, adapting).
 
         `trust_remote_code` lets a model run the code its repository ships (Hugging Face);
-        only the caller grants that, never the library's own files."""
+        only the caller grants that, never the library's own files.
+
+        `read_only`: searched, never changed (a change is one error line); so is a library
+        this process cannot write (a read-only mount, another user's folder)."""
         self.path = Path(path)
         self._made: bool | None = None  # made here: True in a new folder, False in an empty one
         if Manifest.exists(self.path):
@@ -83,14 +85,20 @@ class Library:
             manifest = Manifest.create(self.path)
         else:
             raise SashieError(f"no sashie library at {self.path}")
-        parts = Parts(self.path, manifest, progress=progress, trust_remote_code=trust_remote_code)
-        self._parts = parts
+        read_only = read_only or not writable(self.path)
+        options = {"progress": progress, "trust_remote_code": trust_remote_code}
+        self._parts = parts = Parts(self.path, manifest, read_only=read_only, **options)
         self.filter = Filter(parts)
         self.annotations = Annotations(parts, self.crop)
         self.labels = Labels(parts)
         self.versions = Versions(parts, self.labels)
         self.composer = Composers(parts)
         self.regions = Regions(parts)
+
+    @property
+    def read_only(self) -> bool:
+        """Whether the library is open read-only: searched and described, never changed."""
+        return self._parts.read_only
 
     # --- the library and its models --------------------------------------------------------
 
@@ -122,17 +130,16 @@ class Library:
         return self._parts.query_encoder(model)
 
     def refresh(self) -> None:
-        """Read the manifest again and forget loaded vectors and model versions. Readers do
-        this by themselves when another process changes the library."""
+        """Read the manifest again; forget loaded vectors and versions (done by itself when
+        another process changes the library)."""
         self._parts.refresh()
 
     def close(self) -> None:
         self._parts.catalog.close()
 
     def discard(self) -> bool:
-        """Remove the library this object created, when nothing was added to it (the first
-        `index` into it failed): its files, and its folder unless that was there before.
-        Returns whether it was removed; the object is closed then."""
+        """Remove the library this object created when nothing was added to it (its first
+        `index` failed), and its folder unless that was there before; whether it was."""
         if self._made is None:
             return False
         try:
@@ -297,14 +304,9 @@ class Library:
         """Cheap counts: pages, items, skipped inputs, annotations, keep and exclude marks,
         and the filter's verdicts (kept, excluded)."""
         catalog = self._parts.catalog
-        marks = catalog.mark_counts()
-        return {
-            **catalog.counts(),
-            "annotations": catalog.annotation_count(),
-            "marked_keep": marks["keep"],
-            "marked_exclude": marks["exclude"],
-            **catalog.filter_counts(),
-        }
+        marks = {f"marked_{name}": n for name, n in catalog.mark_counts().items()}
+        annotations = {"annotations": catalog.annotation_count()}
+        return catalog.counts() | annotations | marks | catalog.filter_counts()
 
     # --- searching -------------------------------------------------------------------------
 

@@ -9,6 +9,7 @@ what one changes the others notice.
 from __future__ import annotations
 
 import fcntl
+import os
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -22,7 +23,7 @@ from ..encoders import Encoder, load_encoder, trainable
 from ..errors import NotFound, SashieError
 from ..search.memory import ExampleMemory
 from ..search.ranking import VectorIndex
-from ..store.catalog import Catalog, ItemRow
+from ..store.catalog import READ_ONLY, Catalog, ItemRow
 from ..store.vectors import VectorFile
 from .ann_files import AnnFiles, Stamp
 from .manifest import BASE, Manifest
@@ -57,17 +58,29 @@ class Parts:
     """One library's files and what is loaded from them."""
 
     def __init__(
-        self, path: Path, manifest: Manifest, *, progress: bool, trust_remote_code: bool
+        self,
+        path: Path,
+        manifest: Manifest,
+        *,
+        progress: bool,
+        trust_remote_code: bool,
+        read_only: bool,
     ) -> None:
         self.path = path
         self.progress = progress
         self.trust_remote_code = trust_remote_code
         self.manifest = manifest
-        with manifest.locked():  # two processes creating the catalog would collide
-            self.catalog = Catalog(inside(path, path / CATALOG))
+        self.read_only = read_only
+        catalog = inside(path, path / CATALOG)
+        if read_only:  # on a folder this process cannot write SQLite keeps no lock files
+            self.catalog = Catalog(catalog, readonly=True, immutable=not writable(path))
+        else:
+            with manifest.locked():  # two processes creating the catalog would collide
+                self.catalog = Catalog(catalog)
         self.versions = VersionFolders(manifest, self.catalog)
         self.ann = AnnFiles(manifest, self.versions)
-        self.pictures = Pictures(PageCache(path, PAGE_CACHE, page_cache_bytes()))
+        cache_bytes = 0 if read_only else page_cache_bytes()  # read-only: nothing kept
+        self.pictures = Pictures(PageCache(path, PAGE_CACHE, cache_bytes))
         self.lock = threading.RLock()  # what loads, loads once, whichever thread asks first
         self.encoders: dict[str, Encoder] = {}  # by spec, and "model+version" for versions
         self.memories: dict[str, ExampleMemory | None] = {}  # by "model+version"
@@ -115,9 +128,15 @@ class Parts:
             self.encoders.pop(f"{model_id}+{version}", None)
             self.memories.pop(f"{model_id}+{version}", None)
 
+    def check_writable(self) -> None:
+        """One error line when the library is open read-only."""
+        if self.read_only:
+            raise SashieError(READ_ONLY)
+
     @contextmanager
     def writing(self) -> Iterator[None]:
         """One writer at a time: a second `sashie index` on the same library is refused."""
+        self.check_writable()
         with open(inside(self.path, self.path / LOCK), "w") as lock:
             try:
                 fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -337,3 +356,9 @@ class Parts:
         if unknown:
             raise SashieError(f"no item {unknown[0]} in this library")
         return wanted
+
+
+def writable(folder: Path) -> bool:
+    """Whether this process may write in the library's folder (not a read-only mount, not
+    another user's folder)."""
+    return os.access(folder, os.W_OK)

@@ -42,15 +42,29 @@ class ItemRow:
     metadata: dict
 
 
+READ_ONLY = "this library is open read-only: nothing in it can be changed"
+
+
 class Catalog:
-    def __init__(self, path: Path, *, readonly: bool = False) -> None:
+    def __init__(self, path: Path, *, readonly: bool = False, immutable: bool = False) -> None:
+        """Open the catalog at `path`; `readonly`: no write is possible (`immutable`: on a
+        folder this process cannot write, where SQLite may not even keep its lock files)."""
         # One connection, shared by a server's threads: each read, and each transaction from
         # BEGIN to COMMIT, holds the lock, so that threads take turns on it.
         self._lock = threading.RLock()
+        self.readonly = readonly
         if readonly:
-            self.db = sqlite3.connect(
-                f"file:{path}?mode=ro", uri=True, isolation_level=None, check_same_thread=False
-            )
+            query = "mode=ro" + ("&immutable=1" if immutable else "")
+            try:
+                self.db = sqlite3.connect(
+                    f"{path.resolve().as_uri()}?{query}",
+                    uri=True,
+                    isolation_level=None,
+                    check_same_thread=False,
+                )
+                self.db.execute("SELECT 1 FROM sqlite_master LIMIT 1")
+            except sqlite3.Error as e:
+                raise SashieError(f"cannot read the library's catalog ({e})") from None
         else:
             self.db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
             self.db.execute("PRAGMA journal_mode=WAL")
@@ -64,6 +78,8 @@ class Catalog:
             self.db.close()
 
     def transaction(self) -> Transaction:
+        if self.readonly:
+            raise SashieError(READ_ONLY)
         return Transaction(self.db, self._lock)
 
     def _query(self, sql: str, params: Sequence = ()) -> list[tuple]:

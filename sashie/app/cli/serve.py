@@ -34,12 +34,19 @@ from .common import LIBRARY, TRUST_REMOTE_CODE
     help="Another name the server is reached by (e.g. search.example.org); requests naming "
     "any other Host are refused. Repeatable.",
 )
+@click.option(
+    "--read-only",
+    is_flag=True,
+    help="Search and show only: every request that would change the library is refused, "
+    "and the page hides the controls that would (a library this process cannot write, on a "
+    "read-only mount or another user's, is served so by itself).",
+)
 @TRUST_REMOTE_CODE
-def serve(library, host, port, allow_remote, token, hosts, trust_remote_code):
+def serve(library, host, port, allow_remote, token, hosts, read_only, trust_remote_code):
     """Serve the web page and HTTP API of LIBRARY (API docs at /docs).
 
     Search by text or dropped images, see each result on its page, mark results right or
-    wrong and refine, caption results, and label items keep/exclude for the filter.
+    wrong and refine, caption results, and mark items keep/exclude for the filter.
     """
     from ..server import serve as run_server
 
@@ -52,6 +59,7 @@ def serve(library, host, port, allow_remote, token, hosts, trust_remote_code):
         token=token,
         hosts=hosts,
         trust_remote_code=trust_remote_code,
+        read_only=read_only,
         echo=click.echo,
     )
 
