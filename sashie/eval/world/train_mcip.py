@@ -38,10 +38,9 @@ from ...adapt.losses import arcmargin_loss, contrastive_loss, multi_caption_arcm
 from ...adapt.phrasings import phrasings
 from ...adapt.version_files import plot_losses
 from ...encoders.hf import HFEncoder
-from ...encoders.registry import load_encoder
 from ...extras import available
 from .artists import Concept
-from .samples import SampleMeta, make_samples
+from .samples import SampleMeta
 from .train import augment, normalize
 from .train_para import (
     StageProgress,
@@ -49,6 +48,7 @@ from .train_para import (
     image_vectors,
     kept_batch,
     save_stage,
+    stage_start,
     stage_step,
     tune_text_tower,
 )
@@ -200,14 +200,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = _arguments()
     args = parser.parse_args(argv)
     started = time.time()
-    torch.manual_seed(args.seed)
-    encoder = load_encoder(args.base)
-    if not isinstance(encoder, HFEncoder) or encoder.logit_scale() is None:
-        parser.error("--base must be a Hugging Face CLIP model (sashie-demo or a directory)")
-    encoder.to_float32()  # on CUDA the encoder loads in float16
-    images, metas = make_samples(
-        args.samples, seed=args.seed + 202, resolution=encoder.image_size, progress=True
-    )
+    encoder, images, metas = stage_start(parser, args, sample_seed=args.seed + 202)
     settings = MCIPSettings(
         steps=args.steps,
         lr=args.lr,

@@ -183,6 +183,22 @@ def kept_batch(
     return mixed, texts, kinds
 
 
+def stage_start(
+    parser: argparse.ArgumentParser, args: argparse.Namespace, *, sample_seed: int
+) -> tuple[HFEncoder, np.ndarray, list[SampleMeta]]:
+    """What a stage starts from: torch seeded, the base model (`--base`) in float32 for
+    training, and `--samples` samples rendered at its resolution."""
+    torch.manual_seed(args.seed)
+    encoder = load_encoder(args.base)
+    if not isinstance(encoder, HFEncoder) or encoder.logit_scale() is None:
+        parser.error("--base must be a Hugging Face CLIP model (sashie-demo or a directory)")
+    encoder.to_float32()  # on CUDA the encoder loads in float16
+    images, metas = make_samples(
+        args.samples, seed=sample_seed, resolution=encoder.image_size, progress=True
+    )
+    return encoder, images, metas
+
+
 def stage_step(
     optimizer, loss: torch.Tensor, params: list, losses: list[float], shown: StageProgress | None
 ) -> None:
@@ -234,14 +250,7 @@ def main(argv: list[str] | None = None) -> None:
     if any(t not in PARAPHRASE_TERMS for t in terms):
         parser.error(f"--terms must be some of {','.join(PARAPHRASE_TERMS)}")
     started = time.time()
-    torch.manual_seed(args.seed)
-    encoder = load_encoder(args.base)
-    if not isinstance(encoder, HFEncoder) or encoder.logit_scale() is None:
-        parser.error("--base must be a Hugging Face CLIP model (sashie-demo or a directory)")
-    encoder.to_float32()  # on CUDA the encoder loads in float16
-    images, metas = make_samples(
-        args.samples, seed=args.seed + 101, resolution=encoder.image_size, progress=True
-    )
+    encoder, images, metas = stage_start(parser, args, sample_seed=args.seed + 101)
     vectors = image_vectors(encoder, images)
     settings = StageSettings(
         steps=args.steps,
