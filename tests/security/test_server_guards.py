@@ -314,3 +314,31 @@ def test_search_memory_forgets_by_age_and_by_size():
     by_size.recall(keys[0])
     with pytest.raises(Expired):
         by_size.recall(keys[1])
+
+
+def test_one_client_searching_without_end_expires_nobody_elses_searches(client):
+    """Issue 39: one client's 30,000 searches expired everyone's ids. Each client now keeps
+    at most its own share; the others' searches stay, and so do its newest."""
+    import numpy as np
+
+    from sashie.app.api.served import Expired, SearchMemory, StoredQuery
+    from sashie.library import Filters
+    from sashie.search.query import Query
+
+    def stored() -> StoredQuery:
+        return StoredQuery(Query(np.ones(512, np.float32), None, ()), Filters(), "base")
+
+    size = stored().nbytes
+    memory = SearchMemory(max_bytes=100 * size, per_client=10 * size)
+    theirs = memory.remember(stored(), "192.0.2.7")
+    mine = [memory.remember(stored(), "192.0.2.66") for _ in range(1000)]
+    assert memory.recall(theirs) and memory.recall(mine[-1])
+    with pytest.raises(Expired):
+        memory.recall(mine[0])
+    assert len(memory) == 11
+
+    # the search routes remember each search for the client that made it
+    first = client.get("/api/search", params={"q": "a page"}).json()["query"]
+    for _ in range(3):
+        client.get("/api/search", params={"q": "a page"})
+    assert client.get(f"/api/search/{first}").status_code == 200

@@ -7,7 +7,7 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import replace
 
-from fastapi import APIRouter, File, Form, Query, UploadFile
+from fastapi import APIRouter, File, Form, Query, Request, UploadFile
 from PIL import Image
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
@@ -127,6 +127,7 @@ def _decode_upload(name: str | None, data: bytes) -> Image.Image:
 @router.post("/api/search", summary="Search by text, example images and example items")
 async def search(
     served: ServedDep,
+    request: Request,
     text: str = Form(""),
     items: str = Form("", description="ids of example items, e.g. 12,40"),
     modify: str = Form("", max_length=500, description="words that change the pictures"),
@@ -146,13 +147,15 @@ async def search(
     uploads = [(u.filename, await u.read(MAX_UPLOAD_BYTES + 1)) for u in images]
     asked = search_asked(text, items, dims, select, modify, modify_method)
     where = search_filters(all_items, label, not_label)
-    key = await run_in_threadpool(remember, served, asked, uploads, where, exact)
+    client = _client(request)
+    key = await run_in_threadpool(remember, served, asked, uploads, where, exact, client)
     return await run_in_threadpool(page_of, served, key, offset, limit)
 
 
 @router.get("/api/search", summary="Search by text and example items (a link to share)")
 def search_link(
     served: ServedDep,
+    request: Request,
     q: str = Query("", description="the query text"),
     items: str = Query("", description="ids of example items, e.g. 12,40"),
     modify: str = Query("", max_length=500, description="words that change the items"),
@@ -168,7 +171,7 @@ def search_link(
 ) -> dict:
     asked = search_asked(q, items, dims, select, modify, modify_method)
     where = search_filters(all_items, label, not_label)
-    key = remember(served, asked, [], where, exact)
+    key = remember(served, asked, [], where, exact, _client(request))
     return page_of(served, key, offset, limit)
 
 
@@ -213,9 +216,10 @@ def remember(
     uploads: list[tuple[str | None, bytes]],
     where: Filters,
     exact: bool,
+    client: str,
 ) -> str:
-    """The query, as the command line builds it, remembered; a term of the text that names
-    a file is text here, never read. Example images are decoded one at a time."""
+    """The query, as the command line builds it, remembered for `client`; a term of the text
+    that names a file is text here, never read. Example images are decoded one at a time."""
     if not asked.text and not len(asked.items) and not uploads:
         raise SashieError("type a query or add an example image")
     _upload_sizes(uploads)
@@ -229,7 +233,7 @@ def remember(
     stored = StoredQuery(query, where, version, exact)
     if stored.narrow() is not None:  # an unknown label is refused now, not when paging
         lib.search(query, 1, where=where)
-    return served.searches.remember(stored)
+    return served.searches.remember(stored, client)
 
 
 def page_of(served: Served, key: str, offset: int, limit: int) -> dict:
@@ -257,3 +261,8 @@ def recall(served: Served, key: str) -> StoredQuery:
     if stored.version != served.lib.versions.active():
         raise Expired("the model version changed since this search; search again")
     return stored
+
+
+def _client(request: Request) -> str:
+    """Who asks, for the searches each may keep: the peer's address."""
+    return request.client.host if request.client else ""

@@ -8,7 +8,7 @@ import io
 import threading
 import time
 import uuid
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
@@ -96,21 +96,32 @@ class StoredQuery:
 
 class SearchMemory:
     """The searches the server remembers, so their results can be paged and refined: each
-    is kept `ttl` seconds after its last use, and the least recently used go first when they
-    take more than `max_bytes` together (no fixed count shared by all users)."""
+    is kept `ttl` seconds after its last use. Each client (by address) holds at most
+    `per_client` bytes of them, its own least recently used going first, so that one client
+    searching without end expires nobody else's; all together hold at most `max_bytes`."""
 
-    def __init__(self, ttl: float = SEARCH_TTL, max_bytes: int = SEARCH_MEMORY) -> None:
+    def __init__(
+        self,
+        ttl: float = SEARCH_TTL,
+        max_bytes: int = SEARCH_MEMORY,
+        per_client: int = SEARCH_MEMORY // 8,
+    ) -> None:
         self.ttl = ttl
         self.max_bytes = max_bytes
-        self._held: OrderedDict[str, tuple[StoredQuery, float]] = OrderedDict()
+        self.per_client = per_client
+        self._held: OrderedDict[str, tuple[StoredQuery, float, str]] = OrderedDict()
         self._bytes = 0
+        self._by_client: Counter[str] = Counter()
         self._lock = threading.Lock()
 
-    def remember(self, stored: StoredQuery) -> str:
+    def remember(self, stored: StoredQuery, client: str = "") -> str:
         key = uuid.uuid4().hex
         with self._lock:
-            self._held[key] = (stored, time.monotonic())
+            self._held[key] = (stored, time.monotonic(), client)
             self._bytes += stored.nbytes
+            self._by_client[client] += stored.nbytes
+            while self._by_client[client] > self.per_client:
+                self._drop(next(k for k, held in self._held.items() if held[2] == client))
             self._evict()
         return key
 
@@ -119,8 +130,8 @@ class SearchMemory:
             self._evict()
             if key not in self._held:
                 raise Expired("this search has expired; search again")
-            stored, _ = self._held.pop(key)
-            self._held[key] = (stored, time.monotonic())
+            stored, _, client = self._held.pop(key)
+            self._held[key] = (stored, time.monotonic(), client)
             return stored
 
     def __len__(self) -> int:
@@ -129,11 +140,17 @@ class SearchMemory:
     def _evict(self) -> None:
         oldest = time.monotonic() - self.ttl
         while self._held:
-            key, (stored, used) = next(iter(self._held.items()))
+            key, (_, used, _) = next(iter(self._held.items()))
             if used >= oldest and self._bytes <= self.max_bytes:
                 break
-            del self._held[key]
-            self._bytes -= stored.nbytes
+            self._drop(key)
+
+    def _drop(self, key: str) -> None:
+        stored, _, client = self._held.pop(key)
+        self._bytes -= stored.nbytes
+        self._by_client[client] -= stored.nbytes
+        if self._by_client[client] <= 0:
+            del self._by_client[client]
 
 
 class AdaptJob:
