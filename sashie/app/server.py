@@ -194,7 +194,11 @@ def _guard(app: FastAPI, token: str | None, hosts: set[str] | None, read_only: b
             if request.url.path == "/" and _same_token(request.query_params.get("token"), token):
                 # the link `sashie serve` prints: keep the token in a cookie, not the URL
                 moved = RedirectResponse("/", status_code=303)
-                moved.set_cookie(COOKIE, token, httponly=True, samesite="strict")
+                # over HTTPS (or behind a proxy that says so) the cookie never goes in clear
+                https = request.url.scheme == "https" or (
+                    request.headers.get("x-forwarded-proto", "").lower() == "https"
+                )
+                moved.set_cookie(COOKIE, token, httponly=True, samesite="strict", secure=https)
                 return _secured(moved)
             if not _same_token(given, token):
                 error = {"error": "missing or wrong access token"}

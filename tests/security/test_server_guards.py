@@ -55,6 +55,19 @@ def test_the_token_is_refused_in_a_url_and_accepted_in_a_header_or_the_cookie(wo
     assert cookie.get("/api/info").status_code == 200
 
 
+def test_the_token_cookie_is_secure_over_https_or_behind_a_proxy_that_says_so(world_library):
+    app = TestClient(server.create_app(world_library, token="s3cret"), follow_redirects=False)
+    plain = app.get("/?token=s3cret").headers["set-cookie"]
+    proxied = app.get("/?token=s3cret", headers={"X-Forwarded-Proto": "https"})
+    assert "secure" not in plain.lower() and "Secure" in proxied.headers["set-cookie"]
+    direct = TestClient(
+        server.create_app(world_library, token="s3cret"),
+        base_url="https://testserver",
+        follow_redirects=False,
+    )
+    assert "Secure" in direct.get("/?token=s3cret").headers["set-cookie"]
+
+
 @pytest.mark.parametrize("given", ["é", "☃" * 40, "s3cre", ""])
 def test_a_wrong_or_non_ascii_token_is_a_401_not_a_crash(world_library, given):
     guarded = TestClient(server.create_app(world_library, token="s3cret"))
