@@ -20,6 +20,7 @@ import re
 import secrets
 from base64 import b64encode
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
@@ -118,12 +119,14 @@ def create_app(
     trust_remote_code: bool = False,
     example_query: str | None = None,
     read_only: bool = False,
+    read_token: str | None = None,
 ) -> FastAPI:
     """The app for one library; with `token`, every request must carry it; with
     `allowed_hosts`, a request naming another Host is refused (DNS rebinding).
     `example_query`: a search the page suggests (after the library's own captions).
     `read_only` (or a library this process cannot write): every request that would change
-    the library is refused (403), and the page hides the controls that would.
+    the library is refused (403), and the page hides the controls that would; so for the
+    requests that carry `read_token` (with `token`, for those who may change it).
 
     Model work (encoding a query, training) never runs on the event loop: endpoints are
     plain functions, which FastAPI runs in worker threads, side by side; the search endpoint
@@ -138,7 +141,7 @@ def create_app(
         title="sashie", description="Search the illustrations of a collection.", version="1"
     )
     app.state.served = served
-    _guard(app, token, hosts, lib.read_only)
+    _guard(app, Tokens(token, read_token), hosts, lib.read_only)
     _answer_errors(app)
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
@@ -152,9 +155,10 @@ def create_app(
         )
 
     @app.get("/api/info", summary="What the library holds")
-    async def info() -> dict:
+    async def info(request: Request) -> dict:
         assert served.facts is not None
-        return await served.facts.get()
+        facts = await served.facts.get()
+        return facts | {"read_only": True} if request.state.reader else facts
 
     for router in ROUTERS:
         app.include_router(router)
@@ -179,30 +183,30 @@ def library_facts(served: Served) -> dict:
     return facts
 
 
-def _guard(app: FastAPI, token: str | None, hosts: set[str] | None, read_only: bool) -> None:
+def _guard(app: FastAPI, tokens: Tokens, hosts: set[str] | None, read_only: bool) -> None:
     """Host, access token, read-only and body size are checked before anything is read."""
 
     @app.middleware("http")
     async def guard(request: Request, call_next):
         if hosts is not None and _host_name(request.headers.get("host", "")) not in hosts:
             return _secured(JSONResponse({"error": "unknown Host"}, status_code=400))
-        if read_only and _changes(request):
-            error = {"error": "this server is read-only: nothing in the library can be changed"}
-            return _secured(JSONResponse(error, status_code=403))
-        if token is not None:
-            given = request.headers.get("x-sashie-token") or request.cookies.get(COOKIE)
-            if request.url.path == "/" and _same_token(request.query_params.get("token"), token):
+        reader = read_only
+        if tokens.write is not None:
+            link = request.query_params.get("token")
+            if request.url.path == "/" and tokens.which(link) is not None:
                 # the link `sashie serve` prints: keep the token in a cookie, not the URL
-                moved = RedirectResponse("/", status_code=303)
-                # over HTTPS (or behind a proxy that says so) the cookie never goes in clear
-                https = request.url.scheme == "https" or (
-                    request.headers.get("x-forwarded-proto", "").lower() == "https"
-                )
-                moved.set_cookie(COOKIE, token, httponly=True, samesite="strict", secure=https)
-                return _secured(moved)
-            if not _same_token(given, token):
+                return _secured(_in_cookie(request, str(link)))
+            given = tokens.which(
+                request.headers.get("x-sashie-token") or request.cookies.get(COOKIE)
+            )
+            if given is None:
                 error = {"error": "missing or wrong access token"}
                 return _secured(JSONResponse(error, status_code=401))
+            reader = reader or given == "read"
+        if reader and _changes(request):
+            error = {"error": "this server is read-only: nothing in the library can be changed"}
+            return _secured(JSONResponse(error, status_code=403))
+        request.state.reader = reader
         if request.method in ("POST", "PUT", "PATCH"):
             length = request.headers.get("content-length")
             if length is None or not length.isdigit():
@@ -212,6 +216,33 @@ def _guard(app: FastAPI, token: str | None, hosts: set[str] | None, read_only: b
                 error = {"error": f"request larger than {MAX_REQUEST_BYTES // 2**20} MB"}
                 return _secured(JSONResponse(error, status_code=413))
         return _secured(await call_next(request))
+
+
+@dataclass(frozen=True)
+class Tokens:
+    """The access tokens: `write` may do anything, `read` (if any) only search and show."""
+
+    write: str | None
+    read: str | None = None
+
+    def which(self, given: str | None) -> str | None:
+        """ "write", "read" or None: which token `given` is."""
+        if self.write is not None and _same_token(given, self.write):
+            return "write"
+        if self.read is not None and _same_token(given, self.read):
+            return "read"
+        return None
+
+
+def _in_cookie(request: Request, token: str) -> Response:
+    """To the page, the token kept in a cookie, not the URL (`Secure` over HTTPS, directly
+    or behind a proxy that says so, so it never goes in clear)."""
+    moved = RedirectResponse("/", status_code=303)
+    https = request.url.scheme == "https" or (
+        request.headers.get("x-forwarded-proto", "").lower() == "https"
+    )
+    moved.set_cookie(COOKIE, token, httponly=True, samesite="strict", secure=https)
+    return moved
 
 
 READING_POSTS = {"/api/search", "/api/feedback", "/api/iiif/annotations"}  # they change nothing
@@ -290,9 +321,11 @@ def serve(
     trust_remote_code: bool = False,
     example_query: str | None = None,
     read_only: bool = False,
+    read_token: str | None = None,
     echo: Callable[[str], None] = print,
 ) -> None:
-    """Run the server until Ctrl-C."""
+    """Run the server until Ctrl-C; with `read_token`, those who have it only search and
+    show (and those who have `token`, made when not given, may change the library)."""
     import sklearn.linear_model
     import sklearn.svm
     import sklearn.tree  # noqa: F401
@@ -306,7 +339,7 @@ def serve(
             f"binding to {host} lets other machines in; add --allow-remote "
             "(an access token is then required)"
         )
-    if not local and token is None:
+    if (not local or read_token) and token is None:
         token = secrets.token_urlsafe(16)
     # requests run side by side, one core each: a model or a BLAS call spreading one request
     # over every core only makes the others wait (and spin) for it
@@ -319,7 +352,10 @@ def serve(
         trust_remote_code=trust_remote_code,
         example_query=example_query,
         read_only=read_only,
+        read_token=read_token,
     )
     shown = "localhost" if local else host
     echo(f"sashie: http://{shown}:{port}/" + (f"?token={token}" if token else ""))
+    if read_token:
+        echo(f"sashie, to search only: http://{shown}:{port}/?token={read_token}")
     uvicorn.run(app, host=host, port=port, log_level="warning")

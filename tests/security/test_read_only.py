@@ -81,3 +81,20 @@ def test_a_read_only_server_refuses_every_change_and_still_searches(library):
         answer = client.request(method, path, json=body)
         assert answer.status_code == 403 and "read-only" in answer.json()["error"], path
     assert client.get("/api/annotations").json()["annotations"] == []
+
+
+def test_a_read_token_searches_and_shows_and_the_write_token_changes(library):
+    app = server.create_app(library, token="writers", read_token="readers")
+    reader = TestClient(app, headers={"X-Sashie-Token": "readers"})
+    writer = TestClient(app, headers={"X-Sashie-Token": "writers"})
+    assert TestClient(app).get("/api/info").status_code == 401
+    assert reader.get("/api/info").json()["read_only"] is True
+    assert writer.get("/api/info").json()["read_only"] is False
+    found = reader.post("/api/search", data={"text": "a page", "limit": "2"}).json()
+    item = found["results"][0]["item"]
+    caption = {"items": [item], "caption": "几帳"}
+    refused = reader.post("/api/annotations", json=caption)
+    assert refused.status_code == 403 and "read-only" in refused.json()["error"]
+    assert writer.post("/api/annotations", json=caption).json()["added"] == 1
+    link = TestClient(app, follow_redirects=False).get("/?token=readers")
+    assert link.status_code == 303 and "readers" in link.headers["set-cookie"]

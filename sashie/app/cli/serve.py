@@ -41,8 +41,16 @@ from .common import LIBRARY, TRUST_REMOTE_CODE
     "and the page hides the controls that would (a library this process cannot write, on a "
     "read-only mount or another user's, is served so by itself).",
 )
+@click.option(
+    "--read-token",
+    metavar="TEXT",
+    help="A second token, for readers: who has it may search and show, not change the "
+    "library (--token, made when not given, stays the writers').",
+)
 @TRUST_REMOTE_CODE
-def serve(library, host, port, allow_remote, token, hosts, read_only, trust_remote_code):
+def serve(
+    library, host, port, allow_remote, token, hosts, read_only, read_token, trust_remote_code
+):
     """Serve the web page and HTTP API of LIBRARY (API docs at /docs).
 
     Search by text or dropped images, see each result on its page, mark results right or
@@ -60,6 +68,7 @@ def serve(library, host, port, allow_remote, token, hosts, read_only, trust_remo
         hosts=hosts,
         trust_remote_code=trust_remote_code,
         read_only=read_only,
+        read_token=read_token,
         echo=click.echo,
     )
 
