@@ -22,6 +22,7 @@ import numpy as np
 from ..errors import SashieError
 from ..search.ann import KINDS, AnnIndex, ann_path, choose_kind
 from .manifest import BASE, Manifest
+from .paths import inside
 from .version_folders import VersionFolders
 
 MIN_ROWS = {"hnsw": 1, "ivf": 1, "ivfpq": 1_000}  # ivfpq's codes are learnt from 16 x 39 rows
@@ -56,13 +57,18 @@ class AnnFiles:
         self.versions = versions
 
     def path(self, model_id: str, version: str) -> Path:
+        """The index file, to read or write (it lies inside the library)."""
+        return inside(self.manifest.folder, self._where(model_id, version))
+
+    def _where(self, model_id: str, version: str) -> Path:
         if version == BASE:
             return ann_path(self.manifest.folder / self.manifest.models[model_id]["vectors"])
-        return ann_path(self.versions.folder(model_id, version))
+        return ann_path(self.versions.where(model_id, version))
 
     def stamp(self, model_id: str, version: str) -> Stamp:
+        """The file's stamp (asked before every search: a stat, no more)."""
         try:
-            info = os.stat(self.path(model_id, version))
+            info = os.stat(self._where(model_id, version))
         except OSError:
             return None
         return info.st_ino, info.st_size, info.st_ctime_ns

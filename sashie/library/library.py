@@ -324,12 +324,11 @@ class Library:
         yet are read from the vector file, so a few rows never load the whole index."""
         return self._parts.vectors_of(item_ids, model, version)
 
-    def query(self, asked: str | Asked, *, model: str | None = None) -> Query:
+    def query(self, asked: str | Asked | None, *, model: str | None = None) -> Query:
         """What was asked (a text or expression, or `Asked`: example images and items, words
         that modify the pictures...) as a query vector and, for several examples, the
         dimensions they agree on (sashie/library/searching.py)."""
-        asked = Asked(text=asked) if isinstance(asked, str) else asked
-        return searching.build(self._parts, self.composer, asked, model)
+        return searching.build(self._parts, self.composer, _asked(asked), model)
 
     def search(
         self,
@@ -357,7 +356,7 @@ class Library:
             raise SashieError("k must be at least 1")
         where = where or Filters()
         index = self.index(model)
-        query = self._built(query, model)
+        query = self._built(query, model, index.dim)
         try:
             restrict(query.vector, query.dims)
         except ValueError as e:
@@ -389,11 +388,9 @@ class Library:
         if k <= 0:
             raise SashieError("k must be at least 1")
         index = self.index(model)
-        if isinstance(query, str) or query is None:
-            query = Asked(text=query)
-        if isinstance(query, Asked):
-            query = replace(query, dims=None)
-        query = self._built(query, model)
+        if query is None or isinstance(query, str | Asked):
+            query = replace(_asked(query), dims=None)
+        query = self._built(query, model, index.dim)
         left_out, label_set = searching.left_out(
             self._parts, self.labels, where or Filters(), model
         )
@@ -409,15 +406,14 @@ class Library:
         )
         return results(self._parts, item_ids, scores, label_set)
 
-    def _built(self, query: str | Asked | Query | np.ndarray | None, model: str | None) -> Query:
-        """The query as a vector of the model's dimension."""
-        if query is None or isinstance(query, str):
-            query = Asked(text=query)
-        if isinstance(query, Asked):
-            query = searching.build(self._parts, self.composer, query, model)
+    def _built(
+        self, query: str | Asked | Query | np.ndarray | None, model: str | None, dim: int
+    ) -> Query:
+        """The query as a vector of the model's dimension, `dim`."""
+        if query is None or isinstance(query, str | Asked):
+            query = self.query(_asked(query), model=model)
         elif not isinstance(query, Query):
             query = Query(np.asarray(query, np.float32), None, ())
-        dim = self._parts.manifest.models[self._parts.model_id(model)]["dim"]
         if len(query.vector) != dim:
             raise SashieError(f"query has {len(query.vector)} dimensions, library {dim}")
         return query
@@ -495,3 +491,8 @@ class Library:
             self.crop if crops else None,
             progress=self._parts.progress,
         )
+
+
+def _asked(query: str | Asked | None) -> Asked:
+    """A text (or nothing) as what was asked."""
+    return query if isinstance(query, Asked) else Asked(text=query)

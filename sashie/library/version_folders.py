@@ -35,11 +35,14 @@ class VersionFolders:
         self.catalog = catalog
 
     def folder(self, model_id: str, version: str) -> Path:
-        """The version's folder (it and its files checked to lie inside the library)."""
+        """The version's folder, to read or write: it and its files checked to lie inside
+        the library."""
+        return inside_all(self.manifest.folder, self.where(model_id, version))
+
+    def where(self, model_id: str, version: str) -> Path:
+        """Where the version's folder is, unchecked: only to look at its files' stamps."""
         slug = Path(self.manifest.models[model_id]["vectors"]).name
-        return inside_all(
-            self.manifest.folder, self.manifest.folder / VERSIONS_DIR / slug / version
-        )
+        return self.manifest.folder / VERSIONS_DIR / slug / version
 
     def files(self, model_id: str, version: str) -> VectorFile:
         return VectorFile(self.folder(model_id, version), self.manifest.models[model_id]["dim"])
