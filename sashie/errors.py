@@ -11,3 +11,13 @@ class NotFound(SashieError):
 
 class BadInput(SashieError):
     """One input (an image, a manifest, a URL) that cannot be used; a run skips it and goes on."""
+
+
+class Damaged(SashieError):
+    """A file of the library is damaged or tampered with: what needs it stops with one line;
+    what does not keeps working. `sashie check` lists every such file and repairs what it can."""
+
+    def __init__(self, part: str, reason: str) -> None:
+        super().__init__(f"{part} is damaged ({reason}); `sashie check` lists what is damaged")
+        self.part = part
+        self.reason = reason

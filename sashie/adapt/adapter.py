@@ -15,6 +15,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..errors import Damaged
+from ..store.tensor_files import read_tensors
+
 ADAPTER_FILE = "adapter.safetensors"
 
 
@@ -78,13 +81,19 @@ def apply_adapter(
     return out
 
 
-def load_adapter(folder: Path, ratio: float) -> VisualAdapter | None:
+def load_adapter(folder: Path, ratio: float, dim: int) -> VisualAdapter | None:
+    """The adapter saved in a version's folder (None: the version has none), checked to fit
+    `dim`-dimensional vectors."""
     path = folder / ADAPTER_FILE
     if not path.is_file():
         return None
-    from safetensors.numpy import load_file
-
-    return VisualAdapter.from_arrays(load_file(path), ratio)
+    arrays, _ = read_tensors(path)
+    try:
+        if arrays["down.weight"].shape != (max(1, dim // 4), dim):
+            raise ValueError(f"it is not for {dim}-dimensional vectors")
+        return VisualAdapter.from_arrays(arrays, ratio)
+    except (KeyError, ValueError, RuntimeError) as e:
+        raise Damaged(str(path), f"not an adapter: {str(e).splitlines()[0]}") from None
 
 
 def adapted(adapter: VisualAdapter | None, vectors: np.ndarray) -> np.ndarray:

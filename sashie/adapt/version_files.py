@@ -32,8 +32,9 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ..errors import SashieError
+from ..errors import Damaged, SashieError
 from ..extras import available
+from ..store.tensor_files import read_tensors
 from ..store.vectors import ITEM_FILE, VECTOR_FILE, VectorFile
 
 if TYPE_CHECKING:  # torch is imported by the functions that run it, not by naming a file
@@ -46,6 +47,7 @@ VERSION_FILE = "version.json"
 LOSS_PLOT = "loss.png"
 VERSIONS_DIR = "adapters"
 PARTIAL = ".partial"
+MAX_RECORD_BYTES = 1 << 22  # of version.json: its losses step by step, and settings
 APPLY_WORKERS = 3  # threads that read, adapt and write blocks of rows (write_version_vectors)
 
 
@@ -180,10 +182,10 @@ def catch_up_rows(
     return files.write_at(done, adapted(adapter, base[done:]), item_ids[done:])
 
 
-def load_version_adapter(folder: Path, record: dict) -> VisualAdapter | None:
+def load_version_adapter(folder: Path, record: dict, dim: int) -> VisualAdapter | None:
     from .adapter import load_adapter
 
-    return load_adapter(folder, float(record["settings"]["ratio"]))
+    return load_adapter(folder, float(record["settings"]["ratio"]), dim)
 
 
 def data_hash(model_id: str, pairs: Sequence[tuple[int, str]]) -> str:
@@ -223,10 +225,23 @@ def save_version(folder: Path, trained: Trained, record: dict) -> None:
 
 
 def read_version(folder: Path) -> dict:
+    """The version's record (version.json), checked to hold what loading it needs."""
+    path = folder / VERSION_FILE
     try:
-        return json.loads((folder / VERSION_FILE).read_text())
-    except (OSError, json.JSONDecodeError) as e:
-        raise SashieError(f"unreadable model version in {folder} ({e})") from None
+        with open(path, "rb") as f:
+            text = f.read(MAX_RECORD_BYTES + 1)
+        if len(text) > MAX_RECORD_BYTES:
+            raise ValueError(f"over {MAX_RECORD_BYTES:,} bytes")
+        record = json.loads(text)
+        ratio = record["settings"]["ratio"]
+        if type(ratio) not in (int, float) or not 0 <= ratio <= 1:
+            raise ValueError("its adapter ratio is not between 0 and 1")
+    except FileNotFoundError:
+        raise SashieError(f"unreadable model version in {folder} (no {VERSION_FILE})") from None
+    except (OSError, ValueError, TypeError, KeyError, RecursionError) as e:
+        reason = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise Damaged(str(path), reason) from None
+    return record
 
 
 def has_text_state(folder: Path) -> bool:
@@ -240,18 +255,14 @@ def load_text_state(encoder: TrainableEncoder, folder: Path) -> None:
     if not path.is_file():
         return
     import torch
-    from safetensors.torch import load_file
 
-    try:
-        state = load_file(path)
-    except Exception as e:  # a damaged or hostile file: safetensors raises its own errors
-        raise SashieError(f"{path} is not a readable tensor file ({type(e).__name__})") from None
+    state, _ = read_tensors(path, "pt")
     parameters = dict(encoder.model.named_parameters())
     wrong = sorted(
         n for n, t in state.items() if n not in parameters or t.shape != parameters[n].shape
     )
     if wrong:
-        raise SashieError(f"{path} does not fit {encoder.model_id} (e.g. {wrong[0]})")
+        raise Damaged(str(path), f"it does not fit {encoder.model_id}, e.g. {wrong[0]}")
     with torch.no_grad():
         for name, parameter in encoder.model.named_parameters():
             if name in state:

@@ -18,7 +18,8 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import SashieError
+from ..errors import Damaged, SashieError
+from ..store.tensor_files import read_tensors
 
 CLASSES = ("exclude", "keep")  # label 0, label 1
 THRESHOLD = 0.5  # keep when the probability of "keep" reaches it
@@ -87,9 +88,13 @@ class KeepFilter:
     def read_meta(folder: Path) -> dict:
         """A saved filter's description (filter.json) without loading its model."""
         try:
-            return json.loads((Path(folder) / CONFIG).read_text())
-        except (OSError, json.JSONDecodeError) as e:
+            meta = json.loads((Path(folder) / CONFIG).read_text())
+        except (OSError, ValueError, RecursionError) as e:
             raise SashieError(f"no readable filter in {folder} ({e})") from None
+        weights = meta.get("weights", "") if isinstance(meta, dict) else None
+        if not isinstance(weights, str) or Path(weights).name != weights or weights in ("", "."):
+            raise SashieError(f"no readable filter in {folder} (malformed {CONFIG})")
+        return meta
 
     @classmethod
     def load(cls, folder: Path) -> KeepFilter:
@@ -98,19 +103,23 @@ class KeepFilter:
         meta = cls.read_meta(folder)
         learner, weights = meta.get("learner"), folder / meta.get("weights", "")
         model: Any
-        if learner == "xgboost":
-            import xgboost
+        if learner in ("random_forest", "svm", "mlp"):
+            model, _ = read_tensors(weights)
+        elif learner in ("xgboost", "lightgbm"):
+            try:
+                if learner == "xgboost":
+                    import xgboost
 
-            model = xgboost.XGBClassifier()
-            model.load_model(weights)
-        elif learner == "lightgbm":
-            import lightgbm
+                    model = xgboost.XGBClassifier()
+                    model.load_model(weights)
+                else:
+                    import lightgbm
 
-            model = lightgbm.Booster(model_file=str(weights))
-        elif learner in ("random_forest", "svm", "mlp"):
-            from safetensors.numpy import load_file
-
-            model = load_file(str(weights))
+                    model = lightgbm.Booster(model_file=str(weights))
+            except ImportError:
+                raise
+            except Exception as e:  # each library raises its own errors
+                raise Damaged(str(weights), f"not a {learner} model: {type(e).__name__}") from None
         else:
             raise SashieError(f"unknown filter learner {learner!r} in {folder}")
         return cls(learner, model, meta)

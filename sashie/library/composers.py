@@ -5,6 +5,7 @@ run is in composing.py."""
 from __future__ import annotations
 
 import os
+import shutil
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -110,6 +111,22 @@ class Composers:
                 cached = (stamp, Composer.load(folder))
                 self._loaded[(model_id, version)] = cached
         return cached[1]
+
+    def load(self, model_id: str, version: str) -> Composer | None:
+        """A version's composer read anew from its files (None: it has none)."""
+        folder = self._folder(model_id, version)
+        if not folder.is_dir():
+            return None
+        from ..compose.composer import Composer
+
+        return Composer.load(folder)
+
+    def remove(self, model_id: str, version: str) -> None:
+        """Delete a version's composer."""
+        self._parts.check_writable()
+        with self._parts.lock:
+            shutil.rmtree(self._folder(model_id, version), ignore_errors=True)
+            self._loaded.pop((model_id, version), None)
 
     def trained(self, model: str | None = None) -> dict[str, dict]:
         """The composers trained for the model's versions: {version: its composer.json}."""

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections import Counter
 from collections.abc import Sequence
 from contextlib import suppress
 from dataclasses import replace
@@ -34,7 +33,7 @@ from PIL import Image
 
 from ..encoders import Encoder
 from ..errors import NotFound, SashieError
-from ..ingest.indexer import AddReport, reason_kind
+from ..ingest.indexer import AddReport
 from ..regions import DEFAULT_DETECTORS, parse_detector_names
 from ..search.feedback import DEFAULT_LEARNER, refine
 from ..search.query import Query
@@ -45,8 +44,10 @@ from ..store.catalog import ItemRow
 from . import iiif, searching
 from .ann_files import AnnChoice
 from .annotations import Annotations
+from .checking import Checks, Checkup
 from .composers import Composers
 from .export import ExportReport, export_items
+from .facts import facts
 from .filtering import Filter
 from .iiif import AnnotationExport
 from .indexing import Indexing, index_pages, rebuild_ann
@@ -431,30 +432,14 @@ class Library:
     def info(self, *, skipped_inputs: bool = True) -> dict:
         """What the library holds: pages, items, models and their vectors, skipped inputs
         (each one's path and reason, unless `skipped_inputs` is False: only their count)."""
-        parts = self._parts
-        parts.notice_changes()
-        counts = parts.catalog.counts()
-        skipped = parts.catalog.skipped()
-        return {
-            "path": str(self.path.resolve()),
-            "format_version": parts.manifest.format_version,
-            "pages": counts["pages"],
-            "items": counts["items"],
-            "copies": counts["copies"],  # files holding an indexed page's bytes, not indexed
-            "items_by_detector": parts.catalog.items_by_detector(),
-            "models": [
-                parts.model_facts(model_id) | {"composers": self.composer.summaries(model_id)}
-                for model_id in parts.manifest.models
-            ],
-            "skipped": len(skipped),
-            "skipped_by_reason": dict(Counter(reason_kind(s["reason"]) for s in skipped)),
-            **({"skipped_inputs": skipped} if skipped_inputs else {}),
-            "marks": parts.catalog.mark_counts(),
-            "annotations": parts.catalog.annotation_count(),
-            "label_sets": self.labels.list(),
-            "filter": self.filter.describe(),
-            "disk_bytes": sum(f.stat().st_size for f in self.path.rglob("*") if f.is_file()),
-        }
+        return facts(self, self._parts, skipped_inputs=skipped_inputs)
+
+    def check(self, *, repair: bool = False) -> Checkup:
+        """Every damaged or tampered part of the library, every file read (`sashie check`,
+        sashie/library/checking.py); `repair`: rebuild what is derived, drop what is unusable."""
+        checks = Checks(self._parts, self)
+        problems = checks.run(thorough=True)
+        return Checkup(problems, checks.repair(problems) if repair else [])
 
     def export(
         self,

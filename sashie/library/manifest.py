@@ -27,6 +27,7 @@ FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
 MANIFEST_LOCK = "manifest.lock"
 BASE = "base"  # the name of a model's own (unadapted) version
+MAX_DIM = 1 << 16  # of a model's vectors: more is a tampered manifest
 
 
 class Manifest:
@@ -63,9 +64,18 @@ class Manifest:
             data = json.loads(inside(self.folder, self.path).read_text())
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
             raise SashieError(f"unreadable library manifest in {self.folder} ({e})") from None
+        except RecursionError:  # nested deeper than any manifest sashie writes
+            raise SashieError(
+                f"unreadable library manifest in {self.folder} (nested too deep)"
+            ) from None
         if not isinstance(data, dict) or data.get("format") != FORMAT:
             raise SashieError(f"{self.folder} is not a sashie library")
-        if not isinstance(data.get("version"), int) or not isinstance(data.get("models"), dict):
+        if (
+            not isinstance(data.get("version"), int)
+            or not isinstance(data.get("models"), dict)
+            or not all(_well_formed(entry) for entry in data["models"].values())
+            or data.get("default_model") not in (None, *data["models"])
+        ):
             raise SashieError(f"unreadable library manifest in {self.folder} (malformed)")
         if not all(_names_are_plain(entry) for entry in data["models"].values()):
             raise SashieError(
@@ -243,6 +253,16 @@ def _plain(name: object) -> bool:
         and bool(name)
         and not name.startswith(".")
         and not any(c in name for c in "/\\\0")
+    )
+
+
+def _well_formed(entry: object) -> bool:
+    """A model entry with a spec and a dimension sashie could have written."""
+    return (
+        isinstance(entry, dict)
+        and isinstance(entry.get("spec"), str)
+        and type(entry.get("dim")) is int
+        and 1 <= entry["dim"] <= MAX_DIM
     )
 
 

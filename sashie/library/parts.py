@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..adapt.version_files import has_text_state, load_text_state, load_version_adapter
+from ..adapt.version_files import has_text_state, load_text_state
 from ..encoders import Encoder, load_encoder, trainable
 from ..errors import NotFound, SashieError
 from ..search.memory import ExampleMemory
@@ -198,7 +198,7 @@ class Parts:
         with self.lock:
             if key not in self.encoders:
                 folder = self.versions.folder(model_id, version)
-                record = self.versions.record(model_id, version)
+                adapter = self.versions.adapter(model_id, version)
                 inner = self.encoder(model_id)
                 if has_text_state(folder):  # a copy whose text tensors change
                     inner = load_encoder(
@@ -207,9 +207,7 @@ class Parts:
                         trust_remote_code=self.trust_remote_code,
                     )
                     load_text_state(trainable(inner), folder)
-                self.encoders[key] = AdaptedEncoder(
-                    inner, load_version_adapter(folder, record), version
-                )
+                self.encoders[key] = AdaptedEncoder(inner, adapter, version)
             return self.encoders[key]
 
     def memory(self, model: str | None) -> ExampleMemory | None:
@@ -222,7 +220,9 @@ class Parts:
         key = f"{model_id}+{version}"
         with self.lock:
             if key not in self.memories:
-                self.memories[key] = ExampleMemory.load(self.versions.folder(model_id, version))
+                dim = self.manifest.models[model_id]["dim"]
+                folder = self.versions.folder(model_id, version)
+                self.memories[key] = ExampleMemory.load(folder, dim)
             return self.memories[key]
 
     # --- vectors ---------------------------------------------------------------------------

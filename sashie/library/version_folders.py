@@ -8,6 +8,7 @@ from __future__ import annotations
 import re
 import shutil
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -20,11 +21,15 @@ from ..adapt.version_files import (
     read_version,
     vector_set,
 )
+from ..errors import Damaged
 from ..store.catalog import Catalog
 from ..store.vectors import VectorFile
 from .manifest import BASE, Manifest
 from .paths import inside_all
 from .stored import StoredVectors
+
+if TYPE_CHECKING:
+    from ..adapt.adapter import VisualAdapter
 
 
 class VersionFolders:
@@ -52,6 +57,12 @@ class VersionFolders:
         self.manifest.check_version(model_id, version)
         return read_version(self.folder(model_id, version))
 
+    def adapter(self, model_id: str, version: str) -> VisualAdapter | None:
+        """The version's visual adapter (None: it has none)."""
+        dim = self.manifest.models[model_id]["dim"]
+        record = self.record(model_id, version)
+        return load_version_adapter(self.folder(model_id, version), record, dim)
+
     def loss_plot(self, model_id: str, version: str) -> Path | None:
         """The version's loss curve picture, if one was drawn (the `plot` extra)."""
         self.manifest.check_version(model_id, version)
@@ -62,7 +73,11 @@ class VersionFolders:
         """{"model", "active", "versions": [records of version.json, oldest first]}."""
         records = []
         for name in self.manifest.version_names(model_id):
-            record = self.record(model_id, name)
+            try:
+                record = self.record(model_id, name)
+            except Damaged as e:  # listed as such; `sashie check --repair` drops it
+                records.append({"name": name, "damaged": f"{e.part}: {e.reason}"})
+                continue
             record.pop("losses", None)
             settings = record.get("settings")
             if "kind" not in record and isinstance(settings, dict):  # made before kinds were
@@ -107,9 +122,7 @@ class VersionFolders:
         done = self.done_rows(model_id, version)
         if done >= base.rows:
             return False
-        adapter = load_version_adapter(
-            self.folder(model_id, version), self.record(model_id, version)
-        )
+        adapter = self.adapter(model_id, version)
         end = catch_up_rows(
             self.files(model_id, version), done, adapter, base.vectors(), base.item_ids
         )
@@ -128,9 +141,7 @@ class VersionFolders:
         done = min(self.done_rows(model_id, version), base.rows)
         if done == base.rows:
             return files.load_rows(base.rows, base.live, progress=progress)
-        adapter = load_version_adapter(
-            self.folder(model_id, version), self.record(model_id, version)
-        )
+        adapter = self.adapter(model_id, version)
         later = np.asarray(base.vectors()[done:])[base.live[done:]]
         return np.concatenate(
             [

@@ -155,6 +155,18 @@ class Versions:
             parts.versions.remove(model_id, version)
             parts.forget_version(model_id, version)
 
+    def drop(self, version: str, model: str | None = None) -> None:
+        """Delete a damaged version, active or not (`sashie check --repair`): base becomes
+        active if it was. Nothing of it is read."""
+        parts = self._parts
+        model_id = parts.model_id(model)
+        with parts.writing():
+            parts.manifest.check_version(model_id, version)
+            if parts.active(model_id) == version:
+                parts.manifest.set_active(model_id, BASE)
+            parts.versions.remove(model_id, version)
+            parts.forget_version(model_id, version)
+
     def _rule_paraphraser(self, seed: int) -> RuleParaphraser:
         """The offline paraphraser: templates, kana script changes, and the newest label
         set's names and attributes as its lexicon (when the library has one)."""

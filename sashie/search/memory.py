@@ -28,6 +28,8 @@ from pathlib import Path
 import numpy as np
 
 from ..adapt.phrasings import phrasings
+from ..errors import Damaged
+from ..store.tensor_files import read_tensors
 
 MEMORY_FILE = "examples.safetensors"
 
@@ -99,21 +101,33 @@ class ExampleMemory:
         )
 
     @classmethod
-    def load(cls, folder: Path) -> ExampleMemory | None:
+    def load(cls, folder: Path, dim: int) -> ExampleMemory | None:
+        """The examples saved in a version's folder (None: none), checked to fit `dim`."""
         path = folder / MEMORY_FILE
         if not path.is_file():
             return None
-        from safetensors import safe_open
+        arrays, meta = read_tensors(path)
+        try:
+            memory = cls(
+                arrays["examples"].astype(np.float32),
+                arrays["caption_of"],
+                arrays["caption_vectors"].astype(np.float32),
+                arrays["phrasing_of"],
+                arrays["anchor_vectors"].astype(np.float32),
+                float(meta.get("weight", 1.0)),
+                float(meta.get("sharpness", 5.0)),
+            )
+            memory.check(dim)
+        except (KeyError, ValueError, TypeError) as e:
+            raise Damaged(str(path), f"not a version's examples: {e}") from None
+        return memory
 
-        with safe_open(str(path), "np") as f:
-            meta = f.metadata() or {}
-            arrays = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 - not a dict
-        return cls(
-            arrays["examples"].astype(np.float32),
-            arrays["caption_of"],
-            arrays["caption_vectors"].astype(np.float32),
-            arrays["phrasing_of"],
-            arrays["anchor_vectors"].astype(np.float32),
-            float(meta.get("weight", 1.0)),
-            float(meta.get("sharpness", 5.0)),
-        )
+    def check(self, dim: int) -> None:
+        """A `ValueError` unless the arrays fit each other and `dim`-dimensional vectors."""
+        vectors = (self.examples, self.caption_vectors, self.anchor_vectors)
+        if any(v.ndim != 2 or v.shape[1] != dim for v in vectors):
+            raise ValueError(f"its vectors are not {dim}-dimensional")
+        if self.caption_of.shape != (len(self.examples),) or self.phrasing_of.shape != (
+            len(self.caption_vectors),
+        ):
+            raise ValueError("its arrays do not fit each other")

@@ -15,8 +15,17 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import SashieError
-from .schema import SCHEMA, rename_old_tables
+from ..errors import Damaged, SashieError
+from .schema import (
+    CATALOG_PART,
+    MAX_SIDE,
+    SCHEMA,
+    check_tables,
+    damage,
+    rename_old_tables,
+    sound_box,
+    whole,
+)
 from .transaction import Box, Transaction
 
 _INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1  # SQLite's integers; no item has an id outside
@@ -53,25 +62,25 @@ class Catalog:
         # BEGIN to COMMIT, holds the lock, so that threads take turns on it.
         self._lock = threading.RLock()
         self.readonly = readonly
-        if readonly:
-            query = "mode=ro" + ("&immutable=1" if immutable else "")
-            try:
+        try:
+            if readonly:
+                query = "mode=ro" + ("&immutable=1" if immutable else "")
                 self.db = sqlite3.connect(
                     f"{path.resolve().as_uri()}?{query}",
                     uri=True,
                     isolation_level=None,
                     check_same_thread=False,
                 )
-                self.db.execute("SELECT 1 FROM sqlite_master LIMIT 1")
-            except sqlite3.Error as e:
-                raise SashieError(f"cannot read the library's catalog ({e})") from None
-        else:
-            self.db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-            self.db.execute("PRAGMA journal_mode=WAL")
-            rename_old_tables(self.db)
-            self.db.executescript(SCHEMA)
-        self.db.execute("PRAGMA foreign_keys=ON")
-        self.db.execute("PRAGMA synchronous=NORMAL")
+            else:
+                self.db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+                self.db.execute("PRAGMA journal_mode=WAL")
+                rename_old_tables(self.db)
+                self.db.executescript(SCHEMA)
+            check_tables(self.db)
+            self.db.execute("PRAGMA foreign_keys=ON")
+            self.db.execute("PRAGMA synchronous=NORMAL")
+        except sqlite3.Error as e:
+            raise Damaged(CATALOG_PART, str(e)) from None
 
     def close(self) -> None:
         with self._lock:
@@ -84,7 +93,16 @@ class Catalog:
 
     def _query(self, sql: str, params: Sequence = ()) -> list[tuple]:
         with self._lock:
-            return self.db.execute(sql, params).fetchall()
+            try:
+                return self.db.execute(sql, params).fetchall()
+            except sqlite3.DatabaseError as e:
+                raise damage(e) from None
+
+    def quick_check(self) -> list[str]:
+        """What SQLite finds wrong in the catalog's pages and indexes (empty: nothing); reads
+        the whole file."""
+        found = [row[0] for row in self._query("PRAGMA quick_check")]
+        return [] if found == ["ok"] else found
 
     # --- reading -------------------------------------------------------------------------
 
@@ -197,8 +215,7 @@ class Catalog:
                 page=r[2],
                 source=r[3],
                 detector=r[4],
-                bbox=(r[5], r[6], r[7], r[8]),
-                page_size=(r[9], r[10]),
+                **sound_box(r[5:9], r[9:11]),
                 metadata=_metadata(r[11]),
             )
             for r in rows
@@ -222,8 +239,7 @@ class Catalog:
                 page=uri,
                 source=source,
                 detector="page",
-                bbox=(0, 0, w, h),
-                page_size=(w, h),
+                **sound_box((0, 0, w, h), (w, h)),
                 metadata=_metadata(meta),
             )
             for page_id, uri, source, w, h, meta in rows
@@ -244,7 +260,26 @@ class Catalog:
 
     def vector_rows(self, model_id: str) -> int:
         found = self._query("SELECT rows FROM vector_sets WHERE model_id = ?", (model_id,))
-        return found[0][0] if found else 0
+        return max(whole(found[0][0]), 0) if found else 0
+
+    def last_item_id(self) -> int:
+        """The largest item id the catalog ever gave (items since deleted included)."""
+        found = self._query("SELECT seq FROM sqlite_sequence WHERE name = 'items'")
+        largest = self._query("SELECT MAX(id) FROM items")[0][0]
+        return max(whole(found[0][0]) if found else 0, whole(largest))
+
+    def unsound_items(self) -> int:
+        """How many items have a box that is not whole pixels inside its page, or a page
+        of no sane size (what a tampered catalog holds; `sound_box` clips them)."""
+        whole = " AND ".join(
+            f"typeof({c}) = 'integer'" for c in ("x0", "y0", "x1", "y1", "width", "height")
+        )
+        sql = (
+            "SELECT COUNT(*) FROM items i JOIN pages p ON p.id = i.page_id WHERE NOT "
+            f"({whole} AND width BETWEEN 1 AND {MAX_SIDE} AND height BETWEEN 1 AND {MAX_SIDE}"
+            " AND 0 <= x0 AND x0 < x1 AND x1 <= width AND 0 <= y0 AND y0 < y1 AND y1 <= height)"
+        )
+        return int(self._query(sql)[0][0])
 
     def counts(self) -> dict[str, int]:
         one = lambda sql: self._query(sql)[0][0]  # noqa: E731

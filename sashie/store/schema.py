@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Sequence
+
+import numpy as np
+
+from ..errors import Damaged
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS pages (
@@ -103,3 +108,57 @@ def rename_old_tables(db: sqlite3.Connection) -> None:
     tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
     if "labels" in tables and "marks" not in tables:
         db.execute("ALTER TABLE labels RENAME TO marks")
+
+
+def check_tables(db: sqlite3.Connection) -> None:
+    """Each of the catalog's tables is a table with its columns, not a view or another
+    shape someone gave it (a `sqlite3.DatabaseError` when not)."""
+    kinds = dict(db.execute("SELECT name, type FROM sqlite_master").fetchall())
+    shape = sqlite3.connect(":memory:")
+    shape.executescript(SCHEMA)
+    for (name,) in shape.execute("SELECT name FROM sqlite_master WHERE type = 'table'"):
+        if name.startswith("sqlite_") or name not in kinds:  # missing: an older catalog
+            continue
+        if kinds[name] != "table":
+            raise sqlite3.DatabaseError(f"{name} is not a table")
+        wanted = {row[1] for row in shape.execute(f"PRAGMA table_info({name})")}
+        if not wanted <= {row[1] for row in db.execute(f"PRAGMA table_info({name})")}:
+            raise sqlite3.DatabaseError(f"the {name} table lacks columns")
+    shape.close()
+
+
+CATALOG_PART = "the library's catalog"
+
+
+def damage(error: sqlite3.DatabaseError) -> Exception:
+    """What a failed catalog statement means: a damaged catalog, unless SQLite was only busy
+    or the error is another of its kinds (a constraint) that the caller handles."""
+    busy = isinstance(error, sqlite3.OperationalError) and (
+        "locked" in str(error) or "busy" in str(error) or "readonly" in str(error)
+    )
+    if busy or isinstance(error, sqlite3.IntegrityError):
+        return error
+    return Damaged(CATALOG_PART, str(error))
+
+
+MAX_SIDE = 1 << 17  # pixels a page side may have; a larger number is a tampered catalog
+
+
+def sound_box(bbox: Sequence, page_size: Sequence) -> dict:
+    """An item's box and page size as sashie wrote them: whole pixels, the box inside its
+    page and at least a pixel wide. A tampered catalog's values (huge, negative, not numbers)
+    are brought into those bounds, so that showing the item cannot fail or blow up."""
+    width, height = (min(max(whole(v), 1), MAX_SIDE) for v in page_size)
+    x0, x1 = (min(max(whole(v), 0), width) for v in (bbox[0], bbox[2]))
+    y0, y1 = (min(max(whole(v), 0), height) for v in (bbox[1], bbox[3]))
+    x0, y0 = min(x0, width - 1), min(y0, height - 1)
+    return {"bbox": (x0, y0, max(x1, x0 + 1), max(y1, y0 + 1)), "page_size": (width, height)}
+
+
+def whole(value: object) -> int:
+    """A stored number as an int (0 for what is not a finite number)."""
+    try:
+        number = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return 0
+    return int(number) if np.isfinite(number) and abs(number) < 2**62 else 0

@@ -10,6 +10,8 @@ import threading
 import time
 from collections.abc import Iterable
 
+from .schema import damage
+
 Box = tuple[int, int, int, int]  # x0, y0, x1, y1 in page pixels
 
 
@@ -33,8 +35,14 @@ class Transaction:
     def __exit__(self, kind: object, value: object, traceback: object) -> None:
         try:
             self.db.execute("COMMIT" if kind is None else "ROLLBACK")
+        except sqlite3.DatabaseError as e:
+            raise damage(e) from None
         finally:
             self.lock.release()
+        if isinstance(value, sqlite3.DatabaseError):
+            found = damage(value)
+            if found is not value:
+                raise found from None
 
     def put_page(
         self,

@@ -15,6 +15,8 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from ..errors import Damaged
+
 VECTOR_FILE = "vectors.f16"
 ITEM_FILE = "items.i64"
 
@@ -51,12 +53,23 @@ class VectorFile:
         """The first `rows` vectors, memory-mapped read-only (rows x dim float16)."""
         if rows == 0:
             return np.zeros((0, self.dim), np.float16)
+        self._holds(self.vector_path, rows, self.dim * 2)
         return np.memmap(self.vector_path, dtype=np.float16, mode="r", shape=(rows, self.dim))
 
     def item_ids(self, rows: int) -> np.ndarray:
         if rows == 0:
             return np.zeros(0, np.int64)
+        self._holds(self.item_path, rows, 8)
         return np.fromfile(self.item_path, dtype=np.int64, count=rows)
+
+    def _holds(self, path: Path, rows: int, width: int) -> None:
+        """Raise `Damaged` unless the file holds at least the rows the catalog counts."""
+        try:
+            held = path.stat().st_size // width
+        except OSError:
+            held = 0
+        if held < rows:
+            raise Damaged(str(path), f"it holds {held:,} rows; the catalog counts {rows:,}")
 
     def load_rows(
         self,

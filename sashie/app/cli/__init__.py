@@ -12,7 +12,7 @@ from .evaluation import bench_command, demo, world
 from .filter import filter_
 from .iiif import export_iiif, iiif_link
 from .index import index, reindex
-from .info import export, info
+from .info import check, export, info
 from .labels import classify, labels_group
 from .regions import regions_group
 from .search import search
@@ -41,6 +41,7 @@ def main() -> None:
     sashie classify LIB --labels labels.csv      label every item; then search --label 鳥
     sashie versions list LIB                     the model versions; `versions use` switches
     sashie info LIB                              what the library holds, what was skipped
+    sashie check LIB --repair                    what in a library folder is damaged
     sashie export LIB OUT/                       crops, vectors, metadata for clip-retrieval
     sashie export-iiif LIB OUT.json -q "crane"   found regions for IIIF viewers (iiif-link: one)
     """
@@ -52,6 +53,7 @@ for command in (
     search,
     serve,
     info,
+    check,
     export,
     export_iiif,
     iiif_link,

@@ -1,4 +1,5 @@
-"""`sashie info` and `sashie export`: what a library holds, and its vectors for other tools."""
+"""`sashie info`, `sashie check` and `sashie export`: what a library holds, what in it is
+damaged, and its vectors for other tools."""
 
 from __future__ import annotations
 
@@ -28,6 +29,9 @@ def info(library, as_json):
     click.echo(f"pages     {facts['pages']}{copies}")
     click.echo(f"items     {facts['items']}" + (f" ({by_detector})" if by_detector else ""))
     for m in facts["models"]:
+        if m.get("damaged"):
+            click.echo(f"model     {m['id']}: damaged (see below)")
+            continue
         mark = " (default)" if m["default"] else ""
         if m["versions"]:
             mark += (
@@ -65,6 +69,10 @@ def info(library, as_json):
             f"({entry['method']}, model version {entry['model_version']})"
             + (f"; most: {top}" if top else "")
         )
+    for problem in facts["damaged"]:
+        click.echo(f"damaged   {problem['part']}: {problem['reason']}")
+    if facts["damaged"]:
+        click.echo(f"          `sashie check {library}` checks every file; --repair repairs")
     click.echo(f"skipped   {facts['skipped']}")
     for reason, n in sorted(facts["skipped_by_reason"].items(), key=lambda x: -x[1]):
         click.echo(f"  {n:>6}  {reason}")
@@ -109,3 +117,44 @@ def export(library, out_dir, model, version, no_crops, as_json):
             f"e.g. {report.crops_failed_example}",
             err=True,
         )
+
+
+@click.command()
+@click.argument("library", type=LIBRARY)
+@click.option(
+    "--repair",
+    is_flag=True,
+    help="Repair what can be repaired without losing anything people made: build a damaged "
+    "ANN index again; drop a damaged model version, composer, filter or label set.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def check(library, repair, as_json):
+    """Check every file of LIBRARY against what sashie writes: the catalog, vectors, model
+    versions, ANN indexes, the filter, composers and label sets. For a library folder someone
+    sent you, or one a crash or a disk may have damaged. Exits 1 while a problem is left.
+
+    \b
+    sashie check LIB            list what is damaged (nothing is changed)
+    sashie check LIB --repair   then repair what can be repaired
+    """
+    lib = Library(library, progress=not as_json)
+    checkup = lib.check(repair=repair)
+    if as_json:
+        echo_json(checkup.as_dict())
+    else:
+        for problem in checkup.problems:
+            done = problem.repair is not None and problem.repair in checkup.repaired
+            click.echo(f"{problem.part}: {problem.reason}")
+            if problem.repair is None:
+                click.echo("    no safe repair (docs/security.md says what to do)")
+            else:
+                click.echo(f"    {'repaired: ' if done else '--repair would '}{problem.repair}")
+        left = len(checkup.left)
+        click.echo(
+            "no problems found"
+            if not checkup.problems
+            else f"{len(checkup.problems)} problem(s), {left} left",
+            err=True,
+        )
+    if checkup.left:
+        raise SystemExit(1)

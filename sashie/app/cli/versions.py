@@ -37,6 +37,9 @@ def versions_list(library, model, as_json):
     rows = [("", "version", "made", "kind", "data")]
     rows.append(("*" if described["active"] == "base" else "", "base", "", "the model itself", ""))
     for v in described["versions"]:
+        if "damaged" in v:
+            rows.append(("", v["name"], "", "damaged", f"{v['damaged']} (sashie check --repair)"))
+            continue
         rows.append(
             (
                 "*" if described["active"] == v["name"] else "",
