@@ -12,6 +12,14 @@ and peak during the run.
     python benchmarks/server_load.py [--users 50] [--items 100000] [--keep DIR]
         [--requests 1500] [--seconds 180] [--think 1.0] [--code DIR]
 
+--big-images measures memory instead (issue 39, point 5): bursts of 1, 4, 8 and 16 clients at
+once, each sending one search with two 6000 x 6600 PNG page scans, and prints the server's
+peak memory during each burst and its memory a few seconds after, against its decoding
+budget (SASHIE_DECODE_MB), with how many searches were answered and how many were told to
+come back (503).
+
+    python benchmarks/server_load.py --big-images [--items 5000] [--keep DIR] [--code DIR]
+
 --code DIR runs the server from another checkout (e.g. a `git worktree` of an older commit),
 so the same load can be measured on both.
 """
@@ -172,6 +180,69 @@ class Load:
                 self.stop.wait(0.5)
 
 
+def big_scan(seed: int) -> bytes:
+    """A 6000 x 6600 PNG like a page scan: paper, ruled columns, ink strokes (a few MB)."""
+    from PIL import Image, ImageDraw
+
+    rng = random.Random(seed)
+    page = Image.new("RGB", (6000, 6600), (236, 226, 204))
+    draw = ImageDraw.Draw(page)
+    for column in range(60, 5900, 240):
+        draw.line([(column, 200), (column, 6400)], fill=(90, 60, 40), width=4)
+        for _ in range(40):
+            x, y = column + rng.randint(20, 200), rng.randint(200, 6300)
+            draw.line(
+                [(x, y), (x + rng.randint(-60, 60), y + rng.randint(20, 160))], fill=0, width=9
+            )
+    out = io.BytesIO()
+    page.save(out, "PNG", compress_level=6)
+    return out.getvalue()
+
+
+def big_images(base: str, pid: int, budget_mb: float) -> None:
+    """Bursts of clients, each with one search of two large scans: memory against clients."""
+    scans = [big_scan(seed) for seed in range(2)]
+    files = [("images", (f"scan{i}.png", data, "image/png")) for i, data in enumerate(scans)]
+    idle = memory(pid)
+    print(
+        f"two {len(scans[0]) / 2**20:.1f} MB PNGs of 6000 x 6600 a search; decoding budget "
+        f"{budget_mb:g} MiB; server idle {idle / 2**20:.0f} MiB; {os.cpu_count()} cores"
+    )
+    print(
+        "| clients at once | answered | told to retry (503) | other | seconds | peak MiB "
+        "| after 5 s MiB |"
+    )
+    print("|---|---|---|---|---|---|---|")
+    codes: list[int] = []
+    lock = threading.Lock()
+
+    def one() -> None:
+        try:
+            code = httpx.post(f"{base}/api/search", files=files, timeout=300).status_code
+        except httpx.HTTPError:
+            code = 0
+        with lock:
+            codes.append(code)
+
+    for clients in (1, 4, 8, 16):
+        codes.clear()
+        threads = [threading.Thread(target=one) for _ in range(clients)]
+        started = time.perf_counter()
+        peak = memory(pid)
+        for thread in threads:
+            thread.start()
+        while any(t.is_alive() for t in threads):
+            peak = max(peak, memory(pid))
+            time.sleep(0.02)
+        seconds = time.perf_counter() - started
+        time.sleep(5)
+        print(
+            f"| {clients} | {codes.count(200)} | {codes.count(503)} | "
+            f"{len(codes) - codes.count(200) - codes.count(503)} | {seconds:.1f} | "
+            f"{peak / 2**20:.0f} | {memory(pid) / 2**20:.0f} |"
+        )
+
+
 def percentile(values: list[float], q: float) -> float:
     return float(np.percentile(values, q)) * 1000 if values else float("nan")
 
@@ -179,13 +250,15 @@ def percentile(values: list[float], q: float) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--users", type=int, default=50)
-    parser.add_argument("--items", type=int, default=100_000)
+    parser.add_argument("--items", type=int, help="library size (100,000; --big-images: 5,000)")
+    parser.add_argument("--big-images", action="store_true", help="memory under large images")
     parser.add_argument("--requests", type=int, default=1500)
     parser.add_argument("--seconds", type=float, default=180)
     parser.add_argument("--think", type=float, default=1.0, help="mean pause between requests")
     parser.add_argument("--keep", type=Path, help="build the library here once, then reuse it")
     parser.add_argument("--code", help="serve from this checkout instead")
     args = parser.parse_args()
+    args.items = args.items or (5_000 if args.big_images else 100_000)
 
     root = args.keep or Path(tempfile.mkdtemp(prefix="sashie-load-"))
     library = root / "lib"
@@ -197,6 +270,10 @@ def main() -> None:
     base = f"http://127.0.0.1:{port}"
     try:
         httpx.post(f"{base}/api/search", data={"text": "warm up"}, timeout=120)
+        if args.big_images:
+            budget = float(os.environ.get("SASHIE_DECODE_MB", 512))
+            big_images(base, server.pid, budget)
+            return
         idle = memory(server.pid)
         load = Load(base, args)
         peak = idle

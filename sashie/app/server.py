@@ -33,13 +33,15 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ..adapt.settings import DEFAULTS
 from ..classify.coder import OTHER
-from ..errors import NotFound, SashieError
+from ..errors import Damaged, NotFound, SashieError
 from ..library import Library
 from ..search.feedback import DEFAULT_LEARNER, FEEDBACK_LEARNERS
 from ..search.query import DEFAULT_DIMS
 from .api import annotations as annotations_api
 from .api import iiif, items, labels, marks, search, versions
 from .api.served import AdaptJob, Expired, SearchMemory, Served, Snapshot
+from .decoding import Busy, keep_large_blocks_apart
+from .http_protocol import uvicorn_settings
 
 MAX_REQUEST_BYTES = 32 * 2**20  # a whole request body, refused from its Content-Length
 EXAMPLE_QUERIES = 6  # searches the page offers before the first one
@@ -132,6 +134,7 @@ def create_app(
     plain functions, which FastAPI runs in worker threads, side by side; the search endpoint
     hands its work to one."""
     lib = Library(library, trust_remote_code=trust_remote_code, read_only=read_only)
+    keep_large_blocks_apart()  # a burst of large example images leaves no bloated heap
     served = Served(lib, SearchMemory(), AdaptJob(), trust_remote_code, example_query)
     served.facts = Snapshot(lambda: library_facts(served), fresh=1.0)  # lags a second
     hosts = None if allowed_hosts is None else {h.lower().strip("[]") for h in allowed_hosts}
@@ -290,6 +293,17 @@ def _answer_errors(app: FastAPI) -> None:
             {"error": f"{where or 'request'}: {first.get('msg', 'invalid')}"}, status_code=422
         )
 
+    @app.exception_handler(Busy)
+    async def busy(request: Request, error: Busy):
+        headers = {"Retry-After": str(error.retry_after)}
+        return JSONResponse({"error": str(error)}, status_code=503, headers=headers)
+
+    @app.exception_handler(Damaged)
+    async def damaged(request: Request, error: Damaged):
+        """A damaged file of the library: this answer cannot be given until it is repaired
+        (`sashie check --repair`); answers that do not need it go on."""
+        return JSONResponse({"error": _told(request, error), "damaged": True}, status_code=503)
+
     @app.exception_handler(SashieError)
     async def sashie_error(request: Request, error: SashieError):
         return JSONResponse({"error": _told(request, error)}, status_code=400)
@@ -358,4 +372,4 @@ def serve(
     echo(f"sashie: http://{shown}:{port}/" + (f"?token={token}" if token else ""))
     if read_token:
         echo(f"sashie, to search only: http://{shown}:{port}/?token={read_token}")
-    uvicorn.run(app, host=host, port=port, log_level="warning")
+    uvicorn.run(app, host=host, port=port, log_level="warning", **uvicorn_settings())

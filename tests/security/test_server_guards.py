@@ -2,18 +2,21 @@
 security headers, bodies refused before they are read, uploads bounded in pixels, request
 fields that gave 500s, what /original serves, and links taken from manifest data."""
 
+import asyncio
 import io
 import json
 import socket
 import threading
 import time
 
+import httpx
 import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
 
-from sashie.app import server
+from sashie.app import http_protocol, server
 from sashie.app.api import search as search_api
+from sashie.app.decoding import DecodeBudget
 from sashie.library import Library
 from sashie.store.catalog import Catalog
 
@@ -128,12 +131,80 @@ def test_a_body_over_the_limit_is_refused_before_it_is_sent(world_library):
     assert answer.startswith("HTTP/1.1 413"), answer[:200]
 
 
+def _raw(url: str, request: bytes, wait: float = 10.0) -> str:
+    """What a real server answers to these bytes, until it closes the connection."""
+    host, port = url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=wait) as s:
+        s.sendall(request)
+        answer = b""
+        while chunk := s.recv(65536):
+            answer += chunk
+    return answer.decode("latin-1")
+
+
+def test_a_url_of_a_megabyte_gets_a_414_not_a_reset(world_library):
+    with serving(server.create_app(world_library)) as url:
+        answer = _raw(url, b"GET /api/search?q=" + b"a" * 2**20 + b" HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert answer.startswith("HTTP/1.1 414"), answer[:200]
+        assert "too long" in answer
+        huge_header = b"GET /api/info HTTP/1.1\r\nHost: x\r\nX-Big: " + b"b" * 40_000 + b"\r\n\r\n"
+        assert _raw(url, huge_header).startswith("HTTP/1.1 431")
+        assert httpx.get(url + "/api/info").status_code == 200  # the server goes on
+
+
+def test_a_client_that_never_finishes_its_headers_is_let_go(world_library, monkeypatch):
+    monkeypatch.setattr(http_protocol, "HEAD_SECONDS", 0.5)
+    with serving(server.create_app(world_library)) as url:
+        started = time.monotonic()
+        answer = _raw(url, b"GET /api/info HTTP/1.1\r\nHost: x\r\n", wait=20)
+        assert answer.startswith("HTTP/1.1 408") and time.monotonic() - started < 10
+        with httpx.Client() as http:  # a kept-alive connection still serves requests
+            assert http.get(url + "/api/info").status_code == 200
+            time.sleep(0.8)
+            assert http.get(url + "/api/info").status_code == 200
+
+
 def test_many_large_example_images_are_refused_from_their_headers(client):
     """20 PNGs of 6300 x 6300 (a 773 KB request that decodes to 3.5 GB)."""
     big = png((6300, 6300))
     files = [("images", (f"{i}.png", big, "image/png")) for i in range(20)]
     answer = client.post("/api/search", files=files)
     assert answer.status_code == 400 and "pixels" in answer.json()["error"]
+
+
+def test_example_images_wait_for_the_servers_decoding_budget_then_get_a_503(client):
+    """Memory for decoding is bounded across requests: when other searches hold the whole
+    budget, a search with images waits, then is told to come back (issue 39, point 5)."""
+    served = client.app.state.served
+    kept = served.decoding
+    served.decoding = DecodeBudget(total=64 * 2**20, wait=0.2)
+    files = [("images", ("a.png", png((2000, 2000)), "image/png"))]
+    try:
+        served.decoding.used = served.decoding.total  # others are decoding
+        answer = client.post("/api/search", files=files)
+        assert answer.status_code == 503 and answer.headers["retry-after"].isdigit()
+        assert "busy" in answer.json()["error"]
+        served.decoding.used = 0
+        assert client.post("/api/search", files=files).status_code == 200
+        assert served.decoding.used == 0  # what a search held is given back
+    finally:
+        served.decoding = kept
+
+
+def test_a_search_waits_for_the_budget_rather_than_failing_when_it_frees_in_time():
+    budget = DecodeBudget(total=100, wait=5.0)
+    order = []
+
+    async def search(name: str, amount: int, seconds: float) -> None:
+        async with budget.held(amount):
+            order.append((name, budget.used))
+            await asyncio.sleep(seconds)
+
+    async def both() -> None:
+        await asyncio.gather(search("first", 80, 0.2), search("second", 80, 0))
+
+    asyncio.run(both())
+    assert order == [("first", 80), ("second", 80)] and budget.used == 0
 
 
 def test_an_example_image_is_kept_at_query_size():

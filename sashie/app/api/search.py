@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Sequence
+from contextlib import nullcontext
 from dataclasses import replace
 
 from fastapi import APIRouter, File, Form, Query, Request, UploadFile
@@ -17,6 +18,7 @@ from ...library import Asked, Filters, Result
 from ...search.feedback import DEFAULT_LEARNER, FEEDBACK_LEARNERS
 from ...search.query import DEFAULT_DIMS, DEFAULT_SELECT, SELECTIONS, parse_dims, parse_ids
 from ...sources.images import decode_image, header_pixels
+from ..decoding import cost
 from .served import (
     MAX_RESULTS,
     PAGE_SIZE,
@@ -32,6 +34,7 @@ MAX_UPLOAD_BYTES = 20 * 2**20  # one example image
 MAX_UPLOAD_PIXELS = 40_000_000  # one example image
 MAX_UPLOADS = 20
 MAX_REQUEST_PIXELS = 100_000_000  # all the example images of one search together
+HEADER_BYTES = 1 << 16  # read of an upload to learn its size in pixels
 QUERY_SIDE = 448  # examples are decoded and kept at about this size (the encoder needs 224)
 MAX_LABELS = 20  # classes one search may keep or leave out
 
@@ -144,12 +147,25 @@ async def search(
 ) -> dict:
     if len(images) > MAX_UPLOADS:
         raise SashieError(f"at most {MAX_UPLOADS} example images")
-    uploads = [(u.filename, await u.read(MAX_UPLOAD_BYTES + 1)) for u in images]
     asked = search_asked(text, items, dims, select, modify, modify_method)
     where = search_filters(all_items, label, not_label)
     client = _client(request)
-    key = await run_in_threadpool(remember, served, asked, uploads, where, exact, client)
+    charge = cost([u.size or MAX_UPLOAD_BYTES for u in images], [await _pixels(u) for u in images])
+    async with served.decoding.held(charge) if images else nullcontext():
+        uploads = [(u.filename, await u.read(MAX_UPLOAD_BYTES + 1)) for u in images]
+        for upload in images:
+            await upload.close()  # its spooled copy goes now; the bytes are in `uploads`
+        key = await run_in_threadpool(remember, served, asked, uploads, where, exact, client)
+        del uploads
     return await run_in_threadpool(page_of, served, key, offset, limit)
+
+
+async def _pixels(upload: UploadFile) -> int:
+    """The pixels an upload's header declares (at most what one example may have; that when
+    the header cannot be read from its first bytes)."""
+    head = await upload.read(HEADER_BYTES)
+    await upload.seek(0)
+    return min(header_pixels(head) or MAX_UPLOAD_PIXELS, MAX_UPLOAD_PIXELS)
 
 
 @router.get("/api/search", summary="Search by text and example items (a link to share)")

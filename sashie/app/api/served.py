@@ -10,7 +10,7 @@ import time
 import uuid
 from collections import Counter, OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated
@@ -26,6 +26,7 @@ from ...errors import SashieError
 from ...library import Filters, Library
 from ...search.query import Query as SearchQuery
 from ...sources.images import is_url
+from ..decoding import DecodeBudget
 
 SEARCH_TTL = 4 * 3600  # a search may be refined or paged this long after its last use
 SEARCH_MEMORY = 64 * 2**20  # bytes of remembered searches, all users together
@@ -211,6 +212,7 @@ class Served:
     trust_remote_code: bool = False
     example_query: str | None = None
     facts: Snapshot | None = None  # what /api/info answers (set by the app)
+    decoding: DecodeBudget = field(default_factory=DecodeBudget)  # example images' memory
 
     def __post_init__(self) -> None:
         self.thumbnail = lru_cache(maxsize=2048)(self._thumbnail)
