@@ -29,7 +29,7 @@ from tqdm import tqdm
 from ..encoders import Encoder
 from ..regions import BBox, Detector
 from ..sources.images import DEFAULT_MAX_PIXELS, is_url
-from ..sources.pages import PageRef, expand_sources
+from ..sources.pages import PageRef, Sidecar, expand_sources
 from ..store.catalog import Catalog
 from ..store.vectors import VectorFile
 from .cutting import PageCopy, PageCutter, PageJob, PageWork, Skip
@@ -177,6 +177,7 @@ class Indexer:
         progress: bool = False,
         engine: Engine | None = None,
         recut: Collection[str] = (),
+        books: Sidecar | None = None,
     ) -> None:
         self.catalog = catalog
         self.vector_file = vector_file
@@ -188,6 +189,8 @@ class Indexer:
         self.engine = engine or LocalEngine(encoder, batch_size, workers)
         self.rows = catalog.vector_rows(model_id)
         self.recut = frozenset(recut)  # detectors to run again on pages they have cut
+        self.books = books or {}  # a sidecar's book metadata, by folder or file
+        self.book_ids: dict[str, int] = {}  # the catalog's id of each book planned, by key
 
     # --- planning --------------------------------------------------------------------------
 
@@ -197,8 +200,9 @@ class Indexer:
         refs: dict[str, PageRef] = {}
         skip = lambda uri, source, reason: report.skipped.append(Skip(uri, source, reason))  # noqa: E731
         named = [s for s in sources if isinstance(s, PageRef)]
-        for ref in named or expand_sources([str(s) for s in sources], skip):
+        for ref in named or expand_sources([str(s) for s in sources], skip, self.books):
             refs.setdefault(ref.uri, ref)
+        self._record_books(list(refs.values()))
         report.pages_seen = len(refs)
         if report.skipped:  # sources that could not be read at all (a malformed manifest)
             with self.catalog.transaction() as tx:
@@ -231,6 +235,28 @@ class Indexer:
                 unchanged.append(ref)
         self._update_metadata(unchanged)
         return jobs
+
+    def _record_books(self, refs: list[PageRef]) -> None:
+        """Record the books of these pages as their sources describe them now, and which
+        book each page already indexed is of (a library indexed before books were)."""
+        books = {ref.book.key: ref.book for ref in refs if ref.book is not None}
+        if not books or not self.catalog.books.known:
+            return
+        placed = self.catalog.books.page_books()
+        stored = self.catalog.books.by_key()
+        with self.catalog.transaction() as tx:
+            for key, book in books.items():
+                record, known = book.as_dict(), stored.get(key)
+                if known is not None and all(known[k] == v for k, v in record.items()):
+                    self.book_ids[key] = known["id"]  # as recorded: nothing written
+                else:
+                    self.book_ids[key] = tx.put_book(record)
+            for ref in refs:
+                if ref.book is None or ref.uri not in placed:
+                    continue
+                place = (self.book_ids[ref.book.key], ref.page_number)
+                if placed[ref.uri] != place:
+                    tx.set_page_book(ref.uri, *place)
 
     def _update_metadata(self, refs: list[PageRef]) -> None:
         """Record what a source now says of pages that are not read again (a manifest's
@@ -342,6 +368,8 @@ class Indexer:
                     ref.metadata,
                     w.replace,
                 )
+                if ref.book is not None and ref.book.key in self.book_ids:
+                    tx.set_page_book(ref.uri, self.book_ids[ref.book.key], ref.page_number)
                 item_ids += [item_id for item_id, _ in w.pending]
                 for region, crop_hash in zip(w.regions, w.hashes):
                     item_ids.append(

@@ -4,6 +4,7 @@ library.py          Library: add, recut, reindex, search, feedback, query, info,
                     CLI and the server use only its verbs and its sub-objects')
 searching.py        one search: the query built (`Asked`), the items it looks at (`Filters`),
                     its results (`Result`)
+arranging.py        results sorted by year, grouped by book, counted (facets), their knee
 indexing.py         indexing and recutting pages; the ANN index rebuilt
 filtering.py        lib.filter: keep/exclude marks and the filter trained on them
 annotations.py      lib.annotations: captions; as training pairs; their export
@@ -23,11 +24,14 @@ export.py           one row per item for other tools: vectors .npy, crops, Parqu
 iiif.py             regions on IIIF canvases, Content States, AnnotationPages
 pictures.py         crops and pages to show
 region_model.py     a library's own region detector, tuned on boxes a curator drew
+checking.py         `sashie check`: what in the folder is damaged; repairs that lose nothing
+facts.py            what `sashie info` tells
 """
 
 from ..ingest.indexer import AddReport, Interrupted
 from ..store.catalog import ItemRow
 from .adapting import AdaptReport
+from .arranging import SORTS, BookHits, book_facets, by_book, knee, sort_results
 from .export import ExportReport
 from .library import Library
 from .manifest import BASE
@@ -37,13 +41,19 @@ from .searching import Asked, Filters, Result
 __all__ = [
     "BASE",
     "MAX_DRAWN",
+    "SORTS",
     "AdaptReport",
     "AddReport",
     "Asked",
+    "BookHits",
     "ExportReport",
     "Filters",
     "Interrupted",
     "ItemRow",
     "Library",
     "Result",
+    "book_facets",
+    "by_book",
+    "knee",
+    "sort_results",
 ]

@@ -18,7 +18,6 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from functools import partial
-from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -26,11 +25,14 @@ from ..adapt.version_files import TEXT_FILE, vector_set
 from ..errors import Damaged, SashieError
 from ..search.memory import ExampleMemory
 from ..store.tensor_files import read_tensors
+from .ann_files import AnnChoice
+from .composers import Composers
+from .filtering import Filter
+from .indexing import rebuild_ann
+from .labels import Labels
 from .manifest import BASE
 from .parts import Parts
-
-if TYPE_CHECKING:
-    from .library import Library
+from .versions import Versions
 
 
 @dataclass(frozen=True)
@@ -71,9 +73,20 @@ class Checkup:
 class Checks:
     """The checks of one library and their repairs, through its sub-objects."""
 
-    def __init__(self, parts: Parts, library: Library) -> None:
+    def __init__(
+        self,
+        parts: Parts,
+        *,
+        versions: Versions,
+        composers: Composers,
+        keep_filter: Filter,
+        labels: Labels,
+    ) -> None:
         self.parts = parts
-        self.library = library
+        self.versions = versions
+        self.composers = composers
+        self.keep_filter = keep_filter
+        self.labels = labels
 
     def run(self, *, thorough: bool) -> list[Problem]:
         """Every problem found: quick checks only, or (`thorough`) reading every file."""
@@ -163,7 +176,7 @@ class Checks:
                 f"model version {version} of {model_id}",
                 _why(e),
                 f"drop model version {version} of {model_id} (base is active if it was)",
-                lambda: self.library.versions.drop(version, model_id),
+                lambda: self.versions.drop(version, model_id),
             )
         return None
 
@@ -193,10 +206,10 @@ class Checks:
     def _rebuild_ann(self, model_id: str, version: str) -> None:
         with self.parts.writing():  # an unsound file is derived data: it goes first
             self.parts.ann.path(model_id, version).unlink(missing_ok=True)
-        self.library.reindex(model_id, version=version)
+        rebuild_ann(self.parts, model_id, version, AnnChoice().check())
 
     def _composer(self, model_id: str, version: str) -> list[Problem]:
-        composers = self.library.composer
+        composers = self.composers
         try:
             composers.load(model_id, version)
         except SashieError as e:
@@ -212,14 +225,14 @@ class Checks:
 
     def _filter(self) -> list[Problem]:
         try:
-            self.library.filter.load()
+            self.keep_filter.load()
         except SashieError as e:
-            return [Problem("the filter", _why(e), "drop the filter", self.library.filter.remove)]
+            return [Problem("the filter", _why(e), "drop the filter", self.keep_filter.remove)]
         return []
 
     def _label_sets(self) -> list[Problem]:
         found = []
-        labels = self.library.labels
+        labels = self.labels
         for name in self.parts.catalog.label_set_names():
             try:
                 labels.get(name)

@@ -24,6 +24,8 @@ from __future__ import annotations
 
 import base64
 import json
+import os
+import string
 import urllib.parse
 import uuid
 from collections.abc import Sequence
@@ -34,6 +36,8 @@ from ..sources.images import is_url
 from ..store.catalog import Catalog, ItemRow
 
 PRESENTATION_3 = "http://iiif.io/api/presentation/3/context.json"
+PRESENTATION_2 = "http://iiif.io/api/presentation/2/context.json"
+CURATION = "http://codh.rois.ac.jp/iiif/curation/1/context.json"
 MEDIA_FRAGMENTS = "http://www.w3.org/TR/media-frags/"
 URI_COMPONENT_SAFE = "-_.!~*'()"  # what JavaScript's encodeURIComponent leaves as it is
 
@@ -147,6 +151,51 @@ def encode_content_state(state: dict) -> str:
     return base64.urlsafe_b64encode(quoted.encode("ascii")).decode("ascii").rstrip("=")
 
 
+VIEWERS = {  # viewer link templates by name (SASHIE_VIEWER: a name or a template)
+    "uv": "https://uv-v4.netlify.app/#?manifest={manifest}&cv={canvas_index}&xywh={xywh}",
+    "mirador": "https://projectmirador.org/embed/?iiif-content={iiif_content}",
+}
+DEFAULT_VIEWER = "uv"
+
+
+def viewer_template() -> str | None:
+    """The viewer link template: SASHIE_VIEWER names one of VIEWERS or is an http(s)
+    template with {manifest}, {canvas}, {canvas_index}, {xywh}, {iiif_content}; "none": no
+    viewer links. One error line for a template that is not an http(s) URL."""
+    chosen = os.environ.get("SASHIE_VIEWER", DEFAULT_VIEWER).strip()
+    if chosen.lower() == "none":
+        return None
+    template = VIEWERS.get(chosen.lower(), chosen)
+    if not is_url(template):
+        raise SashieError(
+            f"SASHIE_VIEWER must name a viewer ({', '.join(VIEWERS)}, none) or be an "
+            "http(s) link template"
+        )
+    return template
+
+
+def viewer_url(template: str | None, where: Place, canvas_index: object) -> str | None:
+    """A viewer link that opens the item's region (None: no template, or the template
+    asks for what the item lacks: its manifest's id, its canvas's place)."""
+    if template is None:
+        return None
+    values = {
+        "manifest": where.manifest,
+        "canvas": where.canvas,
+        "canvas_index": canvas_index if type(canvas_index) is int else None,
+        "xywh": ",".join(map(str, where.xywh)),
+        "iiif_content": encode_content_state(content_state(where)),
+    }
+    try:
+        named = {n for _, n, _, _ in string.Formatter().parse(template) if n}
+    except ValueError:
+        return None
+    if not named <= set(values) or any(values[n] is None for n in named):
+        return None
+    quoted = {k: urllib.parse.quote(str(v), safe="") for k, v in values.items()}
+    return template.format(**quoted)
+
+
 def link(row: ItemRow) -> dict | None:
     """Where an item lies on its IIIF canvas (None: its page has no canvas): {"item",
     "manifest", "canvas", "canvas_size", "xywh" (on the canvas), "region" (canvas#xywh=),
@@ -207,6 +256,55 @@ def annotation_page(
     return AnnotationExport(page, len(items), len(rows) - len(items))
 
 
+def curation(
+    rows: Sequence[ItemRow],
+    title: str,
+    scores: Sequence[float] | None = None,
+    captions: dict[int, list[str]] | None = None,
+) -> AnnotationExport:
+    """A IIIF Curation (CODH's `cr:Curation`, as the IIIF Curation Viewer and Japanese
+    projects trade crops): one selection per manifest, its members the regions as
+    `canvas#xywh=`, each with its captions (and rank and score when `scores` are given).
+    Items not on a IIIF canvas of a manifest with a web id are counted and left out."""
+    selections: dict[str, dict] = {}
+    kept = 0
+    for rank, row in enumerate(rows, start=1):
+        where = place(row)
+        if where is None or where.manifest is None:
+            continue
+        said = (captions or {}).get(row.id, [])
+        label = "; ".join(said) or (f"#{rank}" if scores is not None else f"item {row.id}")
+        metadata = [{"label": "caption", "value": c} for c in said]
+        if scores is not None:
+            metadata.append({"label": "score", "value": f"{scores[rank - 1]:.4f}"})
+        metadata.append({"label": "sashie item", "value": str(row.id)})
+        member = {"@id": where.region, "@type": "sc:Canvas", "label": label, "metadata": metadata}
+        selection = selections.setdefault(
+            where.manifest,
+            {
+                "@id": _urn(f"{title}\n{where.manifest}"),
+                "@type": "sc:Range",
+                "label": title,
+                "members": [],
+                "within": {
+                    "@id": where.manifest,
+                    "@type": "sc:Manifest",
+                    "label": str(row.metadata.get("manifest_label") or where.manifest),
+                },
+            },
+        )
+        selection["members"].append(member)
+        kept += 1
+    page = {
+        "@context": [PRESENTATION_2, CURATION],
+        "@id": _urn("\n".join([title, *selections])),
+        "@type": "cr:Curation",
+        "label": title,
+        "selections": list(selections.values()),
+    }
+    return AnnotationExport(page, kept, len(rows) - kept)
+
+
 def _text(value: str, purpose: str) -> dict:
     return {"type": "TextualBody", "value": value, "format": "text/plain", "purpose": purpose}
 
@@ -237,8 +335,10 @@ def found_regions(
     caption: str | None,
     mark: str | None,
     title: str | None,
+    as_curation: bool = False,
 ) -> AnnotationExport:
-    """The AnnotationPage of the given items, those with a caption, or those marked."""
+    """The AnnotationPage (or, `as_curation`, the IIIF Curation) of the given items, those
+    with a caption, or those marked."""
     if sum(x is not None for x in (item_ids, caption, mark)) != 1:
         raise SashieError("name the items: item ids, a caption or a mark")
     if caption is not None:
@@ -263,7 +363,8 @@ def found_regions(
     captions = _captions(catalog, wanted)
     if title is None:
         title = caption or (f"marked {mark}" if mark else "sashie")
-    return annotation_page(catalog.items(wanted), title, scores, captions)
+    write = curation if as_curation else annotation_page
+    return write(catalog.items(wanted), title, scores, captions)
 
 
 def _captions(catalog: Catalog, item_ids: list[int]) -> dict[int, list[str]]:

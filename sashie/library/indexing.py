@@ -11,7 +11,7 @@ from ..errors import SashieError
 from ..ingest.indexer import AddReport, Indexer
 from ..regions import DEFAULT_DETECTORS, load_detectors
 from ..sources.images import DEFAULT_MAX_PIXELS
-from ..sources.pages import PageRef
+from ..sources.pages import PageRef, Sidecar
 from .ann_files import AnnChoice
 from .filtering import Filter
 from .parts import Parts
@@ -35,6 +35,7 @@ class Indexing:
     engine: str = "local"
     address: str | None = None
     recut: Sequence[str] = ()  # detectors run again on pages already indexed
+    books: Sidecar | None = None  # book metadata for folders and lists (--metadata FILE)
 
     def check(self) -> AnnChoice:
         """The ANN choice, after refusing settings that do not go together."""
@@ -88,6 +89,7 @@ def index_pages(
             progress=parts.progress,
             engine=runner,
             recut=how.recut,
+            books=how.books,
         )
         parts.loaded.clear()
         report = indexer.run(sources)

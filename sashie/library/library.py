@@ -38,12 +38,14 @@ from ..regions import DEFAULT_DETECTORS, parse_detector_names
 from ..search.feedback import DEFAULT_LEARNER, refine
 from ..search.query import Query
 from ..search.ranking import DEFAULT_K, AnnSearch, VectorIndex, restrict
+from ..sources.books import read_sidecar
 from ..sources.images import DEFAULT_MAX_PIXELS
 from ..sources.pages import check_sources, indexed_page
 from ..store.catalog import ItemRow
 from . import iiif, searching
 from .ann_files import AnnChoice
 from .annotations import Annotations
+from .arranging import at_least
 from .checking import Checks, Checkup
 from .composers import Composers
 from .export import ExportReport, export_items
@@ -183,11 +185,13 @@ class Library:
         index_kind: str | None = None,
         engine: str = "local",
         address: str | None = None,
+        metadata: str | os.PathLike | None = None,
     ) -> AddReport:
         """Index sources (folders, path lists, IIIF manifests, images): only what is new or
-        changed is read and embedded. `regions` names the region detectors ("layout,whole"),
-        `detector_options` their settings by name ({"zeroshot": {"model": ...}}). Raises
-        `Interrupted` on Ctrl-C, with all done so far kept.
+        changed is read and embedded; each is a book or several (`metadata`: a CSV or JSON
+        of the folders' books, sashie/sources/books.py). `regions` names the region detectors
+        ("layout,whole"), `detector_options` their settings by name ({"zeroshot": {"model":
+        ...}}). Raises `Interrupted` on Ctrl-C, with all done so far kept.
 
         `engine` "local" reads pages in threads feeding the model in this process; "ray"
         reads and embeds them on a Ray cluster (the one at `address`, else a local one
@@ -204,7 +208,7 @@ class Library:
             model=model, regions=regions, detector_options=detector_options or {},
             trust_remote_code=trust_remote_code, device=device, batch_size=batch_size,
             workers=workers, max_pixels=max_pixels, index_kind=index_kind, engine=engine,
-            address=address,
+            address=address, books=None if metadata is None else read_sidecar(metadata),
         )  # fmt: skip
         return index_pages(self._parts, self.filter, sources, how)
 
@@ -265,6 +269,10 @@ class Library:
         """The ids of every item."""
         return self._parts.catalog.live_item_ids()
 
+    def books(self) -> list[dict]:
+        """Every book (sashie/sources/books.py), its page and item counts, by id."""
+        return self._parts.catalog.books.all()
+
     def crop(self, item_id: int, size: int | None = None) -> Image.Image:
         """The item's picture; with `size`, at most that many pixels a side. From the page's
         IIIF Image service when it has one, else cut from the page (a web page is fetched
@@ -291,15 +299,17 @@ class Library:
         caption: str | None = None,
         mark: str | None = None,
         title: str | None = None,
+        curation: bool = False,
     ) -> AnnotationExport:
-        """A IIIF Presentation 3 AnnotationPage of found regions: the given items (ranked in
-        that order, with their `scores` if given), the items with a `caption`, or those
-        marked `mark` ("keep" or "exclude"). Each region carries its captions; items not
-        on a IIIF canvas are left out and counted (sashie/library/iiif.py)."""
+        """A IIIF Presentation 3 AnnotationPage of found regions (`curation`: a IIIF Curation
+        JSON): the given items (ranked in that order, with their `scores` if given), the
+        items with a `caption`, or those marked `mark` ("keep" or "exclude"). Each region
+        carries its captions; items not on a IIIF canvas are left out and counted."""
         wanted = None if item_ids is None else [int(i) for i in item_ids]
         return iiif.found_regions(
-            self._parts.catalog, wanted, scores=scores, caption=caption, mark=mark, title=title
-        )
+            self._parts.catalog, wanted, scores=scores, caption=caption, mark=mark,
+            title=title, as_curation=curation,
+        )  # fmt: skip
 
     def counts(self) -> dict[str, int]:
         """Cheap counts: pages, items, skipped inputs, annotations, keep and exclude marks,
@@ -369,7 +379,7 @@ class Library:
         item_ids, scores = index.search(
             query.vector, k, query.dims, exclude=left_out, how=how, **boost
         )
-        return results(self._parts, item_ids, scores, label_set)
+        return at_least(results(self._parts, item_ids, scores, label_set), where.min_score)
 
     def feedback(
         self,
@@ -388,13 +398,12 @@ class Library:
         full space: a query's dimension selection is not used. `where`: as for `search`."""
         if k <= 0:
             raise SashieError("k must be at least 1")
+        where = where or Filters()
         index = self.index(model)
         if query is None or isinstance(query, str | Asked):
             query = replace(_asked(query), dims=None)
         query = self._built(query, model, index.dim)
-        left_out, label_set = searching.left_out(
-            self._parts, self.labels, where or Filters(), model
-        )
+        left_out, label_set = searching.left_out(self._parts, self.labels, where, model)
         item_ids, scores = refine(
             index,
             query.vector,
@@ -405,7 +414,7 @@ class Library:
             exclude=left_out,
             seed=seed,
         )
-        return results(self._parts, item_ids, scores, label_set)
+        return at_least(results(self._parts, item_ids, scores, label_set), where.min_score)
 
     def _built(
         self, query: str | Asked | Query | np.ndarray | None, model: str | None, dim: int
@@ -432,14 +441,23 @@ class Library:
     def info(self, *, skipped_inputs: bool = True) -> dict:
         """What the library holds: pages, items, models and their vectors, skipped inputs
         (each one's path and reason, unless `skipped_inputs` is False: only their count)."""
-        return facts(self, self._parts, skipped_inputs=skipped_inputs)
+        return facts(
+            self._parts, self._checks(), labels=self.labels, keep_filter=self.filter,
+            composers=self.composer, skipped_inputs=skipped_inputs,
+        )  # fmt: skip
 
     def check(self, *, repair: bool = False) -> Checkup:
         """Every damaged or tampered part of the library, every file read (`sashie check`,
         sashie/library/checking.py); `repair`: rebuild what is derived, drop what is unusable."""
-        checks = Checks(self._parts, self)
+        checks = self._checks()
         problems = checks.run(thorough=True)
         return Checkup(problems, checks.repair(problems) if repair else [])
+
+    def _checks(self) -> Checks:
+        return Checks(
+            self._parts, versions=self.versions, composers=self.composer,
+            keep_filter=self.filter, labels=self.labels,
+        )  # fmt: skip
 
     def export(
         self,

@@ -48,6 +48,7 @@ class Loaded:
     ann_stamp: Stamp  # the ANN file it was loaded with
     excluded: np.ndarray | None = None  # rows the filter excluded, once asked
     classes: dict[str, np.ndarray] = field(default_factory=dict)  # rows' class, by label set
+    books: np.ndarray | None = None  # each row's book id (0: none), once asked
 
     def anew(self) -> Loaded:
         """The same vectors, with nothing derived from the catalog yet."""
@@ -291,6 +292,17 @@ class Parts:
         if loaded.excluded is None:
             loaded.excluded = np.isin(loaded.index.item_ids, self.catalog.excluded_item_ids())
         return loaded.excluded if loaded.excluded.any() else None
+
+    def book_rows(self, model: str | None) -> np.ndarray:
+        """The book id of each row of the active version's index (0: a page of no book)."""
+        loaded = self.load(model)
+        if loaded.books is None:
+            items, books = self.catalog.books.item_books()
+            at = np.searchsorted(items, loaded.index.item_ids)
+            at = np.minimum(at, max(len(items) - 1, 0))
+            found = items[at] == loaded.index.item_ids if len(items) else np.zeros(0, bool)
+            loaded.books = np.where(found, books[at] if len(items) else 0, 0)
+        return loaded.books
 
     def keep_ann_current(self, model_id: str, version: str, *, rebuild: bool = False) -> str:
         """Bring a version's ANN index up to date (under the write lock); what was done."""

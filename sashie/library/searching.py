@@ -28,6 +28,7 @@ from ..search.query import (
     query_image,
     read_pictures,
 )
+from ..store.books import parse_conditions
 from . import iiif
 from .composers import Composers, QueryImage
 from .export import Judged
@@ -67,12 +68,23 @@ class Asked:
 class Filters:
     """Which items a search looks at: by default those the keep/exclude filter kept
     (`all_items`: every item). `label` keeps only items whose class (in `label_set`, by
-    default the newest set `classify` made) is one of these; `not_label` leaves those out."""
+    default the newest set `classify` made) is one of these; `not_label` leaves those out.
+    `book` keeps only the items of these books (ids: `sashie books`), `conditions` those of
+    the books that meet them ("year<1700 and creator~北斎": sashie/store/books.py).
+    `min_score`: results scoring less are left out."""
 
     all_items: bool = False
     label: str | Sequence[str] | None = None
     not_label: str | Sequence[str] | None = None
     label_set: str | None = None
+    book: int | Sequence[int] | None = None
+    conditions: str | None = None
+    min_score: float | None = None
+
+    def check(self) -> Filters:
+        """These filters, once their conditions read (one error line when one does not)."""
+        parse_conditions(self.conditions)
+        return self
 
 
 def left_out(
@@ -82,10 +94,30 @@ def left_out(
     whose classes its results carry."""
     excluded = None if where.all_items else parts.excluded_rows(model)
     label_set = labels.chosen(where.label_set)
-    outside = labels.left_out(model, label_set, where.label, where.not_label)
-    if outside is None:
-        return excluded, label_set
-    return outside if excluded is None else outside | excluded, label_set
+    for outside in (
+        labels.left_out(model, label_set, where.label, where.not_label),
+        _outside_books(parts, where, model),
+    ):
+        if outside is not None:
+            excluded = outside if excluded is None else outside | excluded
+    return excluded, label_set
+
+
+def _outside_books(parts: Parts, where: Filters, model: str | None) -> np.ndarray | None:
+    """The rows whose books the filters leave out (None: they name no book)."""
+    conditions = parse_conditions(where.conditions)
+    if where.book is None and not conditions:
+        return None
+    allowed = parts.catalog.books.matching(conditions)
+    if where.book is not None:
+        wanted = [where.book] if isinstance(where.book, int) else list(where.book)
+        allowed = np.intersect1d(allowed, np.asarray(wanted, np.int64))
+    return rows_outside(parts.book_rows(model), allowed)
+
+
+def rows_outside(book_rows: np.ndarray, allowed: np.ndarray) -> np.ndarray:
+    """The rows whose book (`book_rows`: each row's book id) is not one of `allowed`."""
+    return ~np.isin(book_rows, allowed)
 
 
 def build(parts: Parts, composers: Composers, asked: Asked, model: str | None) -> Query:
@@ -175,6 +207,11 @@ class Result:
     region: str | None  # the item on that canvas: "canvas#xywh=x,y,w,h" (sashie/library/iiif.py)
     class_label: str | None = None  # its class in the label set the search used (classify)
     copies: tuple[str, ...] = ()  # other files with the page's very bytes (not indexed again)
+    book: dict | None = None  # the book its page is of: id, title, creator, date, years ...
+    page_number: int | None = None  # the page's place in its book (1, 2, ...)
+    content_state: str | None = None  # its region as an encoded Content State (iiif-content)
+    viewer_url: str | None = None  # a viewer opened at its region (SASHIE_VIEWER)
+    homepage: str | None = None  # its book's page at the institution that holds it
 
     def as_dict(self) -> dict:
         """Everything a script needs, as JSON-ready data (`search --json`, the API)."""
@@ -196,10 +233,14 @@ def results(
     said = judged(parts, ids)
     classes = {} if label_set is None else catalog.item_classes(label_set, ids)
     copies = catalog.copies_of(rows[item].page_id for item in ids)
+    places = catalog.books.of_items(ids)
+    books = catalog.books.get(book for book, _ in places.values())
+    viewer = iiif.viewer_template()
     out = []
     for rank, (item, score) in enumerate(found, start=1):
         row = rows[item]
         where = iiif.place(row)
+        book = _shown_book(books.get(places[item][0])) if item in places else None
         out.append(
             Result(
                 rank=rank,
@@ -218,9 +259,23 @@ def results(
                 region=where.region if where else None,
                 class_label=classes[item][0] if item in classes else None,
                 copies=tuple(copies.get(row.page_id, ())),
+                book=book,
+                page_number=places[item][1] if item in places else None,
+                content_state=iiif.encode_content_state(iiif.content_state(where))
+                if where
+                else None,
+                viewer_url=iiif.viewer_url(viewer, where, row.metadata.get("canvas_index"))
+                if where
+                else None,
+                homepage=book.get("homepage") if book else None,
             )
         )
     return out
+
+
+def _shown_book(book: dict | None) -> dict | None:
+    """What a result tells of its book (all but the fields kept as they came)."""
+    return None if book is None else {k: v for k, v in book.items() if k != "fields"}
 
 
 def judged(parts: Parts, item_ids: list[int] | None = None) -> Judged:

@@ -30,6 +30,7 @@ DEFAULT_K = 100  # results a search returns unless asked for another number
 HALF_TOLERANCE = 2e-3  # a float16 scan's score is within 3e-4 of the exact one (measured)
 FLOAT32_TOLERANCE = 1e-4  # a float32 sum of 512 products is within 1e-6 of the float64 one
 SUBSPACE_CANDIDATES = 20  # ANN candidates per result for a query restricted to dimensions
+FEW_ALLOWED = 8192  # rows a filter leaves or fewer: each is scored, no index asked
 
 
 def cv_dimensions(examples: np.ndarray, d: int) -> np.ndarray:
@@ -215,7 +216,11 @@ class VectorIndex:
         `exclude` is true are never returned. `examples`: see `scores`. With an ANN index
         (unless `how.exact`), candidates come from it and are re-scored exactly."""
         score = _scorer(restrict(query, dims), dims, examples, weight, sharpness)
-        if self.ann is not None and not how.exact:
+        allowed = None if exclude is None else np.flatnonzero(~exclude)
+        rows: np.ndarray | None
+        if allowed is not None and len(allowed) <= FEW_ALLOWED:
+            rows = allowed  # a narrow filter (one book, a class): its rows scored exactly
+        elif self.ann is not None and not how.exact:
             rows = self._ann_candidates(query, k, dims, exclude, examples, how)
         elif dims is None and examples is None:
             rows = self._half_candidates(query, k, exclude)

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from ..errors import BadInput, SashieError
+from .books import Book, book_from, manifest_book, sidecar_values
 from .images import (
     IMAGE_EXTENSIONS,
     fetch,
@@ -44,9 +45,12 @@ class PageRef:
     source: str
     metadata: dict = field(default_factory=dict, hash=False, compare=False)
     public_only: bool = field(default=False, compare=False)  # named by a public manifest
+    book: Book | None = field(default=None, compare=False)  # the book it is a page of
+    page_number: int | None = field(default=None, compare=False)  # 1, 2, ... in its book
 
 
 SkipFn = Callable[[str, str, str], None]  # (uri, source, reason)
+Sidecar = dict[str, dict[str, object]]  # a sidecar's rows by key (sashie/sources/books.py)
 
 
 def check_sources(sources: list[str]) -> None:
@@ -62,20 +66,24 @@ def indexed_page(uri: str, source: str, metadata: dict) -> PageRef:
     return PageRef(uri, source, metadata, public_only=is_url(uri) and stored_url_public_only(uri))
 
 
-def expand_sources(sources: list[str], skip: SkipFn) -> Iterator[PageRef]:
-    """Every page of every source, in a stable order; unusable sources and the parts of a
-    source that cannot be used (a canvas, a folder's entry) are passed to `skip`."""
+def expand_sources(
+    sources: list[str], skip: SkipFn, books: Sidecar | None = None
+) -> Iterator[PageRef]:
+    """Every page of every source, in a stable order, each with its book and page number;
+    unusable sources and the parts of a source that cannot be used (a canvas, a folder's
+    entry) are passed to `skip`. `books`: a sidecar's rows of book metadata for folders,
+    lists and files (sashie/sources/books.py)."""
     for source in sources:
         try:
-            yield from _expand(source, skip)
+            yield from _expand(source, skip, books or {})
         except BadInput as e:
             skip(source, source, str(e))
 
 
-def _expand(source: str, skip: SkipFn) -> Iterator[PageRef]:
+def _expand(source: str, skip: SkipFn, books: Sidecar) -> Iterator[PageRef]:
     if is_url(source):
         if _has_image_extension(source):
-            yield PageRef(source, source)
+            yield PageRef(source, source, book=Book(source, title=_tail(source)), page_number=1)
             return
         pages = _manifest(fetch(source, max_bytes=MAX_MANIFEST_BYTES), source, skip, None)
         # a manifest on the internet may not make this machine fetch from its own network
@@ -85,14 +93,41 @@ def _expand(source: str, skip: SkipFn) -> Iterator[PageRef]:
         return
     path = Path(source).resolve()
     if path.is_dir():
-        yield from _folder_pages(path, skip)
+        yield from _in_books(_folder_pages(path, skip), path, books)
     elif path.suffix.lower() == ".json":
         data = read_file(path, max_bytes=MAX_MANIFEST_BYTES)
         yield from _manifest(data, str(path), skip, path.parent)
     elif path.suffix.lower() in LIST_EXTENSIONS:
-        yield from _list_pages(path)
+        yield from _in_books(list(_list_pages(path)), path.parent, books, one=path)
     else:
-        yield PageRef(str(path), str(path))
+        yield from _in_books([PageRef(str(path), str(path))], path.parent, books, one=path)
+
+
+def _in_books(
+    pages: list[PageRef], root: Path, books: Sidecar, one: Path | None = None
+) -> Iterator[PageRef]:
+    """Pages with their books: `one` book (a list, a single image) or one a folder; a page
+    the sidecar names by its own file is a book of its own (a single print)."""
+    numbers: dict[str, int] = {}
+    made: dict[Path, Book] = {}
+    for page in pages:
+        own = None
+        if one is not None:  # a list's pages (URLs too) are its book
+            place = one
+        else:  # a folder's page: its folder's book, or its own that the sidecar names
+            file = Path(page.uri)
+            own = sidecar_values(books, file, root)
+            place = file if own is not None else file.parent
+        if place not in made:
+            values = own if own is not None else sidecar_values(books, place, root)
+            title = place.stem or place.name
+            made[place] = book_from(str(place), values or {}, default_title=title)
+        number = numbers[str(place)] = numbers.get(str(place), 0) + 1
+        yield replace(page, book=made[place], page_number=number)
+
+
+def _tail(url: str) -> str:
+    return url.split("?", 1)[0].rstrip("/").rsplit("/", 1)[-1]
 
 
 def _has_image_extension(uri: str) -> bool:
@@ -196,6 +231,7 @@ def manifest_pages(
         "manifest": _web_id(doc.get(id_key)) or source,
         "manifest_label": _label(doc.get("label")),
     }
+    book = manifest_book(doc, manifest["manifest"])
     found = False
     for index, canvas in enumerate(canvases):
         try:
@@ -222,7 +258,7 @@ def manifest_pages(
         }
         if service:
             meta["image_service"] = service
-        yield PageRef(uri, source, manifest | meta)
+        yield PageRef(uri, source, manifest | meta, book=book, page_number=index + 1)
     if not found:
         raise BadInput("malformed manifest (no canvas with an image)")
 

@@ -16,13 +16,15 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import Damaged, SashieError
+from .books import Books
 from .schema import (
     CATALOG_PART,
     MAX_SIDE,
     SCHEMA,
+    bring_up_to_date,
     check_tables,
     damage,
-    rename_old_tables,
+    has_books,
     sound_box,
     whole,
 )
@@ -74,11 +76,12 @@ class Catalog:
             else:
                 self.db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
                 self.db.execute("PRAGMA journal_mode=WAL")
-                rename_old_tables(self.db)
+                bring_up_to_date(self.db)
                 self.db.executescript(SCHEMA)
             check_tables(self.db)
             self.db.execute("PRAGMA foreign_keys=ON")
             self.db.execute("PRAGMA synchronous=NORMAL")
+            self.books = Books(self._query, has_books(self.db))
         except sqlite3.Error as e:
             raise Damaged(CATALOG_PART, str(e)) from None
 

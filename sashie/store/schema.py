@@ -20,7 +20,23 @@ CREATE TABLE IF NOT EXISTS pages (
     mtime_ns INTEGER,
     sha256 TEXT NOT NULL,              -- of the file's bytes
     metadata TEXT NOT NULL DEFAULT '{}',
-    added REAL NOT NULL
+    added REAL NOT NULL,
+    book_id INTEGER REFERENCES books(id),  -- the book it is a page of (sashie/sources/books.py)
+    page_number INTEGER                -- 1, 2, ... in its book
+);
+CREATE TABLE IF NOT EXISTS books (    -- a manifest, a folder of scans, a list: its metadata
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    key TEXT NOT NULL UNIQUE,          -- the manifest's id, the folder's or list's path
+    title TEXT NOT NULL DEFAULT '',
+    creator TEXT NOT NULL DEFAULT '',
+    date TEXT NOT NULL DEFAULT '',     -- as the source wrote it
+    year_from INTEGER,                 -- the years it names (sashie/sources/dates.py)
+    year_to INTEGER,
+    place TEXT NOT NULL DEFAULT '',
+    rights TEXT NOT NULL DEFAULT '',
+    homepage TEXT,
+    fields TEXT NOT NULL DEFAULT '{}', -- every other field, as it came
+    at REAL NOT NULL
 );
 CREATE TABLE IF NOT EXISTS items (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -41,6 +57,7 @@ CREATE TABLE IF NOT EXISTS page_copies (   -- other files holding a page's very 
 );
 CREATE INDEX IF NOT EXISTS page_copies_page ON page_copies(page_id);
 CREATE INDEX IF NOT EXISTS items_page ON items(page_id);
+CREATE INDEX IF NOT EXISTS pages_book ON pages(book_id);
 CREATE INDEX IF NOT EXISTS items_detector ON items(detector);  -- counts by detector (info)
 CREATE TABLE IF NOT EXISTS page_detectors (
     page_id INTEGER NOT NULL REFERENCES pages(id) ON DELETE CASCADE,
@@ -103,11 +120,27 @@ CREATE TABLE IF NOT EXISTS drawn_boxes (   -- illustrations a curator boxed on a
 """
 
 
-def rename_old_tables(db: sqlite3.Connection) -> None:
-    """Tables that libraries made by sashie 0.3 still hold under their old names (`labels`)."""
+ADDED_COLUMNS = {"pages": ("book_id INTEGER REFERENCES books(id)", "page_number INTEGER")}
+
+
+def bring_up_to_date(db: sqlite3.Connection) -> None:
+    """A catalog made by an older sashie, given what this one's holds: tables under their
+    new names (sashie 0.3's `labels`), columns added since (a page's book)."""
     tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
     if "labels" in tables and "marks" not in tables:
         db.execute("ALTER TABLE labels RENAME TO marks")
+    for table, columns in ADDED_COLUMNS.items():
+        if table not in tables:
+            continue
+        have = {row[1] for row in db.execute(f"PRAGMA table_info({table})")}
+        for column in columns:
+            if column.split()[0] not in have:
+                db.execute(f"ALTER TABLE {table} ADD COLUMN {column}")
+
+
+def has_books(db: sqlite3.Connection) -> bool:
+    """Whether the catalog records books (one made before them, opened read-only, does not)."""
+    return "book_id" in {row[1] for row in db.execute("PRAGMA table_info(pages)")}
 
 
 def check_tables(db: sqlite3.Connection) -> None:
@@ -121,7 +154,8 @@ def check_tables(db: sqlite3.Connection) -> None:
             continue
         if kinds[name] != "table":
             raise sqlite3.DatabaseError(f"{name} is not a table")
-        wanted = {row[1] for row in shape.execute(f"PRAGMA table_info({name})")}
+        added = {c.split()[0] for c in ADDED_COLUMNS.get(name, ())}  # an older catalog's
+        wanted = {row[1] for row in shape.execute(f"PRAGMA table_info({name})")} - added
         if not wanted <= {row[1] for row in db.execute(f"PRAGMA table_info({name})")}:
             raise sqlite3.DatabaseError(f"the {name} table lacks columns")
     shape.close()

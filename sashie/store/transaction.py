@@ -13,6 +13,10 @@ from collections.abc import Iterable
 from .schema import damage
 
 Box = tuple[int, int, int, int]  # x0, y0, x1, y1 in page pixels
+BOOK_COLUMNS = (
+    *("key", "title", "creator", "date", "year_from", "year_to", "place", "rights"),
+    *("homepage", "fields"),
+)
 
 
 class Transaction:
@@ -92,6 +96,27 @@ class Transaction:
             "INSERT OR REPLACE INTO page_copies (uri, page_id, source, size, mtime_ns, added)"
             " VALUES (?, ?, ?, ?, ?, ?)",
             (uri, page_id, source, size, mtime_ns, time.time()),
+        )
+
+    def put_book(self, book: dict) -> int:
+        """Record a book (sashie/sources/books.py `Book.as_dict`), or update the one with its
+        key to what its source says now; its id."""
+        values = [book[k] for k in BOOK_COLUMNS[1:-1]]
+        fields = json.dumps(book["fields"], ensure_ascii=False, sort_keys=True)
+        row = self.db.execute(
+            f"INSERT INTO books ({', '.join(BOOK_COLUMNS)}, at) VALUES "
+            f"({', '.join('?' * (len(BOOK_COLUMNS) + 1))}) ON CONFLICT(key) DO UPDATE SET "
+            + ", ".join(f"{c} = excluded.{c}" for c in BOOK_COLUMNS[1:])
+            + " RETURNING id",
+            (book["key"], *values, fields, time.time()),
+        ).fetchone()
+        return int(row[0])
+
+    def set_page_book(self, uri: str, book_id: int, page_number: int | None) -> None:
+        """Which book a page is of, and its place in it."""
+        self.db.execute(
+            "UPDATE pages SET book_id = ?, page_number = ? WHERE uri = ?",
+            (int(book_id), page_number, uri),
         )
 
     def set_page_metadata(self, uri: str, metadata: dict) -> None:

@@ -21,6 +21,7 @@ class AnnotationsRequest(BaseModel):
     items: list[ItemId] = Field(min_length=1, max_length=MAX_ITEMS, description="best first")
     scores: list[Score] | None = Field(None, max_length=MAX_ITEMS, description="one per item")
     title: str = Field("sashie", min_length=1, max_length=500, description="e.g. the query")
+    curation: bool = Field(False, description="a IIIF Curation JSON (cr:Curation) instead")
 
 
 router = APIRouter()
@@ -40,8 +41,10 @@ def annotation_page_of(served: ServedDep, request: AnnotationsRequest) -> JSONRe
     3 AnnotationPage; items not from IIIF are left out, and counted in the X-Sashie-Skipped
     header."""
     lib = served.lib
-    export = lib.iiif_annotations(request.items, scores=request.scores, title=request.title)
-    return _annotation_page(export.page, export.annotations, export.skipped)
+    export = lib.iiif_annotations(
+        request.items, scores=request.scores, title=request.title, curation=request.curation
+    )
+    return _annotation_page(export.page, export.annotations, export.skipped, request.curation)
 
 
 @router.get("/api/iiif/annotations", summary="Captioned or marked items as IIIF")
@@ -49,13 +52,15 @@ def annotations_of(
     served: ServedDep,
     caption: str | None = Query(None, min_length=1, max_length=500),
     mark: str | None = Query(None, pattern="^(keep|exclude)$"),
+    curation: bool = Query(False, description="a IIIF Curation JSON (cr:Curation) instead"),
 ) -> JSONResponse:
     """The items with a caption, or marked keep or exclude, as a IIIF Presentation 3
-    AnnotationPage (give one of the two)."""
-    export = served.lib.iiif_annotations(caption=caption, mark=mark)
-    return _annotation_page(export.page, export.annotations, export.skipped)
+    AnnotationPage or a IIIF Curation (give one of the two)."""
+    export = served.lib.iiif_annotations(caption=caption, mark=mark, curation=curation)
+    return _annotation_page(export.page, export.annotations, export.skipped, curation)
 
 
-def _annotation_page(page: dict, annotations: int, skipped: int) -> JSONResponse:
+def _annotation_page(page: dict, annotations: int, skipped: int, curation: bool) -> JSONResponse:
     headers = {"X-Sashie-Annotations": str(annotations), "X-Sashie-Skipped": str(skipped)}
-    return JSONResponse(page, media_type=IIIF_JSON, headers=headers)
+    media = "application/json" if curation else IIIF_JSON
+    return JSONResponse(page, media_type=media, headers=headers)

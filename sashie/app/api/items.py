@@ -49,6 +49,11 @@ def _boxes_reply(boxes: list | None, pages: int) -> dict:
     }
 
 
+@router.get("/api/books", summary="The books: each manifest, folder or list, and its metadata")
+def books(served: ServedDep) -> dict:
+    return {"books": served.lib.books()}
+
+
 @router.get("/api/items/{item_id}", summary="An item, its page and where it came from")
 def item(served: ServedDep, item_id: ItemId) -> dict:
     row = served.lib.item(item_id)

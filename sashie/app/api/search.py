@@ -7,6 +7,7 @@ from collections import Counter
 from collections.abc import Sequence
 from contextlib import nullcontext
 from dataclasses import replace
+from typing import Annotated
 
 from fastapi import APIRouter, File, Form, Query, Request, UploadFile
 from PIL import Image
@@ -14,7 +15,7 @@ from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from ...errors import BadInput, SashieError
-from ...library import Asked, Filters, Result
+from ...library import SORTS, Asked, Filters, Result, book_facets, knee, sort_results
 from ...search.feedback import DEFAULT_LEARNER, FEEDBACK_LEARNERS
 from ...search.query import DEFAULT_DIMS, DEFAULT_SELECT, SELECTIONS, parse_dims, parse_ids
 from ...sources.images import decode_image, header_pixels
@@ -35,22 +36,42 @@ MAX_UPLOAD_PIXELS = 40_000_000  # one example image
 MAX_UPLOADS = 20
 MAX_REQUEST_PIXELS = 100_000_000  # all the example images of one search together
 HEADER_BYTES = 1 << 16  # read of an upload to learn its size in pixels
+SORTED_POOL = 1000  # results sorted by year or book: the best this many, then sorted
+WHERE = "conditions on the items' books: year<1700 and creator~北斎 (sashie search -h)"
+BookId = Annotated[int, Field(ge=1, lt=2**63)]
 QUERY_SIDE = 448  # examples are decoded and kept at about this size (the encoder needs 224)
 MAX_LABELS = 20  # classes one search may keep or leave out
 
 router = APIRouter()
 
 
-def search_filters(all_items: bool, label: Sequence[str], not_label: Sequence[str]) -> Filters:
+def search_filters(
+    all_items: bool,
+    label: Sequence[str],
+    not_label: Sequence[str],
+    where: str = "",
+    book: Sequence[int] = (),
+    min_score: float | None = None,
+) -> Filters:
     """A request's `Filters`, checked: only items labelled one of `label`, none of
-    `not_label`; every item with `all_items`, else those the filter kept."""
+    `not_label`, of the books `book` or the books that meet `where` ("year<1700"), scoring
+    at least `min_score`; every item with `all_items`, else those the filter kept."""
     label = tuple(t.strip() for t in label if t.strip())
     not_label = tuple(t.strip() for t in not_label if t.strip())
     if len(label) + len(not_label) > MAX_LABELS:
         raise SashieError(f"at most {MAX_LABELS} labels a search")
     if any(len(t) > 200 for t in (*label, *not_label)):
         raise SashieError("a label of at most 200 characters, please")
-    return Filters(all_items=all_items, label=label or None, not_label=not_label or None)
+    if len(book) > MAX_LABELS:
+        raise SashieError(f"at most {MAX_LABELS} books a search")
+    return Filters(
+        all_items=all_items,
+        label=label or None,
+        not_label=not_label or None,
+        book=list(book) or None,
+        conditions=where.strip() or None,
+        min_score=min_score,
+    ).check()  # a bad condition is refused now, not when paging
 
 
 class FeedbackRequest(BaseModel):
@@ -141,6 +162,10 @@ async def search(
     exact: bool = Form(False, description="scan every vector, not the ANN index"),
     label: list[str] = Form(default=[], description="keep only items of these classes"),
     not_label: list[str] = Form(default=[], description="leave items of these out"),
+    where: str = Form("", max_length=1000, description=WHERE),
+    book: list[BookId] = Form(default=[], description="keep only the items of these books"),
+    min_score: float | None = Form(None, ge=-1, le=1, description="leave lower scores out"),
+    sort: str = Form("score", description="score, year (oldest book first) or book"),
     offset: int = Form(0, ge=0, le=MAX_RESULTS),
     limit: int = Form(PAGE_SIZE, ge=1, le=1000),
     images: list[UploadFile] = File(default=[]),
@@ -148,14 +173,14 @@ async def search(
     if len(images) > MAX_UPLOADS:
         raise SashieError(f"at most {MAX_UPLOADS} example images")
     asked = search_asked(text, items, dims, select, modify, modify_method)
-    where = search_filters(all_items, label, not_label)
+    where_ = search_filters(all_items, label, not_label, where, book, min_score)
     client = _client(request)
     charge = cost([u.size or MAX_UPLOAD_BYTES for u in images], [await _pixels(u) for u in images])
     async with served.decoding.held(charge) if images else nullcontext():
         uploads = [(u.filename, await u.read(MAX_UPLOAD_BYTES + 1)) for u in images]
         for upload in images:
             await upload.close()  # its spooled copy goes now; the bytes are in `uploads`
-        key = await run_in_threadpool(remember, served, asked, uploads, where, exact, client)
+        key = await run_in_threadpool(remember, served, asked, uploads, where_, exact, client, sort)
         del uploads
     return await run_in_threadpool(page_of, served, key, offset, limit)
 
@@ -182,12 +207,16 @@ def search_link(
     exact: bool = Query(False, description="scan every vector, not the ANN index"),
     label: list[str] = Query(default=[], description="keep only items of these classes"),
     not_label: list[str] = Query(default=[], description="leave items of these out"),
+    where: str = Query("", max_length=1000, description=WHERE),
+    book: list[BookId] = Query(default=[], description="keep only the items of these books"),
+    min_score: float | None = Query(None, ge=-1, le=1, description="leave lower scores out"),
+    sort: str = Query("score", description="score, year (oldest book first) or book"),
     offset: int = Query(0, ge=0, le=MAX_RESULTS),
     limit: int = Query(PAGE_SIZE, ge=1, le=1000),
 ) -> dict:
     asked = search_asked(q, items, dims, select, modify, modify_method)
-    where = search_filters(all_items, label, not_label)
-    key = remember(served, asked, [], where, exact, _client(request))
+    filters = search_filters(all_items, label, not_label, where, book, min_score)
+    key = remember(served, asked, [], filters, exact, _client(request), sort)
     return page_of(served, key, offset, limit)
 
 
@@ -233,11 +262,14 @@ def remember(
     where: Filters,
     exact: bool,
     client: str,
+    sort: str = "score",
 ) -> str:
     """The query, as the command line builds it, remembered for `client`; a term of the text
     that names a file is text here, never read. Example images are decoded one at a time."""
     if not asked.text and not len(asked.items) and not uploads:
         raise SashieError("type a query or add an example image")
+    if sort not in SORTS:
+        raise SashieError(f"sort by one of {', '.join(SORTS)}")
     _upload_sizes(uploads)
     pictures = []
     while uploads:
@@ -246,7 +278,7 @@ def remember(
     lib = served.lib
     version = lib.versions.active() if lib.default_model else "base"
     query = lib.query(replace(asked, images=pictures))
-    stored = StoredQuery(query, where, version, exact)
+    stored = StoredQuery(query, where, version, exact, sort)
     if stored.narrow() is not None:  # an unknown label is refused now, not when paging
         lib.search(query, 1, where=where)
     return served.searches.remember(stored, client)
@@ -256,9 +288,11 @@ def page_of(served: Served, key: str, offset: int, limit: int) -> dict:
     stored = recall(served, key)
     if offset + limit > MAX_RESULTS:
         raise SashieError(f"results stop at {MAX_RESULTS}")
-    results = served.lib.search(
-        stored.query, offset + limit, where=stored.where, exact=stored.exact
-    )
+    # sorted otherwise than by score, a page is a slice of the best SORTED_POOL sorted
+    wanted = offset + limit if stored.sort == "score" else SORTED_POOL
+    results = served.lib.search(stored.query, wanted, where=stored.where, exact=stored.exact)
+    bend = knee(results)
+    ordered = sort_results(results, stored.sort)[: offset + limit]
     dims = stored.query.dims
     return {
         "query": key,
@@ -266,9 +300,12 @@ def page_of(served: Served, key: str, offset: int, limit: int) -> dict:
         "dims": None if dims is None else len(dims),
         "note": stored.query.note,
         "narrow": stored.narrow(),
-        "facets": _facets(results),
-        "results": [_result(r) for r in results[offset:]],
-        "more": len(results) == offset + limit,
+        "sort": stored.sort,
+        "facets": _facets(ordered),
+        "book_facets": book_facets(ordered),
+        "knee": bend,
+        "results": [_result(r) for r in ordered[offset:]],
+        "more": len(ordered) == offset + limit and len(results) == wanted,
     }
 
 

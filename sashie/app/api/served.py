@@ -83,6 +83,7 @@ class StoredQuery:
     where: Filters  # the items it looks at
     version: str  # the model version it was encoded with
     exact: bool = False  # scan every vector, not the ANN index
+    sort: str = "score"  # or "year", "book" (sashie/library/arranging.py)
 
     @property
     def nbytes(self) -> int:

@@ -12,7 +12,7 @@ from .evaluation import bench_command, demo, world
 from .filter import filter_
 from .iiif import export_iiif, iiif_link
 from .index import index, reindex
-from .info import check, export, info
+from .info import books, check, export, info
 from .labels import classify, labels_group
 from .regions import regions_group
 from .search import search
@@ -42,6 +42,7 @@ def main() -> None:
     sashie versions list LIB                     the model versions; `versions use` switches
     sashie info LIB                              what the library holds, what was skipped
     sashie check LIB --repair                    what in a library folder is damaged
+    sashie books LIB                             its books; search --book ID, --where "year<1700"
     sashie export LIB OUT/                       crops, vectors, metadata for clip-retrieval
     sashie export-iiif LIB OUT.json -q "crane"   found regions for IIIF viewers (iiif-link: one)
     """
@@ -53,6 +54,7 @@ for command in (
     search,
     serve,
     info,
+    books,
     check,
     export,
     export_iiif,

@@ -32,18 +32,24 @@ from .common import LIBRARY, TRUST_REMOTE_CODE, echo_json
     help="With --query: how many results.",
 )
 @click.option("--all", "all_items", is_flag=True, help="With --query: also filtered-out items.")
+@click.option(
+    "--curation",
+    is_flag=True,
+    help="Write a IIIF Curation JSON (cr:Curation, CODH's IIIF Curation Viewer) instead of an "
+    "AnnotationPage: one selection per manifest, its regions as canvas#xywh=.",
+)
 @TRUST_REMOTE_CODE
 def export_iiif(
-    library, out, query, caption, mark, old_mark, items, k, all_items, trust_remote_code
+    library, out, query, caption, mark, old_mark, items, k, all_items, curation, trust_remote_code
 ):
-    """Write found regions to OUT as a IIIF Presentation 3 AnnotationPage: a search's results
-    (with their scores), the items with a caption, those marked keep or exclude, or given
-    items. Each region carries its captions. Items that are not from a IIIF manifest have no
-    canvas and are left out.
+    """Write found regions to OUT as a IIIF Presentation 3 AnnotationPage (or, --curation, a
+    IIIF Curation JSON): a search's results (with their scores), the items with a caption,
+    those marked keep or exclude, or given items. Each region carries its captions. Items
+    that are not from a IIIF manifest have no canvas and are left out.
 
     \b
     sashie export-iiif LIB cranes.json --query "a crane and a pine tree" -k 50
-    sashie export-iiif LIB kicho.json --caption 几帳
+    sashie export-iiif LIB kicho.json --caption 几帳 --curation
     """
     if old_mark is not None:
         click.echo(
@@ -57,12 +63,15 @@ def export_iiif(
     if query is not None:
         results = lib.search(query, k, where=Filters(all_items=all_items))
         export = lib.iiif_annotations(
-            [r.item for r in results], scores=[r.score for r in results], title=query
+            [r.item for r in results],
+            scores=[r.score for r in results],
+            title=query,
+            curation=curation,
         )
     elif items is not None:
-        export = lib.iiif_annotations(parse_ids(items))
+        export = lib.iiif_annotations(parse_ids(items), curation=curation)
     else:
-        export = lib.iiif_annotations(caption=caption, mark=mark)
+        export = lib.iiif_annotations(caption=caption, mark=mark, curation=curation)
     text = json.dumps(export.page, indent=2, ensure_ascii=False) + "\n"
     try:
         Path(out).write_text(text, encoding="utf-8")

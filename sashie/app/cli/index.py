@@ -90,6 +90,14 @@ from .common import INDEX_KINDS, LIBRARY, TRUST_REMOTE_CODE, ann_setting, echo_j
     help="The ANN index searches use (remembered): auto builds one when the library "
     "passes 200,000 items; see `sashie reindex -h`.",
 )
+@click.option(
+    "--metadata",
+    type=click.Path(dir_okay=False),
+    metavar="FILE",
+    help="A CSV or JSON of the books: one row per folder (or file) of scans, keyed by a "
+    "'folder' (or 'file', 'key') column, with title, creator, date, place, rights... in "
+    "English or Japanese (書名, 著者, 刊年). A manifest describes its own book.",
+)
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 def index(
@@ -108,6 +116,7 @@ def index(
     address,
     max_pixels,
     index_kind,
+    metadata,
     quiet,
     as_json,
 ):
@@ -116,6 +125,10 @@ def index(
     A source is a folder (searched recursively), a text file listing image paths or URLs, a
     IIIF manifest (v2 or v3, file or URL), or one image. Run it again to add new or changed
     pages only; an interrupted run resumes where it stopped.
+
+    Each manifest is a book; so is each folder that holds images (its pages in name order),
+    each list, each image named alone. `sashie books LIB` lists them; --metadata describes
+    the folders' books.
     """
     zeroshot = {
         key: value
@@ -146,6 +159,7 @@ def index(
             index_kind=index_kind,
             engine=engine,
             address=address,
+            metadata=metadata,
         )
     except Interrupted as stop:
         if lib.discard():

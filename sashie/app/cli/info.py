@@ -158,3 +158,30 @@ def check(library, repair, as_json):
         )
     if checkup.left:
         raise SystemExit(1)
+
+
+@click.command()
+@click.argument("library", type=LIBRARY)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON, with every field kept.")
+def books(library, as_json):
+    """List the books of LIBRARY: each manifest, folder of scans or list it indexed, with
+    what its source (or `index --metadata FILE`) says of it. Search within them with
+    `sashie search LIB "..." --book ID` or `--where "year<1700"`."""
+    found = Library(library).books()
+    if as_json:
+        echo_json(found)
+        return
+    if not found:
+        click.echo("no books: index the pages again to record them (nothing is re-encoded)")
+        return
+    click.echo(f"{'id':>5}  {'pages':>5}  {'items':>6}  {'years':<9}  title · creator · date")
+    for book in found:
+        years = (
+            ""
+            if book["year_from"] is None
+            else str(book["year_from"])
+            if book["year_from"] == book["year_to"]
+            else f"{book['year_from']}-{book['year_to']}"
+        )
+        told = " · ".join(filter(None, (book["title"], book["creator"], book["date"])))
+        click.echo(f"{book['id']:>5}  {book['pages']:>5}  {book['items']:>6}  {years:<9}  {told}")

@@ -11,7 +11,18 @@ from urllib.parse import urlsplit
 
 import click
 
-from ...library import Asked, Filters, Library, Result
+from ...library import (
+    SORTS,
+    Asked,
+    BookHits,
+    Filters,
+    Library,
+    Result,
+    book_facets,
+    knee,
+    sort_results,
+)
+from ...library import by_book as by_book_hits
 from ...search.feedback import DEFAULT_LEARNER, FEEDBACK_LEARNERS
 from ...search.query import (
     DEFAULT_DIMS,
@@ -106,6 +117,29 @@ TABLE_K = 20  # results the table shows unless --k says otherwise: a screenful
     help="Which label set --label and the results' classes come from (default: the newest).",
 )
 @click.option(
+    "--where",
+    "conditions",
+    metavar="CONDITIONS",
+    help="Only items of the books that meet these: year<1700, year>=1600, creator~北斎, "
+    "place=江戸, title~絵本 (joined by 'and'). A year is a range: year<1700 keeps a book that "
+    "may be older than 1700.",
+)
+@click.option(
+    "--book", "books", multiple=True, type=int, metavar="ID", help="Only this book's items "
+    "(its id: `sashie books LIB`); again for more."
+)  # fmt: skip
+@click.option(
+    "--sort",
+    type=click.Choice(SORTS),
+    default="score",
+    show_default=True,
+    help="Order of the results: by score, by their books' years (oldest first), by book.",
+)
+@click.option("--min-score", type=float, metavar="S", help="Leave out results scoring less than S.")
+@click.option(
+    "--by-book", is_flag=True, help="One row per book: its best results and how many it has."
+)
+@click.option(
     "--relevant",
     metavar="IDS",
     help="Relevance feedback: item ids marked relevant (comma-separated).",
@@ -149,6 +183,11 @@ def search(
     labels,
     not_labels,
     label_set,
+    conditions,
+    books,
+    sort,
+    min_score,
+    by_book,
     relevant,
     irrelevant,
     learner,
@@ -176,12 +215,20 @@ def search(
     \b
     Narrowed to a class, after `sashie classify LIB --labels labels.csv`:
       sashie search LIB "a crane" --label 鳥 --not-label 人物
+
+    \b
+    Narrowed to books, by what their manifests or --metadata said (`sashie books LIB`):
+      sashie search LIB "a crane" --where "year<1700" --sort year
+      sashie search LIB "a crane" --book 3 --by-book
     """
     if k is None:
         k = DEFAULT_K if as_json or as_csv else TABLE_K
     lib = Library(library, progress=True, trust_remote_code=trust_remote_code)
     feedback = bool(relevant or irrelevant)
-    where = Filters(all_items=all_items, label=labels, not_label=not_labels, label_set=label_set)
+    where = Filters(
+        all_items=all_items, label=labels, not_label=not_labels, label_set=label_set,
+        book=list(books) or None, conditions=conditions, min_score=min_score,
+    )  # fmt: skip
     asked = Asked(
         text=query,
         images=images,
@@ -207,29 +254,66 @@ def search(
         )
     else:
         results = lib.search(made, k, where=where, model=model, exact=exact, nprobe=nprobe, ef=ef)
-    _print_results(results, k, as_json=as_json, as_csv=as_csv)
+    bend = knee(results)  # found on the scores' order, before any other sort
+    results = sort_results(results, sort)
+    if by_book:
+        _print_books(by_book_hits(results), as_json=as_json)
+    else:
+        _print_results(results, k, as_json=as_json, as_csv=as_csv, bend=bend)
 
 
-def _print_results(results: list[Result], k: int, *, as_json: bool, as_csv: bool) -> None:
+def _print_results(
+    results: list[Result], k: int, *, as_json: bool, as_csv: bool, bend: dict | None
+) -> None:
     if as_json:
-        echo_json({"results": [r.as_dict() for r in results]}, indent=None)
-    elif as_csv:
+        facets = book_facets(results)
+        echo_json({"results": [r.as_dict() for r in results], "knee": bend, "facets": facets})
+        return
+    if as_csv:
         click.echo(results_csv(results), nl=False)
     elif not results:
-        click.echo("no results: the library has no items for this model")
+        click.echo("no results: the library has no such items for this model")
     else:
         click.echo(results_table(results, shutil.get_terminal_size().columns))
         if len(results) == k:
             click.echo(f"the best {k}; --k N for more, --json or --csv for every field", err=True)
+    if bend is not None and not as_csv:
+        click.echo(
+            f"scores fall off after rank {bend['rank']} (score {bend['score']:.3f}); "
+            "--min-score cuts there",
+            err=True,
+        )
+
+
+def _print_books(groups: list[BookHits], *, as_json: bool) -> None:
+    """One row per book: its title, creator and date, how many results, the best ones."""
+    if as_json:
+        echo_json({"books": [g.as_dict() for g in groups]})
+        return
+    for group in groups:
+        book = group.book or {}
+        told = " · ".join(
+            filter(None, (book.get("title") or "(no book)", book.get("creator"), book.get("date")))
+        )
+        best = ", ".join(
+            f"{r.item} (p.{r.page_number or '?'}, {r.score:.3f})" for r in group.results
+        )
+        click.echo(
+            f"{book.get('id', '-'):>5}  {len(group.results):>3} best of {group.count}: "
+            f"{told}\n       {best}"
+        )
 
 
 def results_table(results: list[Result], width: int = 100) -> str:
     """The results as a table that fits `width` columns: the page's path relative to the
     source it was indexed from, shortened from the left when it is too long."""
     classes = any(r.class_label for r in results)
+    books = any(r.book for r in results)
     columns = [("rank", 4, ">"), ("score", 6, ">"), ("item", 7, ">"), ("box x,y wxh", 17, "<")]
     if classes:
         columns.append(("label", 12, "<"))
+    if books:
+        columns.append(("book, page", BOOK_WIDTH, "<"))
     room = max(20, width - sum(w + 2 for _, w, _ in columns))
     lines = ["  ".join(_cell(name, w, align) for name, w, align in columns) + "  page"]
     for r in results:
@@ -237,9 +321,28 @@ def results_table(results: list[Result], width: int = 100) -> str:
         cells = [str(r.rank), f"{r.score:.3f}", str(r.item), f"{x0},{y0} {x1 - x0}x{y1 - y0}"]
         if classes:
             cells.append(r.class_label or "-")
+        if books:
+            cells.append(_book_cell(r))
         row = [_cell(c, w, align) for c, (_, w, align) in zip(cells, columns)]
         lines.append("  ".join(row) + "  " + _shortened(shown_page(r.page, r.source), room))
     return "\n".join(lines)
+
+
+BOOK_WIDTH = 22  # columns of the results table's book cell
+
+
+def _book_cell(result: Result) -> str:
+    """A result's book as a table shows it: its title (shortened from the left, as every
+    cell) then its page, "p.3"; its year when known."""
+    if result.book is None:
+        return "-"
+    year = result.book.get("year_from")
+    tail = (f" p.{result.page_number}" if result.page_number else "") + (f" {year}" if year else "")
+    title = str(result.book.get("title") or result.book["id"])
+    room = BOOK_WIDTH - _display_width(tail)
+    while _display_width(title) > room and len(title) > 1:
+        title = title[:-2] + "…"
+    return title + tail
 
 
 def shown_page(page: str, source: str) -> str:

@@ -1,0 +1,112 @@
+"""What narrowing a search to books costs (issue 40): p50 / p95 of a top-100 search over
+1.14 M vectors with the ANN index, with no filter, with one book, and with the books of a
+date range, the filter's mask computed each time as `Library.search` computes it (the books
+that meet the conditions, read from a books table; the rows of the index whose book is one
+of them).
+
+    python benchmarks/book_filter.py [--rows 1140000] [--books 4000] [--kind ivf] [--work DIR]
+
+The vectors and the ANN index are those of benchmarks/ann.py (made in --work by running it
+once, unless already there). The items are spread over --books books of consecutive items
+(a book's pages are indexed together), each given a year from 1600 to 1899 at random.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from ann import K, open_index
+
+FILTERS = {
+    "no filter": None,
+    "one book": "book=17",
+    "year<1700 (a third of the books)": "year<1700",
+    "year>=1650 (most books)": "year>=1650",
+}
+
+
+def books_table(count: int, seed: int = 0):
+    """An in-memory catalog's books table of `count` books with random years, read the way
+    the library reads its own (sashie/store/books.py)."""
+    from sashie.store.books import Books
+    from sashie.store.schema import SCHEMA
+
+    db = sqlite3.connect(":memory:")
+    db.executescript(SCHEMA)
+    years = np.random.default_rng(seed).integers(1600, 1900, count)
+    db.executemany(
+        "INSERT INTO books (id, key, year_from, year_to, at) VALUES (?, ?, ?, ?, 0)",
+        [(i + 1, f"book{i + 1}", int(y), int(y)) for i, y in enumerate(years)],
+    )
+    return Books(lambda sql, params=(): db.execute(sql, params).fetchall(), True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--rows", type=int, default=1_140_000)
+    parser.add_argument("--books", type=int, default=4000)
+    parser.add_argument("--kind", default="ivf")
+    parser.add_argument("--work", help="benchmarks/ann.py's folder (default: made anew)")
+    parser.add_argument("--repeat", type=int, default=3, help="times each query is asked")
+    args = parser.parse_args()
+    work = Path(args.work or tempfile.mkdtemp(prefix="sashie-books-"))
+    meta = work / "meta.json"
+    if not meta.exists() or json.loads(meta.read_text())["rows"] != args.rows:
+        subprocess.run(
+            [sys.executable, str(Path(__file__).parent / "ann.py"), "--rows", str(args.rows),
+             "--kinds", args.kind, "--work", str(work), "--no-float32", "--no-multi"],
+            check=True,
+        )  # fmt: skip
+    elif not (work / f"{args.kind}.index").exists():
+        raise SystemExit(f"no {args.kind} index in {work}: run benchmarks/ann.py there")
+
+    from sashie.library.searching import rows_outside
+    from sashie.search.ranking import AnnSearch
+    from sashie.store.books import parse_conditions
+
+    index = open_index(work, args.kind)
+    books = books_table(args.books)
+    book_rows = np.arange(len(index)) * args.books // len(index) + 1  # consecutive items
+    queries = np.concatenate(
+        [np.load(work / "queries-text.npy"), np.load(work / "queries-image.npy")]
+    )
+    how = AnnSearch()
+    for query in queries[:5]:  # warm: the index and the rows in memory
+        index.search(query, K, how=how)
+
+    print(
+        f"{len(index):,} vectors, {args.kind} index, {args.books:,} books; top {K}; "
+        f"{len(queries)} queries x {args.repeat}; the mask made for every search"
+    )
+    print("| filter | items searched | p50 ms | p95 ms | p50 vs no filter |")
+    print("|---|---|---|---|---|")
+    base = None
+    for name, conditions in FILTERS.items():
+        times, kept = [], len(index)
+        for _ in range(args.repeat):
+            for query in queries:
+                started = time.perf_counter()
+                exclude = None
+                if conditions is not None:
+                    allowed = books.matching(parse_conditions(conditions))
+                    exclude = rows_outside(book_rows, allowed)
+                index.search(query, K, exclude=exclude, how=how)
+                times.append(time.perf_counter() - started)
+                kept = len(index) if exclude is None else int((~exclude).sum())
+        p50, p95 = (float(np.percentile(times, q)) * 1000 for q in (50, 95))
+        base = p50 if base is None else base
+        print(f"| {name} | {kept:,} | {p50:.2f} | {p95:.2f} | {p50 / base - 1:+.0%} |")
+
+
+if __name__ == "__main__":
+    main()
