@@ -18,6 +18,8 @@ from ..encoders import Encoder
 from ..errors import SashieError
 from ..sources.images import load_image
 from ..store.catalog import ItemRow
+from .curations import RegionImport, import_regions
+from .filtering import Filter
 from .parts import Ids, Parts
 from .stored import StoredVectors
 
@@ -25,9 +27,19 @@ from .stored import StoredVectors
 class Annotations:
     """The captions of one library's items."""
 
-    def __init__(self, parts: Parts, crop: Callable[[int], Image.Image]) -> None:
+    def __init__(
+        self, parts: Parts, crop: Callable[[int], Image.Image], keep_filter: Filter
+    ) -> None:
         self._parts = parts
         self._crop = crop
+        self._filter = keep_filter
+
+    def import_regions(self, path: str | os.PathLike) -> RegionImport:
+        """Bring in the captioned regions of a IIIF Curation, an AnnotationPage or
+        AnnotationList, or a list of Web Annotations on the library's canvases: each is the
+        item that covers it or a new one cut from its page, with its captions
+        (sashie/library/curations.py)."""
+        return import_regions(self._parts, self._filter, path)
 
     def add(self, item_ids: Ids, caption: str) -> int:
         """Caption items (e.g. 几帳); how many (item, caption) pairs were new."""

@@ -92,7 +92,7 @@ class Library:
         options = {"progress": progress, "trust_remote_code": trust_remote_code}
         self._parts = parts = Parts(self.path, manifest, read_only=read_only, **options)
         self.filter = Filter(parts)
-        self.annotations = Annotations(parts, self.crop)
+        self.annotations = Annotations(parts, self.crop, self.filter)
         self.labels = Labels(parts)
         self.versions = Versions(parts, self.labels)
         self.composer = Composers(parts)

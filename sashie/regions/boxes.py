@@ -28,6 +28,7 @@ from __future__ import annotations
 import glob
 import json
 import math
+import os
 import re
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
@@ -117,11 +118,12 @@ def read_voc_folder(folder: str | Path) -> tuple[list[BoxedPage], list[tuple[str
 @dataclass(frozen=True)
 class CanvasBox:
     """A box drawn on a IIIF canvas: the canvas's id, a label, and x, y, w, h in the
-    canvas's units."""
+    canvas's units; `captions`: every text its annotation (or curation member) gave it."""
 
     canvas: str
     label: str
     xywh: tuple[float, float, float, float]
+    captions: tuple[str, ...] = ()
 
 
 def read_canvas_boxes(json_path: str | Path) -> tuple[list[CanvasBox], list[tuple[str, str]]]:
@@ -132,6 +134,83 @@ def read_canvas_boxes(json_path: str | Path) -> tuple[list[CanvasBox], list[tupl
     if not isinstance(doc, dict) or _annotation_kind(doc) is None:
         raise BadInput(f"{path.name} is not a IIIF AnnotationPage or AnnotationList")
     return _canvas_boxes(doc, path.name)
+
+
+def read_regions(
+    json_path: str | os.PathLike,
+) -> tuple[list[CanvasBox], list[tuple[str, str]]]:
+    """The captioned regions of a IIIF Curation (CODH's cr:Curation), a IIIF AnnotationPage or
+    AnnotationList, or a list of W3C Web Annotations (a JSON list, or an AnnotationCollection
+    with its first page inline), and (entry, reason) for each that could not be used."""
+    path = Path(json_path)
+    doc = _read_json(path)
+    if isinstance(doc, dict) and doc.get("@type") == "cr:Curation":
+        return _curation_boxes(doc, path.name)
+    if isinstance(doc, dict) and doc.get("type") == "AnnotationCollection":
+        first = doc.get("first")
+        doc = first.get("items", []) if isinstance(first, dict) else []
+    if isinstance(doc, list):
+        return _canvas_boxes({"type": "AnnotationPage", "items": doc}, path.name)
+    if not isinstance(doc, dict) or _annotation_kind(doc) is None:
+        raise BadInput(
+            f"{path.name} is not a IIIF Curation, AnnotationPage or AnnotationList, or a list "
+            "of Web Annotations"
+        )
+    return _canvas_boxes(doc, path.name)
+
+
+def _curation_boxes(doc: dict, name: str) -> tuple[list[CanvasBox], list[tuple[str, str]]]:
+    """The members of a Curation's selections: `canvas#xywh=` ids, captioned by their
+    `caption` or `tag` metadata, else by their label."""
+    members = [
+        member
+        for selection in _list(doc.get("selections"))
+        if isinstance(selection, dict)
+        for member in _list(selection.get("members"))
+    ]
+    if len(members) > MAX_OBJECTS:
+        raise BadInput(f"{name} has over {MAX_OBJECTS:,} members")
+    boxes, skipped = [], []
+    for number, member in enumerate(members, 1):
+        try:
+            if not isinstance(member, dict):
+                raise BadInput("not a JSON object")
+            canvas, fragment = _canvas_target(member.get("@id"))
+            captions = _member_captions(member)
+            label = captions[0] if captions else "illustration"
+            boxes.append(CanvasBox(canvas, label, _xywh(fragment), captions))
+        except BadInput as e:
+            skipped.append((f"member {number}", str(e)))
+    return boxes, skipped
+
+
+def _member_captions(member: dict) -> tuple[str, ...]:
+    """A curation member's captions: its `caption`/`tag` metadata values, else its label
+    (unless sashie wrote it as a placeholder for an uncaptioned item)."""
+    tagged, ours = [], False
+    for pair in _list(member.get("metadata")):
+        if not isinstance(pair, dict):
+            continue
+        name = str(pair.get("label", "")).strip().lower()
+        ours = ours or name == "sashie item"
+        if name in ("caption", "tag", "tags", "タグ", "キャプション") and isinstance(
+            pair.get("value"), str
+        ):
+            tagged.append(pair["value"])
+    label = member.get("label")
+    if not tagged and not ours and isinstance(label, str):
+        tagged.append(label)
+    return _captions(tagged)
+
+
+def _captions(texts: list[str]) -> tuple[str, ...]:
+    """Texts as captions: one line each, bounded, without repeats."""
+    out: list[str] = []
+    for text in texts:
+        line = " ".join(re.sub(r"<[^>]{0,500}>", " ", text).split())[:200]  # HTML: its text
+        if line and line not in out:
+            out.append(line)
+    return tuple(out[:20])
 
 
 def _canvas_boxes(doc: dict, name: str) -> tuple[list[CanvasBox], list[tuple[str, str]]]:
@@ -145,8 +224,9 @@ def _canvas_boxes(doc: dict, name: str) -> tuple[list[CanvasBox], list[tuple[str
                 raise BadInput("not a JSON object")
             target = entry.get("target", entry.get("on"))
             canvas, fragment = _canvas_target(target)
-            label = _body_text(entry.get("body", entry.get("resource"))) or "illustration"
-            boxes.append(CanvasBox(canvas, label, _xywh(fragment)))
+            body = entry.get("body", entry.get("resource"))
+            label = _body_text(body) or "illustration"
+            boxes.append(CanvasBox(canvas, label, _xywh(fragment), _body_captions(body)))
         except BadInput as e:
             skipped.append((f"annotation {number}", str(e)))
     return boxes, skipped
@@ -210,6 +290,19 @@ def _body_text(body: object) -> str:
             if isinstance(text, str) and text.strip():
                 return text.strip()[:200]
     return ""
+
+
+def _body_captions(body: object) -> tuple[str, ...]:
+    """Every text of an annotation's bodies that names or tags what it marks (not the
+    descriptions sashie writes of a search's rank and score)."""
+    texts = []
+    for part in body if isinstance(body, list) else [body]:
+        if not isinstance(part, dict):
+            continue
+        text = part.get("value", part.get("chars"))
+        if isinstance(text, str) and not re.search(r"\(sashie item \d+\)$", text.strip()):
+            texts.append(text)
+    return _captions(texts)
 
 
 def _read_json(path: Path) -> object:

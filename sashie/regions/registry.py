@@ -11,6 +11,7 @@ from collections.abc import Callable, Sequence
 
 from ..errors import SashieError
 from .base import Detector
+from .curated import CuratedRegions
 from .whole import Tiles, WholePage
 
 
@@ -40,6 +41,7 @@ def _zeroshot(**options) -> Detector:
 
 DETECTORS: dict[str, Callable[..., Detector]] = {
     "whole": WholePage,
+    "curated": CuratedRegions,
     "tiles": Tiles,
     "layout": _layout,
     "learned": _learned,

@@ -353,3 +353,84 @@ def test_a_curation_json_groups_regions_by_manifest(tmp_path, manifests):
     client = TestClient(server.create_app(tmp_path / "lib"))
     answer = client.get("/api/iiif/annotations", params={"caption": "鶴", "curation": True})
     assert answer.status_code == 200 and answer.json()["@type"] == "cr:Curation"
+
+
+def another_tools_page(canvas: str) -> dict:
+    """An AnnotationPage as a web annotation tool writes one: HTML comments, tags, and a
+    region on a canvas the library does not hold."""
+
+    def note(xywh, *bodies, on=canvas):
+        return {
+            "id": f"https://tool.example/anno/{xywh}",
+            "type": "Annotation",
+            "motivation": "commenting",
+            "body": [{"type": "TextualBody", "value": v, "purpose": p} for v, p in bodies],
+            "target": {
+                "source": on,
+                "selector": {"type": "FragmentSelector", "value": f"xywh={xywh}"},
+            },
+        }
+
+    return {
+        "@context": "http://iiif.io/api/presentation/3/context.json",
+        "id": "https://tool.example/page/1",
+        "type": "AnnotationPage",
+        "items": [
+            note("10,20,50,60", ("<p>鶴</p>", "commenting"), ("bird", "tagging")),
+            note("30,40,60,70", ("松", "tagging")),
+            note("0,0,50,50", ("elsewhere", "tagging"), on="https://other.example/canvas/9"),
+        ],
+    }
+
+
+def test_regions_from_another_tool_become_items_and_a_curation_goes_round(tmp_path, manifests):
+    canvas = "https://example.org/canvas/1"
+    page = tmp_path / "page.json"
+    page.write_text(json.dumps(another_tools_page(canvas), ensure_ascii=False))
+    with Library(tmp_path / "a", create=True) as lib:
+        lib.add([str(manifests["ndl"])], regions="whole")
+        report = lib.annotations.import_regions(page)
+        assert (report.regions, report.items_made, report.items_found) == (3, 2, 0)
+        assert report.skipped[0][0] == "https://other.example/canvas/9"
+        made = sorted({a["item"] for a in lib.annotations.list()})
+        captions = {
+            (lib.iiif_target(a["item"])["region"], a["caption"]) for a in lib.annotations.list()
+        }
+        assert {c for _, c in captions} == {"鶴", "bird", "松"}
+        assert {r for r, _ in captions} == {
+            f"{canvas}#xywh=10,20,50,60",
+            f"{canvas}#xywh=30,40,60,70",
+        }
+        assert lib.search("a page", k=10, where=Filters(all_items=True))  # they are searched
+        again = lib.annotations.import_regions(page)  # the same file again: nothing new
+        assert (again.items_made, again.items_found, again.annotations) == (0, 2, 0)
+        curation = lib.iiif_annotations(made, curation=True).page
+    out = tmp_path / "curation.json"
+    out.write_text(json.dumps(curation, ensure_ascii=False))
+    with Library(tmp_path / "b", create=True) as fresh:
+        fresh.add([str(manifests["ndl"])], regions="whole")
+        report = fresh.annotations.import_regions(out)
+        assert (report.items_made, report.annotations) == (2, 3)
+        brought = {
+            (fresh.iiif_target(a["item"])["region"], a["caption"]) for a in fresh.annotations.list()
+        }
+    assert brought == captions  # the same regions and captions
+    listed = run_cli("annotations", "import", tmp_path / "b", out, "--json")
+    assert json.loads(listed.stdout)["items_found"] == 2
+
+
+@pytest.mark.parametrize(
+    "content",
+    ['{"@type": "cr:Curation", "selections": 5}', '{"type": "Manifest"}', "[1, 2", '"text"'],
+)
+def test_a_file_of_regions_that_cannot_be_used_is_one_line_or_skips(tmp_path, pages, content):
+    path = tmp_path / "regions.json"
+    path.write_text(content)
+    with Library(tmp_path / "lib", create=True) as lib:
+        lib.add([str(pages)], regions="whole")
+        try:
+            report = lib.annotations.import_regions(path)
+        except SashieError as e:
+            assert "\n" not in str(e)
+        else:
+            assert report.items_made == 0 and report.annotations == 0

@@ -20,6 +20,7 @@ def annotations_group() -> None:
     sashie annotations remove LIB 几帳 40         take a caption back (from items, or all)
     sashie annotations list LIB
     sashie annotations export LIB OUT/           OUT/annotations.jsonl + OUT/crops/*.jpg
+    sashie annotations import LIB curation.json  a IIIF Curation or AnnotationPage's regions
     """
 
 
@@ -82,3 +83,28 @@ def annotations_export(library, out_dir, as_json):
         echo_json({"file": str(out / "annotations.jsonl")})
     else:
         click.echo(f"exported to {out / 'annotations.jsonl'}", err=True)
+
+
+@annotations_group.command("import")
+@click.argument("library", type=LIBRARY)
+@click.argument("file", type=click.Path(dir_okay=False, exists=True))
+@JSON
+def annotations_import(library, file, as_json):
+    """Bring in the captioned regions of FILE: a IIIF Curation (cr:Curation, as
+    `export-iiif --curation` and CODH's IIIF Curation Viewer write), a IIIF AnnotationPage
+    or AnnotationList, or a list of W3C Web Annotations, on canvases of LIBRARY. Each region
+    is the item that covers it, or a new item cut from its page and encoded; its captions
+    are added to it. A canvas the library lacks is skipped: index its manifest first."""
+    report = Library(library, progress=not as_json).annotations.import_regions(file)
+    if as_json:
+        echo_json(report.as_dict())
+        return
+    click.echo(
+        f"{report.regions} regions: {report.items_found} items found, {report.items_made} "
+        f"cut anew; {report.annotations} new annotations",
+        err=True,
+    )
+    for entry, reason in report.skipped[:20]:
+        click.echo(f"  skipped {entry}: {reason}", err=True)
+    if len(report.skipped) > 20:
+        click.echo(f"  ... and {len(report.skipped) - 20} more (--json lists all)", err=True)
