@@ -16,6 +16,7 @@ import os
 from dataclasses import dataclass, field
 
 from ..errors import BadInput, SashieError
+from ..ingest.indexer import AddReport
 from ..regions.base import MIN_SIDE, BBox, iou
 from ..regions.boxes import CanvasBox, read_regions
 from ..sources.pages import indexed_page
@@ -64,18 +65,19 @@ def import_regions(parts: Parts, keep_filter: Filter, path: str | os.PathLike) -
             new.setdefault(page_id, []).append(bbox)
         found.append((box, page_id, bbox, item))
     report.items_found = len({item for *_, item in found if item is not None})
+    report.items_made = sum(len(boxes) for boxes in new.values())
     if new:
-        _cut(parts, keep_filter, new, items)
+        cut = _cut(parts, keep_filter, new, items)
+        report.skipped += [(skip.uri[:200], skip.reason) for skip in cut.skipped]
         items = _page_items(parts)
     captioned: dict[int, set[str]] = {}
     for box, page_id, bbox, item in found:
         if item is None:
             item = _matching(items.get(page_id, []), bbox, 0.95)
-            if item is None:
-                report.skipped.append((box.canvas[:200], "the region could not be cut"))
+            if item is None:  # its page could not be read again: skipped above, with why
+                report.items_made -= 1
                 continue
         captioned.setdefault(item, set()).update(box.captions)
-    report.items_made = sum(len(boxes) for boxes in new.values())
     with parts.catalog.transaction() as tx:
         for item, captions in captioned.items():
             report.annotations += sum(tx.add_annotations([item], c) for c in sorted(captions))
@@ -133,8 +135,9 @@ def _cut(
     keep_filter: Filter,
     new: dict[int, list[BBox]],
     items: dict[int, list[tuple[int, str, BBox]]],
-) -> None:
-    """Cut and encode the new regions of these pages (their curated items kept)."""
+) -> AddReport:
+    """Cut and encode the new regions of these pages (their curated items kept); what the
+    indexing did, the pages it could not read among it."""
     rows = {row.page_id: row for row in parts.catalog.whole_pages(sorted(new))}
     pages = {page_id: (uri, source, meta) for page_id, uri, source, meta in parts.catalog.pages()}
     shares: dict[str, list[tuple[float, float, float, float]]] = {}
@@ -148,4 +151,4 @@ def _cut(
     how = Indexing(
         regions="curated", detector_options={"curated": {"boxes": shares}}, recut=["curated"]
     )
-    index_pages(parts, keep_filter, refs, how)
+    return index_pages(parts, keep_filter, refs, how)

@@ -14,6 +14,7 @@ Each other concern is a sub-object with its own module, named as the command lin
     lib.labels       classify; the label sets and their classes           labels.py
     lib.composer     composed search's composer of each version           composers.py
     lib.regions      boxes a curator draws; the library's own detector    regions.py
+    lib.books        the books its pages are of; a book's pages           books.py
 
 They share the library's files and what is loaded from them (parts.py). The command line and
 the web server use only these verbs. On disk: docs/architecture.md.
@@ -46,6 +47,7 @@ from . import iiif, searching
 from .ann_files import AnnChoice
 from .annotations import Annotations
 from .arranging import at_least
+from .books import Books
 from .checking import Checks, Checkup
 from .composers import Composers
 from .export import ExportReport, export_items
@@ -97,6 +99,7 @@ class Library:
         self.versions = Versions(parts, self.labels)
         self.composer = Composers(parts)
         self.regions = Regions(parts)
+        self.books = Books(parts)
 
     @property
     def read_only(self) -> bool:
@@ -268,10 +271,6 @@ class Library:
     def item_ids(self) -> np.ndarray:
         """The ids of every item."""
         return self._parts.catalog.live_item_ids()
-
-    def books(self) -> list[dict]:
-        """Every book (sashie/sources/books.py), its page and item counts, by id."""
-        return self._parts.catalog.books.all()
 
     def crop(self, item_id: int, size: int | None = None) -> Image.Image:
         """The item's picture; with `size`, at most that many pixels a side. From the page's

@@ -74,7 +74,7 @@ class Regions:
         row = self._parts.item(item_id)
         return [
             (detector, box)
-            for detector, box in self._parts.catalog.page_item_boxes(row.page_id)
+            for _, detector, box in self._parts.catalog.page_items(row.page_id)
             if detector not in ("whole", "tiles")
         ]
 

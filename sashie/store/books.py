@@ -171,6 +171,16 @@ class Books:
         rows = self._query("SELECT uri, book_id, page_number FROM pages")
         return {uri: (book, number) for uri, book, number in rows}
 
+    def pages_of(self, book_id: int) -> list[tuple[int, int | None]]:
+        """(page id, page number) of a book's pages, in the book's order."""
+        if not self.known:
+            return []
+        rows = self._query(
+            "SELECT id, page_number FROM pages WHERE book_id = ? ORDER BY page_number, id",
+            (int(book_id),),
+        )
+        return [(page, number) for page, number in rows]
+
     def item_books(self) -> tuple[np.ndarray, np.ndarray]:
         """(item ids, their books' ids; 0 for none), every item, by item id."""
         if not self.known:

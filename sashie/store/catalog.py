@@ -187,14 +187,14 @@ class Catalog:
             ]
         return out
 
-    def page_item_boxes(self, page_id: int) -> list[tuple[str, Box]]:
-        """The boxes the page's items were cut from, with their detectors, largest first."""
+    def page_items(self, page_id: int) -> list[tuple[int, str, Box]]:
+        """The page's items, (item id, detector, box), largest first."""
         rows = self._query(
-            "SELECT detector, x0, y0, x1, y1 FROM items WHERE page_id = ? "
+            "SELECT id, detector, x0, y0, x1, y1 FROM items WHERE page_id = ? "
             "ORDER BY (x1 - x0) * (y1 - y0) DESC, id",
             (int(page_id),),
         )
-        return [(detector, (x0, y0, x1, y1)) for detector, x0, y0, x1, y1 in rows]
+        return [(item, detector, (x0, y0, x1, y1)) for item, detector, x0, y0, x1, y1 in rows]
 
     def items(self, item_ids: Iterable[int] | None = None) -> list[ItemRow]:
         """Items with their pages, in the order asked (all items by id when None)."""

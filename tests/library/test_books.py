@@ -114,7 +114,7 @@ def manifests(tmp_path):
 def test_manifests_v2_and_v3_give_their_books(tmp_path, manifests):
     with Library(tmp_path / "lib", create=True) as lib:
         lib.add([str(p) for p in manifests.values()], regions="whole")
-        books = {b["title"]: b for b in lib.books()}
+        books = {b["title"]: b for b in lib.books.list()}
         results = lib.search("a page", k=20)
     ndl, nijl, three = (
         books["絵本写宝袋"],
@@ -160,7 +160,7 @@ def shelves(tmp_path):
 
 
 def test_a_sidecar_describes_folders_and_is_read_as_hostile_input(shelves):
-    books = {b["key"].rsplit("/", 1)[-1]: b for b in Library(shelves).books()}
+    books = {b["key"].rsplit("/", 1)[-1]: b for b in Library(shelves).books.list()}
     assert set(books) == {"early", "middle", "late"}
     early, middle, late = books["early"], books["middle"], books["late"]
     assert early["title"] == '=HYPERLINK("http://evil")'  # kept as text, never run
@@ -205,7 +205,7 @@ def test_books_filter_sort_and_count_search_results_with_the_ann_index(shelves):
     assert sorted(set(_years(old))) == [1750, 1796] and len(old) == 12
     by_artist = lib.search("a page", k=18, where=Filters(conditions="creator~artist two"))
     assert sorted(set(_years(by_artist))) == [1750, 1879]
-    middle = next(b["id"] for b in lib.books() if b["title"] == "Middle book")
+    middle = next(b["id"] for b in lib.books.list() if b["title"] == "Middle book")
     one = lib.search("a page", k=18, where=Filters(book=middle, conditions="year>=1700"))
     assert {r.book["id"] for r in one} == {middle} and len(one) == 6
     assert lib.search("a page", k=18, where=Filters(book=middle, conditions="year>1800")) == []
@@ -267,11 +267,11 @@ def test_a_catalog_from_before_books_is_brought_up_to_date(tmp_path, pages):
     db.commit()
     db.close()
     with Library(tmp_path / "lib", read_only=True) as old:  # read as it is: no books
-        assert old.books() == [] and old.search("a page", k=3)
+        assert old.books.list() == [] and old.search("a page", k=3)
         assert old.search("a page", k=3, where=Filters(conditions="year<1900")) == []
     with Library(tmp_path / "lib") as lib:  # opened to write: brought up to date
         lib.add([str(pages)], regions="whole")  # nothing re-read; the books recorded
-        assert [b["pages"] for b in lib.books()] == [12]
+        assert [b["pages"] for b in lib.books.list()] == [12]
         assert lib.search("a page", k=3)[0].page_number is not None
 
 

@@ -51,7 +51,12 @@ def _boxes_reply(boxes: list | None, pages: int) -> dict:
 
 @router.get("/api/books", summary="The books: each manifest, folder or list, and its metadata")
 def books(served: ServedDep) -> dict:
-    return {"books": served.lib.books()}
+    return {"books": served.lib.books.list()}
+
+
+@router.get("/api/books/{book_id}/pages", summary="A book's pages and the items found on each")
+def book_pages(served: ServedDep, book_id: ItemId) -> dict:
+    return {"book": book_id, "pages": served.lib.books.pages(book_id)}
 
 
 @router.get("/api/items/{item_id}", summary="An item, its page and where it came from")

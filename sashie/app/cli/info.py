@@ -167,7 +167,7 @@ def books(library, as_json):
     """List the books of LIBRARY: each manifest, folder of scans or list it indexed, with
     what its source (or `index --metadata FILE`) says of it. Search within them with
     `sashie search LIB "..." --book ID` or `--where "year<1700"`."""
-    found = Library(library).books()
+    found = Library(library).books.list()
     if as_json:
         echo_json(found)
         return
