@@ -61,7 +61,7 @@ def test_a_book_chip_narrows_and_a_card_opens_its_region_in_a_viewer(
             everything = search(page, "a page")
             assert len(everything) == 8  # 3 + 4 pages, and the picture a curator boxed
             chip = page.locator("#facets button", has_text="a book")
-            assert chip.inner_text() == "📖 a book (4)"
+            assert chip.inner_text() == "book: a book (4)"
             chip.click()
             page.wait_for_selector("#facets button.on")
             page.wait_for_selector("#status:has-text('results in')")
