@@ -39,15 +39,25 @@ def _zeroshot(**options) -> Detector:
     return ZeroShotDetector(**options)
 
 
+def _curated(**options) -> Detector:
+    if "boxes" not in options:  # run by name it would cut nothing, and a recut would drop
+        raise SashieError(  # every region brought in
+            "the curated detector cuts the regions `sashie annotations import` brings in; "
+            "it is not run by name"
+        )
+    return CuratedRegions(**options)
+
+
 DETECTORS: dict[str, Callable[..., Detector]] = {
     "whole": WholePage,
-    "curated": CuratedRegions,
+    "curated": _curated,
     "tiles": Tiles,
     "layout": _layout,
     "learned": _learned,
     "hybrid": _hybrid,
     "zeroshot": _zeroshot,
 }
+NAMED = set(DETECTORS) - {"curated"}  # what a person may name (`curated` is the import's)
 # Each illustration its own item, and the page too (as the seed paper indexed them: 450 K
 # pages gave 3.8 M items), so that a photograph, which has no illustrations, is one item.
 DEFAULT_DETECTORS = "layout,whole"
@@ -63,7 +73,7 @@ def parse_detector_names(names: str | Sequence[str]) -> list[str]:
     unknown = [n for n in parsed if n not in DETECTORS]
     if unknown:
         raise SashieError(
-            f"unknown region detector {unknown[0]!r}; known: {', '.join(sorted(DETECTORS))}"
+            f"unknown region detector {unknown[0]!r}; known: {', '.join(sorted(NAMED))}"
         )
     return list(dict.fromkeys(parsed))
 

@@ -100,3 +100,9 @@ def test_clean_regions_drops_tiny_boxes_and_near_duplicates():
 def test_unknown_detector_is_named():
     with pytest.raises(SashieError, match="known: hybrid, layout, learned, tiles, whole, zeroshot"):
         load_detectors("layout,guess")
+
+
+def test_the_curated_detector_is_not_run_by_name():
+    """Run by name it would cut nothing, and a recut would drop every imported region."""
+    with pytest.raises(SashieError, match="not run by name"):
+        load_detectors("curated")
