@@ -81,7 +81,8 @@ def test_a_book_chip_narrows_and_a_card_opens_its_region_in_a_viewer(
             # a whole page, or the boxed picture, on the 400 x 600 canvas
             assert asked["xywh"] in ("0,0,400,600", "100,100,200,200")
             page.click("#facets button.on")  # every book again
-            page.wait_for_selector("#facets button:not(.on)")
+            page.wait_for_selector("#facets button.on", state="detached")
+            page.wait_for_selector("#status:has-text('results in')")
             assert sorted(items(page)) == sorted(everything)
             page.locator(".card", has_text="a book").first.locator("img").click()
             page.wait_for_selector("#bookstrip .leaf img")

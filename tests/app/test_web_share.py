@@ -358,7 +358,8 @@ def test_a_click_on_a_label_narrows_the_results(browser, labelled_site):
     assert "label=" in page.url  # the link keeps the narrowing
     page.screenshot(path=SHOTS / "13-results-narrowed-by-label.png")
     page.click("#facets button.on")  # the narrowing taken back
-    page.wait_for_selector("#facets button:not(.on)")
+    page.wait_for_selector("#facets button.on", state="detached")
+    page.wait_for_selector("#status:has-text('results in')")
     assert items(page) == everything
     context.close()
 

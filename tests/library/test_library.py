@@ -120,7 +120,7 @@ def test_search_results_and_json(tmp_path, tiny_spec, pages):
     assert set(results[0]) == {
         *("rank", "item", "score", "page", "bbox", "page_size", "detector", "source"),
         *("metadata", "mark", "verdict", "captions", "canvas", "region", "class_label"),
-        "copies",
+        *("copies", "book", "page_number", "content_state", "viewer_url", "homepage"),
     }
     scores = [r["score"] for r in results]
     assert scores == sorted(scores, reverse=True)

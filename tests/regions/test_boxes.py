@@ -201,7 +201,7 @@ def test_a_iiif_annotation_page_gives_canvas_boxes_and_says_why_not_the_rest(tmp
     assert read_boxes(page) == ([], boxes, skipped)
     assert boxes == [
         CanvasBox(canvas, "illustration", (1, 2, 3, 4)),
-        CanvasBox(canvas, "crane", (10, 20, 30, 40)),
+        CanvasBox(canvas, "crane", (10, 20, 30, 40), ("crane",)),
     ]
     assert [name for name, _ in skipped] == [f"annotation {n}" for n in range(3, 11)]
     assert "percent" in skipped[0][1] and "empty" in skipped[3][1]
@@ -220,7 +220,10 @@ def test_a_iiif_annotation_page_gives_canvas_boxes_and_says_why_not_the_rest(tmp
             }
         )
     )
-    assert read_canvas_boxes(v2) == ([CanvasBox(canvas, "a screen", (5, 6, 7, 8))], [])
+    assert read_canvas_boxes(v2) == (
+        [CanvasBox(canvas, "a screen", (5, 6, 7, 8), ("a screen",))],
+        [],
+    )
     coco = tmp_path / "coco.json"
     coco.write_text(json.dumps({"images": [], "annotations": []}))
     assert read_boxes(coco)[1] == [] and read_boxes(tmp_path)[1] == []

@@ -308,7 +308,9 @@ def results_table(results: list[Result], width: int = 100) -> str:
     """The results as a table that fits `width` columns: the page's path relative to the
     source it was indexed from, shortened from the left when it is too long."""
     classes = any(r.class_label for r in results)
-    books = any(r.book for r in results)
+    # the book column, when it tells more than the page's folder: several books, or dates
+    known = {r.book["id"]: r.book for r in results if r.book}
+    books = len(known) > 1 or any(b.get("year_from") for b in known.values())
     columns = [("rank", 4, ">"), ("score", 6, ">"), ("item", 7, ">"), ("box x,y wxh", 17, "<")]
     if classes:
         columns.append(("label", 12, "<"))
