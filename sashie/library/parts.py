@@ -49,6 +49,7 @@ class Loaded:
     excluded: np.ndarray | None = None  # rows the filter excluded, once asked
     classes: dict[str, np.ndarray] = field(default_factory=dict)  # rows' class, by label set
     books: np.ndarray | None = None  # each row's book id (0: none), once asked
+    outside: dict[tuple, np.ndarray] = field(default_factory=dict)  # rows books' filters leave
 
     def anew(self) -> Loaded:
         """The same vectors, with nothing derived from the catalog yet."""

@@ -190,7 +190,8 @@ class AnnIndex:
             selector = faiss.IDSelectorBitmap(self.rows, faiss.swig_ptr(bits))
             # the nearest allowed rows are further away when most rows are excluded: widen
             # the search (a power above 1, measured: tests/search/test_ann.py at 70 % out)
-            widen = max(float(allowed[: self.rows].mean()), 1e-3) ** -1.5
+            share = np.count_nonzero(allowed[: self.rows]) / max(1, self.rows)
+            widen = max(share, 1e-3) ** -1.5
         else:
             widen = 1.0
         ef = ef or self.settings.get("ef", DEFAULT_EF)

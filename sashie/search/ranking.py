@@ -119,6 +119,7 @@ class VectorIndex:
         self.ann = ann
         self.file_rows = np.arange(len(vectors)) if file_rows is None else file_rows
         self._positions: np.ndarray | None = None  # file row -> row here (-1: none)
+        self._identity: bool | None = None  # whether each row here is the same file row
 
     def __len__(self) -> int:
         return len(self.item_ids)
@@ -216,10 +217,9 @@ class VectorIndex:
         `exclude` is true are never returned. `examples`: see `scores`. With an ANN index
         (unless `how.exact`), candidates come from it and are re-scored exactly."""
         score = _scorer(restrict(query, dims), dims, examples, weight, sharpness)
-        allowed = None if exclude is None else np.flatnonzero(~exclude)
         rows: np.ndarray | None
-        if allowed is not None and len(allowed) <= FEW_ALLOWED:
-            rows = allowed  # a narrow filter (one book, a class): its rows scored exactly
+        if exclude is not None and len(exclude) - np.count_nonzero(exclude) <= FEW_ALLOWED:
+            rows = np.flatnonzero(~exclude)  # a narrow filter (a book, a class): scored exactly
         elif self.ann is not None and not how.exact:
             rows = self._ann_candidates(query, k, dims, exclude, examples, how)
         elif dims is None and examples is None:
@@ -267,11 +267,14 @@ class VectorIndex:
         positions = self._file_positions()
         allowed_rows = None  # every row of the file is allowed: no mask to pass
         allowed_count = len(self)
-        if exclude is not None or len(self) < len(positions):
+        if exclude is not None and len(exclude) == len(positions) and self._rows_are_file_rows():
+            allowed_rows = ~exclude  # every row of the file is an item here, in its order
+            allowed_count = int(np.count_nonzero(allowed_rows))
+        elif exclude is not None or len(self) < len(positions):
             allowed_rows = positions >= 0
             if exclude is not None:
                 allowed_rows[self.file_rows[exclude]] = False
-            allowed_count = int(allowed_rows.sum())
+            allowed_count = int(np.count_nonzero(allowed_rows))
         per_result = SUBSPACE_CANDIDATES if dims is not None else ann.rerank
         wanted = min(k * per_result, allowed_count)
         searches = [restrict(query, None)]
@@ -287,6 +290,13 @@ class VectorIndex:
         if len(candidates) < min(k, allowed_count):
             return None
         return candidates
+
+    def _rows_are_file_rows(self) -> bool:
+        """Whether row r here is row r of the vector file, for every r (no item gone)."""
+        if self._identity is None:
+            rows = self.file_rows
+            self._identity = bool(len(rows) == 0 or (rows[0] == 0 and (np.diff(rows) == 1).all()))
+        return self._identity
 
     def _file_positions(self) -> np.ndarray:
         """For each row of the vector file, its row here (-1: not an item of this index);
