@@ -13,6 +13,7 @@ does not hold is skipped with its reason: index its manifest first.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from ..errors import BadInput, SashieError
@@ -20,6 +21,7 @@ from ..ingest.indexer import AddReport
 from ..regions.base import MIN_SIDE, BBox, iou
 from ..regions.boxes import CanvasBox, read_regions
 from ..sources.pages import indexed_page
+from ..store.catalog import ItemRow
 from .filtering import Filter
 from .indexing import Indexing, index_pages
 from .parts import Parts
@@ -56,10 +58,12 @@ def import_regions(parts: Parts, keep_filter: Filter, path: str | os.PathLike) -
         raise SashieError(str(e)) from None
     report = RegionImport(regions=len(boxes) + len(skipped), skipped=list(skipped))
     placed = _on_pages(parts, boxes, report.skipped)
-    items = _page_items(parts)
+    pages = {row.page_id: row for _, row, _ in placed}
+    items = _page_items(parts, pages)
     new: dict[int, list[BBox]] = {}
     found: list[tuple[CanvasBox, int, BBox, int | None]] = []
-    for box, page_id, bbox in placed:
+    for box, row, bbox in placed:
+        page_id = row.page_id
         item = _matching(items.get(page_id, []), bbox, MATCH_IOU)
         if item is None and bbox not in new.get(page_id, []):
             new.setdefault(page_id, []).append(bbox)
@@ -67,9 +71,9 @@ def import_regions(parts: Parts, keep_filter: Filter, path: str | os.PathLike) -
     report.items_found = len({item for *_, item in found if item is not None})
     report.items_made = sum(len(boxes) for boxes in new.values())
     if new:
-        cut = _cut(parts, keep_filter, new, items)
+        cut = _cut(parts, keep_filter, {page_id: pages[page_id] for page_id in new}, new, items)
         report.skipped += [(skip.uri[:200], skip.reason) for skip in cut.skipped]
-        items = _page_items(parts)
+        items = _page_items(parts, new)
     captioned: dict[int, set[str]] = {}
     for box, page_id, bbox, item in found:
         if item is None:
@@ -87,8 +91,8 @@ def import_regions(parts: Parts, keep_filter: Filter, path: str | os.PathLike) -
 
 def _on_pages(
     parts: Parts, boxes: list[CanvasBox], skipped: list[tuple[str, str]]
-) -> list[tuple[CanvasBox, int, BBox]]:
-    """Each region with its page and its box in the page's pixels."""
+) -> list[tuple[CanvasBox, ItemRow, BBox]]:
+    """Each region with its page (as a whole-page row) and its box in the page's pixels."""
     held = {meta.get("canvas"): page_id for page_id, _, _, meta in parts.catalog.pages()}
     wanted = {held[b.canvas] for b in boxes if b.canvas in held}
     rows = {row.page_id: row for row in parts.catalog.whole_pages(sorted(wanted))}
@@ -115,13 +119,13 @@ def _on_pages(
         if bbox[2] - bbox[0] < MIN_SIDE or bbox[3] - bbox[1] < MIN_SIDE:
             skipped.append((box.canvas[:200], f"under {MIN_SIDE} pixels a side on its page"))
             continue
-        out.append((box, row.page_id, bbox))
+        out.append((box, row, bbox))
     return out
 
 
-def _page_items(parts: Parts) -> dict[int, list[tuple[int, str, BBox]]]:
-    """Every item of every page: (item id, detector, box), by page."""
-    return parts.catalog.detector_items(parts.catalog.items_by_detector())
+def _page_items(parts: Parts, page_ids: Iterable[int]) -> dict[int, list[tuple[int, str, BBox]]]:
+    """The items of these pages: (item id, detector, box), by page."""
+    return {page_id: parts.catalog.page_items(page_id) for page_id in page_ids}
 
 
 def _matching(items: list[tuple[int, str, BBox]], bbox: BBox, least: float) -> int | None:
@@ -133,21 +137,20 @@ def _matching(items: list[tuple[int, str, BBox]], bbox: BBox, least: float) -> i
 def _cut(
     parts: Parts,
     keep_filter: Filter,
+    rows: dict[int, ItemRow],
     new: dict[int, list[BBox]],
     items: dict[int, list[tuple[int, str, BBox]]],
 ) -> AddReport:
-    """Cut and encode the new regions of these pages (their curated items kept); what the
-    indexing did, the pages it could not read among it."""
-    rows = {row.page_id: row for row in parts.catalog.whole_pages(sorted(new))}
-    pages = {page_id: (uri, source, meta) for page_id, uri, source, meta in parts.catalog.pages()}
+    """Cut and encode the new regions of these pages (`rows`: each as a whole-page row;
+    their curated items kept); what the indexing did, the pages it could not read among it."""
     shares: dict[str, list[tuple[float, float, float, float]]] = {}
     for page_id, boxes in new.items():
         width, height = rows[page_id].page_size
         kept = [box for _, detector, box in items.get(page_id, []) if detector == "curated"]
-        shares[pages[page_id][0]] = [
+        shares[rows[page_id].page] = [
             (x0 / width, y0 / height, x1 / width, y1 / height) for x0, y0, x1, y1 in kept + boxes
         ]
-    refs = [indexed_page(*pages[page_id]) for page_id in new]
+    refs = [indexed_page(row.page, row.source, row.metadata) for row in rows.values()]
     how = Indexing(
         regions="curated", detector_options={"curated": {"boxes": shares}}, recut=["curated"]
     )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Sequence
+from functools import lru_cache
 
 import numpy as np
 
@@ -147,18 +148,32 @@ def check_tables(db: sqlite3.Connection) -> None:
     """Each of the catalog's tables is a table with its columns, not a view or another
     shape someone gave it (a `sqlite3.DatabaseError` when not)."""
     kinds = dict(db.execute("SELECT name, type FROM sqlite_master").fetchall())
-    shape = sqlite3.connect(":memory:")
-    shape.executescript(SCHEMA)
-    for (name,) in shape.execute("SELECT name FROM sqlite_master WHERE type = 'table'"):
-        if name.startswith("sqlite_") or name not in kinds:  # missing: an older catalog
+    for name, wanted in _table_columns().items():
+        if name not in kinds:  # missing: an older catalog's
             continue
         if kinds[name] != "table":
             raise sqlite3.DatabaseError(f"{name} is not a table")
-        added = {c.split()[0] for c in ADDED_COLUMNS.get(name, ())}  # an older catalog's
-        wanted = {row[1] for row in shape.execute(f"PRAGMA table_info({name})")} - added
         if not wanted <= {row[1] for row in db.execute(f"PRAGMA table_info({name})")}:
             raise sqlite3.DatabaseError(f"the {name} table lacks columns")
+
+
+@lru_cache(maxsize=1)
+def _table_columns() -> dict[str, frozenset[str]]:
+    """The columns of each table SCHEMA makes (less those an older catalog may lack)."""
+    shape = sqlite3.connect(":memory:")
+    shape.executescript(SCHEMA)
+    tables = [
+        name
+        for (name,) in shape.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+        if not name.startswith("sqlite_")
+    ]
+    out = {}
+    for name in tables:
+        added = {c.split()[0] for c in ADDED_COLUMNS.get(name, ())}
+        columns = {row[1] for row in shape.execute(f"PRAGMA table_info({name})")}
+        out[name] = frozenset(columns - added)
     shape.close()
+    return out
 
 
 CATALOG_PART = "the library's catalog"
