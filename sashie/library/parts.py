@@ -23,6 +23,7 @@ from ..encoders import Encoder, load_encoder, trainable
 from ..errors import NotFound, SashieError
 from ..search.memory import ExampleMemory
 from ..search.ranking import VectorIndex
+from ..store.books import BookRuns
 from ..store.catalog import READ_ONLY, Catalog, ItemRow
 from ..store.vectors import VectorFile
 from .ann_files import AnnFiles, Stamp
@@ -48,7 +49,7 @@ class Loaded:
     ann_stamp: Stamp  # the ANN file it was loaded with
     excluded: np.ndarray | None = None  # rows the filter excluded, once asked
     classes: dict[str, np.ndarray] = field(default_factory=dict)  # rows' class, by label set
-    books: np.ndarray | None = None  # each row's book id (0: none), once asked
+    books: BookRuns | None = None  # the rows' book ids (0: none), once asked
     outside: dict[tuple, np.ndarray] = field(default_factory=dict)  # rows books' filters leave
 
     def anew(self) -> Loaded:
@@ -294,7 +295,7 @@ class Parts:
             loaded.excluded = np.isin(loaded.index.item_ids, self.catalog.excluded_item_ids())
         return loaded.excluded if loaded.excluded.any() else None
 
-    def book_rows(self, model: str | None) -> np.ndarray:
+    def book_rows(self, model: str | None) -> BookRuns:
         """The book id of each row of the active version's index (0: a page of no book)."""
         loaded = self.load(model)
         if loaded.books is None:
@@ -302,7 +303,7 @@ class Parts:
             at = np.searchsorted(items, loaded.index.item_ids)
             at = np.minimum(at, max(len(items) - 1, 0))
             found = items[at] == loaded.index.item_ids if len(items) else np.zeros(0, bool)
-            loaded.books = np.where(found, books[at] if len(items) else 0, 0)
+            loaded.books = BookRuns.of(np.where(found, books[at] if len(items) else 0, 0))
         return loaded.books
 
     def keep_ann_current(self, model_id: str, version: str, *, rebuild: bool = False) -> str:

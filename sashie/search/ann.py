@@ -42,6 +42,17 @@ EXACT_BELOW = 200_000  # rows; below, a scan of the float16 vectors takes < 25 m
 PQ_FROM = 2_000_000  # rows; from here ivf's float16 codes (1 KiB a vector) pass 2 GiB
 HNSW_M = 32  # graph neighbours a node
 HNSW_BUILD_EF = 64  # efConstruction
+# A filter that lets through a share s of the rows: at s >= SELECTOR_BELOW (ivf, ivfpq) FAISS
+# searches unfiltered for wanted / s x ASK_MORE rows and the excluded ones are dropped (its
+# selector path scores codes about half as fast); below, FAISS skips excluded rows as it
+# scans. The cells scanned hold at least COVER x wanted allowed rows (more cells when the
+# filter is narrow or the cells are small); an HNSW walk widens by s^-HNSW_WIDEN_POWER.
+# Chosen with benchmarks/book_filter.py's vectors (books given years of another seed: recall@100
+# as without a filter) and tests/search/test_ann.py's many small clusters at 70 % out.
+SELECTOR_BELOW = 0.15
+ASK_MORE = 1.25
+COVER = 8
+HNSW_WIDEN_POWER = 1.5
 DEFAULT_EF = 128  # efSearch of `hnsw` (and of the cell graph of `ivfpq`)
 TRAIN_PER_CELL = 40  # k-means points a cell (FAISS asks for at least 39)
 KMEANS_ITERATIONS = 10  # FAISS's default is 25; 10 cost no recall here (benchmarks/ann.py)
@@ -175,25 +186,49 @@ class AnnIndex:
         wanted: int,
         allowed: np.ndarray | None = None,
         *,
+        allowed_count: int | None = None,
         nprobe: int | None = None,
         ef: int | None = None,
     ) -> np.ndarray:
         """The `wanted` best rows of the vector file for each query (float32, queries x dim),
         best first, -1 where there are no more, among the rows the boolean mask `allowed`
-        (one per file row covered) lets through."""
-        faiss = _faiss()
+        (one per file row covered) lets through (`allowed_count`: how many it lets through,
+        when the caller knows)."""
         queries = np.ascontiguousarray(queries, np.float32).reshape(-1, self.dim)
         wanted = max(1, min(wanted, self.rows))
-        selector, bits = None, None  # `bits` lives until FAISS has searched
-        if allowed is not None:
-            bits = np.packbits(allowed[: self.rows], bitorder="little")
-            selector = faiss.IDSelectorBitmap(self.rows, faiss.swig_ptr(bits))
-            # the nearest allowed rows are further away when most rows are excluded: widen
-            # the search (a power above 1, measured: tests/search/test_ann.py at 70 % out)
-            share = np.count_nonzero(allowed[: self.rows]) / max(1, self.rows)
-            widen = max(share, 1e-3) ** -1.5
-        else:
-            widen = 1.0
+        if allowed is None:
+            return self._search(queries, wanted, None, 1.0, nprobe, ef)
+        allowed = allowed[: self.rows]
+        count = np.count_nonzero(allowed) if allowed_count is None else allowed_count
+        if count == 0:
+            return np.full((len(queries), wanted), -1, np.int64)
+        share = min(1.0, count / self.rows)
+        if self.kind == "hnsw":  # the graph is walked through excluded rows: a wider walk
+            return self._filtered(queries, wanted, allowed, share**-HNSW_WIDEN_POWER, nprobe, ef)
+        # the cells scanned must hold several times the allowed rows wanted (on many small
+        # clusters the nearest allowed rows lie in more cells than the nearest rows)
+        cover = COVER * wanted / (share * self.rows / self.settings["cells"])
+        widen = max(1.0, cover / (nprobe or self.settings["nprobe"]))
+        if share < SELECTOR_BELOW:
+            return self._filtered(queries, wanted, allowed, widen, nprobe, ef)
+        # a broad filter (a date range, the keep/exclude filter): FAISS scores codes fastest
+        # without a selector; ask for the allowed share's worth more and drop the rest
+        asked = min(self.rows, int(wanted / share * ASK_MORE) + 8)
+        return _allowed_first(
+            self._search(queries, asked, None, widen, nprobe, ef), allowed, wanted
+        )
+
+    def _filtered(self, queries, wanted: int, allowed, widen: float, nprobe, ef) -> np.ndarray:
+        """FAISS's search of the allowed rows only (it skips the others as it scans)."""
+        bits = np.packbits(allowed, bitorder="little")  # lives until FAISS has searched
+        faiss = _faiss()
+        selector = faiss.IDSelectorBitmap(self.rows, faiss.swig_ptr(bits))
+        rows = self._search(queries, wanted, selector, widen, nprobe, ef)
+        del bits
+        return rows
+
+    def _search(self, queries, wanted: int, selector, widen: float, nprobe, ef) -> np.ndarray:
+        faiss = _faiss()
         ef = ef or self.settings.get("ef", DEFAULT_EF)
         if self.kind == "hnsw":
             params = faiss.SearchParametersHNSW(
@@ -206,7 +241,6 @@ class AnnIndex:
             if self.kind == "ivfpq":  # its cells are found through an HNSW graph
                 params.quantizer_params = faiss.SearchParametersHNSW(efSearch=max(ef, 2 * probes))
         _, rows = self.index.search(queries, wanted, params=params)
-        del bits
         return rows.astype(np.int64)
 
     @property
@@ -320,3 +354,11 @@ def _sync_folder(folder: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def _allowed_first(rows: np.ndarray, allowed: np.ndarray, wanted: int) -> np.ndarray:
+    """The first `wanted` allowed rows of each line of `rows` (-1 after the last)."""
+    keep = rows >= 0
+    keep[keep] = allowed[rows[keep]]
+    order = np.argsort(~keep, axis=1, kind="stable")[:, :wanted]
+    return np.where(np.take_along_axis(keep, order, 1), np.take_along_axis(rows, order, 1), -1)

@@ -218,10 +218,11 @@ class VectorIndex:
         (unless `how.exact`), candidates come from it and are re-scored exactly."""
         score = _scorer(restrict(query, dims), dims, examples, weight, sharpness)
         rows: np.ndarray | None
-        if exclude is not None and len(exclude) - np.count_nonzero(exclude) <= FEW_ALLOWED:
+        kept = None if exclude is None else len(exclude) - int(np.count_nonzero(exclude))
+        if exclude is not None and kept is not None and kept <= FEW_ALLOWED:
             rows = np.flatnonzero(~exclude)  # a narrow filter (a book, a class): scored exactly
         elif self.ann is not None and not how.exact:
-            rows = self._ann_candidates(query, k, dims, exclude, examples, how)
+            rows = self._ann_candidates(query, k, dims, exclude, kept, examples, how)
         elif dims is None and examples is None:
             rows = self._half_candidates(query, k, exclude)
         else:
@@ -257,6 +258,7 @@ class VectorIndex:
         k: int,
         dims: np.ndarray | None,
         exclude: np.ndarray | None,
+        kept: int | None,
         examples: np.ndarray | None,
         how: AnnSearch,
     ) -> np.ndarray | None:
@@ -269,7 +271,7 @@ class VectorIndex:
         allowed_count = len(self)
         if exclude is not None and len(exclude) == len(positions) and self._rows_are_file_rows():
             allowed_rows = ~exclude  # every row of the file is an item here, in its order
-            allowed_count = int(np.count_nonzero(allowed_rows))
+            allowed_count = len(exclude) if kept is None else kept
         elif exclude is not None or len(self) < len(positions):
             allowed_rows = positions >= 0
             if exclude is not None:
@@ -280,7 +282,11 @@ class VectorIndex:
         searches = [restrict(query, None)]
         if examples is not None and len(examples):
             searches += list(np.asarray(examples, np.float32))
-        found = ann.search(np.stack(searches), wanted, allowed_rows, nprobe=how.nprobe, ef=how.ef)
+        covered = allowed_rows is not None and len(allowed_rows) == ann.rows
+        found = ann.search(
+            np.stack(searches), wanted, allowed_rows, nprobe=how.nprobe, ef=how.ef,
+            allowed_count=allowed_count if covered else None,
+        )  # fmt: skip
         rows = found[found >= 0]
         uncovered = np.arange(ann.rows, len(positions))
         if allowed_rows is not None:

@@ -23,6 +23,24 @@ CONDITION = re.compile(
 
 
 @dataclass(frozen=True)
+class BookRuns:
+    """The book id of each row of an index (0: none), as runs of equal ids: `books[i]` for
+    `lengths[i]` rows (a book's items are indexed together)."""
+
+    books: np.ndarray
+    lengths: np.ndarray
+
+    @classmethod
+    def of(cls, row_books: np.ndarray) -> BookRuns:
+        """The runs of a book id a row."""
+        row_books = np.asarray(row_books, np.int64)
+        if len(row_books) == 0:
+            return cls(row_books, np.zeros(0, np.int64))
+        starts = np.flatnonzero(np.r_[True, row_books[1:] != row_books[:-1]])
+        return cls(row_books[starts], np.diff(np.r_[starts, len(row_books)]))
+
+
+@dataclass(frozen=True)
 class Condition:
     """One condition on books: `year<1700`, `creator~北斎`, `book=12`."""
 

@@ -4,8 +4,10 @@ scan on clustered vectors, exclusions, subspace queries, examples, and its file.
 import numpy as np
 import pytest
 
+from sashie.library.searching import rows_outside
 from sashie.search.ann import AnnIndex, choose_kind, pq_subquantizers
 from sashie.search.ranking import AnnSearch, VectorIndex, cv_dimensions
+from sashie.store.books import BookRuns
 
 ROWS, DIM, K = 50_000, 128, 100
 
@@ -146,3 +148,29 @@ def test_the_kind_follows_the_size():
     # ivfpq: a 4-bit code a dimension while those fit in a quarter of the memory, else a pair
     assert pq_subquantizers(10_000_000, 512, memory=24 * 2**30) == 512
     assert pq_subquantizers(100_000_000, 512, memory=24 * 2**30) == 256
+
+
+@pytest.mark.parametrize("kept", [0.9, 0.3, 0.1, 0.02])
+def test_a_filter_of_any_breadth_keeps_out_what_it_leaves_out_and_finds_the_rest(world, kept):
+    """Broad filters go through FAISS unfiltered and are dropped after; narrow ones through
+    its selector: either way nothing left out comes back and the top 100 is found."""
+    vectors, qs, ids = world
+    index = VectorIndex(vectors, ids, ann=AnnIndex.build("ivf", vectors))
+    exclude = np.random.default_rng(4).random(ROWS) >= kept
+    q = qs["text"][:8]
+    assert recall(index, q, exclude=exclude) >= 0.95
+    for one in q:
+        found, _ = index.search(one, K, exclude=exclude)
+        assert len(found) == K and not exclude[found - 7].any()
+
+
+def test_rows_of_books_marked_by_runs_agree_with_a_row_by_row_lookup():
+    rng = np.random.default_rng(5)
+    row_books = np.repeat(rng.integers(0, 40, 300), rng.integers(1, 9, 300))  # runs, repeats
+    runs = BookRuns.of(row_books)
+    assert runs.lengths.sum() == len(row_books)
+    for allowed in (np.array([], np.int64), np.array([0]), np.array([3, 7, 39, 99, -1])):
+        np.testing.assert_array_equal(
+            rows_outside(runs, allowed), ~np.isin(row_books, allowed[allowed >= 0])
+        )
+    assert len(rows_outside(BookRuns.of(np.zeros(0, np.int64)), np.array([1]))) == 0
