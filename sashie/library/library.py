@@ -58,6 +58,7 @@ from .indexing import Indexing, index_pages, rebuild_ann
 from .labels import Labels
 from .manifest import Manifest
 from .parts import Ids, Parts, writable
+from .printings import Printings
 from .regions import Regions
 from .searching import Asked, Filters, Result, judged, results
 from .versions import Versions
@@ -100,6 +101,7 @@ class Library:
         self.composer = Composers(parts)
         self.regions = Regions(parts)
         self.books = Books(parts)
+        self.printings = Printings(parts)
 
     @property
     def read_only(self) -> bool:

@@ -14,6 +14,7 @@ from .iiif import export_iiif, iiif_link
 from .index import index, reindex
 from .info import books, check, export, info
 from .labels import classify, labels_group
+from .printings import printings
 from .regions import regions_group
 from .search import search
 from .serve import serve
@@ -43,6 +44,7 @@ def main() -> None:
     sashie info LIB                              what the library holds, what was skipped
     sashie check LIB --repair                    what in a library folder is damaged
     sashie books LIB                             its books; search --book ID, --where "year<1700"
+    sashie printings LIB ITEM                    the same picture printed elsewhere
     sashie export LIB OUT/                       crops, vectors, metadata for clip-retrieval
     sashie export-iiif LIB OUT.json -q "crane"   found regions for IIIF viewers (iiif-link: one)
     """
@@ -55,6 +57,7 @@ for command in (
     serve,
     info,
     books,
+    printings,
     check,
     export,
     export_iiif,

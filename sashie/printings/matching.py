@@ -1,0 +1,201 @@
+"""Whether two pictures are printings of one block, and how one sits in the other.
+
+Each picture is greyed and scaled to SIDE pixels on its longer side; SIFT finds its keypoints
+(OpenCV's, free of downloaded weights). A pair is matched descriptor to descriptor (Lowe's
+ratio test), and an affine map from one to the other is fitted by MAGSAC (OpenCV's USAC),
+which keeps the matches that agree on one map. Two pictures are printings of one picture
+when at least MIN_INLIERS matches agree, spread over part of the picture, on a map that is
+a plausible reprint: a rotation, a scale and a shift, a little shear at most. A mirror copy
+is found by matching the query's mirror image too. Line art suits this: the corners and
+crossings of its lines survive worn blocks, ink spread and colouring.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+from PIL import Image, ImageOps
+
+SIDE = 384  # pixels on the longer side features are found at
+MOST_POINTS = 600  # keypoints kept a picture (the strongest)
+RATIO = 0.8  # Lowe's ratio test: a match must be this much closer than the next best
+MIN_INLIERS = 12  # matches that must agree on one map (chosen on the printings world)
+REPROJECTION = 4.0  # pixels (at SIDE) a match may lie off the fitted map
+MAX_SHEAR = 1.5  # the map's longer axis over its shorter: a reprint is not stretched
+SCALES = (0.1, 10.0)  # the size of one printing against the other, at most
+MIN_SPREAD = 0.04  # share of the query's area the agreeing points must span
+SMALLEST = 16  # pixels: a narrower picture has no features
+INK_BELOW_PAPER = 40  # grey levels under the paper's that count as ink
+INK_SAMPLES = 4000  # ink pixels of the query carried into a candidate to measure the crop
+
+
+@dataclass(frozen=True)
+class Features:
+    """Keypoints of one picture at SIDE pixels: positions (n x 2), SIFT descriptors
+    (n x 128), the size they were found at, the picture's own pixels a feature pixel, and
+    where its ink is (a boolean image at SIDE: a printing's margin is not the picture)."""
+
+    points: np.ndarray
+    descriptors: np.ndarray
+    size: tuple[int, int]
+    pixel: float
+    ink: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.points)
+
+
+@dataclass(frozen=True)
+class Transform:
+    """How a printing shows the query's picture: `scale` its size against the query's,
+    `rotation` in degrees (counter-clockwise), `mirrored`, and `crop`: the share of the
+    query's picture it shows (1.0: all of it)."""
+
+    scale: float
+    rotation: float
+    mirrored: bool
+    crop: float
+
+    @property
+    def kind(self) -> str:
+        """A word for it: "mirror", "crop" or "same"."""
+        return "mirror" if self.mirrored else "crop" if self.crop < 0.85 else "same"
+
+
+@dataclass(frozen=True)
+class Match:
+    """A verified printing: `inliers` matches agree on one map; `area` is where the query's
+    picture lies in the candidate, as shares of its width and height (x0, y0, x1, y1)."""
+
+    inliers: int
+    area: tuple[float, float, float, float]
+    transform: Transform
+
+    @property
+    def score(self) -> float:
+        """The evidence, 0 to 1: agreeing matches, saturating at 5 x MIN_INLIERS."""
+        return min(1.0, self.inliers / (5 * MIN_INLIERS))
+
+
+_sift = None
+
+
+def _detector():
+    global _sift
+    if _sift is None:
+        _sift = cv2.SIFT.create(nfeatures=MOST_POINTS)
+    return _sift
+
+
+def features(picture: Image.Image, *, mirrored: bool = False) -> Features:
+    """The keypoints of a picture (of its mirror image when `mirrored`); none for a picture
+    too small or too plain to have any."""
+    width, height = picture.size
+    pixel = max(width, height) / SIDE
+    size = (max(1, round(width / pixel)), max(1, round(height / pixel)))
+    if min(width, height) < SMALLEST or min(size) < SMALLEST:
+        return _none(size, pixel)
+    grey = ImageOps.grayscale(picture).resize(size, Image.Resampling.LANCZOS)
+    if mirrored:
+        grey = ImageOps.mirror(grey)
+    points, descriptors = _detector().detectAndCompute(np.asarray(grey), None)
+    if descriptors is None or len(points) < 3:
+        return _none(size, pixel)
+    xy = np.array([p.pt for p in points], np.float32)
+    return Features(xy, descriptors.astype(np.float32), size, pixel, _ink(np.asarray(grey)))
+
+
+def _ink(grey: np.ndarray) -> np.ndarray:
+    """The pixels clearly darker than the paper (the picture's median)."""
+    return grey < np.median(grey) - INK_BELOW_PAPER
+
+
+def _none(size: tuple[int, int], pixel: float) -> Features:
+    empty = np.zeros((0, 2), np.float32)
+    return Features(empty, np.zeros((0, 128), np.float32), size, pixel, np.zeros((0, 0), bool))
+
+
+def match(query: Features, mirror: Features | None, candidate: Features) -> Match | None:
+    """The candidate as a printing of the query's picture (`mirror`: the features of the
+    query's mirror image, to find mirror copies), or None when it is not one."""
+    found = _verified(query, candidate, mirrored=False)
+    if mirror is not None:
+        flipped = _verified(mirror, candidate, mirrored=True)
+        if flipped is not None and (found is None or flipped.inliers > found.inliers):
+            found = flipped
+    return found
+
+
+def _verified(query: Features, candidate: Features, *, mirrored: bool) -> Match | None:
+    if len(query) < MIN_INLIERS or len(candidate) < MIN_INLIERS:
+        return None
+    pairs = cv2.BFMatcher(cv2.NORM_L2).knnMatch(query.descriptors, candidate.descriptors, k=2)
+    good = [p[0] for p in pairs if len(p) == 2 and p[0].distance < RATIO * p[1].distance]
+    if len(good) < MIN_INLIERS:
+        return None
+    source = query.points[[m.queryIdx for m in good]]
+    target = candidate.points[[m.trainIdx for m in good]]
+    affine, inlying = cv2.estimateAffine2D(
+        source, target, method=cv2.USAC_MAGSAC, ransacReprojThreshold=REPROJECTION,
+        maxIters=2000, confidence=0.995,
+    )  # fmt: skip
+    if affine is None or inlying is None:
+        return None
+    inlying = inlying.ravel().astype(bool)
+    inliers = int(inlying.sum())
+    if inliers < MIN_INLIERS or not _plausible(affine[:, :2]):
+        return None
+    spread = np.ptp(source[inlying], axis=0)
+    if spread[0] * spread[1] < MIN_SPREAD * query.size[0] * query.size[1]:
+        return None  # the agreeing points sit on one small patch: a seal, a corner of a frame
+    area, crop = _overlap(affine, query, candidate)
+    linear = affine[:, :2]
+    scale = math.sqrt(np.linalg.det(linear)) * candidate.pixel / query.pixel
+    rotation = -math.degrees(math.atan2(linear[1, 0], linear[0, 0]))  # image y points down
+    return Match(inliers, area, Transform(round(scale, 3), round(rotation, 1), mirrored, crop))
+
+
+def _plausible(linear: np.ndarray) -> bool:
+    """Whether a 2 x 2 map is a reprint's: no reflection, no stretch, a sane scale."""
+    if np.linalg.det(linear) <= 0:
+        return False
+    longer, shorter = np.linalg.svd(linear, compute_uv=False)
+    scale = math.sqrt(longer * shorter)
+    return longer / shorter <= MAX_SHEAR and SCALES[0] <= scale <= SCALES[1]
+
+
+def _overlap(
+    affine: np.ndarray, query: Features, candidate: Features
+) -> tuple[tuple[float, float, float, float], float]:
+    """Where the query's picture lies in the candidate (the box of its ink that lands on
+    the candidate's ink, as shares of the candidate's width and height), and the share of
+    the query's ink that does (1.0: the candidate shows all of the picture)."""
+    ys, xs = np.nonzero(query.ink)
+    if len(xs) > INK_SAMPLES:
+        step = len(xs) // INK_SAMPLES + 1
+        xs, ys = xs[::step], ys[::step]
+    mapped = np.rint(np.column_stack([xs, ys]) @ affine[:, :2].T + affine[:, 2]).astype(np.int64)
+    height, width = candidate.ink.shape
+    inside = (
+        (mapped[:, 0] >= 0) & (mapped[:, 0] < width) & (mapped[:, 1] >= 0) & (mapped[:, 1] < height)
+    )
+    near = cv2.dilate(candidate.ink.astype(np.uint8), np.ones((7, 7), np.uint8)).astype(bool)
+    landed = np.zeros(len(mapped), bool)
+    landed[inside] = near[mapped[inside, 1], mapped[inside, 0]]
+    if not landed.any():
+        return (0.0, 0.0, 0.0, 0.0), 0.0
+    x0, y0 = mapped[landed].min(axis=0)
+    x1, y1 = mapped[landed].max(axis=0) + 1
+    area = (x0 / width, y0 / height, x1 / width, y1 / height)
+    return (
+        (
+            round(float(area[0]), 4),
+            round(float(area[1]), 4),
+            round(float(area[2]), 4),
+            round(float(area[3]), 4),
+        ),
+        round(float(landed.mean()), 3),
+    )

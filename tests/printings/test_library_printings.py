@@ -1,0 +1,34 @@
+"""`lib.printings(item)` and `sashie printings LIB ITEM` on a small library: a mirrored,
+turned, cropped reprint on another page is found with its transform; another drawing, and
+the item's own page, are not."""
+
+import json
+
+from test_matching import drawing, reprinted
+
+from sashie.library import Library
+
+from conftest import run_cli
+
+
+def test_a_library_finds_the_other_printings_of_an_items_picture(tmp_path, tiny_spec):
+    pages = tmp_path / "pages"
+    pages.mkdir()
+    original = drawing(1)
+    reprinted(original, margin=60).save(pages / "a.png")
+    reprinted(original, angle=8, scale=0.8, mirror=True, crop=(0, 0, 400, 300), margin=50).save(
+        pages / "b.png"
+    )
+    for other in (3, 4):
+        reprinted(drawing(other), margin=60).save(pages / f"c{other}.png")
+    lib = Library(tmp_path / "lib", create=True)
+    lib.add([str(pages)], model=tiny_spec, regions="whole")
+    by_page = {row.page.rsplit("/", 1)[-1]: row.id for row in lib.items()}
+    found = lib.printings(by_page["a.png"])
+    assert [p.item for p in found] == [by_page["b.png"]]
+    assert found[0].mirrored and abs(found[0].rotation - 8) < 3 and 0.65 < found[0].crop < 0.9
+    assert [p.item for p in lib.printings(by_page["c3.png"])] == []
+
+    out = run_cli("printings", str(tmp_path / "lib"), str(by_page["b.png"]), "--json").output
+    shown = json.loads(out)
+    assert [p["item"] for p in shown] == [by_page["a.png"]] and shown[0]["mirrored"]
