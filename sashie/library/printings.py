@@ -9,16 +9,22 @@ picture: its scale, rotation, mirroring and crop. Items of the item's own page a
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 from PIL import ImageOps
 
-from ..printings.matching import Match, features, match
+from ..store.catalog import ItemRow
 from .parts import Parts
+
+if TYPE_CHECKING:  # OpenCV loads when a printing is first looked for
+    from ..printings.matching import Features, Match
 
 CANDIDATES = 50  # nearest items a query vector proposes
 CROP_SIDE = 768  # pixels the pictures are read at (features are found at 384)
+FEATURES_KEPT = 1024  # items whose features are kept (about 230 KB each)
 
 
 @dataclass(frozen=True)
@@ -29,6 +35,7 @@ class Printing:
     item: int
     score: float
     inliers: int
+    agreement: float
     area: tuple[float, float, float, float]
     scale: float
     rotation: float
@@ -42,6 +49,7 @@ class Printing:
             item,
             round(found.score, 3),
             found.inliers,
+            found.agreement,
             found.area,
             t.scale,
             t.rotation,
@@ -58,6 +66,7 @@ class Printings:
 
     def __init__(self, parts: Parts) -> None:
         self._parts = parts
+        self._features: OrderedDict[int, Features] = OrderedDict()  # by item, last used last
 
     def __call__(
         self, item_id: int, *, candidates: int = CANDIDATES, model: str | None = None
@@ -81,13 +90,28 @@ class Printings:
         for vector in queries:
             found, _ = index.search(np.asarray(vector, np.float32), candidates + len(own_page))
             proposed += [int(i) for i in found if int(i) not in own_page and int(i) not in proposed]
+        from ..printings.matching import features, match
+
         query, mirror = features(picture), features(picture, mirrored=True)
         out = []
         for row in parts.catalog.items(proposed):
-            verified = match(query, mirror, features(parts.pictures.crop(row, CROP_SIDE)))
+            verified = match(query, mirror, self._features_of(row))
             if verified is not None:
                 out.append(Printing.of(row.id, verified))
         return sorted(out, key=lambda p: (-p.inliers, p.item))
+
+    def _features_of(self, row: ItemRow) -> Features:
+        """An item's features, kept for the next FEATURES_KEPT items asked."""
+        from ..printings.matching import features
+
+        kept = self._features
+        if row.id in kept:
+            kept.move_to_end(row.id)
+        else:
+            kept[row.id] = features(self._parts.pictures.crop(row, CROP_SIDE))
+            if len(kept) > FEATURES_KEPT:
+                kept.popitem(last=False)
+        return kept[row.id]
 
 
 def _within(box, outer) -> bool:

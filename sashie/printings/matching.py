@@ -28,7 +28,10 @@ MAX_SHEAR = 1.5  # the map's longer axis over its shorter: a reprint is not stre
 SCALES = (0.1, 10.0)  # the size of one printing against the other, at most
 MIN_SPREAD = 0.04  # share of the query's area the agreeing points must span
 SMALLEST = 16  # pixels: a narrower picture has no features
-INK_BELOW_PAPER = 40  # grey levels under the paper's that count as ink
+INK_BELOW_SURROUND = 25  # grey levels under the surroundings' mean that make a line
+MIN_AGREEMENT = 0.65  # share of the query's lines the map must lay on the candidate's ...
+STRONG = (40, 0.5)  # ... or this many agreeing matches laying this share (seed 7 world)
+PICTURE_REACH = 31  # pixels around a picture's lines that are still the picture
 INK_SAMPLES = 4000  # ink pixels of the query carried into a candidate to measure the crop
 
 
@@ -67,10 +70,12 @@ class Transform:
 
 @dataclass(frozen=True)
 class Match:
-    """A verified printing: `inliers` matches agree on one map; `area` is where the query's
-    picture lies in the candidate, as shares of its width and height (x0, y0, x1, y1)."""
+    """A verified printing: `inliers` matches agree on one map, which lays `agreement` of
+    the query's lines on the candidate's; `area` is where the query's picture lies in the
+    candidate, as shares of its width and height (x0, y0, x1, y1)."""
 
     inliers: int
+    agreement: float
     area: tuple[float, float, float, float]
     transform: Transform
 
@@ -105,17 +110,20 @@ def features(picture: Image.Image, *, mirrored: bool = False) -> Features:
     if descriptors is None or len(points) < 3:
         return _none(size, pixel)
     xy = np.array([p.pt for p in points], np.float32)
-    return Features(xy, descriptors.astype(np.float32), size, pixel, _ink(np.asarray(grey)))
+    kept = np.clip(np.rint(descriptors), 0, 255).astype(np.uint8)  # SIFT's values are bytes
+    return Features(xy, kept, size, pixel, _ink(np.asarray(grey)))
 
 
 def _ink(grey: np.ndarray) -> np.ndarray:
-    """The pixels clearly darker than the paper (the picture's median)."""
-    return grey < np.median(grey) - INK_BELOW_PAPER
+    """The lines: pixels clearly darker than their surroundings (a wash of colour, a stain or
+    the paper's tone is not a line)."""
+    surround = cv2.blur(grey, (15, 15)).astype(np.int16)
+    return grey.astype(np.int16) < surround - INK_BELOW_SURROUND
 
 
 def _none(size: tuple[int, int], pixel: float) -> Features:
     empty = np.zeros((0, 2), np.float32)
-    return Features(empty, np.zeros((0, 128), np.float32), size, pixel, np.zeros((0, 0), bool))
+    return Features(empty, np.zeros((0, 128), np.uint8), size, pixel, np.zeros((0, 0), bool))
 
 
 def match(query: Features, mirror: Features | None, candidate: Features) -> Match | None:
@@ -132,7 +140,9 @@ def match(query: Features, mirror: Features | None, candidate: Features) -> Matc
 def _verified(query: Features, candidate: Features, *, mirrored: bool) -> Match | None:
     if len(query) < MIN_INLIERS or len(candidate) < MIN_INLIERS:
         return None
-    pairs = cv2.BFMatcher(cv2.NORM_L2).knnMatch(query.descriptors, candidate.descriptors, k=2)
+    pairs = cv2.BFMatcher(cv2.NORM_L2).knnMatch(
+        query.descriptors.astype(np.float32), candidate.descriptors.astype(np.float32), k=2
+    )
     good = [p[0] for p in pairs if len(p) == 2 and p[0].distance < RATIO * p[1].distance]
     if len(good) < MIN_INLIERS:
         return None
@@ -151,11 +161,14 @@ def _verified(query: Features, candidate: Features, *, mirrored: bool) -> Match 
     spread = np.ptp(source[inlying], axis=0)
     if spread[0] * spread[1] < MIN_SPREAD * query.size[0] * query.size[1]:
         return None  # the agreeing points sit on one small patch: a seal, a corner of a frame
-    area, crop = _overlap(affine, query, candidate)
+    area, crop, agreement = _overlap(affine, query, candidate)
+    if agreement < MIN_AGREEMENT and (inliers < STRONG[0] or agreement < STRONG[1]):
+        return None
     linear = affine[:, :2]
     scale = math.sqrt(np.linalg.det(linear)) * candidate.pixel / query.pixel
     rotation = -math.degrees(math.atan2(linear[1, 0], linear[0, 0]))  # image y points down
-    return Match(inliers, area, Transform(round(scale, 3), round(rotation, 1), mirrored, crop))
+    transform = Transform(round(scale, 3), round(rotation, 1), mirrored, crop)
+    return Match(inliers, agreement, area, transform)
 
 
 def _plausible(linear: np.ndarray) -> bool:
@@ -169,10 +182,12 @@ def _plausible(linear: np.ndarray) -> bool:
 
 def _overlap(
     affine: np.ndarray, query: Features, candidate: Features
-) -> tuple[tuple[float, float, float, float], float]:
-    """Where the query's picture lies in the candidate (the box of its ink that lands on
-    the candidate's ink, as shares of the candidate's width and height), and the share of
-    the query's ink that does (1.0: the candidate shows all of the picture)."""
+) -> tuple[tuple[float, float, float, float], float, float]:
+    """Where the query's picture lies in the candidate (the box of its ink carried into the
+    candidate's inked part, as shares of the candidate's width and height); the share of
+    the query's ink carried there (1.0: the candidate shows all of the picture); and the
+    share of that which lands on the candidate's ink (a printing's lines lie on each other;
+    pictures that share only a frame or a few strokes do not)."""
     ys, xs = np.nonzero(query.ink)
     if len(xs) > INK_SAMPLES:
         step = len(xs) // INK_SAMPLES + 1
@@ -182,20 +197,20 @@ def _overlap(
     inside = (
         (mapped[:, 0] >= 0) & (mapped[:, 0] < width) & (mapped[:, 1] >= 0) & (mapped[:, 1] < height)
     )
-    near = cv2.dilate(candidate.ink.astype(np.uint8), np.ones((7, 7), np.uint8)).astype(bool)
-    landed = np.zeros(len(mapped), bool)
-    landed[inside] = near[mapped[inside, 1], mapped[inside, 0]]
-    if not landed.any():
-        return (0.0, 0.0, 0.0, 0.0), 0.0
-    x0, y0 = mapped[landed].min(axis=0)
-    x1, y1 = mapped[landed].max(axis=0) + 1
+    if len(xs) == 0 or not inside.any():
+        return (0.0, 0.0, 0.0, 0.0), 0.0, 0.0
+    # the candidate's picture: what lies near its lines (its margin and the page around are not)
+    picture = cv2.dilate(candidate.ink.astype(np.uint8), np.ones((PICTURE_REACH,) * 2, np.uint8))
+    inside[inside] = picture[mapped[inside, 1], mapped[inside, 0]].astype(bool)
+    if not inside.any():
+        return (0.0, 0.0, 0.0, 0.0), 0.0, 0.0
+    near = cv2.dilate(candidate.ink.astype(np.uint8), np.ones((5, 5), np.uint8)).astype(bool)
+    landed = near[mapped[inside, 1], mapped[inside, 0]]
+    x0, y0 = mapped[inside].min(axis=0)
+    x1, y1 = mapped[inside].max(axis=0) + 1
     area = (x0 / width, y0 / height, x1 / width, y1 / height)
     return (
-        (
-            round(float(area[0]), 4),
-            round(float(area[1]), 4),
-            round(float(area[2]), 4),
-            round(float(area[3]), 4),
-        ),
+        tuple(round(float(v), 4) for v in area),  # type: ignore[return-value]
+        round(float(inside.mean()), 3),
         round(float(landed.mean()), 3),
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import click
@@ -138,6 +139,18 @@ def demo(folder, pages, seed, port, no_serve):
     "P@10 and zero-shot accuracy, for the base, ArcMargin alone, MCIP and MCIP + Re-A, on "
     "oracle regions and on layout regions with the filter (adds that index).",
 )
+@click.option(
+    "--printings",
+    is_flag=True,
+    help="Instead, the other printings of a picture (`sashie printings`) on a printings world "
+    "of --blocks blocks, each printed again as an impression, a re-cut, a mirror copy, a crop "
+    "or a coloured copy, beside near misses: precision and recall by kind against CLIP "
+    "neighbours, near misses rejected, group purity, items/s.",
+)
+@click.option(
+    "--blocks", type=click.IntRange(1), default=60, show_default=True,
+    help="Blocks of the printings world (--printings): each printed 2-4 times.",
+)  # fmt: skip
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object of figures.")
 def bench_command(
     quick,
@@ -151,6 +164,8 @@ def bench_command(
     classify,
     paraphrase,
     image_tuning,
+    printings,
+    blocks,
     as_json,
 ):
     """Measure search quality on a fresh evaluation world with ground truth.
@@ -163,6 +178,13 @@ def bench_command(
     installed, of dictionary wordings no training read (`dictionary_*`), and of paraphrases
     written by hand, against the canonical query (`handwritten_*`).
     """
+    if printings:
+        measured = research("bench_printings", "sashie bench --printings")
+        figures = measured.bench(
+            seed=seed, blocks=blocks, model=model, keep=keep, progress=not as_json
+        )
+        click.echo(json.dumps(figures) if as_json else measured.format_table(figures))
+        return
     bench = research("bench", "sashie bench")
     result = bench.bench(
         quick=quick,

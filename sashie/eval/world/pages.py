@@ -87,7 +87,7 @@ def paper(rng: np.random.Generator, size: tuple[int, int]) -> Image.Image:
     texture = _paper_textures(size)[int(rng.integers(0, 4))]
     if rng.random() < 0.5:
         texture = texture.transpose(Image.Transpose.ROTATE_180)
-    return _tone(rng, texture)
+    return tone(rng, texture)
 
 
 def paper_patch(rng: np.random.Generator, size: tuple[int, int]) -> Image.Image:
@@ -95,10 +95,10 @@ def paper_patch(rng: np.random.Generator, size: tuple[int, int]) -> Image.Image:
     texture = _paper_textures(PAGE_SIZE)[int(rng.integers(0, 4))]
     x = int(rng.integers(0, PAGE_SIZE[0] - size[0] + 1))
     y = int(rng.integers(0, PAGE_SIZE[1] - size[1] + 1))
-    return _tone(rng, texture.crop((x, y, x + size[0], y + size[1])))
+    return tone(rng, texture.crop((x, y, x + size[0], y + size[1])))
 
 
-def _tone(rng: np.random.Generator, texture: Image.Image) -> Image.Image:
+def tone(rng: np.random.Generator, texture: Image.Image) -> Image.Image:
     tone = np.clip(np.array([226, 211, 178]) + rng.normal(0, 6, 3), 150, 255) / 230
     return Image.merge(
         "RGB", [texture.point([min(255, int(v * t)) for v in range(256)]) for t in tone]

@@ -1,0 +1,140 @@
+"""`sashie bench --printings`: finding the other printings of a picture, measured on a
+printings world (world/reprints.py) drawn from a seed, against plain CLIP neighbours.
+
+Each later printing (an impression, a re-cut, a mirror copy, a crop, a coloured copy) asks
+`lib.printings` for the other printings of its picture. Per kind:
+- recall: the share of those printings whose block's original is among what it returns;
+- precision: the share of what it returns that shows the same block;
+- `clip_`: the same for the item's nearest neighbours by vector, as many as printings
+  returned (at least one), its own page left out.
+Each near miss (the same subject by another artist) is looked for from its block's
+original: `nearmiss_rejected` is the share not returned. Group purity: the printings each
+original returns together with it, the share of them from its block. Speed: items a second
+that `lib.printings` verifies (the pictures read from a warm page cache).
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from ..library import Library
+from .world.reprints import KINDS, make_printings_world, read_printings
+
+
+def run_printings_bench(
+    workdir: Path,
+    *,
+    seed: int,
+    blocks: int = 60,
+    model: str | None = None,
+    world: Path | None = None,
+    progress: bool = False,
+) -> dict:
+    """The figures (`printings_*`) of one printings world."""
+    world = world or make_printings_world(
+        workdir / "printings-world", blocks=blocks, seed=seed, progress=progress
+    )
+    truth = read_printings(world)
+    lib = Library(workdir / "printings-library", create=True, progress=progress)
+    lib.add([str(world / "pages")], model=model, regions="whole", metadata=world / "books.csv")
+    item_of = {str(Path(row.page).resolve()): row.id for row in lib.items()}
+    block_of = {item_of[t["page"]]: t["block"] for t in truth if t["kind"] != "nearmiss"}
+    original = {t["block"]: item_of[t["page"]] for t in truth if t["kind"] == "original"}
+    index = lib.index()
+
+    found: dict[str, list[tuple[float, float]]] = {kind: [] for kind in KINDS}
+    clip: dict[str, list[tuple[float, float]]] = {kind: [] for kind in KINDS}
+    asked, started = 0, time.perf_counter()
+    for row in truth:
+        if row["kind"] not in KINDS:
+            continue
+        item, block = item_of[row["page"]], row["block"]
+        returned = [p.item for p in lib.printings(item)]
+        asked += 1
+        found[row["kind"]].append(_scores(returned, block, original[block], block_of))
+        nearest, _ = index.search(lib.vectors_of([item])[0], max(1, len(returned)) + 1)
+        neighbours = [int(i) for i in nearest if int(i) != item][: max(1, len(returned))]
+        clip[row["kind"]].append(_scores(neighbours, block, original[block], block_of))
+    seconds = time.perf_counter() - started
+
+    rejected, purity = [], []
+    for row in truth:
+        if row["kind"] == "original":
+            group = [p.item for p in lib.printings(original[row["block"]])]
+            purity.append(
+                np.mean([block_of.get(i) == row["block"] for i in group]) if group else 1.0
+            )
+    for row in truth:
+        if row["kind"] == "nearmiss":
+            others = {p.item for p in lib.printings(original[row["block"]])}
+            rejected.append(item_of[row["page"]] not in others)
+
+    figures: dict = {}
+    for kind in KINDS:
+        for prefix, table in (("printings_", found), ("printings_clip_", clip)):
+            pairs = table[kind]
+            figures[f"{prefix}{kind}_precision"] = (
+                round(float(np.mean([p for p, _ in pairs])), 3) if pairs else None
+            )
+            figures[f"{prefix}{kind}_recall"] = (
+                round(float(np.mean([r for _, r in pairs])), 3) if pairs else None
+            )
+        figures[f"printings_{kind}_queries"] = len(found[kind])
+    figures["printings_nearmiss_rejected"] = (
+        round(float(np.mean(rejected)), 3) if rejected else None
+    )
+    figures["printings_nearmiss_queries"] = len(rejected)
+    figures["printings_group_purity"] = round(float(np.mean(purity)), 3) if purity else None
+    figures["printings_items_per_second"] = round(asked / seconds, 2) if seconds else None
+    figures["printings_items"] = len(item_of)
+    return figures
+
+
+def _scores(returned: list[int], block: int, original: int, block_of: dict) -> tuple[float, float]:
+    """(precision, recall) of one query: the share of what it returned from its block, and
+    whether its block's original was among it."""
+    precision = float(np.mean([block_of.get(i) == block for i in returned])) if returned else 1.0
+    return precision, float(original in returned)
+
+
+def format_table(figures: dict) -> str:
+    """The figures as a Markdown table, kind by kind."""
+    lines = [
+        "| printing | queries | precision | recall | CLIP neighbours: precision | recall |",
+        "|---|---|---|---|---|---|",
+    ]
+    for kind in KINDS:
+        ours = [figures[f"printings_{kind}_{name}"] for name in ("precision", "recall")]
+        clip = [figures[f"printings_clip_{kind}_{name}"] for name in ("precision", "recall")]
+        count = figures[f"printings_{kind}_queries"]
+        lines.append(f"| {kind} | {count} | {ours[0]} | {ours[1]} | {clip[0]} | {clip[1]} |")
+    lines.append(
+        f"\nnear misses rejected: {figures['printings_nearmiss_rejected']} "
+        f"({figures['printings_nearmiss_queries']}); group purity "
+        f"{figures['printings_group_purity']}; {figures['printings_items_per_second']} items/s "
+        f"verified ({figures['printings_items']} items)"
+    )
+    return "\n".join(lines)
+
+
+def bench(
+    *,
+    seed: int,
+    blocks: int = 60,
+    model: str | None = None,
+    keep: str | None = None,
+    progress: bool = False,
+) -> dict:
+    """The printings figures of a world drawn from `seed`, in `keep` or a temporary folder."""
+    if keep:
+        return run_printings_bench(
+            Path(keep), seed=seed, blocks=blocks, model=model, progress=progress
+        )
+    with tempfile.TemporaryDirectory(prefix="sashie-printings-") as tmp:
+        return run_printings_bench(
+            Path(tmp), seed=seed, blocks=blocks, model=model, progress=progress
+        )
