@@ -130,11 +130,13 @@ def bench(
     progress: bool = False,
 ) -> dict:
     """The printings figures of a world drawn from `seed`, in `keep` or a temporary folder."""
+
+    def run(workdir: Path) -> dict:
+        return run_printings_bench(
+            workdir, seed=seed, blocks=blocks, model=model, progress=progress
+        )
+
     if keep:
-        return run_printings_bench(
-            Path(keep), seed=seed, blocks=blocks, model=model, progress=progress
-        )
+        return run(Path(keep))
     with tempfile.TemporaryDirectory(prefix="sashie-printings-") as tmp:
-        return run_printings_bench(
-            Path(tmp), seed=seed, blocks=blocks, model=model, progress=progress
-        )
+        return run(Path(tmp))

@@ -147,11 +147,12 @@ def world_meta(world: str | os.PathLike) -> dict:
     return meta
 
 
-def read_truth(world: str | os.PathLike) -> list[dict]:
-    """The ground truth of a world, one dict a page, with `page` made an absolute path."""
+def read_truth(world: str | os.PathLike, name: str = "truth.jsonl") -> list[dict]:
+    """The ground truth of a world, one dict a page, with `page` made an absolute path
+    (`name`: the truth's file: printings.jsonl for a printings world)."""
     world = Path(world)
     rows = []
-    for line in (world / "truth.jsonl").read_text(encoding="utf-8").splitlines():
+    for line in (world / name).read_text(encoding="utf-8").splitlines():
         row = json.loads(line)
         row["page"] = str((world / row["page"]).resolve())
         rows.append(row)

@@ -293,10 +293,6 @@ def make_printings_world(
 
 def read_printings(world: str | os.PathLike) -> list[dict]:
     """A printings world's truth, one dict a page, `page` made an absolute path."""
-    world = Path(world)
-    rows = []
-    for line in (world / "printings.jsonl").read_text(encoding="utf-8").splitlines():
-        row = json.loads(line)
-        row["page"] = str((world / row["page"]).resolve())
-        rows.append(row)
-    return rows
+    from . import read_truth
+
+    return read_truth(world, "printings.jsonl")
