@@ -9,6 +9,7 @@ picture: its scale, rotation, mirroring and crop. Items of the item's own page a
 
 from __future__ import annotations
 
+import threading
 from collections import OrderedDict
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING
@@ -67,6 +68,7 @@ class Printings:
     def __init__(self, parts: Parts) -> None:
         self._parts = parts
         self._features: OrderedDict[int, Features] = OrderedDict()  # by item, last used last
+        self._lock = threading.Lock()
 
     def __call__(
         self, item_id: int, *, candidates: int = CANDIDATES, model: str | None = None
@@ -105,13 +107,16 @@ class Printings:
         from ..printings.matching import features
 
         kept = self._features
-        if row.id in kept:
-            kept.move_to_end(row.id)
-        else:
-            kept[row.id] = features(self._parts.pictures.crop(row, CROP_SIDE))
-            if len(kept) > FEATURES_KEPT:
+        with self._lock:  # a server asks from several threads
+            if row.id in kept:
+                kept.move_to_end(row.id)
+                return kept[row.id]
+        found = features(self._parts.pictures.crop(row, CROP_SIDE))
+        with self._lock:
+            kept[row.id] = found
+            while len(kept) > FEATURES_KEPT:
                 kept.popitem(last=False)
-        return kept[row.id]
+        return found
 
 
 def _within(box, outer) -> bool:

@@ -1,12 +1,14 @@
-"""`lib.printings(item)` and `sashie printings LIB ITEM` on a small library: a mirrored,
+"""`lib.printings(item)`, `sashie printings LIB ITEM` and the API on a small library: a mirrored,
 turned, cropped reprint on another page is found with its transform; another drawing, and
 the item's own page, are not."""
 
 import json
 
 import numpy as np
+from fastapi.testclient import TestClient
 from test_matching import drawing, reprinted
 
+from sashie.app import server
 from sashie.library import Library
 
 from conftest import run_cli
@@ -37,3 +39,10 @@ def test_a_library_finds_the_other_printings_of_an_items_picture(tmp_path, tiny_
     out = run_cli("printings", str(tmp_path / "lib"), str(by_page["b.png"]), "--json").output
     shown = json.loads(out)
     assert [p["item"] for p in shown] == [by_page["a.png"]] and shown[0]["mirrored"]
+
+    client = TestClient(server.create_app(tmp_path / "lib"))
+    served = client.get(f"/api/items/{by_page['a.png']}/printings").json()
+    assert [p["item"] for p in served["printings"]] == [by_page["b.png"]]
+    assert served["printings"][0]["thumbnail"] == f"/api/items/{by_page['b.png']}/thumbnail"
+    assert client.get("/api/items/999999/printings").status_code == 404
+    assert client.get(f"/api/items/{by_page['a.png']}/printings?candidates=0").status_code == 422

@@ -1,8 +1,10 @@
 """The item endpoints: an item, its page and where it came from; its crop, its page and the
-page's original file as images; the boxes a curator draws on its page."""
+page's original file as images; the boxes a curator draws on its page; the other printings
+of its picture."""
 
 from __future__ import annotations
 
+import asyncio
 import io
 from typing import Annotated
 
@@ -10,6 +12,7 @@ from fastapi import APIRouter, HTTPException, Query
 from fastapi.responses import Response
 from PIL import Image
 from pydantic import BaseModel, Field
+from starlette.concurrency import run_in_threadpool
 
 from ...errors import BadInput, NotFound
 from ...library import MAX_DRAWN
@@ -17,6 +20,9 @@ from ...sources.images import is_url, read_bytes
 from .served import ItemId, ServedDep, cached_jpeg, web_link
 
 MAX_ORIGINAL_BYTES = 512 * 2**20
+MAX_CANDIDATES = 200  # nearest items a printings request may ask to verify
+PRINTINGS_AT_ONCE = 2  # printings requests verified together (each keeps one core busy)
+_printing = asyncio.Semaphore(PRINTINGS_AT_ONCE)
 
 router = APIRouter()
 
@@ -57,6 +63,23 @@ def books(served: ServedDep) -> dict:
 @router.get("/api/books/{book_id}/pages", summary="A book's pages and the items found on each")
 def book_pages(served: ServedDep, book_id: ItemId) -> dict:
     return {"book": book_id, "pages": served.lib.books.pages(book_id)}
+
+
+@router.get("/api/items/{item_id}/printings", summary="Other printings of the item's picture")
+async def printings(
+    served: ServedDep,
+    item_id: ItemId,
+    candidates: int = Query(50, ge=1, le=MAX_CANDIDATES, description="nearest items verified"),
+) -> dict:
+    """The items that show the same picture (sashie/library/printings.py), best evidence
+    first, each with its thumbnail. Verification reads pictures and matches keypoints (a
+    second or two): PRINTINGS_AT_ONCE run together, the others wait their turn."""
+    async with _printing:
+        found = await run_in_threadpool(served.lib.printings, item_id, candidates=candidates)
+    return {
+        "item": item_id,
+        "printings": [p.as_dict() | {"thumbnail": f"/api/items/{p.item}/thumbnail"} for p in found],
+    }
 
 
 @router.get("/api/items/{item_id}", summary="An item, its page and where it came from")
