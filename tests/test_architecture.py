@@ -19,7 +19,7 @@ LAYERS = [
     {"store", "sources", "classify", "filter"},
     {"regions", "encoders"},
     {"adapt"},
-    {"ingest", "search"},
+    {"ingest", "search", "printings"},
     {"compose"},
     {"library"},
     {"app", "eval"},
