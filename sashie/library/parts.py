@@ -23,7 +23,7 @@ from ..encoders import Encoder, load_encoder, trainable
 from ..errors import NotFound, SashieError
 from ..search.memory import ExampleMemory
 from ..search.ranking import VectorIndex
-from ..store.books import BookRuns
+from ..store.books import BookRuns, BookYears
 from ..store.catalog import READ_ONLY, Catalog, ItemRow
 from ..store.vectors import VectorFile
 from .ann_files import AnnFiles, Stamp
@@ -50,6 +50,7 @@ class Loaded:
     excluded: np.ndarray | None = None  # rows the filter excluded, once asked
     classes: dict[str, np.ndarray] = field(default_factory=dict)  # rows' class, by label set
     books: BookRuns | None = None  # the rows' book ids (0: none), once asked
+    years: BookYears | None = None  # every book's year range, once asked
     outside: dict[tuple, np.ndarray] = field(default_factory=dict)  # rows books' filters leave
 
     def anew(self) -> Loaded:
@@ -305,6 +306,13 @@ class Parts:
             found = items[at] == loaded.index.item_ids if len(items) else np.zeros(0, bool)
             loaded.books = BookRuns.of(np.where(found, books[at] if len(items) else 0, 0))
         return loaded.books
+
+    def book_years(self, model: str | None) -> BookYears:
+        """Every book's year range, read once until the catalog changes."""
+        loaded = self.load(model)
+        if loaded.years is None:
+            loaded.years = self.catalog.books.years()
+        return loaded.years
 
     def keep_ann_current(self, model_id: str, version: str, *, rebuild: bool = False) -> str:
         """Bring a version's ANN index up to date (under the write lock); what was done."""

@@ -122,7 +122,9 @@ def _outside_books(parts: Parts, where: Filters, model: str | None) -> np.ndarra
     key = (tuple(sorted(int(b) for b in wanted)) if wanted is not None else None, where.conditions)
     outside = parts.load(model).outside
     if key not in outside:
-        allowed = parts.catalog.books.matching(conditions)
+        allowed = parts.book_years(model).matching(conditions)
+        if allowed is None:  # a condition on titles, creators, places: SQLite's
+            allowed = parts.catalog.books.matching(conditions)
         if wanted is not None:
             allowed = np.intersect1d(allowed, np.asarray(wanted, np.int64))
         if len(outside) >= REMEMBERED_FILTERS:
@@ -135,9 +137,9 @@ def rows_outside(book_rows: BookRuns, allowed: np.ndarray) -> np.ndarray:
     """The rows whose book is not one of `allowed`: a table of the books looked up run by
     run (a book's items are indexed together: a few thousand runs for a million rows)."""
     last = int(book_rows.books.max()) if len(book_rows.books) else 0
-    kept = np.zeros(last + 1, bool)
-    kept[allowed[(allowed >= 0) & (allowed <= last)]] = True
-    return ~np.repeat(kept[book_rows.books], book_rows.lengths)
+    left = np.ones(last + 1, bool)
+    left[allowed[(allowed >= 0) & (allowed <= last)]] = False
+    return np.repeat(left[book_rows.books], book_rows.lengths)  # one row-long array, not two
 
 
 def build(parts: Parts, composers: Composers, asked: Asked, model: str | None) -> Query:

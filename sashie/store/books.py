@@ -68,6 +68,47 @@ class Condition:
         return f"{column} {self.op} ?", [self.value]  # = or != (parse_conditions checked)
 
 
+@dataclass(frozen=True)
+class BookYears:
+    """Every book's id and year range (NaN: none given), so that conditions on years and ids
+    are met without asking SQLite (a first search with a new date range: 1 ms less)."""
+
+    ids: np.ndarray
+    year_from: np.ndarray
+    year_to: np.ndarray
+
+    def matching(self, conditions: list[Condition]) -> np.ndarray | None:
+        """The ids of the books that meet every condition, exactly as `Books.matching` (SQL's
+        three-valued logic: a comparison with a missing year is neither true nor false);
+        None when a condition is on another field."""
+        if any(c.field not in ("year", "book") for c in conditions):
+            return None
+        true = np.ones(len(self.ids), bool)
+        for condition in conditions:
+            true &= self._true(condition)
+        return self.ids[true]
+
+    def _true(self, condition: Condition) -> np.ndarray:
+        value = int(condition.value)
+        if condition.field == "book":
+            return (self.ids == value) if condition.op == "=" else (self.ids != value)
+        first, last = self.year_from, self.year_to
+        with np.errstate(invalid="ignore"):
+            compared = {  # (true, false) of each comparison; NaN makes both False
+                "from<": (first < value, first >= value),
+                "from<=": (first <= value, first > value),
+                "to>": (last > value, last <= value),
+                "to>=": (last >= value, last < value),
+            }
+        if condition.op in ("<", "<="):
+            return compared["from" + condition.op][0]
+        if condition.op in (">", ">="):
+            return compared["to" + condition.op][0]
+        (t1, f1), (t2, f2) = compared["from<="], compared["to>="]
+        inside_true, inside_false = t1 & t2, f1 | f2  # year_from <= Y AND year_to >= Y
+        return inside_true if condition.op == "=" else inside_false
+
+
 def parse_conditions(text: str | None) -> list[Condition]:
     """`year<1700 and creator~北斎 and title="Birds and flowers"` as conditions (a value with
     spaces or "and" in it is quoted); one error line naming the part that is not one."""
@@ -210,6 +251,19 @@ class Books:
             )
         table = np.array(rows, np.int64).reshape(-1, 2)
         return table[:, 0], table[:, 1]
+
+    def years(self) -> BookYears:
+        """Every book's id and year range."""
+        rows = (
+            self._query("SELECT id, year_from, year_to FROM books ORDER BY id")
+            if self.known
+            else []
+        )
+        table = np.array(
+            [(i, np.nan if a is None else a, np.nan if b is None else b) for i, a, b in rows],
+            np.float64,
+        ).reshape(-1, 3)
+        return BookYears(table[:, 0].astype(np.int64), table[:, 1], table[:, 2])
 
     def matching(self, conditions: list[Condition]) -> np.ndarray:
         """The ids of the books that meet every condition."""

@@ -434,3 +434,27 @@ def test_a_file_of_regions_that_cannot_be_used_is_one_line_or_skips(tmp_path, pa
             assert "\n" not in str(e)
         else:
             assert report.items_made == 0 and report.annotations == 0
+
+
+def test_year_and_book_conditions_meet_the_same_books_without_sqlite_as_with_it():
+    """`BookYears.matching` (numpy, the first search with a new date range) keeps SQL's
+    three-valued logic: a missing year is neither before nor after, not even for `!=`."""
+    from sashie.store.books import Books
+    from sashie.store.schema import SCHEMA
+
+    db = sqlite3.connect(":memory:")
+    db.executescript(SCHEMA)
+    ranges = [(1600, 1600), (1650, 1700), (None, None), (1699, 1701), (None, 1700), (1700, None)]
+    ranges += [(y, y + int(y % 7)) for y in range(1580, 1800, 13)]
+    db.executemany(
+        "INSERT INTO books (id, key, year_from, year_to, at) VALUES (?, ?, ?, ?, 0)",
+        [(i + 1, f"b{i}", a, b) for i, (a, b) in enumerate(ranges)],
+    )
+    books = Books(lambda sql, params=(): db.execute(sql, params).fetchall(), True)
+    years = books.years()
+    asked = [f"year{op}{y}" for op in ("<", "<=", ">", ">=", "=", "!=") for y in (1600, 1700)]
+    asked += ["book=3", "book!=3", "year>=1650 and year<1710", "year!=1700 and book!=1"]
+    for text in asked:
+        conditions = parse_conditions(text)
+        assert sorted(years.matching(conditions)) == sorted(books.matching(conditions)), text
+    assert years.matching(parse_conditions("creator~北斎")) is None  # SQLite's to answer
