@@ -61,17 +61,16 @@ def run_printings_bench(
         clip[row["kind"]].append(_scores(neighbours, block, original[block], block_of))
     seconds = time.perf_counter() - started
 
-    rejected, purity = [], []
-    for row in truth:
-        if row["kind"] == "original":
-            group = [p.item for p in lib.printings(original[row["block"]])]
-            purity.append(
-                np.mean([block_of.get(i) == row["block"] for i in group]) if group else 1.0
-            )
-    for row in truth:
-        if row["kind"] == "nearmiss":
-            others = {p.item for p in lib.printings(original[row["block"]])}
-            rejected.append(item_of[row["page"]] not in others)
+    groups = {block: [p.item for p in lib.printings(item)] for block, item in original.items()}
+    purity = [
+        np.mean([block_of.get(i) == block for i in group]) if group else 1.0
+        for block, group in groups.items()
+    ]
+    rejected = [
+        item_of[row["page"]] not in groups[row["block"]]
+        for row in truth
+        if row["kind"] == "nearmiss"
+    ]
 
     figures: dict = {}
     for kind in KINDS:

@@ -77,26 +77,23 @@ class Printings:
         parts = self._parts
         item = parts.item(int(item_id))
         picture = parts.pictures.crop(item, CROP_SIDE)
-        own_page = {found for found, _, _ in parts.catalog.page_items(item.page_id)}
-        inside = [
-            i
-            for i, _, box in parts.catalog.page_items(item.page_id)
-            if _within(box, item.bbox) and i != item.id
-        ]
+        on_page = parts.catalog.page_items(item.page_id)
+        own_page = {found for found, _, _ in on_page}
+        inside = [i for i, _, box in on_page if _within(box, item.bbox) and i != item.id]
         queries = [parts.vectors_of([item.id], model, None)[0]]
         queries.append(parts.query_encoder(model).encode_images([ImageOps.mirror(picture)])[0])
         if inside:
             queries += list(parts.vectors_of(inside, model, None))
         index = parts.load(model).index
-        proposed: list[int] = []
+        proposed: dict[int, None] = {}  # in the order found, once each
         for vector in queries:
             found, _ = index.search(np.asarray(vector, np.float32), candidates + len(own_page))
-            proposed += [int(i) for i in found if int(i) not in own_page and int(i) not in proposed]
+            proposed.update((int(i), None) for i in found if int(i) not in own_page)
         from ..printings.matching import features, match
 
         query, mirror = features(picture), features(picture, mirrored=True)
         out = []
-        for row in parts.catalog.items(proposed):
+        for row in parts.catalog.items(list(proposed)):
             verified = match(query, mirror, self._features_of(row))
             if verified is not None:
                 out.append(Printing.of(row.id, verified))

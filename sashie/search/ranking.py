@@ -218,8 +218,8 @@ class VectorIndex:
         (unless `how.exact`), candidates come from it and are re-scored exactly."""
         score = _scorer(restrict(query, dims), dims, examples, weight, sharpness)
         rows: np.ndarray | None
-        kept = None if exclude is None else len(exclude) - int(np.count_nonzero(exclude))
-        if exclude is not None and kept is not None and kept <= FEW_ALLOWED:
+        kept = len(self) if exclude is None else len(exclude) - int(np.count_nonzero(exclude))
+        if exclude is not None and kept <= FEW_ALLOWED:
             rows = np.flatnonzero(~exclude)  # a narrow filter (a book, a class): scored exactly
         elif self.ann is not None and not how.exact:
             rows = self._ann_candidates(query, k, dims, exclude, kept, examples, how)
@@ -258,7 +258,7 @@ class VectorIndex:
         k: int,
         dims: np.ndarray | None,
         exclude: np.ndarray | None,
-        kept: int | None,
+        kept: int,
         examples: np.ndarray | None,
         how: AnnSearch,
     ) -> np.ndarray | None:
@@ -271,7 +271,7 @@ class VectorIndex:
         allowed_count = len(self)
         if exclude is not None and len(exclude) == len(positions) and self._rows_are_file_rows():
             allowed_rows = ~exclude  # every row of the file is an item here, in its order
-            allowed_count = len(exclude) if kept is None else kept
+            allowed_count = kept
         elif exclude is not None or len(self) < len(positions):
             allowed_rows = positions >= 0
             if exclude is not None:
