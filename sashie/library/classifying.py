@@ -41,6 +41,7 @@ from ..encoders import Encoder
 from ..errors import SashieError
 from ..search.ranking import VectorIndex
 from ..store.catalog import Catalog, ItemRow
+from .export import plain_cell
 from .stored import rows_of
 
 EXPORT_COLUMNS = (
@@ -327,7 +328,7 @@ def export_labels(
         with open(partial, "w", newline="", encoding="utf-8-sig") as f:  # BOM: Excel reads UTF-8
             writer = csv.writer(f)
             writer.writerow(EXPORT_COLUMNS)
-            writer.writerows([_cell(v) for v in row] for row in rows)
+            writer.writerows([plain_cell(v) for v in row] for row in rows)
     else:
         try:
             import pyarrow as pa
@@ -341,10 +342,3 @@ def export_labels(
         pq.write_table(table, partial)
     partial.replace(out)
     return len(rows)
-
-
-def _cell(value: object) -> object:
-    """A text a spreadsheet would read as a formula ("=", "+", "-", "@" first) made plain."""
-    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
-        return "'" + value
-    return value

@@ -160,6 +160,13 @@ def item_columns(
     return columns
 
 
+def plain_cell(value: object) -> object:
+    """A text a spreadsheet would read as a formula ("=", "+", "-", "@" first) made plain."""
+    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
+        return "'" + value
+    return value
+
+
 def item_url(row: ItemRow) -> str | None:
     """The item's picture on the web: its region from the page's IIIF Image service, or the
     page's URL (the whole page) for a web page without one; None for a local file."""

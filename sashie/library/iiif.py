@@ -256,6 +256,37 @@ def annotation_page(
     return AnnotationExport(page, len(items), len(rows) - len(items))
 
 
+def linking_page(groups: Sequence[Sequence[ItemRow]], title: str) -> AnnotationExport:
+    """An AnnotationPage with one annotation a group that links its members' regions (the
+    printings of one picture); members not on a IIIF canvas are counted and left out, and
+    so is a group left with fewer than two."""
+    items, left_out = [], 0
+    for number, rows in enumerate(groups, start=1):
+        places = [(row, where) for row in rows if (where := place(row)) is not None]
+        left_out += len(rows) - len(places)
+        if len(places) < 2:
+            left_out += len(places)
+            continue
+        shown = ", ".join(str(row.id) for row, _ in places)
+        items.append(
+            {
+                "id": _urn(f"{title}\n" + "\n".join(w.region for _, w in places)),
+                "type": "Annotation",
+                "motivation": "linking",
+                "body": [_text(f"{title}: group {number} (sashie items {shown})", "describing")],
+                "target": [target(where) for _, where in places],
+            }
+        )
+    page = {
+        "@context": PRESENTATION_3,
+        "id": _urn("\n".join([title, *(str(a["id"]) for a in items)])),
+        "type": "AnnotationPage",
+        "label": {"none": [title]},
+        "items": items,
+    }
+    return AnnotationExport(page, len(items), left_out)
+
+
 def curation(
     rows: Sequence[ItemRow],
     title: str,

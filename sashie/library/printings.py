@@ -1,14 +1,17 @@
-"""`lib.printings(item)`: the other printings of an item's picture in the library.
+"""`lib.printings(item)`: the other printings of an item's picture in the library;
+`lib.printings.group()`: the whole library in sets of printings (library/printing_groups.py).
 
 Candidates come from the vector index (the nearest items to the item's own vector, to its
-mirror image's and to those of its parts: the items inside it on its page); each is then
-verified on local features (sashie/printings/matching.py), which also says how it shows the
-picture: its scale, rotation, mirroring and crop. Items of the item's own page are left out
-(its parts and the whole page hold it trivially).
+mirror image's and to those of its parts: the items inside it on its page) and, once the
+library has been grouped, from the fingerprints of its local features (its own and its
+mirror's); each is then verified on local features (sashie/printings/matching.py), which
+also says how it shows the picture: its scale, rotation, mirroring and crop. Items of the
+item's own page are left out (its parts and the whole page hold it trivially).
 """
 
 from __future__ import annotations
 
+import os
 import threading
 from collections import OrderedDict
 from dataclasses import asdict, dataclass
@@ -19,13 +22,15 @@ from PIL import ImageOps
 
 from ..store.catalog import ItemRow
 from .parts import Parts
+from .printing_export import GroupExport, export_groups
+from .printing_features import FeatureShards
+from .printing_groups import CROP_SIDE, GroupingReport, PrintingGroups, Progress
 
 if TYPE_CHECKING:  # OpenCV loads when a printing is first looked for
     from ..printings.matching import Features, Match
 
-CANDIDATES = 50  # nearest items a query vector proposes
-CROP_SIDE = 768  # pixels the pictures are read at (features are found at 384)
-FEATURES_KEPT = 1024  # items whose features are kept (about 230 KB each)
+CANDIDATES = 50  # nearest items a query vector (or fingerprint) proposes
+FEATURES_KEPT = 1024  # items whose features are kept (about 90 KB each)
 
 
 @dataclass(frozen=True)
@@ -67,13 +72,17 @@ class Printings:
 
     def __init__(self, parts: Parts) -> None:
         self._parts = parts
+        self._groups = PrintingGroups(parts)
         self._features: OrderedDict[int, Features] = OrderedDict()  # by item, last used last
         self._lock = threading.Lock()
+        self._stored: tuple[tuple, FeatureShards, object] | None = None  # (stamp, shards, index)
 
     def __call__(
         self, item_id: int, *, candidates: int = CANDIDATES, model: str | None = None
     ) -> list[Printing]:
         """The items that show the same picture as `item_id`, best evidence first."""
+        from ..printings.matching import match, mirrored
+
         parts = self._parts
         item = parts.item(int(item_id))
         picture = parts.pictures.crop(item, CROP_SIDE)
@@ -89,9 +98,10 @@ class Printings:
         for vector in queries:
             found, _ = index.search(np.asarray(vector, np.float32), candidates + len(own_page))
             proposed.update((int(i), None) for i in found if int(i) not in own_page)
-        from ..printings.matching import features, match
-
-        query, mirror = features(picture), features(picture, mirrored=True)
+        query = self._features_of(item, picture)
+        alike = self._alike(query, candidates + len(own_page))
+        proposed.update((i, None) for i in alike if i not in own_page)
+        mirror = mirrored(query)
         out = []
         for row in parts.catalog.items(list(proposed)):
             verified = match(query, mirror, self._features_of(row))
@@ -99,8 +109,54 @@ class Printings:
                 out.append(Printing.of(row.id, verified))
         return sorted(out, key=lambda p: (-p.inliers, p.item))
 
-    def _features_of(self, row: ItemRow) -> Features:
-        """An item's features, kept for the next FEATURES_KEPT items asked."""
+    def group(self, *, progress: Progress | None = None) -> GroupingReport:
+        """Group the library into sets of printings, looking only at items not looked at
+        before (`progress(done, total)` is told after each step)."""
+        return self._groups.update(progress=progress)
+
+    def groups(self) -> list[list[int]]:
+        """The sets of printings found by `group`, each in its books' order of years."""
+        return self._groups.groups()
+
+    def export(self, out: str | os.PathLike) -> GroupExport:
+        """Write the sets of printings to a .csv, .parquet or .json (IIIF) file."""
+        return export_groups(self._parts, self.groups(), out)
+
+    def _alike(self, query: Features, wanted: int) -> list[int]:
+        """The stored items whose fingerprints are nearest the query's or its mirror's."""
+        from ..printings.fingerprints import codebook
+        from ..printings.matching import mirrored
+
+        stored = self._stored_fingerprints()
+        if stored is None:
+            return []
+        shards, index = stored
+        book = codebook()
+        asked = np.stack([book.fingerprint(query), book.fingerprint(mirrored(query))])
+        _, rows = index.search(asked, min(wanted, index.ntotal))
+        items = shards.items()
+        return [int(items[r]) for r in rows.ravel() if r >= 0]
+
+    def _stored_fingerprints(self):
+        """The stored shards and a FAISS index of their fingerprints (None: none stored),
+        read again when the folder changes."""
+        folder = self._parts.path / "printings"
+        stamp = tuple(sorted((p.name, p.stat().st_mtime_ns) for p in folder.glob("features-*")))
+        if not stamp:
+            return None
+        with self._lock:
+            if self._stored is None or self._stored[0] != stamp:
+                import faiss
+
+                shards = FeatureShards(self._parts.path)
+                index = faiss.IndexFlatIP(shards.fingerprints().shape[1])
+                index.add(shards.fingerprints())
+                self._stored = (stamp, shards, index)
+            return self._stored[1], self._stored[2]
+
+    def _features_of(self, row: ItemRow, picture=None) -> Features:
+        """An item's features: stored by `group`, or found and kept for the next
+        FEATURES_KEPT items asked."""
         from ..printings.matching import features
 
         kept = self._features
@@ -108,7 +164,13 @@ class Printings:
             if row.id in kept:
                 kept.move_to_end(row.id)
                 return kept[row.id]
-        found = features(self._parts.pictures.crop(row, CROP_SIDE))
+            stored = self._stored[1] if self._stored else None
+        if stored is not None and row.id in stored:
+            found = stored.features(row.id)
+        else:
+            found = features(
+                picture if picture is not None else self._parts.pictures.crop(row, CROP_SIDE)
+            )
         with self._lock:
             kept[row.id] = found
             while len(kept) > FEATURES_KEPT:

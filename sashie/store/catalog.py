@@ -17,6 +17,7 @@ import numpy as np
 
 from ..errors import Damaged, SashieError
 from .books import Books
+from .printing_pairs import PrintingPairs
 from .schema import (
     CATALOG_PART,
     MAX_SIDE,
@@ -25,6 +26,7 @@ from .schema import (
     check_tables,
     damage,
     has_books,
+    has_table,
     sound_box,
     whole,
 )
@@ -82,6 +84,7 @@ class Catalog:
             self.db.execute("PRAGMA foreign_keys=ON")
             self.db.execute("PRAGMA synchronous=NORMAL")
             self.books = Books(self._query, has_books(self.db))
+            self.printing_pairs = PrintingPairs(self._query, has_table(self.db, "printing_pairs"))
         except sqlite3.Error as e:
             raise Damaged(CATALOG_PART, str(e)) from None
 

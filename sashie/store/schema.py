@@ -113,6 +113,18 @@ CREATE TABLE IF NOT EXISTS vector_sets (
     model_id TEXT PRIMARY KEY,
     rows INTEGER NOT NULL DEFAULT 0
 );
+CREATE TABLE IF NOT EXISTS printing_pairs (   -- two items verified as printings of one picture
+    a INTEGER NOT NULL REFERENCES items(id) ON DELETE CASCADE,  -- a < b
+    b INTEGER NOT NULL REFERENCES items(id) ON DELETE CASCADE,
+    inliers INTEGER NOT NULL,          -- local features agreeing on one map (printings/matching.py)
+    agreement REAL NOT NULL,           -- share of a's lines the map lays on b's
+    transform TEXT NOT NULL,           -- JSON: how b shows a's picture (scale, rotation, ...)
+    PRIMARY KEY (a, b)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS printing_pairs_b ON printing_pairs(b);
+CREATE TABLE IF NOT EXISTS printings_compared (  -- items compared with all others by
+    item_id INTEGER PRIMARY KEY REFERENCES items(id) ON DELETE CASCADE  -- `printings --all`
+);
 CREATE TABLE IF NOT EXISTS drawn_boxes (   -- illustrations a curator boxed on a page, to teach
     page_id INTEGER PRIMARY KEY REFERENCES pages(id) ON DELETE CASCADE,  -- the detector
     boxes TEXT NOT NULL,               -- JSON [[x0, y0, x1, y1], ...] in page pixels; [] = none
@@ -137,6 +149,12 @@ def bring_up_to_date(db: sqlite3.Connection) -> None:
         for column in columns:
             if column.split()[0] not in have:
                 db.execute(f"ALTER TABLE {table} ADD COLUMN {column}")
+
+
+def has_table(db: sqlite3.Connection, name: str) -> bool:
+    """Whether the catalog has the table (one made before it, opened read-only, may not)."""
+    found = db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (name,))
+    return found.fetchone() is not None
 
 
 def has_books(db: sqlite3.Connection) -> bool:

@@ -260,6 +260,22 @@ class Transaction:
         self.db.execute("DELETE FROM item_labels WHERE label_set = ?", (name,))
         return self.db.execute("DELETE FROM label_sets WHERE name = ?", (name,)).rowcount > 0
 
+    def put_printing_pairs(
+        self, pairs: Iterable[tuple[int, int, int, float, dict]], compared: Iterable[int]
+    ) -> None:
+        """Pairs (a, b, inliers, agreement, transform: how b shows a's picture), a < b,
+        verified as printings of one picture, replacing what was found of them before; and
+        the items now compared with all others."""
+        self.db.executemany(
+            "INSERT OR IGNORE INTO printings_compared (item_id) VALUES (?)",
+            [(int(i),) for i in compared],
+        )
+        self.db.executemany(
+            "INSERT OR REPLACE INTO printing_pairs (a, b, inliers, agreement, transform) "
+            "VALUES (?, ?, ?, ?, ?)",
+            [(a, b, i, g, json.dumps(t)) for a, b, i, g, t in pairs],
+        )
+
     def skip(self, uri: str, source: str, reason: str) -> None:
         self.db.execute(
             "INSERT OR REPLACE INTO skipped (uri, source, reason, at) VALUES (?, ?, ?, ?)",

@@ -1,0 +1,290 @@
+"""`sashie printings LIB --all`: the whole library grouped into sets of printings.
+
+It runs in two passes, each resumable where it stopped:
+1. look: each item not looked at before is read once (a page's items together) for its
+   local features (printings/matching.py) and fingerprint (printings/fingerprints.py),
+   kept in LIB/printings/ (library/printing_features.py);
+2. compare: each item not compared before asks every item's fingerprint for the nearest to
+   its own and to its mirror's; the NEIGHBOURS nearest that are alike enough (LIKENESS) and
+   not on its own page are verified on local features, and the verified pairs are kept in
+   the catalog with the items compared.
+A set is the items joined by pairs. A later run looks at and compares only new items (with
+all), so adding pages costs what they hold; items removed take their pairs with them.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+from tqdm import tqdm
+
+from ..store.catalog import ItemRow
+from .parts import Parts
+from .printing_features import FeatureShards, Looked
+
+NEIGHBOURS = 10  # nearest fingerprints each item's (and its mirror's) proposes
+LIKENESS = 0.08  # fingerprints less alike are never verified (printings world, seed 7)
+STEP = 2048  # items a step: one shard, one transaction
+CROP_SIDE = 512  # pixels the pictures are read at (features are found at 256)
+KEPT_FEATURES = 8192  # stored items' features kept in memory during a run (~35 KB each)
+FLAT_UP_TO = 50_000  # fingerprints searched exhaustively; more: an inverted file (FAISS IVF)
+PROBED = 32  # of the inverted file's cells, those searched
+
+if TYPE_CHECKING:  # OpenCV loads when printings are first looked for
+    from ..printings.matching import Features
+
+Progress = Callable[[int, int], None]  # steps of items done, to do (both passes)
+
+
+@dataclass(frozen=True)
+class GroupingReport:
+    """What a run did: items looked at and compared now, items looked at in all, pairs
+    verified now and in all, the sets and the items in them, and the seconds it took."""
+
+    looked: int
+    compared: int
+    items: int
+    verified: int
+    pairs: int
+    groups: int
+    grouped: int
+    seconds: float
+
+    def as_dict(self) -> dict:
+        return self.__dict__.copy()
+
+
+class PrintingGroups:
+    """The library's sets of printings."""
+
+    def __init__(self, parts: Parts) -> None:
+        self._parts = parts
+
+    def update(self, *, progress: Progress | None = None) -> GroupingReport:
+        """Look at the items not looked at yet, then compare those not compared yet."""
+        from threadpoolctl import threadpool_limits
+
+        parts = self._parts
+        catalog = parts.catalog
+        started = time.perf_counter()
+        # a thread a core; BLAS and OpenCV threads of their own would only fight them
+        with parts.writing(), threadpool_limits(1), _one_opencv_thread():
+            shards = FeatureShards(parts.path)
+            live = catalog.live_item_ids()
+            unseen = [int(i) for i in live if int(i) not in shards]
+            compared = catalog.printing_pairs.compared()
+            uncompared = [int(i) for i in live if int(i) not in compared]
+            total, done = len(unseen) + len(uncompared), 0
+            bar = tqdm(total=total, desc="printings", unit="item", disable=not parts.progress)
+            for step in _steps(catalog.items(unseen), STEP):
+                shards.write(_look(parts, step))
+                done += len(step)
+                bar.update(len(step))
+                if progress:
+                    progress(done, total)
+            verified = 0
+            if uncompared:
+                stored = shards.items()
+                alive = np.isin(stored, live)  # items removed since keep their rows, unread
+                pages = dict(zip(*(a.tolist() for a in catalog.item_pages()), strict=True))
+                base = _Base(shards.fingerprints()[alive], stored[alive].tolist(), pages)
+                cache = _Features(shards)
+                for start in range(0, len(uncompared), STEP):
+                    items = uncompared[start : start + STEP]
+                    pairs = _verify(base.pairs(items, cache), cache)
+                    with catalog.transaction() as t:
+                        t.put_printing_pairs(pairs, items)
+                    verified += len(pairs)
+                    done += len(items)
+                    bar.update(len(items))
+                    if progress:
+                        progress(done, total)
+            bar.close()
+        groups = self.groups()
+        return GroupingReport(
+            looked=len(unseen),
+            compared=len(uncompared),
+            items=len(live),
+            verified=verified,
+            pairs=catalog.printing_pairs.count(),
+            groups=len(groups),
+            grouped=sum(len(g) for g in groups),
+            seconds=round(time.perf_counter() - started, 1),
+        )
+
+    def groups(self) -> list[list[int]]:
+        """The sets of printings: items joined by verified pairs, each ordered by its
+        book's year (undated last), then page and item; the largest sets first."""
+        pairs = self._parts.catalog.printing_pairs.all()
+        parent: dict[int, int] = {}
+
+        def root(i: int) -> int:
+            parent.setdefault(i, i)
+            while parent[i] != i:
+                parent[i] = parent[parent[i]]
+                i = parent[i]
+            return i
+
+        for pair in pairs:
+            parent[root(pair.a)] = root(pair.b)
+        members: dict[int, list[int]] = {}
+        for item in list(parent):
+            members.setdefault(root(item), []).append(item)
+        order = self._order([i for group in members.values() for i in group])
+        groups = [sorted(group, key=order) for group in members.values()]
+        return sorted(groups, key=lambda g: (-len(g), g[0]))
+
+    def _order(self, items: list[int]) -> Callable[[int], tuple]:
+        """A sort key: the item's book's first year (undated last), its book, page, id."""
+        books = self._parts.catalog.books
+        placed = books.of_items(items)
+        records = books.get(book for book, _ in placed.values())
+
+        def key(item: int) -> tuple:
+            book, number = placed.get(item, (None, None))
+            year = records.get(book, {}).get("year_from") if book is not None else None
+            return (year is None, year or 0, book or 0, number or 0, item)
+
+        return key
+
+
+class _Base:
+    """Every looked-at item's fingerprint, searched by inner product (FAISS: exhaustively,
+    or in an inverted file beyond FLAT_UP_TO)."""
+
+    def __init__(self, fingerprints: np.ndarray, items: list[int], pages: dict[int, int]) -> None:
+        import faiss
+
+        dims = fingerprints.shape[1]
+        self._index: faiss.Index
+        if len(items) <= FLAT_UP_TO:
+            self._index = faiss.IndexFlatIP(dims)
+        else:
+            cells = int(4 * np.sqrt(len(items)))
+            quantizer = faiss.IndexFlatIP(dims)
+            self._index = faiss.IndexIVFFlat(quantizer, dims, cells, faiss.METRIC_INNER_PRODUCT)
+            sample = np.random.default_rng(0).choice(
+                len(items), min(len(items), 64 * cells), replace=False
+            )
+            self._index.train(fingerprints[np.sort(sample)])
+            self._index.nprobe = PROBED
+        self._index.add(np.ascontiguousarray(fingerprints, np.float32))
+        self._rows = {item: row for row, item in enumerate(items)}
+        self._items = items
+        self._fingerprints = fingerprints
+        self._pages = pages
+
+    def pairs(self, items: list[int], cache: _Features) -> list[tuple[int, int]]:
+        """The pairs (a < b) of one of `items` and a likely printing of its picture."""
+        from ..printings.fingerprints import codebook
+        from ..printings.matching import mirrored
+
+        book = codebook()
+        items = [i for i in items if i in self._rows]
+        asked = [self._fingerprints[self._rows[i]] for i in items]
+        asked += [book.fingerprint(mirrored(cache[i])) for i in items]
+        if not asked:
+            return []
+        wanted = min(NEIGHBOURS + 8, len(self._items))  # room for the item and its page
+        likeness, rows = self._index.search(np.asarray(asked, np.float32), wanted)
+        found = set()
+        for k, (near, alike) in enumerate(zip(rows, likeness, strict=True)):
+            item = items[k % len(items)]
+            page = self._pages.get(item)
+            kept = 0
+            for row, value in zip(near.tolist(), alike.tolist(), strict=True):
+                if row < 0 or value < LIKENESS or kept == NEIGHBOURS:
+                    break
+                other = self._items[row]
+                if other == item or self._pages.get(other) == page:
+                    continue
+                found.add((min(item, other), max(item, other)))
+                kept += 1
+        return sorted(found)
+
+
+class _Features:
+    """Stored items' features, read and kept for a while."""
+
+    def __init__(self, shards: FeatureShards) -> None:
+        self._shards = shards
+        self._kept: dict = {}
+        self._lock = threading.Lock()  # verified on several threads
+
+    def __getitem__(self, item: int) -> Features:
+        with self._lock:
+            if item not in self._kept:
+                if len(self._kept) >= KEPT_FEATURES:
+                    self._kept.pop(next(iter(self._kept)))
+                self._kept[item] = self._shards.features(item)
+            return self._kept[item]
+
+
+@contextmanager
+def _one_opencv_thread() -> Iterator[None]:
+    import cv2
+
+    before = cv2.getNumThreads()
+    cv2.setNumThreads(1)
+    try:
+        yield
+    finally:
+        cv2.setNumThreads(before)
+
+
+def _steps(rows: list[ItemRow], size: int) -> Iterator[list[ItemRow]]:
+    """The rows in steps of about `size`, a page's items in one step."""
+    rows = sorted(rows, key=lambda r: (r.page_id, r.id))
+    step: list[ItemRow] = []
+    for row in rows:
+        if len(step) >= size and row.page_id != step[-1].page_id:
+            yield step
+            step = []
+        step.append(row)
+    if step:
+        yield step
+
+
+def _look(parts: Parts, rows: list[ItemRow]) -> list[Looked]:
+    """The items' features and fingerprints, each page read once (a thread a core)."""
+    from ..printings.fingerprints import codebook
+    from ..printings.matching import features
+
+    by_page: dict[int, list[ItemRow]] = {}
+    for row in rows:
+        by_page.setdefault(row.page_id, []).append(row)
+
+    def page(rows: list[ItemRow]) -> list[tuple[int, Features]]:
+        pictures = parts.pictures.crops_of_page(rows, CROP_SIDE)
+        return [(row.id, features(picture)) for row, picture in zip(rows, pictures, strict=True)]
+
+    with ThreadPoolExecutor(os.cpu_count() or 1) as pool:
+        found = [one for looked in pool.map(page, by_page.values()) for one in looked]
+    book = codebook()  # numpy's small sums run best on one thread: not in the pool
+    return [Looked(item, features, book.fingerprint(features)) for item, features in found]
+
+
+def _verify(pairs: list[tuple[int, int]], cache: _Features) -> list[tuple]:
+    """The pairs that are printings, as rows for the catalog."""
+    from ..printings.matching import match, mirrored
+
+    def one(pair: tuple[int, int]):
+        a, b = pair
+        query = cache[a]
+        found = match(query, mirrored(query), cache[b])
+        if found is None:
+            return None
+        t = found.transform
+        how = {"scale": t.scale, "rotation": t.rotation, "mirrored": t.mirrored, "crop": t.crop}
+        return (a, b, found.inliers, found.agreement, {**how, "area": list(found.area)})
+
+    with ThreadPoolExecutor(os.cpu_count() or 1) as pool:
+        return [row for row in pool.map(one, pairs) if row is not None]

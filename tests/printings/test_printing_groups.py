@@ -1,0 +1,146 @@
+"""`lib.printings.group()` (`sashie printings LIB --all`): the library in sets of printings,
+looked at again only where pages are new; the sets exported as CSV, Parquet and a IIIF
+AnnotationPage; a tampered or misplaced features file is one error line."""
+
+import csv
+import json
+
+import pytest
+from test_matching import drawing, reprinted
+
+from sashie.errors import Damaged, SashieError
+from sashie.library import Library
+from sashie.library.iiif import linking_page
+from sashie.store.catalog import ItemRow
+
+from conftest import run_cli
+
+
+def _library(tmp_path, tiny_spec):
+    pages = tmp_path / "pages"
+    pages.mkdir()
+    reprinted(drawing(1), margin=60).save(pages / "a1.png")
+    reprinted(drawing(1), angle=8, scale=0.8, mirror=True, margin=50).save(pages / "a2.png")
+    reprinted(drawing(2), margin=40).save(pages / "b1.png")
+    reprinted(drawing(2), scale=1.3, crop=(0, 50, 400, 400), margin=30).save(pages / "b2.png")
+    for other in (3, 4, 5):
+        reprinted(drawing(other), margin=60).save(pages / f"c{other}.png")
+    lib = Library(tmp_path / "lib", create=True)
+    lib.add([str(pages)], model=tiny_spec, regions="whole")
+    return lib
+
+
+def _names(lib):
+    return {row.id: row.page.rsplit("/", 1)[-1] for row in lib.items()}
+
+
+def test_the_library_is_grouped_into_its_sets_of_printings_and_new_pages_join_them(
+    tmp_path, tiny_spec
+):
+    lib = _library(tmp_path, tiny_spec)
+    told = []
+    report = lib.printings.group(progress=lambda done, total: told.append((done, total)))
+    names = _names(lib)
+    assert sorted(sorted(names[i] for i in g) for g in lib.printings.groups()) == [
+        ["a1.png", "a2.png"],
+        ["b1.png", "b2.png"],
+    ]
+    assert (report.looked, report.compared, report.groups, report.grouped) == (7, 7, 2, 4)
+    assert told[-1] == (14, 14)
+    first_shard = sorted((tmp_path / "lib" / "printings").glob("features-*"))
+    assert len(first_shard) == 1
+    stamp = first_shard[0].stat().st_mtime_ns
+
+    again = lib.printings.group()  # nothing new: nothing read again
+    assert (again.looked, again.compared, again.pairs) == (0, 0, report.pairs)
+
+    later = tmp_path / "later"
+    later.mkdir()
+    reprinted(drawing(1), angle=-5, crop=(0, 0, 400, 290), margin=45).save(later / "a3.png")
+    reprinted(drawing(6), margin=60).save(later / "c6.png")
+    lib.add([str(later)], model=tiny_spec, regions="whole")
+    report = lib.printings.group()
+    assert (report.looked, report.compared) == (2, 2)
+    names = _names(lib)
+    sets = sorted(sorted(names[i] for i in g) for g in lib.printings.groups())
+    assert sets == [["a1.png", "a2.png", "a3.png"], ["b1.png", "b2.png"]]
+    assert first_shard[0].stat().st_mtime_ns == stamp  # the old items' features kept as they were
+    assert len(list((tmp_path / "lib" / "printings").glob("features-*"))) == 2
+
+    # one item's printings are now also proposed by the stored fingerprints
+    a3 = next(i for i, n in names.items() if n == "a3.png")
+    assert {names[p.item] for p in lib.printings(a3, candidates=1)} == {"a1.png", "a2.png"}
+
+
+def test_the_sets_are_exported_as_csv_parquet_and_a_iiif_page(tmp_path, tiny_spec):
+    pq = pytest.importorskip("pyarrow.parquet")
+    lib = _library(tmp_path, tiny_spec)
+    run = run_cli("printings", str(tmp_path / "lib"), "--all")
+    assert "2 sets of printings holding 4 items" in run.output
+    names = _names(lib)
+
+    out = run_cli("printings", str(tmp_path / "lib"), "--export", str(tmp_path / "sets.csv"))
+    assert "2 sets, 4 items" in out.output
+    with open(tmp_path / "sets.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    by_set: dict[str, set] = {}
+    for row in rows:
+        by_set.setdefault(row["group"], set()).add(names[int(row["item"])])
+        assert row["page"].endswith(names[int(row["item"])]) and row["x1"]
+    assert sorted(map(sorted, by_set.values())) == [["a1.png", "a2.png"], ["b1.png", "b2.png"]]
+
+    lib.printings.export(tmp_path / "sets.parquet")
+    table = pq.read_table(tmp_path / "sets.parquet").to_pydict()
+    assert sorted(table["item"]) == sorted(int(r["item"]) for r in rows)
+
+    written = lib.printings.export(tmp_path / "sets.json")  # local files: no canvas to link
+    page = json.loads((tmp_path / "sets.json").read_text())
+    assert page["type"] == "AnnotationPage" and page["items"] == []
+    assert (written.groups, written.left_out) == (0, 4)
+    with pytest.raises(SashieError, match="csv"):
+        lib.printings.export(tmp_path / "sets.txt")
+
+
+def test_a_iiif_page_links_each_sets_regions_on_their_canvases():
+    def row(item, canvas):
+        return ItemRow(
+            id=item, page_id=item, page=f"https://example.org/{item}.jpg", source="m",
+            detector="whole", bbox=(10, 20, 110, 220), page_size=(1000, 2000),
+            metadata={"canvas": canvas, "manifest": "https://example.org/m.json"},
+        )  # fmt: skip
+
+    made = linking_page(
+        [[row(1, "https://example.org/c1"), row(2, "https://example.org/c2")]], "printings"
+    )
+    (annotation,) = made.page["items"]
+    assert annotation["motivation"] == "linking"
+    targets = [(t["source"]["id"], t["selector"]["value"]) for t in annotation["target"]]
+    assert targets == [
+        ("https://example.org/c1", "xywh=10,20,100,200"),
+        ("https://example.org/c2", "xywh=10,20,100,200"),
+    ]
+    alone = linking_page([[row(1, "https://example.org/c1"), row(2, "")]], "printings")
+    assert alone.page["items"] == [] and alone.skipped == 2  # one on a canvas links nothing
+
+
+def test_a_tampered_features_file_is_one_error_line(tmp_path, tiny_spec):
+    lib = _library(tmp_path, tiny_spec)
+    lib.printings.group()
+    (shard,) = (tmp_path / "lib" / "printings").glob("features-*")
+    data = bytearray(shard.read_bytes())
+    shard.write_bytes(bytes(data[: len(data) // 2]))
+    with pytest.raises(Damaged):
+        lib.printings.group()
+    out = run_cli("printings", str(tmp_path / "lib"), "--all", check=False)
+    assert out.exit_code != 0 and "printings features" in out.stderr
+    assert len(out.stderr.strip().splitlines()) == 1
+
+
+def test_a_features_folder_leading_outside_the_library_is_refused(tmp_path, tiny_spec):
+    lib = _library(tmp_path, tiny_spec)
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    (tmp_path / "lib" / "printings").symlink_to(outside)
+    with pytest.raises(SashieError, match="outside"):
+        lib.printings.group()
+    assert list(outside.iterdir()) == []
