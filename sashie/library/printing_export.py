@@ -36,8 +36,11 @@ class GroupExport:
         return self.__dict__.copy()
 
 
-def export_groups(parts: Parts, groups: list[list[int]], out: str | os.PathLike) -> GroupExport:
-    """Write `groups` (lists of item ids) to `out`, in the format its suffix names."""
+def export_groups(
+    parts: Parts, groups: list[list[int]], printed: dict[int, dict], out: str | os.PathLike
+) -> GroupExport:
+    """Write `groups` (lists of item ids) to `out`, in the format its suffix names;
+    `printed`: each item's book, title, year and page number (PrintingGroups.books_of)."""
     path = Path(out)
     if path.suffix.lower() not in FORMATS:
         raise SashieError(f"{path.name}: write sets of printings to a {', '.join(FORMATS)} file")
@@ -51,7 +54,7 @@ def export_groups(parts: Parts, groups: list[list[int]], out: str | os.PathLike)
         return GroupExport(
             str(path), made.annotations, sum(map(len, groups)) - made.skipped, made.skipped
         )
-    table = _table(parts, groups, rows)
+    table = _table(groups, rows, printed)
     if path.suffix.lower() == ".parquet":
         pa = require("pyarrow", "export", "Parquet export")
         pq = require("pyarrow.parquet", "export", "Parquet export")
@@ -64,26 +67,19 @@ def export_groups(parts: Parts, groups: list[list[int]], out: str | os.PathLike)
     return GroupExport(str(path), len(groups), len(table), 0)
 
 
-def _table(parts: Parts, groups: list[list[int]], rows: dict) -> list[dict]:
-    books = parts.catalog.books
-    placed = books.of_items(list(rows))
-    records = books.get(book for book, _ in placed.values())
+def _table(groups: list[list[int]], rows: dict, printed: dict[int, dict]) -> list[dict]:
     table = []
     for number, group in enumerate(groups, start=1):
         for position, item in enumerate(group, start=1):
             row = rows[item]
-            book, page_number = placed.get(item, (None, None))
-            record = records.get(book, {}) if book is not None else {}
             where = iiif.place(row)
             table.append(
                 {
                     "group": number,
                     "position": position,
                     "item": item,
-                    "book": book,
-                    "title": record.get("title"),
-                    "year": record.get("year_from"),
-                    "page_number": page_number,
+                    **{k: printed.get(item, {}).get(k) for k in ("book", "title", "year")},
+                    "page_number": printed.get(item, {}).get("page_number"),
                     "page": row.page,
                     **dict(zip(("x0", "y0", "x1", "y1"), row.bbox, strict=True)),
                     "region": where.region if where else None,

@@ -142,15 +142,42 @@ class PrintingGroups:
         groups = [sorted(group, key=order) for group in members.values()]
         return sorted(groups, key=lambda g: (-len(g), g[0]))
 
-    def _order(self, items: list[int]) -> Callable[[int], tuple]:
-        """A sort key: the item's book's first year (undated last), its book, page, id."""
+    def set_of(self, item: int) -> list[int]:
+        """The set of printings `item` is in (as `group` found it), in its books' order of
+        years; [] when it is in none."""
+        pairs = self._parts.catalog.printing_pairs
+        members, frontier = {int(item)}, [int(item)]
+        while frontier:
+            new = pairs.joined(frontier) - members
+            members |= new
+            frontier = sorted(new)
+        return sorted(members, key=self._order(sorted(members))) if len(members) > 1 else []
+
+    def books_of(self, items: list[int]) -> dict[int, dict]:
+        """Where each item is printed: {"book", "title", "year", "page_number"} (None where
+        unknown)."""
         books = self._parts.catalog.books
         placed = books.of_items(items)
         records = books.get(book for book, _ in placed.values())
+        out = {}
+        for item in items:
+            book, number = placed.get(item, (None, None))
+            record = records.get(book, {}) if book is not None else {}
+            out[item] = {
+                "book": book,
+                "title": record.get("title"),
+                "year": record.get("year_from"),
+                "page_number": number,
+            }
+        return out
+
+    def _order(self, items: list[int]) -> Callable[[int], tuple]:
+        """A sort key: the item's book's first year (undated last), its book, page, id."""
+        where = self.books_of(items)
 
         def key(item: int) -> tuple:
-            book, number = placed.get(item, (None, None))
-            year = records.get(book, {}).get("year_from") if book is not None else None
+            at = where.get(item, {})
+            year, book, number = at.get("year"), at.get("book"), at.get("page_number")
             return (year is None, year or 0, book or 0, number or 0, item)
 
         return key

@@ -118,9 +118,19 @@ class Printings:
         """The sets of printings found by `group`, each in its books' order of years."""
         return self._groups.groups()
 
+    def set_of(self, item_id: int) -> list[int]:
+        """The set of printings found by `group` that holds the item ([] for none)."""
+        return self._groups.set_of(self._parts.item(int(item_id)).id)
+
+    def books_of(self, item_ids: list[int]) -> dict[int, dict]:
+        """Where each item is printed: its book, the book's title and year, its page."""
+        return self._groups.books_of([int(i) for i in item_ids])
+
     def export(self, out: str | os.PathLike) -> GroupExport:
         """Write the sets of printings to a .csv, .parquet or .json (IIIF) file."""
-        return export_groups(self._parts, self.groups(), out)
+        groups = self.groups()
+        printed = self.books_of([i for group in groups for i in group])
+        return export_groups(self._parts, groups, printed, out)
 
     def _alike(self, query: Features, wanted: int) -> list[int]:
         """The stored items whose fingerprints are nearest the query's or its mirror's."""

@@ -35,6 +35,21 @@ class PrintingPairs:
         rows = self._query("SELECT a, b, inliers, agreement, transform FROM printing_pairs", ())
         return [_row(*row) for row in rows]
 
+    def joined(self, items: list[int]) -> set[int]:
+        """The items paired with any of `items`."""
+        if not self._present or not items:
+            return set()
+        found: set[int] = set()
+        for start in range(0, len(items), 400):
+            chunk = [int(i) for i in items[start : start + 400]]
+            marks = ",".join("?" * len(chunk))
+            for a, b in self._query(
+                f"SELECT a, b FROM printing_pairs WHERE a IN ({marks}) OR b IN ({marks})",
+                chunk + chunk,
+            ):
+                found.update((int(a), int(b)))
+        return found
+
     def compared(self) -> set[int]:
         """The items compared with all others (by `printings --all`)."""
         if not self._present:

@@ -72,13 +72,25 @@ async def printings(
     candidates: int = Query(50, ge=1, le=MAX_CANDIDATES, description="nearest items verified"),
 ) -> dict:
     """The items that show the same picture (sashie/library/printings.py), best evidence
-    first, each with its thumbnail. Verification reads pictures and matches keypoints (a
-    second or two): PRINTINGS_AT_ONCE run together, the others wait their turn."""
+    first, each with its thumbnail and where it is printed (book, title, year, page); and
+    `set`: the set of printings `sashie printings --all` put the item in, in its books'
+    order of years ([] when it is in none). Verification reads pictures and matches
+    keypoints (a second or two): PRINTINGS_AT_ONCE run together, the others wait their
+    turn."""
+    lib = served.lib
     async with _printing:
-        found = await run_in_threadpool(served.lib.printings, item_id, candidates=candidates)
+        found = await run_in_threadpool(lib.printings, item_id, candidates=candidates)
+    members = await run_in_threadpool(lib.printings.set_of, item_id)
+    printed = lib.printings.books_of([item_id, *(p.item for p in found), *members])
+
+    def shown(item: int) -> dict:
+        return {"thumbnail": f"/api/items/{item}/thumbnail", **printed[item]}
+
     return {
         "item": item_id,
-        "printings": [p.as_dict() | {"thumbnail": f"/api/items/{p.item}/thumbnail"} for p in found],
+        "printed": printed[item_id],
+        "printings": [p.as_dict() | shown(p.item) for p in found],
+        "set": [{"item": item} | shown(item) for item in members],
     }
 
 
