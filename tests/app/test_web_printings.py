@@ -15,7 +15,7 @@ from sashie.library import Library
 from conftest import SHOTS, serving
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "printings"))
-from test_matching import drawing, reprinted  # noqa: E402
+from test_matching import drawing, reprinted
 
 pytestmark = pytest.mark.browser
 
