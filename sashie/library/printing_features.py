@@ -63,18 +63,17 @@ class FeatureShards:
         return item in self._where
 
     def items(self) -> np.ndarray:
-        """The items looked at, in the order of `fingerprints()`."""
+        """The items looked at."""
         return np.fromiter(self._where, np.int64, len(self._where))
 
-    def fingerprints(self) -> np.ndarray:
-        """Their fingerprints, one row an item (float32)."""
+    def fingerprints_of(self, items: list[int]) -> np.ndarray:
+        """These items' fingerprints, one row an item (float32; KeyError for one not here)."""
         from ..printings.fingerprints import DIMS
 
-        where = np.array(list(self._where.values()), np.int64).reshape(-1, 2)
-        out = np.empty((len(where), DIMS), np.float32)
-        for at, shard in enumerate(self._shards):
-            mine = where[:, 0] == at
-            out[mine] = shard["fingerprints"][where[mine, 1]]
+        out = np.empty((len(items), DIMS), np.float32)
+        for k, item in enumerate(items):
+            shard_at, row = self._where[item]
+            out[k] = self._shards[shard_at]["fingerprints"][row]
         return out
 
     def features(self, item: int) -> Features:

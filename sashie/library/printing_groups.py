@@ -34,7 +34,7 @@ NEIGHBOURS = 10  # nearest fingerprints each item's (and its mirror's) proposes
 LIKENESS = 0.08  # fingerprints less alike are never verified (printings world, seed 7)
 STEP = 2048  # items a step: one shard, one transaction
 CROP_SIDE = 512  # pixels the pictures are read at (features are found at 256)
-KEPT_FEATURES = 8192  # stored items' features kept in memory during a run (~35 KB each)
+KEPT_FEATURES = 8192  # stored items' features kept in memory during a run (~39 KB each)
 FLAT_UP_TO = 50_000  # fingerprints searched exhaustively; more: an inverted file (FAISS IVF)
 PROBED = 32  # of the inverted file's cells, those searched
 
@@ -95,7 +95,7 @@ class PrintingGroups:
                 stored = shards.items()
                 alive = np.isin(stored, live)  # items removed since keep their rows, unread
                 pages = dict(zip(*(a.tolist() for a in catalog.item_pages()), strict=True))
-                base = _Base(shards.fingerprints()[alive], stored[alive].tolist(), pages)
+                base = _Base(shards, stored[alive].tolist(), pages)
                 cache = _Features(shards)
                 for start in range(0, len(uncompared), STEP):
                     items = uncompared[start : start + STEP]
@@ -187,26 +187,28 @@ class _Base:
     """Every looked-at item's fingerprint, searched by inner product (FAISS: exhaustively,
     or in an inverted file beyond FLAT_UP_TO)."""
 
-    def __init__(self, fingerprints: np.ndarray, items: list[int], pages: dict[int, int]) -> None:
+    def __init__(self, shards: FeatureShards, items: list[int], pages: dict[int, int]) -> None:
         import faiss
 
-        dims = fingerprints.shape[1]
+        from ..printings.fingerprints import DIMS
+
         self._index: faiss.Index
         if len(items) <= FLAT_UP_TO:
-            self._index = faiss.IndexFlatIP(dims)
+            self._index = faiss.IndexFlatIP(DIMS)
         else:
             cells = int(4 * np.sqrt(len(items)))
-            quantizer = faiss.IndexFlatIP(dims)
-            self._index = faiss.IndexIVFFlat(quantizer, dims, cells, faiss.METRIC_INNER_PRODUCT)
-            sample = np.random.default_rng(0).choice(
-                len(items), min(len(items), 64 * cells), replace=False
-            )
-            self._index.train(fingerprints[np.sort(sample)])
-            self._index.nprobe = PROBED
-        self._index.add(np.ascontiguousarray(fingerprints, np.float32))
-        self._rows = {item: row for row, item in enumerate(items)}
+            quantizer = faiss.IndexFlatIP(DIMS)
+            inverted = faiss.IndexIVFFlat(quantizer, DIMS, cells, faiss.METRIC_INNER_PRODUCT)
+            rng = np.random.default_rng(0)
+            sample = np.sort(rng.choice(len(items), min(len(items), 64 * cells), replace=False))
+            inverted.train(shards.fingerprints_of([items[r] for r in sample]))
+            inverted.nprobe = PROBED
+            self._index = inverted
+        for start in range(0, len(items), STEP):  # a step at a time: one copy in memory
+            self._index.add(shards.fingerprints_of(items[start : start + STEP]))
+        self._shards = shards
+        self._known = set(items)
         self._items = items
-        self._fingerprints = fingerprints
         self._pages = pages
 
     def pairs(self, items: list[int], cache: _Features) -> list[tuple[int, int]]:
@@ -215,13 +217,17 @@ class _Base:
         from ..printings.matching import mirrored
 
         book = codebook()
-        items = [i for i in items if i in self._rows]
-        asked = [self._fingerprints[self._rows[i]] for i in items]
-        asked += [book.fingerprint(mirrored(cache[i])) for i in items]
-        if not asked:
+        items = [i for i in items if i in self._known]
+        if not items:
             return []
+        asked = np.concatenate(
+            [
+                self._shards.fingerprints_of(items),
+                np.asarray([book.fingerprint(mirrored(cache[i])) for i in items], np.float32),
+            ]
+        )
         wanted = min(NEIGHBOURS + 8, len(self._items))  # room for the item and its page
-        likeness, rows = self._index.search(np.asarray(asked, np.float32), wanted)
+        likeness, rows = self._index.search(asked, wanted)
         found = set()
         for k, (near, alike) in enumerate(zip(rows, likeness, strict=True)):
             item = items[k % len(items)]

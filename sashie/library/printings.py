@@ -158,9 +158,13 @@ class Printings:
             if self._stored is None or self._stored[0] != stamp:
                 import faiss
 
+                from ..printings.fingerprints import DIMS
+
                 shards = FeatureShards(self._parts.path)
-                index = faiss.IndexFlatIP(shards.fingerprints().shape[1])
-                index.add(shards.fingerprints())
+                index = faiss.IndexFlatIP(DIMS)
+                items = shards.items().tolist()
+                for start in range(0, len(items), 4096):  # one copy of them in memory
+                    index.add(shards.fingerprints_of(items[start : start + 4096]))
                 self._stored = (stamp, shards, index)
             return self._stored[1], self._stored[2]
 
