@@ -38,8 +38,8 @@ from ..library import Library
 from ..search.feedback import DEFAULT_LEARNER, FEEDBACK_LEARNERS
 from ..search.query import DEFAULT_DIMS
 from .api import annotations as annotations_api
-from .api import iiif, items, labels, marks, search, versions
-from .api.served import AdaptJob, Expired, SearchMemory, Served, Snapshot
+from .api import iiif, items, labels, marks, printings, search, versions
+from .api.served import Expired, Job, SearchMemory, Served, Snapshot
 from .decoding import Busy, keep_large_blocks_apart
 from .http_protocol import uvicorn_settings
 
@@ -47,7 +47,9 @@ MAX_REQUEST_BYTES = 32 * 2**20  # a whole request body, refused from its Content
 EXAMPLE_QUERIES = 6  # searches the page offers before the first one
 COOKIE = "sashie_token"
 LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
-ROUTERS = [m.router for m in (search, items, annotations_api, marks, versions, labels, iiif)]
+ROUTERS = [
+    m.router for m in (search, items, printings, annotations_api, marks, versions, labels, iiif)
+]
 
 
 def _example_queries(captions: Sequence[str], given: str | None, label_sets: dict) -> list[str]:
@@ -135,7 +137,9 @@ def create_app(
     hands its work to one."""
     lib = Library(library, trust_remote_code=trust_remote_code, read_only=read_only)
     keep_large_blocks_apart()  # a burst of large example images leaves no bloated heap
-    served = Served(lib, SearchMemory(), AdaptJob(), trust_remote_code, example_query)
+    adapting = Job("adapt", "the model is being adapted already; wait for it to finish")
+    grouping = Job("printings", "the printings are being grouped already; wait for it to finish")
+    served = Served(lib, SearchMemory(), adapting, grouping, trust_remote_code, example_query)
     served.facts = Snapshot(lambda: library_facts(served), fresh=1.0)  # lags a second
     hosts = None if allowed_hosts is None else {h.lower().strip("[]") for h in allowed_hosts}
     html = (resources.files("sashie.app") / "web" / "index.html").read_text(encoding="utf-8")

@@ -144,3 +144,33 @@ def test_a_features_folder_leading_outside_the_library_is_refused(tmp_path, tiny
     with pytest.raises(SashieError, match="outside"):
         lib.printings.group()
     assert list(outside.iterdir()) == []
+
+
+def test_a_server_groups_the_library_in_the_background_and_shows_a_set(tmp_path, tiny_spec):
+    import time
+
+    from fastapi.testclient import TestClient
+
+    from sashie.app import server
+
+    lib = _library(tmp_path, tiny_spec)
+    names = _names(lib)
+    client = TestClient(server.create_app(tmp_path / "lib"))
+    assert client.get("/api/printings").json() == {
+        "sets": 0, "grouped": 0, "job": {"state": "idle"},
+    }  # fmt: skip
+    assert client.post("/api/printings/group").json()["job"]["state"] == "running"
+    for _ in range(600):
+        state = client.get("/api/printings").json()
+        if state["job"]["state"] != "running":
+            break
+        time.sleep(0.1)
+    assert state["job"]["state"] == "done", state
+    assert (state["sets"], state["grouped"], state["job"]["looked"]) == (2, 4, 7)
+    a1 = next(i for i, n in names.items() if n == "a1.png")
+    served = client.get(f"/api/items/{a1}/printings").json()
+    assert sorted(names[m["item"]] for m in served["set"]) == ["a1.png", "a2.png"]
+    assert all(m["thumbnail"].startswith("/api/items/") for m in served["set"])
+
+    reader = TestClient(server.create_app(tmp_path / "lib", read_only=True))
+    assert reader.post("/api/printings/group").status_code == 403

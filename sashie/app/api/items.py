@@ -1,10 +1,8 @@
 """The item endpoints: an item, its page and where it came from; its crop, its page and the
-page's original file as images; the boxes a curator draws on its page; the other printings
-of its picture."""
+page's original file as images; the boxes a curator draws on its page."""
 
 from __future__ import annotations
 
-import asyncio
 import io
 from typing import Annotated
 
@@ -12,7 +10,6 @@ from fastapi import APIRouter, HTTPException, Query
 from fastapi.responses import Response
 from PIL import Image
 from pydantic import BaseModel, Field
-from starlette.concurrency import run_in_threadpool
 
 from ...errors import BadInput, NotFound
 from ...library import MAX_DRAWN
@@ -20,9 +17,6 @@ from ...sources.images import is_url, read_bytes
 from .served import ItemId, ServedDep, cached_jpeg, web_link
 
 MAX_ORIGINAL_BYTES = 512 * 2**20
-MAX_CANDIDATES = 200  # nearest items a printings request may ask to verify
-PRINTINGS_AT_ONCE = 2  # printings requests verified together (each keeps one core busy)
-_printing = asyncio.Semaphore(PRINTINGS_AT_ONCE)
 
 router = APIRouter()
 
@@ -63,35 +57,6 @@ def books(served: ServedDep) -> dict:
 @router.get("/api/books/{book_id}/pages", summary="A book's pages and the items found on each")
 def book_pages(served: ServedDep, book_id: ItemId) -> dict:
     return {"book": book_id, "pages": served.lib.books.pages(book_id)}
-
-
-@router.get("/api/items/{item_id}/printings", summary="Other printings of the item's picture")
-async def printings(
-    served: ServedDep,
-    item_id: ItemId,
-    candidates: int = Query(50, ge=1, le=MAX_CANDIDATES, description="nearest items verified"),
-) -> dict:
-    """The items that show the same picture (sashie/library/printings.py), best evidence
-    first, each with its thumbnail and where it is printed (book, title, year, page); and
-    `set`: the set of printings `sashie printings --all` put the item in, in its books'
-    order of years ([] when it is in none). Verification reads pictures and matches
-    keypoints (a second or two): PRINTINGS_AT_ONCE run together, the others wait their
-    turn."""
-    lib = served.lib
-    async with _printing:
-        found = await run_in_threadpool(lib.printings, item_id, candidates=candidates)
-    members = await run_in_threadpool(lib.printings.set_of, item_id)
-    printed = lib.printings.books_of([item_id, *(p.item for p in found), *members])
-
-    def shown(item: int) -> dict:
-        return {"thumbnail": f"/api/items/{item}/thumbnail", **printed[item]}
-
-    return {
-        "item": item_id,
-        "printed": printed[item_id],
-        "printings": [p.as_dict() | shown(p.item) for p in found],
-        "set": [{"item": item} | shown(item) for item in members],
-    }
 
 
 @router.get("/api/items/{item_id}", summary="An item, its page and where it came from")

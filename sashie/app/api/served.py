@@ -12,7 +12,6 @@ from collections import Counter, OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import lru_cache
-from pathlib import Path
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -21,7 +20,6 @@ from PIL import Image
 from pydantic import Field
 from starlette.concurrency import run_in_threadpool
 
-from ...adapt.settings import AdaptSettings
 from ...errors import SashieError
 from ...library import Filters, Library
 from ...search.query import Query as SearchQuery
@@ -155,61 +153,50 @@ class SearchMemory:
             del self._by_client[client]
 
 
-class AdaptJob:
-    """The one adaptation a server runs at a time, in a thread with its own Library (its own
-    SQLite connection; the server's Library notices the new version itself); the page polls
-    its state."""
+class Job:
+    """One background task of its kind at a time (an adaptation, grouping printings), in a
+    thread that opens its own Library (its own SQLite connection; the server's Library
+    notices what it changed); the page polls its state."""
 
-    def __init__(self) -> None:
+    def __init__(self, name: str, busy: str) -> None:
+        self.name = name
+        self.busy = busy  # the error line when asked again while running
         self.state: dict = {"state": "idle"}
         self.thread: threading.Thread | None = None
 
-    def start(
-        self,
-        path: Path,
-        settings: AdaptSettings,
-        trust_remote_code: bool,
-        finished: Callable[[], None],
-    ) -> None:
+    def start(self, work: Callable[[], dict], finished: Callable[[], None]) -> None:
+        """Run `work` (its report, a dict) in a thread; `finished` after it succeeds."""
         if self.thread is not None and self.thread.is_alive():
-            raise SashieError("the model is being adapted already; wait for it to finish")
-        settings.check()
+            raise SashieError(self.busy)
         self.state = {"state": "running", "stage": "starting", "done": 0, "total": 0}
 
         def run() -> None:
             try:
-                with Library(path, trust_remote_code=trust_remote_code) as worker:
-                    report = worker.versions.adapt(settings=settings, progress=self.progress)
+                report = work()
                 finished()
-                self.state = {"state": "done", **report.as_dict(paths=False)}
+                self.state = {"state": "done", **report}
             except SashieError as e:
                 self.state = {"state": "failed", "error": str(e)}
             except Exception as e:
                 self.state = {"state": "failed", "error": f"{type(e).__name__}: {e}"}
 
-        self.thread = threading.Thread(target=run, name="sashie-adapt", daemon=True)
+        self.thread = threading.Thread(target=run, name=f"sashie-{self.name}", daemon=True)
         self.thread.start()
 
-    def progress(self, update: dict) -> None:
-        loss = update.get("loss")
-        self.state = {
-            "state": "running",
-            "stage": update["stage"],
-            "done": update["done"],
-            "total": update["total"],
-            "loss": None if loss is None else round(loss, 4),
-        }
+    def progress(self, stage: str, done: int, total: int, **more: object) -> None:
+        self.state = {"state": "running", "stage": stage, "done": done, "total": total, **more}
 
 
 @dataclass
 class Served:
     """The library an app serves and what its routers keep beside it: the searches it
-    remembers (search.py), the adaptation it runs (versions.py), what /api/info says, and
-    thumbnails and pages already made."""
+    remembers (search.py), the adaptation (versions.py) and the grouping of printings
+    (printings.py) it runs, what /api/info says, and thumbnails and pages already made."""
 
     lib: Library
     searches: SearchMemory
-    job: AdaptJob
+    adapting: Job
+    grouping: Job
     trust_remote_code: bool = False
     example_query: str | None = None
     facts: Snapshot | None = None  # what /api/info answers (set by the app)

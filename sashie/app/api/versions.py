@@ -10,6 +10,7 @@ from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
 from ...adapt.settings import DEFAULTS, AdaptSettings
+from ...library import Library
 from .served import ServedDep
 
 router = APIRouter()
@@ -34,7 +35,7 @@ class UseRequest(BaseModel):
 def adapt_state(served: ServedDep) -> dict:
     lib = served.lib
     versions = lib.versions.list() if lib.default_model else {"active": "base", "versions": []}
-    return {**versions, "captions": lib.annotations.captions(), "job": served.job.state}
+    return {**versions, "captions": lib.annotations.captions(), "job": served.adapting.state}
 
 
 @router.post("/api/adapt", summary="Teach the model the annotations (runs in the background)")
@@ -42,8 +43,22 @@ def adapt(served: ServedDep, request: AdaptRequest) -> dict:
     settings = AdaptSettings.choose(
         epochs=request.epochs, ratio=request.ratio, target=request.target, realign=request.realign
     )
-    served.job.start(served.lib.path, settings, served.trust_remote_code, served.changed)
-    return {"job": served.job.state}
+    settings.check()
+    job, path, trust = served.adapting, served.lib.path, served.trust_remote_code
+
+    def told(update: dict) -> None:
+        loss = update.get("loss")
+        job.progress(
+            update["stage"], update["done"], update["total"],
+            loss=None if loss is None else round(loss, 4),
+        )  # fmt: skip
+
+    def work() -> dict:
+        with Library(path, trust_remote_code=trust) as worker:
+            return worker.versions.adapt(settings=settings, progress=told).as_dict(paths=False)
+
+    job.start(work, served.changed)
+    return {"job": job.state}
 
 
 @router.get("/api/adapt/loss/{version}", summary="A model version's loss curve (PNG)")
