@@ -5,7 +5,8 @@ A library folder may come from anyone. Each file is checked against what sashie 
 against the files it must agree with: the catalog (SQLite's own `quick_check`, its tables),
 each model's vector and item files against the rows the catalog counts, each model version's
 record, adapter, examples and vectors, the ANN indexes, the filter, the composers and the
-label sets. `info` runs the quick checks (headers and sizes); `check` reads everything.
+label sets, and the features `printings --all` keeps. `info` runs the quick checks (headers
+and sizes); `check` reads everything.
 
 Repairs only rebuild what is derived or drop what cannot be used: an ANN index is built
 again, a damaged model version, composer, filter or label set is dropped (the catalog's
@@ -32,6 +33,7 @@ from .indexing import rebuild_ann
 from .labels import Labels
 from .manifest import BASE
 from .parts import Parts
+from .printing_features import damaged_shards
 from .versions import Versions
 
 
@@ -97,6 +99,7 @@ class Checks:
         if thorough:
             found += self._filter()
             found += self._label_sets()
+            found += self._printings()
         return [replace(p, reason=self._relative(p.reason)) for p in found]
 
     def _relative(self, text: str) -> str:
@@ -245,6 +248,21 @@ class Checks:
                         partial(labels.remove, name),
                     )
                 )
+        return found
+
+    def _printings(self) -> list[Problem]:
+        """The features `sashie printings --all` keeps: a damaged file is dropped (its items
+        are looked at again by the next run; the pairs found stay)."""
+        found = []
+        for path, why in damaged_shards(self.parts.path):
+            found.append(
+                Problem(
+                    f"the printings features {path.name}",
+                    why,
+                    f"drop {path.name} (sashie printings --all looks at its items again)",
+                    partial(path.unlink),  # a link is removed, never followed
+                )
+            )
         return found
 
 

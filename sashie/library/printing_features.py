@@ -14,12 +14,15 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ..errors import Damaged
-from ..printings.matching import Features
+from ..errors import Damaged, SashieError
 from .paths import inside
+
+if TYPE_CHECKING:  # OpenCV loads when printings are first looked for
+    from ..printings.matching import Features
 
 FOLDER = "printings"
 NAME = re.compile(r"features-(\d{6})\.safetensors")
@@ -78,6 +81,8 @@ class FeatureShards:
 
     def features(self, item: int) -> Features:
         """An item's features (KeyError when it has none stored)."""
+        from ..printings.matching import Features
+
         shard_at, row = self._where[item]
         shard = self._shards[shard_at]
         p0, p1 = (int(v) for v in shard["point_starts"][row : row + 2])
@@ -122,6 +127,25 @@ class FeatureShards:
         os.replace(temporary, path)
         self._add(path)
         return path
+
+
+def damaged_shards(library: Path) -> list[tuple[Path, str]]:
+    """Each features file of the library that cannot be read, and why (`sashie check`)."""
+    folder = library / FOLDER
+    if not folder.is_dir() and not folder.is_symlink():
+        return []
+    try:
+        inside(library, folder)
+    except SashieError as e:
+        return [(folder, str(e))]
+    found = []
+    for path in sorted(folder.iterdir()):
+        if NAME.fullmatch(path.name):
+            try:
+                _checked(inside(library, path))
+            except SashieError as e:
+                found.append((path, str(e)))
+    return found
 
 
 def _starts(lengths: list[int]) -> np.ndarray:

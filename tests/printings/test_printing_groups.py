@@ -135,6 +135,14 @@ def test_a_tampered_features_file_is_one_error_line(tmp_path, tiny_spec):
     assert out.exit_code != 0 and "printings features" in out.stderr
     assert len(out.stderr.strip().splitlines()) == 1
 
+    found = lib.check()  # `sashie check` names the file; --repair drops it, keeps the pairs
+    assert [p.part for p in found.problems] == [f"the printings features {shard.name}"]
+    pairs = lib.printings.groups()
+    repaired = lib.check(repair=True)
+    assert repaired.repaired and not shard.exists()
+    again = lib.printings.group()  # its items are looked at again, not compared again
+    assert (again.looked, again.compared) == (7, 0) and lib.printings.groups() == pairs
+
 
 def test_a_features_folder_leading_outside_the_library_is_refused(tmp_path, tiny_spec):
     lib = _library(tmp_path, tiny_spec)
@@ -144,6 +152,10 @@ def test_a_features_folder_leading_outside_the_library_is_refused(tmp_path, tiny
     with pytest.raises(SashieError, match="outside"):
         lib.printings.group()
     assert list(outside.iterdir()) == []
+    (problem,) = lib.check().problems
+    assert "outside" in problem.reason
+    lib.check(repair=True)  # the link goes; what it led to stays
+    assert not (tmp_path / "lib" / "printings").exists() and outside.is_dir()
 
 
 def test_a_server_groups_the_library_in_the_background_and_shows_a_set(tmp_path, tiny_spec):
