@@ -13,14 +13,13 @@ mirror copy is found by the fingerprint of the query's mirrored features
 (matching.mirrored).
 
 The codebook (the reduction and the words) ships with sashie: it was learned by
-`python -m sashie.printings.fingerprints OUT` on a printings world of its own seed (3), not
+`python -m sashie.eval.world.train_codebook OUT` on a printings world of its own seed (3), not
 those the benchmark reports, and does not change as a library grows, so fingerprints made
 on different days can be compared.
 """
 
 from __future__ import annotations
 
-import argparse
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -97,31 +96,3 @@ def train(descriptor_sets: list[np.ndarray], *, seed: int = 0) -> Codebook:
     kmeans = faiss.Kmeans(REDUCED, WORDS, niter=25, seed=seed)
     kmeans.train(np.ascontiguousarray((sample - mean) @ reduce.T, np.float32))
     return Codebook(mean, reduce, np.asarray(kmeans.centroids, np.float32))
-
-
-def main() -> None:
-    """Learn the codebook on a printings world drawn from TRAINING_SEED."""
-    import tempfile
-
-    from PIL import Image
-
-    from ..eval.world.reprints import make_printings_world, read_printings
-    from .matching import features
-
-    parser = argparse.ArgumentParser(description=main.__doc__)
-    parser.add_argument("out", type=Path, help="the codebook file to write")
-    parser.add_argument("--blocks", type=int, default=200, help="blocks of the world")
-    args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as tmp:
-        world = make_printings_world(
-            Path(tmp) / "world", blocks=args.blocks, seed=TRAINING_SEED, progress=True
-        )
-        pages = [world / row["page"] for row in read_printings(world)]
-        found = [features(Image.open(page).convert("RGB")).descriptors for page in pages]
-    book = train(found, seed=TRAINING_SEED)
-    book.save(args.out, {"world_seed": str(TRAINING_SEED), "pictures": str(len(found))})
-    print(f"{args.out}: {len(found)} pictures")
-
-
-if __name__ == "__main__":
-    main()
