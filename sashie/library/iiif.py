@@ -246,14 +246,7 @@ def annotation_page(
                 "target": target(where),
             }
         )
-    page = {
-        "@context": PRESENTATION_3,
-        "id": _urn("\n".join([title, *(str(a["id"]) for a in items)])),
-        "type": "AnnotationPage",
-        "label": {"none": [title]},
-        "items": items,
-    }
-    return AnnotationExport(page, len(items), len(rows) - len(items))
+    return AnnotationExport(_page_of(items, title), len(items), len(rows) - len(items))
 
 
 def linking_page(groups: Sequence[Sequence[ItemRow]], title: str) -> AnnotationExport:
@@ -277,14 +270,18 @@ def linking_page(groups: Sequence[Sequence[ItemRow]], title: str) -> AnnotationE
                 "target": [target(where) for _, where in places],
             }
         )
-    page = {
+    return AnnotationExport(_page_of(items, title), len(items), left_out)
+
+
+def _page_of(annotations: list[dict], title: str) -> dict:
+    """An AnnotationPage holding the annotations, its id from them and its title."""
+    return {
         "@context": PRESENTATION_3,
-        "id": _urn("\n".join([title, *(str(a["id"]) for a in items)])),
+        "id": _urn("\n".join([title, *(str(a["id"]) for a in annotations)])),
         "type": "AnnotationPage",
         "label": {"none": [title]},
-        "items": items,
+        "items": annotations,
     }
-    return AnnotationExport(page, len(items), left_out)
 
 
 def curation(
