@@ -46,6 +46,10 @@ def facts(
         "marks": parts.catalog.mark_counts(),
         "annotations": parts.catalog.annotation_count(),
         "label_sets": labels.list(),
+        "printings": {  # what `sashie printings --all` found
+            "compared": parts.catalog.printing_pairs.compared_count(),
+            "pairs": parts.catalog.printing_pairs.count(),
+        },
         "filter": _unless_damaged(keep_filter.describe),
         "disk_bytes": sum(f.stat().st_size for f in parts.path.rglob("*") if f.is_file()),
         "damaged": [problem.as_dict() for problem in damaged],

@@ -57,9 +57,16 @@ class PrintingPairs:
         return {int(i) for (i,) in self._query("SELECT item_id FROM printings_compared", ())}
 
     def count(self) -> int:
+        """The pairs verified."""
         if not self._present:
             return 0
         return int(self._query("SELECT COUNT(*) FROM printing_pairs", ())[0][0])
+
+    def compared_count(self) -> int:
+        """The items compared with all others."""
+        if not self._present:
+            return 0
+        return int(self._query("SELECT COUNT(*) FROM printings_compared", ())[0][0])
 
 
 def _row(a: int, b: int, inliers: int, agreement: float, transform: str) -> PairRow:

@@ -53,6 +53,7 @@ def test_the_library_is_grouped_into_its_sets_of_printings_and_new_pages_join_th
 
     again = lib.printings.group()  # nothing new: nothing read again
     assert (again.looked, again.compared, again.pairs) == (0, 0, report.pairs)
+    assert lib.info()["printings"] == {"compared": 7, "pairs": report.pairs}
 
     later = tmp_path / "later"
     later.mkdir()

@@ -69,6 +69,12 @@ def info(library, as_json):
             f"({entry['method']}, model version {entry['model_version']})"
             + (f"; most: {top}" if top else "")
         )
+    printings = facts["printings"]
+    if printings["compared"]:
+        click.echo(
+            f"printings {printings['pairs']} pairs of printings among {printings['compared']} "
+            "items compared (sashie printings --all)"
+        )
     for problem in facts["damaged"]:
         click.echo(f"damaged   {problem['part']}: {problem['reason']}")
     if facts["damaged"]:
