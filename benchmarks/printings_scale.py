@@ -6,7 +6,7 @@ stages measured where it can be, on this machine, and added up for 100,000 and 1
 - look: reading a picture (PNG from disk, made 512 px), its features and fingerprint, a
   thread a core, measured on the pictures of a printings world drawn from --seed;
 - compare, search: the fingerprints of --items items (the world's, repeated with noise
-  to that many) in the index `--all` builds for that many (exhaustive up to 50,000, an
+  to that many) in the index `--all` builds for that many (exhaustive up to 20,000, an
   inverted file beyond), built and asked by 4,096 items and their mirrors; the time a
   query is scaled to 1.14 M by the share of the fingerprints an inverted file reads;
 - compare, verify: each item's likely printings (as many as --all verifies, NEIGHBOURS at

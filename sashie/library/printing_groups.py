@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 from tqdm import tqdm
 
 from ..store.catalog import ItemRow
@@ -35,7 +36,7 @@ LIKENESS = 0.08  # fingerprints less alike are never verified (printings world, 
 STEP = 2048  # items a step: one shard, one transaction
 CROP_SIDE = 512  # pixels the pictures are read at (features are found at 256)
 KEPT_FEATURES = 8192  # stored items' features kept in memory during a run (~39 KB each)
-FLAT_UP_TO = 50_000  # fingerprints searched exhaustively; more: an inverted file (FAISS IVF)
+FLAT_UP_TO = 20_000  # fingerprints searched exhaustively; more: an inverted file (FAISS IVF)
 PROBED = 32  # of the inverted file's cells, those searched
 
 if TYPE_CHECKING:  # OpenCV loads when printings are first looked for
@@ -70,8 +71,6 @@ class PrintingGroups:
 
     def update(self, *, progress: Progress | None = None) -> GroupingReport:
         """Look at the items not looked at yet, then compare those not compared yet."""
-        from threadpoolctl import threadpool_limits
-
         parts = self._parts
         catalog = parts.catalog
         started = time.perf_counter()
@@ -196,7 +195,7 @@ class _Base:
         if len(items) <= FLAT_UP_TO:
             self._index = faiss.IndexFlatIP(DIMS)
         else:
-            cells = int(4 * np.sqrt(len(items)))
+            cells = max(1, min(int(4 * np.sqrt(len(items))), len(items) // 39))
             quantizer = faiss.IndexFlatIP(DIMS)
             inverted = faiss.IndexIVFFlat(quantizer, DIMS, cells, faiss.METRIC_INNER_PRODUCT)
             rng = np.random.default_rng(0)
@@ -227,7 +226,8 @@ class _Base:
             ]
         )
         wanted = min(NEIGHBOURS + 8, len(self._items))  # room for the item and its page
-        likeness, rows = self._index.search(asked, wanted)
+        with threadpool_limits(os.cpu_count() or 1):  # one batched search: every core
+            likeness, rows = self._index.search(asked, wanted)
         found = set()
         for k, (near, alike) in enumerate(zip(rows, likeness, strict=True)):
             item = items[k % len(items)]

@@ -187,3 +187,19 @@ def test_a_server_groups_the_library_in_the_background_and_shows_a_set(tmp_path,
 
     reader = TestClient(server.create_app(tmp_path / "lib", read_only=True))
     assert reader.post("/api/printings/group").status_code == 403
+
+
+def test_past_the_exhaustive_search_an_inverted_file_finds_the_same_sets(
+    tmp_path, tiny_spec, monkeypatch
+):
+    from sashie.library import printing_groups
+
+    lib = _library(tmp_path, tiny_spec)
+    monkeypatch.setattr(printing_groups, "FLAT_UP_TO", 0)  # a large library's index
+    report = lib.printings.group()
+    names = _names(lib)
+    assert sorted(sorted(names[i] for i in g) for g in lib.printings.groups()) == [
+        ["a1.png", "a2.png"],
+        ["b1.png", "b2.png"],
+    ]
+    assert report.compared == 7
