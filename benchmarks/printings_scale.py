@@ -98,12 +98,14 @@ def main() -> None:
         np.fill_diagonal(sims, -1)
         mirrors = np.stack([book.fingerprint(mirrored(f)) for f in found])
         sims = np.maximum(sims, mirrors @ prints.T)
-        pairs = [
-            (a, int(b))
-            for a in range(len(found))
-            for b in np.argsort(-sims[a])[: grouping.NEIGHBOURS]
-            if sims[a, b] >= grouping.LIKENESS
-        ]
+        pairs = sorted(  # each pair once, as --all verifies it (found from either side)
+            {
+                (min(a, int(b)), max(a, int(b)))
+                for a in range(len(found))
+                for b in np.argsort(-sims[a])[: grouping.NEIGHBOURS]
+                if sims[a, b] >= grouping.LIKENESS
+            }
+        )
 
         def verify(pair):
             a, b = pair

@@ -96,9 +96,12 @@ class PrintingGroups:
                 pages = dict(zip(*(a.tolist() for a in catalog.item_pages()), strict=True))
                 base = _Base(shards, stored[alive].tolist(), pages)
                 cache = _Features(shards)
+                asked: set[int] = set()  # pairs verified this run (a pair is found from both)
                 for start in range(0, len(uncompared), STEP):
                     items = uncompared[start : start + STEP]
-                    pairs = _verify(base.pairs(items, cache), cache)
+                    new = [(a, b) for a, b in base.pairs(items, cache) if a << 32 | b not in asked]
+                    asked.update(a << 32 | b for a, b in new)
+                    pairs = _verify(new, cache)
                     with catalog.transaction() as t:
                         t.put_printing_pairs(pairs, items)
                     verified += len(pairs)
