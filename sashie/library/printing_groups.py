@@ -31,7 +31,7 @@ from ..store.catalog import ItemRow
 from .parts import Parts
 from .printing_features import FeatureShards, Looked
 
-NEIGHBOURS = 10  # nearest fingerprints each item's (and its mirror's) proposes
+NEIGHBOURS = 10  # nearest fingerprints (its own's or its mirror's) an item proposes
 LIKENESS = 0.08  # fingerprints less alike are never verified (printings world, seed 7)
 STEP = 2048  # items a step: one shard, one transaction
 CROP_SIDE = 512  # pixels the pictures are read at (features are found at 256)
@@ -231,19 +231,20 @@ class _Base:
         wanted = min(NEIGHBOURS + 8, len(self._items))  # room for the item and its page
         with threadpool_limits(os.cpu_count() or 1):  # one batched search: every core
             likeness, rows = self._index.search(asked, wanted)
-        found = set()
-        for k, (near, alike) in enumerate(zip(rows, likeness, strict=True)):
-            item = items[k % len(items)]
+        alike: list[dict[int, float]] = [{} for _ in items]  # other item -> its likeness
+        for k, (near, values) in enumerate(zip(rows.tolist(), likeness.tolist(), strict=True)):
+            item, best = items[k % len(items)], alike[k % len(items)]
             page = self._pages.get(item)
-            kept = 0
-            for row, value in zip(near.tolist(), alike.tolist(), strict=True):
-                if row < 0 or value < LIKENESS or kept == NEIGHBOURS:
+            for row, value in zip(near, values, strict=True):
+                if row < 0 or value < LIKENESS:
                     break
                 other = self._items[row]
-                if other == item or self._pages.get(other) == page:
-                    continue
+                if other != item and self._pages.get(other) != page:
+                    best[other] = max(value, best.get(other, -1.0))
+        found = set()
+        for item, best in zip(items, alike, strict=True):  # as alike as its own or its mirror's
+            for other in sorted(best, key=best.__getitem__, reverse=True)[:NEIGHBOURS]:
                 found.add((min(item, other), max(item, other)))
-                kept += 1
         return sorted(found)
 
 
