@@ -129,6 +129,16 @@ class FeatureShards:
         return path
 
 
+def stamp(library: Path) -> tuple:
+    """The features files' names and times: changes when a run writes one (or one goes)."""
+    folder = library / FOLDER
+    if not folder.is_dir():
+        return ()
+    return tuple(
+        sorted((p.name, p.stat().st_mtime_ns) for p in folder.iterdir() if NAME.fullmatch(p.name))
+    )
+
+
 def damaged_shards(library: Path) -> list[tuple[Path, str]]:
     """Each features file of the library that cannot be read, and why (`sashie check`)."""
     folder = library / FOLDER

@@ -110,22 +110,33 @@ class PrintingGroups:
                     if progress:
                         progress(done, total)
             bar.close()
-        groups = self.groups()
+        sets, grouped = self.counts()
         return GroupingReport(
             looked=len(unseen),
             compared=len(uncompared),
             items=len(live),
             verified=verified,
             pairs=catalog.printing_pairs.count(),
-            groups=len(groups),
-            grouped=sum(len(g) for g in groups),
+            groups=sets,
+            grouped=grouped,
             seconds=round(time.perf_counter() - started, 1),
         )
 
     def groups(self) -> list[list[int]]:
         """The sets of printings: items joined by verified pairs, each ordered by its
         book's year (undated last), then page and item; the largest sets first."""
-        pairs = self._parts.catalog.printing_pairs.all()
+        members = self._joined()
+        order = self._order([i for group in members for i in group])
+        groups = [sorted(group, key=order) for group in members]
+        return sorted(groups, key=lambda g: (-len(g), g[0]))
+
+    def counts(self) -> tuple[int, int]:
+        """How many sets there are, and the items in them (no book is read)."""
+        members = self._joined()
+        return len(members), sum(map(len, members))
+
+    def _joined(self) -> list[list[int]]:
+        """The items joined by verified pairs, set by set (union-find), in no order."""
         parent: dict[int, int] = {}
 
         def root(i: int) -> int:
@@ -135,14 +146,12 @@ class PrintingGroups:
                 i = parent[i]
             return i
 
-        for pair in pairs:
+        for pair in self._parts.catalog.printing_pairs.all():
             parent[root(pair.a)] = root(pair.b)
         members: dict[int, list[int]] = {}
         for item in list(parent):
             members.setdefault(root(item), []).append(item)
-        order = self._order([i for group in members.values() for i in group])
-        groups = [sorted(group, key=order) for group in members.values()]
-        return sorted(groups, key=lambda g: (-len(g), g[0]))
+        return list(members.values())
 
     def set_of(self, item: int) -> list[int]:
         """The set of printings `item` is in (as `group` found it), in its books' order of
@@ -185,29 +194,36 @@ class PrintingGroups:
         return key
 
 
+def fingerprint_index(shards: FeatureShards, items: list[int]):
+    """A FAISS index (inner product) of these items' stored fingerprints, row k holding
+    items[k]: exhaustive up to FLAT_UP_TO items, an inverted file beyond."""
+    import faiss
+
+    from ..printings.fingerprints import DIMS
+
+    index: faiss.Index
+    if len(items) <= FLAT_UP_TO:
+        index = faiss.IndexFlatIP(DIMS)
+    else:
+        cells = max(1, min(int(4 * np.sqrt(len(items))), len(items) // 39))
+        inverted = faiss.IndexIVFFlat(
+            faiss.IndexFlatIP(DIMS), DIMS, cells, faiss.METRIC_INNER_PRODUCT
+        )
+        rng = np.random.default_rng(0)
+        sample = np.sort(rng.choice(len(items), min(len(items), 64 * cells), replace=False))
+        inverted.train(shards.fingerprints_of([items[r] for r in sample]))
+        inverted.nprobe = PROBED
+        index = inverted
+    for start in range(0, len(items), STEP):  # a step at a time: one copy in memory
+        index.add(shards.fingerprints_of(items[start : start + STEP]))
+    return index
+
+
 class _Base:
-    """Every looked-at item's fingerprint, searched by inner product (FAISS: exhaustively,
-    or in an inverted file beyond FLAT_UP_TO)."""
+    """Every looked-at item's fingerprint, searched by new ones (`fingerprint_index`)."""
 
     def __init__(self, shards: FeatureShards, items: list[int], pages: dict[int, int]) -> None:
-        import faiss
-
-        from ..printings.fingerprints import DIMS
-
-        self._index: faiss.Index
-        if len(items) <= FLAT_UP_TO:
-            self._index = faiss.IndexFlatIP(DIMS)
-        else:
-            cells = max(1, min(int(4 * np.sqrt(len(items))), len(items) // 39))
-            quantizer = faiss.IndexFlatIP(DIMS)
-            inverted = faiss.IndexIVFFlat(quantizer, DIMS, cells, faiss.METRIC_INNER_PRODUCT)
-            rng = np.random.default_rng(0)
-            sample = np.sort(rng.choice(len(items), min(len(items), 64 * cells), replace=False))
-            inverted.train(shards.fingerprints_of([items[r] for r in sample]))
-            inverted.nprobe = PROBED
-            self._index = inverted
-        for start in range(0, len(items), STEP):  # a step at a time: one copy in memory
-            self._index.add(shards.fingerprints_of(items[start : start + STEP]))
+        self._index = fingerprint_index(shards, items)
         self._shards = shards
         self._known = set(items)
         self._items = items

@@ -15,7 +15,7 @@ import os
 import threading
 from collections import OrderedDict
 from dataclasses import asdict, dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from PIL import ImageOps
@@ -23,8 +23,14 @@ from PIL import ImageOps
 from ..store.catalog import ItemRow
 from .parts import Parts
 from .printing_export import GroupExport, export_groups
-from .printing_features import FeatureShards
-from .printing_groups import CROP_SIDE, GroupingReport, PrintingGroups, Progress
+from .printing_features import FeatureShards, stamp
+from .printing_groups import (
+    CROP_SIDE,
+    GroupingReport,
+    PrintingGroups,
+    Progress,
+    fingerprint_index,
+)
 
 if TYPE_CHECKING:  # OpenCV loads when a printing is first looked for
     from ..printings.matching import Features, Match
@@ -75,7 +81,8 @@ class Printings:
         self._groups = PrintingGroups(parts)
         self._features: OrderedDict[int, Features] = OrderedDict()  # by item, last used last
         self._lock = threading.Lock()
-        self._stored: tuple[tuple, FeatureShards, object] | None = None  # (stamp, shards, index)
+        # what `group` stored: (stamp, shards, their items, an index of their fingerprints)
+        self._stored: tuple[tuple, FeatureShards, list[int], Any] | None = None
 
     def __call__(
         self, item_id: int, *, candidates: int = CANDIDATES, model: str | None = None
@@ -132,6 +139,10 @@ class Printings:
         printed = self.books_of([i for group in groups for i in group])
         return export_groups(self._parts, groups, printed, out)
 
+    def counts(self) -> tuple[int, int]:
+        """How many sets of printings `group` found, and the items in them."""
+        return self._groups.counts()
+
     def _alike(self, query: Features, wanted: int) -> list[int]:
         """The stored items whose fingerprints are nearest the query's or its mirror's."""
         from ..printings.fingerprints import codebook
@@ -140,33 +151,24 @@ class Printings:
         stored = self._stored_fingerprints()
         if stored is None:
             return []
-        shards, index = stored
+        items, index = stored
         book = codebook()
         asked = np.stack([book.fingerprint(query), book.fingerprint(mirrored(query))])
         _, rows = index.search(asked, min(wanted, index.ntotal))
-        items = shards.items()
-        return [int(items[r]) for r in rows.ravel() if r >= 0]
+        return [items[r] for r in rows.ravel() if r >= 0]
 
-    def _stored_fingerprints(self):
-        """The stored shards and a FAISS index of their fingerprints (None: none stored),
-        read again when the folder changes."""
-        folder = self._parts.path / "printings"
-        stamp = tuple(sorted((p.name, p.stat().st_mtime_ns) for p in folder.glob("features-*")))
-        if not stamp:
+    def _stored_fingerprints(self) -> tuple[list[int], Any] | None:
+        """The stored items and an index of their fingerprints (None: none stored), read
+        again when `group` has written more."""
+        now = stamp(self._parts.path)
+        if not now:
             return None
         with self._lock:
-            if self._stored is None or self._stored[0] != stamp:
-                import faiss
-
-                from ..printings.fingerprints import DIMS
-
+            if self._stored is None or self._stored[0] != now:
                 shards = FeatureShards(self._parts.path)
-                index = faiss.IndexFlatIP(DIMS)
                 items = shards.items().tolist()
-                for start in range(0, len(items), 4096):  # one copy of them in memory
-                    index.add(shards.fingerprints_of(items[start : start + 4096]))
-                self._stored = (stamp, shards, index)
-            return self._stored[1], self._stored[2]
+                self._stored = (now, shards, items, fingerprint_index(shards, items))
+            return self._stored[2], self._stored[3]
 
     def _features_of(self, row: ItemRow, picture=None) -> Features:
         """An item's features: stored by `group`, or found and kept for the next

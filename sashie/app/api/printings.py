@@ -52,8 +52,8 @@ def printing_sets(served: ServedDep) -> dict:
     """How many sets of printings the library holds and their items (`sets`, `grouped`),
     and `job`: the grouping this server runs (`{"state": "idle" | "running" | "done" |
     "failed", "stage", "done", "total", ...}`)."""
-    sets = served.lib.printings.groups()
-    return {"sets": len(sets), "grouped": sum(map(len, sets)), "job": served.grouping.state}
+    sets, grouped = served.lib.printings.counts()
+    return {"sets": sets, "grouped": grouped, "job": served.grouping.state}
 
 
 @router.post(
