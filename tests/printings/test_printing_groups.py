@@ -122,6 +122,28 @@ def test_a_iiif_page_links_each_sets_regions_on_their_canvases():
     ]
     alone = linking_page([[row(1, "https://example.org/c1"), row(2, "")]], "printings")
     assert alone.page["items"] == [] and alone.skipped == 2  # one on a canvas links nothing
+    hostile = linking_page(  # a manifest's canvas id that is not a web address links nothing
+        [[row(1, "https://example.org/c1"), row(2, "javascript:alert(1)"), row(3, "/etc/passwd")]],
+        "printings",
+    )
+    assert hostile.page["items"] == [] and hostile.skipped == 3
+
+
+def test_a_book_title_a_spreadsheet_would_run_is_written_as_text(tmp_path, tiny_spec):
+    scans = tmp_path / "scans"
+    for name in ("first", "second"):
+        (scans / name).mkdir(parents=True)
+    reprinted(drawing(1), margin=60).save(scans / "first" / "1.png")
+    reprinted(drawing(1), angle=5, scale=0.8, margin=40).save(scans / "second" / "1.png")
+    sheet = tmp_path / "books.csv"
+    sheet.write_text('folder,title\nfirst,"=HYPERLINK(""http://evil.example"")"\nsecond,plain\n')
+    lib = Library(tmp_path / "lib", create=True)
+    lib.add([str(scans)], model=tiny_spec, regions="whole", metadata=sheet)
+    lib.printings.group()
+    lib.printings.export(tmp_path / "sets.csv")
+    with open(tmp_path / "sets.csv", newline="") as f:
+        titles = sorted(row["title"] for row in csv.DictReader(f))
+    assert titles == ['\'=HYPERLINK("http://evil.example")', "plain"]
 
 
 def test_a_tampered_features_file_is_one_error_line(tmp_path, tiny_spec):
