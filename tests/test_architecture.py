@@ -19,7 +19,7 @@ LAYERS = [
     {"store", "sources", "classify", "filter"},
     {"regions", "encoders"},
     {"adapt"},
-    {"ingest", "search", "printings"},
+    {"ingest", "search", "printings", "map"},
     {"compose"},
     {"library"},
     {"app", "eval"},

@@ -38,7 +38,7 @@ from ..library import Library
 from ..search.feedback import DEFAULT_LEARNER, FEEDBACK_LEARNERS
 from ..search.query import DEFAULT_DIMS
 from .api import annotations as annotations_api
-from .api import iiif, items, labels, marks, printings, search, versions
+from .api import iiif, items, labels, maps, marks, printings, search, versions
 from .api.served import Expired, Job, SearchMemory, Served, Snapshot
 from .decoding import Busy, keep_large_blocks_apart
 from .http_protocol import uvicorn_settings
@@ -48,7 +48,8 @@ EXAMPLE_QUERIES = 6  # searches the page offers before the first one
 COOKIE = "sashie_token"
 LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
 ROUTERS = [
-    m.router for m in (search, items, printings, annotations_api, marks, versions, labels, iiif)
+    m.router
+    for m in (search, items, printings, maps, annotations_api, marks, versions, labels, iiif)
 ]
 
 
@@ -107,6 +108,17 @@ def _page_headers(html: str) -> dict[str, str]:
     return {"Content-Security-Policy": policy}
 
 
+MAP_SCRIPTS = ("scatterplot.js", "map.js")  # the map page's own scripts, served beside it
+# The map page runs only this server's scripts; regl (its WebGL layer) compiles its drawing
+# commands with Function(), so that page, and it alone, allows eval
+MAP_PAGE_HEADERS = {
+    "Content-Security-Policy": (
+        "default-src 'none'; script-src 'self' 'unsafe-eval'; style-src 'unsafe-inline'; "
+        "img-src 'self' blob: data:; connect-src 'self'; form-action 'self'; "
+        "base-uri 'none'; frame-ancestors 'none'"
+    )
+}
+
 SECURITY_HEADERS = {
     "X-Content-Type-Options": "nosniff",
     "X-Frame-Options": "DENY",
@@ -154,6 +166,21 @@ def create_app(
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     def page() -> HTMLResponse:
         return HTMLResponse(html, headers=page_headers)
+
+    web = resources.files("sashie.app") / "web"
+    map_page = (web / "map.html").read_text(encoding="utf-8")
+    scripts = {name: (web / name).read_bytes() for name in MAP_SCRIPTS}
+
+    @app.get("/map", response_class=HTMLResponse, include_in_schema=False)
+    def map_view() -> HTMLResponse:
+        return HTMLResponse(map_page, headers=MAP_PAGE_HEADERS)
+
+    @app.get("/{name}.js", include_in_schema=False)
+    def script(name: str) -> Response:
+        body = scripts.get(f"{name}.js")
+        if body is None:
+            return JSONResponse({"error": "no such script"}, status_code=404)
+        return Response(body, media_type="text/javascript", headers={"Cache-Control": "no-cache"})
 
     @app.get("/favicon.ico", include_in_schema=False)
     def favicon() -> Response:
@@ -252,7 +279,12 @@ def _in_cookie(request: Request, token: str) -> Response:
     return moved
 
 
-READING_POSTS = {"/api/search", "/api/feedback", "/api/iiif/annotations"}  # they change nothing
+READING_POSTS = {  # they change nothing
+    "/api/search",
+    "/api/feedback",
+    "/api/iiif/annotations",
+    "/api/map/select",
+}
 
 
 def _changes(request: Request) -> bool:

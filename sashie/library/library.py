@@ -49,6 +49,7 @@ from .annotations import Annotations
 from .arranging import at_least
 from .books import Books
 from .checking import Checks, Checkup
+from .collection_map import CollectionMap
 from .composers import Composers
 from .export import ExportReport, export_items
 from .facts import facts
@@ -102,6 +103,7 @@ class Library:
         self.regions = Regions(parts)
         self.books = Books(parts)
         self.printings = Printings(parts)
+        self.map = CollectionMap(parts)
 
     @property
     def read_only(self) -> bool:

@@ -190,8 +190,9 @@ class Job:
 @dataclass
 class Served:
     """The library an app serves and what its routers keep beside it: the searches it
-    remembers (search.py), the adaptation (versions.py) and the grouping of printings
-    (printings.py) it runs, what /api/info says, and thumbnails and pages already made."""
+    remembers (search.py); the background work it runs: adapting (versions.py), grouping
+    printings (printings.py), drawing the map (maps.py); what /api/info says, and thumbnails
+    and pages already made."""
 
     lib: Library
     searches: SearchMemory
@@ -201,6 +202,9 @@ class Served:
     example_query: str | None = None
     facts: Snapshot | None = None  # what /api/info answers (set by the app)
     decoding: DecodeBudget = field(default_factory=DecodeBudget)  # example images' memory
+    mapping: Job = field(
+        default_factory=lambda: Job("map", "the map is being drawn already; wait for it to finish")
+    )
 
     def __post_init__(self) -> None:
         self.thumbnail = lru_cache(maxsize=2048)(self._thumbnail)

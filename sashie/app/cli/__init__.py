@@ -14,6 +14,7 @@ from .iiif import export_iiif, iiif_link
 from .index import index, reindex
 from .info import books, check, export, info
 from .labels import classify, labels_group
+from .mapping import map_command
 from .printings import printings
 from .regions import regions_group
 from .search import search
@@ -45,6 +46,7 @@ def main() -> None:
     sashie check LIB --repair                    what in a library folder is damaged
     sashie books LIB                             its books; search --book ID, --where "year<1700"
     sashie printings LIB ITEM                    the same picture printed elsewhere
+    sashie map LIB                               a map of every item (the web page's Map)
     sashie export LIB OUT/                       crops, vectors, metadata for clip-retrieval
     sashie export-iiif LIB OUT.json -q "crane"   found regions for IIIF viewers (iiif-link: one)
     """
@@ -58,6 +60,7 @@ for command in (
     info,
     books,
     printings,
+    map_command,
     check,
     export,
     export_iiif,
