@@ -20,6 +20,7 @@ from ..map.layout import BLOCK, SAMPLE, Layout, fit
 from ..map.stored import MAP_FILE, read_map, save_map
 from ..map.words import cluster_words, vocabulary
 from .manifest import BASE
+from .map_export import MapExport, write_map_folder
 from .parts import Parts
 from .paths import inside
 
@@ -319,6 +320,26 @@ class CollectionMap:
         inside_ = _inside(places[near].astype(np.float64), corners)
         rows = near[inside_]
         return sorted(int(i) for i in held.items[rows[self._live(held, model)[rows]]])
+
+    def export(
+        self, folder: str | Path, *, thumbnails: int = 20_000, model: str | None = None
+    ) -> MapExport:
+        """Write the map's data to `folder` for a page that opens without sashie: every live
+        point, the clusters, and the thumbnails of the first `thumbnails` points in the
+        map's order of priority (an even sample of a larger library)."""
+        if not 0 <= thumbnails <= MOST_POINTS:
+            raise SashieError(f"thumbnails must be between 0 and {MOST_POINTS:,}")
+        points = self.points(model=model)
+        meta = {
+            "map": self.facts(model=model),
+            "clusters": self.clusters(model=model),
+            "thumbnails": min(thumbnails, len(points.items)),  # the first points have them
+        }
+        crop = lambda item, side: self._parts.pictures.crop(self._parts.item(item), side)  # noqa: E731
+        return write_map_folder(
+            Path(folder), points.binary(), meta, points.items[:thumbnails].tolist(), crop,
+            progress=self._parts.progress,
+        )  # fmt: skip
 
 
 def _priority(items: np.ndarray) -> np.ndarray:

@@ -3,6 +3,7 @@ width: it draws, zooming in turns points into thumbnails, a search lights up its
 lasso selection becomes feedback that changes the next results."""
 
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,19 +13,24 @@ from sashie.app import server
 from sashie.eval.world.vocab import vocabulary
 from sashie.library import Library
 
-from conftest import SHOTS, indexed_world, serving
+from conftest import SHOTS, indexed_world, run_cli, serving
 
 pytestmark = pytest.mark.browser
 SIZES = {"desktop": (1280, 860), "phone": (390, 780)}
 
 
 @pytest.fixture(scope="module")
-def site(tmp_path_factory):
+def library(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("map")
     indexed_world(root, pages=24, seed=53)
     with Library(root / "lib") as lib:
         lib.map.draw()
-    with serving(server.create_app(root / "lib")) as url:
+    return root / "lib"
+
+
+@pytest.fixture(scope="module")
+def site(library):
+    with serving(server.create_app(library)) as url:
         yield url
 
 
@@ -108,3 +114,22 @@ def test_a_lasso_selection_becomes_feedback_that_changes_the_next_results(browse
     page.screenshot(path=SHOTS / f"24-map-lasso-{size}.png")
     context.close()
     assert not blocked, blocked
+
+
+def test_an_exported_map_opens_from_a_disk_without_sashie(browser, library, tmp_path):
+    out = tmp_path / "exhibition"
+    printed = run_cli("map", str(library), "--export", str(out), "--thumbnails", "10").stdout
+    assert "10 thumbnails" in printed and len(list((out / "thumbs").glob("*.jpg"))) == 10
+    context = browser.new_context(viewport={"width": 1000, "height": 700})
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto((out / "index.html").as_uri())
+    page.wait_for_function("() => window.sashieMap && window.sashieMap.ready", timeout=60_000)
+    with Library(library) as lib:
+        assert page.evaluate("() => window.sashieMap.items.length") == len(lib.item_ids())
+    assert drawn_pixels(page) > 200
+    assert page.locator("#search").is_hidden()  # nothing to search without a server
+    zoom_in_on(page, 0)  # the first points have their thumbnails
+    context.close()
+    assert not errors, errors

@@ -3,6 +3,9 @@ that opens without a server)."""
 
 from __future__ import annotations
 
+from importlib import resources
+from pathlib import Path
+
 import click
 
 from ...library import Library
@@ -24,8 +27,17 @@ from .common import LIBRARY, echo_json
 @click.option(
     "--model", help="Whose vectors are mapped (default: the library's, its active version)."
 )
+@click.option(
+    "--export", "out", type=click.Path(file_okay=False),
+    help="Also write the map to the folder OUT: a page that opens without sashie (from a "
+    "disk, or any web server: a library's exhibition page).",
+)  # fmt: skip
+@click.option(
+    "--thumbnails", default=20_000, show_default=True, type=click.IntRange(0, 1_000_000),
+    help="--export: thumbnails written (of an even sample of the items; the rest show as points).",
+)  # fmt: skip
 @click.option("--json", "as_json", is_flag=True, help="Print JSON, with every field kept.")
-def map_command(library, redraw, sample, seed, model, as_json):
+def map_command(library, redraw, sample, seed, model, out, thumbnails, as_json):
     """Draw a map of LIBRARY: every item placed so that like lies near like, in clusters
     named by the library's label set (`sashie classify`) or by the model's own words.
 
@@ -36,15 +48,21 @@ def map_command(library, redraw, sample, seed, model, as_json):
 
     \b
     sashie map books.sashie
-    sashie map books.sashie --redraw --sample 50000"""
+    sashie map books.sashie --redraw --sample 50000
+    sashie map books.sashie --export exhibition/      # then open exhibition/index.html"""
     lib = Library(library, progress=not as_json)
     if redraw or not lib.map.exists(model):
         report = lib.map.draw(model=model, sample=sample, seed=seed)
     else:
         report = lib.map.update(model=model)
     clusters = lib.map.clusters(model=model)
+    written = None
+    if out:
+        written = lib.map.export(out, thumbnails=thumbnails, model=model)
+        _page_files(Path(out))
     if as_json:
-        echo_json({"report": report.as_dict(), "clusters": clusters})
+        exported = {"export": written.as_dict()} if written else {}
+        echo_json({"report": report.as_dict(), "clusters": clusters} | exported)
         return
     done = (
         f"{report.laid_out:,} laid out and {report.placed:,} placed among them"
@@ -58,3 +76,22 @@ def map_command(library, redraw, sample, seed, model, as_json):
     for c in sorted(clusters, key=lambda c: -c["items"])[:12]:
         named = f"{c['label']} ({c['share']:.0%})" if c["label"] else ", ".join(c["words"])
         click.echo(f"{c['items']:>9,}  {named}")
+    if written:
+        missing = f" ({written.missing} could not be made)" if written.missing else ""
+        click.echo(
+            f"wrote the map to {written.folder}: {written.points:,} points, "
+            f"{written.thumbnails:,} thumbnails{missing}; open {written.folder / 'index.html'}"
+        )
+
+
+def _page_files(folder: Path) -> None:
+    """The map page's own files, its data read from map-data.js beside it."""
+    web = resources.files("sashie.app") / "web"
+    page = (web / "map.html").read_text(encoding="utf-8")
+    page = page.replace('<html lang="en">', '<html lang="en" data-static="1">', 1)
+    page = page.replace(
+        '<script src="map.js">', '<script src="map-data.js"></script>\n<script src="map.js">', 1
+    )
+    (folder / "index.html").write_text(page, encoding="utf-8")
+    for name in ("map.js", "scatterplot.js", "scatterplot.LICENSES.txt", "THIRD-PARTY.md"):
+        (folder / name).write_bytes((web / name).read_bytes())

@@ -3,7 +3,8 @@
 // thumbnails replace points as you zoom in; a search lights up its hits; a lasso selects points
 // for feedback, a caption or an export. The view and the search live in the URL.
 // Served by `sashie serve` at /map, or from a folder `sashie map --export` wrote (static: the
-// same page reads points.bin and map.json beside it, and searches nothing).
+// page reads its points from map-data.js beside it, shows thumbnails from thumbs/, and has no
+// search, feedback or captions).
 "use strict";
 (() => {
 const $ = (id) => document.getElementById(id);
@@ -39,6 +40,8 @@ async function api(path, options = {}) {
 }
 const post = (path, body) => api(path, { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) });
 const thumb = (item) => STATIC ? `thumbs/${item}.jpg` : `/api/items/${item}/thumbnail`;
+// a folder written by --export holds the thumbnails of its first points only
+const hasThumb = (i) => !STATIC || i < (window.SASHIE_MAP.meta.thumbnails || 0);
 
 // --- points ------------------------------------------------------------------------------
 function readPoints(buffer) {  // the layout /api/map/points documents
@@ -64,8 +67,13 @@ function addPoints(got) {
   state.total = got.total;
   return added;
 }
+function staticPoints() {
+  const text = atob(window.SASHIE_MAP.points), bytes = new Uint8Array(text.length);
+  for (let i = 0; i < text.length; i++) bytes[i] = text.charCodeAt(i);
+  return readPoints(bytes.buffer);
+}
 async function fetchPoints(box, limit) {
-  if (STATIC) return readPoints(await api("points.bin"));
+  if (STATIC) return staticPoints();
   const q = new URLSearchParams({ limit: String(limit) });
   if (box) for (const [k, v] of Object.entries(box)) q.set(k, v.toFixed(5));
   return readPoints(await api(`/api/map/points?${q}`));
@@ -122,9 +130,10 @@ function showOverlays() {
   if (shown.length <= THUMBS_BELOW) {
     for (const i of shown) {
       const at = plot.getScreenPosition(i);
-      if (!at) continue;
+      if (!at || !hasThumb(i)) continue;
       const img = document.createElement("img");
       img.src = thumb(state.items[i]); img.alt = `item ${state.items[i]}`; img.loading = "lazy";
+      img.onerror = () => img.remove();
       img.style.left = `${at[0]}px`; img.style.top = `${at[1]}px`;
       thumbs.append(img);
       state.thumbnails++;
@@ -166,7 +175,8 @@ plot.subscribe("pointOver", (i) => {
   const item = state.items[i], at = plot.getScreenPosition(i), hover = $("hover");
   if (!at) return;
   const img = document.createElement("img");
-  img.src = thumb(item); img.alt = `item ${item}`;
+  img.alt = `item ${item}`;
+  if (hasThumb(i)) img.src = thumb(item); else img.hidden = true;
   const line = document.createElement("div");
   const year = state.years[i];
   line.textContent = `item ${item}${state.books[i] ? ` · book ${state.books[i]}` : ""}${Number.isNaN(year) ? "" : ` · ${year}`}`;
@@ -273,7 +283,7 @@ function restoreView(params) {  // the URL's view, or the whole map (a narrow sc
 
 async function start() {
   try {
-    const meta = STATIC ? await api("map.json") : await api("/api/map");
+    const meta = STATIC ? window.SASHIE_MAP.meta : await api("/api/map");
     if (!meta.map) {
       const note = document.createElement("p");
       note.id = "empty";
@@ -312,8 +322,13 @@ async function drawMap(button) {
     }
   } catch (err) { status(err.message, true); button.disabled = false; }
 }
-fetch("/api/info", { credentials: "same-origin" }).then((r) => r.ok ? r.json() : {}).then((info) => {
-  if (info.read_only || STATIC) for (const el of document.querySelectorAll(".writes")) el.hidden = true;
-}).catch(() => {});
+if (STATIC) {  // no server: nothing to search, judge or caption
+  for (const id of ["search", "relevant", "irrelevant", "caption", "annotate", "export", "insearch"]) $(id).hidden = true;
+  $("colour").querySelector("option[value=score]").remove();
+} else {
+  fetch("/api/info", { credentials: "same-origin" }).then((r) => r.ok ? r.json() : {}).then((info) => {
+    if (info.read_only) for (const el of document.querySelectorAll(".writes")) el.hidden = true;
+  }).catch(() => {});
+}
 start();
 })();
