@@ -59,7 +59,7 @@ def map_command(library, redraw, sample, seed, model, out, thumbnails, as_json):
     written = None
     if out:
         written = lib.map.export(out, thumbnails=thumbnails, model=model)
-        _page_files(Path(out))
+        write_map_page(Path(out))
     if as_json:
         exported = {"export": written.as_dict()} if written else {}
         echo_json({"report": report.as_dict(), "clusters": clusters} | exported)
@@ -84,7 +84,7 @@ def map_command(library, redraw, sample, seed, model, out, thumbnails, as_json):
         )
 
 
-def _page_files(folder: Path) -> None:
+def write_map_page(folder: Path) -> None:
     """The map page's own files, its data read from map-data.js beside it."""
     web = resources.files("sashie.app") / "web"
     page = (web / "map.html").read_text(encoding="utf-8")

@@ -86,12 +86,13 @@ function encoding() {
   if (by === "cluster") for (let i = 0; i < n; i++) z[i] = state.clusters[i] % PALETTE.length;
   if (by === "book") for (let i = 0; i < n; i++) z[i] = state.books[i] % PALETTE.length;
   if (by === "year") {
-    const dated = state.years.filter((y) => !Number.isNaN(y));
-    const lo = Math.min(...dated.slice(0, 100000)), hi = Math.max(...dated.slice(0, 100000));
+    let lo = Infinity, hi = -Infinity;
+    for (const y of state.years) if (!Number.isNaN(y)) { lo = Math.min(lo, y); hi = Math.max(hi, y); }
     for (let i = 0; i < n; i++) w[i] = Number.isNaN(state.years[i]) ? 0 : 0.2 + 0.8 * (state.years[i] - lo) / Math.max(1, hi - lo);
   }
   if (by === "score") {
-    const top = Math.max(...state.scores.values(), 1e-9), low = Math.min(...state.scores.values(), 0);
+    const scores = [...state.scores.values()];  // at most a page of results
+    const top = Math.max(...scores, 1e-9), low = Math.min(...scores, 0);
     for (const [item, s] of state.scores) { const i = state.byItem.get(item); if (i !== undefined) w[i] = 0.25 + 0.75 * (s - low) / Math.max(1e-9, top - low); }
   }
   return { x: Float32Array.from(state.x), y: Float32Array.from(state.y), z, w, continuous: by === "year" || by === "score" };
