@@ -3,7 +3,7 @@ pans a million points, and how well the map keeps like near like.
 
     python benchmarks/map.py scale [--sizes 100000 1000000]
     python benchmarks/map.py fps [--points 1000000]
-    python benchmarks/map.py quality [--seed 61] [--pages 160]
+    python benchmarks/map.py quality [--seed 61] [--pages 160] [--screenshot docs/images/map.jpg]
 
 scale    `lib.map`'s layout (sashie/map/layout.py: t-SNE of SAMPLE items, the rest placed) on
          synthetic 512-number vectors in 400 clusters, and the bytes of a first view (the
@@ -14,7 +14,8 @@ fps      the map page (an exported one: its own code, regl-scatterplot) with tha
 quality  on an evaluation world (sashie.eval.world, `--seed`), each item's 10 nearest items on
          the map: the share that show one of its concepts; against the same for a random
          layout and for the 10 nearest by the model's own vectors. Items with no concept
-         (text) are left out as askers, counted as neighbours.
+         (text) are left out as askers, counted as neighbours. --screenshot: the map page of
+         that library searched for one of the world's concepts (Chromium, 1366 x 820).
 """
 
 from __future__ import annotations
@@ -137,7 +138,7 @@ def fps(points: int) -> None:
     )
 
 
-def quality(seed: int, pages: int) -> None:
+def quality(seed: int, pages: int, screenshot: Path | None) -> None:
     from sashie.eval.bench_adapt import concepts_of_items
     from sashie.eval.world import make_world, read_truth
     from sashie.library import Library
@@ -196,6 +197,35 @@ def quality(seed: int, pages: int) -> None:
             rows[f"the map ({share})"] = nearest(places, "l2")
         for name, near in rows.items():
             print(f"| {name} | {alike(near):.3f} |")
+        if screenshot:
+            lib.map.draw(seed=seed)
+            shoot(Path(tmp) / "lib", screenshot)
+
+
+def shoot(library: Path, out: Path) -> None:
+    """The map page of `library`, searched for a concept, saved as a JPEG."""
+    import io
+
+    from PIL import Image
+    from playwright.sync_api import sync_playwright
+
+    from sashie.app import server
+    from sashie.eval.world.vocab import vocabulary
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+    from conftest import CHROMIUM, CHROMIUM_FLAGS, serving
+
+    concept = vocabulary().by_key[vocabulary().query_seen[0]].en
+    with serving(server.create_app(library)) as url, sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_FLAGS)
+        page = browser.new_page(viewport={"width": 1366, "height": 820})
+        page.goto(f"{url}/map?q={concept.replace(' ', '+')}")
+        page.wait_for_selector("#status:has-text('hits')", timeout=120_000)
+        time.sleep(1)
+        shot = page.screenshot()
+        browser.close()
+    Image.open(io.BytesIO(shot)).convert("RGB").save(out, quality=80)
+    print(f"\nthe map page, searched for {concept!r}: {out}")
 
 
 def main() -> None:
@@ -208,13 +238,14 @@ def main() -> None:
     q = sub.add_parser("quality")
     q.add_argument("--seed", type=int, default=61)
     q.add_argument("--pages", type=int, default=160)
+    q.add_argument("--screenshot", type=Path, help="save the map page here (a JPEG)")
     args = parser.parse_args()
     if args.what == "scale":
         scale(args.sizes)
     elif args.what == "fps":
         fps(args.points)
     else:
-        quality(args.seed, args.pages)
+        quality(args.seed, args.pages, args.screenshot)
 
 
 if __name__ == "__main__":

@@ -206,7 +206,8 @@ class Library:
 
         Then the active version's ANN index is brought up to date: new items are added to
         it, or it is built when the library has grown past the size where it pays
-        (`index_kind` chooses the kind instead, and is remembered; see `reindex`)."""
+        (`index_kind` chooses the kind instead, and is remembered; see `reindex`); and the
+        map, where the active version has one, places the new items (`map.update`)."""
         sources = [sources] if isinstance(sources, str) else list(sources)
         if not sources:
             raise SashieError("nothing to index: name at least one source")
@@ -217,7 +218,10 @@ class Library:
             workers=workers, max_pixels=max_pixels, index_kind=index_kind, engine=engine,
             address=address, books=None if metadata is None else read_sidecar(metadata),
         )  # fmt: skip
-        return index_pages(self._parts, self.filter, sources, how)
+        report = index_pages(self._parts, self.filter, sources, how)
+        if self.map.exists(model):
+            self.map.update(model=model)
+        return report
 
     def recut(
         self,
