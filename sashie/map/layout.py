@@ -120,6 +120,7 @@ def _centres(places: np.ndarray, count: int, seed: int) -> np.ndarray:
         return places.mean(axis=0, keepdims=True).astype(np.float32)
     kmeans = faiss.Kmeans(2, count, niter=25, seed=seed, verbose=False, min_points_per_centroid=1)
     kmeans.train(np.ascontiguousarray(places, np.float32))
+    assert kmeans.centroids is not None  # set by train
     return kmeans.centroids.astype(np.float32)
 
 

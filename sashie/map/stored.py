@@ -33,7 +33,7 @@ def save_map(
     """Write the map atomically (readers keep the old file until the new one is whole)."""
     from safetensors.numpy import save_file
 
-    tensors = {
+    tensors: dict[str, np.ndarray] = {
         "items": np.ascontiguousarray(items, np.int64),
         "places": np.ascontiguousarray(layout.places, np.float32),
         "clusters": np.ascontiguousarray(layout.clusters, np.int32),
