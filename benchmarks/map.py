@@ -64,7 +64,7 @@ def scale(sizes: list[int]) -> None:
         started = time.perf_counter()
         layout.place(vectors[rest[i : i + BLOCK]] for i in range(0, len(rest), BLOCK))
         placed = time.perf_counter() - started
-        first = 16 + min(FIRST_VIEW, count) * (8 + 4 + 4 + 4 + 2)
+        first = 16 + min(FIRST_VIEW, count) * (8 + 4 + 4 + 4 + 2 + 2)
         print(f"| {count:,} | {laid:.0f} | {placed:.0f} | {laid + placed:.0f} | {first:,} |")
         del vectors
 
@@ -89,6 +89,7 @@ def fps(points: int) -> None:
         for a in (
             head, xy, np.arange(1, points + 1, dtype="<u4"), np.zeros(points, "<u4"),
             np.full(points, np.nan, "<f4"), rng.integers(0, 40, points).astype("<u2"),
+            np.zeros(points, "<u2"),
         )
     )  # fmt: skip
     meta = {"map": {"model": "synthetic", "version": "base", "items": points}, "clusters": []}

@@ -47,18 +47,21 @@ class MapReport:
 @dataclass(frozen=True)
 class MapPoints:
     """Points of a map, in order of priority: item ids, places (n, 2), clusters, books (0:
-    none), years (the first of the book's range; NaN: none)."""
+    none), years (the first of the book's range; NaN: none), classes in the newest label set
+    (0: none, else 1 + the class's place in `MapFacts`'s `classes`)."""
 
     items: np.ndarray
     places: np.ndarray
     clusters: np.ndarray
     books: np.ndarray
     years: np.ndarray
+    classes: np.ndarray
     total: int  # points in the whole map
 
     def binary(self) -> bytes:
         """The points as the page reads them: a 16-byte head ("SMAP", count, total, 0), then
-        x, y (float32 pairs), items (uint32), books (uint32), years (float32), clusters (uint16)."""
+        x, y (float32 pairs), items (uint32), books (uint32), years (float32), clusters
+        (uint16), classes (uint16)."""
         n = len(self.items)
         head = np.array([0x50414D53, n, self.total, 0], np.uint32)  # "SMAP" little-endian
         return b"".join(
@@ -70,6 +73,7 @@ class MapPoints:
                 self.books.astype("<u4"),
                 self.years.astype("<f4"),
                 self.clusters.astype("<u2"),
+                self.classes.astype("<u2"),
             )
         )
 
@@ -90,6 +94,7 @@ class CollectionMap:
     def __init__(self, parts: Parts) -> None:
         self._parts = parts
         self._loaded: dict[tuple[str, str], _Loaded] = {}
+        self._class_cache: tuple[tuple, tuple[list[str], np.ndarray, np.ndarray]] | None = None
 
     def _where(self, model: str | None) -> tuple[str, str, Path]:
         parts = self._parts
@@ -249,7 +254,40 @@ class CollectionMap:
         rows = np.flatnonzero(keep)[:limit]
         items = held.items[rows]
         books, years = self._books(items)
-        return MapPoints(items, places[rows], held.layout.clusters[rows], books, years, total)
+        classes = self._class_codes(items)
+        return MapPoints(
+            items, places[rows], held.layout.clusters[rows], books, years, classes, total
+        )
+
+    def class_names(self) -> list[str]:
+        """The classes of the newest label set, in the order `MapPoints.classes` counts them
+        from 1; [] when the library has no label set."""
+        return self._classes_held()[0]
+
+    def _classes_held(self) -> tuple[list[str], np.ndarray, np.ndarray]:
+        """(class names, labelled item ids sorted, their codes), read once a label set."""
+        from .labels import Labels
+
+        labels = Labels(self._parts)
+        if labels.newest() is None:
+            return [], np.zeros(0, np.int64), np.zeros(0, np.uint16)
+        record = labels.record(None)
+        key = (record["name"], record["version"], record["at"])
+        if self._class_cache is None or self._class_cache[0] != key:
+            items, names = self._parts.catalog.labelled_items(record["name"])
+            classes = sorted(set(names))
+            code = {name: i + 1 for i, name in enumerate(classes)}
+            order = np.argsort(items)
+            codes = np.array([code[n] for n in names], np.uint16)[order]
+            self._class_cache = (key, (classes, items[order], codes))
+        return self._class_cache[1]
+
+    def _class_codes(self, items: np.ndarray) -> np.ndarray:
+        _, labelled, codes = self._classes_held()
+        if not len(labelled):
+            return np.zeros(len(items), np.uint16)
+        at = np.clip(np.searchsorted(labelled, items), 0, len(labelled) - 1)
+        return np.where(labelled[at] == items, codes[at], 0).astype(np.uint16)
 
     def _live(self, held: _Loaded, model: str | None) -> np.ndarray:
         """Which of the map's items are live (the model's loaded index holds them)."""
@@ -333,6 +371,7 @@ class CollectionMap:
         meta = {
             "map": self.facts(model=model),
             "clusters": self.clusters(model=model),
+            "classes": self.class_names(),
             "thumbnails": min(thumbnails, len(points.items)),  # the first points have them
         }
         crop = lambda item, side: self._parts.pictures.crop(self._parts.item(item), side)  # noqa: E731

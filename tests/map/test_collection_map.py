@@ -28,7 +28,8 @@ def read_binary(body: bytes) -> dict:
     n = int(head[1])
     at, arrays = 16, {}
     for name, dtype, width in (("xy", "<f4", 2), ("items", "<u4", 1), ("books", "<u4", 1),
-                               ("years", "<f4", 1), ("clusters", "<u2", 1)):  # fmt: skip
+                               ("years", "<f4", 1), ("clusters", "<u2", 1),
+                               ("classes", "<u2", 1)):  # fmt: skip
         size = np.dtype(dtype).itemsize * n * width
         arrays[name] = np.frombuffer(body[at : at + size], dtype)
         at += size
@@ -142,3 +143,19 @@ def test_the_command_draws_then_places(library):
     assert "map of 30 items" in out and "20 laid out and 10 placed" in out
     out = run_cli("map", str(library.path)).stdout
     assert "0 new items placed" in out
+
+
+def test_points_carry_the_newest_label_set_s_class_and_clusters_are_named_by_it(library):
+    from sashie.classify.labelfile import LabelClass, LabelSet
+
+    library.map.draw(sample=30)
+    assert library.map.class_names() == [] and not library.map.points().classes.any()
+    kinds = LabelSet("kinds", (LabelClass("a red page"), LabelClass("a blue page")))
+    library.labels.classify(kinds, other_below=None)
+    names = library.map.class_names()
+    assert sorted(names) == ["a blue page", "a red page"]
+    points = library.map.points()
+    given = library.labels.item_classes("kinds")
+    assert [names[c - 1] for c in points.classes] == [given[int(i)] for i in points.items]
+    for cluster in library.map.clusters():
+        assert cluster["label"] in names and 0 < cluster["share"] <= 1

@@ -21,12 +21,14 @@ Coordinate = Field(ge=-1e6, le=1e6)
 def map_facts(served: ServedDep) -> dict:
     """`map`: the map's model, version, items and when it was drawn (null when the library
     has none: draw one with `POST /api/map/draw` or `sashie map LIB`); `clusters`: each
-    cluster's centre, items, the model's words for it and its label-set class; `job`: the
-    drawing this server runs."""
+    cluster's centre, items, the model's words for it and its label-set class; `classes`:
+    the newest label set's classes, as the points' class numbers count them from 1; `job`:
+    the drawing this server runs."""
     lib = served.lib
     facts = lib.map.facts()
     clusters = lib.map.clusters() if facts else []
-    return {"map": facts, "clusters": clusters, "job": served.mapping.state}
+    classes = lib.map.class_names() if facts else []
+    return {"map": facts, "clusters": clusters, "classes": classes, "job": served.mapping.state}
 
 
 @router.get(
@@ -47,7 +49,8 @@ def map_points(
     (a fixed order of priority: a first view of a large library is an even sample, a closer
     one fills in). Little-endian: a 16-byte head (b"SMAP", count, total in the map, 0), then
     count x/y float32 pairs, count item ids (uint32), book ids (uint32, 0: none), years
-    (float32, NaN: none) and cluster numbers (uint16)."""
+    (float32, NaN: none), cluster numbers (uint16) and label-set classes (uint16, 0: none;
+    else a place in `GET /api/map`'s `classes`, from 1)."""
     points = served.lib.map.points((x0, y0, x1, y1), limit)
     return Response(points.binary(), media_type="application/octet-stream")
 

@@ -15,7 +15,7 @@ const THUMBS_BELOW = 60;    // points in view under which they are shown as thum
 const PALETTE = ["#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f", "#edc948", "#b07aa1",
   "#ff9da7", "#9c755f", "#bab0ac", "#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#8c564b", "#17becf"];
 const RAMP = ["#d9d4c7", "#f3d9a4", "#f0b35e", "#e07b39", "#b5462c", "#6f1d1b"];
-const state = { items: [], x: [], y: [], books: [], years: [], clusters: [], byItem: new Map(),
+const state = { items: [], x: [], y: [], books: [], years: [], clusters: [], classes: [], classNames: [], byItem: new Map(),
   total: 0, scores: new Map(), query: null, selected: [], clusterInfo: [], view: null, asked: new Set() };
 window.sashieMap = state;  // for the browser tests and the curious
 
@@ -51,8 +51,8 @@ function readPoints(buffer) {  // the layout /api/map/points documents
   let at = 16;
   const take = (Type, count) => { const a = new Type(buffer, at, count); at += count * Type.BYTES_PER_ELEMENT; return a; };
   const xy = take(Float32Array, 2 * n), items = take(Uint32Array, n), books = take(Uint32Array, n);
-  const years = take(Float32Array, n), clusters = take(Uint16Array, n);
-  return { n, total: head[2], xy, items, books, years, clusters };
+  const years = take(Float32Array, n), clusters = take(Uint16Array, n), classes = take(Uint16Array, n);
+  return { n, total: head[2], xy, items, books, years, clusters, classes };
 }
 function addPoints(got) {
   let added = 0;
@@ -62,6 +62,7 @@ function addPoints(got) {
     state.byItem.set(item, state.items.length);
     state.items.push(item); state.x.push(got.xy[2 * i]); state.y.push(got.xy[2 * i + 1]);
     state.books.push(got.books[i]); state.years.push(got.years[i]); state.clusters.push(got.clusters[i]);
+    state.classes.push(got.classes[i]);
     added++;
   }
   state.total = got.total;
@@ -85,6 +86,7 @@ function encoding() {
   const z = new Float32Array(n), w = new Float32Array(n);
   if (by === "cluster") for (let i = 0; i < n; i++) z[i] = state.clusters[i] % PALETTE.length;
   if (by === "book") for (let i = 0; i < n; i++) z[i] = state.books[i] % PALETTE.length;
+  if (by === "label") for (let i = 0; i < n; i++) z[i] = state.classes[i] ? 1 + (state.classes[i] - 1) % (PALETTE.length - 1) : 0;
   if (by === "year") {
     let lo = Infinity, hi = -Infinity;
     for (const y of state.years) if (!Number.isNaN(y)) { lo = Math.min(lo, y); hi = Math.max(hi, y); }
@@ -180,7 +182,8 @@ plot.subscribe("pointOver", (i) => {
   if (hasThumb(i)) img.src = thumb(item); else img.hidden = true;
   const line = document.createElement("div");
   const year = state.years[i];
-  line.textContent = `item ${item}${state.books[i] ? ` · book ${state.books[i]}` : ""}${Number.isNaN(year) ? "" : ` · ${year}`}`;
+  const label = state.classes[i] ? ` · ${state.classNames[state.classes[i] - 1] || ""}` : "";
+  line.textContent = `item ${item}${label}${state.books[i] ? ` · book ${state.books[i]}` : ""}${Number.isNaN(year) ? "" : ` · ${year}`}`;
   if (state.scores.has(item)) line.textContent += ` · score ${state.scores.get(item).toFixed(3)}`;
   hover.replaceChildren(img, line);
   hover.style.left = `${Math.min(at[0] + 12, $("stage").clientWidth - 230)}px`;
@@ -297,10 +300,12 @@ async function start() {
       return;
     }
     state.clusterInfo = meta.clusters;
+    state.classNames = meta.classes || [];
+    if (!state.classNames.length) $("colour").querySelector("option[value=label]").remove();
     addPoints(await fetchPoints(null, FIRST_VIEW));
     const params = new URLSearchParams(location.search);
     const colour = params.get("colour");
-    if (["cluster", "book", "year", "score"].includes(colour)) $("colour").value = colour;
+    if (["cluster", "label", "book", "year", "score"].includes(colour) && $("colour").querySelector(`option[value=${colour}]`)) $("colour").value = colour;
     await redraw();
     restoreView(params);
     status(`${state.items.length.toLocaleString()} of ${state.total.toLocaleString()} items drawn (${meta.map.model}, ${meta.map.version}); zoom in for thumbnails, Shift-drag or Lasso to select`);
