@@ -89,7 +89,7 @@ def main() -> None:
         build_s = time.perf_counter() - started
         asked = np.concatenate([many[:ASKED], many[ASKED : 2 * ASKED]]).astype(np.float32)
         started = time.perf_counter()
-        base._index.search(asked, grouping.NEIGHBOURS + 8)
+        base._index.search(asked, grouping.REACH)
         search_ms = (time.perf_counter() - started) / ASKED * 1000  # an item and its mirror
         inverted = args.items > grouping.FLAT_UP_TO
 

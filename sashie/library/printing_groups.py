@@ -5,9 +5,11 @@ It runs in two passes, each resumable where it stopped:
    local features (printings/matching.py) and fingerprint (printings/fingerprints.py),
    kept in LIB/printings/ (library/printing_features.py);
 2. compare: each item not compared before asks every item's fingerprint for the nearest to
-   its own and to its mirror's; the NEIGHBOURS nearest that are alike enough (LIKENESS) and
-   not on its own page are verified on local features, and the verified pairs are kept in
-   the catalog with the items compared.
+   its own and to its mirror's; the NEIGHBOURS nearest that are alike enough (LIKENESS), not
+   on its own page and not joined to it already (through pairs verified before: a pair in
+   one set could only join the set to itself) are verified on local features, and the
+   verified pairs are kept in the catalog with the items compared. So a picture printed many
+   times over, whose nearest are all its own copies, still reaches its other printings.
 A set is the items joined by pairs. A later run looks at and compares only new items (with
 all), so adding pages costs what they hold; items removed take their pairs with them.
 """
@@ -17,7 +19,7 @@ from __future__ import annotations
 import os
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -32,12 +34,16 @@ from .parts import Parts
 from .printing_features import FeatureShards, Looked
 
 NEIGHBOURS = 10  # nearest fingerprints (its own's or its mirror's) an item proposes
+IN_A_SET = 4  # what an item in a set proposes: the set's other members propose too
+REACH = 4 * NEIGHBOURS + 8  # fingerprints searched for them: room for its page, its set
 LIKENESS = 0.08  # fingerprints less alike are never verified (printings world, seed 7)
 STEP = 2048  # items a step: one shard, one transaction
 CROP_SIDE = 512  # pixels the pictures are read at (features are found at 256)
 KEPT_FEATURES = 8192  # stored items' features kept in memory during a run (~39 KB each)
 FLAT_UP_TO = 20_000  # fingerprints searched exhaustively; more: an inverted file (FAISS IVF)
 PROBED = 32  # of the inverted file's cells, those searched
+ASKED_AT_ONCE = 256  # items whose likely printings are found together
+VERIFIED_AT_ONCE = 256  # pairs verified together before the sets they join are looked at
 
 if TYPE_CHECKING:  # OpenCV loads when printings are first looked for
     from ..printings.matching import Features
@@ -97,11 +103,10 @@ class PrintingGroups:
                 base = _Base(shards, stored[alive].tolist(), pages)
                 cache = _Features(shards)
                 asked: set[int] = set()  # pairs verified this run (a pair is found from both)
+                joined = Joined((p.a, p.b) for p in catalog.printing_pairs.all())
                 for start in range(0, len(uncompared), STEP):
                     items = uncompared[start : start + STEP]
-                    new = [(a, b) for a, b in base.pairs(items, cache) if a << 32 | b not in asked]
-                    asked.update(a << 32 | b for a, b in new)
-                    pairs = _verify(new, cache)
+                    pairs = _compare(items, base, cache, asked, joined)
                     with catalog.transaction() as t:
                         t.put_printing_pairs(pairs, items)
                     verified += len(pairs)
@@ -136,22 +141,8 @@ class PrintingGroups:
         return len(members), sum(map(len, members))
 
     def _joined(self) -> list[list[int]]:
-        """The items joined by verified pairs, set by set (union-find), in no order."""
-        parent: dict[int, int] = {}
-
-        def root(i: int) -> int:
-            parent.setdefault(i, i)
-            while parent[i] != i:
-                parent[i] = parent[parent[i]]
-                i = parent[i]
-            return i
-
-        for pair in self._parts.catalog.printing_pairs.all():
-            parent[root(pair.a)] = root(pair.b)
-        members: dict[int, list[int]] = {}
-        for item in list(parent):
-            members.setdefault(root(item), []).append(item)
-        return list(members.values())
+        """The items joined by verified pairs, set by set, in no order."""
+        return Joined((p.a, p.b) for p in self._parts.catalog.printing_pairs.all()).sets()
 
     def set_of(self, item: int) -> list[int]:
         """The set of printings `item` is in (as `group` found it), in its books' order of
@@ -229,8 +220,11 @@ class _Base:
         self._items = items
         self._pages = pages
 
-    def pairs(self, items: list[int], cache: _Features) -> list[tuple[int, int]]:
-        """The pairs (a < b) of one of `items` and a likely printing of its picture."""
+    def pairs(self, items: list[int], cache: _Features, joined: Joined) -> list[tuple[int, int]]:
+        """The pairs (a < b) of one of `items` and a likely printing of its picture: its
+        NEIGHBOURS likeliest not joined to it already (so that a picture printed many times
+        over, whose nearest are all its own copies, still reaches its other printings);
+        IN_A_SET of them for an item in a set already."""
         from ..printings.fingerprints import codebook
         from ..printings.matching import mirrored
 
@@ -244,7 +238,7 @@ class _Base:
                 np.asarray([book.fingerprint(mirrored(cache[i])) for i in items], np.float32),
             ]
         )
-        wanted = min(NEIGHBOURS + 8, len(self._items))  # room for the item and its page
+        wanted = min(REACH, len(self._items))
         with threadpool_limits(os.cpu_count() or 1):  # one batched search: every core
             likeness, rows = self._index.search(asked, wanted)
         alike: list[dict[int, float]] = [{} for _ in items]  # other item -> its likeness
@@ -259,7 +253,9 @@ class _Base:
                     best[other] = max(value, best.get(other, -1.0))
         found = set()
         for item, best in zip(items, alike, strict=True):  # as alike as its own or its mirror's
-            for other in sorted(best, key=best.__getitem__, reverse=True)[:NEIGHBOURS]:
+            ranked = sorted(best, key=best.__getitem__, reverse=True)
+            most = IN_A_SET if item in joined else NEIGHBOURS
+            for other in [o for o in ranked if not joined.together(item, o)][:most]:
                 found.add((min(item, other), max(item, other)))
         return sorted(found)
 
@@ -323,6 +319,61 @@ def _look(parts: Parts, rows: list[ItemRow]) -> list[Looked]:
         found = [one for looked in pool.map(page, by_page.values()) for one in looked]
     book = codebook()  # numpy's small sums run best on one thread: not in the pool
     return [Looked(item, features, book.fingerprint(features)) for item, features in found]
+
+
+class Joined:
+    """Items joined by pairs (union-find)."""
+
+    def __init__(self, pairs: Iterable[tuple[int, int]] = ()) -> None:
+        self._parent: dict[int, int] = {}
+        self.join(pairs)
+
+    def _root(self, i: int) -> int:
+        parent = self._parent
+        parent.setdefault(i, i)
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    def join(self, pairs: Iterable[tuple[int, int]]) -> None:
+        for a, b in pairs:
+            self._parent[self._root(a)] = self._root(b)
+
+    def __contains__(self, item: int) -> bool:
+        """Whether the item is in a set (of two or more)."""
+        return item in self._parent
+
+    def together(self, a: int, b: int) -> bool:
+        return a in self._parent and b in self._parent and self._root(a) == self._root(b)
+
+    def sets(self) -> list[list[int]]:
+        members: dict[int, list[int]] = {}
+        for item in list(self._parent):
+            members.setdefault(self._root(item), []).append(item)
+        return list(members.values())
+
+
+def _compare(
+    items: list[int], base: _Base, cache: _Features, asked: set[int], joined: Joined
+) -> list[tuple]:
+    """The verified pairs of `items` and their likely printings, ASKED_AT_ONCE items and
+    VERIFIED_AT_ONCE pairs at a time, each time leaving out what the sets found so far
+    join already (`asked`: pairs verified this run, `joined`: the sets, both kept up)."""
+    rows: list[tuple] = []
+    for at in range(0, len(items), ASKED_AT_ONCE):
+        new = [
+            (a, b)
+            for a, b in base.pairs(items[at : at + ASKED_AT_ONCE], cache, joined)
+            if a << 32 | b not in asked
+        ]
+        asked.update(a << 32 | b for a, b in new)
+        for first in range(0, len(new), VERIFIED_AT_ONCE):
+            left = [p for p in new[first : first + VERIFIED_AT_ONCE] if not joined.together(*p)]
+            found = _verify(left, cache)
+            joined.join((row[0], row[1]) for row in found)
+            rows += found
+    return rows
 
 
 def _verify(pairs: list[tuple[int, int]], cache: _Features) -> list[tuple]:

@@ -225,3 +225,29 @@ def test_past_the_exhaustive_search_an_inverted_file_finds_the_same_sets(
         ["b1.png", "b2.png"],
     ]
     assert report.compared == 7
+
+
+def test_items_joined_already_are_not_verified_again_and_the_sets_are_the_same(
+    tmp_path, tiny_spec, monkeypatch
+):
+    """Four printings of one picture: verified in one go, every pair (6) is verified; pair by
+    pair, a pair whose items are joined already is skipped, so 3 pairs join the same set."""
+    from sashie.library import printing_groups
+
+    pages = tmp_path / "pages"
+    pages.mkdir()
+    for n, (angle, scale) in enumerate([(0, 1.0), (5, 0.9), (-6, 1.1), (3, 0.8)]):
+        reprinted(drawing(7), angle=angle, scale=scale, margin=40 + 5 * n).save(pages / f"{n}.png")
+    reprinted(drawing(8), margin=60).save(pages / "other.png")
+    sets = {}
+    for at_once in (256, 1):
+        monkeypatch.setattr(printing_groups, "VERIFIED_AT_ONCE", at_once)
+        lib = Library(tmp_path / f"lib{at_once}", create=True)
+        lib.add([str(pages)], model=tiny_spec, regions="whole")
+        report = lib.printings.group()
+        sets[at_once] = (
+            report.pairs,
+            sorted(sorted(_names(lib)[i] for i in g) for g in lib.printings.groups()),
+        )
+    assert sets[256][0] == 6 and sets[1][0] == 3
+    assert sets[256][1] == sets[1][1] == [["0.png", "1.png", "2.png", "3.png"]]
