@@ -17,7 +17,6 @@ import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
-import faiss
 import numpy as np
 
 SAMPLE = 20_000  # vectors t-SNE lays out; the rest are placed among them
@@ -49,6 +48,8 @@ class Layout:
         self, blocks: Iterator[np.ndarray], progress: Callable[[int], None] | None = None
     ) -> tuple[np.ndarray, np.ndarray]:
         """Places and clusters of vectors given block by block (none of them is moved)."""
+        import faiss  # loaded when a map is drawn: commands that draw none start fast
+
         index = faiss.IndexFlatL2(self.anchors.shape[1])
         index.add(self.anchors)
         k = min(NEIGHBOURS, len(self.anchors))
@@ -70,6 +71,8 @@ def fit(
 ) -> Layout:
     """Lay out `sample` (at most SAMPLE vectors, float32) by t-SNE after PCA; its clusters
     (k-means of the places: `clusters`, or one per 400 items, 2 to 48)."""
+    import faiss
+
     sample = np.asarray(sample, np.float32)
     count, dim = sample.shape
     mean = sample.mean(axis=0)
@@ -116,6 +119,8 @@ def _scaled(places: np.ndarray) -> np.ndarray:
 
 
 def _centres(places: np.ndarray, count: int, seed: int) -> np.ndarray:
+    import faiss
+
     if count <= 1:
         return places.mean(axis=0, keepdims=True).astype(np.float32)
     kmeans = faiss.Kmeans(2, count, niter=25, seed=seed, verbose=False, min_points_per_centroid=1)
