@@ -7,7 +7,6 @@ closer view fills in; `select` gives the items inside a lasso."""
 from __future__ import annotations
 
 import time
-from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -85,7 +84,7 @@ class _Loaded:
     layout: Layout
     words: list[list[str]]
     facts: dict
-    live: tuple[object, np.ndarray] | None = None  # (the index it was read against, mask)
+    live: tuple[object, np.ndarray, np.ndarray] | None = None  # (index, live, books)
 
 
 class CollectionMap:
@@ -245,7 +244,8 @@ class CollectionMap:
             raise SashieError(f"a view may ask for 1 to {MOST_POINTS:,} points")
         held = self._held(model)
         places = held.layout.places
-        keep = self._live(held, model).copy()
+        live, books = self._against_index(held, model)
+        keep = live.copy()
         total = int(keep.sum())
         if box is not None:
             x0, y0, x1, y1 = box
@@ -253,11 +253,10 @@ class CollectionMap:
             keep &= (places[:, 1] >= y0) & (places[:, 1] <= y1)
         rows = np.flatnonzero(keep)[:limit]
         items = held.items[rows]
-        books, years = self._books(items)
-        classes = self._class_codes(items)
         return MapPoints(
-            items, places[rows], held.layout.clusters[rows], books, years, classes, total
-        )
+            items, places[rows], held.layout.clusters[rows], books[rows],
+            self._years(books[rows], model), self._class_codes(items), total,
+        )  # fmt: skip
 
     def class_names(self) -> list[str]:
         """The classes of the newest label set, in the order `MapPoints.classes` counts them
@@ -291,50 +290,56 @@ class CollectionMap:
 
     def _live(self, held: _Loaded, model: str | None) -> np.ndarray:
         """Which of the map's items are live (the model's loaded index holds them)."""
+        return self._against_index(held, model)[0]
+
+    def _against_index(self, held: _Loaded, model: str | None) -> tuple[np.ndarray, np.ndarray]:
+        """(which map items are live, each one's book id; 0: none), worked out once for the
+        index loaded now, from its rows' books, which searches keep too."""
         index = self._parts.load(model).index
         if held.live is None or held.live[0] is not index:
-            held.live = (index, np.isin(held.items, index.item_ids))
-        return held.live[1]
+            runs = self._parts.book_rows(model)
+            row_books = np.repeat(runs.books, runs.lengths)
+            order = np.argsort(index.item_ids)
+            n = len(order)
+            at = np.clip(
+                np.searchsorted(index.item_ids, held.items, sorter=order), 0, max(n - 1, 0)
+            )
+            rows = order[at] if n else np.zeros(len(held.items), np.int64)
+            live = index.item_ids[rows] == held.items if n else np.zeros(len(held.items), bool)
+            books = np.where(live, row_books[rows] if n else 0, 0).astype(np.int64)
+            held.live = (index, live, books)
+        return held.live[1], held.live[2]
 
-    def _books(self, items: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        catalog = self._parts.catalog
-        known, books = catalog.books.item_books()
-        at = np.clip(np.searchsorted(known, items), 0, max(len(known) - 1, 0))
-        found = known[at] == items if len(known) else np.zeros(len(items), bool)
-        book = np.where(found, books[at] if len(known) else 0, 0)
-        years = catalog.books.years()
-        where = np.clip(np.searchsorted(years.ids, book), 0, max(len(years.ids) - 1, 0))
-        dated = (years.ids[where] == book) if len(years.ids) else np.zeros(len(items), bool)
-        year = np.where(dated, years.year_from[where] if len(years.ids) else np.nan, np.nan)
-        return book.astype(np.int64), year.astype(np.float32)
+    def _years(self, books: np.ndarray, model: str | None) -> np.ndarray:
+        """The first year of each book (NaN: none), from the years searches keep."""
+        years = self._parts.book_years(model)
+        if not len(years.ids):
+            return np.full(len(books), np.nan, np.float32)
+        where = np.clip(np.searchsorted(years.ids, books), 0, len(years.ids) - 1)
+        dated = years.ids[where] == books
+        return np.where(dated, years.year_from[where], np.nan).astype(np.float32)
 
-    def clusters(self, *, model: str | None = None, label_set: str | None = None) -> list[dict]:
+    def clusters(self, *, model: str | None = None) -> list[dict]:
         """Each cluster: its centre, items, the model's words for it and, where the library
-        has a label set, the class most of its items have (with the share that have it)."""
+        has a label set, the class most of its items have in the newest (with the share)."""
         held = self._held(model)
         live = self._live(held, model)
-        classes = self._classes(label_set)
+        names = self.class_names()
+        codes = self._class_codes(held.items)
         out = []
         for c, centre in enumerate(held.layout.centres):
-            members = held.items[live & (held.layout.clusters == c)]
+            members = live & (held.layout.clusters == c)
+            count = int(members.sum())
             entry = {
                 "cluster": c, "x": float(centre[0]), "y": float(centre[1]),
-                "items": len(members), "words": held.words[c], "label": None, "share": None,
+                "items": count, "words": held.words[c], "label": None, "share": None,
             }  # fmt: skip
-            named = Counter(classes[i] for i in members.tolist() if i in classes)
-            if named:
-                label, count = named.most_common(1)[0]
-                entry["label"], entry["share"] = label, round(count / len(members), 3)
+            named = np.bincount(codes[members], minlength=len(names) + 1)[1:]
+            if named.any():
+                best = int(named.argmax())
+                entry["label"], entry["share"] = names[best], round(int(named[best]) / count, 3)
             out.append(entry)
         return out
-
-    def _classes(self, label_set: str | None) -> dict[int, str]:
-        from .labels import Labels
-
-        labels = Labels(self._parts)
-        if label_set is None and labels.newest() is None:
-            return {}
-        return labels.item_classes(label_set)
 
     def facts(self, *, model: str | None = None) -> dict | None:
         """The map's model, version, items and when it was drawn; None when there is none."""
