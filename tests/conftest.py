@@ -20,6 +20,15 @@ sys.path.insert(0, str(Path(__file__).parent))
 from tiny_clip import build_tiny_clip
 
 
+@pytest.fixture(scope="session", autouse=True)
+def machine_cache(tmp_path_factory) -> Path:
+    """What the machine measures (the scan's precisions) is remembered in the test run's own
+    folder, never the user's."""
+    folder = tmp_path_factory.mktemp("machine-cache")
+    os.environ["SASHIE_CACHE"] = str(folder)
+    return folder
+
+
 @pytest.fixture(scope="session")
 def tiny_clip(tmp_path_factory) -> Path:
     """A tiny random CLIP saved in Hugging Face format, loaded as a user's model is."""

@@ -23,6 +23,7 @@ from ..encoders import Encoder, load_encoder, trainable
 from ..errors import NotFound, SashieError
 from ..search.memory import ExampleMemory
 from ..search.ranking import VectorIndex
+from ..search.scan import exact_scan_facts
 from ..store.books import BookRuns, BookYears
 from ..store.catalog import READ_ONLY, Catalog, ItemRow
 from ..store.vectors import VectorFile
@@ -259,10 +260,8 @@ class Parts:
                 loaded = Loaded(self._read_index(model_id, version), stamp)
             elif loaded.ann_stamp != stamp:  # another process rebuilt it
                 rows = self.catalog.vector_rows(model_id)
-                old = loaded.index
                 ann = self.ann.load(model_id, version, rows)
-                index = VectorIndex(old.vectors, old.item_ids, ann=ann, file_rows=old.file_rows)
-                loaded = Loaded(index, stamp)
+                loaded = Loaded(loaded.index.with_ann(ann), stamp)
             self.loaded[key] = loaded
         return loaded
 
@@ -339,6 +338,7 @@ class Parts:
             "active_version": self.active(model_id),
             "versions": self.manifest.version_names(model_id),
             "ann_index": self._ann_summary(model_id),
+            "exact_scan": exact_scan_facts(entry["dim"]),
         }
 
     def _vector_count(self, model_id: str) -> int:

@@ -1,10 +1,11 @@
 """Ranking: top-k by inner product over float16 vectors (memory-mapped or in RAM).
 
 The vectors stay float16: no float32 copy of the collection is ever held. A plain query is
-scanned at half precision (torch's float16 matrix product), and every row within the
-rounding tolerance of the k-th best is re-scored exactly in float32, so the ranking is the
-exact one. Large libraries have an ANN index (sashie/search/ann.py) that proposes candidates
-instead of the scan; they are re-scored exactly the same way.
+scanned roughly in the precision this machine scans fastest within the memory allowed
+(scan.py: 8-bit codes unless told otherwise), and every row within the rounding error of the
+k-th best is re-scored exactly, so the ranking is the exact one. Large libraries have an ANN
+index (sashie/search/ann.py) that proposes candidates instead of the scan; they are re-scored
+exactly the same way.
 
 A query is a vector, optionally with a set of dimensions S. With S, every library vector is
 restricted to S and re-normalized before the inner product, as the seed paper's multi-image
@@ -15,22 +16,25 @@ re-ranked in the subspace (more of them; an exact scan when too few are allowed)
 
 from __future__ import annotations
 
+import os
+import threading
 import warnings
 from dataclasses import dataclass
 
 import numpy as np
 
 from .ann import AnnIndex
+from .scan import MachineScans, RoughScan, build
 
 # torch is imported by the methods that scan (a cached import after the first): a command
 # that only reads a library, or reports a mistake, starts without it
 
 BLOCK_ROWS = 2048  # rows converted to float32 at once, into one buffer (4 MiB at 512 dims)
 DEFAULT_K = 100  # results a search returns unless asked for another number
-HALF_TOLERANCE = 2e-3  # a float16 scan's score is within 3e-4 of the exact one (measured)
 FLOAT32_TOLERANCE = 1e-4  # a float32 sum of 512 products is within 1e-6 of the float64 one
 SUBSPACE_CANDIDATES = 20  # ANN candidates per result for a query restricted to dimensions
 FEW_ALLOWED = 8192  # rows a filter leaves or fewer: each is scored, no index asked
+READ_ROWS = 16_384  # rows taken at once or fewer are read from the file, not the map
 
 
 def cv_dimensions(examples: np.ndarray, d: int) -> np.ndarray:
@@ -71,16 +75,19 @@ def top_k_allowed(scores: np.ndarray, k: int, exclude: np.ndarray | None) -> np.
     return best[np.isfinite(scores[best])]
 
 
-def top_k(scores: np.ndarray, k: int) -> np.ndarray:
-    """Indices of the k highest scores, best first."""
+def top_k(scores: np.ndarray, k: int, ties: np.ndarray | None = None) -> np.ndarray:
+    """Indices of the k highest scores, best first; equal scores in the order of `ties`
+    (item ids; None: the indices), so that a ranking never depends on how it was found."""
     k = min(k, len(scores))
     if k <= 0:
         return np.zeros(0, np.int64)
     if k < len(scores):
-        candidates = np.argpartition(-scores, k - 1)[:k]
+        kth = np.partition(scores, len(scores) - k)[len(scores) - k]
+        candidates = np.flatnonzero(scores >= kth)
     else:
         candidates = np.arange(len(scores))
-    return candidates[np.argsort(-scores[candidates], kind="stable")]
+    order = np.lexsort((candidates if ties is None else ties[candidates], -scores[candidates]))
+    return candidates[order[:k]]
 
 
 @dataclass(frozen=True)
@@ -95,7 +102,8 @@ class AnnSearch:
 class VectorIndex:
     """The searchable rows of one model version: unit vectors as float16 (the memory-mapped
     vector file, or a copy in RAM), the item id of each row, and optionally an ANN index
-    over the vector file's rows (`file_rows[i]` is row i's row in that file)."""
+    over the vector file's rows (`file_rows[i]` is row i's row in that file). `precision`:
+    the exact scan's (scan.py; None: the one this machine scans fastest)."""
 
     def __init__(
         self,
@@ -104,6 +112,7 @@ class VectorIndex:
         *,
         ann: AnnIndex | None = None,
         file_rows: np.ndarray | None = None,
+        precision: str | None = None,
     ) -> None:
         if vectors.dtype != np.float16:
             vectors = np.ascontiguousarray(vectors, np.float16)
@@ -120,6 +129,10 @@ class VectorIndex:
         self.file_rows = np.arange(len(vectors)) if file_rows is None else file_rows
         self._positions: np.ndarray | None = None  # file row -> row here (-1: none)
         self._identity: bool | None = None  # whether each row here is the same file row
+        self.precision = precision
+        self._file = mapped_file(vectors)  # (open file, byte offset of row 0) of a memory map
+        self._scan: RoughScan | None = None  # built at the first exact scan
+        self._scan_lock = threading.Lock()
 
     def __len__(self) -> int:
         return len(self.item_ids)
@@ -129,8 +142,14 @@ class VectorIndex:
         return self.vectors.shape[1]
 
     def take(self, rows: np.ndarray) -> np.ndarray:
-        """These rows as float32 (rows x dim)."""
-        return np.asarray(self.vectors[np.asarray(rows)], np.float32)
+        """These rows as float32 (rows x dim). A few rows of a memory-mapped file are read,
+        not touched through the map: each touch would map its neighbours too (the kernel
+        maps 64 KiB around a fault), and a few thousand searches would hold the whole file
+        resident beside the scan's codes."""
+        rows = np.asarray(rows)
+        if self._file is not None and 0 < len(rows) <= READ_ROWS and rows.min() >= 0:
+            return read_rows(self._file, rows, self.dim)
+        return np.asarray(self.vectors[rows], np.float32)
 
     def blocks(self, step: int = BLOCK_ROWS):
         """(first row, float32 block) over every row: for passes that need every vector.
@@ -224,7 +243,7 @@ class VectorIndex:
         elif self.ann is not None and not how.exact:
             rows = self._ann_candidates(query, k, dims, exclude, kept, examples, how)
         elif dims is None and examples is None:
-            rows = self._half_candidates(query, k, exclude)
+            rows = self.scan().candidates(restrict(query, None), k, exclude)
         else:
             rows = None
         if rows is None:  # a float32 pass over every row, the rows near the k-th re-scored
@@ -234,23 +253,27 @@ class VectorIndex:
                 return self.item_ids[best], rough[best]
             rows = np.flatnonzero(rough >= rough[best[-1]] - FLOAT32_TOLERANCE)
         scores = score(self.take(rows))
-        best = top_k(scores, k)
+        best = top_k(scores, k, self.item_ids[rows])
         return self.item_ids[rows[best]], scores[best]
 
-    def _half_candidates(self, query: np.ndarray, k: int, exclude: np.ndarray | None) -> np.ndarray:
-        """Rows whose half-precision score is within the tolerance of the k-th best allowed
-        one: the exact top k is among them."""
-        import torch
+    def scan(self) -> RoughScan:
+        """The exact scan of these rows, built at its first use (int8 codes take a pass over
+        the rows: about 3 s a million on two cores)."""
+        with self._scan_lock:
+            if self._scan is None:
+                if self.precision is None:
+                    self.precision, _ = MachineScans().choice(self.dim)
+                self._scan = build(self.precision, self.vectors)
+            return self._scan
 
-        column = torch.from_numpy(restrict(query, None)).half()[:, None]
-        rough = torch.mm(self._half, column)[:, 0].float().numpy()  # mm: faster than mv
-        if exclude is not None:
-            rough[exclude] = -np.inf
-        best = top_k(rough, k)
-        if len(best) == 0:
-            return best
-        floor = rough[best[-1]] - HALF_TOLERANCE
-        return np.flatnonzero((rough >= floor) & np.isfinite(rough))
+    def with_ann(self, ann: AnnIndex | None) -> VectorIndex:
+        """The same rows (and exact scan, if built) with another ANN index."""
+        index = VectorIndex(
+            self.vectors, self.item_ids, ann=ann, file_rows=self.file_rows,
+            precision=self.precision,
+        )  # fmt: skip
+        index._scan = self._scan
+        return index
 
     def _ann_candidates(
         self,
@@ -315,6 +338,32 @@ class VectorIndex:
             positions[self.file_rows] = np.arange(len(self.file_rows))
             self._positions = positions
         return self._positions
+
+
+def mapped_file(vectors: np.ndarray):
+    """(the file, opened for reading; the byte offset of the first row) of rows that are a
+    memory map (np.memmap) of a file or a run of its rows; None for an array in RAM."""
+    top = vectors
+    while isinstance(top, np.memmap) and isinstance(top.base, np.memmap):
+        top = top.base
+    if not isinstance(top, np.memmap) or top.filename is None:
+        return None
+    start = vectors.__array_interface__["data"][0] - top.__array_interface__["data"][0]
+    try:
+        return open(top.filename, "rb", buffering=0), int(top.offset) + start
+    except OSError:
+        return None
+
+
+def read_rows(file, rows: np.ndarray, dim: int) -> np.ndarray:
+    """Rows of float16 vectors read from `file` = (open file, offset of row 0), as float32."""
+    handle, first = file
+    size = dim * 2
+    out = np.empty((len(rows), dim), np.float16)
+    fd = handle.fileno()
+    for n, row in enumerate(rows.tolist()):
+        out[n] = np.frombuffer(os.pread(fd, size, first + row * size), np.float16)
+    return out.astype(np.float32)
 
 
 def _scorer(query: np.ndarray, dims, examples, weight: float, sharpness: float):

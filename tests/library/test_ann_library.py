@@ -185,7 +185,11 @@ def test_the_command_line_and_the_api(small):
     assert bad.exit_code == 2 and "--index-kind" in bad.output
     bad = run_cli("search", lib.path, "a square", "--nprobe", "0", check=False)
     assert bad.exit_code == 2 and "--nprobe" in bad.output
-    assert "search    ivf ANN index of 24 vectors" in run_cli("info", lib.path).output
+    said = run_cli("info", lib.path).output
+    assert "search    ivf ANN index of 24 vectors" in said
+    scan = lib.info()["models"][0]["exact_scan"]
+    assert f"scan      in {scan['precision']}, the fastest here within 1 byte(s)" in said
+    assert scan["precision"] == "int8" and set(scan["ns_per_row"]) >= {"int8", "float32"}
     client = TestClient(server.create_app(lib.path))
     exact = client.post("/api/search", data={"text": "a square", "exact": "true"}).json()
     linked = client.get("/api/search", params={"q": "a square", "exact": True}).json()

@@ -46,6 +46,12 @@ def info(library, as_json):
             if ann
             else "search    exact scan (no ANN index: built from 200,000 items)"
         )
+        scan = m["exact_scan"]
+        costs = ", ".join(f"{p} {ns:.0f}" for p, ns in scan["ns_per_row"].items())
+        click.echo(
+            f"scan      in {scan['precision']}, the fastest here within {scan['memory_bytes']:g} "
+            f"byte(s) a value (ns a row measured: {costs}; SASHIE_SCAN_MEMORY allows more)"
+        )
         for version, c in m["composers"].items():
             active = "" if version == m["active_version"] else " (not the active version)"
             click.echo(

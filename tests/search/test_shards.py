@@ -1,0 +1,95 @@
+"""Sharded search (sashie/search/shards.py): the same results as one index, to the last id;
+a shard that does not answer is never silently left out."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from sashie.search.ranking import VectorIndex
+from sashie.search.shards import ShardDown, Shards, merge
+from sashie.store.vectors import VectorFile
+
+
+def written(folder: Path, rows: int = 4000, dim: int = 32, seed: int = 0) -> VectorFile:
+    """A vector file of clustered unit rows with copies among them (equal scores), ids not
+    in row order."""
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((12, dim))[rng.integers(0, 12, rows)]
+    x += 0.1 * rng.standard_normal((rows, dim))
+    x[rows - 300 :] = x[:300]  # copies of the first shard's rows in the last shard
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    files = VectorFile(folder, dim)
+    files.write_at(0, x.astype(np.float16), rng.permutation(rows * 3)[:rows] + 1)
+    return files
+
+
+def queries(files: VectorFile, rows: int, count: int = 8) -> list[np.ndarray]:
+    vectors = files.vectors(rows)
+    return [np.asarray(vectors[i * 37], np.float32) for i in range(count)]
+
+
+def test_the_merge_ranks_by_score_then_by_smaller_id():
+    parts = [(np.array([9, 4]), np.array([0.5, 0.2])), (np.array([3, 7]), np.array([0.5, 0.9]))]
+    ids, scores = merge(parts, 3)
+    assert ids.tolist() == [7, 3, 9] and scores.tolist() == pytest.approx([0.9, 0.5, 0.5])
+    assert len(merge([], 5)[0]) == 0
+
+
+@pytest.mark.parametrize("precision", ["int8", "float32"])
+def test_shards_here_give_the_same_top_k_as_one_index_with_exclusions_and_subspaces(
+    tmp_path, precision
+):
+    files = written(tmp_path)
+    one = VectorIndex(files.vectors(4000), files.item_ids(4000), precision=precision)
+    shards = Shards.in_process(one, 4)
+    assert len(shards) == 4000 and len(shards.shards) == 4
+    exclude = np.random.default_rng(1).random(4000) < 0.4
+    dims = np.arange(0, 32, 2)
+    for q in queries(files, 4000):
+        for mask in (None, exclude):
+            want = one.search(q, 100, exclude=mask)
+            got = shards.search(q, 100, exclude=mask)
+            np.testing.assert_array_equal(got.ids, want[0])
+            np.testing.assert_array_equal(got.scores, want[1])
+            assert not got.partial
+        want = one.search(q, 50, dims)
+        got = shards.search(q, 50, dims=dims)
+        np.testing.assert_array_equal(got.ids, want[0])
+    with pytest.raises(ValueError, match="exclude has 3 rows"):
+        shards.search(q, 10, exclude=np.zeros(3, bool))
+
+
+@pytest.fixture(scope="module")
+def ray_local():
+    import ray
+
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    yield ray
+    ray.shutdown()
+
+
+def test_ray_actor_shards_give_the_same_top_k_and_a_shard_down_is_never_silent(tmp_path, ray_local):
+    files = written(tmp_path, rows=3000)
+    one = VectorIndex(files.vectors(3000), files.item_ids(3000))
+    shards = Shards.on_ray(tmp_path, 32, 3000, 3)
+    assert shards.sizes == [1000, 1000, 1000]
+    exclude = np.zeros(3000, bool)
+    exclude[::3] = True
+    for q in queries(files, 3000, 4):
+        for mask in (None, exclude):
+            want = one.search(q, 100, exclude=mask)
+            got = shards.search(q, 100, exclude=mask)
+            np.testing.assert_array_equal(got.ids, want[0])
+            np.testing.assert_array_equal(got.scores, want[1])
+    ray_local.kill(shards.shards[1])
+    q = queries(files, 3000, 1)[0]
+    with pytest.raises(ShardDown, match="shard 2 of 3 did not answer"):
+        shards.search(q, 100)
+    partial = shards.search(q, 100, partial=True)
+    assert partial.partial and partial.missing == (1,)
+    alive = np.r_[0:1000, 2000:3000]
+    want = VectorIndex(files.vectors(3000)[alive], files.item_ids(3000)[alive]).search(q, 100)
+    np.testing.assert_array_equal(partial.ids, want[0])  # the other shards' results, whole
