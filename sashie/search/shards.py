@@ -187,10 +187,13 @@ class Shards:
                 bits = np.packbits(part, bitorder="little")
             args = (query, k, dims, bits, examples, weight, sharpness, how)
             asks.append(shard.search.remote(*args) if self.ray else (shard, args))
+        deadline = time.monotonic() + timeout
+        answers = self._all_answers(asks, timeout)
         parts, missing, slowest = [], [], 0.0
         for i, ask in enumerate(asks):
+            left = max(0.0, deadline - time.monotonic())  # the query's time, not each shard's
             try:
-                ids, scores, ms = self._answer(ask, timeout)
+                ids, scores, ms = answers[i] if answers else self._answer(ask, left)
             except ShardDown as e:
                 if not partial:
                     said = f"shard {i + 1} of {len(self.shards)} did not answer: {e}"
@@ -201,6 +204,16 @@ class Shards:
             slowest = max(slowest, ms)
         ids, scores = merge(parts, k)
         return Found(ids, scores, tuple(missing), slowest)
+
+    def _all_answers(self, asks: list, timeout: float) -> list | None:
+        """Every Ray shard's answer at once (one wait, not one a shard); None when one failed
+        (each is then asked for alone, to name it)."""
+        if self.ray is None:
+            return None
+        try:
+            return self.ray.get(asks, timeout=timeout)
+        except (self.ray.exceptions.GetTimeoutError, self.ray.exceptions.RayError):
+            return None
 
     def _answer(self, ask: Any, timeout: float) -> tuple[np.ndarray, np.ndarray, float]:
         if self.ray is None:
