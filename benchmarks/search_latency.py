@@ -27,6 +27,7 @@ import numpy as np
 
 from sashie.search import scan
 from sashie.search.ranking import VectorIndex, cv_dimensions, top_k
+from sashie.search.scan import clustered_rows
 from sashie.store.vectors import VectorFile
 
 
@@ -72,11 +73,8 @@ def main() -> None:
         files = VectorFile(Path(tmp), args.dim)
         written = 0
         for start in range(0, args.rows, 100_000):
-            n = min(100_000, args.rows - start)
-            block = centres[rng.integers(0, 256, n)]
-            block += rng.standard_normal((n, args.dim), np.float32)
-            block /= np.linalg.norm(block, axis=1, keepdims=True)
-            written = files.write_at(written, block, np.arange(start, start + n))
+            block = clustered_rows(rng, centres, min(100_000, args.rows - start))
+            written = files.write_at(written, block, np.arange(start, start + len(block)))
         ids = files.item_ids(written)
         picked = rng.integers(0, args.rows, args.queries)
         queries = np.asarray(files.vectors(written)[picked], np.float32)

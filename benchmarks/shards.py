@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from sashie.search.ranking import VectorIndex
+from sashie.search.scan import clustered_rows
 from sashie.search.shards import Shards
 from sashie.store.vectors import VectorFile
 
@@ -44,11 +45,8 @@ def main() -> None:
         files = VectorFile(Path(tmp), args.dim)
         written = 0
         for start in range(0, args.rows, 100_000):
-            n = min(100_000, args.rows - start)
-            block = centres[rng.integers(0, 256, n)]
-            block += rng.standard_normal((n, args.dim), np.float32)
-            block /= np.linalg.norm(block, axis=1, keepdims=True)
-            written = files.write_at(written, block, np.arange(start, start + n))
+            block = clustered_rows(rng, centres, min(100_000, args.rows - start))
+            written = files.write_at(written, block, np.arange(start, start + len(block)))
         vectors = files.vectors(written)
         queries = np.asarray(vectors[rng.integers(0, written, args.queries)], np.float32)
         queries += rng.normal(0, 0.02, queries.shape).astype(np.float32)

@@ -74,6 +74,10 @@ class RoughScan(ABC):
 class TorchScan(RoughScan):
     """A scan that scores every row with torch, then keeps the rows near the k-th."""
 
+    def __init__(self, vectors: np.ndarray) -> None:
+        super().__init__(vectors)
+        self.half = _torch_view(vectors)  # the float16 rows as they are, no copy
+
     @abstractmethod
     def rough(self, query: np.ndarray) -> np.ndarray:
         """Every row's rough score (float32, a fresh array)."""
@@ -96,10 +100,6 @@ class Float16Scan(TorchScan):
 
     precision = "float16"
 
-    def __init__(self, vectors: np.ndarray) -> None:
-        super().__init__(vectors)
-        self.half = _torch_view(vectors)
-
     def rough(self, query):
         import torch
 
@@ -114,10 +114,6 @@ class Float32Scan(TorchScan):
     """The float16 rows converted to float32 a block at a time, in one reused buffer."""
 
     precision = "float32"
-
-    def __init__(self, vectors: np.ndarray) -> None:
-        super().__init__(vectors)
-        self.half = _torch_view(vectors)
 
     def rough(self, query):
         import torch
@@ -145,10 +141,9 @@ class BFloat16Scan(TorchScan):
         super().__init__(vectors)
         import torch
 
-        half = _torch_view(vectors)
-        self.codes = torch.empty(tuple(half.shape), dtype=torch.bfloat16)
-        for start in range(0, len(half), 1 << 16):
-            self.codes[start : start + (1 << 16)].copy_(half[start : start + (1 << 16)])
+        self.codes = torch.empty(tuple(self.half.shape), dtype=torch.bfloat16)
+        for start in range(0, len(self.half), 1 << 16):
+            self.codes[start : start + (1 << 16)].copy_(self.half[start : start + (1 << 16)])
         _release(vectors)
 
     def rough(self, query):
@@ -256,11 +251,15 @@ def calibration_sample(dim: int, *, seed: int = 0) -> tuple[np.ndarray, np.ndarr
     """(CALIBRATION_ROWS float16 unit rows in clusters, as a collection's are; a few queries
     near them), drawn with the seed."""
     rng = np.random.default_rng(seed)
-    centres = rng.standard_normal((256, dim)).astype(np.float32)
-    rows = centres[rng.integers(0, len(centres), CALIBRATION_ROWS)]
-    rows += rng.standard_normal(rows.shape).astype(np.float32)
-    rows /= np.linalg.norm(rows, axis=1, keepdims=True)
+    rows = clustered_rows(rng, rng.standard_normal((256, dim)).astype(np.float32), CALIBRATION_ROWS)
     return rows.astype(np.float16), rows[rng.integers(0, len(rows), CALIBRATION_REPEATS)]
+
+
+def clustered_rows(rng: np.random.Generator, centres: np.ndarray, count: int) -> np.ndarray:
+    """`count` float32 unit rows, each a centre drawn by `rng` plus as much noise again."""
+    rows = centres[rng.integers(0, len(centres), count)]
+    rows += rng.standard_normal(rows.shape).astype(np.float32)
+    return rows / np.linalg.norm(rows, axis=1, keepdims=True)
 
 
 def calibrate(dim: int, *, seed: int = 0, precisions: list[str] | None = None) -> dict:
