@@ -31,6 +31,7 @@ import platform
 import time
 import warnings
 from abc import ABC, abstractmethod
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -308,15 +309,20 @@ class MachineScans:
     def costs(self, dim: int) -> dict:
         """Nanoseconds a row of each precision for vectors of `dim` dimensions on this
         machine: remembered, or measured now (`calibrate`) and remembered."""
-        key = machine_key(dim)
-        known = self._read()
-        entry = known.get(key)
+        costs = self.remembered(dim)
+        if costs is None:
+            costs = calibrate(dim)
+            known = self._read()
+            known[machine_key(dim)] = {"ns_per_row": costs, "rows": CALIBRATION_ROWS}
+            self._write(known)
+        return costs
+
+    def remembered(self, dim: int) -> dict | None:
+        """The costs measured here before for `dim` dimensions (None: never, or unreadable)."""
+        entry = self._read().get(machine_key(dim))
         if isinstance(entry, dict) and _sound_costs(entry.get("ns_per_row")):
             return dict(entry["ns_per_row"])
-        costs = calibrate(dim)
-        known[key] = {"ns_per_row": costs, "rows": CALIBRATION_ROWS}
-        self._write(known)
-        return costs
+        return None
 
     def choice(self, dim: int) -> tuple[str, dict]:
         """The precision to scan vectors of `dim` dimensions in, and the costs it is chosen
@@ -343,23 +349,36 @@ class MachineScans:
 
 def exact_scan_facts(dim: int) -> dict:
     """What `sashie info` says of the exact scan for vectors of `dim` dimensions here: the
-    precision chosen, what each cost (ns a row), and the memory allowed (bytes a value)."""
-    precision, costs = MachineScans().choice(dim)
-    return {"precision": precision, "ns_per_row": costs, "memory_bytes": memory_bound()}
+    precision chosen and what each cost (ns a row), as this machine measured them at its
+    first exact scan (precision None: not measured yet; nothing is measured here), and the
+    memory allowed (bytes a value)."""
+    costs = MachineScans().remembered(dim)
+    return {
+        "precision": None if costs is None else choose(costs, memory_bound()),
+        "ns_per_row": costs or {},
+        "memory_bytes": memory_bound(),
+    }
 
 
 def machine_key(dim: int) -> str:
     """This machine, as far as scan speed goes: CPU model and flags, library versions,
-    threads, and the vectors' width."""
-    import faiss
-    import torch
-
+    cores, and the vectors' width (read without importing torch or FAISS)."""
     model, flags = _cpu()
     digest = hashlib.sha256(flags.encode()).hexdigest()[:12]
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     return (
-        f"{model} [{digest}] torch {torch.__version__} faiss {faiss.__version__} "
-        f"threads {torch.get_num_threads()} dim {dim}"
+        f"{model} [{digest}] torch {_version('torch')} faiss {_version('faiss-cpu', 'faiss')} "
+        f"cores {cores} dim {dim}"
     )
+
+
+def _version(*names: str) -> str:
+    for name in names:
+        try:
+            return metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return "?"
 
 
 def _cpu() -> tuple[str, str]:

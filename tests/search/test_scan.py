@@ -121,3 +121,16 @@ def test_the_machine_remembers_what_it_measured_and_measures_again_over_a_damage
     assert scan.MachineScans(tmp_path).choice(8)[0] == "float16"
     (tmp_path / scan.CACHE_FILE).write_text('{"x": [1, 2], ' + "\x00")
     assert set(scan.MachineScans(tmp_path).costs(8)) == set(scan.offered())
+
+
+def test_info_reports_what_was_measured_and_measures_nothing_itself(tmp_path, monkeypatch):
+    monkeypatch.setenv("SASHIE_CACHE", str(tmp_path))
+    monkeypatch.delenv(scan.MEMORY_VARIABLE, raising=False)
+    assert scan.exact_scan_facts(12) == {"precision": None, "ns_per_row": {}, "memory_bytes": 1}
+    assert not (tmp_path / scan.CACHE_FILE).exists()
+    costs = scan.MachineScans().costs(12)
+    assert scan.exact_scan_facts(12) == {
+        "precision": "int8",
+        "ns_per_row": costs,
+        "memory_bytes": 1,
+    }

@@ -51,6 +51,8 @@ def info(library, as_json):
         click.echo(
             f"scan      in {scan['precision']}, the fastest here within {scan['memory_bytes']:g} "
             f"byte(s) a value (ns a row measured: {costs}; SASHIE_SCAN_MEMORY allows more)"
+            if scan["precision"]
+            else "scan      precisions not measured on this machine yet (at the first exact scan)"
         )
         for version, c in m["composers"].items():
             active = "" if version == m["active_version"] else " (not the active version)"
