@@ -58,6 +58,22 @@ def timed(fn, queries) -> tuple[list, np.ndarray]:
     return answers, np.array(times)
 
 
+def clustered_library(
+    folder: Path, rows: int, dim: int, rng: np.random.Generator, count: int
+) -> tuple[VectorFile, int, np.ndarray]:
+    """(a vector file of `rows` unit rows in 256 clusters, its row count, `count` queries:
+    rows of it with a little noise)."""
+    centres = rng.standard_normal((256, dim)).astype(np.float32)
+    files = VectorFile(folder, dim)
+    written = 0
+    for start in range(0, rows, 100_000):
+        block = clustered_rows(rng, centres, min(100_000, rows - start))
+        written = files.write_at(written, block, np.arange(start, start + len(block)))
+    queries = np.asarray(files.vectors(written)[rng.integers(0, written, count)], np.float32)
+    queries += rng.normal(0, 0.02, queries.shape).astype(np.float32)
+    return files, written, queries / np.linalg.norm(queries, axis=1, keepdims=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rows", type=int, default=1_140_000)
@@ -67,19 +83,12 @@ def main() -> None:
     parser.add_argument("--precisions", default=",".join(scan.offered()))
     args = parser.parse_args()
     rng = np.random.default_rng(0)
-    centres = rng.standard_normal((256, args.dim)).astype(np.float32)
 
     with tempfile.TemporaryDirectory() as tmp:
-        files = VectorFile(Path(tmp), args.dim)
-        written = 0
-        for start in range(0, args.rows, 100_000):
-            block = clustered_rows(rng, centres, min(100_000, args.rows - start))
-            written = files.write_at(written, block, np.arange(start, start + len(block)))
+        files, written, queries = clustered_library(
+            Path(tmp), args.rows, args.dim, rng, args.queries
+        )
         ids = files.item_ids(written)
-        picked = rng.integers(0, args.rows, args.queries)
-        queries = np.asarray(files.vectors(written)[picked], np.float32)
-        queries += rng.normal(0, 0.02, queries.shape).astype(np.float32)
-        queries /= np.linalg.norm(queries, axis=1, keepdims=True)
 
         for precision in args.precisions.split(","):  # libraries loaded, threads started
             small = VectorIndex(files.vectors(written)[:1000], ids[:1000], precision=precision)

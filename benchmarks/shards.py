@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -24,9 +25,10 @@ from pathlib import Path
 import numpy as np
 
 from sashie.search.ranking import VectorIndex
-from sashie.search.scan import clustered_rows
 from sashie.search.shards import Shards
-from sashie.store.vectors import VectorFile
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from search_latency import clustered_library
 
 
 def main() -> None:
@@ -40,17 +42,11 @@ def main() -> None:
     import ray
 
     rng = np.random.default_rng(0)
-    centres = rng.standard_normal((256, args.dim)).astype(np.float32)
     with tempfile.TemporaryDirectory() as tmp:
-        files = VectorFile(Path(tmp), args.dim)
-        written = 0
-        for start in range(0, args.rows, 100_000):
-            block = clustered_rows(rng, centres, min(100_000, args.rows - start))
-            written = files.write_at(written, block, np.arange(start, start + len(block)))
+        files, written, queries = clustered_library(
+            Path(tmp), args.rows, args.dim, rng, args.queries
+        )
         vectors = files.vectors(written)
-        queries = np.asarray(vectors[rng.integers(0, written, args.queries)], np.float32)
-        queries += rng.normal(0, 0.02, queries.shape).astype(np.float32)
-        queries /= np.linalg.norm(queries, axis=1, keepdims=True)
         masks = [None, rng.random(written) < args.exclude]
 
         one = VectorIndex(vectors, files.item_ids(written))
