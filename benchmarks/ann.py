@@ -8,8 +8,8 @@ run.
     python benchmarks/ann.py --rows 10000000 --kinds exact,ivfpq
 
 The vectors look like real ones: they are made from the demo model's vectors of an
-evaluation world's items (`--library`: an indexed world; by default a 200-page world of seed
-1000 is made and indexed), written as a library writes them (float16 rows). `--data mix` (the
+evaluation world's items (`--library`: an indexed world; by default a 200-page world of
+`--seed` 1000 is made and indexed), written as a library writes them (float16 rows). `--data mix` (the
 default): each row lies between a real vector and one of its 10 nearest real neighbours (a
 uniform mix of the two) plus N(0, 0.01) a dimension, re-normalised: new pictures between
 existing ones. `--data jitter`: a real vector plus N(0, 0.02) a dimension, so each real vector
@@ -50,7 +50,9 @@ def rss() -> dict[str, float]:
     return out
 
 
-def world_vectors(library: str | None, work: Path, count: int) -> tuple[np.ndarray, dict]:
+def world_vectors(
+    library: str | None, work: Path, count: int, seed: int = 1000
+) -> tuple[np.ndarray, dict]:
     """The seed vectors (every item of the library) and the query vectors by kind."""
     from sashie.eval.references import reference_pictures
     from sashie.eval.world import make_world
@@ -59,7 +61,7 @@ def world_vectors(library: str | None, work: Path, count: int) -> tuple[np.ndarr
     from sashie.library import Library
 
     if library is None:
-        world = make_world(work / "world", pages=200, seed=1000, progress=True)
+        world = make_world(work / "world", pages=200, seed=seed, progress=True)
         lib = Library(work / "seed-library", create=True, progress=True)
         lib.add([str(world / "pages")], regions="layout,whole")
     else:
@@ -221,6 +223,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--rows", type=int, default=1_140_000)
     parser.add_argument("--library", help="an indexed evaluation world (default: make one)")
+    parser.add_argument("--seed", type=int, default=1000, help="of the world made")
     parser.add_argument("--kinds", default="exact,hnsw,ivf,ivfpq")
     parser.add_argument("--data", choices=("mix", "jitter"), default="mix")
     parser.add_argument("--queries", type=int, default=100, help="of each kind (text: x2)")
@@ -248,7 +251,7 @@ def main() -> None:
         not (work / "meta.json").exists()
         or json.loads((work / "meta.json").read_text())["rows"] != args.rows
     ):
-        seeds, queries = world_vectors(args.library, work, args.queries)
+        seeds, queries = world_vectors(args.library, work, args.queries, args.seed)
         write_vectors(seeds, args.rows, work, args.data)
         for name, q in queries.items():
             np.save(work / f"queries-{name}.npy", q)
