@@ -9,12 +9,12 @@ run.
 
 The vectors look like real ones: they are made from the demo model's vectors of an
 evaluation world's items (`--library`: an indexed world; by default a 200-page world of
-`--seed` 1000 is made and indexed), written as a library writes them (float16 rows). `--data mix` (the
-default): each row lies between a real vector and one of its 10 nearest real neighbours (a
-uniform mix of the two) plus N(0, 0.01) a dimension, re-normalised: new pictures between
-existing ones. `--data jitter`: a real vector plus N(0, 0.02) a dimension, so each real vector
-has about rows / items near-copies at almost the same distance from any query, a worst case
-for graph indexes. Text queries are the world's concept names in
+`--seed` 1000 is made and indexed), written as a library writes them (float16 rows).
+`--data mix` (the default): each row lies between a real vector and one of its 10 nearest
+real neighbours (a uniform mix of the two) plus N(0, 0.01) a dimension, re-normalised: new
+pictures between existing ones. `--data jitter`: a real vector plus N(0, 0.02) a dimension,
+so each real vector has about rows / items near-copies at almost the same distance from any
+query, a worst case for graph indexes. Text queries are the world's concept names in
 English and Japanese through the text tower; image queries are the world's Twemoji pictures
 through the image tower. Each search runs through `VectorIndex.search`, the code behind
 `Library.search`: candidates from the index, re-scored exactly from the float16 rows. Each
