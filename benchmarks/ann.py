@@ -160,10 +160,14 @@ def build(work: Path, kind: str) -> dict:
     }
 
 
-def measure(work: Path, kind: str, nprobe: int | None, ef: int | None) -> dict:
+def measure(
+    work: Path, kind: str, nprobe: int | None, ef: int | None, rerank: int | None = None
+) -> dict:
     from sashie.search.ranking import AnnSearch
 
     index = open_index(work, kind)
+    if rerank and index.ann is not None:
+        index.ann.settings["rerank"] = rerank
     how = AnnSearch(exact=kind == "exact", nprobe=nprobe, ef=ef)
     out: dict = {}
     for name in ("text", "image", "multi"):
@@ -230,6 +234,7 @@ def main() -> None:
     parser.add_argument("--work", help="a folder for the vectors (default: a temporary one)")
     parser.add_argument("--nprobe", type=int)
     parser.add_argument("--ef", type=int)
+    parser.add_argument("--rerank", type=int, help="candidates re-scored a result")
     parser.add_argument("--no-float32", action="store_true", help="skip the float32 scan")
     parser.add_argument("--no-multi", action="store_true", help="skip multi-image queries")
     parser.add_argument("--step", nargs=2, metavar=("STEP", "KIND"), help=argparse.SUPPRESS)
@@ -242,7 +247,7 @@ def main() -> None:
         elif step == "float32":
             answer = float32_scan(work)
         else:
-            answer = measure(work, kind, args.nprobe, args.ef)
+            answer = measure(work, kind, args.nprobe, args.ef, args.rerank)
         print(json.dumps(answer))
         return
 
@@ -317,6 +322,7 @@ def main() -> None:
         )
     extra = [*(["--nprobe", str(args.nprobe)] if args.nprobe else [])]
     extra += [*(["--ef", str(args.ef)] if args.ef else [])]
+    extra += [*(["--rerank", str(args.rerank)] if args.rerank else [])]
     for kind in args.kinds.split(","):
         built = None
         if kind != "exact":

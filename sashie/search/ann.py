@@ -84,10 +84,13 @@ def cells_for(rows: int) -> int:
 
 
 def default_nprobe(kind: str, cells: int) -> int:
-    """Cells scanned a query (1/64 of them, at least 16 for ivf and 32 for ivfpq): chosen
-    with benchmarks/ann.py on worlds of seed 2000 (1.14 M rows for ivf, 10 M for ivfpq) for
-    recall@100 ≥ 0.95 on text and image queries."""
-    return max(16 if kind == "ivf" else 32, cells // 64)
+    """Cells scanned a query: for ivf 1/160 of them, at least 12 (12 of 2,048 at 1.14 M rows:
+    p95 0.8 ms at recall@100 0.991 on text and image queries of the seed-2000 world, where
+    1/128 gave p95 1.0 ms and 1/64 2.0 ms, benchmarks/ann.py); for ivfpq 1/64, at least 32
+    (recall@100 ≥ 0.95 at 10 M rows of the same world)."""
+    if kind == "ivf":
+        return max(12, cells // 160)
+    return max(32, cells // 64)
 
 
 def pq_subquantizers(rows: int, dim: int, memory: int | None = None) -> int:
@@ -245,10 +248,14 @@ class AnnIndex:
 
     @property
     def rerank(self) -> int:
-        """How many candidates a result to re-score: the 4-bit codes of `ivfpq` rank
-        coarsely (20 gave recall@100 0.994 for text at 1.14 M rows of the tuning world with
-        one code a pair of dimensions, 10 0.974)."""
-        return 20 if self.kind == "ivfpq" else 2
+        """How many candidates a result to re-score (the index's `rerank` setting, else by
+        kind): the 4-bit codes of `ivfpq` rank coarsely (20 gave recall@100 0.994 for text
+        at 1.14 M rows of the tuning world with one code a pair of dimensions, 10 0.974);
+        the float16 codes of `ivf` rank as the exact scores do (1 and 2 a result: the same
+        recall at 1.14 M rows of the seed-2000 world, 0.2 ms apart; a search with excluded
+        rows asks 2 at least, ranking.py); an `hnsw` walk needs 2 (tests/search/test_ann.py)."""
+        default = {"ivfpq": 20, "ivf": 1}.get(self.kind, 2)
+        return int(self.settings.get("rerank", default))
 
     # --- the file --------------------------------------------------------------------------
 
@@ -314,7 +321,7 @@ def _sound_header(header: object, dim: int, max_rows: int) -> bool:
         return False
     return all(
         isinstance(settings.get(key, 1), int) and 0 < settings.get(key, 1) <= 1 << 16
-        for key in ("ef", "nprobe", "cells")
+        for key in ("ef", "nprobe", "cells", "rerank")
     )
 
 

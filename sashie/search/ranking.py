@@ -33,6 +33,7 @@ BLOCK_ROWS = 2048  # rows converted to float32 at once, into one buffer (4 MiB a
 DEFAULT_K = 100  # results a search returns unless asked for another number
 FLOAT32_TOLERANCE = 1e-4  # a float32 sum of 512 products is within 1e-6 of the float64 one
 SUBSPACE_CANDIDATES = 20  # ANN candidates per result for a query restricted to dimensions
+FILTERED_RERANK = 2  # ANN candidates per result at least, when some rows are excluded
 FEW_ALLOWED = 8192  # rows a filter leaves or fewer: each is scored, no index asked
 READ_ROWS = 16_384  # rows taken at once or fewer are read from the file, not the map
 
@@ -303,6 +304,8 @@ class VectorIndex:
                 allowed_rows[self.file_rows[exclude]] = False
             allowed_count = int(np.count_nonzero(allowed_rows))
         per_result = SUBSPACE_CANDIDATES if dims is not None else ann.rerank
+        if allowed_rows is not None:  # a filter's cells hold fewer allowed rows: ask more
+            per_result = max(per_result, FILTERED_RERANK)
         wanted = min(k * per_result, allowed_count)
         searches = [restrict(query, None)]
         if examples is not None and len(examples):
