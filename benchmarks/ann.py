@@ -190,6 +190,7 @@ def measure(
             "recall": float(np.mean(hits)),
         }
     out["rss"] = rss()
+    out["precision"] = index.precision  # the exact scan's, once it has scanned
     return out
 
 
@@ -332,7 +333,7 @@ def main() -> None:
             built = json.loads((work / f"{kind}.build.json").read_text())
             print(f"{kind}: {built}", file=sys.stderr)
         got = in_process("--work", str(work), "--step", "measure", kind, *extra)
-        row(kind if kind != "exact" else "exact float16 scan", built, got)
+        row(kind if kind != "exact" else f"exact scan ({got['precision']})", built, got)
     print("\n".join(lines))
     print("\n".join(multi))
 
