@@ -171,11 +171,10 @@ class Int8Scan(RoughScan):
         dim = vectors.shape[1]
         low = np.full(dim, np.inf, np.float32)
         high = np.full(dim, -np.inf, np.float32)
-        for _, block in _float32_blocks(vectors):
-            np.minimum(low, block.min(axis=0), out=low)
-            np.maximum(high, block.max(axis=0), out=high)
-        if len(vectors) == 0:
-            low[:], high[:] = -1.0, 1.0
+        for _, block in _float32_blocks(vectors):  # fmin/fmax: a NaN row (a damaged file)
+            np.fmin(low, np.fmin.reduce(block, axis=0), out=low)  # narrows no range
+            np.fmax(high, np.fmax.reduce(block, axis=0), out=high)
+        low[~np.isfinite(low)], high[~np.isfinite(high)] = -1.0, 1.0
         high = np.maximum(high, low + 1e-6)  # a constant dimension still has a range
         self.index = faiss.IndexScalarQuantizer(
             dim, faiss.ScalarQuantizer.QT_8bit, faiss.METRIC_INNER_PRODUCT

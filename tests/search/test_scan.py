@@ -134,3 +134,17 @@ def test_info_reports_what_was_measured_and_measures_nothing_itself(tmp_path, mo
         "ns_per_row": costs,
         "memory_bytes": 1,
     }
+
+
+def test_a_damaged_row_costs_only_itself():
+    """A NaN or infinite row (a tampered vector file) must not blind the int8 scan to the
+    rest: every precision still finds the same top k among the sound rows."""
+    vectors = clustered(2000, 16, seed=8)
+    vectors[5] = np.nan
+    vectors[9, 3] = np.inf
+    ids = np.arange(2000)
+    query = vectors[100].astype(np.float32)
+    want = VectorIndex(vectors, ids, precision="float32").search(query, 20)[0]
+    got = VectorIndex(vectors, ids, precision="int8").search(query, 20)[0]
+    np.testing.assert_array_equal(got, want)
+    assert 100 in got.tolist() and 5 not in got.tolist()
