@@ -18,18 +18,16 @@ from __future__ import annotations
 
 import os
 import threading
-import warnings
 from dataclasses import dataclass
 
 import numpy as np
 
 from .ann import AnnIndex
-from .scan import MachineScans, RoughScan, build
+from .scan import BLOCK_ROWS, MachineScans, RoughScan, build, torch_blocks, torch_view
 
 # torch is imported by the methods that scan (a cached import after the first): a command
 # that only reads a library, or reports a mistake, starts without it
 
-BLOCK_ROWS = 2048  # rows converted to float32 at once, into one buffer (4 MiB at 512 dims)
 DEFAULT_K = 100  # results a search returns unless asked for another number
 FLOAT32_TOLERANCE = 1e-4  # a float32 sum of 512 products is within 1e-6 of the float64 one
 SUBSPACE_CANDIDATES = 20  # ANN candidates per result for a query restricted to dimensions
@@ -123,19 +121,15 @@ class VectorIndex:
             vectors = np.ascontiguousarray(vectors, np.float16)
         if not vectors.flags.c_contiguous:
             raise ValueError("VectorIndex needs C-contiguous rows")
-        import torch
-
         self.vectors = vectors
         self.item_ids = np.asarray(item_ids, dtype=np.int64)
-        with warnings.catch_warnings():  # a read-only memory map: torch only reads it
-            warnings.simplefilter("ignore", UserWarning)
-            self._half = torch.from_numpy(vectors)
+        self._half = torch_view(vectors)
         self.ann = ann
         self.file_rows = np.arange(len(vectors)) if file_rows is None else file_rows
         self._positions: np.ndarray | None = None  # file row -> row here (-1: none)
         self._identity: bool | None = None  # whether each row here is the same file row
         self.precision = precision
-        self._file = mapped_file(vectors)  # (open file, byte offset of row 0) of a memory map
+        self._file: tuple | None = None  # (open file, byte offset of row 0), at first read
         self._scan: RoughScan | None = None  # built at the first exact scan
         self._scan_lock = threading.Lock()
 
@@ -152,8 +146,11 @@ class VectorIndex:
         kernel maps 64 KiB around a fault), and a few thousand searches would hold the whole
         file resident beside a scan's codes (reading costs 2.5 µs a row, the map 1)."""
         rows = np.asarray(rows)
-        if read and self._file is not None and 0 < len(rows) <= READ_ROWS and rows.min() >= 0:
-            return read_rows(self._file, rows, self.dim)
+        if read and 0 < len(rows) <= READ_ROWS and rows.min() >= 0:
+            if self._file is None:
+                self._file = mapped_file(self.vectors)
+            if self._file:
+                return read_rows(self._file, rows, self.dim)
         return np.asarray(self.vectors[rows], np.float32)
 
     def blocks(self, step: int = BLOCK_ROWS):
@@ -217,14 +214,7 @@ class VectorIndex:
 
     def _torch_blocks(self, step: int = BLOCK_ROWS):
         """(first row, float32 torch block) over every row, in one reused buffer."""
-        import torch
-
-        buffer = torch.empty((step, self.dim), dtype=torch.float32)
-        for start in range(0, len(self), step):
-            half = self._half[start : start + step]
-            block = buffer[: len(half)]
-            block.copy_(half)
-            yield start, block
+        return torch_blocks(self._half, step)
 
     def search(
         self,
@@ -249,8 +239,9 @@ class VectorIndex:
         elif self.ann is not None and not how.exact:
             rows = self._ann_candidates(query, k, dims, exclude, kept, examples, how)
         elif dims is None and examples is None:
-            rows = self.scan().candidates(restrict(query, None), k, exclude)
-            read = self.scan().precision == "int8"  # it holds its codes, not the file
+            scan = self.scan()
+            rows = scan.candidates(restrict(query, None), k, exclude)
+            read = scan.holds_codes
         else:
             rows = None
         if rows is None:  # a float32 pass over every row, the rows near the k-th re-scored
@@ -352,19 +343,19 @@ class VectorIndex:
         return self._positions
 
 
-def mapped_file(vectors: np.ndarray):
+def mapped_file(vectors: np.ndarray) -> tuple:
     """(the file, opened for reading; the byte offset of the first row) of rows that are a
-    memory map (np.memmap) of a file or a run of its rows; None for an array in RAM."""
+    memory map (np.memmap) of a file or a run of its rows; () for an array in RAM."""
     top = vectors
     while isinstance(top, np.memmap) and isinstance(top.base, np.memmap):
         top = top.base
     if not isinstance(top, np.memmap) or top.filename is None:
-        return None
+        return ()
     start = vectors.__array_interface__["data"][0] - top.__array_interface__["data"][0]
     try:
         return open(top.filename, "rb", buffering=0), int(top.offset) + start
     except OSError:
-        return None
+        return ()
 
 
 def read_rows(file, rows: np.ndarray, dim: int) -> np.ndarray:

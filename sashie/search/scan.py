@@ -58,6 +58,9 @@ class RoughScan(ABC):
     """The rows that may be in a query's exact top k, found from rough scores of every row."""
 
     precision: str
+    # the scan holds codes of its own, not the rows: the rows it hands on for re-scoring are
+    # best read from the file, so that they do not become resident through the memory map
+    holds_codes = False
 
     def __init__(self, vectors: np.ndarray) -> None:
         self.vectors = vectors  # float16, rows x dim (a memory map or an array in RAM)
@@ -77,7 +80,7 @@ class TorchScan(RoughScan):
 
     def __init__(self, vectors: np.ndarray) -> None:
         super().__init__(vectors)
-        self.half = _torch_view(vectors)  # the float16 rows as they are, no copy
+        self.half = torch_view(vectors)  # the float16 rows as they are, no copy
 
     @abstractmethod
     def rough(self, query: np.ndarray) -> np.ndarray:
@@ -121,12 +124,8 @@ class Float32Scan(TorchScan):
 
         q = torch.from_numpy(np.asarray(query, np.float32))
         out = torch.empty(len(self.vectors), dtype=torch.float32)
-        buffer = torch.empty((BLOCK_ROWS, self.vectors.shape[1]), dtype=torch.float32)
-        for start in range(0, len(self.vectors), BLOCK_ROWS):
-            half = self.half[start : start + BLOCK_ROWS]
-            block = buffer[: len(half)]
-            block.copy_(half)
-            torch.mv(block, q, out=out[start : start + len(half)])
+        for start, block in torch_blocks(self.half):
+            torch.mv(block, q, out=out[start : start + len(block)])
         return out.numpy()
 
     def error(self, query):
@@ -163,6 +162,7 @@ class Int8Scan(RoughScan):
     stored value, so a rough score is within Σ|q_i|·range_i/510 of the exact one."""
 
     precision = "int8"
+    holds_codes = True
 
     def __init__(self, vectors: np.ndarray) -> None:
         super().__init__(vectors)
@@ -205,7 +205,7 @@ class Int8Scan(RoughScan):
         if exclude is not None:
             bits = np.packbits(~exclude, bitorder="little")  # lives until FAISS has searched
             params = faiss.SearchParameters(sel=faiss.IDSelectorBitmap(rows, faiss.swig_ptr(bits)))
-        floor = -np.inf
+        floor, window = -np.inf, 2 * self.error(q[0])
         wanted = min(rows, max(4 * k, k + 1024))
         while True:  # FAISS's range search is ten times slower than a wider top list
             scores, found = self.index.search(q, wanted, params=params)
@@ -213,7 +213,7 @@ class Int8Scan(RoughScan):
             scores, found = scores[0][kept], found[0][kept].astype(np.int64)
             if len(found) < k:  # fewer rows allowed than asked for: every one of them
                 break
-            floor = float(scores[k - 1]) - 2 * self.error(q[0])
+            floor = float(scores[k - 1]) - window
             if len(found) < wanted or wanted == rows or scores[-1] < floor:
                 break
             wanted = min(rows, 4 * wanted)  # rows beyond the list may lie above the floor
@@ -421,12 +421,26 @@ def _release(vectors: np.ndarray) -> None:
             mapping.madvise(mmap.MADV_DONTNEED)
 
 
-def _torch_view(vectors: np.ndarray):
+def torch_view(vectors: np.ndarray):
+    """The float16 rows as a torch tensor sharing their memory (a memory map included)."""
     import torch
 
     with warnings.catch_warnings():  # a read-only memory map: torch only reads it
         warnings.simplefilter("ignore", UserWarning)
         return torch.from_numpy(vectors)
+
+
+def torch_blocks(half, step: int = BLOCK_ROWS):
+    """(first row, float32 torch block) over every row of the float16 tensor `half`, each
+    written into one reused buffer: use it before asking for the next."""
+    import torch
+
+    buffer = torch.empty((step, half.shape[1]), dtype=torch.float32)
+    for start in range(0, len(half), step):
+        part = half[start : start + step]
+        block = buffer[: len(part)]
+        block.copy_(part)
+        yield start, block
 
 
 def _float32_blocks(vectors: np.ndarray, step: int = 1 << 15):

@@ -142,21 +142,17 @@ class Shards:
         count: int,
         *,
         precision: str | None = None,
-        name: str | None = None,
     ) -> Shards:
         """The first `rows` rows of the vector file in `folder` split into `count` Ray actors
-        on the cluster this process is connected to (named `name`-0, -1, ... and kept
-        after this process ends, when named)."""
+        on the cluster this process is connected to."""
         import ray
 
         remote = ray.remote(num_cpus=0)(FileShard)
         bounds = np.linspace(0, rows, count + 1).astype(int)
-        actors: list[Any] = []
-        for i, (a, b) in enumerate(itertools.pairwise(bounds)):
-            options = {"name": f"{name}-{i}", "lifetime": "detached"} if name else {}
-            actors.append(
-                remote.options(**options).remote(str(folder), dim, int(a), int(b - a), precision)
-            )
+        actors: list[Any] = [
+            remote.remote(str(folder), dim, int(a), int(b - a), precision)
+            for a, b in itertools.pairwise(bounds)
+        ]
         sizes = ray.get([actor.size.remote() for actor in actors], timeout=600)
         return cls(actors, sizes, ray=ray)
 
