@@ -136,6 +136,7 @@ class BFloat16Scan(TorchScan):
     """A bfloat16 copy of the rows (half the memory of float32), scanned by torch."""
 
     precision = "bfloat16"
+    holds_codes = True
 
     def __init__(self, vectors: np.ndarray) -> None:
         super().__init__(vectors)
