@@ -187,43 +187,45 @@ class AnnIndex:
         self,
         queries: np.ndarray,
         wanted: int,
-        allowed: np.ndarray | None = None,
+        excluded: np.ndarray | None = None,
         *,
-        allowed_count: int | None = None,
+        kept: int | None = None,
         nprobe: int | None = None,
         ef: int | None = None,
+        cover_for: int | None = None,
     ) -> np.ndarray:
         """The `wanted` best rows of the vector file for each query (float32, queries x dim),
-        best first, -1 where there are no more, among the rows the boolean mask `allowed`
-        (one per file row covered) lets through (`allowed_count`: how many it lets through,
-        when the caller knows)."""
+        best first, -1 where there are no more, never a row the boolean mask `excluded` (one
+        per file row covered) marks (`kept`: how many rows it lets through, when the caller
+        knows). A filter widens the search as if `cover_for` rows were wanted (default
+        `wanted`)."""
         queries = np.ascontiguousarray(queries, np.float32).reshape(-1, self.dim)
         wanted = max(1, min(wanted, self.rows))
-        if allowed is None:
+        if excluded is None:
             return self._search(queries, wanted, None, 1.0, nprobe, ef)
-        allowed = allowed[: self.rows]
-        count = np.count_nonzero(allowed) if allowed_count is None else allowed_count
+        excluded = excluded[: self.rows]
+        count = self.rows - int(np.count_nonzero(excluded)) if kept is None else kept
         if count == 0:
             return np.full((len(queries), wanted), -1, np.int64)
         share = min(1.0, count / self.rows)
         if self.kind == "hnsw":  # the graph is walked through excluded rows: a wider walk
-            return self._filtered(queries, wanted, allowed, share**-HNSW_WIDEN_POWER, nprobe, ef)
+            return self._filtered(queries, wanted, excluded, share**-HNSW_WIDEN_POWER, nprobe, ef)
         # the cells scanned must hold several times the allowed rows wanted (on many small
         # clusters the nearest allowed rows lie in more cells than the nearest rows)
-        cover = COVER * wanted / (share * self.rows / self.settings["cells"])
+        cover = COVER * (cover_for or wanted) / (share * self.rows / self.settings["cells"])
         widen = max(1.0, cover / (nprobe or self.settings["nprobe"]))
         if share < SELECTOR_BELOW:
-            return self._filtered(queries, wanted, allowed, widen, nprobe, ef)
+            return self._filtered(queries, wanted, excluded, widen, nprobe, ef)
         # a broad filter (a date range, the keep/exclude filter): FAISS scores codes fastest
         # without a selector; ask for the allowed share's worth more and drop the rest
         asked = min(self.rows, int(wanted / share * ASK_MORE) + 8)
         return _allowed_first(
-            self._search(queries, asked, None, widen, nprobe, ef), allowed, wanted
+            self._search(queries, asked, None, widen, nprobe, ef), excluded, wanted
         )
 
-    def _filtered(self, queries, wanted: int, allowed, widen: float, nprobe, ef) -> np.ndarray:
+    def _filtered(self, queries, wanted: int, excluded, widen: float, nprobe, ef) -> np.ndarray:
         """FAISS's search of the allowed rows only (it skips the others as it scans)."""
-        bits = np.packbits(allowed, bitorder="little")  # lives until FAISS has searched
+        bits = ~np.packbits(excluded, bitorder="little")  # lives until FAISS has searched
         faiss = _faiss()
         selector = faiss.IDSelectorBitmap(self.rows, faiss.swig_ptr(bits))
         rows = self._search(queries, wanted, selector, widen, nprobe, ef)
@@ -252,8 +254,9 @@ class AnnIndex:
         kind): the 4-bit codes of `ivfpq` rank coarsely (20 gave recall@100 0.994 for text
         at 1.14 M rows of the tuning world with one code a pair of dimensions, 10 0.974);
         the float16 codes of `ivf` rank as the exact scores do (1 and 2 a result: the same
-        recall at 1.14 M rows of the seed-2000 world, 0.2 ms apart; a search with excluded
-        rows asks 2 at least, ranking.py); an `hnsw` walk needs 2 (tests/search/test_ann.py)."""
+        recall at 1.14 M rows of the seed-2000 world, 0.2 ms apart; with rows excluded the
+        cells are widened instead, ranking.py); an `hnsw` walk needs 2
+        (tests/search/test_ann.py)."""
         default = {"ivfpq": 20, "ivf": 1}.get(self.kind, 2)
         return int(self.settings.get("rerank", default))
 
@@ -363,9 +366,12 @@ def _sync_folder(folder: Path) -> None:
         os.close(fd)
 
 
-def _allowed_first(rows: np.ndarray, allowed: np.ndarray, wanted: int) -> np.ndarray:
-    """The first `wanted` allowed rows of each line of `rows` (-1 after the last)."""
-    keep = rows >= 0
-    keep[keep] = allowed[rows[keep]]
-    order = np.argsort(~keep, axis=1, kind="stable")[:, :wanted]
-    return np.where(np.take_along_axis(keep, order, 1), np.take_along_axis(rows, order, 1), -1)
+def _allowed_first(rows: np.ndarray, excluded: np.ndarray, wanted: int) -> np.ndarray:
+    """The first `wanted` rows of each line of `rows` that `excluded` does not mark (-1 after
+    the last)."""
+    out = np.full((len(rows), wanted), -1, np.int64)
+    for line, found in zip(out, rows, strict=True):
+        found = found[found >= 0]
+        found = found[~excluded[found]][:wanted]
+        line[: len(found)] = found
+    return out

@@ -31,7 +31,9 @@ from .scan import BLOCK_ROWS, MachineScans, RoughScan, build, torch_blocks, torc
 DEFAULT_K = 100  # results a search returns unless asked for another number
 FLOAT32_TOLERANCE = 1e-4  # a float32 sum of 512 products is within 1e-6 of the float64 one
 SUBSPACE_CANDIDATES = 20  # ANN candidates per result for a query restricted to dimensions
-FILTERED_RERANK = 2  # ANN candidates per result at least, when some rows are excluded
+# a filter's cells hold fewer allowed rows: they are widened as for this many candidates a
+# result at least, whatever the index re-scores (tests/search/test_ann.py's clusters at 70 % out)
+FILTERED_COVER = 2
 # cells a query restricted to dimensions scans, times the index's own: its candidates come
 # from the full query, whose nearest cells hold fewer of the subspace's best (recall@100 of
 # multi-image queries at 1.14 M rows of the seed-1000 world: 0.953 with ivf's 12 cells)
@@ -288,35 +290,34 @@ class VectorIndex:
         ann = self.ann
         assert ann is not None
         positions = self._file_positions()
-        allowed_rows = None  # every row of the file is allowed: no mask to pass
+        excluded_rows = None  # every row of the file is allowed: no mask to pass
         allowed_count = len(self)
         if exclude is not None and len(exclude) == len(positions) and self._rows_are_file_rows():
-            allowed_rows = ~exclude  # every row of the file is an item here, in its order
+            excluded_rows = exclude  # every row of the file is an item here, in its order
             allowed_count = kept
         elif exclude is not None or len(self) < len(positions):
-            allowed_rows = positions >= 0
+            excluded_rows = positions < 0
             if exclude is not None:
-                allowed_rows[self.file_rows[exclude]] = False
-            allowed_count = int(np.count_nonzero(allowed_rows))
+                excluded_rows[self.file_rows[exclude]] = True
+            allowed_count = len(excluded_rows) - int(np.count_nonzero(excluded_rows))
         per_result = SUBSPACE_CANDIDATES if dims is not None else ann.rerank
-        if allowed_rows is not None:  # a filter's cells hold fewer allowed rows: ask more
-            per_result = max(per_result, FILTERED_RERANK)
         wanted = min(k * per_result, allowed_count)
         searches = [restrict(query, None)]
         if examples is not None and len(examples):
             searches += list(np.asarray(examples, np.float32))
-        covered = allowed_rows is not None and len(allowed_rows) == ann.rows
+        covered = excluded_rows is not None and len(excluded_rows) == ann.rows
         nprobe = how.nprobe
         if dims is not None and nprobe is None and "nprobe" in ann.settings:
             nprobe = ann.settings["nprobe"] * SUBSPACE_PROBES
         found = ann.search(
-            np.stack(searches), wanted, allowed_rows, nprobe=nprobe, ef=how.ef,
-            allowed_count=allowed_count if covered else None,
+            np.stack(searches), wanted, excluded_rows, nprobe=nprobe, ef=how.ef,
+            kept=allowed_count if covered else None,
+            cover_for=k * max(per_result, FILTERED_COVER),
         )  # fmt: skip
         rows = found[found >= 0]
         uncovered = np.arange(ann.rows, len(positions))
-        if allowed_rows is not None:
-            uncovered = uncovered[allowed_rows[ann.rows :]]
+        if excluded_rows is not None:
+            uncovered = uncovered[~excluded_rows[ann.rows :]]
         candidates = positions[np.unique(np.concatenate([rows, uncovered]))]
         candidates = candidates[candidates >= 0]
         if len(candidates) < min(k, allowed_count):
