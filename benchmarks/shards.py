@@ -61,7 +61,9 @@ def main() -> None:
 
         ray.init(num_cpus=os.cpu_count(), include_dashboard=False, log_to_driver=False)
         started = time.perf_counter()
-        shards = Shards.on_ray(Path(tmp), args.dim, written, args.shards)
+        shards = Shards.of_index(
+            VectorIndex(vectors, files.item_ids(written), precision=precision), args.shards, ray=ray
+        )
         shards.search(queries[0], 100)  # every shard's scan built
         ready_s = time.perf_counter() - started
         same, total, slowest = [], [], []

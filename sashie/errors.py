@@ -21,3 +21,7 @@ class Damaged(SashieError):
         super().__init__(f"{part} is damaged ({reason}); `sashie check` lists what is damaged")
         self.part = part
         self.reason = reason
+
+
+class ShardDown(SashieError):
+    """A shard of a sharded search (sashie/search/shards.py) did not answer."""

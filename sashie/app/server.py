@@ -33,7 +33,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ..adapt.settings import DEFAULTS
 from ..classify.coder import OTHER
-from ..errors import Damaged, NotFound, SashieError
+from ..errors import Damaged, NotFound, SashieError, ShardDown
 from ..library import Library
 from ..search.feedback import DEFAULT_LEARNER, FEEDBACK_LEARNERS
 from ..search.query import DEFAULT_DIMS
@@ -136,6 +136,8 @@ def create_app(
     example_query: str | None = None,
     read_only: bool = False,
     read_token: str | None = None,
+    cluster: str | None = None,
+    shards: int = 4,
 ) -> FastAPI:
     """The app for one library; with `token`, every request must carry it; with
     `allowed_hosts`, a request naming another Host is refused (DNS rebinding).
@@ -143,11 +145,15 @@ def create_app(
     `read_only` (or a library this process cannot write): every request that would change
     the library is refused (403), and the page hides the controls that would; so for the
     requests that carry `read_token` (with `token`, for those who may change it).
+    `cluster`: searches fan out to `shards` Ray actors on the cluster at that address
+    ("local": a Ray started here), each holding a run of the library's rows.
 
     Model work (encoding a query, training) never runs on the event loop: endpoints are
     plain functions, which FastAPI runs in worker threads, side by side; the search endpoint
     hands its work to one."""
     lib = Library(library, trust_remote_code=trust_remote_code, read_only=read_only)
+    if cluster is not None:
+        lib.shard(shards, address=cluster)
     keep_large_blocks_apart()  # a burst of large example images leaves no bloated heap
     adapting = Job("adapt", "the model is being adapted already; wait for it to finish")
     grouping = Job("printings", "the printings are being grouped already; wait for it to finish")
@@ -340,6 +346,11 @@ def _answer_errors(app: FastAPI) -> None:
         (`sashie check --repair`); answers that do not need it go on."""
         return JSONResponse({"error": _told(request, error), "damaged": True}, status_code=503)
 
+    @app.exception_handler(ShardDown)
+    async def shard_down(request: Request, error: ShardDown):
+        """A shard of the cluster did not answer: no results rather than fewer."""
+        return JSONResponse({"error": _told(request, error), "shard_down": True}, status_code=503)
+
     @app.exception_handler(SashieError)
     async def sashie_error(request: Request, error: SashieError):
         return JSONResponse({"error": _told(request, error)}, status_code=400)
@@ -372,6 +383,8 @@ def serve(
     example_query: str | None = None,
     read_only: bool = False,
     read_token: str | None = None,
+    cluster: str | None = None,
+    shards: int = 4,
     echo: Callable[[str], None] = print,
 ) -> None:
     """Run the server until Ctrl-C; with `read_token`, those who have it only search and
@@ -403,6 +416,8 @@ def serve(
         example_query=example_query,
         read_only=read_only,
         read_token=read_token,
+        cluster=cluster,
+        shards=shards,
     )
     shown = "localhost" if local else host
     echo(f"sashie: http://{shown}:{port}/" + (f"?token={token}" if token else ""))

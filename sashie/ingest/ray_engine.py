@@ -37,16 +37,41 @@ MAX_BLOCKS = 10_000  # blocks the page list is cut into
 CONNECT_TIMEOUT = 5.0  # seconds to wait for a cluster's address to answer
 
 
-def ray_module() -> Any:
-    """Ray, or one clear error when the extra is not installed."""
+def ray_module(needs: str = "--engine ray") -> Any:
+    """Ray, or one clear error (`needs` ...) when the extra is not installed."""
     try:
         import ray
         import ray.data
     except ImportError:
-        raise SashieError(
-            "--engine ray needs Ray; install it with pip install 'sashie[ray]'"
-        ) from None
+        raise SashieError(f"{needs} needs Ray; install it with pip install 'sashie[ray]'") from None
     return ray
+
+
+def join_cluster(ray: Any, address: str | None, cpus: int) -> bool:
+    """Join the Ray cluster at `address` (or the one this process is already connected to),
+    or start one here with `cpus` CPUs; True when started here. One error line when the
+    cluster cannot be reached."""
+    where = f"at {address}" if address else "on this machine"
+    try:
+        if address:
+            check_reachable(address)
+        if ray.is_initialized():
+            return False
+        for name in ("ray", "ray.data"):  # Ray's notices and bars: the callers report
+            logging.getLogger(name).setLevel(logging.ERROR)
+        options: dict = {
+            "include_dashboard": False,
+            "log_to_driver": False,
+            "logging_level": logging.ERROR,
+        }
+        if address:
+            ray.init(address=address, **options)
+        else:
+            ray.init(num_cpus=cpus, **options)
+    except (OSError, RuntimeError, ValueError) as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise SashieError(f"cannot reach a Ray cluster {where} ({first})") from None
+    return True
 
 
 class RayEngine:
@@ -81,30 +106,10 @@ class RayEngine:
                 self.ray.shutdown()
 
     def _connect(self) -> bool:
-        """Join the cluster at `address` (or the one this process is already connected to),
-        or start a local one; True when started here."""
-        ray = self.ray
-        where = f"at {self.address}" if self.address else "on this machine"
-        try:
-            if self.address:
-                check_reachable(self.address)
-            if ray.is_initialized():
-                return False
-            for name in ("ray", "ray.data"):  # Ray's notices and bars: the Indexer reports
-                logging.getLogger(name).setLevel(logging.ERROR)
-            options: dict = {
-                "include_dashboard": False,
-                "log_to_driver": False,
-                "logging_level": logging.ERROR,
-            }
-            if self.address:
-                ray.init(address=self.address, **options)
-            else:  # readers and one model actor, even on a machine with fewer cores
-                ray.init(num_cpus=(self.workers or min(8, os.cpu_count() or 1)) + 1, **options)
-        except (OSError, RuntimeError, ValueError) as e:
-            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-            raise SashieError(f"cannot reach a Ray cluster {where} ({first})") from None
-        return True
+        """Join the cluster (`join_cluster`); readers and one model actor on a machine of
+        its own, even one with fewer cores; True when started here."""
+        cpus = (self.workers or min(8, os.cpu_count() or 1)) + 1
+        return join_cluster(self.ray, self.address, cpus)
 
     def _stream(self, cutter: PageCutter, jobs: list[PageJob]) -> Generator[Batch, None, None]:
         ray = self.ray

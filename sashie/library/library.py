@@ -36,7 +36,7 @@ from ..encoders import Encoder
 from ..errors import NotFound, SashieError
 from ..ingest.indexer import AddReport
 from ..regions import DEFAULT_DETECTORS, parse_detector_names
-from ..search.feedback import DEFAULT_LEARNER, refine
+from ..search.feedback import DEFAULT_LEARNER, learn, refine
 from ..search.query import Query
 from ..search.ranking import DEFAULT_K, AnnSearch, VectorIndex, restrict
 from ..sources.books import read_sidecar
@@ -62,6 +62,7 @@ from .parts import Ids, Parts, writable
 from .printings import Printings
 from .regions import Regions
 from .searching import Asked, Filters, Result, judged, results
+from .sharding import Sharding
 from .versions import Versions
 
 
@@ -104,6 +105,7 @@ class Library:
         self.books = Books(parts)
         self.printings = Printings(parts)
         self.map = CollectionMap(parts)
+        self._sharding: Sharding | None = None
 
     @property
     def read_only(self) -> bool:
@@ -334,6 +336,16 @@ class Library:
         names one ("base" for the encoder's own). Loaded once; a new ANN file is noticed."""
         return self._parts.load(model, version).index
 
+    def shard(self, count: int, *, address: str | None = None) -> None:
+        """Search and refine from now on through `count` shards of the library's rows: Ray
+        actors on the cluster at `address` ("local": a Ray started here), or held in this
+        process (None). Results are one index's, to the last id (exact scans in each shard);
+        a shard that does not answer is one error (`ShardDown`), never fewer results. The
+        cluster is joined, and the default model's shards started, now."""
+        self._sharding = Sharding(count, address)
+        if self.default_model is not None:
+            self._sharding.shards(self._parts.manifest.model_id(None), self.index())
+
     def vectors_of(
         self, item_ids: Ids, model: str | None = None, *, version: str | None = None
     ) -> np.ndarray:
@@ -383,9 +395,16 @@ class Library:
         memory = self._parts.memory(model) if query.text_only and query.dims is None else None
         boost = memory.boost(query.vector) if memory is not None else {}
         how = self._ann_search(model, exact, nprobe, ef)
-        item_ids, scores = index.search(
-            query.vector, k, query.dims, exclude=left_out, how=how, **boost
-        )
+        if self._sharding is not None:
+            shards = self._sharding.shards(self._parts.manifest.model_id(model), index)
+            found = shards.search(
+                query.vector, k, dims=query.dims, exclude=left_out, how=how, **boost
+            )
+            item_ids, scores = found.ids, found.scores
+        else:
+            item_ids, scores = index.search(
+                query.vector, k, query.dims, exclude=left_out, how=how, **boost
+            )
         return at_least(results(self._parts, item_ids, scores, label_set), where.min_score)
 
     def feedback(
@@ -411,16 +430,16 @@ class Library:
             query = replace(_asked(query), dims=None)
         query = self._built(query, model, index.dim)
         left_out, label_set = searching.left_out(self._parts, self.labels, where, model)
-        item_ids, scores = refine(
-            index,
-            query.vector,
-            relevant,
-            irrelevant,
-            learner=learner,
-            k=k,
-            exclude=left_out,
-            seed=seed,
-        )
+        marks = (relevant, irrelevant)
+        if self._sharding is not None:
+            learned = learn(index, query.vector, *marks, learner=learner, seed=seed)
+            shards = self._sharding.shards(self._parts.manifest.model_id(model), index)
+            found = shards.feedback(learned, k, exclude=left_out)
+            item_ids, scores = found.ids, found.scores
+        else:
+            item_ids, scores = refine(
+                index, query.vector, *marks, learner=learner, k=k, exclude=left_out, seed=seed
+            )
         return at_least(results(self._parts, item_ids, scores, label_set), where.min_score)
 
     def _built(

@@ -16,11 +16,13 @@ paper's), `rocchio`. `benchmarks/feedback.py` compares them with a simulated use
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
 from ..errors import SashieError
-from .ranking import VectorIndex, restrict, top_k_allowed
+from .ranking import FLOAT32_TOLERANCE, VectorIndex, restrict, top_k
 
 FEEDBACK_LEARNERS = ("linear_svm", "logistic", "decision_tree", "rocchio")
 DEFAULT_LEARNER = "linear_svm"  # the best with a simulated user: benchmarks/feedback.py
@@ -63,6 +65,124 @@ def _classifier(learner: str, seed: int):
     )
 
 
+@dataclass(frozen=True)
+class Learned:
+    """What feedback learned, in a form any holder of rows applies to its own (one index, or
+    each shard): rows ranked by `query`; those the learner predicts relevant (the
+    hyperplane `plane` = (w, b): w.x + b > 0; or the decision `tree`) first; the items
+    marked relevant before all, those marked irrelevant after all. Rocchio's moved query
+    predicts nothing."""
+
+    query: np.ndarray
+    relevant: np.ndarray  # item ids
+    irrelevant: np.ndarray
+    plane: tuple[np.ndarray, float] | None = None
+    tree: Any = None
+
+    @property
+    def predicts(self) -> bool:
+        return self.plane is not None or self.tree is not None
+
+
+def learn(
+    index: VectorIndex,
+    query: np.ndarray,
+    relevant: Sequence[int],
+    irrelevant: Sequence[int] = (),
+    *,
+    learner: str = DEFAULT_LEARNER,
+    negatives: int = EXTRA_NEGATIVES,
+    seed: int = 0,
+) -> Learned:
+    """What the marks teach, from the marked items' vectors in `index` (and random items of
+    it as extra negatives)."""
+    query = restrict(query, None)
+    relevant_rows = _rows(index, relevant)
+    irrelevant_rows = _rows(index, irrelevant)
+    if len(relevant_rows) == 0:
+        raise SashieError("mark at least one result as relevant")
+    marks = (index.item_ids[relevant_rows], index.item_ids[irrelevant_rows])
+    if learner == "rocchio":
+        a, b, c = ROCCHIO
+        moved = a * query + b * index.take(relevant_rows).mean(0)
+        if len(irrelevant_rows):
+            moved -= c * index.take(irrelevant_rows).mean(0)
+        return Learned(restrict(moved, None), *marks)
+    marked = np.concatenate([relevant_rows, irrelevant_rows])
+    negative_rows = np.concatenate(
+        [irrelevant_rows, _random_rows(len(index), marked, negatives, seed)]
+    )
+    x = index.take(np.concatenate([relevant_rows, negative_rows]))
+    y = np.r_[np.ones(len(relevant_rows)), np.zeros(len(negative_rows))]
+    model = _classifier(learner, seed).fit(x, y)
+    if learner == "decision_tree":
+        return Learned(query, *marks, tree=model)
+    plane = (model.coef_[0].astype(np.float32), float(model.intercept_[0]))
+    return Learned(query, *marks, plane=plane)
+
+
+def ranked(
+    index: VectorIndex, learned: Learned, k: int = 100, exclude: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(item ids, scores by the query, ranking keys) of the k first rows of `index` by what
+    was learned, never a row `exclude` marks; equal keys by item id. The rows near the k-th
+    key (or near the hyperplane) are ranked again with float64 sums, so that a row's place
+    does not depend on which rows it was scored with (one index or shards agree)."""
+    columns = [learned.query] + ([learned.plane[0]] if learned.plane is not None else [])
+    products = index.products(np.stack(columns, 1))
+    key = _keys(index, learned, products[:, 0], _predicted(index, learned, products))
+    if exclude is not None:
+        key[exclude] = -np.inf
+    best = top_k(key, k)
+    best = best[np.isfinite(key[best])]
+    if len(best) == 0:
+        return index.item_ids[best], products[best, 0], key[best]
+    near = key >= key[best[-1]] - 2 * FLOAT32_TOLERANCE
+    if learned.plane is not None:  # a row this near the plane may fall on either side
+        near |= np.abs(products[:, 1] + learned.plane[1]) <= FLOAT32_TOLERANCE
+    rows = np.flatnonzero(near & np.isfinite(key))
+    exact = index.take(rows).astype(np.float64) @ np.stack(columns, 1).astype(np.float64)
+    rows_key = _keys(index, learned, exact[:, 0], _predicted(index, learned, exact, rows), rows)
+    chosen = top_k(rows_key, k, index.item_ids[rows])
+    return (
+        index.item_ids[rows[chosen]],
+        exact[chosen, 0].astype(np.float32),
+        rows_key[chosen].astype(np.float32),
+    )
+
+
+def _predicted(
+    index: VectorIndex, learned: Learned, products: np.ndarray, rows: np.ndarray | None = None
+) -> np.ndarray | None:
+    """Whether each row (`rows` of the index, or all) is predicted relevant (None: no
+    learner predicts)."""
+    if learned.plane is not None:
+        return products[:, 1] + learned.plane[1] > 0
+    if learned.tree is None:
+        return None
+    if rows is not None:
+        return learned.tree.predict(index.take(rows)) > 0.5
+    return np.concatenate([learned.tree.predict(block) > 0.5 for _, block in index.blocks()])
+
+
+def _keys(
+    index: VectorIndex,
+    learned: Learned,
+    scores: np.ndarray,
+    predicted: np.ndarray | None,
+    rows: np.ndarray | None = None,
+) -> np.ndarray:
+    """Each row's ranking key: its score, +4 if predicted relevant (scores lie in [-1, 1]),
+    +16 if marked relevant, -16 if marked irrelevant."""
+    key = np.asarray(scores, np.float64).copy()
+    if predicted is not None:
+        key[predicted] += 4.0
+    ids = index.item_ids if rows is None else index.item_ids[rows]
+    key[np.isin(ids, learned.relevant)] += 16.0
+    key[np.isin(ids, learned.irrelevant)] -= 16.0
+    return key
+
+
 def refine(
     index: VectorIndex,
     query: np.ndarray,
@@ -77,38 +197,8 @@ def refine(
 ) -> tuple[np.ndarray, np.ndarray]:
     """(item ids, scores) of the k best items after feedback, best first. `exclude` masks
     rows never to return (the filter's exclusions)."""
-    query = restrict(query, None)
-    relevant_rows = _rows(index, relevant)
-    irrelevant_rows = _rows(index, irrelevant)
-    if len(relevant_rows) == 0:
-        raise SashieError("mark at least one result as relevant")
-    if learner == "rocchio":
-        a, b, c = ROCCHIO
-        moved = a * query + b * index.take(relevant_rows).mean(0)
-        if len(irrelevant_rows):
-            moved -= c * index.take(irrelevant_rows).mean(0)
-        scores = index.products(restrict(moved, None)[:, None])[:, 0]
-        key = scores
-    else:
-        marked = np.concatenate([relevant_rows, irrelevant_rows])
-        negative_rows = np.concatenate(
-            [irrelevant_rows, _random_rows(len(index), marked, negatives, seed)]
-        )
-        x = index.take(np.concatenate([relevant_rows, negative_rows]))
-        y = np.r_[np.ones(len(relevant_rows)), np.zeros(len(negative_rows))]
-        model = _classifier(learner, seed).fit(x, y)
-        if learner == "decision_tree":
-            scores = index.products(query[:, None])[:, 0]
-            predicted = np.concatenate([model.predict(block) > 0.5 for _, block in index.blocks()])
-        else:  # one pass over the vectors for the query and the hyperplane together
-            w = model.coef_[0].astype(np.float32)
-            both = index.products(np.stack([query, w], 1))
-            scores, predicted = both[:, 0], both[:, 1] + model.intercept_[0] > 0
-        # the items predicted relevant first, each group ranked by the query
-        key = np.where(predicted, scores + 4.0, scores)  # scores lie in [-1, 1]
-    # what the user judged stays judged: marked relevant first, marked irrelevant last
-    key = key.astype(np.float32)
-    key[relevant_rows] += 16.0
-    key[irrelevant_rows] -= 16.0
-    best = top_k_allowed(key, k, exclude)
-    return index.item_ids[best], scores[best].astype(np.float32)
+    learned = learn(
+        index, query, relevant, irrelevant, learner=learner, negatives=negatives, seed=seed
+    )
+    ids, scores, _ = ranked(index, learned, k, exclude)
+    return ids, scores

@@ -344,17 +344,26 @@ class VectorIndex:
         return self._positions
 
 
-def mapped_file(vectors: np.ndarray) -> tuple:
-    """(the file, opened for reading; the byte offset of the first row) of rows that are a
-    memory map (np.memmap) of a file or a run of its rows; () for an array in RAM."""
+def mapped_path(vectors: np.ndarray) -> tuple[str, int] | None:
+    """(the file's path, the byte offset of the first row) of rows that are a memory map
+    (np.memmap) of a file or a run of its rows; None for an array in RAM."""
     top = vectors
     while isinstance(top, np.memmap) and isinstance(top.base, np.memmap):
         top = top.base
     if not isinstance(top, np.memmap) or top.filename is None:
-        return ()
+        return None
     start = vectors.__array_interface__["data"][0] - top.__array_interface__["data"][0]
+    return str(top.filename), int(top.offset) + start
+
+
+def mapped_file(vectors: np.ndarray) -> tuple:
+    """(the file, opened for reading; the byte offset of the first row) of rows that are a
+    memory map of a file (`mapped_path`); () for an array in RAM."""
+    where = mapped_path(vectors)
+    if where is None:
+        return ()
     try:
-        return open(top.filename, "rb", buffering=0), int(top.offset) + start
+        return open(where[0], "rb", buffering=0), where[1]
     except OSError:
         return ()
 

@@ -7,6 +7,8 @@ them: a row's score is a float64 sum of its float16 values times the query, the 
 shard. The top k of the union of the shards' lists is then the top k of every row: the same
 ids in the same order as one index holding them all (equal scores: the smaller item id
 first), for exact scans; with ANN indexes each shard's candidates are its own index's.
+Feedback is learned once, where the query is asked (from the marked items' vectors), and
+applied by every shard to its own rows (sashie/search/feedback.py: `Learned`, `ranked`).
 
 Ray actors, not Ray Serve deployments: a shard is one long-lived process holding its rows
 and answering one method; Serve would put an HTTP proxy, a controller and autoscaling
@@ -21,19 +23,15 @@ from __future__ import annotations
 import itertools
 import time
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from ..errors import SashieError
-from .ranking import AnnSearch, VectorIndex, top_k
+from ..errors import ShardDown
+from .feedback import Learned, ranked
+from .ranking import AnnSearch, VectorIndex, mapped_path, top_k
 
 SHARD_TIMEOUT = 30.0  # seconds a query waits for a shard's answer
-
-
-class ShardDown(SashieError):
-    """A shard did not answer."""
 
 
 @dataclass(frozen=True)
@@ -52,7 +50,9 @@ class Found:
 
 
 class Shard:
-    """One shard's rows and its search (what a Ray actor holds, or this process)."""
+    """One shard's rows and its searches (what a Ray actor holds, or this process). Each
+    search takes `excluded` first: packed bits (little-endian), one a row, set for rows
+    never to return (None: none)."""
 
     def __init__(self, index: VectorIndex) -> None:
         self.index = index
@@ -62,57 +62,83 @@ class Shard:
 
     def search(
         self,
+        excluded: np.ndarray | None,
         query: np.ndarray,
         k: int,
         dims: np.ndarray | None = None,
-        excluded: np.ndarray | None = None,
         examples: np.ndarray | None = None,
         weight: float = 1.0,
         sharpness: float = 5.0,
         how: AnnSearch | None = None,
     ) -> tuple[np.ndarray, np.ndarray, float]:
-        """(item ids, scores, milliseconds taken) of this shard's k best rows; `excluded`:
-        packed bits (little-endian), one a row, set for rows never to return."""
+        """(item ids, scores, milliseconds taken) of this shard's k best rows."""
         started = time.perf_counter()
-        exclude = None
-        if excluded is not None:
-            exclude = np.unpackbits(excluded, count=len(self.index), bitorder="little")
-            exclude = exclude.astype(bool)
         ids, scores = self.index.search(
-            query, k, dims, exclude, examples, weight, sharpness, how=how or AnnSearch()
-        )
+            query, k, dims, self._mask(excluded), examples, weight, sharpness,
+            how=how or AnnSearch(),
+        )  # fmt: skip
         return ids, scores, (time.perf_counter() - started) * 1000
+
+    def feedback(
+        self, excluded: np.ndarray | None, learned: Learned, k: int
+    ) -> tuple[np.ndarray, np.ndarray, float, np.ndarray]:
+        """(item ids, scores, milliseconds taken, ranking keys) of this shard's k first rows
+        by what feedback learned."""
+        started = time.perf_counter()
+        ids, scores, keys = ranked(self.index, learned, k, self._mask(excluded))
+        return ids, scores, (time.perf_counter() - started) * 1000, keys
+
+    def _mask(self, excluded: np.ndarray | None) -> np.ndarray | None:
+        if excluded is None:
+            return None
+        return np.unpackbits(excluded, count=len(self.index), bitorder="little").astype(bool)
 
 
 class FileShard(Shard):
-    """Rows first .. first + count of a vector file (sashie/store/vectors.py), memory-mapped
-    where the shard runs (the form a Ray actor is started in)."""
+    """A run of rows of a float16 vector file (`path`, the byte `offset` of its row 0) from
+    row `first` on, one a given item id, memory-mapped where the shard runs (the form a Ray
+    actor is started in, on a machine that sees the file)."""
 
     def __init__(
-        self, folder: str, dim: int, first: int, count: int, precision: str | None = None
+        self,
+        path: str,
+        offset: int,
+        dim: int,
+        first: int,
+        item_ids: np.ndarray,
+        precision: str | None = None,
     ) -> None:
-        from ..store.vectors import VectorFile
-
-        files = VectorFile(Path(folder), dim)
-        vectors = files.vectors(first + count)[first:]
-        super().__init__(
-            VectorIndex(vectors, files.item_ids(first + count)[first:], precision=precision)
-        )
+        start = offset + first * dim * 2
+        shape = (len(item_ids), dim)
+        vectors = np.memmap(path, np.float16, "r", offset=start, shape=shape)
+        super().__init__(VectorIndex(vectors, item_ids, precision=precision))
 
 
-def merge(parts: list[tuple[np.ndarray, np.ndarray]], k: int) -> tuple[np.ndarray, np.ndarray]:
-    """The k best of the shards' (ids, scores) lists: higher score first, then smaller id."""
+class HeldShard(Shard):
+    """Rows given as an array (vectors not read from a file as they are: a model version's
+    adapted vectors), for a Ray actor."""
+
+    def __init__(self, vectors: np.ndarray, item_ids: np.ndarray, precision: str | None) -> None:
+        super().__init__(VectorIndex(vectors, item_ids, precision=precision))
+
+
+def merge(
+    parts: list[tuple[np.ndarray, np.ndarray]], k: int, keys: list[np.ndarray] | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """The k best of the shards' (ids, scores) lists: higher score (or `keys`, one array a
+    part, when given) first, then smaller id."""
     if not parts:
         return np.zeros(0, np.int64), np.zeros(0, np.float32)
     ids = np.concatenate([np.asarray(i, np.int64) for i, _ in parts])
     scores = np.concatenate([np.asarray(s, np.float32) for _, s in parts])
-    best = top_k(scores, k, ids)
+    rank = scores if keys is None else np.concatenate([np.asarray(k_, np.float32) for k_ in keys])
+    best = top_k(rank, k, ids)
     return ids[best], scores[best]
 
 
 class Shards:
-    """Shards to fan a query out to: in this process (`in_process`) or Ray actors
-    (`on_ray`), each holding a contiguous run of rows in the order given."""
+    """Shards to fan a query out to: in this process or Ray actors, each holding a
+    contiguous run of an index's rows in its order (`of_index`)."""
 
     def __init__(self, shards: list[Any], sizes: list[int], *, ray: Any = None) -> None:
         self.shards = shards
@@ -124,35 +150,31 @@ class Shards:
         return int(self.starts[-1])
 
     @classmethod
-    def in_process(cls, index: VectorIndex, count: int) -> Shards:
-        """`index`'s rows split into `count` shards held here."""
+    def of_index(cls, index: VectorIndex, count: int, *, ray: Any = None) -> Shards:
+        """`index`'s rows split into `count` shards: held here, or with `ray` (the module,
+        connected to a cluster) Ray actors, each mapping its run of the vector file where
+        the rows are a run of one (else sent its rows: a model version's adapted vectors)."""
         bounds = np.linspace(0, len(index), count + 1).astype(int)
-        shards = [
-            Shard(VectorIndex(index.vectors[a:b], index.item_ids[a:b], precision=index.precision))
-            for a, b in itertools.pairwise(bounds)
-        ]
-        return cls(shards, [s.size() for s in shards])
-
-    @classmethod
-    def on_ray(
-        cls,
-        folder: Path,
-        dim: int,
-        rows: int,
-        count: int,
-        *,
-        precision: str | None = None,
-    ) -> Shards:
-        """The first `rows` rows of the vector file in `folder` split into `count` Ray actors
-        on the cluster this process is connected to."""
-        import ray
-
-        remote = ray.remote(num_cpus=0)(FileShard)
-        bounds = np.linspace(0, rows, count + 1).astype(int)
-        actors: list[Any] = [
-            remote.remote(str(folder), dim, int(a), int(b - a), precision)
-            for a, b in itertools.pairwise(bounds)
-        ]
+        runs = list(itertools.pairwise(bounds))
+        if ray is None:
+            precision = index.precision
+            shards = [
+                Shard(VectorIndex(index.vectors[a:b], index.item_ids[a:b], precision=precision))
+                for a, b in runs
+            ]
+            return cls(shards, [s.size() for s in shards])
+        where = mapped_path(index.vectors)  # a run of a file's rows: each maps its own
+        actors: list[Any] = []
+        for a, b in runs:
+            ids = np.ascontiguousarray(index.item_ids[a:b])
+            if where is not None:
+                actor = ray.remote(num_cpus=0)(FileShard).remote(
+                    where[0], where[1], index.dim, int(a), ids, index.precision
+                )
+            else:
+                rows = np.ascontiguousarray(index.vectors[a:b])
+                actor = ray.remote(num_cpus=0)(HeldShard).remote(rows, ids, index.precision)
+            actors.append(actor)
         sizes = ray.get([actor.size.remote() for actor in actors], timeout=600)
         return cls(actors, sizes, ray=ray)
 
@@ -173,6 +195,30 @@ class Shards:
         """The k best rows of every shard (`exclude`: a mask over all rows, in shard order).
         A shard that does not answer raises `ShardDown`, or with `partial` is left out and
         named in `Found.missing`."""
+        args = (query, k, dims, examples, weight, sharpness, how)
+        answers, missing = self._fan_out("search", args, exclude, partial, timeout)
+        ids, scores = merge([(a[0], a[1]) for a in answers], k)
+        return Found(ids, scores, missing, max((a[2] for a in answers), default=0.0))
+
+    def feedback(
+        self,
+        learned: Learned,
+        k: int = 100,
+        *,
+        exclude: np.ndarray | None = None,
+        partial: bool = False,
+        timeout: float = SHARD_TIMEOUT,
+    ) -> Found:
+        """The k first rows of every shard by what feedback learned (as `search`)."""
+        answers, missing = self._fan_out("feedback", (learned, k), exclude, partial, timeout)
+        ids, scores = merge([(a[0], a[1]) for a in answers], k, [a[3] for a in answers])
+        return Found(ids, scores, missing, max((a[2] for a in answers), default=0.0))
+
+    def _fan_out(
+        self, method: str, args: tuple, exclude: np.ndarray | None, partial: bool, timeout: float
+    ) -> tuple[list[tuple], tuple[int, ...]]:
+        """Every shard's answer to `method` (with its part of `exclude` first), and the
+        shards that did not answer (only with `partial`; else `ShardDown` names the first)."""
         if exclude is not None and len(exclude) != len(self):
             raise ValueError(f"exclude has {len(exclude)} rows, the shards {len(self)}")
         asks = []
@@ -181,25 +227,23 @@ class Shards:
             if exclude is not None:
                 part = exclude[self.starts[i] : self.starts[i + 1]]
                 bits = np.packbits(part, bitorder="little")
-            args = (query, k, dims, bits, examples, weight, sharpness, how)
-            asks.append(shard.search.remote(*args) if self.ray else (shard, args))
+            if self.ray:
+                asks.append(getattr(shard, method).remote(bits, *args))
+            else:
+                asks.append((getattr(shard, method), (bits, *args)))
         deadline = time.monotonic() + timeout
         answers = self._all_answers(asks, timeout)
-        parts, missing, slowest = [], [], 0.0
+        got, missing = [], []
         for i, ask in enumerate(asks):
             left = max(0.0, deadline - time.monotonic())  # the query's time, not each shard's
             try:
-                ids, scores, ms = answers[i] if answers else self._answer(ask, left)
+                got.append(answers[i] if answers else self._answer(ask, left))
             except ShardDown as e:
                 if not partial:
                     said = f"shard {i + 1} of {len(self.shards)} did not answer: {e}"
                     raise ShardDown(said) from None
                 missing.append(i)
-                continue
-            parts.append((ids, scores))
-            slowest = max(slowest, ms)
-        ids, scores = merge(parts, k)
-        return Found(ids, scores, tuple(missing), slowest)
+        return got, tuple(missing)
 
     def _all_answers(self, asks: list, timeout: float) -> list | None:
         """Every Ray shard's answer at once (one wait, not one a shard); None when one failed
@@ -211,10 +255,10 @@ class Shards:
         except (self.ray.exceptions.GetTimeoutError, self.ray.exceptions.RayError):
             return None
 
-    def _answer(self, ask: Any, timeout: float) -> tuple[np.ndarray, np.ndarray, float]:
+    def _answer(self, ask: Any, timeout: float) -> tuple:
         if self.ray is None:
-            shard, args = ask
-            return shard.search(*args)
+            method, args = ask
+            return method(*args)
         try:
             return self.ray.get(ask, timeout=timeout)
         except self.ray.exceptions.GetTimeoutError:

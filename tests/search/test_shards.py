@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from sashie.search.feedback import FEEDBACK_LEARNERS, learn, refine
 from sashie.search.ranking import VectorIndex
 from sashie.search.shards import ShardDown, Shards, merge
 from sashie.store.vectors import VectorFile
@@ -44,7 +45,7 @@ def test_shards_here_give_the_same_top_k_as_one_index_with_exclusions_and_subspa
 ):
     files = written(tmp_path)
     one = VectorIndex(files.vectors(4000), files.item_ids(4000), precision=precision)
-    shards = Shards.in_process(one, 4)
+    shards = Shards.of_index(one, 4)
     assert len(shards) == 4000 and len(shards.shards) == 4
     exclude = np.random.default_rng(1).random(4000) < 0.4
     dims = np.arange(0, 32, 2)
@@ -62,6 +63,27 @@ def test_shards_here_give_the_same_top_k_as_one_index_with_exclusions_and_subspa
         shards.search(q, 10, exclude=np.zeros(3, bool))
 
 
+@pytest.mark.parametrize("learner", FEEDBACK_LEARNERS)
+def test_feedback_learned_once_and_applied_by_each_shard_ranks_as_one_index(tmp_path, learner):
+    files = written(tmp_path)
+    one = VectorIndex(files.vectors(4000), files.item_ids(4000))
+    shards = Shards.of_index(one, 4)
+    ids = files.item_ids(4000)
+    exclude = np.random.default_rng(2).random(4000) < 0.3
+    q = queries(files, 4000, 1)[0]
+    relevant, irrelevant = ids[[5, 1200, 3900]], ids[[7, 2100]]
+    for mask in (None, exclude):
+        want = refine(one, q, relevant, irrelevant, learner=learner, k=100, exclude=mask)
+        learned = learn(one, q, relevant, irrelevant, learner=learner)
+        got = shards.feedback(learned, 100, exclude=mask)
+        np.testing.assert_array_equal(got.ids, want[0])
+        np.testing.assert_array_equal(got.scores, want[1])
+    # the marks rank first and last whichever shard holds them
+    got = shards.feedback(learn(one, q, relevant, irrelevant, learner=learner), 4000)
+    assert set(got.ids[:3].tolist()) == set(relevant.tolist())
+    assert set(got.ids[-2:].tolist()) == set(irrelevant.tolist())
+
+
 @pytest.fixture(scope="module")
 def ray_local():
     import ray
@@ -74,7 +96,7 @@ def ray_local():
 def test_ray_actor_shards_give_the_same_top_k_and_a_shard_down_is_never_silent(tmp_path, ray_local):
     files = written(tmp_path, rows=3000)
     one = VectorIndex(files.vectors(3000), files.item_ids(3000))
-    shards = Shards.on_ray(tmp_path, 32, 3000, 3)
+    shards = Shards.of_index(one, 3, ray=ray_local)
     assert shards.sizes == [1000, 1000, 1000]
     exclude = np.zeros(3000, bool)
     exclude[::3] = True
@@ -93,3 +115,16 @@ def test_ray_actor_shards_give_the_same_top_k_and_a_shard_down_is_never_silent(t
     alive = np.r_[0:1000, 2000:3000]
     want = VectorIndex(files.vectors(3000)[alive], files.item_ids(3000)[alive]).search(q, 100)
     np.testing.assert_array_equal(partial.ids, want[0])  # the other shards' results, whole
+
+
+def test_ray_shards_of_rows_held_in_memory_search_and_learn_as_one_index(tmp_path, ray_local):
+    """A model version's adapted vectors are no run of a file: each actor is sent its rows."""
+    files = written(tmp_path, rows=2000)
+    held = np.asarray(files.vectors(2000)) * np.float16(1)  # in RAM, not a map
+    one = VectorIndex(held, files.item_ids(2000))
+    shards = Shards.of_index(one, 2, ray=ray_local)
+    q = queries(files, 2000, 1)[0]
+    np.testing.assert_array_equal(shards.search(q, 50).ids, one.search(q, 50)[0])
+    learned = learn(one, q, files.item_ids(2000)[[3, 1500]], learner="linear_svm")
+    want = refine(one, q, files.item_ids(2000)[[3, 1500]], learner="linear_svm", k=50)
+    np.testing.assert_array_equal(shards.feedback(learned, 50).ids, want[0])

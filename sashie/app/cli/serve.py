@@ -47,9 +47,33 @@ from .common import LIBRARY, TRUST_REMOTE_CODE
     help="A second token, for readers: who has it may search and show, not change the "
     "library (--token, made when not given, stays the writers').",
 )
+@click.option(
+    "--cluster",
+    metavar="ADDRESS",
+    help="Search through shards of the library's rows held by Ray actors on the cluster at "
+    "ADDRESS (HOST:PORT of its head; 'local': a Ray started on this machine). Every machine "
+    "must see the library's folder at the same path. Needs the ray extra.",
+)
+@click.option(
+    "--shards",
+    type=click.IntRange(1, 4096),
+    default=4,
+    show_default=True,
+    help="With --cluster: how many shards (actors) the rows are split into.",
+)
 @TRUST_REMOTE_CODE
 def serve(
-    library, host, port, allow_remote, token, hosts, read_only, read_token, trust_remote_code
+    library,
+    host,
+    port,
+    allow_remote,
+    token,
+    hosts,
+    read_only,
+    read_token,
+    cluster,
+    shards,
+    trust_remote_code,
 ):
     """Serve the web page and HTTP API of LIBRARY (API docs at /docs).
 
@@ -69,6 +93,8 @@ def serve(
         trust_remote_code=trust_remote_code,
         read_only=read_only,
         read_token=read_token,
+        cluster=cluster,
+        shards=shards,
         echo=click.echo,
     )
 

@@ -1,0 +1,72 @@
+"""A library searched through shards (sashie/search/shards.py): its rows split among Ray
+actors on a cluster (or held in this process), each query and each feedback fanned out to
+them and their lists merged, exactly as one index would rank.
+
+Everything a search is narrowed by (the keep/exclude filter, labels, books, dates) is a
+mask over the library's rows, computed where the query is asked and sent to each shard as
+its part, in packed bits; feedback is learned there too, from the marked items' vectors,
+and applied by each shard to its rows. The shards map their runs of the library's vector
+file where they run (a folder every machine of the cluster sees at the same path), so the
+rows pages indexed later add (with `--engine ray` or not) are in the library's files: the
+shards are made again from them at the next search after the rows change.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from typing import Any
+
+from ..errors import SashieError
+from ..search.ranking import VectorIndex
+from ..search.shards import Shards
+
+
+class Sharding:
+    """How a library's searches fan out: `count` shards, Ray actors on the cluster at
+    `address` ("local": a Ray started on this machine), or held in this process (None)."""
+
+    def __init__(self, count: int, address: str | None = None) -> None:
+        if not 1 <= count <= 4096:
+            raise SashieError("the number of shards must be 1 to 4096")
+        self.count = count
+        self.address = address
+        self._lock = threading.Lock()
+        self._made: dict[str, tuple[VectorIndex, Shards]] = {}  # by model id
+        self._ray = self._joined()
+
+    def shards(self, model_id: str, index: VectorIndex) -> Shards:
+        """The shards of the model's rows: made at its first search, and again when the
+        rows changed (pages indexed, items removed, another version made active)."""
+        with self._lock:
+            made = self._made.get(model_id)
+            if made is None or not _same_rows(made[0], index):
+                if made is not None:
+                    self._stop(made[1])
+                self._made[model_id] = (
+                    index,
+                    Shards.of_index(index, self.count, ray=self._joined()),
+                )
+            return self._made[model_id][1]
+
+    def _joined(self) -> Any:
+        """Ray, joined to the cluster (None: shards in this process). Joined when made, in
+        the caller's thread: a Ray started here lives as long as the thread that started it
+        (its processes are told to end with it), and a server's request threads come and go."""
+        if self.address is None:
+            return None
+        from ..ingest.ray_engine import join_cluster, ray_module
+
+        ray = ray_module("sharded search")
+        join_cluster(ray, None if self.address == "local" else self.address, os.cpu_count() or 1)
+        return ray
+
+    def _stop(self, shards: Shards) -> None:
+        if shards.ray is not None:
+            for actor in shards.shards:
+                shards.ray.kill(actor)
+
+
+def _same_rows(a: VectorIndex, b: VectorIndex) -> bool:
+    """Whether two loaded indexes hold the same rows (a new ANN file keeps the rows)."""
+    return a.vectors is b.vectors and a.item_ids is b.item_ids

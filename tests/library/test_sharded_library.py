@@ -1,0 +1,110 @@
+"""A library searched through shards (issue 43; sashie/library/sharding.py): books, dates
+and feedback give one index's results to the last id, in this process and on
+Ray actors behind `sashie serve --cluster`; a shard that does not answer is one error."""
+
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+
+from sashie.app import server
+from sashie.errors import SashieError
+from sashie.library import Filters, Library
+
+from conftest import make_pages
+
+SEARCHES = [
+    Filters(),
+    Filters(conditions="year<1800"),
+    Filters(conditions="creator~two"),
+]
+
+
+@pytest.fixture(scope="module")
+def shelves(tmp_path_factory):
+    """Three books of scans with years and creators."""
+    root = tmp_path_factory.mktemp("sharded")
+    for seed, name in enumerate(("early", "middle", "late")):
+        make_pages(root / "scans" / name, 8, seed=20 + seed)
+    (root / "books.csv").write_text(
+        "folder,title,creator,date\nearly,Early,Artist One,1796\n"
+        "middle,Middle,Artist Two,1750\nlate,Late,Artist Two,1879\n",
+        encoding="utf-8",
+    )
+    with Library(root / "lib", create=True) as lib:
+        lib.add([str(root / "scans")], regions="whole", metadata=root / "books.csv")
+    return root / "lib"
+
+
+def _same(a, b) -> None:
+    assert [r.item for r in a] == [r.item for r in b]
+    np.testing.assert_array_equal([r.score for r in a], [r.score for r in b])
+
+
+def test_shards_here_search_and_refine_as_the_library_does(shelves, monkeypatch):
+    plain, sharded = Library(shelves), Library(shelves)
+    sharded.shard(3)
+
+    def not_here(*args, **kwargs):
+        raise AssertionError("the library's own index was searched, not its shards")
+
+    monkeypatch.setattr(sharded.index(), "search", not_here)
+    for where in SEARCHES:
+        _same(
+            sharded.search("a page", k=20, where=where), plain.search("a page", k=20, where=where)
+        )
+    middle = next(b["id"] for b in plain.books.list() if b["title"] == "Middle")
+    one_book = Filters(book=middle)
+    _same(
+        sharded.search("a page", k=20, where=one_book), plain.search("a page", k=20, where=one_book)
+    )
+    items = [r.item for r in plain.search("a page", k=20)]
+    for learner in ("linear_svm", "rocchio"):
+        marks = {"relevant": items[4:6], "irrelevant": items[:2], "learner": learner}
+        for where in SEARCHES:
+            _same(
+                sharded.feedback("a page", 20, where=where, **marks),
+                plain.feedback("a page", 20, where=where, **marks),
+            )
+    with pytest.raises(SashieError, match="1 to 4096"):
+        plain.shard(0)
+
+
+def test_pages_indexed_later_reach_the_shards(tmp_path):
+    make_pages(tmp_path / "first", 5, seed=30)
+    with Library(tmp_path / "lib", create=True) as lib:
+        lib.add([str(tmp_path / "first")], regions="whole")
+        lib.shard(2)
+        assert len(lib.search("a page", k=100)) == 5
+        make_pages(tmp_path / "more", 3, seed=40)
+        lib.add([str(tmp_path / "more")], regions="whole")
+        after = lib.search("a page", k=100)
+        assert len(after) == 8
+        _same(after, Library(tmp_path / "lib").search("a page", k=100))
+
+
+def test_the_server_on_a_ray_cluster_answers_as_one_index_and_a_shard_down_is_an_error(shelves):
+    ray = pytest.importorskip("ray")
+    plain = TestClient(server.create_app(shelves))
+    try:
+        app = server.create_app(shelves, cluster="local", shards=2)
+        sharded = TestClient(app)
+        for conditions in ("", "year<1800"):
+            asked = {"text": "a page", "limit": "20", "where": conditions}
+            want = plain.post("/api/search", data=asked).json()["results"]
+            got = sharded.post("/api/search", data=asked).json()["results"]
+            assert [(r["item"], r["score"]) for r in got] == [(r["item"], r["score"]) for r in want]
+        relevant = plain.post("/api/search", data={"text": "a page"}).json()["results"][3]["item"]
+        refined = []
+        for client in (plain, sharded):
+            query = client.post("/api/search", data={"text": "a page", "limit": "20"}).json()
+            marks = {"query": query["query"], "relevant": [relevant], "limit": 10}
+            found = client.post("/api/feedback", json=marks).json()["results"]
+            refined.append([(r["item"], r["score"]) for r in found])
+        assert refined[0] == refined[1] and len(refined[0]) == 10
+        [(_, shards)] = app.state.served.lib._sharding._made.values()  # the ones searched
+        ray.kill(shards.shards[1])
+        down = sharded.post("/api/search", data={"text": "a crane", "limit": "20"})  # not kept
+        assert down.status_code == 503 and down.json()["shard_down"]
+        assert "shard 2 of 2 did not answer" in down.json()["error"]
+    finally:
+        ray.shutdown()
