@@ -61,9 +61,9 @@ def main() -> None:
 
         ray.init(num_cpus=os.cpu_count(), include_dashboard=False, log_to_driver=False)
         started = time.perf_counter()
-        shards = Shards.of_index(
-            VectorIndex(vectors, files.item_ids(written), precision=precision), args.shards, ray=ray
-        )
+        threads = max(1, (os.cpu_count() or 1) // args.shards)  # the shards share the cores
+        index = VectorIndex(vectors, files.item_ids(written), precision=precision)
+        shards = Shards.of_index(index, args.shards, ray=ray, threads=threads)
         shards.search(queries[0], 100)  # every shard's scan built
         ready_s = time.perf_counter() - started
         same, total, slowest = [], [], []

@@ -43,10 +43,10 @@ class Sharding:
             if made is None or not _same_rows(made[0], index):
                 if made is not None:
                     self._stop(made[1])
-                self._made[model_id] = (
-                    index,
-                    Shards.of_index(index, self.count, ray=self._joined()),
-                )
+                local = self.address == "local"  # shards on this machine share its cores
+                threads = max(1, (os.cpu_count() or 1) // self.count) if local else None
+                shards = Shards.of_index(index, self.count, ray=self._ray, threads=threads)
+                self._made[model_id] = (index, shards)
             return self._made[model_id][1]
 
     def _joined(self) -> Any:

@@ -49,6 +49,20 @@ class Found:
         return bool(self.missing)
 
 
+@dataclass(frozen=True)
+class Asked:
+    """A search as every shard is asked it (one object: each argument of a Ray call is sent
+    on its own, and costs as much)."""
+
+    query: np.ndarray
+    k: int
+    dims: np.ndarray | None = None
+    examples: np.ndarray | None = None
+    weight: float = 1.0
+    sharpness: float = 5.0
+    how: AnnSearch | None = None
+
+
 class Shard:
     """One shard's rows and its searches (what a Ray actor holds, or this process). Each
     search takes `excluded` first: packed bits (little-endian), one a row, set for rows
@@ -61,21 +75,13 @@ class Shard:
         return len(self.index)
 
     def search(
-        self,
-        excluded: np.ndarray | None,
-        query: np.ndarray,
-        k: int,
-        dims: np.ndarray | None = None,
-        examples: np.ndarray | None = None,
-        weight: float = 1.0,
-        sharpness: float = 5.0,
-        how: AnnSearch | None = None,
+        self, excluded: np.ndarray | None, asked: Asked
     ) -> tuple[np.ndarray, np.ndarray, float]:
         """(item ids, scores, milliseconds taken) of this shard's k best rows."""
         started = time.perf_counter()
         ids, scores = self.index.search(
-            query, k, dims, self._mask(excluded), examples, weight, sharpness,
-            how=how or AnnSearch(),
+            asked.query, asked.k, asked.dims, self._mask(excluded), asked.examples,
+            asked.weight, asked.sharpness, how=asked.how or AnnSearch(),
         )  # fmt: skip
         return ids, scores, (time.perf_counter() - started) * 1000
 
@@ -94,10 +100,22 @@ class Shard:
         return np.unpackbits(excluded, count=len(self.index), bitorder="little").astype(bool)
 
 
+def _use_threads(threads: int | None) -> None:
+    """Keep this process's numeric libraries to `threads` threads (None: as they are): shards
+    sharing one machine's cores each spinning up every core only wait on each other."""
+    if threads is None:
+        return
+    import torch
+    from threadpoolctl import threadpool_limits
+
+    torch.set_num_threads(threads)
+    threadpool_limits(threads)  # OpenMP (FAISS) and BLAS
+
+
 class FileShard(Shard):
     """A run of rows of a float16 vector file (`path`, the byte `offset` of its row 0) from
     row `first` on, one a given item id, memory-mapped where the shard runs (the form a Ray
-    actor is started in, on a machine that sees the file)."""
+    actor is started in, on a machine that sees the file); `threads`: see `_use_threads`."""
 
     def __init__(
         self,
@@ -107,7 +125,9 @@ class FileShard(Shard):
         first: int,
         item_ids: np.ndarray,
         precision: str | None = None,
+        threads: int | None = None,
     ) -> None:
+        _use_threads(threads)
         start = offset + first * dim * 2
         shape = (len(item_ids), dim)
         vectors = np.memmap(path, np.float16, "r", offset=start, shape=shape)
@@ -118,7 +138,14 @@ class HeldShard(Shard):
     """Rows given as an array (vectors not read from a file as they are: a model version's
     adapted vectors), for a Ray actor."""
 
-    def __init__(self, vectors: np.ndarray, item_ids: np.ndarray, precision: str | None) -> None:
+    def __init__(
+        self,
+        vectors: np.ndarray,
+        item_ids: np.ndarray,
+        precision: str | None,
+        threads: int | None = None,
+    ) -> None:
+        _use_threads(threads)
         super().__init__(VectorIndex(vectors, item_ids, precision=precision))
 
 
@@ -150,10 +177,13 @@ class Shards:
         return int(self.starts[-1])
 
     @classmethod
-    def of_index(cls, index: VectorIndex, count: int, *, ray: Any = None) -> Shards:
+    def of_index(
+        cls, index: VectorIndex, count: int, *, ray: Any = None, threads: int | None = None
+    ) -> Shards:
         """`index`'s rows split into `count` shards: held here, or with `ray` (the module,
         connected to a cluster) Ray actors, each mapping its run of the vector file where
-        the rows are a run of one (else sent its rows: a model version's adapted vectors)."""
+        the rows are a run of one (else sent its rows: a model version's adapted vectors),
+        each using `threads` threads (None: as many as its machine's libraries choose)."""
         bounds = np.linspace(0, len(index), count + 1).astype(int)
         runs = list(itertools.pairwise(bounds))
         if ray is None:
@@ -169,11 +199,13 @@ class Shards:
             ids = np.ascontiguousarray(index.item_ids[a:b])
             if where is not None:
                 actor = ray.remote(num_cpus=0)(FileShard).remote(
-                    where[0], where[1], index.dim, int(a), ids, index.precision
+                    where[0], where[1], index.dim, int(a), ids, index.precision, threads
                 )
             else:
                 rows = np.ascontiguousarray(index.vectors[a:b])
-                actor = ray.remote(num_cpus=0)(HeldShard).remote(rows, ids, index.precision)
+                actor = ray.remote(num_cpus=0)(HeldShard).remote(
+                    rows, ids, index.precision, threads
+                )
             actors.append(actor)
         sizes = ray.get([actor.size.remote() for actor in actors], timeout=600)
         return cls(actors, sizes, ray=ray)
@@ -195,8 +227,8 @@ class Shards:
         """The k best rows of every shard (`exclude`: a mask over all rows, in shard order).
         A shard that does not answer raises `ShardDown`, or with `partial` is left out and
         named in `Found.missing`."""
-        args = (query, k, dims, examples, weight, sharpness, how)
-        answers, missing = self._fan_out("search", args, exclude, partial, timeout)
+        asked = Asked(query, k, dims, examples, weight, sharpness, how)
+        answers, missing = self._fan_out("search", (asked,), exclude, partial, timeout)
         ids, scores = merge([(a[0], a[1]) for a in answers], k)
         return Found(ids, scores, missing, max((a[2] for a in answers), default=0.0))
 
