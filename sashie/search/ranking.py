@@ -387,7 +387,7 @@ def widened(rows: np.ndarray, dtype: type) -> np.ndarray:
     calls, left both spinning for the two cores (text searches' p95 went from 0.9 to 4 ms)."""
     import torch
 
-    out = np.empty(rows.shape, dtype)
+    out: np.ndarray = np.empty(rows.shape, dtype)
     if rows.size == 0:
         return out
     source = torch.from_numpy(np.ascontiguousarray(rows)).reshape(len(rows), -1)
