@@ -286,7 +286,7 @@ def main() -> None:
     )
     multi = [
         "multi-image queries (3 pictures, the 192 lowest-CV dimensions): "
-        "ANN candidates from the mean, re-ranked in the subspace",
+        "ANN candidates of the query restricted to them, re-ranked in the subspace",
         "| index | p50 / p95 ms | recall@100 |",
         "|---|---|---|",
     ]

@@ -30,17 +30,16 @@ from .scan import BLOCK_ROWS, MachineScans, RoughScan, build, torch_blocks, torc
 
 DEFAULT_K = 100  # results a search returns unless asked for another number
 FLOAT32_TOLERANCE = 1e-4  # a float32 sum of 512 products is within 1e-6 of the float64 one
-SUBSPACE_CANDIDATES = 20  # ANN candidates per result for a query restricted to dimensions
+# ANN candidates a result for a query restricted to dimensions, found by the restricted query
+# in the index's usual cells (seed-2000 world at 1.14 M rows, multi-image: 15 a result 0.986,
+# 20 0.988, 10 0.975 with 12 cells; 20 with 36 cells 0.995 at 1.5x the time)
+SUBSPACE_CANDIDATES = 20
 # a filter's cells hold fewer allowed rows: they are widened as for this many candidates a
 # result at least, whatever the index re-scores (tests/search/test_ann.py's clusters at 70 % out)
 FILTERED_COVER = 2
-# cells a query restricted to dimensions scans, times the index's own: its candidates come
-# from the full query, whose nearest cells hold fewer of the subspace's best (recall@100 of
-# multi-image queries at 1.14 M rows of the seed-1000 world: 0.953 with ivf's 12 cells)
-SUBSPACE_PROBES = 3
 FEW_ALLOWED = 8192  # rows a filter leaves or fewer: each is scored, no index asked
 READ_ROWS = 16_384  # rows taken at once or fewer are read from the file, not the map
-INLINE_VALUES = 16_384  # under torch's grain (32,768 values): an operation this small runs in the calling thread
+INLINE_VALUES = 16_384  # under torch's grain (32,768): an operation this small stays in this thread
 
 
 def cv_dimensions(examples: np.ndarray, d: int) -> np.ndarray:
@@ -303,15 +302,14 @@ class VectorIndex:
             allowed_count = len(excluded_rows) - int(np.count_nonzero(excluded_rows))
         per_result = SUBSPACE_CANDIDATES if dims is not None else ann.rerank
         wanted = min(k * per_result, allowed_count)
-        searches = [restrict(query, None)]
+        # a query restricted to dimensions asks the index for the rows nearest it within them
+        # (the numerator of their score there), not for those nearest the whole query
+        searches = [restrict(query, dims)]
         if examples is not None and len(examples):
             searches += list(np.asarray(examples, np.float32))
         covered = excluded_rows is not None and len(excluded_rows) == ann.rows
-        nprobe = how.nprobe
-        if dims is not None and nprobe is None and "nprobe" in ann.settings:
-            nprobe = ann.settings["nprobe"] * SUBSPACE_PROBES
         found = ann.search(
-            np.stack(searches), wanted, excluded_rows, nprobe=nprobe, ef=how.ef,
+            np.stack(searches), wanted, excluded_rows, nprobe=how.nprobe, ef=how.ef,
             kept=allowed_count if covered else None,
             cover_for=k * max(per_result, FILTERED_COVER),
         )  # fmt: skip
@@ -422,7 +420,9 @@ def _scorer(query: np.ndarray, dims, examples, weight: float, sharpness: float):
 
     def in_subspace(rows: np.ndarray) -> np.ndarray:
         rows = widened(rows, np.float64)
-        norms = np.sqrt(np.maximum(np.square(rows) @ mask, 1e-12))
-        return ((rows @ query) / norms).astype(np.float32)
+        products = rows @ query
+        np.square(rows, out=rows)  # in place: a fresh temporary of this size cost 3 ms in faults
+        norms = np.sqrt(np.maximum(rows @ mask, 1e-12))
+        return (products / norms).astype(np.float32)
 
     return in_subspace

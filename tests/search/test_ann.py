@@ -86,7 +86,9 @@ def test_exclusions_hold_and_examples_and_subspaces_work(world, kind):
     examples = vectors[:3].astype(np.float32)
     assert recall(index, q[:5], examples=examples, weight=0.5) >= 0.9
     dims = cv_dimensions(q[:4], 48)
-    assert recall(index, q[:5], dims=dims) >= 0.8  # the cost is measured in docs/search.md
+    # candidates come from the query restricted to the dimensions (from the whole query:
+    # 0.91-0.92 here); the cost is measured in docs/search.md
+    assert recall(index, q[:5], dims=dims) >= 0.95
 
 
 def test_exact_when_the_index_covers_everything_it_is_asked_for():
