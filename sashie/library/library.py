@@ -391,7 +391,7 @@ class Library:
             restrict(query.vector, query.dims)
         except ValueError as e:
             raise SashieError(str(e)) from None
-        left_out, label_set = searching.left_out(self._parts, self.labels, where, model)
+        left_out, kept, label_set = searching.left_out(self._parts, self.labels, where, model)
         memory = self._parts.memory(model) if query.text_only and query.dims is None else None
         boost = memory.boost(query.vector) if memory is not None else {}
         how = self._ann_search(model, exact, nprobe, ef)
@@ -403,7 +403,7 @@ class Library:
             item_ids, scores = found.ids, found.scores
         else:
             item_ids, scores = index.search(
-                query.vector, k, query.dims, exclude=left_out, how=how, **boost
+                query.vector, k, query.dims, exclude=left_out, kept=kept, how=how, **boost
             )
         return at_least(results(self._parts, item_ids, scores, label_set), where.min_score)
 
@@ -429,7 +429,7 @@ class Library:
         if query is None or isinstance(query, str | Asked):
             query = replace(_asked(query), dims=None)
         query = self._built(query, model, index.dim)
-        left_out, label_set = searching.left_out(self._parts, self.labels, where, model)
+        left_out, _, label_set = searching.left_out(self._parts, self.labels, where, model)
         marks = (relevant, irrelevant)
         if self._sharding is not None:
             learned = learn(index, query.vector, *marks, learner=learner, seed=seed)

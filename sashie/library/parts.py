@@ -53,6 +53,7 @@ class Loaded:
     books: BookRuns | None = None  # the rows' book ids (0: none), once asked
     years: BookYears | None = None  # every book's year range, once asked
     outside: dict[tuple, np.ndarray] = field(default_factory=dict)  # rows books' filters leave
+    left: dict[tuple, tuple] = field(default_factory=dict)  # a search's rows left out, counted
 
     def anew(self) -> Loaded:
         """The same vectors, with nothing derived from the catalog yet."""

@@ -92,18 +92,42 @@ class Filters:
 
 def left_out(
     parts: Parts, labels: Labels, where: Filters, model: str | None
-) -> tuple[np.ndarray | None, str | None]:
-    """The rows of the model's index a search leaves out (None: none) and the label set
-    whose classes its results carry."""
-    excluded = None if where.all_items else parts.excluded_rows(model)
+) -> tuple[np.ndarray | None, int | None, str | None]:
+    """The rows of the model's index a search leaves out (None: none), how many rows it
+    looks at (None: all), and the label set whose classes its results carry. Kept for the
+    next search with the same filters until the catalog changes (a few of them): the mask
+    and its count are then not made again."""
     label_set = labels.chosen(where.label_set)
-    for outside in (
-        labels.left_out(model, label_set, where.label, where.not_label),
-        _outside_books(parts, where, model),
-    ):
-        if outside is not None:
-            excluded = outside if excluded is None else outside | excluded
-    return excluded, label_set
+    key = (
+        where.all_items, label_set, _names(where.label), _names(where.not_label),
+        _names(where.book), where.conditions,
+    )  # fmt: skip
+    remembered = parts.load(model).left
+    if key not in remembered:
+        excluded = None if where.all_items else parts.excluded_rows(model)
+        for outside in (
+            labels.left_out(model, label_set, where.label, where.not_label),
+            _outside_books(parts, where, model),
+        ):
+            if outside is not None:
+                excluded = outside if excluded is None else outside | excluded
+        kept = None
+        if excluded is not None:
+            excluded.flags.writeable = False  # shared by the searches that reuse it
+            kept = len(excluded) - int(np.count_nonzero(excluded))
+        if len(remembered) >= REMEMBERED_FILTERS:
+            remembered.pop(next(iter(remembered)))
+        remembered[key] = (excluded, kept)
+    return (*remembered[key], label_set)
+
+
+def _names(value: str | int | Sequence | None) -> tuple | None:
+    """A filter's value (a name, an id, or several) as a key."""
+    if value is None:
+        return None
+    if isinstance(value, str | int):
+        return (value,)
+    return tuple(value)
 
 
 def _outside_books(parts: Parts, where: Filters, model: str | None) -> np.ndarray | None:

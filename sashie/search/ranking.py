@@ -228,14 +228,19 @@ class VectorIndex:
         weight: float = 1.0,
         sharpness: float = 5.0,
         how: AnnSearch = AnnSearch(),
+        kept: int | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
         """(item ids, scores) of the k best rows, best first; rows where the boolean mask
-        `exclude` is true are never returned. `examples`: see `scores`. With an ANN index
-        (unless `how.exact`), candidates come from it and are re-scored exactly."""
+        `exclude` is true are never returned (`kept`: how many it lets through, when the
+        caller knows). `examples`: see `scores`. With an ANN index (unless `how.exact`),
+        candidates come from it and are re-scored exactly."""
         score = _scorer(restrict(query, dims), dims, examples, weight, sharpness)
         rows: np.ndarray | None
         read = False  # the rows re-scored come through the memory map
-        kept = len(self) if exclude is None else len(exclude) - int(np.count_nonzero(exclude))
+        if exclude is None:
+            kept = len(self)
+        elif kept is None:
+            kept = len(exclude) - int(np.count_nonzero(exclude))
         if exclude is not None and kept <= FEW_ALLOWED:
             rows = np.flatnonzero(~exclude)  # a narrow filter (a book, a class): scored exactly
         elif self.ann is not None and not how.exact:

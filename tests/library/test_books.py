@@ -458,3 +458,18 @@ def test_year_and_book_conditions_meet_the_same_books_without_sqlite_as_with_it(
         conditions = parse_conditions(text)
         assert sorted(years.matching(conditions)) == sorted(books.matching(conditions)), text
     assert years.matching(parse_conditions("creator~北斎")) is None  # SQLite's to answer
+
+
+def test_a_filter_kept_between_searches_is_made_again_when_the_catalog_changes(shelves, tmp_path):
+    lib = Library(shelves)
+    old = Filters(conditions="year<1800")
+    assert len(lib.search("a page", k=50, where=old)) == 12
+    make_pages(tmp_path / "more" / "extra", 4, seed=31)
+    (tmp_path / "more.csv").write_text("folder,title,date\nextra,Extra,1701\n", encoding="utf-8")
+    lib.add([str(tmp_path / "more")], regions="whole", metadata=tmp_path / "more.csv")
+    assert len(lib.search("a page", k=50, where=old)) == 16
+    assert {r.book["year_from"] for r in lib.search("a page", k=50, where=old)} == {
+        1701,
+        1750,
+        1796,
+    }
