@@ -41,8 +41,8 @@ class Sharding:
         with self._lock:
             made = self._made.get(model_id)
             if made is None or not _same_rows(made[0], index):
-                if made is not None:
-                    self._stop(made[1])
+                # the old shards' actors end when the last search holding them lets go
+                # (Ray ends an actor with its last handle), not in the middle of one
                 local = self.address == "local"  # shards on this machine share its cores
                 threads = max(1, (os.cpu_count() or 1) // self.count) if local else None
                 shards = Shards.of_index(index, self.count, ray=self._ray, threads=threads)
@@ -60,11 +60,6 @@ class Sharding:
         ray = ray_module("sharded search")
         join_cluster(ray, None if self.address == "local" else self.address, os.cpu_count() or 1)
         return ray
-
-    def _stop(self, shards: Shards) -> None:
-        if shards.ray is not None:
-            for actor in shards.shards:
-                shards.ray.kill(actor)
 
 
 def _same_rows(a: VectorIndex, b: VectorIndex) -> bool:
