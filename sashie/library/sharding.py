@@ -8,7 +8,9 @@ its part, in packed bits; feedback is learned there too, from the marked items' 
 and applied by each shard to its rows. The shards map their runs of the library's vector
 file where they run (a folder every machine of the cluster sees at the same path), so the
 rows pages indexed later add (with `--engine ray` or not) are in the library's files: the
-shards are made again from them at the next search after the rows change.
+shards are made again from them at the next search after the rows change. A library with an
+ANN index has each shard build one over its rows when it starts (the kind a library of the
+shard's size would have), kept in the shard's memory.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import threading
 from typing import Any
 
 from ..errors import SashieError
+from ..search.ann import choose_kind
 from ..search.ranking import VectorIndex
 from ..search.shards import Shards
 
@@ -45,7 +48,13 @@ class Sharding:
                 # (Ray ends an actor with its last handle), not in the middle of one
                 local = self.address == "local"  # shards on this machine share its cores
                 threads = max(1, (os.cpu_count() or 1) // self.count) if local else None
-                shards = Shards.of_index(index, self.count, ray=self._ray, threads=threads)
+                shards = Shards.of_index(
+                    index,
+                    self.count,
+                    ray=self._ray,
+                    threads=threads,
+                    ann=_shard_ann(index, self.count),
+                )
                 self._made[model_id] = (index, shards)
             return self._made[model_id][1]
 
@@ -65,3 +74,12 @@ class Sharding:
 def _same_rows(a: VectorIndex, b: VectorIndex) -> bool:
     """Whether two loaded indexes hold the same rows (a new ANN file keeps the rows)."""
     return a.vectors is b.vectors and a.item_ids is b.item_ids
+
+
+def _shard_ann(index: VectorIndex, count: int) -> str | None:
+    """The ANN index each shard builds over its rows when it starts: the kind a library of
+    its size would have, where the library has one (None: exact scans)."""
+    if index.ann is None:
+        return None
+    kind = choose_kind(len(index) // count, index.dim)
+    return None if kind == "exact" else kind

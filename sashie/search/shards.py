@@ -28,10 +28,14 @@ from typing import Any
 import numpy as np
 
 from ..errors import ShardDown
+from .ann import AnnIndex
 from .feedback import Learned, ranked
 from .ranking import AnnSearch, VectorIndex, mapped_path, top_k
 
 SHARD_TIMEOUT = 30.0  # seconds a query waits for a shard's answer
+STARTING_TIMEOUT = (
+    6 * 3600.0
+)  # seconds shards may take to start (an ANN index of 10 M rows: 24 min)
 
 
 @dataclass(frozen=True)
@@ -100,6 +104,15 @@ class Shard:
         return np.unpackbits(excluded, count=len(self.index), bitorder="little").astype(bool)
 
 
+def _shard_index(
+    vectors: np.ndarray, item_ids: np.ndarray, precision: str | None, ann: str | None
+) -> VectorIndex:
+    """A shard's rows as an index, with an ANN index of kind `ann` built over them (None:
+    scanned exactly)."""
+    index = AnnIndex.build(ann, vectors) if ann else None
+    return VectorIndex(vectors, item_ids, ann=index, precision=precision)
+
+
 def _use_threads(threads: int | None) -> None:
     """Keep this process's numeric libraries to `threads` threads (None: as they are): shards
     sharing one machine's cores each spinning up every core only wait on each other."""
@@ -126,12 +139,13 @@ class FileShard(Shard):
         item_ids: np.ndarray,
         precision: str | None = None,
         threads: int | None = None,
+        ann: str | None = None,
     ) -> None:
         _use_threads(threads)
         start = offset + first * dim * 2
         shape = (len(item_ids), dim)
         vectors = np.memmap(path, np.float16, "r", offset=start, shape=shape)
-        super().__init__(VectorIndex(vectors, item_ids, precision=precision))
+        super().__init__(_shard_index(vectors, item_ids, precision, ann))
 
 
 class HeldShard(Shard):
@@ -144,9 +158,10 @@ class HeldShard(Shard):
         item_ids: np.ndarray,
         precision: str | None,
         threads: int | None = None,
+        ann: str | None = None,
     ) -> None:
         _use_threads(threads)
-        super().__init__(VectorIndex(vectors, item_ids, precision=precision))
+        super().__init__(_shard_index(vectors, item_ids, precision, ann))
 
 
 def merge(
@@ -178,18 +193,26 @@ class Shards:
 
     @classmethod
     def of_index(
-        cls, index: VectorIndex, count: int, *, ray: Any = None, threads: int | None = None
+        cls,
+        index: VectorIndex,
+        count: int,
+        *,
+        ray: Any = None,
+        threads: int | None = None,
+        ann: str | None = None,
     ) -> Shards:
         """`index`'s rows split into `count` shards: held here, or with `ray` (the module,
         connected to a cluster) Ray actors, each mapping its run of the vector file where
         the rows are a run of one (else sent its rows: a model version's adapted vectors),
-        each using `threads` threads (None: as many as its machine's libraries choose)."""
+        each using `threads` threads (None: as many as its machine's libraries choose).
+        `ann`: each shard builds an ANN index of that kind over its rows when it starts
+        (candidates from it, re-scored exactly; None: exact scans)."""
         bounds = np.linspace(0, len(index), count + 1).astype(int)
         runs = list(itertools.pairwise(bounds))
         if ray is None:
             precision = index.precision
             shards = [
-                Shard(VectorIndex(index.vectors[a:b], index.item_ids[a:b], precision=precision))
+                Shard(_shard_index(index.vectors[a:b], index.item_ids[a:b], precision, ann))
                 for a, b in runs
             ]
             return cls(shards, [s.size() for s in shards])
@@ -199,15 +222,15 @@ class Shards:
             ids = np.ascontiguousarray(index.item_ids[a:b])
             if where is not None:
                 actor = ray.remote(num_cpus=0)(FileShard).remote(
-                    where[0], where[1], index.dim, int(a), ids, index.precision, threads
+                    where[0], where[1], index.dim, int(a), ids, index.precision, threads, ann
                 )
             else:
                 rows = np.ascontiguousarray(index.vectors[a:b])
                 actor = ray.remote(num_cpus=0)(HeldShard).remote(
-                    rows, ids, index.precision, threads
+                    rows, ids, index.precision, threads, ann
                 )
             actors.append(actor)
-        sizes = ray.get([actor.size.remote() for actor in actors], timeout=600)
+        sizes = ray.get([actor.size.remote() for actor in actors], timeout=STARTING_TIMEOUT)
         return cls(actors, sizes, ray=ray)
 
     def search(

@@ -63,6 +63,23 @@ def test_shards_here_give_the_same_top_k_as_one_index_with_exclusions_and_subspa
         shards.search(q, 10, exclude=np.zeros(3, bool))
 
 
+def test_shards_with_ann_indexes_of_their_own_find_the_top_k_and_leave_out_what_is_excluded(
+    tmp_path,
+):
+    files = written(tmp_path)
+    one = VectorIndex(files.vectors(4000), files.item_ids(4000))
+    shards = Shards.of_index(one, 2, ann="ivf")
+    assert all(shard.index.ann is not None for shard in shards.shards)
+    exclude = np.random.default_rng(3).random(4000) < 0.5
+    hits = []
+    for q in queries(files, 4000):
+        want, _ = one.search(q, 50, exclude=exclude)
+        got = shards.search(q, 50, exclude=exclude)
+        assert not np.isin(got.ids, files.item_ids(4000)[exclude]).any()
+        hits.append(len(np.intersect1d(got.ids, want)) / 50)
+    assert np.mean(hits) >= 0.95
+
+
 @pytest.mark.parametrize("learner", FEEDBACK_LEARNERS)
 def test_feedback_learned_once_and_applied_by_each_shard_ranks_as_one_index(tmp_path, learner):
     files = written(tmp_path)
