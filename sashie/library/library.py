@@ -342,7 +342,7 @@ class Library:
         process (None). Results are one index's, to the last id (exact scans in each shard);
         a shard that does not answer is one error (`ShardDown`), never fewer results. The
         cluster is joined, and the default model's shards started, now."""
-        self._sharding = Sharding(count, address)
+        self._sharding = Sharding(count, address, self._parts.shard_folder)
         if self.default_model is not None:
             self._sharding.shards(self._parts.manifest.model_id(None), self.index())
 

@@ -36,6 +36,9 @@ from .version_folders import VersionFolders
 
 CATALOG = "catalog.sqlite"
 LOCK = "lock"
+SHARDS = (
+    "shards"  # beside a model version's ANN index: its shards' own (sashie/library/sharding.py)
+)
 PAGE_CACHE = "cache/pages"  # pages fetched from the web, to show (sashie/library/pictures.py)
 
 Ids = Sequence[int] | np.ndarray  # item ids
@@ -288,6 +291,16 @@ class Parts:
             return np.asarray(stored.vectors()[stored.rows_of(wanted)], np.float32)
         index = self.load(model_id, version).index
         return index.take(rows_of(index.item_ids, wanted))
+
+    def shard_folder(self, model_id: str) -> Path | None:
+        """Where the shards of the model's active version keep their ANN indexes (made when
+        missing; None when the library is read-only and has none)."""
+        folder = inside(self.path, self.ann.path(model_id, self.active(model_id)).parent / SHARDS)
+        if not folder.is_dir():
+            if self.read_only:
+                return None
+            folder.mkdir(exist_ok=True)
+        return inside(self.path, folder)
 
     def excluded_rows(self, model: str | None) -> np.ndarray | None:
         """Which rows of the active version's index the filter excluded (None: none)."""

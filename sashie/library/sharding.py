@@ -9,31 +9,44 @@ and applied by each shard to its rows. The shards map their runs of the library'
 file where they run (a folder every machine of the cluster sees at the same path), so the
 rows pages indexed later add (with `--engine ray` or not) are in the library's files: the
 shards are made again from them at the next search after the rows change. A library with an
-ANN index has each shard build one over its rows when it starts (the kind a library of the
-shard's size would have), kept in the shard's memory.
+ANN index has each shard hold one over its rows (the kind a library of the shard's size would
+have), kept in the model version's folder (`shards/`) between starts where the library can be
+written, else built at each start.
 """
 
 from __future__ import annotations
 
+import itertools
 import os
 import threading
+from collections.abc import Callable
+from contextlib import suppress
+from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from ..errors import SashieError
 from ..search.ann import choose_kind
 from ..search.ranking import VectorIndex
-from ..search.shards import Shards
+from ..search.shards import Shards, shard_index_name
 
 
 class Sharding:
     """How a library's searches fan out: `count` shards, Ray actors on the cluster at
     `address` ("local": a Ray started on this machine), or held in this process (None)."""
 
-    def __init__(self, count: int, address: str | None = None) -> None:
+    def __init__(
+        self,
+        count: int,
+        address: str | None = None,
+        kept_in: Callable[[str], Path | None] = lambda model_id: None,
+    ) -> None:
         if not 1 <= count <= 4096:
             raise SashieError("the number of shards must be 1 to 4096")
         self.count = count
         self.address = address
+        self.kept_in = kept_in  # the folder a model's shards keep their ANN indexes in
         self._lock = threading.Lock()
         self._made: dict[str, tuple[VectorIndex, Shards]] = {}  # by model id
         self._ray = self._joined()
@@ -48,13 +61,13 @@ class Sharding:
                 # (Ray ends an actor with its last handle), not in the middle of one
                 local = self.address == "local"  # shards on this machine share its cores
                 threads = max(1, (os.cpu_count() or 1) // self.count) if local else None
+                ann = _shard_ann(index, self.count)
+                folder = self.kept_in(model_id) if ann else None
                 shards = Shards.of_index(
-                    index,
-                    self.count,
-                    ray=self._ray,
-                    threads=threads,
-                    ann=_shard_ann(index, self.count),
+                    index, self.count, ray=self._ray, threads=threads, ann=ann, kept_in=folder
                 )
+                if folder is not None and ann is not None:
+                    _forget_others(folder, index, self.count, ann)
                 self._made[model_id] = (index, shards)
             return self._made[model_id][1]
 
@@ -83,3 +96,14 @@ def _shard_ann(index: VectorIndex, count: int) -> str | None:
         return None
     kind = choose_kind(len(index) // count, index.dim)
     return None if kind == "exact" else kind
+
+
+def _forget_others(folder: Path, index: VectorIndex, count: int, kind: str) -> None:
+    """Remove the shard indexes in `folder` of rows no shard holds now (after pages were
+    indexed the runs move): only files of the shards' own names, never a link."""
+    bounds = np.linspace(0, len(index), count + 1).astype(int)
+    wanted = {shard_index_name(index.item_ids[a:b], kind) for a, b in itertools.pairwise(bounds)}
+    for entry in folder.glob("*.ann"):
+        if entry.name not in wanted and entry.is_file() and not entry.is_symlink():
+            with suppress(OSError):
+                entry.unlink()

@@ -20,9 +20,12 @@ that are missing.
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import time
+from contextlib import suppress
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -105,12 +108,33 @@ class Shard:
 
 
 def _shard_index(
-    vectors: np.ndarray, item_ids: np.ndarray, precision: str | None, ann: str | None
+    vectors: np.ndarray,
+    item_ids: np.ndarray,
+    precision: str | None,
+    ann: str | None,
+    kept_in: str | None = None,
 ) -> VectorIndex:
-    """A shard's rows as an index, with an ANN index of kind `ann` built over them (None:
-    scanned exactly)."""
-    index = AnnIndex.build(ann, vectors) if ann else None
+    """A shard's rows as an index, with an ANN index of kind `ann` over them (None: scanned
+    exactly): read from the folder `kept_in` when it holds the index of these very rows,
+    else built, and written there when it can be."""
+    index = None
+    if ann:
+        path = None if kept_in is None else Path(kept_in) / shard_index_name(item_ids, ann)
+        if path is not None and path.is_file():
+            index = AnnIndex.load(path, vectors.shape[1], len(vectors))
+        if index is None or index.rows != len(vectors) or index.kind != ann:
+            index = AnnIndex.build(ann, vectors)
+            if path is not None:
+                with suppress(OSError):  # a folder this process cannot write: built each start
+                    index.save(path)
     return VectorIndex(vectors, item_ids, ann=index, precision=precision)
+
+
+def shard_index_name(item_ids: np.ndarray, kind: str) -> str:
+    """The file name of a shard's ANN index: its kind, rows and a digest of its item ids (the
+    index of other rows never matches)."""
+    digest = hashlib.sha256(np.ascontiguousarray(item_ids, np.int64).tobytes()).hexdigest()
+    return f"{kind}-{len(item_ids)}-{digest[:20]}.ann"
 
 
 def _use_threads(threads: int | None) -> None:
@@ -140,12 +164,13 @@ class FileShard(Shard):
         precision: str | None = None,
         threads: int | None = None,
         ann: str | None = None,
+        kept_in: str | None = None,
     ) -> None:
         _use_threads(threads)
         start = offset + first * dim * 2
         shape = (len(item_ids), dim)
         vectors = np.memmap(path, np.float16, "r", offset=start, shape=shape)
-        super().__init__(_shard_index(vectors, item_ids, precision, ann))
+        super().__init__(_shard_index(vectors, item_ids, precision, ann, kept_in))
 
 
 class HeldShard(Shard):
@@ -159,9 +184,10 @@ class HeldShard(Shard):
         precision: str | None,
         threads: int | None = None,
         ann: str | None = None,
+        kept_in: str | None = None,
     ) -> None:
         _use_threads(threads)
-        super().__init__(_shard_index(vectors, item_ids, precision, ann))
+        super().__init__(_shard_index(vectors, item_ids, precision, ann, kept_in))
 
 
 def merge(
@@ -200,19 +226,22 @@ class Shards:
         ray: Any = None,
         threads: int | None = None,
         ann: str | None = None,
+        kept_in: Path | None = None,
     ) -> Shards:
         """`index`'s rows split into `count` shards: held here, or with `ray` (the module,
         connected to a cluster) Ray actors, each mapping its run of the vector file where
         the rows are a run of one (else sent its rows: a model version's adapted vectors),
         each using `threads` threads (None: as many as its machine's libraries choose).
-        `ann`: each shard builds an ANN index of that kind over its rows when it starts
-        (candidates from it, re-scored exactly; None: exact scans)."""
+        `ann`: each shard has an ANN index of that kind over its rows (candidates from it,
+        re-scored exactly; None: exact scans), kept in the folder `kept_in` between starts
+        (None: built at each start)."""
         bounds = np.linspace(0, len(index), count + 1).astype(int)
         runs = list(itertools.pairwise(bounds))
+        kept = None if kept_in is None else str(kept_in)
         if ray is None:
             precision = index.precision
             shards = [
-                Shard(_shard_index(index.vectors[a:b], index.item_ids[a:b], precision, ann))
+                Shard(_shard_index(index.vectors[a:b], index.item_ids[a:b], precision, ann, kept))
                 for a, b in runs
             ]
             return cls(shards, [s.size() for s in shards])
@@ -222,12 +251,12 @@ class Shards:
             ids = np.ascontiguousarray(index.item_ids[a:b])
             if where is not None:
                 actor = ray.remote(num_cpus=0)(FileShard).remote(
-                    where[0], where[1], index.dim, int(a), ids, index.precision, threads, ann
+                    where[0], where[1], index.dim, int(a), ids, index.precision, threads, ann, kept
                 )
             else:
                 rows = np.ascontiguousarray(index.vectors[a:b])
                 actor = ray.remote(num_cpus=0)(HeldShard).remote(
-                    rows, ids, index.precision, threads, ann
+                    rows, ids, index.precision, threads, ann, kept
                 )
             actors.append(actor)
         sizes = ray.get([actor.size.remote() for actor in actors], timeout=STARTING_TIMEOUT)

@@ -108,3 +108,36 @@ def test_the_server_on_a_ray_cluster_answers_as_one_index_and_a_shard_down_is_an
         assert "shard 2 of 2 did not answer" in down.json()["error"]
     finally:
         ray.shutdown()
+
+
+def test_shard_indexes_of_rows_no_shard_holds_are_removed_never_a_link(tmp_path):
+    from sashie.library.sharding import _forget_others
+    from sashie.search.ranking import VectorIndex
+    from sashie.search.shards import shard_index_name
+
+    ids = np.arange(10) + 1
+    index = VectorIndex(np.zeros((10, 4), np.float16), ids)
+    folder = tmp_path / "shards"
+    folder.mkdir()
+    current = [shard_index_name(ids[:5], "ivf"), shard_index_name(ids[5:], "ivf")]
+    for name in [*current, "ivf-7-0123456789abcdef0123.ann"]:
+        (folder / name).write_bytes(b"x")
+    secret = tmp_path / "secret.ann"
+    secret.write_bytes(b"keep")
+    (folder / "ivf-3-aaaaaaaaaaaaaaaaaaaa.ann").symlink_to(secret)
+    _forget_others(folder, index, 2, "ivf")
+    left = sorted(p.name for p in folder.iterdir())
+    assert left == sorted([*current, "ivf-3-aaaaaaaaaaaaaaaaaaaa.ann"])
+    assert secret.read_bytes() == b"keep"
+
+
+def test_a_library_keeps_its_shards_ann_indexes_beside_its_vectors(shelves, monkeypatch):
+    from sashie.library import sharding
+
+    monkeypatch.setattr(sharding, "_shard_ann", lambda index, count: "ivf")  # small rows too
+    plain, sharded = Library(shelves), Library(shelves)
+    sharded.shard(2)
+    _same(sharded.search("a page", k=10), plain.search("a page", k=10))
+    kept = sorted(shelves.rglob("shards/ivf-*.ann"))
+    assert len(kept) == 2 and all(p.resolve().is_relative_to(shelves.resolve()) for p in kept)
+    assert Library(shelves, read_only=True)._parts.shard_folder(next(iter(plain.models)))

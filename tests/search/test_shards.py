@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from sashie.search.ann import AnnIndex
 from sashie.search.feedback import FEEDBACK_LEARNERS, learn, refine
 from sashie.search.ranking import VectorIndex
 from sashie.search.shards import ShardDown, Shards, merge
@@ -78,6 +79,34 @@ def test_shards_with_ann_indexes_of_their_own_find_the_top_k_and_leave_out_what_
         assert not np.isin(got.ids, files.item_ids(4000)[exclude]).any()
         hits.append(len(np.intersect1d(got.ids, want)) / 50)
     assert np.mean(hits) >= 0.95
+
+
+def test_shards_keep_their_ann_indexes_between_starts_and_build_a_damaged_one_again(
+    tmp_path, monkeypatch
+):
+    files = written(tmp_path / "rows")
+    one = VectorIndex(files.vectors(4000), files.item_ids(4000))
+    kept = tmp_path / "kept"
+    kept.mkdir()
+    first = Shards.of_index(one, 2, ann="ivf", kept_in=kept)
+    names = sorted(p.name for p in kept.glob("*.ann"))
+    assert len(names) == 2 and all(n.startswith("ivf-2000-") for n in names)
+    q = queries(files, 4000, 1)[0]
+    want = first.search(q, 50)
+
+    def not_again(*args, **kwargs):
+        raise AssertionError("a kept index was built again")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(AnnIndex, "build", not_again)
+        again = Shards.of_index(one, 2, ann="ivf", kept_in=kept)
+        np.testing.assert_array_equal(again.search(q, 50).ids, want.ids)
+    (kept / names[0]).write_bytes(b'{"format": "sashie-ann"}\nnot faiss')  # damaged
+    rebuilt = Shards.of_index(one, 2, ann="ivf", kept_in=kept)
+    np.testing.assert_array_equal(rebuilt.search(q, 50).ids, want.ids)
+    assert (kept / names[0]).stat().st_size > 1000  # written again
+    other = Shards.of_index(one, 3, ann="ivf", kept_in=kept)  # other runs: other files
+    assert len(list(kept.glob("*.ann"))) == 5 and other.sizes == [1333, 1333, 1334]
 
 
 @pytest.mark.parametrize("learner", FEEDBACK_LEARNERS)
