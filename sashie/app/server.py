@@ -408,6 +408,8 @@ def serve(
     # over every core only makes the others wait (and spin) for it
     torch.set_num_threads(1)
     threadpool_limits(1)
+    if cluster is not None:  # each shard reads its rows (and may build its ANN index) first
+        echo(f"sashie: starting {shards} shards on {cluster} (the page opens once they are up)")
     app = create_app(
         library,
         token=token,
