@@ -36,9 +36,8 @@ from .feedback import Learned, ranked
 from .ranking import AnnSearch, VectorIndex, mapped_path, top_k
 
 SHARD_TIMEOUT = 30.0  # seconds a query waits for a shard's answer
-STARTING_TIMEOUT = (
-    6 * 3600.0
-)  # seconds shards may take to start (an ANN index of 10 M rows: 24 min)
+# seconds shards may take to start (each may build an ANN index: 24 min at 10 M rows)
+STARTING_TIMEOUT = 6 * 3600.0
 
 
 @dataclass(frozen=True)
