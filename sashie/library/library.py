@@ -39,6 +39,7 @@ from ..regions import DEFAULT_DETECTORS, parse_detector_names
 from ..search.feedback import DEFAULT_LEARNER, learn, refine
 from ..search.query import Query
 from ..search.ranking import DEFAULT_K, AnnSearch, VectorIndex, restrict
+from ..search.shards import Shards
 from ..sources.books import read_sidecar
 from ..sources.images import DEFAULT_MAX_PIXELS
 from ..sources.pages import check_sources, indexed_page
@@ -344,7 +345,13 @@ class Library:
         cluster is joined, and the default model's shards started, now."""
         self._sharding = Sharding(count, address, self._parts.shard_folder)
         if self.default_model is not None:
-            self._sharding.shards(self._parts.manifest.model_id(None), self.index())
+            self._shards(None, self.index())
+
+    def _shards(self, model: str | None, index: VectorIndex) -> Shards | None:
+        """The shards searched for the model's rows `index` (None: not sharded)."""
+        if self._sharding is None:
+            return None
+        return self._sharding.shards(self._parts.manifest.model_id(model), index)
 
     def vectors_of(
         self, item_ids: Ids, model: str | None = None, *, version: str | None = None
@@ -395,8 +402,8 @@ class Library:
         memory = self._parts.memory(model) if query.text_only and query.dims is None else None
         boost = memory.boost(query.vector) if memory is not None else {}
         how = self._ann_search(model, exact, nprobe, ef)
-        if self._sharding is not None:
-            shards = self._sharding.shards(self._parts.manifest.model_id(model), index)
+        shards = self._shards(model, index)
+        if shards is not None:
             found = shards.search(
                 query.vector, k, dims=query.dims, exclude=left_out, how=how, **boost
             )
@@ -431,9 +438,9 @@ class Library:
         query = self._built(query, model, index.dim)
         left_out, _, label_set = searching.left_out(self._parts, self.labels, where, model)
         marks = (relevant, irrelevant)
-        if self._sharding is not None:
+        shards = self._shards(model, index)
+        if shards is not None:
             learned = learn(index, query.vector, *marks, learner=learner, seed=seed)
-            shards = self._sharding.shards(self._parts.manifest.model_id(model), index)
             found = shards.feedback(learned, k, exclude=left_out)
             item_ids, scores = found.ids, found.scores
         else:

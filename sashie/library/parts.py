@@ -36,9 +36,7 @@ from .version_folders import VersionFolders
 
 CATALOG = "catalog.sqlite"
 LOCK = "lock"
-SHARDS = (
-    "shards"  # beside a model version's ANN index: its shards' own (sashie/library/sharding.py)
-)
+SHARDS = "shards"  # beside a model version's ANN index: its shards' own (library/sharding.py)
 PAGE_CACHE = "cache/pages"  # pages fetched from the web, to show (sashie/library/pictures.py)
 
 Ids = Sequence[int] | np.ndarray  # item ids
@@ -55,7 +53,6 @@ class Loaded:
     classes: dict[str, np.ndarray] = field(default_factory=dict)  # rows' class, by label set
     books: BookRuns | None = None  # the rows' book ids (0: none), once asked
     years: BookYears | None = None  # every book's year range, once asked
-    outside: dict[tuple, np.ndarray] = field(default_factory=dict)  # rows books' filters leave
     left: dict[tuple, tuple] = field(default_factory=dict)  # a search's rows left out, counted
 
     def anew(self) -> Loaded:

@@ -39,7 +39,7 @@ if TYPE_CHECKING:  # torch: imported when a composer is used
     from ..compose.composer import Composer
 
 
-REMEMBERED_FILTERS = 8  # books' filters whose rows a loaded index keeps
+REMEMBERED_FILTERS = 8  # filters whose rows left out a loaded index keeps
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -131,30 +131,17 @@ def _names(value: str | int | Sequence | None) -> tuple | None:
 
 
 def _outside_books(parts: Parts, where: Filters, model: str | None) -> np.ndarray | None:
-    """The rows whose books the filters leave out (None: they name no book); kept for the
-    next search with the same filters until the catalog changes (a few of them)."""
+    """The rows whose books the filters leave out (None: they name no book)."""
     conditions = parse_conditions(where.conditions)
     if where.book is None and not conditions:
         return None
-    wanted = (
-        None
-        if where.book is None
-        else [where.book]
-        if isinstance(where.book, int)
-        else list(where.book)
-    )
-    key = (tuple(sorted(int(b) for b in wanted)) if wanted is not None else None, where.conditions)
-    outside = parts.load(model).outside
-    if key not in outside:
-        allowed = parts.book_years(model).matching(conditions)
-        if allowed is None:  # a condition on titles, creators, places: SQLite's
-            allowed = parts.catalog.books.matching(conditions)
-        if wanted is not None:
-            allowed = np.intersect1d(allowed, np.asarray(wanted, np.int64))
-        if len(outside) >= REMEMBERED_FILTERS:
-            outside.pop(next(iter(outside)))
-        outside[key] = rows_outside(parts.book_rows(model), allowed)
-    return outside[key]
+    allowed = parts.book_years(model).matching(conditions)
+    if allowed is None:  # a condition on titles, creators, places: SQLite's
+        allowed = parts.catalog.books.matching(conditions)
+    if where.book is not None:
+        wanted = [where.book] if isinstance(where.book, int) else list(where.book)
+        allowed = np.intersect1d(allowed, np.asarray(wanted, np.int64))
+    return rows_outside(parts.book_rows(model), allowed)
 
 
 def rows_outside(book_rows: BookRuns, allowed: np.ndarray) -> np.ndarray:

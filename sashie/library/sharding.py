@@ -16,7 +16,6 @@ written, else built at each start.
 
 from __future__ import annotations
 
-import itertools
 import os
 import threading
 from collections.abc import Callable
@@ -24,12 +23,10 @@ from contextlib import suppress
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from ..errors import SashieError
 from ..search.ann import choose_kind
 from ..search.ranking import VectorIndex
-from ..search.shards import Shards, shard_index_name
+from ..search.shards import Shards, shard_index_name, shard_runs
 
 
 class Sharding:
@@ -101,8 +98,8 @@ def _shard_ann(index: VectorIndex, count: int) -> str | None:
 def _forget_others(folder: Path, index: VectorIndex, count: int, kind: str) -> None:
     """Remove the shard indexes in `folder` of rows no shard holds now (after pages were
     indexed the runs move): only files of the shards' own names, never a link."""
-    bounds = np.linspace(0, len(index), count + 1).astype(int)
-    wanted = {shard_index_name(index.item_ids[a:b], kind) for a, b in itertools.pairwise(bounds)}
+    runs = shard_runs(len(index), count)
+    wanted = {shard_index_name(index.item_ids[a:b], kind) for a, b in runs}
     for entry in folder.glob("*.ann"):
         if entry.name not in wanted and entry.is_file() and not entry.is_symlink():
             with suppress(OSError):

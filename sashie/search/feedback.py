@@ -15,14 +15,14 @@ paper's), `rocchio`. `benchmarks/feedback.py` compares them with a simulated use
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from ..errors import SashieError
-from .ranking import FLOAT32_TOLERANCE, VectorIndex, restrict, top_k
+from .ranking import FLOAT32_TOLERANCE, VectorIndex, restrict, top_k, widened
 
 FEEDBACK_LEARNERS = ("linear_svm", "logistic", "decision_tree", "rocchio")
 DEFAULT_LEARNER = "linear_svm"  # the best with a simulated user: benchmarks/feedback.py
@@ -79,10 +79,6 @@ class Learned:
     plane: tuple[np.ndarray, float] | None = None
     tree: Any = None
 
-    @property
-    def predicts(self) -> bool:
-        return self.plane is not None or self.tree is not None
-
 
 def learn(
     index: VectorIndex,
@@ -128,9 +124,12 @@ def ranked(
     was learned, never a row `exclude` marks; equal keys by item id. The rows near the k-th
     key (or near the hyperplane) are ranked again with float64 sums, so that a row's place
     does not depend on which rows it was scored with (one index or shards agree)."""
-    columns = [learned.query] + ([learned.plane[0]] if learned.plane is not None else [])
-    products = index.products(np.stack(columns, 1))
-    key = _keys(index, learned, products[:, 0], _predicted(index, learned, products))
+    columns = np.stack(
+        [learned.query] + ([learned.plane[0]] if learned.plane is not None else []), 1
+    )
+    products = index.products(columns)
+    every_block = (block for _, block in index.blocks())  # read only when a tree predicts
+    key = _keys(index, learned, products[:, 0], _predicted(learned, products, every_block))
     if exclude is not None:
         key[exclude] = -np.inf
     best = top_k(key, k)
@@ -141,8 +140,9 @@ def ranked(
     if learned.plane is not None:  # a row this near the plane may fall on either side
         near |= np.abs(products[:, 1] + learned.plane[1]) <= FLOAT32_TOLERANCE
     rows = np.flatnonzero(near & np.isfinite(key))
-    exact = index.take(rows).astype(np.float64) @ np.stack(columns, 1).astype(np.float64)
-    rows_key = _keys(index, learned, exact[:, 0], _predicted(index, learned, exact, rows), rows)
+    vectors = index.take(rows)
+    exact = widened(vectors, np.float64) @ columns.astype(np.float64)
+    rows_key = _keys(index, learned, exact[:, 0], _predicted(learned, exact, [vectors]), rows)
     chosen = top_k(rows_key, k, index.item_ids[rows])
     return (
         index.item_ids[rows[chosen]],
@@ -151,18 +151,15 @@ def ranked(
     )
 
 
-def _predicted(
-    index: VectorIndex, learned: Learned, products: np.ndarray, rows: np.ndarray | None = None
-) -> np.ndarray | None:
-    """Whether each row (`rows` of the index, or all) is predicted relevant (None: no
-    learner predicts)."""
+def _predicted(learned: Learned, products: np.ndarray, blocks: Iterable) -> np.ndarray | None:
+    """Whether each row is predicted relevant, from its products with the query and the
+    hyperplane, or by the tree from its vectors (`blocks` of them, in order); None when no
+    learner predicts."""
     if learned.plane is not None:
         return products[:, 1] + learned.plane[1] > 0
     if learned.tree is None:
         return None
-    if rows is not None:
-        return learned.tree.predict(index.take(rows)) > 0.5
-    return np.concatenate([learned.tree.predict(block) > 0.5 for _, block in index.blocks()])
+    return np.concatenate([learned.tree.predict(block) > 0.5 for block in blocks])
 
 
 def _keys(

@@ -204,7 +204,7 @@ class Int8Scan(RoughScan):
         q = np.ascontiguousarray(query, np.float32).reshape(1, -1)
         params, bits = None, None
         if exclude is not None:
-            bits = np.packbits(~exclude, bitorder="little")  # lives until FAISS has searched
+            bits = ~np.packbits(exclude, bitorder="little")  # lives until FAISS has searched
             params = faiss.SearchParameters(sel=faiss.IDSelectorBitmap(rows, faiss.swig_ptr(bits)))
         floor, window = -np.inf, 2 * self.error(q[0])
         wanted = min(rows, max(4 * k, k + 1024))

@@ -129,6 +129,12 @@ def _shard_index(
     return VectorIndex(vectors, item_ids, ann=index, precision=precision)
 
 
+def shard_runs(rows: int, count: int) -> list[tuple[int, int]]:
+    """The (first, end) rows of each of `count` shards of `rows` rows, in order."""
+    bounds = np.linspace(0, rows, count + 1).astype(int)
+    return [(int(a), int(b)) for a, b in itertools.pairwise(bounds)]
+
+
 def shard_index_name(item_ids: np.ndarray, kind: str) -> str:
     """The file name of a shard's ANN index: its kind, rows and a digest of its item ids (the
     index of other rows never matches)."""
@@ -234,8 +240,7 @@ class Shards:
         `ann`: each shard has an ANN index of that kind over its rows (candidates from it,
         re-scored exactly; None: exact scans), kept in the folder `kept_in` between starts
         (None: built at each start)."""
-        bounds = np.linspace(0, len(index), count + 1).astype(int)
-        runs = list(itertools.pairwise(bounds))
+        runs = shard_runs(len(index), count)
         kept = None if kept_in is None else str(kept_in)
         if ray is None:
             precision = index.precision
@@ -245,18 +250,17 @@ class Shards:
             ]
             return cls(shards, [s.size() for s in shards])
         where = mapped_path(index.vectors)  # a run of a file's rows: each maps its own
+        from_file, held = ray.remote(num_cpus=0)(FileShard), ray.remote(num_cpus=0)(HeldShard)
         actors: list[Any] = []
         for a, b in runs:
             ids = np.ascontiguousarray(index.item_ids[a:b])
             if where is not None:
-                actor = ray.remote(num_cpus=0)(FileShard).remote(
+                actor = from_file.remote(
                     where[0], where[1], index.dim, int(a), ids, index.precision, threads, ann, kept
                 )
             else:
                 rows = np.ascontiguousarray(index.vectors[a:b])
-                actor = ray.remote(num_cpus=0)(HeldShard).remote(
-                    rows, ids, index.precision, threads, ann, kept
-                )
+                actor = held.remote(rows, ids, index.precision, threads, ann, kept)
             actors.append(actor)
         sizes = ray.get([actor.size.remote() for actor in actors], timeout=STARTING_TIMEOUT)
         return cls(actors, sizes, ray=ray)
