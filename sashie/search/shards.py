@@ -119,7 +119,7 @@ def _shard_index(
     index = None
     if ann:
         path = None if kept_in is None else Path(kept_in) / shard_index_name(item_ids, ann)
-        if path is not None and path.is_file():
+        if path is not None and path.is_file() and not path.is_symlink():  # never read a link
             index = AnnIndex.load(path, vectors.shape[1], len(vectors))
         if index is None or index.rows != len(vectors) or index.kind != ann:
             index = AnnIndex.build(ann, vectors)

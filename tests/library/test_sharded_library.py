@@ -141,3 +141,48 @@ def test_a_library_keeps_its_shards_ann_indexes_beside_its_vectors(shelves, monk
     kept = sorted(shelves.rglob("shards/ivf-*.ann"))
     assert len(kept) == 2 and all(p.resolve().is_relative_to(shelves.resolve()) for p in kept)
     assert Library(shelves, read_only=True)._parts.shard_folder(next(iter(plain.models)))
+
+
+def test_a_sent_library_whose_shard_files_are_links_out_is_never_read_through_them(
+    shelves, tmp_path, monkeypatch
+):
+    """A shard index named as the shard would name it, but a link to a file outside the
+    library, is not read (it is built anew, the link replaced, the file outside untouched);
+    a `shards` folder that is a link out is one error line."""
+    from sashie.library import sharding
+    from sashie.search.shards import shard_index_name, shard_runs
+
+    monkeypatch.setattr(sharding, "_shard_ann", lambda index, count: "ivf")
+    lib = Library(shelves)
+    index = lib.index()
+    folder = lib._parts.shard_folder(next(iter(lib.models)))
+    for old in folder.glob("*.ann"):
+        old.unlink()
+    secret = tmp_path / "secret"
+    secret.write_bytes(b"outside the library")
+    (a, b) = shard_runs(len(index), 2)[0]
+    link = folder / shard_index_name(index.item_ids[a:b], "ivf")
+    link.symlink_to(secret)
+    from sashie.search.ann import AnnIndex
+
+    read, load = [], AnnIndex.load
+    monkeypatch.setattr(
+        AnnIndex, "load", classmethod(lambda cls, path, *a: read.append(path) or load(path, *a))
+    )
+    lib.shard(2)
+    assert link not in read
+    assert not link.is_symlink() and link.stat().st_size > 1000
+    assert secret.read_bytes() == b"outside the library"
+
+    for old in folder.glob("*.ann"):
+        old.unlink()
+    folder.rmdir()
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    folder.symlink_to(outside)
+    try:
+        with pytest.raises(SashieError, match="leads outside"):
+            Library(shelves).shard(2)
+        assert list(outside.iterdir()) == []
+    finally:
+        folder.unlink()
