@@ -7,6 +7,7 @@ the same filter runs (the library keeps a filter's rows, counted, until its cata
 with recall@100 against the exact top 100 of the same filter.
 
     python benchmarks/book_filter.py [--rows 1140000] [--books 4000] [--kind ivf] [--work DIR]
+        [--seed 0]
 
 The vectors and the ANN index are those of benchmarks/ann.py (made in --work by running it
 once, unless already there). The items are spread over --books books of consecutive items
@@ -61,6 +62,7 @@ def main() -> None:
     parser.add_argument("--books", type=int, default=4000)
     parser.add_argument("--kind", default="ivf")
     parser.add_argument("--work", help="benchmarks/ann.py's folder (default: made anew)")
+    parser.add_argument("--seed", type=int, default=0, help="of the books' years")
     parser.add_argument("--repeat", type=int, default=3, help="times each query is asked")
     args = parser.parse_args()
     work = Path(args.work or tempfile.mkdtemp(prefix="sashie-books-"))
@@ -79,7 +81,7 @@ def main() -> None:
     from sashie.store.books import BookRuns, parse_conditions
 
     index = open_index(work, args.kind)
-    books = books_table(args.books)
+    books = books_table(args.books, args.seed)
     book_rows = BookRuns.of(np.arange(len(index)) * args.books // len(index) + 1)  # in order
     queries = np.concatenate(
         [np.load(work / "queries-text.npy"), np.load(work / "queries-image.npy")]

@@ -45,13 +45,26 @@ HNSW_BUILD_EF = 64  # efConstruction
 # A filter that lets through a share s of the rows: at s >= SELECTOR_BELOW (ivf, ivfpq) FAISS
 # searches unfiltered for wanted / s x ASK_MORE rows and the excluded ones are dropped (its
 # selector path scores codes about half as fast); below, FAISS skips excluded rows as it
-# scans. The cells scanned hold at least COVER x wanted allowed rows (more cells when the
+# scans. The cells scanned hold at least `cover` x wanted allowed rows (more cells when the
 # filter is narrow or the cells are small); an HNSW walk widens by s^-HNSW_WIDEN_POWER.
 # Chosen with benchmarks/book_filter.py's vectors (books given years of another seed: recall@100
 # as without a filter) and tests/search/test_ann.py's many small clusters at 70 % out.
 SELECTOR_BELOW = 0.15
 ASK_MORE = 1.25
-COVER = 8
+# How far a filter widens the cells depends on how the vectors cluster: the many small
+# clusters of tests/search/test_ann.py need 8 (recall@100 0.94 with 4 at 10 % kept), the
+# world's crops 4 (0.985-0.996 at a tenth and a thirtieth of the books, with 8 the search
+# of a thirtieth took 1.9x as long; seed-2000 vectors, books' years of seed 5). So the index
+# measures it when built: the smallest of COVERS whose filtered searches of sample queries
+# find CALIBRATED_RECALL of the exact top 100 at each of CALIBRATION_SHARES (an index
+# without the setting, made before, widens by the largest).
+COVERS = (4, 6, 8)
+CALIBRATION_SHARES = (0.3, 0.1, 0.03)
+CALIBRATION_QUERIES = 16
+CALIBRATED_RECALL = 0.985
+# a filter's cells are widened as for this many candidates a result at least, whatever the
+# index re-scores (tests/search/test_ann.py's clusters at 70 % out)
+FILTERED_COVER = 2
 HNSW_WIDEN_POWER = 1.5
 DEFAULT_EF = 128  # efSearch of `hnsw` (and of the cell graph of `ivfpq`)
 TRAIN_PER_CELL = 40  # k-means points a cell (FAISS asks for at least 39)
@@ -111,6 +124,7 @@ class AnnIndex:
         self.rows = rows
         self.dim = dim
         self.settings = dict(settings)
+        self._kept_bits: tuple[np.ndarray, int, np.ndarray] | None = None
 
     # --- building --------------------------------------------------------------------------
 
@@ -158,7 +172,36 @@ class AnnIndex:
             index.train(_float32(vectors[sample]))
         built = cls(index, kind, 0, dim, settings)
         built.add(vectors, progress=progress, desc=f"building the {kind} index")
+        if kind != "hnsw":
+            built.settings["cover"] = built._calibrated_cover(vectors, seed)
         return built
+
+    def _calibrated_cover(self, vectors: np.ndarray, seed: int, k: int = 100) -> int:
+        """The smallest of COVERS with which filtered searches of sample queries (rows of the
+        file, jittered) find CALIBRATED_RECALL of the exact top k among their candidates, for
+        random filters keeping each of CALIBRATION_SHARES of the rows (the largest if none)."""
+        rng = np.random.default_rng(seed)
+        picked = vectors[_sample_rows(len(vectors), min(CALIBRATION_QUERIES, len(vectors)), seed)]
+        queries = _float32(picked) + rng.normal(0, 0.3 / np.sqrt(self.dim), (len(picked), self.dim))
+        queries = _float32(queries / np.linalg.norm(queries, axis=1, keepdims=True))
+        scores = np.concatenate([block @ queries.T for _, block in _blocks(vectors, 0)])
+        filters = [rng.random(len(vectors)) >= share for share in CALIBRATION_SHARES]
+        exact = []
+        for excluded in filters:
+            masked = np.where(excluded[:, None], -np.inf, scores)
+            exact.append(np.argpartition(-masked, min(k, len(masked) - 1), axis=0)[:k].T)
+        wanted, cover_for = k * self.rerank, k * max(self.rerank, FILTERED_COVER)
+        for cover in COVERS:
+            self.settings["cover"] = cover
+            found = [
+                self.search(queries, wanted, excluded, cover_for=cover_for) for excluded in filters
+            ]
+            if all(
+                _share_found(*each) >= CALIBRATED_RECALL
+                for each in zip(found, exact, filters, strict=True)
+            ):
+                return cover
+        return COVERS[-1]
 
     def add(self, vectors: np.ndarray, *, progress: bool = False, desc: str = "") -> None:
         """Add rows `self.rows` onward of `vectors` (the whole committed file, float16)."""
@@ -203,19 +246,22 @@ class AnnIndex:
         wanted = max(1, min(wanted, self.rows))
         if excluded is None:
             return self._search(queries, wanted, None, 1.0, nprobe, ef)
-        excluded = excluded[: self.rows]
+        excluded_whole, excluded = excluded, excluded[: self.rows]
         count = self.rows - int(np.count_nonzero(excluded)) if kept is None else kept
         if count == 0:
             return np.full((len(queries), wanted), -1, np.int64)
         share = min(1.0, count / self.rows)
         if self.kind == "hnsw":  # the graph is walked through excluded rows: a wider walk
-            return self._filtered(queries, wanted, excluded, share**-HNSW_WIDEN_POWER, nprobe, ef)
+            return self._filtered(
+                queries, wanted, excluded_whole, share**-HNSW_WIDEN_POWER, nprobe, ef
+            )
         # the cells scanned must hold several times the allowed rows wanted (on many small
         # clusters the nearest allowed rows lie in more cells than the nearest rows)
-        cover = COVER * (cover_for or wanted) / (share * self.rows / self.settings["cells"])
+        cover = self.settings.get("cover", COVERS[-1]) * (cover_for or wanted)
+        cover /= share * self.rows / self.settings["cells"]
         widen = max(1.0, cover / (nprobe or self.settings["nprobe"]))
         if share < SELECTOR_BELOW:
-            return self._filtered(queries, wanted, excluded, widen, nprobe, ef)
+            return self._filtered(queries, wanted, excluded_whole, widen, nprobe, ef)
         # a broad filter (a date range, the keep/exclude filter): FAISS scores codes fastest
         # without a selector; ask for the allowed share's worth more and drop the rest
         asked = min(self.rows, int(wanted / share * ASK_MORE) + 8)
@@ -225,12 +271,24 @@ class AnnIndex:
 
     def _filtered(self, queries, wanted: int, excluded, widen: float, nprobe, ef) -> np.ndarray:
         """FAISS's search of the allowed rows only (it skips the others as it scans)."""
-        bits = ~np.packbits(excluded, bitorder="little")  # lives until FAISS has searched
+        bits = self._allowed_bits(excluded)  # lives until FAISS has searched
         faiss = _faiss()
         selector = faiss.IDSelectorBitmap(self.rows, faiss.swig_ptr(bits))
         rows = self._search(queries, wanted, selector, widen, nprobe, ef)
         del bits
         return rows
+
+    def _allowed_bits(self, excluded: np.ndarray) -> np.ndarray:
+        """FAISS's bitmap of the covered rows that `excluded` lets through. A mask that owns
+        its memory and is read-only (a library's remembered filter) cannot change: its bitmap
+        is kept for the next search with it."""
+        kept = self._kept_bits  # one read: another thread may replace it
+        if kept is not None and kept[0] is excluded and kept[1] == self.rows:
+            return kept[2]
+        bits = ~np.packbits(excluded[: self.rows], bitorder="little")
+        if not excluded.flags.writeable and excluded.base is None:
+            self._kept_bits = (excluded, self.rows, bits)
+        return bits
 
     def _search(self, queries, wanted: int, selector, widen: float, nprobe, ef) -> np.ndarray:
         faiss = _faiss()
@@ -324,7 +382,7 @@ def _sound_header(header: object, dim: int, max_rows: int) -> bool:
         return False
     return all(
         isinstance(settings.get(key, 1), int) and 0 < settings.get(key, 1) <= 1 << 16
-        for key in ("ef", "nprobe", "cells", "rerank")
+        for key in ("ef", "nprobe", "cells", "rerank", "cover")
     )
 
 
@@ -364,6 +422,16 @@ def _sync_folder(folder: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def _share_found(found: np.ndarray, best: np.ndarray, excluded: np.ndarray) -> float:
+    """The mean share of each line of `best` (allowed rows only) found in that line of
+    `found`."""
+    shares = []
+    for line, wanted in zip(found, best, strict=True):
+        wanted = wanted[~excluded[wanted]]
+        shares.append(len(np.intersect1d(line, wanted)) / max(1, len(wanted)))
+    return float(np.mean(shares))
 
 
 def _allowed_first(rows: np.ndarray, excluded: np.ndarray, wanted: int) -> np.ndarray:

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .ann import AnnIndex
+from .ann import FILTERED_COVER, AnnIndex
 from .scan import BLOCK_ROWS, MachineScans, RoughScan, build, torch_blocks, torch_view
 
 # torch is imported by the methods that scan (a cached import after the first): a command
@@ -34,9 +34,6 @@ FLOAT32_TOLERANCE = 1e-4  # a float32 sum of 512 products is within 1e-6 of the 
 # in the index's usual cells (seed-2000 world at 1.14 M rows, multi-image: 15 a result 0.986,
 # 20 0.988, 10 0.975 with 12 cells; 20 with 36 cells 0.995 at 1.5x the time)
 SUBSPACE_CANDIDATES = 20
-# a filter's cells hold fewer allowed rows: they are widened as for this many candidates a
-# result at least, whatever the index re-scores (tests/search/test_ann.py's clusters at 70 % out)
-FILTERED_COVER = 2
 FEW_ALLOWED = 8192  # rows a filter leaves or fewer: each is scored, no index asked
 READ_ROWS = 16_384  # rows taken at once or fewer are read from the file, not the map
 INLINE_VALUES = 16_384  # under torch's grain (32,768): an operation this small stays in this thread

@@ -166,6 +166,59 @@ def test_a_filter_of_any_breadth_keeps_out_what_it_leaves_out_and_finds_the_rest
         assert len(found) == K and not exclude[found - 7].any()
 
 
+def test_a_narrow_filter_kept_for_later_searches_is_read_afresh_when_it_may_have_changed(world):
+    """FAISS's bitmap of a read-only mask (a library's remembered filter) is kept for the next
+    search; a mask that can change, or another mask, is read afresh."""
+    vectors, qs, _ = world
+    ann = AnnIndex.build("ivf", vectors)
+    q = qs["text"][:1]
+    first = np.random.default_rng(6).random(ROWS) >= 0.05  # narrow: FAISS's selector
+    second = np.random.default_rng(7).random(ROWS) >= 0.05
+
+    def allowed(exclude):
+        found = ann.search(q, K, exclude)[0]
+        return len(found) == K and not exclude[found].any()
+
+    changing = first.copy()
+    assert allowed(changing)
+    changing[:] = second  # the same array, other rows: searched as it now reads
+    assert allowed(changing)
+    kept = first.copy()
+    kept.flags.writeable = False
+    assert allowed(kept) and allowed(kept)
+    np.testing.assert_array_equal(ann.search(q, K, kept), ann.search(q, K, first))
+    view = second.copy()[:]
+    view.flags.writeable = False  # read-only, but a view of memory that may change
+    assert allowed(view)
+    view.base[:] = first
+    assert allowed(view)
+
+
+def test_how_far_a_filter_widens_the_cells_is_measured_on_the_vectors_when_built(tmp_path):
+    """Many small clusters need the cells widened more for a filter than a few large ones:
+    the index measures it when built, keeps it in its file, and either way a filter's top
+    100 is found (filters of another seed than the index measured with)."""
+    covers = {}
+    for clusters in (400, 40):
+        rng = np.random.default_rng(clusters)
+        vectors = clustered(rng, ROWS, DIM, clusters=clusters)
+        ann = AnnIndex.build("ivf", vectors)
+        covers[clusters] = ann.settings["cover"]
+        ann.save(tmp_path / "ann.index")
+        assert (
+            AnnIndex.load(tmp_path / "ann.index", DIM, ROWS).settings["cover"] == covers[clusters]
+        )
+        qs = queries(rng, vectors, 10)["text"]
+        scores = vectors.astype(np.float32) @ qs.T
+        for share in (0.3, 0.05):
+            excluded = rng.random(ROWS) >= share
+            found = ann.search(qs, K, excluded, cover_for=2 * K)
+            best = np.argsort(-np.where(excluded[:, None], -np.inf, scores), axis=0)[:K].T
+            hits = [len(np.intersect1d(f, b)) / K for f, b in zip(found, best, strict=True)]
+            assert np.mean(hits) >= 0.95, (clusters, share)
+    assert covers == {400: 8, 40: 4}
+
+
 def test_rows_of_books_marked_by_runs_agree_with_a_row_by_row_lookup():
     rng = np.random.default_rng(5)
     row_books = np.repeat(rng.integers(0, 40, 300), rng.integers(1, 9, 300))  # runs, repeats
