@@ -60,7 +60,7 @@ ASK_MORE = 1.25
 # without the setting, made before, widens by the largest).
 COVERS = (4, 6, 8)
 CALIBRATION_SHARES = (0.3, 0.1, 0.03)
-CALIBRATION_QUERIES = 16
+CALIBRATION_QUERIES = 48
 CALIBRATED_RECALL = 0.985
 # a filter's cells are widened as for this many candidates a result at least, whatever the
 # index re-scores (tests/search/test_ann.py's clusters at 70 % out)
@@ -184,12 +184,8 @@ class AnnIndex:
         picked = vectors[_sample_rows(len(vectors), min(CALIBRATION_QUERIES, len(vectors)), seed)]
         queries = _float32(picked) + rng.normal(0, 0.3 / np.sqrt(self.dim), (len(picked), self.dim))
         queries = _float32(queries / np.linalg.norm(queries, axis=1, keepdims=True))
-        scores = np.concatenate([block @ queries.T for _, block in _blocks(vectors, 0)])
-        filters = [rng.random(len(vectors)) >= share for share in CALIBRATION_SHARES]
-        exact = []
-        for excluded in filters:
-            masked = np.where(excluded[:, None], -np.inf, scores)
-            exact.append(np.argpartition(-masked, min(k, len(masked) - 1), axis=0)[:k].T)
+        filters = [rng.random(len(vectors), np.float32) >= s for s in CALIBRATION_SHARES]
+        exact = _exact_best(vectors, queries, filters, k)
         wanted, cover_for = k * self.rerank, k * max(self.rerank, FILTERED_COVER)
         for cover in COVERS:
             self.settings["cover"] = cover
@@ -197,8 +193,7 @@ class AnnIndex:
                 self.search(queries, wanted, excluded, cover_for=cover_for) for excluded in filters
             ]
             if all(
-                _share_found(*each) >= CALIBRATED_RECALL
-                for each in zip(found, exact, filters, strict=True)
+                _share_found(*each) >= CALIBRATED_RECALL for each in zip(found, exact, strict=True)
             ):
                 return cover
         return COVERS[-1]
@@ -424,12 +419,36 @@ def _sync_folder(folder: Path) -> None:
         os.close(fd)
 
 
-def _share_found(found: np.ndarray, best: np.ndarray, excluded: np.ndarray) -> float:
-    """The mean share of each line of `best` (allowed rows only) found in that line of
-    `found`."""
+def _exact_best(
+    vectors: np.ndarray, queries: np.ndarray, filters: list[np.ndarray], k: int
+) -> list[np.ndarray]:
+    """For each filter, the rows of the exact top k of each query (queries x k; fewer where
+    fewer are allowed) that it lets through, found block by block (memory: a block's scores)."""
+    best: list[list[np.ndarray]] = [[] for _ in filters]  # each block's top k, as rows
+    scores: list[list[np.ndarray]] = [[] for _ in filters]
+    for first, block in _blocks(vectors, 0):
+        products = block @ queries.T  # rows x queries
+        for i, excluded in enumerate(filters):
+            rows = first + np.flatnonzero(~excluded[first : first + len(block)])
+            part = products[rows - first]
+            if len(part) > k:
+                top = np.argpartition(-part, k, axis=0)[:k]
+            else:
+                top = np.argsort(-part, axis=0)
+            best[i].append(rows[top])
+            scores[i].append(np.take_along_axis(part, top, axis=0))
+    out = []
+    for found, values in zip(best, scores, strict=True):
+        rows_all, values_all = np.concatenate(found), np.concatenate(values)
+        order = np.argsort(-values_all, axis=0)[:k]
+        out.append(np.take_along_axis(rows_all, order, axis=0).T)
+    return out
+
+
+def _share_found(found: np.ndarray, best: np.ndarray) -> float:
+    """The mean share of each line of `best` found in that line of `found`."""
     shares = []
     for line, wanted in zip(found, best, strict=True):
-        wanted = wanted[~excluded[wanted]]
         shares.append(len(np.intersect1d(line, wanted)) / max(1, len(wanted)))
     return float(np.mean(shares))
 
