@@ -26,8 +26,9 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
+from ...errors import SashieError
 from ...regions.detector_training import train, training_sample
-from ...regions.learned import INPUT_SIDE, NetConfig, save_model
+from ...regions.learned import INPUT_SIDE, SHRINK, NetConfig, save_model
 from . import SPREAD_VERSION, make_world, read_truth, world_meta
 
 
@@ -60,11 +61,21 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--input-side", type=int, default=INPUT_SIDE, help="the longer side the network reads"
     )
+    parser.add_argument(
+        "--widths",
+        default=",".join(str(w) for w in NetConfig().widths),
+        help="the network's channels at 1/2, 1/4, 1/8, 1/16 and in its context layers",
+    )
     parser.add_argument("--device", default="cpu", help="cpu, or cuda on a machine with a GPU")
     args = parser.parse_args(argv)
     import torch
 
-    config = NetConfig(input_side=args.input_side)
+    try:
+        config = NetConfig.from_dict(
+            {"widths": args.widths.split(","), "input_side": args.input_side, "shrink": SHRINK}
+        )
+    except SashieError as e:
+        parser.error(f"--widths or --input-side: {e}")
     images: list[np.ndarray] = []
     targets: list[np.ndarray] = []
     worlds = []
@@ -100,6 +111,7 @@ def main(argv: list[str] | None = None) -> None:
         "crop": args.crop,
         "lr": args.lr,
         "input_side": args.input_side,
+        "widths": list(config.widths),
         "render_seconds": round(render_seconds),
         "train_seconds": round(train_seconds),
         "hardware": f"{platform.machine()}, {os.cpu_count()} cores, {args.device}; "
