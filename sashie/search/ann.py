@@ -46,9 +46,9 @@ HNSW_BUILD_EF = 64  # efConstruction
 # searches unfiltered for wanted / s x ASK_MORE rows and the excluded ones are dropped (its
 # selector path scores codes about half as fast); below, FAISS skips excluded rows as it
 # scans. The cells scanned hold at least `cover` x wanted allowed rows (more cells when the
-# filter is narrow or the cells are small); an HNSW walk widens by s^-HNSW_WIDEN_POWER.
-# Chosen with benchmarks/book_filter.py's vectors (books given years of another seed: recall@100
-# as without a filter) and tests/search/test_ann.py's many small clusters at 70 % out.
+# filter is narrow or the cells are small; `cover` below); an HNSW walk widens by
+# s^-HNSW_WIDEN_POWER. SELECTOR_BELOW and ASK_MORE were chosen with benchmarks/book_filter.py's
+# vectors (books given years of another seed: recall@100 as without a filter).
 SELECTOR_BELOW = 0.15
 ASK_MORE = 1.25
 # How far a filter widens the cells depends on how the vectors cluster: the many small
@@ -115,6 +115,26 @@ def pq_subquantizers(rows: int, dim: int, memory: int | None = None) -> int:
     return dim if rows * dim // 2 <= memory // 4 else dim // 2
 
 
+class AllowedBits:
+    """FAISS's bitmap of the rows a boolean mask lets through. A mask that owns its memory and
+    is read-only (a library's remembered filter) cannot change: its bitmap is kept for the
+    next search with it; any other mask is packed afresh."""
+
+    def __init__(self) -> None:
+        self._kept: tuple[np.ndarray, int, np.ndarray] | None = None
+
+    def of(self, excluded: np.ndarray, rows: int) -> np.ndarray:
+        """The bitmap of the first `rows` rows of `excluded` (kept alive by the caller until
+        FAISS has searched with it)."""
+        kept = self._kept  # one read: another thread may replace it
+        if kept is not None and kept[0] is excluded and kept[1] == rows:
+            return kept[2]
+        bits = ~np.packbits(excluded[:rows], bitorder="little")
+        if not excluded.flags.writeable and excluded.base is None:
+            self._kept = (excluded, rows, bits)
+        return bits
+
+
 class AnnIndex:
     """One FAISS index over the first `rows` rows of a vector file (row numbers are its ids)."""
 
@@ -124,7 +144,7 @@ class AnnIndex:
         self.rows = rows
         self.dim = dim
         self.settings = dict(settings)
-        self._kept_bits: tuple[np.ndarray, int, np.ndarray] | None = None
+        self._allowed = AllowedBits()
 
     # --- building --------------------------------------------------------------------------
 
@@ -266,24 +286,12 @@ class AnnIndex:
 
     def _filtered(self, queries, wanted: int, excluded, widen: float, nprobe, ef) -> np.ndarray:
         """FAISS's search of the allowed rows only (it skips the others as it scans)."""
-        bits = self._allowed_bits(excluded)  # lives until FAISS has searched
+        bits = self._allowed.of(excluded, self.rows)  # lives until FAISS has searched
         faiss = _faiss()
         selector = faiss.IDSelectorBitmap(self.rows, faiss.swig_ptr(bits))
         rows = self._search(queries, wanted, selector, widen, nprobe, ef)
         del bits
         return rows
-
-    def _allowed_bits(self, excluded: np.ndarray) -> np.ndarray:
-        """FAISS's bitmap of the covered rows that `excluded` lets through. A mask that owns
-        its memory and is read-only (a library's remembered filter) cannot change: its bitmap
-        is kept for the next search with it."""
-        kept = self._kept_bits  # one read: another thread may replace it
-        if kept is not None and kept[0] is excluded and kept[1] == self.rows:
-            return kept[2]
-        bits = ~np.packbits(excluded[: self.rows], bitorder="little")
-        if not excluded.flags.writeable and excluded.base is None:
-            self._kept_bits = (excluded, self.rows, bits)
-        return bits
 
     def _search(self, queries, wanted: int, selector, widen: float, nprobe, ef) -> np.ndarray:
         faiss = _faiss()

@@ -37,7 +37,7 @@ from typing import Any
 
 import numpy as np
 
-from .ann import _faiss
+from .ann import AllowedBits, _faiss
 
 PRECISIONS = ("int8", "bfloat16", "float16", "float32")
 BYTES = {"int8": 1, "bfloat16": 2, "float16": 2, "float32": 2}
@@ -181,6 +181,7 @@ class Int8Scan(RoughScan):
             dim, faiss.ScalarQuantizer.QT_8bit, faiss.METRIC_INNER_PRODUCT
         )
         self.index.train(np.stack([low, high]))
+        self._allowed = AllowedBits()
         trained = faiss.vector_to_array(self.index.sq.trained)
         self.step = trained[dim:].astype(np.float64) / 510  # the most a value decodes off by
         self.index.codes.resize(len(vectors) * dim)  # once: adding would grow it by doubling
@@ -204,7 +205,7 @@ class Int8Scan(RoughScan):
         q = np.ascontiguousarray(query, np.float32).reshape(1, -1)
         params, bits = None, None
         if exclude is not None:
-            bits = ~np.packbits(exclude, bitorder="little")  # lives until FAISS has searched
+            bits = self._allowed.of(exclude, rows)  # lives until FAISS has searched
             params = faiss.SearchParameters(sel=faiss.IDSelectorBitmap(rows, faiss.swig_ptr(bits)))
         floor, window = -np.inf, 2 * self.error(q[0])
         wanted = min(rows, max(4 * k, k + 1024))
