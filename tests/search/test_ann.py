@@ -1,6 +1,8 @@
 """The ANN index (sashie/search/ann.py) under VectorIndex.search: recall against the exact
 scan on clustered vectors, exclusions, subspace queries, examples, and its file."""
 
+import json
+
 import numpy as np
 import pytest
 
@@ -138,6 +140,13 @@ def test_a_file_that_is_not_a_sound_index_is_ignored(tmp_path):
     ):
         path.write_bytes(bad)
         assert AnnIndex.load(path, 16, 400) is None
+    # a tampered setting (how far a filter widens the cells) is not trusted either
+    header, body = data.split(b"\n", 1)
+    for cover in ("1e9", "-3", "0", '"8"', "null"):
+        settings = json.loads(header)
+        settings["settings"]["cover"] = json.loads(cover)
+        path.write_bytes(json.dumps(settings).encode() + b"\n" + body)
+        assert AnnIndex.load(path, 16, 400) is None, cover
 
 
 def test_the_kind_follows_the_size():
