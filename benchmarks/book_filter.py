@@ -103,18 +103,18 @@ def main() -> None:
 
     years = books.years()  # the library reads them once, until its catalog changes
 
-    def mask(conditions: str | None) -> np.ndarray | None:
+    def mask(conditions: str | None) -> tuple[np.ndarray | None, int | None]:
         if conditions is None:
-            return None
+            return None, None
         allowed = years.matching(parse_conditions(conditions))
         assert allowed is not None  # conditions on years only
         return rows_outside(book_rows, allowed)
 
-    excludes = {name: mask(conditions) for name, conditions in FILTERS.items()}
-    counts = {  # a loaded library keeps each filter's rows counted, as its mask
-        name: None if m is None else len(m) - int(np.count_nonzero(m))
-        for name, m in excludes.items()
-    }
+    excludes, counts = {}, {}
+    for name, conditions in FILTERS.items():  # a loaded library keeps each filter's rows
+        excludes[name], counts[name] = mask(conditions)  # read-only, counted
+        if excludes[name] is not None:
+            excludes[name].flags.writeable = False
     made: dict[str, list[float]] = {name: [] for name in FILTERS}
     kept: dict[str, list[float]] = {name: [] for name in FILTERS}
     found: dict[str, list[np.ndarray]] = {name: [] for name in FILTERS}
@@ -122,7 +122,8 @@ def main() -> None:
         for query in queries:
             for name, conditions in FILTERS.items():
                 started = time.perf_counter()
-                found[name].append(index.search(query, K, exclude=mask(conditions), how=how)[0])
+                exclude, count = mask(conditions)
+                found[name].append(index.search(query, K, exclude=exclude, kept=count, how=how)[0])
                 made[name].append(time.perf_counter() - started)
                 started = time.perf_counter()
                 index.search(query, K, exclude=excludes[name], kept=counts[name], how=how)

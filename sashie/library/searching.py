@@ -6,6 +6,7 @@ composing in sashie/compose."""
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING
@@ -104,17 +105,22 @@ def left_out(
     )  # fmt: skip
     remembered = parts.load(model).left
     if key not in remembered:
-        excluded = None if where.all_items else parts.excluded_rows(model)
-        for outside in (
-            labels.left_out(model, label_set, where.label, where.not_label),
-            _outside_books(parts, where, model),
-        ):
-            if outside is not None:
-                excluded = outside if excluded is None else outside | excluded
-        kept = None
+        present = [
+            (mask, kept)  # rows left out, and how many are left in when known
+            for mask, kept in (
+                (None if where.all_items else parts.excluded_rows(model), None),
+                (labels.left_out(model, label_set, where.label, where.not_label), None),
+                _outside_books(parts, where, model),
+            )
+            if mask is not None
+        ]
+        excluded, kept = present[0] if len(present) == 1 else (None, None)
+        if len(present) > 1:
+            excluded = functools.reduce(np.logical_or, [mask for mask, _ in present])
         if excluded is not None:
             excluded.flags.writeable = False  # shared by the searches that reuse it
-            kept = len(excluded) - int(np.count_nonzero(excluded))
+            if kept is None:
+                kept = len(excluded) - int(np.count_nonzero(excluded))
         if len(remembered) >= REMEMBERED_FILTERS:
             remembered.pop(next(iter(remembered)))
         remembered[key] = (excluded, kept)
@@ -130,11 +136,14 @@ def _names(value: str | int | Sequence | None) -> tuple | None:
     return tuple(value)
 
 
-def _outside_books(parts: Parts, where: Filters, model: str | None) -> np.ndarray | None:
-    """The rows whose books the filters leave out (None: they name no book)."""
+def _outside_books(
+    parts: Parts, where: Filters, model: str | None
+) -> tuple[np.ndarray | None, int | None]:
+    """The rows whose books the filters leave out (None: they name no book), and how many
+    rows are left in."""
     conditions = parse_conditions(where.conditions)
     if where.book is None and not conditions:
-        return None
+        return None, None
     allowed = parts.book_years(model).matching(conditions)
     if allowed is None:  # a condition on titles, creators, places: SQLite's
         allowed = parts.catalog.books.matching(conditions)
@@ -144,13 +153,16 @@ def _outside_books(parts: Parts, where: Filters, model: str | None) -> np.ndarra
     return rows_outside(parts.book_rows(model), allowed)
 
 
-def rows_outside(book_rows: BookRuns, allowed: np.ndarray) -> np.ndarray:
-    """The rows whose book is not one of `allowed`: a table of the books looked up run by
-    run (a book's items are indexed together: a few thousand runs for a million rows)."""
+def rows_outside(book_rows: BookRuns, allowed: np.ndarray) -> tuple[np.ndarray, int]:
+    """The rows whose book is not one of `allowed`, and how many rows are: a table of the
+    books looked up run by run (a book's items are indexed together: a few thousand runs for
+    a million rows), the rows left in counted from the runs' lengths, not row by row."""
     last = int(book_rows.books.max()) if len(book_rows.books) else 0
     left = np.ones(last + 1, bool)
     left[allowed[(allowed >= 0) & (allowed <= last)]] = False
-    return np.repeat(left[book_rows.books], book_rows.lengths)  # one row-long array, not two
+    run_left = left[book_rows.books]
+    kept = int(book_rows.lengths[~run_left].sum())
+    return np.repeat(run_left, book_rows.lengths), kept  # one row-long array, not two
 
 
 def build(parts: Parts, composers: Composers, asked: Asked, model: str | None) -> Query:

@@ -89,24 +89,18 @@ class BookYears:
         return self.ids[true]
 
     def _true(self, condition: Condition) -> np.ndarray:
-        value = int(condition.value)
+        value, op = int(condition.value), condition.op
         if condition.field == "book":
-            return (self.ids == value) if condition.op == "=" else (self.ids != value)
+            return (self.ids == value) if op == "=" else (self.ids != value)
         first, last = self.year_from, self.year_to
-        with np.errstate(invalid="ignore"):
-            compared = {  # (true, false) of each comparison; NaN makes both False
-                "from<": (first < value, first >= value),
-                "from<=": (first <= value, first > value),
-                "to>": (last > value, last <= value),
-                "to>=": (last >= value, last < value),
-            }
-        if condition.op in ("<", "<="):
-            return compared["from" + condition.op][0]
-        if condition.op in (">", ">="):
-            return compared["to" + condition.op][0]
-        (t1, f1), (t2, f2) = compared["from<="], compared["to>="]
-        inside_true, inside_false = t1 & t2, f1 | f2  # year_from <= Y AND year_to >= Y
-        return inside_true if condition.op == "=" else inside_false
+        with np.errstate(invalid="ignore"):  # NaN compares False either way
+            if op in ("<", "<="):
+                return first < value if op == "<" else first <= value
+            if op in (">", ">="):
+                return last > value if op == ">" else last >= value
+            if op == "=":  # year_from <= Y AND year_to >= Y
+                return (first <= value) & (last >= value)
+            return (first > value) | (last < value)  # its negation, false where NaN
 
 
 def parse_conditions(text: str | None) -> list[Condition]:

@@ -236,7 +236,7 @@ def test_rows_of_books_marked_by_runs_agree_with_a_row_by_row_lookup():
     runs = BookRuns.of(row_books)
     assert runs.lengths.sum() == len(row_books)
     for allowed in (np.array([], np.int64), np.array([0]), np.array([3, 7, 39, 99, -1])):
-        np.testing.assert_array_equal(
-            rows_outside(runs, allowed), ~np.isin(row_books, allowed[allowed >= 0])
-        )
-    assert len(rows_outside(BookRuns.of(np.zeros(0, np.int64)), np.array([1]))) == 0
+        outside, kept = rows_outside(runs, allowed)
+        np.testing.assert_array_equal(outside, ~np.isin(row_books, allowed[allowed >= 0]))
+        assert kept == np.count_nonzero(~outside)
+    assert rows_outside(BookRuns.of(np.zeros(0, np.int64)), np.array([1]))[0].shape == (0,)
