@@ -3,6 +3,9 @@ NDL-DocL pages in ../shared/real-pages/ndl-docl): what a detector's proposals fi
 illustrations, how many it makes, and how many of them are text.
 
 - recall at IoU >= 0.5 and >= 0.3: the share of illustration boxes some proposal overlaps so;
+- recall at IoU >= 0.5 within BUDGET proposals a page: the same for each page's first BUDGET
+  proposals, best first (the issue's target: at most 6 a page; a detector without scores, such
+  as `layout`, in its own order);
 - proposals a page, and precision: the share of proposals that overlap an illustration at
   IoU >= 0.5;
 - on text: the share of proposals that text-line boxes cover by at least ON_TEXT of their area
@@ -30,8 +33,9 @@ from ..sources.images import load_image
 ILLUSTRATIONS = frozenset({"4_illustration"})  # NDL-DocL's label
 TEXT_LINES = frozenset({"2_handwritten", "3_typography", "6_headline", "7_caption", "8_textline"})
 ON_TEXT = 0.5  # a proposal lies on text when text lines cover this share of its area
+BUDGET = 6  # proposals a page a search of illustrations can afford to show
 
-Proposer = Callable[[Image.Image], list[BBox]]
+Proposer = Callable[[Image.Image], list[BBox]]  # a page's proposals, best first
 
 
 @dataclass
@@ -40,6 +44,7 @@ class RegionScore:
     illustrations: int = 0
     found_05: int = 0  # illustrations some proposal overlaps at IoU >= 0.5
     found_03: int = 0
+    found_budget: int = 0  # illustrations the page's first BUDGET proposals overlap at >= 0.5
     proposals: int = 0
     matched: int = 0  # proposals overlapping an illustration at IoU >= 0.5
     on_text: int = 0  # proposals lying on text lines
@@ -53,6 +58,10 @@ class RegionScore:
     @property
     def recall_05(self) -> float:
         return self.found_05 / self.illustrations if self.illustrations else float("nan")
+
+    @property
+    def recall_budget(self) -> float:
+        return self.found_budget / self.illustrations if self.illustrations else float("nan")
 
     @property
     def recall_03(self) -> float:
@@ -80,13 +89,14 @@ def book_of(page: BoxedPage) -> str:
 
 
 def score_page(page: BoxedPage, proposals: list[BBox], seconds: float = 0.0) -> RegionScore:
-    """One page's figures for these proposals."""
+    """One page's figures for these proposals (best first)."""
     truths = page.labelled(ILLUSTRATIONS)
     text = _text_mask(page)
     return RegionScore(
         pages=1,
         illustrations=len(truths),
         found_05=sum(any(iou(t, b) >= 0.5 for b in proposals) for t in truths),
+        found_budget=sum(any(iou(t, b) >= 0.5 for b in proposals[:BUDGET]) for t in truths),
         found_03=sum(any(iou(t, b) >= 0.3 for b in proposals) for t in truths),
         proposals=len(proposals),
         matched=sum(any(iou(t, b) >= 0.5 for t in truths) for b in proposals),
@@ -114,17 +124,18 @@ def format_table(rows: list[tuple[str, dict[str, RegionScore]]]) -> str:
     """One line per (regions, book), all pages first."""
     head = (
         f"| {'regions':<22} | {'book':<8} | {'pages':>5} | {'ills':>4} | {'recall@0.5':>10} | "
-        f"{'recall@0.3':>10} | {'proposals/page':>14} | {'precision':>9} | {'on text':>7} | "
-        f"{'pages/s':>7} |"
+        f"{'recall@0.3':>10} | {f'recall@0.5, {BUDGET}/page':>17} | {'proposals/page':>14} | "
+        f"{'precision':>9} | {'on text':>7} | {'pages/s':>7} |"
     )
     lines = [head, "|" + "|".join("-" * len(c) for c in head.split("|")[1:-1]) + "|"]
     for name, books in rows:
         for book, s in sorted(books.items(), key=lambda kv: kv[0] != "all"):
             recall = "-" if not s.illustrations else f"{s.recall_05:.3f}"
             loose = "-" if not s.illustrations else f"{s.recall_03:.3f}"
+            budget = "-" if not s.illustrations else f"{s.recall_budget:.3f}"
             lines.append(
                 f"| {name:<22} | {book:<8} | {s.pages:>5} | {s.illustrations:>4} | {recall:>10} | "
-                f"{loose:>10} | {s.per_page:>14.1f} | {s.precision:>9.3f} | "
+                f"{loose:>10} | {budget:>17} | {s.per_page:>14.1f} | {s.precision:>9.3f} | "
                 f"{s.text_share:>7.3f} | {s.pages_per_s:>7.1f} |"
             )
     return "\n".join(lines)

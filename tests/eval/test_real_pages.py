@@ -35,6 +35,16 @@ def test_recall_precision_and_proposals_on_text_follow_their_definitions():
     assert s.precision == 0.25 and s.text_share == 0.25
 
 
+def test_recall_within_the_budget_counts_only_each_pages_first_proposals():
+    from sashie.eval.real_pages import BUDGET
+
+    misses = [(300 + i, 0, 310 + i, 10) for i in range(BUDGET)]
+    late = score_page(page(), [*misses, (10, 10, 110, 110)])  # found, but after BUDGET others
+    early = score_page(page(), [(10, 10, 110, 110), *misses])
+    assert (late.found_05, late.found_budget) == (1, 0)
+    assert (early.found_05, early.found_budget) == (1, 1) and early.recall_budget == 0.5
+
+
 def test_figures_add_up_by_book(tmp_path):
     from PIL import Image
 
