@@ -143,8 +143,8 @@ class AddReport:
         if "whole" not in self.detectors:
             regions = ",".join([*self.detectors, "whole"])
             text += (
-                " (layout looks for the illustrations of printed pages; a photograph has "
-                f"none); to index each image as an item too: --regions {regions}"
+                " (the region detectors look for the illustrations of printed pages; a "
+                f"photograph has none); to index each image as an item too: --regions {regions}"
             )
         return text
 

@@ -200,7 +200,7 @@ class Library:
         """Index sources (folders, path lists, IIIF manifests, images): only what is new or
         changed is read and embedded; each is a book or several (`metadata`: a CSV or JSON
         of the folders' books, sashie/sources/books.py). `regions` names the region detectors
-        ("layout,whole"), `detector_options` their settings by name ({"zeroshot": {"model":
+        ("hybrid,whole"), `detector_options` their settings by name ({"zeroshot": {"model":
         ...}}). Raises `Interrupted` on Ctrl-C, with all done so far kept.
 
         `engine` "local" reads pages in threads feeding the model in this process; "ray"

@@ -1,7 +1,7 @@
 """Region detectors: a page image in, the boxes worth embedding out (bbox in page pixels).
 
 base.py      Region, BBox, iou/overlap, clean_regions, tile_boxes, the Detector protocol
-registry.py  detectors by name: load_detectors("layout,whole")
+registry.py  detectors by name: load_detectors("hybrid,whole")
 whole.py     `whole` (the page) and `tiles` (overlapping tiles of a large page)
 layout.py    `layout`: illustrations found by page analysis (OpenCV, no weights)
 zeroshot.py  `zeroshot`: an open-vocabulary detector (OWLv2, Grounding DINO) by prompt

@@ -106,9 +106,14 @@ def build_net(config: NetConfig):
 def to_input(image: Image.Image, side: int) -> tuple[np.ndarray, float]:
     """The page as the network reads it: RGB float32 CHW, longer side `side`, padded to a
     multiple of 16; and the scale from page pixels to input pixels."""
+    scale = side / max(image.size)
+    size = (max(16, round(image.width * scale)), max(16, round(image.height * scale)))
+    # a large page is first averaged by whole blocks in Pillow's own storage, down to at
+    # least twice the input (a 6000-pixel page: no full-size copy; a spread: as it is)
+    factor = max(image.size) // (2 * side)
+    if factor > 1 and image.mode in ("RGB", "L"):
+        image = image.reduce(factor)
     rgb = np.asarray(image.convert("RGB"))
-    scale = side / max(rgb.shape[:2])
-    size = (max(16, round(rgb.shape[1] * scale)), max(16, round(rgb.shape[0] * scale)))
     if scale < 0.5:  # thin lines would fade away: thicken the ink at twice the size first
         double = cv2.resize(rgb, (size[0] * 2, size[1] * 2), interpolation=cv2.INTER_AREA)
         rgb = cv2.erode(double, np.ones((3, 3), np.uint8))

@@ -5,6 +5,7 @@ import json
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from sashie.errors import SashieError
 from sashie.eval.world import SPREAD_VERSION, make_world, read_truth
@@ -195,3 +196,22 @@ def test_hybrid_keeps_the_network_boxes_and_the_layout_boxes_it_confirms(spreads
     scale = 0.5  # a page of 320 x 240 read at 160 x 120: cells of 8 page pixels
     assert box_probability(probability, scale, (80, 80, 160, 160)) == 1.0
     assert box_probability(probability, scale, (80, 80, 240, 160)) == 0.5
+
+
+def test_a_large_page_is_read_as_its_spread_is(spreads):
+    """A scan at four times a spread's resolution is averaged by whole blocks in Pillow's
+    storage before the network's resizing (the memory that saves:
+    tests/robustness/test_ingest_memory.py), and the network finds the same boxes on it, in
+    its pixels."""
+    [detector] = load_detectors("learned")
+    compared = 0
+    for row in read_truth(spreads)[:3]:
+        spread = load_image(row["page"]).convert("RGB")
+        large = Image.fromarray(np.kron(np.asarray(spread), np.ones((4, 4, 1), np.uint8)))
+        small_boxes = [r.bbox for r in detector.detect(spread, None)]
+        large_boxes = [tuple(v / 4 for v in r.bbox) for r in detector.detect(large, None)]
+        assert len(large_boxes) == len(small_boxes)
+        for box in small_boxes:
+            assert max(iou(box, other) for other in large_boxes) >= 0.9
+        compared += len(small_boxes)
+    assert compared >= 2

@@ -12,7 +12,8 @@ from .common import LIBRARY, echo_json
 
 @click.group("regions")
 def regions_group() -> None:
-    """The illustrations a library cuts from its pages: teach the `learned` detector.
+    """The illustrations a library cuts from its pages: teach the network behind the
+    `hybrid` (default) and `learned` detectors.
 
     \b
     sashie regions train LIB --boxes voc-folder/     Pascal VOC files beside their images
@@ -21,9 +22,10 @@ def regions_group() -> None:
                                                      library's canvases (xywh=)
     sashie regions train LIB                         the boxes drawn on the web page
                                                      (open a result, Draw boxes)
-    sashie reindex LIB --regions learned             cut every page again with it
-    sashie index LIB scans/ --regions learned,whole  new pages too (default: layout,whole)
-    sashie index LIB scans/ --regions hybrid,whole   layout's boxes the tuned network confirms
+    sashie reindex LIB --regions hybrid,whole        cut every page again with it
+    sashie index LIB scans/                          new pages too (the default,
+                                                     hybrid,whole, uses it)
+    sashie index LIB scans/ --regions learned,whole  the tuned network's own boxes only
     """
 
 
