@@ -1,14 +1,15 @@
 """Indexing throughput: pages and items per second from page files to committed vectors.
 
 Indexes N pages (an evaluation world's with --world, else N page-sized synthetic JPEGs: 1600 x
-2400, noisy paper with dark strokes) with the default regions, with each engine asked for:
+2400, noisy paper with dark strokes) with the default regions (or --regions), with each
+engine asked for:
 the local one with 1 reader thread and then the default (so the effect of decoding in parallel
 workers shows), and the Ray one (a local Ray started for the run, its start included). The
 default model is a tiny random CLIP (the model's own cost then is small and the table shows
 the pipeline); pass --model to time a real one (sashie-demo, hf:DIR, ...).
 
     python benchmarks/index_throughput.py [--pages 60] [--world WORLD] [--model SPEC]
-        [--engine local|ray|both]
+        [--engine local|ray|both] [--regions NAMES]
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import numpy as np
 from PIL import Image
 
 from sashie import Library
+from sashie.regions import DEFAULT_DETECTORS
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
@@ -44,6 +46,7 @@ def main() -> None:
     parser.add_argument("--world", type=Path, help="index this world's first pages instead")
     parser.add_argument("--model", help="model spec (default: a tiny random CLIP)")
     parser.add_argument("--engine", choices=("local", "ray", "both"), default="both")
+    parser.add_argument("--regions", default=DEFAULT_DETECTORS, help="region detectors")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
@@ -59,7 +62,7 @@ def main() -> None:
             from tiny_clip import build_tiny_clip
 
             model = f"hf:{build_tiny_clip(tmp / 'tiny-clip', image_size=224)}"
-        print(f"{what}, default regions, model {model}, {os.cpu_count()} cores")
+        print(f"{what}, regions {args.regions}, model {model}, {os.cpu_count()} cores")
         print("| engine | readers | pages/s | items/s | seconds |")
         print("|---|---|---|---|---|")
         runs = [("local", 1), ("local", None)] if args.engine != "ray" else []
@@ -67,7 +70,9 @@ def main() -> None:
         for engine, workers in runs:
             lib = Library(tmp / f"lib-{engine}-{workers}", create=True, progress=False)
             lib.encoder(model)  # loaded before the clock starts
-            report = lib.add(pages, model=model, workers=workers, engine=engine)
+            report = lib.add(
+                pages, model=model, workers=workers, engine=engine, regions=args.regions
+            )
             print(
                 f"| {engine} | {workers or 'default'} "
                 f"| {report.pages_indexed / report.seconds:.1f} "
