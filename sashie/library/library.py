@@ -230,6 +230,7 @@ class Library:
         self,
         regions: str = "learned",
         *,
+        drop: str | Sequence[str] = (),
         model: str | None = None,
         detector_options: dict[str, dict] | None = None,
         device: str | None = None,
@@ -239,8 +240,13 @@ class Library:
     ) -> AddReport:
         """Run these detectors again on every page of the library (after `regions.train`, the
         tuned detector): a box cut again keeps its item, with its vector, marks and captions;
-        a box no longer cut loses its item; only new boxes are encoded."""
+        a box no longer cut loses its item; only new boxes are encoded. The items of the
+        detectors in `drop` go (a library changing detectors: "hybrid,whole", drop "layout");
+        other detectors' items stay."""
         names = parse_detector_names(regions)
+        dropped = parse_detector_names(drop) if drop else []
+        if set(dropped) & set(names):
+            raise SashieError("a detector is either run again or dropped, not both")
         pages = self._parts.catalog.pages()
         refs = [indexed_page(uri, source, meta) for _, uri, source, meta in pages]
         if not refs:
@@ -248,7 +254,7 @@ class Library:
         how = Indexing(
             model=model, regions=",".join(names), detector_options=detector_options or {},
             device=device, batch_size=batch_size, workers=workers, max_pixels=max_pixels,
-            recut=names,
+            recut=names + dropped,  # a dropped detector's items are not cut again: they go
         )  # fmt: skip
         return index_pages(self._parts, self.filter, refs, how)
 

@@ -198,3 +198,30 @@ def test_a_library_region_model_through_a_link_is_refused(tmp_path):
     (tmp_path / "lib" / "regions" / "learned").symlink_to(elsewhere)
     with pytest.raises(SashieError, match="link"):
         own_model(tmp_path / "lib")
+
+
+def test_a_library_moves_to_other_detectors_dropping_the_old_ones_items(tmp_path, tiny_spec):
+    """`reindex --regions learned --drop layout`: the new detector's boxes are cut and
+    encoded, the dropped detector's items go, the rest (the pages) keep theirs."""
+    boxed_pages(tmp_path / "pages", count=3)
+    lib = Library(tmp_path / "lib", create=True)
+    lib.add([str(tmp_path / "pages")], model=tiny_spec, regions="layout,whole")
+    layout, whole = items_of(lib, "layout"), items_of(lib, "whole")
+    assert len(layout) >= 3 and len(whole) == 3
+    constant_model(tmp_path / "lib" / "regions" / "learned", 10.0)
+
+    kept = lib.recut("learned")  # without --drop layout's items stay beside the new
+    assert (kept.items_added, kept.items_removed) == (3, 0) and items_of(lib, "layout") == layout
+    moved = run_cli(
+        "reindex", str(tmp_path / "lib"), "--regions", "learned", "--drop", "layout", "--json"
+    )
+    report = json.loads(moved.stdout)
+    assert (report["items_added"], report["items_removed"]) == (0, len(layout))
+    assert items_of(lib, "layout") == {} and items_of(lib, "whole") == whole
+    assert len(items_of(lib, "learned")) == 3
+    for wrong, says in (
+        (["--drop", "layout"], "--drop goes with --regions"),
+        (["--regions", "learned", "--drop", "learned"], "either run again or dropped"),
+    ):
+        refused = run_cli("reindex", str(tmp_path / "lib"), *wrong, check=False)
+        assert refused.exit_code != 0 and says in refused.stderr

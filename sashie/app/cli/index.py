@@ -201,12 +201,18 @@ def index(
     "--regions",
     metavar="NAMES",
     help="Instead: run these region detectors again on every page (after `sashie regions "
-    "train`, --regions learned): boxes cut again keep their items, boxes no longer cut go, "
-    "and only new boxes are encoded.",
+    "train`, --regions hybrid): boxes cut again keep their items, boxes no longer cut "
+    "go, and only new boxes are encoded.",
+)
+@click.option(
+    "--drop",
+    metavar="NAMES",
+    help="With --regions: the items these detectors cut go (a library indexed with layout "
+    "moving to hybrid: --regions hybrid --drop layout). Other detectors' items stay.",
 )
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
-def reindex(library, model, index_kind, nprobe, ef, version, regions, quiet, as_json):
+def reindex(library, model, index_kind, nprobe, ef, version, regions, drop, quiet, as_json):
     """Build the ANN index of LIBRARY's active model version anew; or, with --regions, cut
     the pages again with a retrained region detector.
 
@@ -220,13 +226,17 @@ def reindex(library, model, index_kind, nprobe, ef, version, regions, quiet, as_
       sashie reindex LIB --index-kind hnsw    a graph index instead
       sashie reindex LIB --index-kind exact   no index: every search scans
       sashie search LIB "a crane" --exact     one search without the index
-      sashie reindex LIB --regions learned    re-cut with the library's tuned detector
+      sashie reindex LIB --regions hybrid     re-cut with the library's tuned detector
+      sashie reindex LIB --regions hybrid --drop layout
+                                              move from layout's crops to hybrid's
     """
     lib = Library(library, progress=not (quiet or as_json))
+    if drop and not regions:
+        raise SashieError("--drop goes with --regions (the detectors that cut instead)")
     if regions:
         if index_kind or nprobe or ef or version:
             raise SashieError("--regions re-cuts pages; the index options are for a rebuild")
-        report = lib.recut(regions, model=model)
+        report = lib.recut(regions, drop=drop or (), model=model)
         if as_json:
             echo_json(report.as_dict())
         else:

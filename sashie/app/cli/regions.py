@@ -22,7 +22,7 @@ def regions_group() -> None:
                                                      library's canvases (xywh=)
     sashie regions train LIB                         the boxes drawn on the web page
                                                      (open a result, Draw boxes)
-    sashie reindex LIB --regions hybrid,whole        cut every page again with it
+    sashie reindex LIB --regions hybrid              cut every page again with it
     sashie index LIB scans/                          new pages too (the default,
                                                      hybrid,whole, uses it)
     sashie index LIB scans/ --regions learned,whole  the tuned network's own boxes only
