@@ -1,7 +1,6 @@
 """The illustrations of a spread: woodblock pictures of the world's concepts among
 Openclipart props, plates of separate figures with captions, diagrams, technical drawings in
-fine lines, large things drawn in outline with labels inside, pictures across both pages,
-and seals."""
+fine lines, pictures across both pages, and seals."""
 
 from __future__ import annotations
 
@@ -255,64 +254,6 @@ def machine(s: Spread, box, brush: str) -> None:
     )  # fmt: skip
     char = s.px(s.uniform(12, 20))
     _labels(s, bbox, brush, char, s.integer(2, 8), (1, 6))  # labels among the parts
-    s.truth.illustrations.append(Illustration(bbox, [], "ink", []))
-
-
-def outlined(s: Spread, box, brush: str) -> None:
-    """A large thing drawn in outline with little inside it, as 機巧図彙 draws a clock's
-    pedestal or a chest: a plain body (a tapering stand, a box seen obliquely, a drum), a
-    small part in detail on top, and labels written inside the outlines in the page's hand
-    (which a detector must not take for a column of text beside a picture)."""
-    x0, y0, x1, y1 = box
-    w, h = x1 - x0, y1 - y0
-    if w < s.px(100) or h < s.px(140):
-        return
-    line = s.px(s.uniform(1, 2.2))
-    tall = s.rng.random() < 0.6
-    bw = int(w * (s.uniform(0.35, 0.7) if tall else s.uniform(0.6, 0.95)))
-    body_h = int(h * (s.uniform(0.5, 0.75) if tall else s.uniform(0.3, 0.55)))
-    top_h = int(h * s.uniform(0.15, 0.3))
-    bx = s.integer(x0, x1 - bw)
-    by = s.integer(y0 + top_h, max(y0 + top_h, y1 - body_h))
-    bottom = by + body_h
-    form = str(s.rng.choice(["stand", "chest", "drum"]))
-    inset = int(bw * s.uniform(0.1, 0.25)) if form == "stand" else 0
-    if form == "drum":
-        rim = max(s.px(6), int(bw * s.uniform(0.08, 0.18)))
-        s.draw.ellipse((bx, by - rim, bx + bw, by + rim), outline=INK, width=line)
-        s.draw.arc((bx, bottom - rim, bx + bw, bottom + rim), 0, 180, fill=INK, width=line)
-        for x in (bx, bx + bw):
-            s.draw.line((x, by, x, bottom), fill=INK, width=line)
-        bottom += rim
-    else:
-        corners = [(bx + inset, by), (bx + bw - inset, by), (bx + bw, bottom), (bx, bottom)]
-        s.draw.polygon(corners, outline=INK, width=line)
-        if form == "chest":  # its top and side, seen obliquely
-            dx, dy = int(bw * s.uniform(0.1, 0.25)), int(body_h * s.uniform(0.08, 0.2))
-            s.draw.line((bx, by, bx + dx, by - dy, bx + bw + dx, by - dy), fill=INK, width=line)
-            s.draw.line((bx + bw, by, bx + bw + dx, by - dy), fill=INK, width=line)
-            s.draw.line((bx + bw + dx, by - dy, bx + bw + dx, bottom - dy), fill=INK, width=line)
-            s.draw.line((bx + bw, bottom, bx + bw + dx, bottom - dy), fill=INK, width=line)
-    for _ in range(s.integer(0, 2)):  # bands across the body
-        yy = s.integer(by + body_h // 8, by + body_h * 7 // 8)
-        shrink = inset * (bottom - yy) // max(1, body_h)
-        s.draw.line((bx + shrink, yy, bx + bw - shrink, yy), fill=INK, width=line)
-    parts = [(bx, by - top_h // 4, bx + bw + (bw // 4 if form == "chest" else 0), bottom)]
-    side = int(min(bw * s.uniform(0.35, 0.8), top_h * 1.6))
-    if side > s.px(30):  # the part in detail on top, someone's drawing in outline
-        cut = line_art(clipart(s.rng, side), s.rng)
-        if cut.width <= w and cut.height <= top_h + body_h // 4:
-            ax = bx + (bw - cut.width) // 2
-            ay = max(y0, by - cut.height + s.px(4))
-            target = (ax, ay, ax + cut.width, ay + cut.height)
-            s.canvas.paste(ImageChops.multiply(s.canvas.crop(target), cut), target[:2])
-            parts.append(target)
-    bbox = (
-        max(x0, min(b[0] for b in parts)), max(y0, min(b[1] for b in parts)),
-        min(x1, max(b[2] for b in parts)), min(y1, max(b[3] for b in parts)),
-    )  # fmt: skip
-    inside = (bx + inset + s.px(6), by + s.px(8), bx + bw - inset - s.px(6), bottom - s.px(8))
-    _labels(s, inside, brush, s.px(s.uniform(14, 26)), s.integer(1, 4), (2, 8))
     s.truth.illustrations.append(Illustration(bbox, [], "ink", []))
 
 

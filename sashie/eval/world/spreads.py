@@ -20,7 +20,7 @@ from PIL import Image, ImageChops, ImageDraw
 
 from ...errors import SashieError
 from .artists import Artists
-from .figures import diagram, machine, outlined, picture, plate, seal, spread_picture
+from .figures import diagram, machine, picture, plate, seal, spread_picture
 from .pages import INK, PageTruth, paper_patch
 from .scanner import FONTS_MISSING, SPREAD_SIZE, Spread, age, bed, furniture, load_font, skew
 from .woodblock import clipart_files
@@ -114,8 +114,8 @@ def _page(s: Spread, page, brush: str, printed: bool) -> None:
     )
     kind = str(
         s.rng.choice(
-            ["text", "mixed", "diagram", "plate", "machine", "outlined", "full", "blank", "cover"],
-            p=[0.24, 0.24, 0.1, 0.07, 0.1, 0.06, 0.09, 0.06, 0.04],
+            ["text", "mixed", "diagram", "plate", "machine", "full", "blank", "cover"],
+            p=[0.27, 0.27, 0.1, 0.07, 0.1, 0.09, 0.06, 0.04],
         )
     )
     if kind == "cover":
@@ -142,8 +142,6 @@ def _page(s: Spread, page, brush: str, printed: bool) -> None:
         _mixed(s, area, style, figure=diagram)
     elif kind == "plate":
         _mixed(s, area, style, figure=plate)
-    elif kind == "outlined":
-        _mixed(s, area, style, figure=outlined)
     elif kind == "machine":
         if s.rng.random() < 0.4:
             machine(s, area, brush)
