@@ -144,13 +144,17 @@ class VectorIndex:
         file are read, not touched through the map: each touch maps its neighbours too (the
         kernel maps 64 KiB around a fault), and a few thousand searches would hold the whole
         file resident beside a scan's codes (reading costs 2.5 µs a row, the map 1)."""
+        return widened(self._stored(rows, read=read), np.float32)
+
+    def _stored(self, rows: np.ndarray, *, read: bool = False) -> np.ndarray:
+        """These rows as they are stored (float16 in a library): `take` before widening."""
         rows = np.asarray(rows)
         if read and 0 < len(rows) <= READ_ROWS and rows.min() >= 0:
             if self._file is None:
                 self._file = mapped_file(self.vectors)
             if self._file:
                 return read_rows(self._file, rows, self.dim)
-        return widened(self.vectors[rows], np.float32)
+        return self.vectors[rows]
 
     def blocks(self, step: int = BLOCK_ROWS):
         """(first row, float32 block) over every row: for passes that need every vector.
@@ -254,7 +258,7 @@ class VectorIndex:
             if len(best) == 0:
                 return self.item_ids[best], rough[best]
             rows = np.flatnonzero(rough >= rough[best[-1]] - FLOAT32_TOLERANCE)
-        scores = score(self.take(rows, read=read))
+        scores = score(self._stored(rows, read=read))  # widened once, by the scorer
         best = top_k(scores, k, self.item_ids[rows])
         return self.item_ids[rows[best]], scores[best]
 
@@ -370,14 +374,14 @@ def mapped_file(vectors: np.ndarray) -> tuple:
 
 
 def read_rows(file, rows: np.ndarray, dim: int) -> np.ndarray:
-    """Rows of float16 vectors read from `file` = (open file, offset of row 0), as float32."""
+    """Rows of float16 vectors read from `file` = (open file, offset of row 0)."""
     handle, first = file
     size = dim * 2
     out = np.empty((len(rows), dim), np.float16)
     fd = handle.fileno()
     for n, row in enumerate(rows.tolist()):
         out[n] = np.frombuffer(os.pread(fd, size, first + row * size), np.float16)
-    return widened(out, np.float32)
+    return out
 
 
 def widened(rows: np.ndarray, dtype: type) -> np.ndarray:
@@ -417,14 +421,14 @@ def _scorer(query: np.ndarray, dims, examples, weight: float, sharpness: float):
         return with_examples
     if dims is None:
         return lambda rows: (widened(rows, np.float64) @ query).astype(np.float32)
-    mask = np.zeros(len(query), np.float64)
-    mask[dims] = 1.0
+    kept = np.unique(np.asarray(dims, np.int64))
+    query = np.ascontiguousarray(query[kept])  # zero elsewhere (restricted)
 
     def in_subspace(rows: np.ndarray) -> np.ndarray:
-        rows = widened(rows, np.float64)
-        products = rows @ query
-        np.square(rows, out=rows)  # in place: a fresh temporary of this size cost 3 ms in faults
-        norms = np.sqrt(np.maximum(rows @ mask, 1e-12))
-        return (products / norms).astype(np.float32)
+        # only the chosen dimensions are taken (np.take: about twice as fast as
+        # rows[:, kept]) and widened; widening whole rows was most of a subspace query's scoring
+        rows = widened(np.take(rows, kept, axis=1), np.float64)
+        norms = np.sqrt(np.maximum(np.einsum("ij,ij->i", rows, rows), 1e-12))
+        return ((rows @ query) / norms).astype(np.float32)
 
     return in_subspace
