@@ -193,7 +193,8 @@ def index(
 )
 @ann_setting(
     "--nprobe",
-    "ivf / ivfpq: cells a search scans (remembered; default: 1/64 of them).",
+    "ivf / ivfpq: cells a search scans (remembered; default: ivf 1/160 of them, at least "
+    "12; ivfpq 1/64, at least 32).",
 )
 @ann_setting("--ef", "hnsw: breadth of the graph search (remembered; default 128).")
 @click.option("--version", "version", metavar="NAME", help="A model version (default: active).")
