@@ -35,7 +35,7 @@ from PIL import Image
 from ..encoders import Encoder
 from ..errors import NotFound, SashieError
 from ..ingest.indexer import AddReport
-from ..regions import DEFAULT_DETECTORS, parse_detector_names
+from ..regions import DEFAULT_DETECTORS, NETWORK_DETECTORS, parse_detector_names
 from ..search.feedback import DEFAULT_LEARNER, learn, refine
 from ..search.query import Query
 from ..search.ranking import DEFAULT_K, AnnSearch, VectorIndex, restrict
@@ -228,7 +228,7 @@ class Library:
 
     def recut(
         self,
-        regions: str = "learned",
+        regions: str | None = None,
         *,
         drop: str | Sequence[str] = (),
         model: str | None = None,
@@ -242,7 +242,11 @@ class Library:
         tuned detector): a box cut again keeps its item, with its vector, marks and captions;
         a box no longer cut loses its item; only new boxes are encoded. The items of the
         detectors in `drop` go (a library changing detectors: "hybrid,whole", drop "layout");
-        other detectors' items stay."""
+        other detectors' items stay. `regions` None: those of the detectors that read the
+        library's network (`hybrid`, `learned`) that cut its items, else `hybrid`."""
+        if regions is None:
+            used = self._parts.catalog.items_by_detector()
+            regions = ",".join(d for d in NETWORK_DETECTORS if used.get(d)) or "hybrid"
         names = parse_detector_names(regions)
         dropped = parse_detector_names(drop) if drop else []
         if set(dropped) & set(names):

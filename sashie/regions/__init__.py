@@ -8,11 +8,18 @@ zeroshot.py  `zeroshot`: an open-vocabulary detector (OWLv2, Grounding DINO) by 
 """
 
 from .base import BBox, Detector, Region, clean_regions, iou, overlap, tile_boxes
-from .registry import DEFAULT_DETECTORS, DETECTORS, load_detectors, parse_detector_names
+from .registry import (
+    DEFAULT_DETECTORS,
+    DETECTORS,
+    NETWORK_DETECTORS,
+    load_detectors,
+    parse_detector_names,
+)
 
 __all__ = [
     "DEFAULT_DETECTORS",
     "DETECTORS",
+    "NETWORK_DETECTORS",
     "BBox",
     "Detector",
     "Region",

@@ -64,6 +64,7 @@ NAMED = set(DETECTORS) - {"curated"}  # what a person may name (`curated` is the
 # boxes (none on text), so twice as many within 6 a page, and more on the world
 # (docs/regions-and-filter.md, "On real scans").
 DEFAULT_DETECTORS = "hybrid,whole"
+NETWORK_DETECTORS = ("hybrid", "learned")  # those that read a library's tuned network
 
 
 def parse_detector_names(names: str | Sequence[str]) -> list[str]:

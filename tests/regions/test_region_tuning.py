@@ -225,3 +225,19 @@ def test_a_library_moves_to_other_detectors_dropping_the_old_ones_items(tmp_path
     ):
         refused = run_cli("reindex", str(tmp_path / "lib"), *wrong, check=False)
         assert refused.exit_code != 0 and says in refused.stderr
+
+
+def test_recut_by_default_cuts_again_with_the_detectors_the_library_uses(tmp_path, tiny_spec):
+    """`lib.recut()` after `regions.train`: a library indexed with hybrid (the default) is cut
+    again with hybrid, not given a second set of crops by `learned` beside it."""
+    boxed_pages(tmp_path / "pages", count=2)
+    lib = Library(tmp_path / "lib", create=True)
+    lib.add([str(tmp_path / "pages")], model=tiny_spec, regions="whole")
+    constant_model(tmp_path / "lib" / "regions" / "learned", 10.0)
+    lib.add([str(tmp_path / "pages")], regions="hybrid,whole")
+    hybrid = items_of(lib, "hybrid")
+    assert hybrid
+
+    same = lib.recut()
+    assert (same.items_added, same.items_removed, same.vectors_added) == (0, 0, 0)
+    assert items_of(lib, "learned") == {} and items_of(lib, "hybrid") == hybrid
