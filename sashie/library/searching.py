@@ -157,7 +157,7 @@ def rows_outside(book_rows: BookRuns, allowed: np.ndarray) -> tuple[np.ndarray, 
     """The rows whose book is not one of `allowed`, and how many rows are: a table of the
     books looked up run by run (a book's items are indexed together: a few thousand runs for
     a million rows), the rows left in counted from the runs' lengths, not row by row."""
-    last = int(book_rows.books.max()) if len(book_rows.books) else 0
+    last = book_rows.last
     left = np.ones(last + 1, bool)
     left[allowed[(allowed >= 0) & (allowed <= last)]] = False
     run_left = left[book_rows.books]

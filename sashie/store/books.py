@@ -4,6 +4,7 @@ search's conditions keep (`year<1700`, `creator~北斎`, `book=12`). Written by 
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from collections.abc import Callable, Iterable, Sequence
@@ -38,6 +39,12 @@ class BookRuns:
             return cls(row_books, np.zeros(0, np.int64))
         starts = np.flatnonzero(np.r_[True, row_books[1:] != row_books[:-1]])
         return cls(row_books[starts], np.diff(np.r_[starts, len(row_books)]))
+
+    @functools.cached_property
+    def last(self) -> int:
+        """The largest book id of a row (0 when there are no rows): found once, as the runs
+        do not change."""
+        return int(self.books.max()) if len(self.books) else 0
 
 
 @dataclass(frozen=True)
